@@ -1,0 +1,39 @@
+# Two commands: `make run` and `make test`. Everything else is set up by them.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run test setup worker migrate stop env bench-locomo bench-latency bench-ingest clean
+
+setup:
+	@bash scripts/bootstrap.sh >/dev/null
+
+run: setup
+	@$(VENV)/bin/loftmem up
+
+test: setup
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+worker: setup
+	@$(VENV)/bin/loftmem worker
+
+migrate: setup
+	@$(VENV)/bin/loftmem migrate
+
+stop: setup
+	@$(VENV)/bin/loftmem stop
+
+env: setup
+	@$(VENV)/bin/loftmem env
+
+bench-locomo: setup
+	@$(PY) -m bench.locomo --json
+
+bench-latency: setup
+	@$(PY) -m bench.latency --json
+
+bench-ingest: setup
+	@$(PY) -m bench.ingest --json
+
+clean:
+	rm -rf .pytest_cache build *.egg-info

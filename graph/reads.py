@@ -1,0 +1,145 @@
+"""Graph reads: a customer's neighbourhood, entity search, statistics.
+
+Every read is scoped by ``user_id`` first (a range index / uniqueness constraint), so
+one customer's context never touches another's nodes. Entity similarity is computed
+exactly over the customer's own entities (``vector.similarity.cosine``): per customer
+there are tens to hundreds of them, and an exact scan of those beats a global ANN query
+that must over-fetch and post-filter by user. The ``entity_embedding`` vector index
+serves cross-customer analyst queries (``graph/queries/``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from neo4j import AsyncDriver
+
+NEIGHBOURHOOD = """
+MATCH (c:Customer {user_id: $user_id})
+CALL (c) {
+  MATCH (c)-[r:PREFERS|DISLIKES]->(t)
+  WHERE r.valid_to IS NULL OR $include_closed
+  RETURN collect({rel: type(r), attribute: r.attribute, value: coalesce(t.name, t.sku), sku: t.sku,
+                  strength: r.strength, confidence: r.confidence, mentions: r.mentions,
+                  first_seen: r.first_seen, last_seen: r.last_seen, valid_from: r.valid_from,
+                  valid_to: r.valid_to, source_message_ids: r.source_message_ids}) AS preferences
+}
+CALL (c) {
+  MATCH (c)-[r:PURCHASED]->(p)
+  OPTIONAL MATCH (p)-[:IN_CATEGORY]->(k:Category)
+  RETURN collect({sku: p.sku, name: p.name, category: coalesce(k.name, p.category), price: coalesce(r.price, p.price),
+                  qty: r.qty, order_id: r.order_id, at: r.at, source_message_ids: r.source_message_ids}) AS purchases
+}
+CALL (c) {
+  MATCH (c)-[r:ASKED_ABOUT|VIEWED]->(t)
+  RETURN collect({rel: type(r), sku: t.sku, name: coalesce(t.name, t.sku), label: head(labels(t)),
+                  mentions: r.mentions, at: r.at, source_message_ids: r.source_message_ids}) AS interests
+}
+CALL (c) {
+  MATCH (c)-[m:MENTIONED]->(e:Entity)
+  OPTIONAL MATCH (e)-[rel:RELATED_TO]-(other:Entity)
+  WITH m, e, collect(DISTINCT {type: rel.type, other: other.name}) AS rels
+  ORDER BY m.last_seen DESC
+  LIMIT $entity_limit
+  RETURN collect({key: e.key, name: e.name, type: e.type, relation: m.relation, summary: e.summary,
+                  event_at: e.event_at, mentions: m.mentions, first_seen: m.first_seen, last_seen: m.last_seen,
+                  source_message_ids: m.source_message_ids,
+                  related: [x IN rels WHERE x.type IS NOT NULL]}) AS entities
+}
+RETURN c.name AS name, c.first_seen AS first_seen, c.last_seen AS last_seen,
+       preferences, purchases, interests, entities
+"""
+
+# products bought by customers who bought what this customer bought (purchase paths),
+# not already bought by the customer, nudged by the customer's current style preferences
+RECOMMEND = """
+MATCH (c:Customer {user_id: $user_id})-[:PURCHASED]->(p:Product)<-[:PURCHASED]-(other:Customer)-[:PURCHASED]->(rec:Product)
+WHERE other <> c AND NOT (c)-[:PURCHASED]->(rec)
+WITH c, rec, count(DISTINCT other) AS co
+OPTIONAL MATCH (c)-[pref:PREFERS]->(:Style)<-[:HAS_STYLE]-(rec) WHERE pref.valid_to IS NULL
+RETURN rec.sku AS sku, rec.name AS name, rec.price AS price, co AS co_purchases, count(pref) AS style_matches
+ORDER BY co + count(pref) DESC, rec.sku
+LIMIT $limit
+"""
+
+ENTITY_SEARCH = """
+MATCH (e:Entity {user_id: $user_id})
+WHERE e.embedding IS NOT NULL
+WITH e, vector.similarity.cosine(e.embedding, $embedding) AS score
+ORDER BY score DESC
+LIMIT $limit
+OPTIONAL MATCH (e)-[r:RELATED_TO]-(other:Entity)
+OPTIONAL MATCH (c:Customer {user_id: $user_id})-[m:MENTIONED]->(e)
+RETURN e.key AS key, e.name AS name, e.type AS type, e.summary AS summary, e.event_at AS event_at,
+       score, m.relation AS relation, m.mentions AS mentions, m.last_seen AS last_seen,
+       m.source_message_ids AS source_message_ids,
+       [x IN collect(DISTINCT {type: r.type, name: other.name, key: other.key,
+                               direction: CASE WHEN startNode(r) = e THEN 'out' ELSE 'in' END})
+        WHERE x.type IS NOT NULL] AS relationships
+ORDER BY score DESC
+"""
+
+ENTITY_FULLTEXT = """
+CALL db.index.fulltext.queryNodes('entity_names', $text, {limit: 200}) YIELD node, score
+WHERE node.user_id = $user_id
+WITH node, score LIMIT $limit
+OPTIONAL MATCH (c:Customer {user_id: $user_id})-[m:MENTIONED]->(node)
+RETURN node.key AS key, node.name AS name, node.type AS type, node.summary AS summary,
+       node.event_at AS event_at, score, m.relation AS relation, m.mentions AS mentions,
+       m.last_seen AS last_seen, m.source_message_ids AS source_message_ids, [] AS relationships
+"""
+
+STATS = """
+CALL () { MATCH (c:Customer) RETURN count(c) AS customers }
+CALL () { MATCH (e:Entity) RETURN count(e) AS entities }
+CALL () { MATCH (p:Product) RETURN count(p) AS products }
+CALL () { MATCH ()-[r:PREFERS|DISLIKES]->() RETURN count(r) AS preferences }
+CALL () { MATCH ()-[r:PURCHASED]->() RETURN count(r) AS purchases }
+CALL () { MATCH ()-[r:RELATED_TO]->() RETURN count(r) AS relations }
+RETURN customers, entities, products, preferences, purchases, relations
+"""
+
+SERVER_INFO = "CALL dbms.components() YIELD name, versions, edition RETURN name, versions[0] AS version, edition"
+
+
+async def neighbourhood(driver: AsyncDriver, user_id: str, *, include_closed: bool = False, entity_limit: int = 50) -> dict[str, Any] | None:
+    records, _, _ = await driver.execute_query(
+        NEIGHBOURHOOD, user_id=user_id, include_closed=include_closed, entity_limit=entity_limit, routing_="r"
+    )
+    return dict(records[0]) if records else None
+
+
+async def search_entities(driver: AsyncDriver, user_id: str, embedding: list[float], limit: int = 10) -> list[dict[str, Any]]:
+    records, _, _ = await driver.execute_query(ENTITY_SEARCH, user_id=user_id, embedding=embedding, limit=limit, routing_="r")
+    return [dict(r) for r in records]
+
+
+async def fulltext_entities(driver: AsyncDriver, user_id: str, text: str, limit: int = 10) -> list[dict[str, Any]]:
+    query = lucene_terms(text)
+    if not query:
+        return []
+    records, _, _ = await driver.execute_query(ENTITY_FULLTEXT, user_id=user_id, text=query, limit=limit, routing_="r")
+    return [dict(r) for r in records]
+
+
+async def recommend(driver: AsyncDriver, user_id: str, limit: int = 5) -> list[dict[str, Any]]:
+    records, _, _ = await driver.execute_query(RECOMMEND, user_id=user_id, limit=limit, routing_="r")
+    return [dict(r) for r in records]
+
+
+async def stats(driver: AsyncDriver) -> dict[str, int]:
+    records, _, _ = await driver.execute_query(STATS, routing_="r")
+    return dict(records[0])
+
+
+async def server_info(driver: AsyncDriver) -> dict[str, str]:
+    records, _, _ = await driver.execute_query(SERVER_INFO, routing_="r")
+    record = records[0]
+    return {"name": record["name"], "version": record["version"], "edition": record["edition"]}
+
+
+def lucene_terms(text: str) -> str:
+    """Free text as a Lucene OR-query of plain words: every special character dropped, so
+    user text can never change the query's syntax."""
+    words = ["".join(ch for ch in w if ch.isalnum()).lower() for w in text.split()]
+    return " OR ".join(w for w in words if len(w) > 1)[:1000]

@@ -1,0 +1,86 @@
+"""The FastAPI application: routers, error shapes, the chat page, lifespan."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.security import APIKeyHeader
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.errors import LoftError
+from service.runtime import Runtime
+from service.settings import Settings
+
+log = logging.getLogger("loft.api")
+
+FRONTEND = Path(__file__).resolve().parent.parent / "frontend" / "index.html"
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
+    """Build the app. With ``runtime`` given (tests, benchmarks) the caller owns it;
+    otherwise the lifespan opens one from ``settings`` and closes it on shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if runtime is not None:
+            app.state.runtime = runtime
+            yield
+            return
+        app.state.runtime = await Runtime.open(settings)
+        try:
+            yield
+        finally:
+            await app.state.runtime.close()
+
+    async def require_api_key(key: str | None = Depends(_api_key_header)) -> None:
+        if settings.api_keys and not any(secrets.compare_digest(key or "", k) for k in settings.api_keys):
+            raise HTTPException(status_code=401, detail="missing or wrong X-API-Key")
+
+    app = FastAPI(
+        title="LOFT memory",
+        version="0.1.0",
+        description=(
+            "Persistent memory for the LOFT chat assistant: conversation history (PostgreSQL), "
+            "a knowledge graph of customers, products and preferences (Neo4j) and long-term "
+            "memories (pgvector), merged into prompt-ready context."
+        ),
+        lifespan=lifespan,
+    )
+
+    from service.routers import chat, memory, sessions, status
+
+    app.include_router(status.router)
+    protected = [Depends(require_api_key)]
+    app.include_router(chat.router, dependencies=protected)
+    app.include_router(sessions.router, dependencies=protected)
+    app.include_router(memory.router, dependencies=protected)
+
+    @app.get("/", include_in_schema=False)
+    async def chat_page() -> FileResponse:
+        return FileResponse(FRONTEND, media_type="text/html")
+
+    @app.exception_handler(LoftError)
+    async def loft_error(request: Request, exc: LoftError) -> JSONResponse:
+        return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+            problems.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+        return JSONResponse({"error": "validation_error", "detail": "; ".join(problems)}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
+        return JSONResponse({"error": code, "detail": exc.detail}, status_code=exc.status_code)
+
+    return app

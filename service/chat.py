@@ -1,0 +1,144 @@
+"""Replies: the LLM when one is configured, otherwise an offline responder that answers
+from memory and the catalog (and says that it is offline)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from service.profile import customer_profile
+from service.runtime import Runtime
+
+log = logging.getLogger("loft.chat")
+
+OFFLINE_NOTE = "(No language model is configured, so I'm answering from LOFT's memory and catalog.)"
+
+SYSTEM_PROMPT = """You are the assistant of LOFT, a furniture store. Be warm, concise and concrete.
+Use what you remember about the customer (below) when it helps; never invent facts about them.
+If the memory does not answer a question about the customer, say so.
+
+What LOFT remembers about this customer:
+{context}"""
+
+_REMEMBER = re.compile(r"\b(what do you (remember|know)|do you remember|who am i|what have i told you|remind me what)\b", re.I)
+_SHOPPING = re.compile(r"\b(show|looking for|look for|need|want|have|recommend|suggest|find|browse|any|see|got)\b", re.I)
+_GREETING = re.compile(r"^\s*(hi|hello|hey|good (morning|afternoon|evening))\b", re.I)
+
+
+async def reply(rt: Runtime, user: str, message: str, context: dict[str, Any], history: list[dict[str, str]]) -> str:
+    if rt.llm is not None:
+        try:
+            return await _llm_reply(rt, message, context, history)
+        except Exception as exc:  # the customer still gets an answer
+            log.warning("LLM reply failed (%s); answering offline", exc)
+    return await offline_reply(rt, user, message)
+
+
+async def _llm_reply(rt: Runtime, message: str, context: dict[str, Any], history: list[dict[str, str]]) -> str:
+    messages = [{"role": "system", "content": SYSTEM_PROMPT.format(context=context.get("text") or "(nothing yet)")}]
+    messages += history[-10:]
+    messages.append({"role": "user", "content": message})
+    response = await rt.llm.chat.completions.create(model=rt.settings.llm_model, messages=messages, temperature=0.3)
+    text = (response.choices[0].message.content or "").strip()
+    if not text:
+        raise ValueError("empty completion")
+    return text
+
+
+async def offline_reply(rt: Runtime, user: str, message: str) -> str:
+    """Deterministic answers: what LOFT remembers, catalog matches ranked by preference,
+    or an acknowledgement of what the message told us."""
+    profile = await customer_profile(rt, user) or {}
+    if _REMEMBER.search(message):
+        return _remember(profile) + "\n\n" + OFFLINE_NOTE
+    categories = rt.catalog.match_categories(message)
+    if categories and _SHOPPING.search(message):
+        return _products(rt, profile, categories[0], message) + "\n\n" + OFFLINE_NOTE
+    return _acknowledge(rt, profile, message) + "\n\n" + OFFLINE_NOTE
+
+
+def _current(profile: dict[str, Any], polarity: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for p in profile.get("preferences") or []:
+        if p["polarity"] == polarity and p.get("valid_to") is None:
+            out.setdefault(p["attribute"], []).append(str(p["value"]))
+    return out
+
+
+def _remember(profile: dict[str, Any]) -> str:
+    if not profile:
+        return "I don't have anything saved about you yet. Tell me what you're looking for and I'll remember it."
+    lines = []
+    name = profile.get("name")
+    lines.append(f"You're {name}." if name else "I don't know your name yet.")
+    likes = _current(profile, "prefers")
+    dislikes = _current(profile, "dislikes")
+    if likes:
+        lines.append("You like " + "; ".join(f"{', '.join(v)} {_label(a)}" for a, v in likes.items()) + ".")
+    if dislikes:
+        lines.append("You're not keen on " + "; ".join(f"{', '.join(v)} {_label(a)}" for a, v in dislikes.items()) + ".")
+    purchases = profile.get("purchases") or []
+    if purchases:
+        lines.append("You bought " + ", ".join(p["name"] for p in purchases[:5]) + ".")
+    if profile.get("recent_topics"):
+        lines.append("Recently we talked about " + ", ".join(profile["recent_topics"][:5]) + ".")
+    people = [e for e in profile.get("entities") or [] if e.get("type") in ("person", "pet", "room", "place")]
+    if people:
+        lines.append("You mentioned " + ", ".join(f"{e['name']} ({e['relation'] or e['type']})" for e in people[:5]) + ".")
+    if len(lines) == 1 and not name:
+        memories = profile.get("memories") or []
+        if memories:
+            lines.append("I remember: " + " ".join(m["content"] for m in memories[:3]))
+    return " ".join(lines)
+
+
+def _label(attribute: str) -> str:
+    return {"style": "style", "material": "(material)", "color": "(colour)", "category": "furniture", "brand": "(brand)", "budget": "budget"}.get(attribute, attribute)
+
+
+def _products(rt: Runtime, profile: dict[str, Any], category: str, message: str) -> str:
+    prefer = _current(profile, "prefers")
+    avoid = _current(profile, "dislikes")
+    budget = prefer.pop("budget", None)
+    max_price = None
+    if budget:
+        try:
+            max_price = float(budget[-1])
+        except ValueError:
+            max_price = None
+    found = rt.catalog.find(category=category, text=message, prefer=prefer, avoid=avoid, max_price=max_price, limit=5)
+    label = category + ("s" if not category.endswith("s") else "")
+    if not found:
+        return f"I couldn't find any {label} in the catalog right now."
+    name = profile.get("name")
+    intro = f"Here are some {label}" + (f" picked for you, {name}" if name else "") + ":"
+    lines = [intro]
+    for product, _, reasons in found:
+        why = f" — {', '.join(reasons)}" if reasons else ""
+        lines.append(f"• {product.name} ({product.sku}), ${product.price:,.0f}{why}")
+    return "\n".join(lines)
+
+
+def _acknowledge(rt: Runtime, profile: dict[str, Any], message: str) -> str:
+    from datetime import datetime, timezone
+
+    from service.pipeline import rules_extractor
+
+    facts = rules_extractor(rt).extract(message, at=datetime.now(timezone.utc), role="user")
+    name = facts.customer_name or profile.get("name")
+    parts = []
+    if _GREETING.search(message) or facts.customer_name:
+        parts.append(f"Hi {name}, nice to meet you!" if facts.customer_name else (f"Hi {name}!" if name else "Hi there!"))
+    noted = [f"{p.value} ({p.attribute})" for p in facts.preferences if p.polarity == "prefers"]
+    if noted:
+        parts.append("I'll remember that you like " + ", ".join(noted) + ".")
+    disliked = [p.value for p in facts.preferences if p.polarity == "dislikes"]
+    if disliked:
+        parts.append("Noted — I'll steer clear of " + ", ".join(disliked) + ".")
+    if facts.purchases:
+        parts.append("Thanks for letting me know about your " + ", ".join(p.product_name for p in facts.purchases) + ".")
+    if not parts:
+        parts.append("Got it — I've saved that to your history.")
+    parts.append("Ask me to show you sofas, tables or anything else from the catalog.")
+    return " ".join(parts)

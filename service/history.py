@@ -1,0 +1,209 @@
+"""The short-term tier: sessions and messages in PostgreSQL.
+
+Storing a message and queueing its ingestion job happen in one transaction, so the
+chat call can return at once without ever losing what the customer said.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import asyncpg
+
+from service import queue
+from service.errors import InvalidInput, NotFound
+
+ENSURE_USER = "INSERT INTO users (user_identifier) VALUES ($1) ON CONFLICT DO NOTHING"
+
+CREATE_SESSION = """
+INSERT INTO sessions (id, user_identifier, channel, started_at, last_message_at, metadata)
+VALUES ($1, $2, $3, $4, $4, $5::jsonb)
+ON CONFLICT (id) DO NOTHING
+"""
+
+SESSION_OWNER = "SELECT user_identifier FROM sessions WHERE id = $1"
+
+INSERT_MESSAGE = """
+INSERT INTO messages (session_id, user_identifier, role, speaker, content, external_id, created_at, metadata)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb)
+ON CONFLICT (user_identifier, external_id) DO NOTHING
+RETURNING id, created_at
+"""
+
+TOUCH_SESSION = """
+UPDATE sessions SET last_message_at = greatest(last_message_at, $2),
+                    started_at = least(started_at, $2)
+WHERE id = $1
+"""
+
+LIST_SESSIONS = """
+SELECT id, channel, started_at, last_message_at, metadata
+FROM sessions
+WHERE user_identifier = $1
+  AND ($2::timestamptz IS NULL OR (last_message_at, id) < ($2, $3::uuid))
+ORDER BY last_message_at DESC, id DESC
+LIMIT $4
+"""
+
+SESSION_MESSAGES = """
+SELECT id, session_id, role, speaker, content, external_id, created_at
+FROM messages WHERE session_id = ANY($1::uuid[])
+ORDER BY created_at, id
+"""
+
+RECENT_TURNS = """
+SELECT id, role, speaker, content, created_at FROM (
+  SELECT id, role, speaker, content, created_at FROM messages
+  WHERE session_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2
+) t ORDER BY created_at, id
+"""
+
+LATEST_SESSION = """
+SELECT id FROM sessions WHERE user_identifier = $1 ORDER BY last_message_at DESC LIMIT 1
+"""
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    role: str
+    content: str
+    created_at: datetime | None = None
+    speaker: str | None = None
+    external_id: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    id: int
+    created_at: datetime
+    created: bool  # False when an import re-sent a message already stored
+
+
+async def ensure_session(conn: asyncpg.Connection, user_identifier: str, session_id: uuid.UUID | None, *, at: datetime, channel: str = "chat") -> uuid.UUID:
+    await conn.execute(ENSURE_USER, user_identifier)
+    if session_id is None:
+        session_id = uuid.uuid4()
+        await conn.execute(CREATE_SESSION, session_id, user_identifier, channel, at, "{}")
+        return session_id
+    owner = await conn.fetchval(SESSION_OWNER, session_id)
+    if owner is None:
+        raise NotFound(f"session {session_id} does not exist")
+    if owner != user_identifier:
+        # do not reveal that another customer's session exists
+        raise NotFound(f"session {session_id} does not exist")
+    return session_id
+
+
+async def create_session(conn: asyncpg.Connection, user_identifier: str, session_id: uuid.UUID, *, at: datetime, channel: str) -> None:
+    """Create a session with a client-chosen id (imports); an existing one must be the user's."""
+    await conn.execute(ENSURE_USER, user_identifier)
+    await conn.execute(CREATE_SESSION, session_id, user_identifier, channel, at, "{}")
+    owner = await conn.fetchval(SESSION_OWNER, session_id)
+    if owner != user_identifier:
+        raise InvalidInput(f"session {session_id} belongs to another customer")
+
+
+async def add_messages(
+    conn: asyncpg.Connection,
+    user_identifier: str,
+    session_id: uuid.UUID,
+    messages: list[NewMessage],
+    *,
+    summary_idle_s: float,
+) -> list[StoredMessage]:
+    """Store messages and queue their ingestion (call inside a transaction)."""
+    stored: list[StoredMessage] = []
+    now = datetime.now(timezone.utc)
+    latest = None
+    for message in messages:
+        at = message.created_at or now
+        row = await conn.fetchrow(
+            INSERT_MESSAGE,
+            session_id,
+            user_identifier,
+            message.role,
+            message.speaker,
+            message.content,
+            message.external_id,
+            at,
+            json.dumps(message.metadata or {}),
+        )
+        if row is None:  # duplicate external_id: already stored and queued
+            existing = await conn.fetchrow(
+                "SELECT id, created_at FROM messages WHERE user_identifier = $1 AND external_id = $2",
+                user_identifier,
+                message.external_id,
+            )
+            stored.append(StoredMessage(existing["id"], existing["created_at"], False))
+            continue
+        stored.append(StoredMessage(row["id"], row["created_at"], True))
+        latest = max(latest, at) if latest else at
+        await queue.enqueue(conn, "ingest_message", user_identifier, f"ingest:{row['id']}", {"message_id": row["id"]})
+    if latest is not None:
+        await conn.execute(TOUCH_SESSION, session_id, latest)
+        # (re)arm the session summary: it runs once the session has been quiet for a while
+        run_after = max(now, latest + timedelta(seconds=summary_idle_s))
+        await queue.enqueue(
+            conn,
+            "summarize_session",
+            user_identifier,
+            f"summary:{session_id}",
+            {"session_id": str(session_id)},
+            run_after=run_after,
+            debounce=True,
+        )
+    return stored
+
+
+async def list_sessions(pool: asyncpg.Pool, user_identifier: str, *, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+    before_at, before_id = _decode_cursor(cursor) if cursor else (None, None)
+    async with pool.acquire() as conn:
+        sessions = await conn.fetch(LIST_SESSIONS, user_identifier, before_at, before_id, limit + 1)
+        page, more = sessions[:limit], len(sessions) > limit
+        messages = await conn.fetch(SESSION_MESSAGES, [s["id"] for s in page]) if page else []
+    by_session: dict[uuid.UUID, list[dict]] = {}
+    for m in messages:
+        by_session.setdefault(m["session_id"], []).append(
+            {
+                "id": m["id"],
+                "role": m["role"],
+                "speaker": m["speaker"],
+                "content": m["content"],
+                "external_id": m["external_id"],
+                "created_at": m["created_at"],
+            }
+        )
+    out = [
+        {
+            "id": str(s["id"]),
+            "channel": s["channel"],
+            "started_at": s["started_at"],
+            "last_message_at": s["last_message_at"],
+            "messages": by_session.get(s["id"], []),
+        }
+        for s in page
+    ]
+    next_cursor = _encode_cursor(page[-1]["last_message_at"], page[-1]["id"]) if more else None
+    return out, next_cursor
+
+
+async def recent_turns(conn: asyncpg.Connection, session_id: uuid.UUID, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(RECENT_TURNS, session_id, limit)
+
+
+def _encode_cursor(at: datetime, session_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(f"{at.isoformat()}|{session_id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        at, sid = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        return datetime.fromisoformat(at), uuid.UUID(sid)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput("cursor is not one this API returned") from exc

@@ -1,0 +1,286 @@
+"""The write path: turn stored messages into all three tiers.
+
+For a batch of claimed ``ingest_message`` jobs:
+
+1. embed every message in one batch (short-term tier becomes searchable);
+2. extract typed facts per message (rules by default, the LLM when configured; an LLM
+   failure falls back to the rules so nothing is lost; one message failing fails only
+   its own job);
+3. embed the memory candidates and entities in one batch;
+4. PostgreSQL, one transaction: message embeddings, long-term memories (dedupe,
+   supersession, history);
+5. Neo4j, one transaction: customer, preferences, purchases, interests, entities.
+
+Both store writes are idempotent per message, so a job retried after a store outage
+(step 5 failing after step 4 committed) re-runs harmlessly.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from graph import writes as graph_writes
+from service.extraction import Extraction, RuleExtractor
+from service.runtime import Runtime
+from vectors import memories as ltm
+
+log = logging.getLogger("loft.pipeline")
+
+FETCH_MESSAGES = """
+SELECT id, session_id, user_identifier, role, speaker, content, created_at
+FROM messages WHERE id = ANY($1::bigint[]) ORDER BY id
+"""
+SET_EMBEDDINGS = "UPDATE messages SET embedding = $2 WHERE id = $1"
+SET_DISPLAY_NAME = "UPDATE users SET display_name = $2, updated_at = now() WHERE user_identifier = $1"
+
+
+@dataclass
+class MessageResult:
+    message_id: int
+    ok: bool
+    error: str | None = None
+    retry: bool = False
+
+
+def rules_extractor(rt: Runtime) -> RuleExtractor:
+    rules = rt.extras.get("rules")
+    if rules is None:
+        rules = rt.extras["rules"] = RuleExtractor(rt.catalog)
+    return rules
+
+
+async def extract(rt: Runtime, message: dict[str, Any]) -> tuple[Extraction, str]:
+    """Facts of one message: (extraction, which extractor produced it)."""
+    rules = rules_extractor(rt)
+    kwargs = dict(at=message["created_at"], speaker=message["speaker"], role=message["role"])
+    if rt.llm is not None and rt.settings.extractor == "llm" and message["role"] == "user":
+        from service.extraction.llm import LLMExtractor
+
+        try:
+            return await LLMExtractor(rt.llm, rt.settings.llm_model, rt.catalog).extract(message["content"], **kwargs), "llm"
+        except Exception as exc:  # any LLM failure: fall back to the rules, keep going
+            log.warning("LLM extraction failed for message %s (%s); using the rule-based extractor", message["id"], exc)
+            return rules.extract(message["content"], **kwargs), "rules-fallback"
+    return rules.extract(message["content"], **kwargs), "rules"
+
+
+async def ingest_messages(rt: Runtime, message_ids: list[int]) -> dict[int, MessageResult]:
+    """Process messages into every tier. Store outages raise (the caller retries the batch);
+    a message whose extraction fails is reported in the result and skipped."""
+    async with rt.pool.acquire() as conn:
+        rows = [dict(r) for r in await conn.fetch(FETCH_MESSAGES, message_ids)]
+    results = {mid: MessageResult(mid, True) for mid in message_ids}  # erased messages: nothing to do
+    if not rows:
+        return results
+
+    vectors = await rt.embedder.aembed([_embedding_text(r) for r in rows])
+
+    extracted: list[tuple[dict[str, Any], Extraction]] = []
+    for row in rows:
+        try:
+            extraction, _ = await extract(rt, row)
+        except Exception as exc:
+            log.exception("extraction failed for message %s", row["id"])
+            results[row["id"]] = MessageResult(row["id"], False, f"extraction failed: {exc.__class__.__name__}: {exc}")
+            continue
+        extracted.append((row, extraction))
+
+    # one embedding batch for every memory candidate and entity of the batch
+    texts: list[str] = []
+    for _, ex in extracted:
+        texts += [m.text for m in ex.memories]
+        texts += [_entity_text(e) for e in ex.entities]
+    side = await rt.embedder.aembed(texts) if texts else np.zeros((0, 384), dtype=np.float32)
+
+    cursor = 0
+    plans: list[tuple[dict[str, Any], Extraction, list[ltm.NewMemory], graph_writes.MessageFacts]] = []
+    for row, ex in extracted:
+        mem_vecs = side[cursor : cursor + len(ex.memories)]
+        cursor += len(ex.memories)
+        ent_vecs = side[cursor : cursor + len(ex.entities)]
+        cursor += len(ex.entities)
+        plans.append((row, ex, _memories(row, ex, mem_vecs), _facts(row, ex, ent_vecs)))
+
+    async with rt.pool.acquire() as conn, conn.transaction():
+        await conn.executemany(SET_EMBEDDINGS, [(r["id"], v) for r, v in zip(rows, vectors)])
+        for row, ex, memories, _ in plans:
+            if ex.customer_name and row["role"] == "user":
+                await conn.execute(SET_DISPLAY_NAME, row["user_identifier"], ex.customer_name)
+            for memory in memories:
+                await ltm.add_memory(conn, row["user_identifier"], memory)
+
+    facts = [f for *_, f in plans]
+    if facts:
+        async with rt.graph.session(database=rt.settings.neo4j_database) as session:
+            await session.execute_write(graph_writes.write_facts, facts)
+    return results
+
+
+def _embedding_text(row: dict[str, Any]) -> str:
+    return f"{row['speaker']}: {row['content']}" if row.get("speaker") else row["content"]
+
+
+def _entity_text(entity) -> str:
+    relation = f", {entity.relation}" if entity.relation else ""
+    return f"{entity.name} ({entity.type}{relation})"
+
+
+def _memories(row: dict[str, Any], ex: Extraction, vectors: np.ndarray) -> list[ltm.NewMemory]:
+    out = []
+    for candidate, vector in zip(ex.memories, vectors):
+        subject, replaces, fact_keys = None, False, []
+        if candidate.kind == "preference":
+            text = candidate.text.lower()
+            for pref in ex.preferences:
+                if pref.value.lower() in text:
+                    fact_keys.append(f"{pref.polarity}:{pref.attribute}:{pref.value.lower()}")
+                    if subject is None:
+                        subject = f"preference:{pref.attribute}"
+                        replaces = pref.replaces
+        out.append(
+            ltm.NewMemory(
+                kind=candidate.kind,
+                content=candidate.text,
+                embedding=vector,
+                importance=candidate.importance,
+                valid_from=candidate.at or row["created_at"],
+                source_message_ids=[row["id"]],
+                subject=subject,
+                replaces=replaces,
+                metadata={"fact_keys": fact_keys, "session_id": str(row["session_id"])},
+            )
+        )
+    return out
+
+
+def _facts(row: dict[str, Any], ex: Extraction, entity_vectors: np.ndarray) -> graph_writes.MessageFacts:
+    entities = []
+    keys_by_name: dict[str, str] = {}
+    for entity, vector in zip(ex.entities, entity_vectors):
+        key = graph_writes.entity_key(entity.type, entity.name)
+        keys_by_name[entity.name.lower()] = key
+        summary = f"{entity.name} — {entity.relation}" if entity.relation else None
+        entities.append(
+            {
+                "key": key,
+                "type": entity.type,
+                "name": entity.name,
+                "relation": entity.relation,
+                "summary": summary,
+                "at": entity.at,
+                "embedding": [float(x) for x in vector],
+            }
+        )
+    relations = []
+    for rel in ex.relations:
+        source = keys_by_name.get(rel.source.lower())
+        target = keys_by_name.get(rel.target.lower())
+        if source and target and source != target:
+            relations.append({"source_key": source, "target_key": target, "type": rel.type})
+    return graph_writes.MessageFacts(
+        user_id=row["user_identifier"],
+        message_id=row["id"],
+        at=row["created_at"],
+        customer_name=ex.customer_name if row["role"] == "user" else None,
+        preferences=[p.model_dump() for p in ex.preferences],
+        purchases=[p.model_dump() for p in ex.purchases],
+        interests=[i.model_dump() for i in ex.interests],
+        entities=entities,
+        relations=relations,
+    )
+
+
+# -- session summaries ------------------------------------------------------------------------
+
+SESSION_MESSAGES = """
+SELECT id, role, speaker, content, created_at, embedding FROM messages
+WHERE session_id = $1 ORDER BY created_at, id
+"""
+SESSION_OWNER = "SELECT user_identifier FROM sessions WHERE id = $1"
+UPSERT_SUMMARY = """
+INSERT INTO conversation_summaries (session_id, user_identifier, summary, key_entities, embedding, message_count,
+                                    first_message_at, last_message_at, source_message_ids, method)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+ON CONFLICT (session_id) DO UPDATE
+SET summary = excluded.summary, key_entities = excluded.key_entities, embedding = excluded.embedding,
+    message_count = excluded.message_count, first_message_at = excluded.first_message_at,
+    last_message_at = excluded.last_message_at, source_message_ids = excluded.source_message_ids,
+    method = excluded.method, updated_at = now()
+"""
+MARK_SUMMARIZED = "UPDATE sessions SET summarized_at = now() WHERE id = $1"
+
+_CAPITALISED = re.compile(r"\b([A-Z][a-z]{2,}(?:\s[A-Z][a-z]{2,})?)\b")
+_STOP = {"The", "This", "That", "What", "When", "Where", "Which", "Who", "How", "Why", "And", "But", "Yes", "Thanks",
+         "Thank", "Hey", "Hello", "Wow", "Oh", "Well", "Sure", "Great", "Also", "Just", "Really", "Its", "It's", "You",
+         "Your", "They", "There", "Here", "Not", "Did", "Does", "Have", "Has", "Can", "Could", "Would", "Will", "Let"}
+
+
+async def summarize_session(rt: Runtime, session_id: str) -> bool:
+    """Write (or refresh) a session's summary. False when the session no longer exists."""
+    import uuid
+
+    sid = uuid.UUID(session_id)
+    async with rt.pool.acquire() as conn:
+        user = await conn.fetchval(SESSION_OWNER, sid)
+        if user is None:
+            return False
+        rows = await conn.fetch(SESSION_MESSAGES, sid)
+    rows = [r for r in rows if r["embedding"] is not None] or list(rows)
+    if not rows:
+        return True
+    key_entities = _key_entities([r["content"] for r in rows])
+    summary, sources, method = None, [r["id"] for r in rows], "extractive"
+    if rt.llm is not None:
+        try:
+            from service.llm import summarize
+
+            summary = await summarize(rt, rows)
+            method = "llm"
+        except Exception as exc:
+            log.warning("LLM summary failed for session %s (%s); using the extractive summary", session_id, exc)
+    if summary is None:
+        summary, sources = _extractive_summary(rows, key_entities)
+    vector = (await rt.embedder.aembed([summary]))[0]
+    async with rt.pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            UPSERT_SUMMARY, sid, user, summary, key_entities, vector, len(rows),
+            rows[0]["created_at"], rows[-1]["created_at"], sources, method,
+        )
+        await conn.execute(MARK_SUMMARIZED, sid)
+    return True
+
+
+def _key_entities(texts: list[str], limit: int = 8) -> list[str]:
+    counts = Counter(m for t in texts for m in _CAPITALISED.findall(t) if m.split()[0] not in _STOP)
+    return [name for name, _ in counts.most_common(limit)]
+
+
+def _extractive_summary(rows: list, key_entities: list[str], picks: int = 4, max_chars: int = 180) -> tuple[str, list[int]]:
+    """The turns closest to the session's centroid, in order: a cheap, faithful summary."""
+    with_vec = [r for r in rows if r["embedding"] is not None and len(r["content"]) > 20]
+    if with_vec:
+        matrix = np.stack([np.asarray(r["embedding"], dtype=np.float32) for r in with_vec])
+        centroid = matrix.mean(axis=0)
+        order = np.argsort(-(matrix @ centroid))[:picks]
+        chosen = sorted((with_vec[i] for i in order), key=lambda r: (r["created_at"], r["id"]))
+    else:
+        chosen = rows[:picks]
+    day = rows[0]["created_at"].strftime("%-d %B %Y")
+    speakers = sorted({r["speaker"] or r["role"] for r in rows})
+    parts = [f"{(r['speaker'] or r['role'])}: {_clip(r['content'], max_chars)}" for r in chosen]
+    head = f"Conversation on {day} between {', '.join(speakers)} ({len(rows)} messages)"
+    if key_entities:
+        head += f"; mentions {', '.join(key_entities[:6])}"
+    return head + ". " + " | ".join(parts), [r["id"] for r in chosen]
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"

@@ -1,0 +1,87 @@
+"""What LOFT knows about one customer, gathered from every tier (for the summary endpoint
+and the offline responder)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from graph import reads as graph_reads
+from service.runtime import Runtime
+from vectors import memories as ltm
+
+log = logging.getLogger("loft.profile")
+
+USER_ROW = "SELECT user_identifier, display_name, created_at FROM users WHERE user_identifier = $1"
+PG_COUNTS = """
+SELECT (SELECT count(*) FROM sessions WHERE user_identifier = $1) AS sessions,
+       (SELECT count(*) FROM messages WHERE user_identifier = $1) AS messages,
+       (SELECT count(*) FROM long_term_memories WHERE user_identifier = $1 AND valid_to IS NULL) AS memories,
+       (SELECT count(*) FROM long_term_memories WHERE user_identifier = $1 AND valid_to IS NOT NULL) AS superseded_memories,
+       (SELECT count(*) FROM conversation_summaries WHERE user_identifier = $1) AS summaries
+"""
+RECENT_SUMMARIES = """
+SELECT session_id, summary, key_entities, last_message_at FROM conversation_summaries
+WHERE user_identifier = $1 ORDER BY last_message_at DESC LIMIT 3
+"""
+RECENT_USER_MESSAGES = """
+SELECT content, created_at FROM messages WHERE user_identifier = $1 AND role = 'user'
+ORDER BY created_at DESC, id DESC LIMIT 10
+"""
+
+
+async def customer_profile(rt: Runtime, user: str, *, include_history: bool = False) -> dict[str, Any] | None:
+    async with rt.pool.acquire() as conn:
+        row = await conn.fetchrow(USER_ROW, user)
+        if row is None:
+            return None
+        counts = dict(await conn.fetchrow(PG_COUNTS, user))
+        memories = await ltm.list_for_user(conn, user, include_superseded=include_history, limit=50)
+        summaries = await conn.fetch(RECENT_SUMMARIES, user)
+        recent = await conn.fetch(RECENT_USER_MESSAGES, user)
+    graph: dict[str, Any] | None = None
+    graph_error = None
+    try:
+        graph = await asyncio.wait_for(graph_reads.neighbourhood(rt.graph, user, include_closed=include_history), 2.0)
+    except Exception as exc:
+        graph_error = f"{type(exc).__name__}: {exc}"[:300]
+    graph = graph or {}
+    topics: list[str] = []
+    for i in graph.get("interests") or []:
+        topics.append(i["name"])
+    for r in recent:
+        for category in rt.catalog.match_categories(r["content"]):
+            topics.append(category)
+    seen: set[str] = set()
+    topics = [t for t in topics if not (t.lower() in seen or seen.add(t.lower()))][:8]
+    return {
+        "user_identifier": user,
+        "name": graph.get("name") or row["display_name"],
+        "customer_since": row["created_at"],
+        "preferences": [
+            {k: p.get(k) for k in ("rel", "attribute", "value", "strength", "confidence", "mentions", "valid_from", "valid_to", "source_message_ids")}
+            | {"polarity": "prefers" if p["rel"] == "PREFERS" else "dislikes"}
+            for p in sorted(graph.get("preferences") or [], key=lambda p: (-(p.get("strength") or 0), str(p["value"])))
+        ],
+        "purchases": graph.get("purchases") or [],
+        "interests": graph.get("interests") or [],
+        "entities": graph.get("entities") or [],
+        "recent_topics": topics,
+        "memories": [
+            {
+                "id": str(m["id"]), "kind": m["kind"], "content": m["content"], "importance": m["importance"],
+                "created_at": m["created_at"], "valid_from": m["valid_from"], "valid_to": m["valid_to"],
+                "superseded_by": str(m["superseded_by"]) if m["superseded_by"] else None,
+                "source_message_ids": list(m["source_message_ids"]),
+            }
+            for m in memories
+        ],
+        "summaries": [
+            {"session_id": str(s["session_id"]), "summary": s["summary"], "key_entities": list(s["key_entities"]), "last_message_at": s["last_message_at"]}
+            for s in summaries
+        ],
+        "stats": counts,
+        "tiers": {"postgres": True, "neo4j": graph_error is None},
+        "errors": {"neo4j": graph_error} if graph_error else {},
+    }

@@ -1,0 +1,48 @@
+"""``POST /v1/chat``: store the turn, build context, reply, store the reply.
+
+Extraction does not happen here: the turn is queued for the worker in the same
+transaction that stores it, so the call returns in milliseconds and nothing is lost.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from fastapi import APIRouter, Depends
+
+from service import chat, history
+from service.deps import retriever, runtime
+from service.retriever import Retriever
+from service.runtime import Runtime
+from service.schemas import ChatRequest, ChatResponse
+
+router = APIRouter(prefix="/v1", tags=["chat"])
+
+
+@router.post("/chat", response_model=ChatResponse, summary="One chat turn: remember it, answer it")
+async def chat_turn(body: ChatRequest, rt: Runtime = Depends(runtime), retr: Retriever = Depends(retriever)) -> ChatResponse:
+    now = datetime.now(timezone.utc)
+    async with rt.pool.acquire() as conn, conn.transaction():
+        session_id = await history.ensure_session(conn, body.user_identifier, body.session_id, at=now)
+        (stored,) = await history.add_messages(
+            conn, body.user_identifier, session_id, [history.NewMessage("user", body.message, now)],
+            summary_idle_s=rt.settings.summary_idle_s,
+        )
+    context = await retr.context(
+        body.user_identifier, body.message, budget=body.budget, session_id=session_id,
+        exclude_message_ids=frozenset({stored.id}),
+    )
+    ctx = context.as_dict()
+    turns = [
+        {"role": "user" if i["text"].split("] ", 1)[-1].startswith("user:") else "assistant", "content": i["text"].split(": ", 1)[-1]}
+        for i in ctx["items"] if i["kind"] == "turn"
+    ]
+    text = await chat.reply(rt, body.user_identifier, body.message, ctx, turns)
+    async with rt.pool.acquire() as conn, conn.transaction():
+        (answer,) = await history.add_messages(
+            conn, body.user_identifier, session_id, [history.NewMessage("assistant", text, datetime.now(timezone.utc))],
+            summary_idle_s=rt.settings.summary_idle_s,
+        )
+    return ChatResponse(
+        session_id=session_id, message_id=stored.id, reply=text, reply_message_id=answer.id, context=ctx, llm=rt.llm is not None
+    )

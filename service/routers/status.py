@@ -1,0 +1,78 @@
+"""``GET /memory/status``: health read from the servers themselves."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+
+from graph import reads as graph_reads
+from service import queue
+from service.deps import runtime
+from service.runtime import Runtime
+
+router = APIRouter(tags=["status"])
+
+CHECK_TIMEOUT_S = 3.0
+
+PG_INFO = """
+SELECT current_setting('server_version') AS version,
+       (SELECT extversion FROM pg_extension WHERE extname = 'vector') AS pgvector
+"""
+
+PG_STATS = """
+SELECT (SELECT count(*) FROM users) AS users,
+       (SELECT count(*) FROM sessions) AS sessions,
+       (SELECT count(*) FROM messages) AS messages,
+       (SELECT count(*) FROM long_term_memories WHERE valid_to IS NULL) AS memories_current,
+       (SELECT count(*) FROM long_term_memories) AS memories_total,
+       (SELECT count(*) FROM conversation_summaries) AS summaries
+"""
+
+
+async def _postgres(rt: Runtime) -> dict[str, Any]:
+    async with rt.pool.acquire(timeout=CHECK_TIMEOUT_S) as conn:
+        info = await conn.fetchrow(PG_INFO)
+        stats = dict(await conn.fetchrow(PG_STATS))
+        jobs = await queue.counts(conn)
+    return {"ok": True, "version": info["version"], "pgvector": info["pgvector"], "stats": stats, "jobs": jobs}
+
+
+async def _neo4j(rt: Runtime) -> dict[str, Any]:
+    info = await graph_reads.server_info(rt.graph)
+    stats = await graph_reads.stats(rt.graph)
+    return {"ok": True, "version": info["version"], "edition": info["edition"], "stats": stats}
+
+
+async def _check(name: str, probe) -> dict[str, Any]:
+    try:
+        return await asyncio.wait_for(probe, CHECK_TIMEOUT_S)
+    except Exception as exc:  # any failure of a store is reported, not raised
+        detail = str(exc) or type(exc).__name__
+        return {"ok": False, "error": f"{name} is unavailable: {detail}"}
+
+
+@router.get("/memory/status", summary="Health of every store, read from the servers")
+async def status(rt: Runtime = Depends(runtime)) -> JSONResponse:
+    pg, neo = await asyncio.gather(_check("postgres", _postgres(rt)), _check("neo4j", _neo4j(rt)))
+    stats: dict[str, Any] = {}
+    if pg["ok"]:
+        stats |= {"postgres": pg.pop("stats"), "jobs": pg.pop("jobs")}
+    if neo["ok"]:
+        stats |= {"neo4j": neo.pop("stats")}
+    if pg["ok"] and neo["ok"]:
+        overall = "ok"
+    elif pg["ok"]:
+        overall = "degraded"  # chat still answers from PostgreSQL
+    else:
+        overall = "down"
+    body = {
+        "status": overall,
+        "stores": {"postgres": pg, "neo4j": neo},
+        "embedder": {"model": rt.embedder.model_name, "dim": rt.embedder.dim},
+        "llm": {"enabled": rt.llm is not None, "model": rt.settings.llm_model if rt.llm is not None else None},
+        "stats": stats,
+    }
+    return JSONResponse(body, status_code=200 if overall == "ok" else 503)

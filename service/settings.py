@@ -1,0 +1,73 @@
+"""Configuration: one pydantic-settings class, read from the environment.
+
+Nothing here has a secret default. With no ``DATABASE_URL`` / ``NEO4J_URI`` the embedded
+dev stack (``service.devstack``) starts local servers under ``LOFT_DATA_DIR`` and fills
+them in; generated passwords live under that directory, never in the repository.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+log = logging.getLogger("loft.settings")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
+
+    database_url: str | None = Field(default=None, alias="DATABASE_URL")
+    neo4j_uri: str | None = Field(default=None, alias="NEO4J_URI")
+    neo4j_user: str = Field(default="neo4j", alias="NEO4J_USER")
+    neo4j_password: SecretStr | None = Field(default=None, alias="NEO4J_PASSWORD")
+    neo4j_database: str = Field(default="neo4j", alias="NEO4J_DATABASE")
+
+    openai_api_key: SecretStr | None = Field(default=None, alias="OPENAI_API_KEY")
+    openai_base_url: str | None = Field(default=None, alias="OPENAI_BASE_URL")
+    llm_model: str = Field(default="gpt-4o-mini", alias="LOFT_LLM_MODEL")
+    llm_timeout_s: float = Field(default=30.0, alias="LOFT_LLM_TIMEOUT_S")
+
+    data_dir: Path = Field(default=Path(".loft"), alias="LOFT_DATA_DIR")
+    cache_dir: Path = Field(default=Path.home() / ".cache" / "loft", alias="LOFT_CACHE_DIR")
+    host: str = Field(default="127.0.0.1", alias="LOFT_HOST")
+    port: int = Field(default=8001, alias="LOFT_PORT", ge=1, le=65535)
+    neo4j_bolt_port: int = Field(default=7687, alias="LOFT_NEO4J_BOLT_PORT", ge=1, le=65535)
+    neo4j_http_port: int = Field(default=7474, alias="LOFT_NEO4J_HTTP_PORT", ge=1, le=65535)
+    neo4j_heap: str = Field(default="1g", alias="LOFT_NEO4J_HEAP")
+
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list, alias="LOFT_API_KEYS")
+    env: Literal["development", "test", "production"] = Field(default="development", alias="LOFT_ENV")
+
+    # extraction: "rules" (deterministic, default) or "llm" (needs OPENAI_API_KEY)
+    extractor: Literal["rules", "llm"] = Field(default="rules", alias="LOFT_EXTRACTOR")
+    worker_batch: int = Field(default=64, alias="LOFT_WORKER_BATCH", ge=1, le=1024)
+    summary_idle_s: float = Field(default=300.0, alias="LOFT_SUMMARY_IDLE_S")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    @field_validator("data_dir", "cache_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def llm_enabled(self) -> bool:
+        return self.openai_api_key is not None and bool(self.openai_api_key.get_secret_value())
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    settings = Settings()
+    if not settings.llm_enabled:
+        log.info("OPENAI_API_KEY is not set: LLM replies, extraction and summaries are off (offline mode)")
+    return settings

@@ -1,0 +1,165 @@
+"""The test stack: real PostgreSQL (pgvector) and real Neo4j, started for the session in
+a throwaway data dir on free ports (so it runs beside `make run`), migrated, with the
+API and a worker running as separate processes exactly as in production.
+
+With DATABASE_URL / NEO4J_URI set, those servers are used instead (and not stopped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class TestStack:
+    settings: object
+    data_dir: Path
+    env: dict[str, str]
+    stack: object  # service.devstack.Stack
+
+    def run(self, coro):
+        return asyncio.run(coro)
+
+    async def pg(self, query: str, *args):
+        import asyncpg
+
+        conn = await asyncpg.connect(self.settings.database_url)
+        try:
+            return await conn.fetch(query, *args)
+        finally:
+            await conn.close()
+
+    def sql(self, query: str, *args):
+        return asyncio.run(self.pg(query, *args))
+
+    def cypher(self, query: str, **params):
+        from neo4j import GraphDatabase
+
+        with GraphDatabase.driver(
+            self.settings.neo4j_uri,
+            auth=(self.settings.neo4j_user, self.settings.neo4j_password.get_secret_value()),
+            notifications_min_severity="OFF",
+        ) as driver:
+            records, _, _ = driver.execute_query(query, **params)
+            return [r.data() for r in records]
+
+
+@pytest.fixture(scope="session")
+def stack():
+    from service.devstack import ensure_stack
+    from service.settings import Settings
+    from service.setup import migrate_all
+
+    external = bool(os.environ.get("DATABASE_URL")) and bool(os.environ.get("NEO4J_URI"))
+    data_dir = Path(tempfile.mkdtemp(prefix="loft-test-"))
+    env = {
+        "LOFT_DATA_DIR": str(data_dir),
+        "LOFT_NEO4J_BOLT_PORT": str(free_port()),
+        "LOFT_NEO4J_HTTP_PORT": str(free_port()),
+        "LOFT_ENV": "test",
+        "LOFT_SUMMARY_IDLE_S": "0",
+        "LOFT_NEO4J_HEAP": "768m",
+    }
+    os.environ.update(env)
+    os.environ.pop("OPENAI_API_KEY", None)
+    settings = Settings()
+    running = ensure_stack(settings)
+    asyncio.run(migrate_all(running.settings))
+    full_env = dict(env)
+    full_env["DATABASE_URL"] = running.settings.database_url
+    full_env["NEO4J_URI"] = running.settings.neo4j_uri
+    full_env["NEO4J_USER"] = running.settings.neo4j_user
+    full_env["NEO4J_PASSWORD"] = running.settings.neo4j_password.get_secret_value()
+    yield TestStack(running.settings, data_dir, full_env, running)
+    if not external:
+        running.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+class Service:
+    """The API and a worker as subprocesses, and an HTTP client for the API."""
+
+    def __init__(self, stack: TestStack, extra_env: dict[str, str] | None = None, worker: bool = True) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = os.environ | stack.env | (extra_env or {})
+        self.logs = stack.data_dir / f"service-{self.port}"
+        self.logs.mkdir(exist_ok=True)
+        self.api = self._spawn(["serve", "--port", str(self.port)], "api")
+        self.worker = self._spawn(["worker"], "worker") if worker else None
+        self.http = httpx.Client(base_url=self.base, timeout=30)
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if self.http.get("/memory/status").status_code in (200, 503):
+                    break
+            except httpx.HTTPError:
+                pass
+            if self.api.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("API did not start:\n" + (self.logs / "api.log").read_text()[-3000:])
+            time.sleep(0.3)
+
+    def _spawn(self, args: list[str], name: str) -> subprocess.Popen:
+        log = open(self.logs / f"{name}.log", "wb")
+        return subprocess.Popen([sys.executable, "-m", "service.cli", *args], env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+
+    def wait_idle(self, timeout: float = 60.0) -> dict:
+        """Wait until the worker has nothing ready or running (scheduled jobs may remain)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            body = self.http.get("/memory/status").json()
+            jobs = body.get("stats", {}).get("jobs")
+            if jobs and jobs["ready"] == 0 and jobs["running"] == 0:
+                return jobs
+            if time.monotonic() > deadline:
+                raise AssertionError(f"worker did not finish: {jobs}\n{(self.logs / 'worker.log').read_text()[-3000:]}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        self.http.close()
+        for proc in (self.api, self.worker):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+
+@pytest.fixture(scope="session")
+def service(stack):
+    svc = Service(stack)
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture
+def api(service) -> httpx.Client:
+    return service.http
+
+
+@pytest.fixture
+def user() -> str:
+    """A fresh customer per test: tests never see each other's data."""
+    return f"t-{uuid.uuid4().hex[:10]}"

@@ -1,0 +1,191 @@
+"""The long-term tier: memories in pgvector, with dedupe, supersession and history.
+
+A memory is added unless the customer already has it: the same content (``content_hash``
+of the normalised text) or a near-duplicate (cosine similarity ≥ ``NEAR_DUPLICATE``
+among the customer's current memories), in which case the existing memory absorbs the
+new sources. A memory with a ``subject`` that *replaces* (e.g. "actually I prefer walnut
+now") closes the customer's current memories of that subject: ``valid_to`` and
+``superseded_by`` are set, nothing is deleted. Every change is written to
+``memory_events`` in the same transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import asyncpg
+import numpy as np
+
+NEAR_DUPLICATE = 0.93
+
+FIND_SAME = """
+SELECT id, content, source_message_ids FROM long_term_memories WHERE user_identifier = $1 AND content_hash = $2
+"""
+
+# exact nearest current memory of this user (MATERIALIZED keeps the planner on the
+# per-user rows instead of the global HNSW index)
+NEAREST = """
+WITH mine AS MATERIALIZED (
+  SELECT id, content, source_message_ids, embedding FROM long_term_memories
+  WHERE user_identifier = $1 AND valid_to IS NULL
+)
+SELECT id, content, source_message_ids, 1 - (embedding <=> $2) AS similarity FROM mine
+ORDER BY embedding <=> $2 LIMIT 1
+"""
+
+INSERT = """
+INSERT INTO long_term_memories (id, user_identifier, kind, content, subject, embedding, importance,
+                                valid_from, source_message_ids, content_hash, metadata)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb)
+"""
+
+ABSORB = """
+UPDATE long_term_memories
+SET source_message_ids = (SELECT array_agg(DISTINCT x ORDER BY x) FROM unnest(source_message_ids || $2::bigint[]) x),
+    importance = greatest(importance, $3), updated_at = now(),
+    valid_to = NULL, superseded_by = NULL
+WHERE id = $1
+RETURNING valid_to
+"""
+
+CURRENT_OF_SUBJECT = """
+SELECT id, content FROM long_term_memories
+WHERE user_identifier = $1 AND subject = $2 AND valid_to IS NULL AND id <> $3
+"""
+
+SUPERSEDE = """
+UPDATE long_term_memories SET valid_to = $2, superseded_by = $3, updated_at = now() WHERE id = $1
+"""
+
+EVENT = """
+INSERT INTO memory_events (memory_id, user_identifier, event, old_content, new_content, detail)
+VALUES ($1, $2, $3, $4, $5, $6::jsonb)
+"""
+
+HISTORY = """
+SELECT e.id, e.memory_id, e.event, e.old_content, e.new_content, e.detail, e.created_at
+FROM memory_events e WHERE e.memory_id = $1 ORDER BY e.id
+"""
+
+GET = """
+SELECT id, user_identifier, kind, content, subject, importance, access_count, last_accessed_at, created_at,
+       updated_at, valid_from, valid_to, superseded_by, source_message_ids, metadata
+FROM long_term_memories WHERE id = $1
+"""
+
+LIST_FOR_USER = """
+SELECT id, kind, content, subject, importance, access_count, created_at, valid_from, valid_to, superseded_by,
+       source_message_ids
+FROM long_term_memories WHERE user_identifier = $1 AND ($2 OR valid_to IS NULL)
+ORDER BY valid_from DESC, created_at DESC LIMIT $3
+"""
+
+TOUCH = """
+UPDATE long_term_memories SET access_count = access_count + 1, last_accessed_at = now()
+WHERE id = ANY($1::uuid[])
+"""
+
+
+@dataclass
+class NewMemory:
+    kind: str
+    content: str
+    embedding: np.ndarray
+    importance: float
+    valid_from: datetime
+    source_message_ids: list[int]
+    subject: str | None = None
+    replaces: bool = False
+    metadata: dict = field(default_factory=dict)
+
+
+def content_hash(text: str) -> str:
+    normalised = re.sub(r"[\W_]+", " ", text.lower()).strip()
+    return hashlib.sha256(normalised.encode()).hexdigest()[:32]
+
+
+async def add_memory(conn: asyncpg.Connection, user_identifier: str, memory: NewMemory) -> tuple[uuid.UUID, str]:
+    """Add, absorb or supersede (call inside a transaction). Returns (id, what happened)."""
+    digest = content_hash(memory.content)
+    same = await conn.fetchrow(FIND_SAME, user_identifier, digest)
+    reason = "duplicate"
+    if same is None and not memory.replaces:
+        near = await conn.fetchrow(NEAREST, user_identifier, memory.embedding)
+        if near is not None and near["similarity"] >= NEAR_DUPLICATE:
+            same, reason = near, "near_duplicate"
+    if same is not None:
+        if set(memory.source_message_ids) <= set(same["source_message_ids"]):
+            return same["id"], "unchanged"  # a retried job: this message was already absorbed
+        await conn.execute(ABSORB, same["id"], memory.source_message_ids, memory.importance)
+        await conn.execute(
+            EVENT,
+            same["id"],
+            user_identifier,
+            "update",
+            same["content"],
+            same["content"],
+            json.dumps({"reason": reason, "candidate": memory.content, "source_message_ids": memory.source_message_ids}),
+        )
+        closed = await _supersede(conn, user_identifier, same["id"], memory) if memory.replaces else 0
+        return same["id"], "updated" if not closed else "superseded"
+
+    memory_id = uuid.uuid4()
+    await conn.execute(
+        INSERT,
+        memory_id,
+        user_identifier,
+        memory.kind,
+        memory.content,
+        memory.subject,
+        memory.embedding,
+        memory.importance,
+        memory.valid_from,
+        memory.source_message_ids,
+        digest,
+        json.dumps(memory.metadata),
+    )
+    await conn.execute(
+        EVENT, memory_id, user_identifier, "add", None, memory.content, json.dumps({"source_message_ids": memory.source_message_ids})
+    )
+    closed = await _supersede(conn, user_identifier, memory_id, memory) if memory.replaces else 0
+    return memory_id, "superseded" if closed else "added"
+
+
+async def _supersede(conn: asyncpg.Connection, user_identifier: str, new_id: uuid.UUID, memory: NewMemory) -> int:
+    if not memory.subject:
+        return 0
+    old = await conn.fetch(CURRENT_OF_SUBJECT, user_identifier, memory.subject, new_id)
+    for row in old:
+        await conn.execute(SUPERSEDE, row["id"], memory.valid_from, new_id)
+        await conn.execute(
+            EVENT,
+            row["id"],
+            user_identifier,
+            "supersede",
+            row["content"],
+            memory.content,
+            json.dumps({"superseded_by": str(new_id), "source_message_ids": memory.source_message_ids}),
+        )
+    return len(old)
+
+
+async def history(conn: asyncpg.Connection | asyncpg.Pool, memory_id: uuid.UUID) -> list[asyncpg.Record]:
+    return await conn.fetch(HISTORY, memory_id)
+
+
+async def get(conn: asyncpg.Connection | asyncpg.Pool, memory_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(GET, memory_id)
+
+
+async def list_for_user(conn: asyncpg.Connection | asyncpg.Pool, user_identifier: str, *, include_superseded: bool = False, limit: int = 100) -> list[asyncpg.Record]:
+    return await conn.fetch(LIST_FOR_USER, user_identifier, include_superseded, limit)
+
+
+async def touch(pool: asyncpg.Pool, memory_ids: list[uuid.UUID]) -> None:
+    if memory_ids:
+        await pool.execute(TOUCH, memory_ids)
