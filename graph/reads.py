@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from neo4j import AsyncDriver
+from neo4j.time import Date, DateTime
 
 NEIGHBOURHOOD = """
 MATCH (c:Customer {user_id: $user_id})
@@ -106,12 +107,12 @@ async def neighbourhood(driver: AsyncDriver, user_id: str, *, include_closed: bo
     records, _, _ = await driver.execute_query(
         NEIGHBOURHOOD, user_id=user_id, include_closed=include_closed, entity_limit=entity_limit, routing_="r"
     )
-    return dict(records[0]) if records else None
+    return native(dict(records[0])) if records else None
 
 
 async def search_entities(driver: AsyncDriver, user_id: str, embedding: list[float], limit: int = 10) -> list[dict[str, Any]]:
     records, _, _ = await driver.execute_query(ENTITY_SEARCH, user_id=user_id, embedding=embedding, limit=limit, routing_="r")
-    return [dict(r) for r in records]
+    return [native(dict(r)) for r in records]
 
 
 async def fulltext_entities(driver: AsyncDriver, user_id: str, text: str, limit: int = 10) -> list[dict[str, Any]]:
@@ -119,7 +120,7 @@ async def fulltext_entities(driver: AsyncDriver, user_id: str, text: str, limit:
     if not query:
         return []
     records, _, _ = await driver.execute_query(ENTITY_FULLTEXT, user_id=user_id, text=query, limit=limit, routing_="r")
-    return [dict(r) for r in records]
+    return [native(dict(r)) for r in records]
 
 
 async def recommend(driver: AsyncDriver, user_id: str, limit: int = 5) -> list[dict[str, Any]]:
@@ -136,6 +137,18 @@ async def server_info(driver: AsyncDriver) -> dict[str, str]:
     records, _, _ = await driver.execute_query(SERVER_INFO, routing_="r")
     record = records[0]
     return {"name": record["name"], "version": record["version"], "edition": record["edition"]}
+
+
+def native(value: Any) -> Any:
+    """Neo4j temporal values as Python datetimes, recursively (they meet Python dates
+    from PostgreSQL in the retriever and in JSON)."""
+    if isinstance(value, (DateTime, Date)):
+        return value.to_native()
+    if isinstance(value, dict):
+        return {k: native(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [native(v) for v in value]
+    return value
 
 
 def lucene_terms(text: str) -> str:

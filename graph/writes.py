@@ -46,7 +46,7 @@ class MessageFacts:
     at: datetime
     customer_name: str | None = None
     preferences: list[dict[str, Any]] = field(default_factory=list)  # attribute, value, polarity, strength, confidence, replaces
-    purchases: list[dict[str, Any]] = field(default_factory=list)  # sku|None, name, category, quantity, price, order_id, at
+    purchases: list[dict[str, Any]] = field(default_factory=list)  # sku|None, product_name, category, quantity, price, order_id, at
     interests: list[dict[str, Any]] = field(default_factory=list)  # sku|None, category|None, kind
     entities: list[dict[str, Any]] = field(default_factory=list)  # key, type, name, relation, at, embedding
     relations: list[dict[str, Any]] = field(default_factory=list)  # source_key, target_key, type
@@ -211,9 +211,9 @@ async def write_facts(tx: AsyncManagedTransaction, batch: list[MessageFacts]) ->
         {
             "user_id": f.user_id,
             "message_id": f.message_id,
-            "key": p.get("sku") or entity_key("thing", p["name"]),
+            "key": p.get("sku") or entity_key("thing", p["product_name"]),
             "sku": p.get("sku"),
-            "name": p["name"],
+            "name": p["product_name"],
             "category": p.get("category"),
             "quantity": p.get("quantity", 1),
             "price": p.get("price"),

@@ -167,9 +167,8 @@ Calder Eira Fable Gideon Holm Idris Jory Keld Liv Magnus Noor Pax Quill Riva Sve
 Wilder Alba Bexley Corin Dax Elowen Farrow Galen Haven Ione Kit Lyra Marin Odell Perrin Roan Selby
 Tamsin Varro Wynn""".split()
 
-# category -> (sku code, count, price range, (w, d, h) ranges in cm, styles, materials
-# (primary, secondary), colours, name nouns)
-W = tuple[int, int]
+# category -> sku code, count, price range, (w, d, h) ranges in cm, materials
+# (primary, secondary), colours, name nouns
 SPECS: dict[str, dict] = {
     "sofa": dict(code="SOF", n=18, price=(699, 3299), dims=((180, 240), (88, 105), (75, 92)),
                  primary=["velvet", "linen", "boucle", "leather", "performance fabric", "cotton", "faux leather"],

@@ -266,7 +266,7 @@ def _extractive_summary(rows: list, key_entities: list[str], picks: int = 4, max
     """The turns closest to the session's centroid, in order: a cheap, faithful summary."""
     with_vec = [r for r in rows if r["embedding"] is not None and len(r["content"]) > 20]
     if with_vec:
-        matrix = np.stack([np.asarray(r["embedding"], dtype=np.float32) for r in with_vec])
+        matrix = np.stack([_vec(r["embedding"]) for r in with_vec])
         centroid = matrix.mean(axis=0)
         order = np.argsort(-(matrix @ centroid))[:picks]
         chosen = sorted((with_vec[i] for i in order), key=lambda r: (r["created_at"], r["id"]))
@@ -279,6 +279,10 @@ def _extractive_summary(rows: list, key_entities: list[str], picks: int = 4, max
     if key_entities:
         head += f"; mentions {', '.join(key_entities[:6])}"
     return head + ". " + " | ".join(parts), [r["id"] for r in chosen]
+
+
+def _vec(value) -> np.ndarray:
+    return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=np.float32)
 
 
 def _clip(text: str, limit: int) -> str:

@@ -23,6 +23,7 @@ What runs, how many candidates each source returns and how they are weighted is 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import re
@@ -79,6 +80,7 @@ class RetrievalConfig(BaseModel):
     recency_weight: float = Field(default=0.1, ge=0)
     recency_half_life_days: float = Field(default=60.0, gt=0)
     period_boost: float = Field(default=1.6, ge=1)
+    assistant_weight: float = Field(default=0.5, ge=0, description="the assistant's own turns matter less than the customer's")
     # packing
     max_item_chars: int = Field(default=320, ge=40)
     session_share: float = Field(default=0.3, ge=0, le=1, description="most of the budget the current session may take")
@@ -151,6 +153,7 @@ class Candidate:
     raw: dict[str, float] = field(default_factory=dict)  # source -> raw score
     score: float = 0.0
     pinned: bool = False
+    role: str | None = None
 
 
 @dataclass
@@ -297,6 +300,8 @@ class Retriever:
         for c in candidates.values():
             base = sum(c.parts.values())
             boost = 1.0 + config.importance_weight * (c.importance - 0.5)
+            if c.role == "assistant":
+                boost *= config.assistant_weight
             if c.timestamp is not None:
                 age_days = max(0.0, (reference - c.timestamp).total_seconds() / 86400)
                 boost *= 1.0 + config.recency_weight * 0.5 ** (age_days / config.recency_half_life_days)
@@ -304,6 +309,15 @@ class Retriever:
                     boost *= config.period_boost
                     c.parts["period"] = 0.0
             c.score = base * boost
+        # a memory is the compact, standalone form of the turn it came from: it ranks at
+        # least as high as that turn, and packing it first makes the turn redundant
+        for c in candidates.values():
+            if c.kind == "memory":
+                sources = [candidates.get(f"message:{m}") for m in c.message_ids]
+                best = max((s.score for s in sources if s is not None), default=0.0)
+                if best > c.score:
+                    c.parts["source_turn"] = best - c.score
+                    c.score = best
 
         packed = self._pack(
             [c for c in candidates.values() if not (set(c.message_ids) & exclude_message_ids and c.kind == "message")],
@@ -394,7 +408,7 @@ class Retriever:
 
         for source in ("memories_vector", "memories_text"):
             for r in results.get(source) or []:
-                meta = r["metadata"] if isinstance(r["metadata"], dict) else {}
+                meta = json.loads(r["metadata"]) if isinstance(r["metadata"], str) else (r["metadata"] or {})
                 add(source, Candidate(
                     key=f"memory:{r['id']}", kind="memory", section="memories",
                     text=f"[{_day(r['valid_from'])}] {_clip(r['content'], clip, terms)}", timestamp=r["valid_from"],
@@ -513,7 +527,8 @@ class Retriever:
         session_limit = int(limit * config.session_share)
         session_used = 0
         packed: list[Candidate] = []
-        order = sorted(candidates, key=lambda c: (not c.pinned, -c.score, c.key))
+        # equal scores: the compact forms (memories, graph facts) before raw turns
+        order = sorted(candidates, key=lambda c: (not c.pinned, -c.score, c.kind == "message", c.key))
         # pinned session turns: newest first, so the latest survive a small budget
         pinned_turns = sorted((c for c in order if c.kind == "turn"), key=lambda c: c.timestamp or datetime.min.replace(tzinfo=timezone.utc), reverse=True)
         order = [c for c in order if c.kind != "turn"]
@@ -562,7 +577,7 @@ def _message_candidate(r, clip: int, terms: set[str]) -> Candidate:
     return Candidate(
         key=f"message:{r['id']}", kind="message", section="conversation",
         text=f"[{_day(r['created_at'])}] {who}: {_clip(r['content'], clip, terms)}", timestamp=r["created_at"],
-        message_ids=[r["id"]], importance=0.5,
+        message_ids=[r["id"]], importance=0.5, role=r["role"],
     )
 
 

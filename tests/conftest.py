@@ -136,6 +136,9 @@ class Service:
                 raise AssertionError(f"worker did not finish: {jobs}\n{(self.logs / 'worker.log').read_text()[-3000:]}")
             time.sleep(0.2)
 
+    def log_tail(self, name: str = "worker", chars: int = 3000) -> str:
+        return (self.logs / f"{name}.log").read_text(errors="replace")[-chars:]
+
     def stop(self) -> None:
         self.http.close()
         for proc in (self.api, self.worker):

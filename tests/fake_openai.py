@@ -1,0 +1,75 @@
+"""A small OpenAI-compatible HTTP server for the LLM path (the only stand-in the suite
+uses; no code ever calls the internet). It answers /v1/chat/completions:
+
+- extraction requests (system prompt asks for a JSON object) with a fixed, schema-valid
+  extraction for the message;
+- summary requests with a one-line summary;
+- chat replies with a sentence that quotes the memory context it was given,
+
+and records every request so tests can assert what the service sent.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+
+import uvicorn
+from fastapi import FastAPI, Request
+
+
+def build_app(requests: list[dict]) -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/v1/chat/completions")
+    async def completions(request: Request) -> dict:
+        body = await request.json()
+        requests.append(body)
+        system = body["messages"][0]["content"]
+        user_text = body["messages"][-1]["content"]
+        if "Return ONLY a JSON object" in system:
+            name = re.search(r"I'm (\w+)|name is (\w+)", user_text)
+            content = json.dumps({
+                "customer_name": (name.group(1) or name.group(2)) if name else None,
+                "preferences": [{"attribute": "material", "value": "boucle", "polarity": "prefers", "strength": 0.8, "confidence": 0.9}]
+                if "boucle" in user_text else [],
+                "memories": [{"kind": "fact", "text": f"LLM memory: {user_text[:60]}", "importance": 0.7}],
+            })
+        elif "Summarise this conversation" in system:
+            content = "LLM summary: the customer talked about furniture."
+        else:
+            context = system.split("What LOFT remembers about this customer:", 1)[-1].strip()
+            content = f"(llm) Based on memory: {context[:300]}"
+        return {
+            "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()), "model": body.get("model", "test"),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
+
+    return app
+
+
+class FakeOpenAI:
+    def __init__(self, port: int) -> None:
+        self.requests: list[dict] = []
+        self.port = port
+        self.server = uvicorn.Server(uvicorn.Config(build_app(self.requests), host="127.0.0.1", port=port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> "FakeOpenAI":
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            assert time.monotonic() < deadline, "fake OpenAI server did not start"
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(5)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
