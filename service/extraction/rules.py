@@ -70,7 +70,8 @@ _OPINION_ONLY = re.compile(
     r"^(?:i|we)\s+(?:\w+\s+)?(?:think|guess|mean|suppose|believe|agree|bet|wonder|hope|see)\b", _I)
 _CLAUSE_VERB = re.compile(
     r"\b(?:i|we|he|she|they|it|you)(?:'m|'re|'ve|'d|'ll)?\s+\w+|\b(?:am|is|are|was|were|be|been|being|have|has|had|do|does|"
-    r"did|can|could|will|would|should|\w+ed|\w{2,}ing)\b|'s\s+(?:been|got|\w+ing)\b", _I)
+    r"did|can|could|will|would|should|\w+ed|\w{2,}ing|loves?|likes?|hates?|prefers?|wants?|needs?|adores?|dislikes?|"
+    r"enjoys?|don't|doesn't|never)\b|'s\s+(?:been|got|\w+ing)\b", _I)
 _VAGUE = re.compile(r"\b(?:it|that|this|those|these|them)\b", _I)
 _FIRST_PERSON = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|me|my|mine|myself|we|we're|we've|we'd|we'll|us|our|ours)\b", _I)
 _WORDS = re.compile(r"[\w'-]+")
@@ -101,33 +102,27 @@ _NOT_NAMES = {
 }
 
 # -- preferences -----------------------------------------------------------------------------------
-_SUBJECT = (r"(?:i|we|i'm|we're|i've|we've|i'd|we'd|i'll|we'll|im|my\s+(?:wife|husband|partner|girlfriend|boyfriend|"
-            r"fianc[ée]e?|family|kids|son|daughter)|she|he|they)")
 _FILLERS = (r"(?:\s+(?:really|truly|absolutely|totally|just|also|still|definitely|do|does|would|am|are|is|have|has|"
             r"kind\s+of|kinda|sort\s+of|all|both|actually|now|honestly|generally|usually|always|mostly|so|very|quite|"
-            r"personally|tend\s+to|seriously|particularly|especially|much|reckon\s+we))*")
+            r"personally|tend\s+to|seriously|particularly|especially|much|reckon\s+we|even|ever))*")
+# a negation between the subject and its cue flips the cue: "I don't love", "I'm not a fan of", "we never liked"
+_NEG = (r"(?:don't|dont|do\s+not|doesn't|does\s+not|didn't|did\s+not|never|not|won't|will\s+not|wouldn't|would\s+not|"
+        r"can't|cannot|isn't|aren't|wasn't|weren't|no\s+longer|hardly)")
 # (cue regex, polarity, strength, intent?) - order matters: negatives before positives
 _CUES: list[tuple[str, str, float, bool]] = [
-    (r"(?:don't|do\s+not|doesn't|does\s+not|didn't|never|not|won't|wouldn't|can't)\s+(?:really\s+|particularly\s+|much\s+|want\s+to\s+)?(?:want|need)", "dislikes", 0.6, True),
-    (r"(?:don't|do\s+not|doesn't|does\s+not|didn't|never|not|won't|wouldn't)\s+(?:really\s+|particularly\s+|much\s+|that\s+)?(?:like|love|care\s+for|fancy|enjoy|dig)", "dislikes", 0.6, False),
-    (r"(?:hate|hates|detest|detests|loathe|loathes|despise|despises|can't\s+stand|cannot\s+stand|can't\s+bear|cannot\s+bear|can't\s+do)", "dislikes", 0.9, False),
-    (r"(?:dislike|dislikes)", "dislikes", 0.7, False),
+    (r"(?:hate|hates|hated|detest|detests|loathe|loathes|despise|despises|can't\s+stand|cannot\s+stand|can't\s+bear|cannot\s+bear|can't\s+do)", "dislikes", 0.9, False),
+    (r"(?:dislike|dislikes|disliked)", "dislikes", 0.7, False),
     (r"(?:not\s+a\s+(?:big\s+|huge\s+)?fan\s+of|not\s+into|not\s+keen\s+on|not\s+crazy\s+about|allergic\s+to|tired\s+of|sick\s+of|over\s+the\s+whole)", "dislikes", 0.6, False),
     (r"(?:gone\s+off|went\s+off|go\s+off|no\s+longer\s+(?:like|love|want|into|a\s+fan\s+of|keen\s+on)|no\s+longer|moved\s+on\s+from|avoid|avoiding|stay\s+away\s+from|steer\s+clear\s+of|want\s+to\s+avoid)", "dislikes", 0.6, False),
-    (r"(?:love|loves|adore|adores|obsessed\s+with|crazy\s+about|a\s+(?:big|huge)\s+fan\s+of|big\s+fan\s+of|huge\s+fan\s+of|in\s+love\s+with|passionate\s+about)", "prefers", 0.9, False),
-    (r"(?:prefer|prefers|rather\s+have|rather|lean\s+towards|leaning\s+towards|leaning\s+toward|lean\s+toward|opt\s+for|go\s+with|going\s+with|set\s+on|switch(?:ed|ing)?\s+to)", "prefers", 0.7, False),
-    (r"(?:want|wants|need|needs|looking\s+for|searching\s+for|shopping\s+for|in\s+the\s+market\s+for|after|hoping\s+for|hoping\s+to\s+(?:get|find|buy)|planning\s+to\s+(?:get|buy)|thinking\s+of\s+(?:getting|buying)|like\s+to\s+(?:get|buy|find)|saving\s+up\s+for)", "prefers", 0.7, True),
-    (r"(?:like|likes|enjoy|enjoys|into|fan\s+of|keen\s+on|drawn\s+to|partial\s+to|fond\s+of|dig|go\s+for)", "prefers", 0.6, False),
+    (r"(?:love|loves|loved|loving|adore|adores|adored|obsessed\s+with|crazy\s+about|a\s+(?:big|huge)\s+fan\s+of|big\s+fans?\s+of|huge\s+fans?\s+of|in\s+love\s+with|passionate\s+about)", "prefers", 0.9, False),
+    (r"(?:prefer|prefers|preferred|rather\s+have|rather|lean\s+towards|leaning\s+towards|leaning\s+toward|lean\s+toward|opt\s+for|go\s+with|going\s+with|set\s+on|switch(?:ed|ing)?\s+to)", "prefers", 0.7, False),
+    (r"(?:want|wants|wanted|need|needs|needed|looking\s+for|searching\s+for|shopping\s+for|in\s+the\s+market\s+for|after|hoping\s+for|hoping\s+to\s+(?:get|find|buy)|planning\s+to\s+(?:get|buy)|thinking\s+of\s+(?:getting|buying)|like\s+to\s+(?:get|buy|find)|saving\s+up\s+for)", "prefers", 0.7, True),
+    (r"(?:show\s+me|show\s+us)", "prefers", 0.6, True),
+    (r"(?:like|likes|liked|enjoy|enjoys|enjoyed|into|really\s+into|(?:a\s+)?fans?\s+of|keen\s+on|drawn\s+to|partial\s+to|fond\s+of|dig|go\s+for)", "prefers", 0.6, False),
 ]
-_CUE_RE = re.compile(
-    r"\b(?P<subj>" + _SUBJECT + r")\b" + _FILLERS + r"\s+(?P<cue>" + "|".join(f"(?:{c[0]})" for c in _CUES) + r")\b"
-    r"|(?P<free>\b(?:my\s+favou?rite(?:\s+\w+)?\s+(?:is|are|has\s+to\s+be)|not\s+a\s+(?:big\s+|huge\s+)?fan\s+of|big\s+fan\s+of|huge\s+fan\s+of)\b)"
-    # clause-initial cues with the subject left out: "No longer into farmhouse", "Loving the velvet"
-    r"|(?:^|[,;.!]\s*)(?:really\s+|totally\s+|so\s+)?(?P<bare>no\s+longer\s+into|not\s+into|not\s+keen\s+on|loving|love|hate|"
-    r"obsessed\s+with|really\s+into|into|gone\s+off)\b",
-    _I)
 _CUE_PARTS = [re.compile(r"^(?:" + c[0] + r")$", _I) for c in _CUES]
-_SPAN_END = re.compile(r"[.;!?]|,?\s+but\b|,\s+(?:though|however|just|only|rather|instead|except)\b|\s+(?:and|or)\s+(?:i|we)\b|\s+because\b", _I)
+_SPAN_END = re.compile(r"[.;!?]|,?\s+but\b(?!\s+not\b)|,\s+(?:though|however|just|only|rather|instead|except|while|whereas)\b"
+                       r"|\s+(?:and|or)\s+(?:i|we)\b|\s+(?:because|whereas)\b", _I)
 _INVERSE = re.compile(r"\b(?:rather\s+than|instead\s+of|over|not|but\s+not|as\s+opposed\s+to|no|never|without)\b", _I)
 _REPLACES = re.compile(
     r"\b(?:actually|changed\s+(?:my|our)\s+minds?|change\s+of\s+(?:heart|plans?)|instead|no\s+longer|gone\s+off|went\s+off|"
@@ -204,6 +199,54 @@ _NAME_IS_RE = re.compile(
 _HAVE_KIDS = re.compile(
     r"\b(?:i|we)(?:'ve)?\s+(?:have|got|have\s+got)\s+(?:(?:a|an|one|two|three|four|five|\d)\s+)?(?:\w+\s+)?"
     r"(?P<rel>kids|children|sons|daughters|dogs|cats|son|daughter|dog|cat|puppy|kitten|baby)\b", _I)
+
+# -- who is speaking in a clause ----------------------------------------------------------------------------
+# The customer's own stance ("I", "we", "our family", "me and my wife") feeds their preferences; anyone
+# else's ("my wife Emma", "he", "Tom", "Dana's husband") is remembered about that person instead.
+_NAME_SUBJ = r"(?-i:[A-Z][a-zà-ÿ]+(?:-[A-Z][a-zà-ÿ]+)?)"
+_SELF_SUBJ = (r"(?:me\s+and\s+(?:(?:my|our)\s+\w+|" + _NAME_SUBJ + r")|(?:(?:my|our)\s+\w+|" + _NAME_SUBJ + r")\s+and\s+(?:i|me)"
+              r"|(?:our|my)\s+(?:whole\s+)?(?:family|household)|the\s+whole\s+family|(?:both|all|the\s+two)\s+of\s+us"
+              r"|i'm|im|i've|i'd|i'll|i|we're|we've|we'd|we'll|we)")
+_OTHER_SUBJ = (r"(?:(?:my|our|his|her|their|your|the)\s+" + _ADJ + r"(?:" + _REL_ALT + r")(?:'s\s+(?:" + _REL_ALT + r"))?"
+               r"(?:,?\s+" + _NAME_SUBJ + r"(?:\s+" + _NAME_SUBJ + r")?(?=[\s,]),?)?"
+               r"|" + _NAME_SUBJ + r"(?:'s\s+(?:" + _REL_ALT + r"))?"
+               r"|he|she|they|you|he's|she's|they're|you're|he'd|she'd|they'd|you'd|he'll|she'll|they'll"
+               r"|everyone|everybody|nobody|no\s+one)")
+_CUE_ALT = "|".join(f"(?:{c[0]})" for c in _CUES)
+_BARE = (r"no\s+longer\s+into|not\s+into|not\s+keen\s+on|loving|loved|loves|love|hated|hates|hate|liked|likes|like|adored|"
+         r"adores|adore|preferred|prefers|prefer|disliked|dislikes|dislike|enjoyed|enjoy|can't\s+stand|obsessed\s+with|"
+         r"really\s+into|into|gone\s+off|wants|want|needs|need|looking\s+for|searching\s+for|shopping\s+for|"
+         r"in\s+the\s+market\s+for|show\s+me|show\s+us")
+_CUE_RE = re.compile(
+    r"\b(?:(?P<self>" + _SELF_SUBJ + r")|(?P<other>" + _OTHER_SUBJ + r"))\b" + _FILLERS
+    + r"(?:\s+(?P<neg>" + _NEG + r"))?" + _FILLERS + r"\s+(?P<cue>" + _CUE_ALT + r")\b"
+    r"|(?P<free>\b(?:(?:my|our)\s+favou?rite(?:\s+\w+)?\s+(?:is|are|has\s+to\s+be)|not\s+a\s+(?:big\s+|huge\s+)?fan\s+of"
+    r"|(?:a\s+)?(?:big|huge)\s+fans?\s+of|(?:as\s+)?for\s+(?:me|us)\s*,?\s+(?:it's|it\s+is|it\s+has\s+to\s+be|it\s+must\s+be"
+    r"|nothing\s+beats))\b)"
+    r"|(?P<ofav>\b(?:his|her|their|(?:my|our)\s+(?:" + _REL_ALT + r")'s|" + _NAME_SUBJ + r"'s)\s+favou?rite(?:\s+\w+)?\s+(?:is|are)\b)"
+    # cues with the subject left out: "Loving the velvet", "never liked leather", "show me oak tables",
+    # "I love walnut and hate glass" (the subject of "hate" is the one before "and")
+    r"|(?:^|[,;:.!]\s*|\b(?P<conj>and|but|or|yet|then|plus)\s+)"
+    r"(?:(?:hi|hey|hello|well|oh|ok|okay|so|um|honestly|anyway|really|totally|also|still|just|actually|currently|mainly|"
+    r"mostly|now|please|can\s+you|could\s+you|would\s+you)[\s,!]+)*"
+    r"(?:(?P<bneg>" + _NEG + r")\s+(?:really\s+|particularly\s+|much\s+|even\s+|ever\s+)?)?(?P<bare>" + _BARE + r")\b",
+    _I)
+_LEAD_SUBJ = re.compile(
+    r"(?:(?P<self>" + _SELF_SUBJ + r")|(?P<other>" + _OTHER_SUBJ + r")|(?P<forme>(?:as\s+)?for\s+(?:me|us)\b|me\s*,))(?![\w'])", _I)
+# a new clause starts where a conjunction or comma is followed by a new subject:
+# "I love walnut and my wife Emma hates glass", "but he prefers", ", while Tom likes", "; she loves"
+_SUBJ_CUT = re.compile(
+    r"(?:\s*;\s*|,?\s+(?:and|but|or|so|yet|while|whereas|though|although|because|plus)\s+|,\s+(?:while|whereas|but|though|although)\s+|,\s+)"
+    r"(?=(?:(?P<self>" + _SELF_SUBJ + r")|(?P<other>" + _OTHER_SUBJ + r"))(?![\w'])" + _FILLERS + r"(?:\s+(?P<next>[\w']+)))", _I)
+_VERBISH = re.compile(
+    r"^(?:" + _CUE_ALT + r"|" + _NEG + r"|\w+s|\w+ed|is|was|has|had|does|did|can|could|will|would|should|might|must|"
+    r"thinks?|says?|went|got|bought|made|took|came)$", _I)
+_REQUEST_BARE = re.compile(r"^(?:show\s+(?:me|us)|looking\s+for|searching\s+for|shopping\s+for|in\s+the\s+market\s+for)$", _I)
+_NOT_SUBJECT = _NOT_NAMES | {
+    "really", "honestly", "personally", "totally", "absolutely", "seriously", "still", "definitely", "kinda", "mostly",
+    "generally", "usually", "always", "now", "then", "and", "but", "plus", "or", "never", "loving", "love", "hate",
+    "like", "please", "maybe", "perhaps", "anyway", "anyways", "everything", "nothing", "something", "which",
+}
 
 _ROOMS = ["living room", "family room", "sitting room", "front room", "great room", "lounge", "master bedroom",
           "main bedroom", "guest bedroom", "guest room", "spare room", "spare bedroom", "bedroom", "dining room",
