@@ -84,3 +84,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         return JSONResponse({"error": code, "detail": exc.detail}, status_code=exc.status_code)
 
     return app
+
+
+def app_from_env() -> FastAPI:
+    """App factory for multi-process serving (`loftmem serve --workers N`)."""
+    from service.devstack import running_stack
+    from service.settings import Settings
+
+    return create_app(running_stack(Settings()))

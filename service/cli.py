@@ -105,16 +105,27 @@ def up(
         typer.secho("LOFT memory stopped", err=True)
 
 
-def _serve(settings: Settings, host: str, port: int) -> None:
+def _serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
     import uvicorn
 
     from service.app import create_app
 
+    if workers > 1:
+        # each process builds its app from the environment (settings resolved above)
+        os.environ.update(_env_of(settings))
+        uvicorn.run("service.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                    log_level="warning", access_log=False)
+        return
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
 
 
 @app.command()
-def serve(host: str = typer.Option(None), port: int = typer.Option(None), verbose: bool = False) -> None:
+def serve(
+    host: str = typer.Option(None),
+    port: int = typer.Option(None),
+    workers: int = typer.Option(1, min=1, max=32, help="API processes (each loads the embedding model)"),
+    verbose: bool = False,
+) -> None:
     """Serve the API against configured (or already running embedded) stores."""
     _logging(verbose)
     from service.devstack import running_stack
@@ -122,7 +133,7 @@ def serve(host: str = typer.Option(None), port: int = typer.Option(None), verbos
     settings = running_stack(get_settings())
     if not settings.database_url or not settings.neo4j_uri:
         _fail(LoftError("no stores: set DATABASE_URL and NEO4J_URI, or run `loftmem up`"))
-    _serve(settings, host or settings.host, port or settings.port)
+    _serve(settings, host or settings.host, port or settings.port, workers)
 
 
 @app.command()

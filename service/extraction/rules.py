@@ -75,6 +75,9 @@ _CLAUSE_VERB = re.compile(
 _VAGUE = re.compile(r"\b(?:it|that|this|those|these|them)\b", _I)
 _FIRST_PERSON = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|me|my|mine|myself|we|we're|we've|we'd|we'll|us|our|ours)\b", _I)
 _WORDS = re.compile(r"[\w'-]+")
+_LIKES = re.compile(r"^(?:i|we)\s+(?:really\s+|also\s+|just\s+|absolutely\s+|totally\s+)?"
+                    r"(?:love|like|enjoy|adore|hate|dislike|prefer)\s+(?!(?:it|that|this|them|you|to|so|too)\W*$)"
+                    r"(?!(?:it|that|this|them|you)\b)\w", _I)
 
 # -- customer name ------------------------------------------------------------------------------
 _NAME_WORD = r"[A-Z][a-zà-ÿ]+(?:-[A-Z][a-zà-ÿ]+)?"
@@ -203,7 +206,10 @@ _HAVE_KIDS = re.compile(
 # -- who is speaking in a clause ----------------------------------------------------------------------------
 # The customer's own stance ("I", "we", "our family", "me and my wife") feeds their preferences; anyone
 # else's ("my wife Emma", "he", "Tom", "Dana's husband") is remembered about that person instead.
-_NAME_SUBJ = r"(?-i:[A-Z][a-zà-ÿ]+(?:-[A-Z][a-zà-ÿ]+)?)"
+_NAME_SUBJ = (r"(?-i:(?!(?:Not|Never|No|Nope|Don't|Do|Does|Did|Didn't|Doesn't|Can't|Won't|Really|Honestly|Just|Also|Still|"
+              r"Totally|Absolutely|Definitely|Love|Loving|Like|Hate|Looking|Show|Please|Maybe|Actually|So|And|But|Then|"
+              r"Well|Anyway|Hi|Hey|Hello|Yes|Yeah|Ok|Okay|Oh|Now|Personally|Seriously|My|Our|His|Her|Their|Your|The|A|An|It|Its|"
+              r"This|That|These|Those|There|Here|What|When|Where|How|Why|Who|Which|If|We|I|He|She|They|You|Me|Us)\b)[A-Z][a-zà-ÿ]+(?:-[A-Z][a-zà-ÿ]+)?)")
 _SELF_SUBJ = (r"(?:me\s+and\s+(?:(?:my|our)\s+\w+|" + _NAME_SUBJ + r")|(?:(?:my|our)\s+\w+|" + _NAME_SUBJ + r")\s+and\s+(?:i|me)"
               r"|(?:our|my)\s+(?:whole\s+)?(?:family|household)|the\s+whole\s+family|(?:both|all|the\s+two)\s+of\s+us"
               r"|i'm|im|i've|i'd|i'll|i|we're|we've|we'd|we'll|we)")
@@ -232,7 +238,7 @@ _CUE_RE = re.compile(
     r"(?:(?P<bneg>" + _NEG + r")\s+(?:really\s+|particularly\s+|much\s+|even\s+|ever\s+)?)?(?P<bare>" + _BARE + r")\b",
     _I)
 _LEAD_SUBJ = re.compile(
-    r"(?:(?P<self>" + _SELF_SUBJ + r")|(?P<other>" + _OTHER_SUBJ + r")|(?P<forme>(?:as\s+)?for\s+(?:me|us)\b|me\s*,))(?![\w'])", _I)
+    r"(?:(?P<self>" + _SELF_SUBJ + r")|(?P<other>" + _OTHER_SUBJ + r")|(?P<forme>(?:as\s+)?for\s+(?:me|us)\b|me\s*,))(?!\w)", _I)
 # a new clause starts where a conjunction or comma is followed by a new subject:
 # "I love walnut and my wife Emma hates glass", "but he prefers", ", while Tom likes", "; she loves"
 _SUBJ_CUT = re.compile(
@@ -241,6 +247,16 @@ _SUBJ_CUT = re.compile(
 _VERBISH = re.compile(
     r"^(?:" + _CUE_ALT + r"|" + _NEG + r"|\w+s|\w+ed|is|was|has|had|does|did|can|could|will|would|should|might|must|"
     r"thinks?|says?|went|got|bought|made|took|came)$", _I)
+_OTHER_STANCE = re.compile(r"(?:" + _OTHER_SUBJ + r")" + _FILLERS + r"(?:\s+" + _NEG + r")?" + _FILLERS
+                           + r"\s+(?:loves|likes|hates|adores|enjoys|prefers|dislikes|loved|liked|hated|adored|enjoyed|"
+                           r"is\s+(?:obsessed\s+with|into|a\s+(?:big\s+|huge\s+)?fan\s+of)|can't\s+stand)\b", _I)
+_OTHER_PRONOUNS = {"he", "she", "they", "you", "he's", "she's", "they're", "you're", "he'd", "she'd", "they'd", "you'd",
+                   "he'll", "she'll", "they'll", "everyone", "everybody", "nobody", "no"}
+# "Me and my husband", "My wife and I", "Some friends from church and I", "Max and I": one compound subject
+_COMPOUND_HEAD = re.compile(r"^\s*(?:(?:me|my|our|some|the|a|an|his|her|their)\b(?:\s+[\w'-]+){0,4}|" + _NAME_SUBJ + r")\s*$", _I)
+_AND_SEP = re.compile(r"^,?\s+and\s+$", _I)
+_STANCE_WORD = re.compile(r"^(?:" + _CUE_ALT + r"|" + _NEG + r"|obsessed|crazy|into|keen|fond|allergic)$", _I)
+_PRONOUN_OBJECT = re.compile(r"[^.,;!?]{0,30}?\b(?:it|them|that|this|him|her|me|us|you)\b[^.,;!?\w]*(?:$|[.,;!?])", _I)
 _REQUEST_BARE = re.compile(r"^(?:show\s+(?:me|us)|looking\s+for|searching\s+for|shopping\s+for|in\s+the\s+market\s+for)$", _I)
 _NOT_SUBJECT = _NOT_NAMES | {
     "really", "honestly", "personally", "totally", "absolutely", "seriously", "still", "definitely", "kinda", "mostly",
@@ -313,7 +329,7 @@ _PAST_VERB = re.compile(
 # -- pronoun rewriting for memories -------------------------------------------------------------------------
 _PRONOUN_RE = re.compile(
     r"\b(?P<i>i)(?P<contr>'m|'ve|'d|'ll)?\b(?P<neg>\s+(?:don't|do\s+not|haven't|have\s+not|am\s+not|was\s+not|wasn't))?"
-    r"(?P<advs>(?:\s+(?:really|just|also|still|never|always|usually|often|recently|finally|already|actually|totally|"
+    r"(?P<advs>(?:\s+(?:really|just|also|still|never|always|usually|often|recently|finally|already|actually|totally|no\s+longer|"
     r"absolutely|definitely|sometimes|mostly|kind\s+of|kinda|sort\s+of|now|even|only|first|both))*)"
     r"(?:\s+(?P<verb>[a-z][a-z'-]*))?"
     r"|\b(?P<we>we)(?P<wecontr>'re|'ve|'d|'ll)?\b"
@@ -331,6 +347,11 @@ _KEEP_VERB = {
     "threw", "woke", "and", "too", "as", "or", "to", "in", "at", "on", "with", "for", "of", "if",
 }
 _MODIFIER_KIND = ("style", "material", "color", "brand")
+_AND_BEFORE = re.compile(r"\band\s+$", _I)
+# a verb sharing the speaker's "I" after a conjunction: "I love walnut and hate glass" -> "... and hates glass"
+_COORD_VERB = re.compile(
+    r"\b(?P<conj>and|but|or|yet)(?P<advs>(?:\s+(?:also|really|still|totally|absolutely|just|even))*)\s+"
+    r"(?P<verb>love|like|hate|prefer|want|need|adore|dislike|enjoy|don't|do\s+not)\b", _I)
 
 
 def _third_person_verb(verb: str) -> str:
@@ -346,13 +367,14 @@ def _third_person_verb(verb: str) -> str:
     return verb + "s"
 
 
-def third_person(text: str, subject: str) -> str:
+def third_person(text: str, subject: str, coordinate: bool = False) -> str:
     """Rewrite first-person text about ``subject``: "I love my oak table" -> "Sarah loves Sarah's oak table"."""
     possessive = subject + ("'" if subject.endswith("s") else "'s")
     named = False  # after the first mention, "my"/"me" read better as "their"/"them"
+    conjugated = False  # "I <verb>" became "<subject> <verb>s": verbs sharing that subject follow suit
 
     def repl(m: re.Match[str]) -> str:
-        nonlocal named
+        nonlocal named, conjugated
         if m.group("i") or m.group("we"):
             named = True
         if m.group("i"):
@@ -372,10 +394,14 @@ def third_person(text: str, subject: str) -> str:
                 head = subject
             if neg:
                 n = re.sub(r"\s+", " ", neg.strip().lower())
+                conjugated = conjugated or (not contr and n in ("don't", "do not"))
                 neg = " " + {"don't": "doesn't", "do not": "does not", "haven't": "hasn't", "have not": "has not",
                              "am not": "is not"}.get(n, n)
                 return f"{head}{neg}{advs}" + (f" {verb}" if verb else "")
             if verb and not contr:
+                if _AND_BEFORE.search(text, 0, m.start()):
+                    return f"{head}{advs} {verb}"  # "Emma and I love" -> "Emma and Sarah love"
+                conjugated = True
                 return f"{head}{advs} {_third_person_verb(verb)}"
             return f"{head}{advs}" + (f" {verb}" if verb else "")
         if m.group("we"):
@@ -394,6 +420,10 @@ def third_person(text: str, subject: str) -> str:
         return subject
 
     out = _PRONOUN_RE.sub(repl, text)
+    if conjugated and coordinate:
+        out = _COORD_VERB.sub(lambda m: f"{m.group('conj')}{m.group('advs')} "
+                              + ("does not" if m.group("verb").lower().startswith("do ") else _third_person_verb(m.group("verb"))),
+                              out)
     return out
 
 
@@ -421,6 +451,16 @@ def _amount(number: str, mult: str | None) -> float | None:
 
 def _fmt_amount(value: float) -> str:
     return str(int(value)) if value == int(value) else f"{value:.2f}"
+
+
+class _Clause:
+    """A stretch of a sentence with one subject: whose stance it states ("self" or "other") and whether that
+    someone else is named ("my wife Emma", "Tom") rather than a bare pronoun ("she")."""
+
+    __slots__ = ("start", "end", "owner", "named")
+
+    def __init__(self, start: int, end: int):
+        self.start, self.end, self.owner, self.named = start, end, "self", False
 
 
 class _Mention:
@@ -484,7 +524,8 @@ class RuleExtractor:
         date_value = dates[0].value if dates else None
         is_question = sentence.rstrip().endswith("?") or bool(_QUESTION_START.match(_LEAD_FILLER.sub("", sentence)))
 
-        prefs, dislike_spans = self._preferences(sentence)
+        clauses = self._clauses(sentence, known_people)
+        prefs, others, dislike_spans = self._preferences(sentence, clauses, known_people)
         purchases, purchase_span = ([], None) if is_question else self._purchases(sentence, at, date_value)
         interests = self._interests(sentence, is_question, dislike_spans, purchase_span)
         entities, relations = self._entities(sentence, at, date_value, known_people)
@@ -494,7 +535,87 @@ class RuleExtractor:
         out.interests.extend(interests)
         out.entities.extend(entities)
         out.relations.extend(relations)
-        self._memories(sentence, at, subject, dates, prefs, purchases, entities, out)
+        self._memories(sentence, at, subject, dates, clauses, prefs, others, purchases, entities, out)
+
+    # -- clauses and who they are about -------------------------------------------------------------------
+    def _subject_owner(self, phrase: str, known_people: set[str]) -> str | None:
+        """"other" for someone else ("my wife Emma", "he", "Tom"), "self" for the speaker's own name,
+        None when the phrase is no subject at all ("Honestly", "Walnut", a lone "Our")."""
+        words = phrase.split()
+        if not words:
+            return None
+        first = words[0].lower()
+        if first in _OTHER_PRONOUNS:
+            return "other"
+        if first in ("my", "our", "his", "her", "their", "your", "the"):
+            return "other" if len(words) > 1 else None
+        name = re.split(r"'s\b", phrase)[0].strip()
+        if name.lower() in _NOT_SUBJECT or self._is_catalog_word(name) or self.catalog.match_brands(name):
+            return None
+        if name.lower() in known_people and "'s" not in phrase:
+            return "self"
+        return "other"
+
+    def _clauses(self, sentence: str, known_people: set[str]) -> list[_Clause]:
+        """Split a sentence where a new subject starts; each clause knows whose stance it states."""
+        cuts: list[tuple[int, int]] = []
+
+        def compound(sep: str, start: int) -> bool:
+            head = sentence[max((e for _, e in cuts if e <= start), default=0):start]
+            return bool(_AND_SEP.match(sep) and _COMPOUND_HEAD.match(head) and not _CLAUSE_VERB.search(head))
+
+        for m in _CLAUSE_SPLIT.finditer(sentence):
+            if m.end() > m.start() and not compound(m.group(), m.start()):
+                cuts.append((m.start(), m.end()))
+        for m in _SUBJ_CUT.finditer(sentence):
+            if m.group("other"):
+                owner = self._subject_owner(m.group("other"), known_people)
+                if owner is None:
+                    continue
+                first = m.group("other").split()[0].lower()
+                following = m.group("next") or ""
+                if first in _OTHER_PRONOUNS:
+                    if not _STANCE_WORD.match(following) or _PRONOUN_OBJECT.match(sentence, m.end()):
+                        continue  # "..., they really make me keep going", "and they loved it" stay; "but he prefers oak" splits
+                elif first not in ("my", "our", "his", "her", "their", "your", "the") and not _VERBISH.match(following):
+                    continue  # "and Emma last week": a name, not a new subject
+            prev = max((e for s, e in cuts if e <= m.start()), default=0)
+            if not _CLAUSE_VERB.search(sentence, prev, m.start()) or compound(m.group(), m.start()):
+                continue  # "Me and Emma": no clause before the conjunction yet
+            cuts.append((m.start(), m.end()))
+        cuts.sort()
+        clauses: list[_Clause] = []
+        pos = 0
+        for s, e in cuts:
+            if s < pos:
+                pos = max(pos, e)
+                continue
+            if s > pos:
+                clauses.append(_Clause(pos, s))
+            pos = e
+        if pos < len(sentence):
+            clauses.append(_Clause(pos, len(sentence)))
+        owner = "self"  # a subjectless first clause is the speaker's: "show me oak tables", "never liked leather"
+        for clause in clauses:
+            text = sentence[clause.start:clause.end]
+            lead = _LEAD_FILLER.match(text)
+            m = _LEAD_SUBJ.match(text, lead.end() if lead else 0)
+            if m and (m.group("self") or m.group("forme")):
+                owner = "self"
+            elif m and m.group("other"):
+                who = self._subject_owner(m.group("other"), known_people)
+                if who is not None:
+                    owner = who
+                    clause.named = who == "other" and m.group("other").split()[0].lower() not in _OTHER_PRONOUNS
+            clause.owner = owner
+        return clauses
+
+    @staticmethod
+    def _clause_at(clauses: list[_Clause], pos: int) -> _Clause | None:
+        for clause in clauses:
+            if clause.start <= pos < clause.end:
+                return clause
+        return None
 
     # -- preferences ----------------------------------------------------------------------------------
     def _mentions(self, text: str) -> list[_Mention]:
@@ -513,32 +634,72 @@ class RuleExtractor:
         found.sort(key=lambda m: m.start)
         return found
 
-    def _preferences(self, sentence: str) -> tuple[list[Preference], list[tuple[int, int]]]:
+    def _preferences(self, sentence: str, clauses: list[_Clause], known_people: set[str]
+                     ) -> tuple[list[Preference], list[Preference], list[tuple[int, int]]]:
+        """The customer's preferences, other people's stated likes and dislikes, and the spans of everything
+        disliked (which are no product interest)."""
         prefs: list[Preference] = []
+        others: list[Preference] = []
         dislike_spans: list[tuple[int, int]] = []
-        cues = list(_CUE_RE.finditer(sentence))
+        cues = []
+        for cue in _CUE_RE.finditer(sentence):
+            bare = cue.group("bare")
+            if bare and bare.lower().startswith("like") and not cue.group("bneg") and \
+                    (cue.group("conj") or "").lower() not in ("and", "but"):
+                continue  # "Like I said, ..."
+            cues.append(cue)
         mentions = self._mentions(sentence) if cues or "$" in sentence or " in " in sentence.lower() else []
         replaces = bool(cues) and bool(_REPLACES.search(sentence))
         covered: list[tuple[int, int]] = []
+        current: dict[int, str] = {}  # clause start -> whose stance the latest subject in it stated
 
         for i, cue in enumerate(cues):
+            clause = self._clause_at(clauses, cue.end() - 1)
+            key = clause.start if clause else -1
+            owner = current.get(key, clause.owner if clause else "self")
+            negated = False
             if cue.group("free"):
-                word = cue.group("free").lower()
+                word = re.sub(r"\s+", " ", cue.group("free").lower())
                 polarity, strength, intent = ("dislikes", 0.6, False) if word.startswith("not") else (
                     ("prefers", 0.9, False) if "fan" in word else ("prefers", 0.85, False))
+                if word.startswith(("my ", "our ", "for ", "as for ")):
+                    owner = "self"
+            elif cue.group("ofav"):
+                polarity, strength, intent = "prefers", 0.85, False
+                owner = "other"
             elif cue.group("bare"):
                 word = re.sub(r"\s+", " ", cue.group("bare").lower())
                 polarity, strength, intent = {
                     "loving": ("prefers", 0.9, False),
                     "no longer into": ("dislikes", 0.6, False),
                 }.get(word) or self._cue_meaning(word)
+                negated = bool(cue.group("bneg"))
+                if _REQUEST_BARE.match(word):
+                    owner = "self"  # a request is always the speaker's own
             else:
                 polarity, strength, intent = self._cue_meaning(cue.group("cue"))
+                negated = bool(cue.group("neg"))
+                if cue.group("self"):
+                    owner = "self"
+                else:
+                    owner = self._subject_owner(cue.group("other"), known_people) or owner
+            current[key] = owner
+            if negated:
+                if polarity == "dislikes":
+                    polarity = None  # "I don't hate oak": no stance either way
+                else:
+                    polarity, strength = "dislikes", 0.6
             start = cue.end()
             limit = cues[i + 1].start() if i + 1 < len(cues) else len(sentence)
-            end_m = _SPAN_END.search(sentence, start, limit)
-            end = end_m.start() if end_m else limit
-            covered.append((start, end))
+            if clause:
+                limit = min(limit, clause.end)
+            end_m = _SPAN_END.search(sentence, start, limit) if start < limit else None
+            end = end_m.start() if end_m else max(start, limit)
+            if polarity is None:
+                continue
+            target = prefs if owner == "self" else others
+            if owner == "self":
+                covered.append((start, end))
             if polarity == "dislikes":
                 dislike_spans.append((start, end))
             inside = [m for m in mentions if start <= m.start < end]
@@ -556,9 +717,9 @@ class RuleExtractor:
                     # "I hate glass tables" is about glass, not about tables
                     if any(0 <= m.start - x.end <= 12 for x in modifiers):
                         continue
-                prefs.append(Preference(attribute=m.attribute, value=m.value, polarity=pol, strength=st,
-                                        confidence=conf, replaces=replaces))
-            if polarity == "prefers":
+                target.append(Preference(attribute=m.attribute, value=m.value, polarity=pol, strength=st,
+                                         confidence=conf, replaces=replaces and owner == "self"))
+            if polarity == "prefers" and owner == "self":
                 segment = sentence[start:end]
                 has_category = any(m.attribute in ("category", "product") for m in inside)
                 for sm in _SIZE.finditer(segment):
@@ -570,8 +731,14 @@ class RuleExtractor:
                         prefs.append(Preference(attribute="size", value=value, polarity="prefers", strength=strength,
                                                 confidence=0.7, replaces=replaces))
 
+        def someone_elses(pos: int) -> bool:
+            clause = self._clause_at(clauses, pos)
+            return bool(clause and clause.owner != "self")
+
         # budgets need no cue: "under $2,000", "$1.5k max", "our budget is 3000"
         for m in _BUDGET_LIMIT.finditer(sentence):
+            if someone_elses(m.start()):
+                continue
             word = m.group("word").lower()
             has_currency = bool(m.group("cur") or m.group("mult") or m.group("curword")) or word.startswith(("budget", "spend"))
             value = _amount(m.group("num"), m.group("mult"))
@@ -580,6 +747,8 @@ class RuleExtractor:
                 prefs.append(Preference(attribute="budget", value=_fmt_amount(value), polarity="prefers",
                                         strength=0.6 if approx else 0.7, confidence=0.8, replaces=replaces))
         for m in _BUDGET_AFTER.finditer(sentence):
+            if someone_elses(m.start()):
+                continue
             value = _amount(m.group("num"), m.group("mult"))
             if value and value >= 20:
                 prefs.append(Preference(attribute="budget", value=_fmt_amount(value), polarity="prefers",
@@ -590,11 +759,14 @@ class RuleExtractor:
         for m in mentions:
             if m.attribute not in ("color", "material") or any(s <= m.start < e for s, e in covered):
                 continue
+            if someone_elses(m.start) or any(s <= m.start < e for s, e in dislike_spans) \
+                    or any(p.value == m.value for p in others):
+                continue
             before = low[max(0, m.start - 12): m.start]
             if re.search(r"\b(?:in|with)\s+(?:a\s+|the\s+)?(?:\w+\s+)?$", before):
                 prefs.append(Preference(attribute=m.attribute, value=m.value, polarity="prefers", strength=0.6,
                                         confidence=0.6, replaces=False))
-        return prefs, dislike_spans
+        return prefs, others, dislike_spans
 
     @staticmethod
     def _cue_meaning(cue: str) -> tuple[str, float, bool]:
@@ -803,8 +975,9 @@ class RuleExtractor:
         return " ".join([*mods, re.sub(r"\s+", " ", word)]).strip()
 
     # -- memories -----------------------------------------------------------------------------------------------------
-    def _memories(self, sentence: str, at: datetime, subject: str, dates: list[DateMention],
-                  prefs: list[Preference], purchases: list[Purchase], entities: list[Entity], out: Extraction) -> None:
+    def _memories(self, sentence: str, at: datetime, subject: str, dates: list[DateMention], clauses: list[_Clause],
+                  prefs: list[Preference], others: list[Preference], purchases: list[Purchase],
+                  entities: list[Entity], out: Extraction) -> None:
         possessive = subject + ("'" if subject.endswith("s") else "'s")
         if subject == "The customer":
             possessive = "the customer's"
@@ -813,10 +986,9 @@ class RuleExtractor:
             if e.type in ("person", "pet") and e.relation and e.name.lower() != e.relation:
                 out.memories.append(MemoryCandidate(
                     kind="fact", text=f"{e.name} is {possessive} {e.relation}.", importance=0.8))
-        clauses = [c for c in _CLAUSE_SPLIT.split(sentence) if c and c.strip()]
         today = datetime(at.year, at.month, at.day, tzinfo=at.tzinfo)
-        for clause in clauses:
-            clause = clause.strip()
+        for span in clauses:
+            clause = sentence[span.start:span.end].strip()
             stripped = _LEAD_FILLER.sub("", clause).strip()
             stripped = _EMOJI.sub("", stripped).strip(" ,-")
             if not stripped:
@@ -828,9 +1000,15 @@ class RuleExtractor:
             words = _WORDS.findall(stripped)
             if len(words) < 3 or _FILLER.match(stripped) and len(words) < 6:
                 continue
-            if not _FIRST_PERSON.search(stripped) or not _CLAUSE_VERB.search(stripped):
+            if span.owner == "self":
+                clause_prefs = [p for p in prefs if self._names_value(stripped, p)]
+            else:  # someone else's stance: remembered about them, never the customer's preference
+                clause_prefs = [p for p in others if self._names_value(stripped, p)]
+            # a named someone's stance ("Tom likes leather", "Gina loves dancing") is worth remembering about them
+            other_stance = span.owner == "other" and span.named and bool(clause_prefs or _OTHER_STANCE.match(stripped))
+            about_named_other = other_stance
+            if not (_FIRST_PERSON.search(stripped) or about_named_other) or not _CLAUSE_VERB.search(stripped):
                 continue  # not about the speaker, or a fragment ("my wife Emma and our dog Max")
-            clause_prefs = [p for p in prefs if self._names_value(stripped, p)]
             clause_purchases = [p for p in purchases if p.product_name.lower() in stripped.lower()
                                 or (p.category and self.catalog.match_categories(stripped).count(p.category))]
             clause_entities = [e for e in entities if e.name.lower() in stripped.lower()]
@@ -840,14 +1018,14 @@ class RuleExtractor:
                     continue
                 if len(words) < 6 and _VAGUE.search(stripped):
                     continue
-                if len(words) < 4:
-                    continue
+                if len(words) < 4 and not (span.owner == "self" and _LIKES.match(stripped)):
+                    continue  # "I love reading" is short but still says something about the speaker
 
             clause_dates = find_dates(stripped, at)
             rewritten = stripped
             for d in sorted(clause_dates, key=lambda d: d.start, reverse=True):
                 rewritten = rewritten[: d.start] + d.phrase + rewritten[d.end:]
-            rewritten = third_person(rewritten, subject)
+            rewritten = third_person(rewritten, subject, coordinate=bool(clause_prefs))
             if subject == "The customer":
                 rewritten = re.sub(r"(?<=\S\s)The customer", "the customer", rewritten)
             rewritten = rewritten.rstrip(" ,;:-")
@@ -863,9 +1041,11 @@ class RuleExtractor:
                 importance = 0.7 if any(e.type in ("person", "pet") for e in clause_entities) else 0.6
             elif clause_prefs:
                 kind = "preference"
-                importance = min(1.0, 0.5 + 0.3 * max(p.strength for p in clause_prefs))
+                base = 0.5 if span.owner == "self" else 0.45
+                importance = min(1.0, base + 0.3 * max(p.strength for p in clause_prefs))
             elif any(e.type in ("person", "pet") for e in clause_entities):
-                kind, importance = "fact", 0.8
+                # "My wife and I hosted a get-together": something that happened, with someone
+                kind, importance = ("event", 0.7) if past and not clause_prefs else ("fact", 0.8)
             elif any(e.type in ("place", "organization") for e in clause_entities):
                 kind, importance = "fact", 0.7
             elif clause_dates or any(e.type == "event" for e in clause_entities):
@@ -874,6 +1054,8 @@ class RuleExtractor:
                 kind, importance = "event", 0.5
             elif re.search(r"\bfavou?rite\b", stripped, _I):
                 kind, importance = "preference", 0.6
+            elif span.owner == "self" and _LIKES.match(stripped) or other_stance:
+                kind, importance = "preference", 0.55
             else:
                 kind, importance = "fact", 0.45 if len(words) >= 6 else 0.35
             if kind == "event" and not clause_dates:

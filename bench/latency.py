@@ -1,0 +1,339 @@
+"""Context and entity-search latency over HTTP on a realistic population.
+
+    python -m bench.latency --json [--customers 5000 --memories 200 --messages 100]
+
+The population: customers with long-term memories, message history (sessions of 20
+turns), summaries, and a graph (preferences, purchases, entities with embeddings).
+Texts come from furniture-chat templates over the sample catalog; each distinct template
+text is embedded once with the real model and every row gets that embedding plus small
+Gaussian noise (sigma 0.02, renormalised), so the data loads in minutes. Rows go in with
+COPY; the graph with batched UNWIND. The cross-customer HNSW index on memories is
+dropped during the bulk load and (with --rebuild-hnsw) rebuilt at the end: per-customer
+context reads never use it (they scan the customer's rows through the btree), so the
+numbers do not depend on it.
+
+Measured against ``loftmem serve`` over HTTP with unique-ish questions (so the query
+embedding cache mostly misses): sequential p50/p95 of GET /memory/context, throughput
+and p95 with 16 concurrent clients, sequential POST /memory/search/entities, and the
+context p95 as the population grows (10k, 100k, … memories). Progress on stderr, one
+JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import httpx
+import numpy as np
+
+from bench.common import bench_stack, free_port, log, percentiles
+
+PEOPLE = ["Anna", "Tom", "Max", "Emma", "Ravi", "Luis", "Miso", "Priya", "Jonas", "Mei"]
+RELATIONS = ["sister", "husband", "dog", "wife", "partner", "brother", "cat", "friend", "son", "daughter"]
+ROOMS = ["living room", "home office", "nursery", "bedroom", "dining room", "patio", "guest room"]
+
+
+def template_pool(catalog, rng: random.Random, size: int) -> list[str]:
+    out: set[str] = set()
+    while len(out) < size:
+        p = rng.choice(catalog.products)
+        k = rng.randrange(10)
+        if k == 0:
+            out.add(f"The customer loves {rng.choice(catalog.styles)} furniture and prefers {rng.choice(catalog.materials)}.")
+        elif k == 1:
+            out.add(f"The customer bought the {p.name} for the {rng.choice(ROOMS)} on {rng.randint(1, 28)} {rng.choice(['March', 'May', 'July', 'October'])} 202{rng.randint(2, 5)}.")
+        elif k == 2:
+            i = rng.randrange(len(PEOPLE))
+            out.add(f"The customer's {RELATIONS[i]} {PEOPLE[i]} is visiting and needs a {rng.choice(catalog.categories)}.")
+        elif k == 3:
+            out.add(f"The customer dislikes {rng.choice(catalog.materials)} because it {rng.choice(['scratches', 'stains', 'feels cold', 'looks cheap'])}.")
+        elif k == 4:
+            out.add(f"The customer is redoing the {rng.choice(ROOMS)} in {rng.choice(catalog.colors)} and {rng.choice(catalog.colors)}.")
+        elif k == 5:
+            out.add(f"Do you have the {p.name} in {rng.choice(catalog.colors)}?")
+        elif k == 6:
+            out.add(f"Show me {p.category}s under ${rng.choice([500, 800, 1200, 2000, 3000])} in {rng.choice(catalog.styles)} style.")
+        elif k == 7:
+            out.add(f"We are moving to {rng.choice(['Portland', 'Denver', 'Austin', 'Boston', 'Seattle'])} in {rng.choice(['spring', 'June', 'the autumn'])} and need a {p.category}.")
+        elif k == 8:
+            out.add(f"The {p.name} arrived with a scratch on the {rng.choice(['leg', 'arm', 'top', 'frame'])}; delivery took {rng.randint(2, 9)} days.")
+        else:
+            out.add(f"The customer asked about the {p.name} and its {rng.choice(['dimensions', 'fabric care', 'warranty', 'assembly'])}.")
+    return sorted(out)
+
+
+def noisy(base: np.ndarray, rng: np.random.Generator, sigma: float = 0.02) -> np.ndarray:
+    v = base + rng.normal(0, sigma, size=base.shape).astype(np.float32)
+    return (v / np.linalg.norm(v, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def questions(catalog, rng: random.Random, n: int) -> list[str]:
+    forms = [
+        "What {style} pieces would suit her {room}?", "When did I buy the {product}?", "Does she like {material}?",
+        "Show me {category}s that match my {material} {product}", "What did my {relation} need when visiting?",
+        "Which colours am I using in the {room}?", "Was there a problem with the {product} delivery?",
+        "Remind me what I said about {material} and {style} furniture",
+    ]
+    out = []
+    for _ in range(n):
+        p = rng.choice(catalog.products)
+        out.append(rng.choice(forms).format(
+            style=rng.choice(catalog.styles), room=rng.choice(ROOMS), product=p.name, material=rng.choice(catalog.materials),
+            category=p.category, relation=rng.choice(RELATIONS)))
+    return out
+
+
+class Population:
+    def __init__(self, rt, seed: int) -> None:
+        self.rt = rt
+        self.rng = random.Random(seed)
+        self.nrng = np.random.default_rng(seed)
+        self.pool = template_pool(rt.catalog, self.rng, 3000)
+        log(f"population: embedding {len(self.pool)} template texts once")
+        self.pool_vecs = rt.embedder.embed(self.pool, batch_size=64)
+        self.users: list[str] = []
+        self.memories = 0
+
+    async def add(self, customers: int, memories: int, messages: int) -> None:
+        rt = self.rt
+        now = datetime.now(timezone.utc)
+        for start in range(0, customers, 250):
+            chunk = [f"lat-{len(self.users) + i}-{uuid.uuid4().hex[:6]}" for i in range(min(250, customers - start))]
+            users, sessions, msgs, mems, graph = [], [], [], [], []
+            for user in chunk:
+                users.append((user, None, now - timedelta(days=400), now))
+                picks = self.rng.sample(range(len(self.pool)), memories)
+                vecs = noisy(self.pool_vecs[picks], self.nrng)
+                for j, (idx, vec) in enumerate(zip(picks, vecs)):
+                    text = self.pool[idx]
+                    at = now - timedelta(days=self.rng.randint(0, 400), minutes=j)
+                    mems.append((uuid.uuid4(), user, self.rng.choice(["fact", "preference", "event"]), text, None, vec,
+                                 round(self.rng.random(), 2), at, at, at, [], f"{user}:{idx}", "{}"))
+                n_sessions = max(1, messages // 20)
+                for s in range(n_sessions):
+                    sid = uuid.uuid4()
+                    s_at = now - timedelta(days=10 * (n_sessions - s))
+                    sessions.append((sid, user, "chat", s_at, s_at + timedelta(minutes=20), "{}"))
+                    picks = self.rng.sample(range(len(self.pool)), min(20, messages))
+                    for k, (idx, vec) in enumerate(zip(picks, noisy(self.pool_vecs[picks], self.nrng))):
+                        msgs.append((sid, user, "user" if k % 2 == 0 else "assistant", None, self.pool[idx], None,
+                                     s_at + timedelta(minutes=k), vec, "{}"))
+                graph.append({
+                    "user_id": user,
+                    "prefs": [{"label": lab, "value": val} for lab, val in (
+                        ("Style", self.rng.choice(rt.catalog.styles)), ("Material", self.rng.choice(rt.catalog.materials)),
+                        ("Color", self.rng.choice(rt.catalog.colors)))],
+                    "purchases": [self.rng.choice(rt.catalog.products).sku for _ in range(2)],
+                    "entities": [
+                        {"key": f"person:{PEOPLE[i].lower()}", "name": PEOPLE[i], "relation": RELATIONS[i],
+                         "embedding": [float(x) for x in noisy(rt.embedder.embed_query(f"{PEOPLE[i]} (person, {RELATIONS[i]})"), self.nrng)]}
+                        for i in self.rng.sample(range(len(PEOPLE)), 4)
+                    ],
+                })
+            async with rt.pool.acquire() as conn:
+                await conn.copy_records_to_table("users", records=users, columns=["user_identifier", "display_name", "created_at", "updated_at"])
+                await conn.copy_records_to_table("sessions", records=sessions, columns=["id", "user_identifier", "channel", "started_at", "last_message_at", "metadata"])
+                await conn.copy_records_to_table("messages", records=msgs, columns=["session_id", "user_identifier", "role", "speaker", "content", "external_id", "created_at", "embedding", "metadata"])
+                await conn.copy_records_to_table("long_term_memories", records=mems, columns=[
+                    "id", "user_identifier", "kind", "content", "subject", "embedding", "importance", "created_at", "updated_at",
+                    "valid_from", "source_message_ids", "content_hash", "metadata"])
+            await rt.graph.execute_query(GRAPH_LOAD, rows=graph)
+            self.users += chunk
+            self.memories += len(mems)
+            log(f"population: {len(self.users)} customers, {self.memories} memories")
+        async with rt.pool.acquire() as conn:
+            await conn.execute("ANALYZE")
+
+
+GRAPH_LOAD = """
+UNWIND $rows AS row
+MERGE (c:Customer {user_id: row.user_id}) SET c.first_seen = datetime() - duration('P300D'), c.last_seen = datetime()
+WITH c, row
+CALL (c, row) {
+  UNWIND row.prefs AS p
+  MATCH (t) WHERE (t:Style OR t:Material OR t:Color) AND t.name = p.value AND p.label IN labels(t)
+  CREATE (c)-[:PREFERS {attribute: toLower(p.label), strength: 0.7, confidence: 0.8, mentions: 1,
+                        first_seen: datetime(), last_seen: datetime(), valid_from: datetime(), source_message_ids: []}]->(t)
+}
+CALL (c, row) {
+  UNWIND row.purchases AS sku
+  MATCH (p:Product {sku: sku})
+  CREATE (c)-[:PURCHASED {at: datetime() - duration('P30D'), qty: 1, price: p.price, source_message_ids: []}]->(p)
+}
+CALL (c, row) {
+  UNWIND row.entities AS e
+  CREATE (n:Entity {user_id: row.user_id, key: e.key, name: e.name, type: 'person', first_seen: datetime(), last_seen: datetime()})
+  WITH c, n, e
+  CALL db.create.setNodeVectorProperty(n, 'embedding', e.embedding)
+  CREATE (c)-[:MENTIONED {relation: e.relation, mentions: 2, first_seen: datetime(), last_seen: datetime(), source_message_ids: []}]->(n)
+}
+"""
+
+
+class Server:
+    def __init__(self, settings, workers: int) -> None:
+        self.port = free_port()
+        env = os.environ | {
+            "DATABASE_URL": settings.database_url, "NEO4J_URI": settings.neo4j_uri, "NEO4J_USER": settings.neo4j_user,
+            "NEO4J_PASSWORD": settings.neo4j_password.get_secret_value(), "LOFT_PORT": str(self.port),
+        }
+        self.proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--workers", str(workers)], env=env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.base = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(self.base + "/memory/status", timeout=5).status_code in (200, 503):
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("API did not start")
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+async def sequential(client: httpx.AsyncClient, make_request, n: int) -> list[float]:
+    out = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        r = await make_request(client, i)
+        out.append((time.perf_counter() - t0) * 1000)
+        r.raise_for_status()
+    return out
+
+
+async def concurrent(client: httpx.AsyncClient, make_request, clients: int, per_client: int) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+
+    async def one(c: int) -> None:
+        for i in range(per_client):
+            t0 = time.perf_counter()
+            r = await make_request(client, c * per_client + i)
+            latencies.append((time.perf_counter() - t0) * 1000)
+            r.raise_for_status()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(c) for c in range(clients)))
+    return len(latencies) / (time.perf_counter() - t0), latencies
+
+
+async def measure(base: str, users: list[str], qs: list[str], n: int) -> list[float]:
+    rng = random.Random(len(users))
+
+    async def context(client, i):
+        return await client.get(f"/memory/context/{rng.choice(users)}", params={"query": qs[i % len(qs)], "budget": 1000})
+
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        for i in range(20):
+            await context(client, i)
+        return await sequential(client, context, n)
+
+
+async def run(args) -> dict:
+    from service.runtime import Runtime
+
+    async with bench_stack(heap="2g") as settings:
+        rt = await Runtime.open(settings)
+        try:
+            async with rt.pool.acquire() as conn:
+                await conn.execute("DROP INDEX IF EXISTS ltm_embedding_hnsw_idx")
+            population = Population(rt, args.seed)
+            qs = questions(rt.catalog, random.Random(args.seed), 5000)
+            growth = []
+            stages = [s for s in (50, 500, 5000, 50000) if s < args.customers] + [args.customers]
+            for stage in stages:
+                await population.add(stage - len(population.users), args.memories, args.messages)
+                server = Server(settings, args.workers)
+                try:
+                    lat = await measure(server.base, population.users, qs, args.sequential // 2)
+                finally:
+                    server.stop()
+                p = percentiles(lat)
+                growth.append({"memories": population.memories, "context_p50_ms": p["p50"], "context_p95_ms": p["p95"]})
+                log(f"growth: {growth[-1]}")
+            hnsw_s = None
+            if args.rebuild_hnsw:
+                log("rebuilding the HNSW index on long_term_memories…")
+                t0 = time.perf_counter()
+                async with rt.pool.acquire() as conn:
+                    await conn.execute("SET maintenance_work_mem = '2GB'")
+                    await conn.execute("CREATE INDEX ltm_embedding_hnsw_idx ON long_term_memories USING hnsw (embedding vector_cosine_ops)")
+                hnsw_s = round(time.perf_counter() - t0, 1)
+        finally:
+            await rt.close()
+
+        server = Server(settings, args.workers)
+        try:
+            rng = random.Random(args.seed + 1)
+            users = population.users
+
+            async def context(client, i):
+                return await client.get(f"/memory/context/{rng.choice(users)}", params={"query": qs[(i * 7) % len(qs)], "budget": 1000})
+
+            async def entities(client, i):
+                return await client.post("/memory/search/entities", json={"query": qs[(i * 13) % len(qs)], "user_identifier": rng.choice(users), "limit": 10})
+
+            async with httpx.AsyncClient(base_url=server.base, timeout=60, limits=httpx.Limits(max_connections=32)) as client:
+                for i in range(30):
+                    await context(client, i)
+                    await entities(client, i)
+                log("measuring: sequential context")
+                seq = await sequential(client, context, args.sequential)
+                log("measuring: 16 concurrent clients")
+                rps, conc = await concurrent(client, context, 16, args.concurrent_per_client)
+                log("measuring: sequential entity search")
+                ent = await sequential(client, entities, args.sequential)
+                # the same questions again: every query embedding is cached now
+                cached = await sequential(client, lambda c, i: c.get(f"/memory/context/{users[i % len(users)]}", params={"query": qs[0], "budget": 1000}), 200)
+        finally:
+            server.stop()
+
+    s, c, e, h = percentiles(seq), percentiles(conc), percentiles(ent), percentiles(cached)
+    return {
+        "memories": population.memories,
+        "customers": len(population.users),
+        "context": {
+            "sequential": {"p50_ms": s["p50"], "p95_ms": s["p95"]},
+            "concurrent16": {"rps": round(rps, 1), "p95_ms": c["p95"]},
+            "sequential_cached_query": {"p50_ms": h["p50"], "p95_ms": h["p95"]},
+        },
+        "entity_search": {"sequential": {"p50_ms": e["p50"], "p95_ms": e["p95"]}},
+        "growth": growth,
+        "api_workers": args.workers,
+        "hnsw_rebuild_s": hnsw_s,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--customers", type=int, default=5000)
+    parser.add_argument("--memories", type=int, default=200, help="long-term memories per customer")
+    parser.add_argument("--messages", type=int, default=100, help="messages per customer")
+    parser.add_argument("--sequential", type=int, default=500)
+    parser.add_argument("--concurrent-per-client", type=int, default=60)
+    parser.add_argument("--workers", type=int, default=2, help="API processes")
+    parser.add_argument("--rebuild-hnsw", action="store_true", help="rebuild the cross-customer HNSW index at the end")
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    result = asyncio.run(run(args))
+    log(json.dumps(result, indent=2))
+    if args.json:
+        print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
