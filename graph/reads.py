@@ -51,6 +51,21 @@ RETURN c.name AS name, c.first_seen AS first_seen, c.last_seen AS last_seen,
        preferences, purchases, interests, entities
 """
 
+# the neighbourhood and the customer's entities nearest the query, in one round trip
+CONTEXT = NEIGHBOURHOOD.replace(
+    "RETURN c.name AS name,",
+    """CALL (c) {
+  MATCH (c)-[m:MENTIONED]->(e:Entity)
+  WHERE $entity_hits > 0 AND e.embedding IS NOT NULL
+  WITH m, e, vector.similarity.cosine(e.embedding, $embedding) AS score
+  ORDER BY score DESC LIMIT $entity_hits
+  RETURN collect({key: e.key, name: e.name, type: e.type, relation: m.relation, summary: e.summary,
+                  event_at: e.event_at, mentions: m.mentions, last_seen: m.last_seen,
+                  source_message_ids: m.source_message_ids, score: score}) AS matched
+}
+RETURN c.name AS name,""",
+).replace("preferences, purchases, interests, entities\n", "preferences, purchases, interests, entities, matched\n")
+
 # products bought by customers who bought what this customer bought (purchase paths),
 # not already bought by the customer, nudged by the customer's current style preferences
 RECOMMEND = """
@@ -106,6 +121,16 @@ SERVER_INFO = "CALL dbms.components() YIELD name, versions, edition RETURN name,
 async def neighbourhood(driver: AsyncDriver, user_id: str, *, include_closed: bool = False, entity_limit: int = 50) -> dict[str, Any] | None:
     records, _, _ = await driver.execute_query(
         NEIGHBOURHOOD, user_id=user_id, include_closed=include_closed, entity_limit=entity_limit, routing_="r"
+    )
+    return native(dict(records[0])) if records else None
+
+
+async def customer_context(
+    driver: AsyncDriver, user_id: str, embedding: list[float] | None, *, entity_hits: int, entity_limit: int = 50
+) -> dict[str, Any] | None:
+    records, _, _ = await driver.execute_query(
+        CONTEXT, user_id=user_id, include_closed=False, entity_limit=entity_limit,
+        embedding=embedding or [0.0] * 384, entity_hits=entity_hits if embedding else 0, routing_="r",
     )
     return native(dict(records[0])) if records else None
 

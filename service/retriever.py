@@ -36,7 +36,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from graph import reads as graph_reads
-from service import history
 from service.extraction.dates import find_dates
 from service.runtime import Runtime
 from vectors import memories as ltm
@@ -272,15 +271,21 @@ class Retriever:
         results: dict[str, Any] = {}
         for name, task in tasks.items():
             try:
-                results[name] = await task
-            except Exception as exc:  # a failing source costs its candidates, never the answer
-                tier = "neo4j" if name.startswith("graph") else ("vectors" if "vector" in name else "postgres")
-                tiers[tier] = False
-                errors[name] = f"{type(exc).__name__}: {exc}"[:300]
-                if tier == "neo4j":
+                found = await task
+            except Exception as exc:  # a failing store costs its candidates, never the answer
+                if name == "graph":
+                    tiers["neo4j"] = False
                     self.rt.extras["graph_down_until"] = time.monotonic() + GRAPH_BACKOFF_S
-                results[name] = None
-        if self.rt.extras.get("graph_down_until", 0) > time.monotonic() and "graph_profile" not in tasks:
+                else:
+                    tiers["postgres"] = tiers["vectors"] = False
+                errors[name] = f"{type(exc).__name__}: {exc}"[:300]
+                continue
+            if name == "postgres":
+                results.update(found)
+            elif found:
+                results["graph_profile"] = found
+                results["graph_entities"] = found.get("matched") or []
+        if "graph" not in tasks and config.graph_profile.enabled:
             tiers["neo4j"] = False
             errors.setdefault("graph", "Neo4j was unavailable moments ago; skipped")
 
@@ -355,42 +360,25 @@ class Retriever:
     # -- sources ---------------------------------------------------------------------------
 
     def _sources(self, user, query, embedding, session_id, config: RetrievalConfig) -> dict[str, Any]:
-        pool = self.rt.pool
-        sources: dict[str, Any] = {}
+        """Two round trips, run concurrently: PostgreSQL (every per-customer search in one
+        statement) and Neo4j (neighbourhood + nearest entities in one query)."""
+        limits = {
+            name: getattr(config, name).limit if getattr(config, name).enabled else 0
+            for name in ("memories_vector", "memories_text", "messages_vector", "messages_text",
+                         "summaries_vector", "summaries_text", "recent_turns")
+        }
 
-        async def pg(fn, *args):
-            async with pool.acquire() as conn:
-                return await fn(conn, *args)
+        async def postgres():
+            async with self.rt.pool.acquire() as conn:
+                return await search.hybrid(conn, user, embedding, query, limits, session_id)
 
-        if embedding is not None:
-            for name, fn in (
-                ("memories_vector", search.memories_vector),
-                ("messages_vector", search.messages_vector),
-                ("summaries_vector", search.summaries_vector),
-            ):
-                source: Source = getattr(config, name)
-                if source.enabled and source.limit:
-                    sources[name] = pg(fn, user, embedding, source.limit)
-        if query:
-            for name, fn in (
-                ("memories_text", search.memories_text),
-                ("messages_text", search.messages_text),
-                ("summaries_text", search.summaries_text),
-            ):
-                source = getattr(config, name)
-                if source.enabled and source.limit:
-                    sources[name] = pg(fn, user, query, source.limit)
-        if session_id is not None and config.recent_turns.enabled and config.recent_turns.limit:
-            sources["recent_turns"] = pg(history.recent_turns, session_id, config.recent_turns.limit)
-        sources["latest"] = pg(_latest_message_at, user)
-
+        sources: dict[str, Any] = {"postgres": postgres()}
         graph_ok = self.rt.extras.get("graph_down_until", 0) <= time.monotonic()
         if graph_ok and config.graph_profile.enabled:
-            sources["graph_profile"] = asyncio.wait_for(graph_reads.neighbourhood(self.rt.graph, user), GRAPH_TIMEOUT_S)
-        if graph_ok and config.graph_entities.enabled and embedding is not None and config.graph_entities.limit:
-            sources["graph_entities"] = asyncio.wait_for(
-                graph_reads.search_entities(self.rt.graph, user, [float(x) for x in embedding], config.graph_entities.limit),
-                GRAPH_TIMEOUT_S,
+            hits = config.graph_entities.limit if config.graph_entities.enabled else 0
+            vector = [float(x) for x in embedding] if embedding is not None else None
+            sources["graph"] = asyncio.wait_for(
+                graph_reads.customer_context(self.rt.graph, user, vector, entity_hits=hits), GRAPH_TIMEOUT_S
             )
         return sources
 
@@ -411,7 +399,7 @@ class Retriever:
                 meta = json.loads(r["metadata"]) if isinstance(r["metadata"], str) else (r["metadata"] or {})
                 add(source, Candidate(
                     key=f"memory:{r['id']}", kind="memory", section="memories",
-                    text=f"[{_day(r['valid_from'])}] {_clip(r['content'], clip, terms)}", timestamp=r["valid_from"],
+                    text=f"[{_day(r['ts'])}] {_clip(r['content'], clip, terms)}", timestamp=r["ts"],
                     message_ids=list(r["source_message_ids"]), memory_id=str(r["id"]), importance=r["importance"],
                     fact_keys=tuple(meta.get("fact_keys", ())),
                 ), r["score"])
@@ -422,13 +410,12 @@ class Retriever:
             for r in results.get(source) or []:
                 add(source, Candidate(
                     key=f"summary:{r['id']}", kind="summary", section="summaries",
-                    text=_clip(r["summary"], clip * 2, terms), timestamp=r["first_message_at"],
+                    text=_clip(r["content"], clip * 2, terms), timestamp=r["ts"],
                     message_ids=list(r["source_message_ids"]),
                 ), r["score"])
         for r in results.get("recent_turns") or []:
             c = _message_candidate(r, clip, terms)
             c.kind, c.section, c.pinned = "turn", "session", True
-            c.key = f"message:{r['id']}"
             out[c.key] = c  # the session's own turns replace a search hit of the same turn
             lists.setdefault("recent_turns", []).append(c.key)
 
@@ -500,21 +487,20 @@ class Retriever:
                     entity_ids[mid] = max(entity_ids.get(mid, 0.0), sum(c.parts.values()) * config.neighbour_decay)
         if not want_neighbours and not entity_ids:
             return
+        extra_ids = [m for m in entity_ids if f"message:{m}" not in candidates]
         async with self.rt.pool.acquire() as conn:
-            rows = await search.neighbours(conn, user, want_neighbours, config.neighbour_width)
-            extra = await search.messages_by_id(conn, user, [m for m in entity_ids if f"message:{m}" not in candidates])
+            rows = await search.expand(conn, user, want_neighbours, config.neighbour_width, extra_ids)
         seed_score = {c.message_ids[0]: sum(c.parts.values()) for c in seeds if c.message_ids}
         for r in rows:
             key = f"message:{r['id']}"
-            contribution = seed_score.get(r["anchor"], 0.0) * config.neighbour_decay
             c = candidates.get(key)
             if c is None:
                 c = candidates[key] = _message_candidate(r, config.max_item_chars, terms)
-            c.parts["neighbour"] = max(c.parts.get("neighbour", 0.0), contribution)
-        for r in extra:
-            key = f"message:{r['id']}"
-            c = candidates.setdefault(key, _message_candidate(r, config.max_item_chars, terms))
-            c.parts["entity_mention"] = max(c.parts.get("entity_mention", 0.0), entity_ids.get(r["id"], 0.0))
+            if r["anchor"] is not None:
+                contribution = seed_score.get(r["anchor"], 0.0) * config.neighbour_decay
+                c.parts["neighbour"] = max(c.parts.get("neighbour", 0.0), contribution)
+            else:
+                c.parts["entity_mention"] = max(c.parts.get("entity_mention", 0.0), entity_ids.get(r["id"], 0.0))
 
     # -- packing -----------------------------------------------------------------------------
 
@@ -574,10 +560,12 @@ class Retriever:
 
 def _message_candidate(r, clip: int, terms: set[str]) -> Candidate:
     who = r["speaker"] or r["role"]
+    at = r["ts"] if "ts" in r.keys() else r["created_at"]
+    mid = int(r["id"])
     return Candidate(
-        key=f"message:{r['id']}", kind="message", section="conversation",
-        text=f"[{_day(r['created_at'])}] {who}: {_clip(r['content'], clip, terms)}", timestamp=r["created_at"],
-        message_ids=[r["id"]], importance=0.5, role=r["role"],
+        key=f"message:{mid}", kind="message", section="conversation",
+        text=f"[{_day(at)}] {who}: {_clip(r['content'], clip, terms)}", timestamp=at,
+        message_ids=[mid], importance=0.5, role=r["role"],
     )
 
 
@@ -597,9 +585,3 @@ def _entity_candidate(r: dict[str, Any]) -> Candidate:
         importance=0.5, mention_ids=list(r.get("source_message_ids") or []),
     )
 
-
-LATEST = "SELECT max(created_at) FROM messages WHERE user_identifier = $1"
-
-
-async def _latest_message_at(conn, user: str) -> datetime | None:
-    return await conn.fetchval(LATEST, user)

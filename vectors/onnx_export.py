@@ -1,0 +1,178 @@
+"""One-time ONNX export of all-MiniLM-L6-v2's transformer, cached per machine.
+
+The exported graph maps ``input_ids, attention_mask, token_type_ids`` (int64, ``[batch,
+seq]``) to the token embeddings ``last_hidden_state`` (float32, ``[batch, seq, 384]``);
+mean pooling and L2 normalisation are done in numpy by :mod:`vectors.embedder`, exactly
+as sentence-transformers does for this model.
+
+The cache lives under ``$LOFT_CACHE_DIR`` (default ``~/.cache/loft``) in ``onnx/<key>/``,
+where the key hashes the weights file, the torch / transformers / onnxruntime versions
+and this exporter's own version. A directory holds ``model.onnx`` plus ``reference.npy``:
+the sentence-transformers (torch) embeddings of :data:`VERIFY_SENTENCES` computed at
+export time, against which every load checks the ONNX output, so that a load does not
+need torch at all. The directory is built under a temporary name and renamed into place
+in one step, so concurrent processes see either nothing or a complete export.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+EXPORTER_VERSION = "1"  # bump when the export recipe changes
+OPSET = 17
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+OUTPUT_NAME = "last_hidden_state"
+MODEL_FILE = "model.onnx"
+REFERENCE_FILE = "reference.npy"
+META_FILE = "meta.json"
+
+# fixed sentences checked at every load (short, long, padded, non-ASCII, truncated)
+VERIFY_SENTENCES = [
+    "hi",
+    "Do you have the oak dining table in stock?",
+    "My sister Anna moved to Lisbon last spring and wants a sofa bed 🛋️ for guests.",
+    "",
+    "Ünïcödé – naïve café façade, 東京の家具店",
+    "Delivery on Tuesday works. " * 80,  # well past 256 tokens: exercises truncation
+]
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("LOFT_CACHE_DIR") or Path.home() / ".cache" / "loft")
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "none"
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def weights_file(model_dir: Path) -> Path:
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        if (model_dir / name).is_file():
+            return model_dir / name
+    raise FileNotFoundError(f"no weights file in {model_dir}")
+
+
+def export_key(model_dir: Path) -> str:
+    import onnxruntime
+
+    parts = [
+        _file_sha256(weights_file(model_dir)),
+        f"torch={_version('torch')}",
+        f"transformers={_version('transformers')}",
+        f"onnxruntime={onnxruntime.__version__}",
+        f"opset={OPSET}",
+        f"exporter={EXPORTER_VERSION}",
+    ]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
+
+
+def export_dir(model_dir: Path) -> Path:
+    return cache_root() / "onnx" / f"all-minilm-l6-v2-{export_key(model_dir)}"
+
+
+def ensure_export(model_dir: Path) -> tuple[Path, bool]:
+    """The cached export directory for ``model_dir``; builds it if missing.
+
+    Returns ``(directory, exported_now)``.
+    """
+    target = export_dir(model_dir)
+    if (target / MODEL_FILE).is_file() and (target / REFERENCE_FILE).is_file():
+        return target, False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        _export_into(model_dir, tmp)
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache is per machine
+        try:
+            os.rename(tmp, target)  # atomic; fails if another process got there first
+        except OSError:
+            if not (target / MODEL_FILE).is_file():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # theirs is as good as ours
+            return target, False
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target, True
+
+
+def _export_into(model_dir: Path, out: Path) -> None:
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from transformers import AutoModel, AutoTokenizer
+
+    # eager attention traces to plain MatMul/Softmax with the padding mask as data
+    # (sdpa's fast paths branch on tensor values, which a trace would freeze)
+    bert = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+
+    class TokenEmbeddings(torch.nn.Module):
+        def __init__(self, model: torch.nn.Module) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask, token_type_ids):  # noqa: ANN001
+            return self.model(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+
+    # a padded batch, so that nothing about "no padding" is baked into the graph
+    sample = tokenizer(["a short one", "and a rather longer second sentence here"], padding=True, return_tensors="pt")
+    args = tuple(sample[name] for name in INPUT_NAMES)
+    dynamic = {name: {0: "batch", 1: "sequence"} for name in (*INPUT_NAMES, OUTPUT_NAME)}
+    import warnings
+
+    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            TokenEmbeddings(bert),
+            args,
+            str(out / MODEL_FILE),
+            input_names=list(INPUT_NAMES),
+            output_names=[OUTPUT_NAME],
+            dynamic_axes=dynamic,
+            opset_version=OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+
+    # the reference: what the torch path (sentence-transformers) gives for the fixed set
+    st = SentenceTransformer(str(model_dir), device="cpu")
+    with torch.inference_mode():
+        reference = st.encode(
+            VERIFY_SENTENCES, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        ).astype(np.float32)
+    np.save(out / REFERENCE_FILE, reference)
+    (out / META_FILE).write_text(
+        json.dumps(
+            {
+                "weights_sha256": _file_sha256(weights_file(model_dir)),
+                "torch": _version("torch"),
+                "transformers": _version("transformers"),
+                "onnxruntime": _version("onnxruntime"),
+                "opset": OPSET,
+                "exporter": EXPORTER_VERSION,
+                "max_seq_length": st.max_seq_length,
+            },
+            indent=1,
+        )
+    )
