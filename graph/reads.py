@@ -51,10 +51,29 @@ RETURN c.name AS name, c.first_seen AS first_seen, c.last_seen AS last_seen,
        preferences, purchases, interests, entities
 """
 
-# the neighbourhood and the customer's entities nearest the query, in one round trip
-CONTEXT = NEIGHBOURHOOD.replace(
-    "RETURN c.name AS name,",
-    """CALL (c) {
+# the hot path: current preferences, purchases, interests and the customer's entities
+# nearest the query, in one round trip (the full entity list is for the profile only)
+CONTEXT = """
+MATCH (c:Customer {user_id: $user_id})
+CALL (c) {
+  MATCH (c)-[r:PREFERS|DISLIKES]->(t)
+  WHERE r.valid_to IS NULL
+  RETURN collect({rel: type(r), attribute: r.attribute, value: coalesce(t.name, t.sku), sku: t.sku,
+                  strength: r.strength, confidence: r.confidence, mentions: r.mentions,
+                  first_seen: r.first_seen, last_seen: r.last_seen, valid_from: r.valid_from,
+                  valid_to: r.valid_to, source_message_ids: r.source_message_ids}) AS preferences
+}
+CALL (c) {
+  MATCH (c)-[r:PURCHASED]->(p)
+  RETURN collect({sku: p.sku, name: p.name, category: p.category, price: coalesce(r.price, p.price),
+                  qty: r.qty, order_id: r.order_id, at: r.at, source_message_ids: r.source_message_ids}) AS purchases
+}
+CALL (c) {
+  MATCH (c)-[r:ASKED_ABOUT|VIEWED]->(t)
+  RETURN collect({rel: type(r), sku: t.sku, name: coalesce(t.name, t.sku), mentions: r.mentions, at: r.at,
+                  source_message_ids: r.source_message_ids}) AS interests
+}
+CALL (c) {
   MATCH (c)-[m:MENTIONED]->(e:Entity)
   WHERE $entity_hits > 0 AND e.embedding IS NOT NULL
   WITH m, e, vector.similarity.cosine(e.embedding, $embedding) AS score
@@ -63,8 +82,9 @@ CONTEXT = NEIGHBOURHOOD.replace(
                   event_at: e.event_at, mentions: m.mentions, last_seen: m.last_seen,
                   source_message_ids: m.source_message_ids, score: score}) AS matched
 }
-RETURN c.name AS name,""",
-).replace("preferences, purchases, interests, entities\n", "preferences, purchases, interests, entities, matched\n")
+RETURN c.name AS name, c.first_seen AS first_seen, c.last_seen AS last_seen,
+       preferences, purchases, interests, matched
+"""
 
 # products bought by customers who bought what this customer bought (purchase paths),
 # not already bought by the customer, nudged by the customer's current style preferences
@@ -118,25 +138,32 @@ RETURN customers, entities, products, preferences, purchases, relations
 SERVER_INFO = "CALL dbms.components() YIELD name, versions, edition RETURN name, versions[0] AS version, edition"
 
 
+DATABASE = "neo4j"
+
+
+async def _read(driver: AsyncDriver, query: str, **params: Any) -> list[dict[str, Any]]:
+    """An auto-commit read: one round trip, about half the latency of ``execute_query``'s
+    managed transaction (BEGIN/RUN/COMMIT) on the hot path."""
+    async with driver.session(database=DATABASE, default_access_mode="READ") as session:
+        result = await session.run(query, params)
+        return [dict(r) async for r in result]
+
+
 async def neighbourhood(driver: AsyncDriver, user_id: str, *, include_closed: bool = False, entity_limit: int = 50) -> dict[str, Any] | None:
-    records, _, _ = await driver.execute_query(
-        NEIGHBOURHOOD, user_id=user_id, include_closed=include_closed, entity_limit=entity_limit, routing_="r"
-    )
+    records = await _read(driver, NEIGHBOURHOOD, user_id=user_id, include_closed=include_closed, entity_limit=entity_limit)
     return native(dict(records[0])) if records else None
 
 
 async def customer_context(
-    driver: AsyncDriver, user_id: str, embedding: list[float] | None, *, entity_hits: int, entity_limit: int = 50
+    driver: AsyncDriver, user_id: str, embedding: list[float] | None, *, entity_hits: int
 ) -> dict[str, Any] | None:
-    records, _, _ = await driver.execute_query(
-        CONTEXT, user_id=user_id, include_closed=False, entity_limit=entity_limit,
-        embedding=embedding or [0.0] * 384, entity_hits=entity_hits if embedding else 0, routing_="r",
-    )
+    records = await _read(driver, CONTEXT, user_id=user_id,
+        embedding=embedding or [0.0] * 384, entity_hits=entity_hits if embedding else 0)
     return native(dict(records[0])) if records else None
 
 
 async def search_entities(driver: AsyncDriver, user_id: str, embedding: list[float], limit: int = 10) -> list[dict[str, Any]]:
-    records, _, _ = await driver.execute_query(ENTITY_SEARCH, user_id=user_id, embedding=embedding, limit=limit, routing_="r")
+    records = await _read(driver, ENTITY_SEARCH, user_id=user_id, embedding=embedding, limit=limit)
     return [native(dict(r)) for r in records]
 
 
@@ -144,22 +171,22 @@ async def fulltext_entities(driver: AsyncDriver, user_id: str, text: str, limit:
     query = lucene_terms(text)
     if not query:
         return []
-    records, _, _ = await driver.execute_query(ENTITY_FULLTEXT, user_id=user_id, text=query, limit=limit, routing_="r")
+    records = await _read(driver, ENTITY_FULLTEXT, user_id=user_id, text=query, limit=limit)
     return [native(dict(r)) for r in records]
 
 
 async def recommend(driver: AsyncDriver, user_id: str, limit: int = 5) -> list[dict[str, Any]]:
-    records, _, _ = await driver.execute_query(RECOMMEND, user_id=user_id, limit=limit, routing_="r")
+    records = await _read(driver, RECOMMEND, user_id=user_id, limit=limit)
     return [dict(r) for r in records]
 
 
 async def stats(driver: AsyncDriver) -> dict[str, int]:
-    records, _, _ = await driver.execute_query(STATS, routing_="r")
+    records = await _read(driver, STATS)
     return dict(records[0])
 
 
 async def server_info(driver: AsyncDriver) -> dict[str, str]:
-    records, _, _ = await driver.execute_query(SERVER_INFO, routing_="r")
+    records = await _read(driver, SERVER_INFO)
     record = records[0]
     return {"name": record["name"], "version": record["version"], "edition": record["edition"]}
 

@@ -165,6 +165,7 @@ class Context:
     budget: int
     preset: str
     errors: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self, explain: bool = False) -> dict[str, Any]:
         items = self.items if explain else [{k: v for k, v in i.items() if k != "score_parts"} for i in self.items]
@@ -178,7 +179,7 @@ class Context:
             "tokens": math.ceil(len(self.text) / CHARS_PER_TOKEN),
             "preset": self.preset,
             "took_ms": round(self.took_ms, 2),
-        }
+        } | ({"timings_ms": self.timings} if explain else {})
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -258,8 +259,10 @@ class Retriever:
         track_access: bool = True,
     ) -> Context:
         started = time.perf_counter()
+        timings: dict[str, float] = {}
         query = query.strip()
         embedding = await self.rt.embedder.aembed_query(query) if query else None
+        timings["embed"] = (time.perf_counter() - started) * 1000
         terms = _terms(query)
 
         tiers = {"postgres": True, "neo4j": True, "vectors": True}
@@ -272,6 +275,7 @@ class Retriever:
         for name, task in tasks.items():
             try:
                 found = await task
+                timings[name] = (time.perf_counter() - started) * 1000 - timings["embed"]
             except Exception as exc:  # a failing store costs its candidates, never the answer
                 if name == "graph":
                     tiers["neo4j"] = False
@@ -301,7 +305,9 @@ class Retriever:
                 c = candidates[key]
                 c.parts[source] = c.parts.get(source, 0.0) + contribution
 
+        mark = time.perf_counter()
         await self._expand(user, results, config, candidates, terms)
+        timings["expand"] = (time.perf_counter() - mark) * 1000
         for c in candidates.values():
             base = sum(c.parts.values())
             boost = 1.0 + config.importance_weight * (c.importance - 0.5)
@@ -349,7 +355,8 @@ class Retriever:
                 self._touch_tasks.add(task)
                 task.add_done_callback(self._touch_tasks.discard)
         took = (time.perf_counter() - started) * 1000
-        return Context(text, sections, items, tiers, took, budget, preset, errors)
+        timings = {k: round(v, 2) for k, v in timings.items()}
+        return Context(text, sections, items, tiers, took, budget, preset, errors, timings)
 
     async def _touch(self, ids: list[uuid.UUID]) -> None:
         try:

@@ -50,6 +50,9 @@ class Runtime:
             settings.neo4j_password.get_secret_value() if settings.neo4j_password else None,
             verify=False,
         )
+        from graph import reads as graph_reads
+
+        graph_reads.DATABASE = settings.neo4j_database
         llm = None
         if settings.llm_enabled:
             from openai import AsyncOpenAI
