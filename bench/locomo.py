@@ -121,7 +121,7 @@ async def run(paths: list[str], preset: str) -> dict:
             worker = Worker(rt)
             retriever = Retriever(rt)
             total_turns = sum(len(t) for c in conversations for _, _, t in c["sessions"])
-            bar = tqdm(total=total_turns, desc="ingest", unit="msg", file=sys.stderr)
+            bar = tqdm(total=total_turns, desc="ingest", unit="msg", file=sys.stderr, mininterval=2.0)
             ingest_started = time.perf_counter()
             for conv in conversations:
                 conv["user"] = f"locomo-{conv['name']}-{uuid.uuid4().hex[:6]}"
@@ -148,7 +148,7 @@ async def run(paths: list[str], preset: str) -> dict:
             scores = {str(b): {name: {c: [] for c in CATEGORIES} for name in ("system", "bm25", "dense", "rrf")} for b in BUDGETS}
             context_ms: list[float] = []
             n_questions = 0
-            qbar = tqdm(total=sum(1 for c in conversations for q in c["qa"] if str(q.get("category")) in CATEGORIES), desc="questions", unit="q", file=sys.stderr)
+            qbar = tqdm(total=sum(1 for c in conversations for q in c["qa"] if str(q.get("category")) in CATEGORIES), desc="questions", unit="q", file=sys.stderr, mininterval=2.0)
             for conv in conversations:
                 rows = await rt.pool.fetch(
                     "SELECT id, external_id, speaker, content, created_at FROM messages WHERE user_identifier = $1 ORDER BY id",

@@ -37,7 +37,17 @@ FETCH_MESSAGES = """
 SELECT id, session_id, user_identifier, role, speaker, content, created_at
 FROM messages WHERE id = ANY($1::bigint[]) ORDER BY id
 """
+UNEMBEDDED = "SELECT id FROM messages WHERE id = ANY($1::bigint[]) AND embedding IS NULL FOR UPDATE"
 SET_EMBEDDINGS = "UPDATE messages SET embedding = $2 WHERE id = $1"
+# document frequencies for BM25, counted once per message (only when it is first embedded)
+COUNT_TERMS = """
+INSERT INTO user_terms (user_identifier, lexeme, ndoc)
+SELECT m.user_identifier, t.lexeme, count(*)
+FROM messages m, unnest(m.tsv) AS t(lexeme, positions, weights)
+WHERE m.id = ANY($1::bigint[])
+GROUP BY 1, 2
+ON CONFLICT (user_identifier, lexeme) DO UPDATE SET ndoc = user_terms.ndoc + excluded.ndoc
+"""
 SET_DISPLAY_NAME = "UPDATE users SET display_name = $2, updated_at = now() WHERE user_identifier = $1"
 
 
@@ -109,7 +119,10 @@ async def ingest_messages(rt: Runtime, message_ids: list[int]) -> dict[int, Mess
         plans.append((row, ex, _memories(row, ex, mem_vecs), _facts(row, ex, ent_vecs)))
 
     async with rt.pool.acquire() as conn, conn.transaction():
+        fresh = [r["id"] for r in await conn.fetch(UNEMBEDDED, [r["id"] for r in rows])]
         await conn.executemany(SET_EMBEDDINGS, [(r["id"], v) for r, v in zip(rows, vectors)])
+        if fresh:
+            await conn.execute(COUNT_TERMS, fresh)
         for row, ex, memories, _ in plans:
             if ex.customer_name and row["role"] == "user":
                 await conn.execute(SET_DISPLAY_NAME, row["user_identifier"], ex.customer_name)

@@ -152,20 +152,27 @@ async def messages_in_period(conn: asyncpg.Connection, user: str, start: datetim
 # request down; a source with limit 0 costs nothing.
 
 HYBRID = """
-WITH q AS (SELECT (SELECT CASE WHEN count(*) = 0 THEN NULL
-                               ELSE to_tsquery('english', string_agg(quote_literal(lexeme), ' | ')) END
-                   FROM unnest(to_tsvector('english', $3)) AS t(lexeme, positions, weights)) AS query),
+WITH terms AS (SELECT DISTINCT t.lexeme FROM unnest(to_tsvector('english', $3)) AS t(lexeme, positions, weights)),
+q AS (SELECT CASE WHEN count(*) = 0 THEN NULL
+                  ELSE to_tsquery('english', string_agg(quote_literal(lexeme), ' | ')) END AS query FROM terms),
 mem AS MATERIALIZED (
   SELECT id, kind, content, embedding, importance, valid_from, source_message_ids, metadata, tsv
   FROM long_term_memories WHERE user_identifier = $1 AND valid_to IS NULL
 ),
 msg AS MATERIALIZED (
-  SELECT id, session_id, role, speaker, content, created_at, external_id, embedding, tsv
+  SELECT id, session_id, role, speaker, content, created_at, external_id, embedding, tsv, length(tsv) AS len
   FROM messages WHERE user_identifier = $1
 ),
 summ AS MATERIALIZED (
   SELECT id, session_id, summary, first_message_at, source_message_ids, embedding, tsv
   FROM conversation_summaries WHERE user_identifier = $1
+),
+corpus AS (SELECT greatest(count(*), 1) AS n, greatest(avg(len), 1) AS avglen FROM msg),
+-- BM25 inverse document frequency of each query lexeme over this customer's messages
+idf AS MATERIALIZED (
+  SELECT t.lexeme, ln(1 + (c.n - coalesce(u.ndoc, 0) + 0.5) / (coalesce(u.ndoc, 0) + 0.5)) AS w
+  FROM terms t CROSS JOIN corpus c
+  LEFT JOIN user_terms u ON u.user_identifier = $1 AND u.lexeme = t.lexeme
 )
 (SELECT 'memories_vector' AS source, id::text AS id, kind, content, NULL::text AS speaker, NULL::text AS role,
         valid_from AS ts, importance, source_message_ids, metadata::text AS metadata, 1 - (embedding <=> $2) AS score,
@@ -173,24 +180,26 @@ summ AS MATERIALIZED (
  FROM mem ORDER BY embedding <=> $2 LIMIT $4)
 UNION ALL
 (SELECT 'memories_text', m.id::text, m.kind, m.content, NULL, NULL, m.valid_from, m.importance, m.source_message_ids,
-        m.metadata::text, ts_rank_cd(m.tsv, q.query), NULL
- FROM mem m, q WHERE q.query IS NOT NULL AND m.tsv @@ q.query ORDER BY 11 DESC LIMIT $5)
+        m.metadata::text, (SELECT sum(w) FROM idf WHERE idf.lexeme = ANY(tsvector_to_array(m.tsv))), NULL
+ FROM mem m, q WHERE q.query IS NOT NULL AND m.tsv @@ q.query ORDER BY 11 DESC, 2 LIMIT $5)
 UNION ALL
 (SELECT 'messages_vector', id::text, 'message', content, speaker, role, created_at, 0.5, ARRAY[id], NULL,
         1 - (embedding <=> $2), session_id
  FROM msg WHERE embedding IS NOT NULL ORDER BY embedding <=> $2 LIMIT $6)
 UNION ALL
+-- BM25 with binary term frequency (k1 = 1.2, b = 0.75)
 (SELECT 'messages_text', m.id::text, 'message', m.content, m.speaker, m.role, m.created_at, 0.5, ARRAY[m.id], NULL,
-        ts_rank_cd(m.tsv, q.query), m.session_id
- FROM msg m, q WHERE q.query IS NOT NULL AND m.tsv @@ q.query ORDER BY 11 DESC LIMIT $7)
+        (SELECT sum(w) FROM idf WHERE idf.lexeme = ANY(tsvector_to_array(m.tsv)))
+          * 2.2 / (1 + 1.2 * (0.25 + 0.75 * m.len / c.avglen)), m.session_id
+ FROM msg m, q, corpus c WHERE q.query IS NOT NULL AND m.tsv @@ q.query ORDER BY 11 DESC, 2 LIMIT $7)
 UNION ALL
 (SELECT 'summaries_vector', id::text, 'summary', summary, NULL, NULL, first_message_at, 0.5, source_message_ids, NULL,
         1 - (embedding <=> $2), session_id
  FROM summ ORDER BY embedding <=> $2 LIMIT $8)
 UNION ALL
 (SELECT 'summaries_text', s.id::text, 'summary', s.summary, NULL, NULL, s.first_message_at, 0.5, s.source_message_ids,
-        NULL, ts_rank_cd(s.tsv, q.query), s.session_id
- FROM summ s, q WHERE q.query IS NOT NULL AND s.tsv @@ q.query ORDER BY 11 DESC LIMIT $9)
+        NULL, (SELECT sum(w) FROM idf WHERE idf.lexeme = ANY(tsvector_to_array(s.tsv))), s.session_id
+ FROM summ s, q WHERE q.query IS NOT NULL AND s.tsv @@ q.query ORDER BY 11 DESC, 2 LIMIT $9)
 UNION ALL
 (SELECT 'recent_turns', id::text, 'message', content, speaker, role, created_at, 0.5, ARRAY[id], NULL, 0, session_id
  FROM msg WHERE session_id = $10 ORDER BY created_at DESC, id DESC LIMIT $11)
