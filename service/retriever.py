@@ -153,6 +153,7 @@ class Candidate:
     score: float = 0.0
     pinned: bool = False
     role: str | None = None
+    group: str | None = None  # conversation turns are listed under a "### <day>" heading
 
 
 @dataclass
@@ -331,7 +332,8 @@ class Retriever:
                     c.score = best
 
         packed = self._pack(
-            [c for c in candidates.values() if not (set(c.message_ids) & exclude_message_ids and c.kind == "message")],
+            # the turn being answered is the prompt itself, not context
+            [c for c in candidates.values() if not (set(c.message_ids) & exclude_message_ids and c.kind in ("message", "turn"))],
             budget,
             config,
         )
@@ -423,6 +425,7 @@ class Retriever:
         for r in results.get("recent_turns") or []:
             c = _message_candidate(r, clip, terms)
             c.kind, c.section, c.pinned = "turn", "session", True
+            c.text, c.group = f"[{c.group}] {c.text}", None
             out[c.key] = c  # the session's own turns replace a search hit of the same turn
             lists.setdefault("recent_turns", []).append(c.key)
 
@@ -515,6 +518,7 @@ class Retriever:
         limit = budget * CHARS_PER_TOKEN
         used = 0
         sections_used: set[str] = set()
+        groups_used: set[tuple[str, str]] = set()
         covered: set[int] = set()
         facts: set[str] = set()
         session_limit = int(limit * config.session_share)
@@ -534,6 +538,8 @@ class Retriever:
             cost = len(c.text) + 3  # "- " and newline
             if c.section not in sections_used:
                 cost += len(SECTION_TITLES[c.section]) + 5  # "## " + title + newline (+ blank line)
+            if c.group and (c.section, c.group) not in groups_used:
+                cost += len(c.group) + 5  # "### " + day + newline
             if used + cost > limit:
                 continue
             if c.kind == "turn":
@@ -543,6 +549,8 @@ class Retriever:
             packed.append(c)
             used += cost
             sections_used.add(c.section)
+            if c.group:
+                groups_used.add((c.section, c.group))
             covered.update(c.message_ids)
             facts.update(c.fact_keys)
         return packed
@@ -560,8 +568,14 @@ class Retriever:
                 continue
             if name in chronological:
                 items = sorted(items, key=lambda c: (c.timestamp or datetime.min.replace(tzinfo=timezone.utc), c.key))
-            out[name] = [c.text for c in items]
-            blocks.append(f"## {SECTION_TITLES[name]}\n" + "\n".join(f"- {c.text}" for c in items))
+            out[name] = [f"[{c.group}] {c.text}" if c.group else c.text for c in items]
+            lines, group = [], None
+            for c in items:
+                if c.group and c.group != group:
+                    lines.append(f"### {c.group}")
+                group = c.group
+                lines.append(f"- {c.text}")
+            blocks.append(f"## {SECTION_TITLES[name]}\n" + "\n".join(lines))
         return "\n\n".join(blocks), out
 
 
@@ -571,7 +585,7 @@ def _message_candidate(r, clip: int, terms: set[str]) -> Candidate:
     mid = int(r["id"])
     return Candidate(
         key=f"message:{mid}", kind="message", section="conversation",
-        text=f"[{_day(at)}] {who}: {_clip(r['content'], clip, terms)}", timestamp=at,
+        text=f"{who}: {_clip(r['content'], clip, terms)}", timestamp=at, group=_day(at),
         message_ids=[mid], importance=0.5, role=r["role"],
     )
 
