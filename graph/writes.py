@@ -64,64 +64,60 @@ SET c.last_seen = CASE WHEN c.last_seen IS NULL OR c.last_seen < row.at THEN row
 
 # -- preferences ------------------------------------------------------------------------------
 
-# close what a preference replaces: the opposite polarity for the same target, and (for an
-# explicit change such as "actually I prefer walnut now") the other current values of the
-# same attribute
-_CLOSE_PREFS = """
-MATCH (c:Customer {{user_id: $user_id}})-[r:PREFERS|DISLIKES]->(t)
-WHERE r.valid_to IS NULL AND r.attribute = $attribute
-  AND ((type(r) <> $rel_type AND t.{key} = $value)
-       OR ($replaces AND type(r) = $rel_type AND t.{key} <> $value))
-SET r.valid_to = $at, r.closed_by_message_id = $message_id
-RETURN count(r) AS closed
+# All of a batch's preferences in one query, applied row by row in message order (a
+# CALL subquery per row sees the writes of the rows before it). The target node's label
+# comes from the allow-list through a UNION of fixed branches, never from text; the
+# relationship type is chosen by FOREACH branches for the same reason. For each row:
+# close what it replaces -- the opposite polarity for the same target, and (for an
+# explicit change such as "actually I prefer walnut now") the other current values of
+# the same attribute -- then create the open relationship or count the mention on it.
+UPSERT_PREFERENCES = """
+UNWIND $rows AS row
+CALL (row) {
+  MATCH (c:Customer {user_id: row.user_id})
+  CALL (row) {
+    WITH row WHERE row.label = 'Style' MERGE (t:Style {name: row.value}) RETURN t
+    UNION
+    WITH row WHERE row.label = 'Category' MERGE (t:Category {name: row.value}) RETURN t
+    UNION
+    WITH row WHERE row.label = 'Material' MERGE (t:Material {name: row.value}) RETURN t
+    UNION
+    WITH row WHERE row.label = 'Color' MERGE (t:Color {name: row.value}) RETURN t
+    UNION
+    WITH row WHERE row.label = 'Brand' MERGE (t:Brand {name: row.value}) RETURN t
+    UNION
+    WITH row WHERE row.label = 'Product' MATCH (t:Product {sku: row.value}) RETURN t
+    UNION
+    WITH row WHERE row.label = 'Entity'
+    MERGE (t:Entity {user_id: row.user_id, key: row.value})
+      ON CREATE SET t.name = row.name, t.type = row.attribute, t.first_seen = row.at
+    SET t.last_seen = row.at
+    RETURN t
+  }
+  CALL (c, t, row) {
+    MATCH (c)-[r:PREFERS|DISLIKES]->(x)
+    WHERE r.valid_to IS NULL AND r.attribute = row.attribute
+      AND ((type(r) <> row.rel AND x = t) OR (row.replaces AND type(r) = row.rel AND x <> t))
+    SET r.valid_to = row.at, r.closed_by_message_id = row.message_id
+  }
+  OPTIONAL MATCH (c)-[open:PREFERS|DISLIKES]->(t) WHERE open.valid_to IS NULL AND type(open) = row.rel
+  WITH c, t, row, head(collect(open)) AS open
+  FOREACH (_ IN CASE WHEN open IS NULL AND row.rel = 'PREFERS' THEN [1] ELSE [] END |
+    CREATE (c)-[:PREFERS {attribute: row.attribute, strength: row.strength, confidence: row.confidence, mentions: 1,
+                          first_seen: row.at, last_seen: row.at, valid_from: row.at, source_message_ids: [row.message_id]}]->(t))
+  FOREACH (_ IN CASE WHEN open IS NULL AND row.rel = 'DISLIKES' THEN [1] ELSE [] END |
+    CREATE (c)-[:DISLIKES {attribute: row.attribute, strength: row.strength, confidence: row.confidence, mentions: 1,
+                           first_seen: row.at, last_seen: row.at, valid_from: row.at, source_message_ids: [row.message_id]}]->(t))
+  FOREACH (o IN CASE WHEN open IS NULL THEN [] ELSE [open] END |
+    SET o.mentions = CASE WHEN row.message_id IN o.source_message_ids THEN o.mentions ELSE o.mentions + 1 END,
+        o.strength = CASE WHEN row.strength > o.strength THEN row.strength ELSE o.strength END,
+        o.confidence = CASE WHEN row.confidence > o.confidence THEN row.confidence ELSE o.confidence END,
+        o.last_seen = CASE WHEN row.at > o.last_seen THEN row.at ELSE o.last_seen END,
+        o.source_message_ids = CASE WHEN row.message_id IN o.source_message_ids THEN o.source_message_ids
+                                    ELSE o.source_message_ids[-49..] + row.message_id END)
+}
 """
 
-_UPSERT_PREF = """
-MATCH (c:Customer {{user_id: $user_id}})
-MERGE (t:{label} {{{key}: $value}})
-WITH c, t
-OPTIONAL MATCH (c)-[open:{rel}]->(t) WHERE open.valid_to IS NULL
-CALL (c, t, open) {{
-  WITH c, t, open WHERE open IS NULL
-  CREATE (c)-[r:{rel} {{attribute: $attribute, strength: $strength, confidence: $confidence, mentions: 1,
-                       first_seen: $at, last_seen: $at, valid_from: $at, valid_to: null,
-                       source_message_ids: [$message_id]}}]->(t)
-  RETURN r
-  UNION
-  WITH open WHERE open IS NOT NULL
-  SET open.mentions = CASE WHEN $message_id IN open.source_message_ids THEN open.mentions ELSE open.mentions + 1 END,
-      open.strength = CASE WHEN $strength > open.strength THEN $strength ELSE open.strength END,
-      open.confidence = CASE WHEN $confidence > open.confidence THEN $confidence ELSE open.confidence END,
-      open.last_seen = CASE WHEN $at > open.last_seen THEN $at ELSE open.last_seen END,
-      open.source_message_ids = CASE WHEN $message_id IN open.source_message_ids THEN open.source_message_ids
-                                     ELSE open.source_message_ids + $message_id END
-  RETURN open AS r
-}}
-RETURN count(r) AS n
-"""
-
-
-def _pref_queries() -> dict[tuple[str, str], tuple[str, str]]:
-    queries = {}
-    for attribute, (label, key) in TARGET_LABELS.items():
-        for rel in ("PREFERS", "DISLIKES"):
-            queries[(attribute, rel)] = (
-                _CLOSE_PREFS.format(key=key),
-                _UPSERT_PREF.format(label=label, key=key, rel=rel),
-            )
-    # size, budget and free-form preferences point at a per-user Entity
-    for rel in ("PREFERS", "DISLIKES"):
-        queries[("entity", rel)] = (_CLOSE_PREFS.format(key="key"), _UPSERT_PREF.format(label="Entity", key="key", rel=rel))
-    return queries
-
-
-PREF_QUERIES = _pref_queries()
-
-ENSURE_PREF_ENTITY = """
-MERGE (e:Entity {user_id: $user_id, key: $key})
-  ON CREATE SET e.name = $name, e.type = $type, e.first_seen = $at
-SET e.last_seen = $at
-"""
 
 # -- purchases and interests ----------------------------------------------------------------
 
@@ -204,9 +200,9 @@ async def write_facts(tx: AsyncManagedTransaction, batch: list[MessageFacts]) ->
         MERGE_CUSTOMERS,
         rows=[{"user_id": f.user_id, "at": f.at, "name": f.customer_name} for f in batch],
     )
-    for facts in batch:
-        for pref in facts.preferences:
-            await _write_preference(tx, facts, pref)
+    preferences = [_preference_row(f, p) for f in batch for p in f.preferences]
+    if preferences:
+        await tx.run(UPSERT_PREFERENCES, rows=preferences)
     purchases = [
         {
             "user_id": f.user_id,
@@ -261,30 +257,23 @@ async def write_facts(tx: AsyncManagedTransaction, batch: list[MessageFacts]) ->
         await tx.run(MERGE_RELATED, rows=related)
 
 
-async def _write_preference(tx: AsyncManagedTransaction, facts: MessageFacts, pref: dict[str, Any]) -> None:
-    rel = "PREFERS" if pref["polarity"] == "prefers" else "DISLIKES"
+def _preference_row(facts: MessageFacts, pref: dict[str, Any]) -> dict[str, Any]:
     attribute = pref["attribute"]
-    value = pref["value"]
-    if attribute in TARGET_LABELS:
-        close_q, upsert_q = PREF_QUERIES[(attribute, rel)]
-    else:
-        close_q, upsert_q = PREF_QUERIES[("entity", rel)]
-        name = value
-        value = entity_key(attribute, value)
-        await tx.run(ENSURE_PREF_ENTITY, user_id=facts.user_id, key=value, name=name, type=attribute, at=facts.at)
-    params = {
+    label = TARGET_LABELS[attribute][0] if attribute in TARGET_LABELS else "Entity"
+    value = pref["value"] if label != "Entity" else entity_key(attribute, pref["value"])
+    return {
         "user_id": facts.user_id,
+        "message_id": facts.message_id,
+        "at": facts.at,
+        "label": label,
         "attribute": attribute,
         "value": value,
-        "rel_type": rel,
+        "name": pref["value"],
+        "rel": "PREFERS" if pref["polarity"] == "prefers" else "DISLIKES",
         "replaces": bool(pref.get("replaces")),
-        "at": facts.at,
-        "message_id": facts.message_id,
         "strength": float(pref.get("strength", 0.6)),
         "confidence": float(pref.get("confidence", 0.7)),
     }
-    await tx.run(close_q, **params)
-    await tx.run(upsert_q, **params)
 
 
 # -- catalog --------------------------------------------------------------------------------

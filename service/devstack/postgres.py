@@ -8,6 +8,7 @@ unprivileged system user when we are root, and keeps its data under
 
 from __future__ import annotations
 
+import atexit
 import logging
 import subprocess
 from pathlib import Path
@@ -41,6 +42,8 @@ class EmbeddedPostgres:
         if self.running_url() is None:
             return
         server = pgserver.PostgresServer._instances.pop(self.pgdata.resolve(), None)
+        if server is not None:
+            atexit.unregister(server._cleanup)  # we stopped it; nothing left for its exit hook
         user = server.system_user if server is not None else _system_user()
         bin_path = pgserver.postgres_server.POSTGRES_VERSIONS[pgserver.TARGET_POSTGRES_VERSION]
         try:

@@ -1,0 +1,7 @@
+// Customers who currently like a style, strongest first.
+// :param style => 'modern'
+MATCH (c:Customer)-[r:PREFERS]->(s:Style {name: $style})
+WHERE r.valid_to IS NULL
+RETURN c.user_id AS customer, c.name AS name, r.strength AS strength, r.mentions AS mentions, r.last_seen AS last_seen
+ORDER BY r.strength DESC, r.mentions DESC
+LIMIT 100;

@@ -1,0 +1,124 @@
+"""The retriever: budgets, provenance, isolation, supersession, time, access tracking."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+
+def _import(api, user, messages):
+    r = api.post(f"/v1/sessions/{user}/messages", json={"messages": messages})
+    assert r.status_code == 201, r.text
+    return r.json()["message_ids"]
+
+
+@pytest.fixture
+def history(service, api, user):
+    ids = _import(api, user, [
+        {"role": "user", "content": "My name is Harriet and I love japandi furniture.", "created_at": "2023-05-02T10:00:00Z"},
+        {"role": "user", "content": "I bought a rattan armchair for the sunroom last week.", "created_at": "2023-05-20T10:00:00Z"},
+        {"role": "user", "content": "Our cat Pixel keeps scratching the linen sofa.", "created_at": "2023-09-03T10:00:00Z"},
+        {"role": "user", "content": "We are hosting a housewarming party in the new flat next Saturday.", "created_at": "2024-01-10T10:00:00Z"},
+        {"role": "user", "content": "I bought a walnut sideboard for the dining room yesterday.", "created_at": "2024-01-15T10:00:00Z"},
+    ])
+    service.wait_idle()
+    return ids
+
+
+@pytest.mark.parametrize("budget", [50, 120, 300, 1000, 4000])
+def test_budget_is_never_exceeded(api, user, history, budget):
+    ctx = api.get(f"/memory/context/{user}", params={"query": "what furniture did she buy?", "budget": budget}).json()
+    assert len(ctx["text"]) <= budget * 4
+    assert ctx["tokens"] <= budget
+
+
+def test_items_carry_correct_provenance(api, user, history, stack):
+    ctx = api.get(f"/memory/context/{user}", params={"query": "what did I buy for the sunroom?", "budget": 1000}).json()
+    assert ctx["items"]
+    own = {r["id"]: r["content"] for r in stack.sql("SELECT id, content FROM messages WHERE user_identifier = $1", user)}
+    for item in ctx["items"]:
+        for mid in item["provenance"]["message_ids"]:
+            assert mid in own, item
+        if item["kind"] == "message":
+            (mid,) = item["provenance"]["message_ids"]
+            assert item["text"].split(": ", 1)[1].rstrip("…")[:40] in own[mid]
+        if item["kind"] == "memory":
+            row = stack.sql("SELECT user_identifier, source_message_ids FROM long_term_memories WHERE id = $1::uuid", item["provenance"]["memory_id"])
+            assert row[0]["user_identifier"] == user
+            assert list(row[0]["source_message_ids"]) == item["provenance"]["message_ids"]
+    # the answer is in the context, with the turn it came from
+    sunroom = [i for i in ctx["items"] if "sunroom" in i["text"]]
+    assert sunroom and history[1] in sunroom[0]["provenance"]["message_ids"]
+
+
+def test_a_customers_context_never_contains_another_customers_data(service, api, user, stack):
+    other = user + "-b"
+    _import(api, user, [{"role": "user", "content": "I love teak garden benches.", "created_at": "2024-02-01T10:00:00Z"}])
+    _import(api, other, [{"role": "user", "content": "My secret: I adore teak and my PIN is 4321.", "created_at": "2024-02-01T10:00:00Z"}])
+    service.wait_idle()
+    theirs = {r["id"] for r in stack.sql("SELECT id FROM messages WHERE user_identifier = $1", other)}
+    ctx = api.get(f"/memory/context/{user}", params={"query": "teak secret PIN 4321", "budget": 2000}).json()
+    assert "4321" not in ctx["text"] and "secret" not in ctx["text"]
+    assert not any(set(i["provenance"]["message_ids"]) & theirs for i in ctx["items"])
+
+
+def test_a_superseded_preference_is_not_presented_as_current(service, api, user):
+    for text in ("I prefer oak for the dining table.", "Actually I prefer walnut now."):
+        api.post("/v1/chat", json={"user_identifier": user, "message": text})
+        service.wait_idle()
+    ctx = api.get(f"/memory/context/{user}", params={"query": "which wood does she prefer?", "budget": 1000}).json()
+    current = [i for i in ctx["items"] if i["kind"] in ("preference", "memory")]
+    assert any("walnut" in i["text"] for i in current)
+    assert not any("oak" in i["text"] for i in current), current
+
+
+def test_items_show_dates_and_a_named_period_is_boosted(api, user, history):
+    ctx = api.get(f"/memory/context/{user}", params={"query": "what did I buy in May 2023?", "budget": 1000, "explain": True}).json()
+    assert "2023" in ctx["text"]
+    assert all(i["timestamp"] for i in ctx["items"] if i["kind"] in ("message", "memory"))
+    purchases = [i for i in ctx["items"] if "bought" in i["text"].lower() or "purchase" in i["kind"]]
+    assert purchases
+    top = max(purchases, key=lambda i: i["score"])
+    assert top["timestamp"].startswith("2023-05"), top
+    assert "period" in top["score_parts"]
+
+
+def test_serving_a_memory_updates_its_access_count(api, user, history, stack):
+    ctx = api.get(f"/memory/context/{user}", params={"query": "cat scratching the sofa", "budget": 1000}).json()
+    served = [i["provenance"]["memory_id"] for i in ctx["items"] if i["provenance"]["memory_id"]]
+    assert served
+    deadline = time.monotonic() + 5
+    while True:
+        rows = stack.sql("SELECT access_count, last_accessed_at FROM long_term_memories WHERE id = $1::uuid", served[0])
+        if rows[0]["access_count"] >= 1:
+            break
+        assert time.monotonic() < deadline, "access was never recorded"
+        time.sleep(0.1)
+    assert rows[0]["last_accessed_at"] is not None
+
+
+def test_presets_and_explain(api, user, history):
+    for preset in ("default", "fast", "deep", "profile"):
+        r = api.get(f"/memory/context/{user}", params={"query": "sofa", "preset": preset})
+        assert r.status_code == 200 and r.json()["preset"] == preset
+    bad = api.get(f"/memory/context/{user}", params={"query": "sofa", "preset": "nope"})
+    assert bad.status_code == 422 and "unknown preset" in bad.json()["detail"]
+    explained = api.get(f"/memory/context/{user}", params={"query": "sofa", "explain": True}).json()
+    assert "timings_ms" in explained and all("score_parts" in i for i in explained["items"])
+    plain = api.get(f"/memory/context/{user}", params={"query": "sofa"}).json()
+    assert all("score_parts" not in i for i in plain["items"])
+
+
+def test_context_answers_from_postgres_when_neo4j_is_down(stack, service, api, user, history):
+    """The graph tier is unreachable: the context still answers, from PostgreSQL, and says so."""
+    from tests.conftest import Service
+
+    broken = Service(stack, extra_env={"NEO4J_URI": "bolt://127.0.0.1:1"}, worker=False)
+    try:
+        ctx = broken.http.get(f"/memory/context/{user}", params={"query": "what did I buy?", "budget": 500}).json()
+        assert ctx["tiers"]["neo4j"] is False and ctx["tiers"]["postgres"] is True
+        assert "graph" in ctx["errors"]
+        assert any("bought" in i["text"] for i in ctx["items"])
+    finally:
+        broken.stop()
