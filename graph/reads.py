@@ -15,49 +15,13 @@ from typing import Any
 from neo4j import AsyncDriver
 from neo4j.time import Date, DateTime
 
-NEIGHBOURHOOD = """
+# The customer's current (or, for the profile, also closed) preferences, purchases and
+# interests: shared by the profile read and the retriever's hot-path read.
+_FACTS = """
 MATCH (c:Customer {user_id: $user_id})
 CALL (c) {
   MATCH (c)-[r:PREFERS|DISLIKES]->(t)
   WHERE r.valid_to IS NULL OR $include_closed
-  RETURN collect({rel: type(r), attribute: r.attribute, value: coalesce(t.name, t.sku), sku: t.sku,
-                  strength: r.strength, confidence: r.confidence, mentions: r.mentions,
-                  first_seen: r.first_seen, last_seen: r.last_seen, valid_from: r.valid_from,
-                  valid_to: r.valid_to, source_message_ids: r.source_message_ids}) AS preferences
-}
-CALL (c) {
-  MATCH (c)-[r:PURCHASED]->(p)
-  OPTIONAL MATCH (p)-[:IN_CATEGORY]->(k:Category)
-  RETURN collect({sku: p.sku, name: p.name, category: coalesce(k.name, p.category), price: coalesce(r.price, p.price),
-                  qty: r.qty, order_id: r.order_id, at: r.at, source_message_ids: r.source_message_ids}) AS purchases
-}
-CALL (c) {
-  MATCH (c)-[r:ASKED_ABOUT|VIEWED]->(t)
-  RETURN collect({rel: type(r), sku: t.sku, name: coalesce(t.name, t.sku), label: head(labels(t)),
-                  mentions: r.mentions, at: r.at, source_message_ids: r.source_message_ids}) AS interests
-}
-CALL (c) {
-  MATCH (c)-[m:MENTIONED]->(e:Entity)
-  OPTIONAL MATCH (e)-[rel:RELATED_TO]-(other:Entity)
-  WITH m, e, collect(DISTINCT {type: rel.type, other: other.name}) AS rels
-  ORDER BY m.last_seen DESC
-  LIMIT $entity_limit
-  RETURN collect({key: e.key, name: e.name, type: e.type, relation: m.relation, summary: e.summary,
-                  event_at: e.event_at, mentions: m.mentions, first_seen: m.first_seen, last_seen: m.last_seen,
-                  source_message_ids: m.source_message_ids,
-                  related: [x IN rels WHERE x.type IS NOT NULL]}) AS entities
-}
-RETURN c.name AS name, c.first_seen AS first_seen, c.last_seen AS last_seen,
-       preferences, purchases, interests, entities
-"""
-
-# the hot path: current preferences, purchases, interests and the customer's entities
-# nearest the query, in one round trip (the full entity list is for the profile only)
-CONTEXT = """
-MATCH (c:Customer {user_id: $user_id})
-CALL (c) {
-  MATCH (c)-[r:PREFERS|DISLIKES]->(t)
-  WHERE r.valid_to IS NULL
   RETURN collect({rel: type(r), attribute: r.attribute, value: coalesce(t.name, t.sku), sku: t.sku,
                   strength: r.strength, confidence: r.confidence, mentions: r.mentions,
                   first_seen: r.first_seen, last_seen: r.last_seen, valid_from: r.valid_from,
@@ -73,6 +37,27 @@ CALL (c) {
   RETURN collect({rel: type(r), sku: t.sku, name: coalesce(t.name, t.sku), mentions: r.mentions, at: r.at,
                   source_message_ids: r.source_message_ids}) AS interests
 }
+"""
+
+# the whole profile: every entity the customer mentioned, with how they relate
+NEIGHBOURHOOD = _FACTS + """
+CALL (c) {
+  MATCH (c)-[m:MENTIONED]->(e:Entity)
+  OPTIONAL MATCH (e)-[rel:RELATED_TO]-(other:Entity)
+  WITH m, e, collect(DISTINCT {type: rel.type, other: other.name}) AS rels
+  ORDER BY m.last_seen DESC
+  LIMIT $entity_limit
+  RETURN collect({key: e.key, name: e.name, type: e.type, relation: m.relation, summary: e.summary,
+                  event_at: e.event_at, mentions: m.mentions, first_seen: m.first_seen, last_seen: m.last_seen,
+                  source_message_ids: m.source_message_ids,
+                  related: [x IN rels WHERE x.type IS NOT NULL]}) AS entities
+}
+RETURN c.name AS name, c.first_seen AS first_seen, c.last_seen AS last_seen,
+       preferences, purchases, interests, entities
+"""
+
+# the hot path: current facts and the customer's entities nearest the query, one round trip
+CONTEXT = _FACTS + """
 CALL (c) {
   MATCH (c)-[m:MENTIONED]->(e:Entity)
   WHERE $entity_hits > 0 AND e.embedding IS NOT NULL
@@ -157,8 +142,10 @@ async def neighbourhood(driver: AsyncDriver, user_id: str, *, include_closed: bo
 async def customer_context(
     driver: AsyncDriver, user_id: str, embedding: list[float] | None, *, entity_hits: int
 ) -> dict[str, Any] | None:
-    records = await _read(driver, CONTEXT, user_id=user_id,
-        embedding=embedding or [0.0] * 384, entity_hits=entity_hits if embedding else 0)
+    records = await _read(
+        driver, CONTEXT, user_id=user_id, include_closed=False,
+        embedding=embedding or [0.0] * 384, entity_hits=entity_hits if embedding else 0,
+    )
     return native(dict(records[0])) if records else None
 
 

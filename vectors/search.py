@@ -1,149 +1,19 @@
 """Vector and full-text search over a customer's long-term tier and message history.
 
 Per-customer searches are exact: the customer's rows are selected first through the
-btree on ``user_identifier`` (a MATERIALIZED CTE, so the planner cannot switch to the
+btree on ``user_identifier`` (MATERIALIZED CTEs, so the planner cannot switch to the
 global HNSW index and post-filter), then ranked by cosine distance. At a few hundred to
 a few thousand rows per customer this is ~1 ms and never misses a row.
 
-Full-text search uses an OR of the query's lexemes (``plainto_tsquery`` would AND them,
-which natural questions rarely satisfy), ranked with ``ts_rank_cd``.
+Full-text search matches an OR of the query's lexemes (``plainto_tsquery`` would AND
+them, which natural questions rarely satisfy) and ranks hits by BM25 with binary term
+frequency, using per-customer document frequencies (``user_terms``, kept by the worker).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import asyncpg
 import numpy as np
-
-# the OR-query of a text's lexemes, or NULL when it has none (stop words only)
-_OR_QUERY = """
-(SELECT CASE WHEN count(*) = 0 THEN NULL
-             ELSE to_tsquery('english', string_agg(quote_literal(lexeme), ' | ')) END
- FROM unnest(to_tsvector('english', $2)) AS t(lexeme, positions, weights))
-"""
-
-MEMORIES_VECTOR = """
-WITH mine AS MATERIALIZED (
-  SELECT id, kind, content, embedding, importance, valid_from, created_at, source_message_ids, metadata
-  FROM long_term_memories WHERE user_identifier = $1 AND valid_to IS NULL
-)
-SELECT id, kind, content, importance, valid_from, created_at, source_message_ids, metadata,
-       1 - (embedding <=> $2) AS score
-FROM mine ORDER BY embedding <=> $2 LIMIT $3
-"""
-
-MEMORIES_TEXT = f"""
-WITH q AS (SELECT {_OR_QUERY} AS query)
-SELECT m.id, m.kind, m.content, m.importance, m.valid_from, m.created_at, m.source_message_ids, m.metadata,
-       ts_rank_cd(m.tsv, q.query) AS score
-FROM long_term_memories m, q
-WHERE m.user_identifier = $1 AND m.valid_to IS NULL AND q.query IS NOT NULL AND m.tsv @@ q.query
-ORDER BY score DESC LIMIT $3
-"""
-
-MESSAGES_VECTOR = """
-WITH mine AS MATERIALIZED (
-  SELECT id, session_id, role, speaker, content, created_at, external_id, embedding
-  FROM messages WHERE user_identifier = $1 AND embedding IS NOT NULL
-)
-SELECT id, session_id, role, speaker, content, created_at, external_id, 1 - (embedding <=> $2) AS score
-FROM mine ORDER BY embedding <=> $2 LIMIT $3
-"""
-
-MESSAGES_TEXT = f"""
-WITH q AS (SELECT {_OR_QUERY} AS query)
-SELECT m.id, m.session_id, m.role, m.speaker, m.content, m.created_at, m.external_id,
-       ts_rank_cd(m.tsv, q.query) AS score
-FROM messages m, q
-WHERE m.user_identifier = $1 AND q.query IS NOT NULL AND m.tsv @@ q.query
-ORDER BY score DESC LIMIT $3
-"""
-
-SUMMARIES_VECTOR = """
-WITH mine AS MATERIALIZED (
-  SELECT id, session_id, summary, key_entities, first_message_at, last_message_at, source_message_ids, embedding
-  FROM conversation_summaries WHERE user_identifier = $1
-)
-SELECT id, session_id, summary, key_entities, first_message_at, last_message_at, source_message_ids,
-       1 - (embedding <=> $2) AS score
-FROM mine ORDER BY embedding <=> $2 LIMIT $3
-"""
-
-SUMMARIES_TEXT = f"""
-WITH q AS (SELECT {_OR_QUERY} AS query)
-SELECT s.id, s.session_id, s.summary, s.key_entities, s.first_message_at, s.last_message_at,
-       s.source_message_ids, ts_rank_cd(s.tsv, q.query) AS score
-FROM conversation_summaries s, q
-WHERE s.user_identifier = $1 AND q.query IS NOT NULL AND s.tsv @@ q.query
-ORDER BY score DESC LIMIT $3
-"""
-
-# the turns around some messages (same session), for expanding a hit with its context
-NEIGHBOURS = """
-SELECT n.id, n.session_id, n.role, n.speaker, n.content, n.created_at, n.external_id, h.id AS anchor
-FROM messages h
-JOIN LATERAL (
-  (SELECT * FROM messages p WHERE p.session_id = h.session_id AND (p.created_at, p.id) < (h.created_at, h.id)
-   ORDER BY p.created_at DESC, p.id DESC LIMIT $3)
-  UNION ALL
-  (SELECT * FROM messages f WHERE f.session_id = h.session_id AND (f.created_at, f.id) > (h.created_at, h.id)
-   ORDER BY f.created_at, f.id LIMIT $3)
-) n ON true
-WHERE h.id = ANY($2::bigint[]) AND h.user_identifier = $1
-"""
-
-MESSAGES_BY_ID = """
-SELECT id, session_id, role, speaker, content, created_at, external_id
-FROM messages WHERE user_identifier = $1 AND id = ANY($2::bigint[])
-"""
-
-MESSAGES_IN_PERIOD = """
-SELECT id, session_id, role, speaker, content, created_at, external_id, 0.0::float8 AS score
-FROM messages WHERE user_identifier = $1 AND created_at >= $2 AND created_at < $3
-ORDER BY created_at LIMIT $4
-"""
-
-
-async def memories_vector(conn: asyncpg.Connection, user: str, embedding: np.ndarray, limit: int) -> list[asyncpg.Record]:
-    return await conn.fetch(MEMORIES_VECTOR, user, embedding, limit)
-
-
-async def memories_text(conn: asyncpg.Connection, user: str, text: str, limit: int) -> list[asyncpg.Record]:
-    return await conn.fetch(MEMORIES_TEXT, user, text, limit)
-
-
-async def messages_vector(conn: asyncpg.Connection, user: str, embedding: np.ndarray, limit: int) -> list[asyncpg.Record]:
-    return await conn.fetch(MESSAGES_VECTOR, user, embedding, limit)
-
-
-async def messages_text(conn: asyncpg.Connection, user: str, text: str, limit: int) -> list[asyncpg.Record]:
-    return await conn.fetch(MESSAGES_TEXT, user, text, limit)
-
-
-async def summaries_vector(conn: asyncpg.Connection, user: str, embedding: np.ndarray, limit: int) -> list[asyncpg.Record]:
-    return await conn.fetch(SUMMARIES_VECTOR, user, embedding, limit)
-
-
-async def summaries_text(conn: asyncpg.Connection, user: str, text: str, limit: int) -> list[asyncpg.Record]:
-    return await conn.fetch(SUMMARIES_TEXT, user, text, limit)
-
-
-async def neighbours(conn: asyncpg.Connection, user: str, message_ids: list[int], width: int) -> list[asyncpg.Record]:
-    if not message_ids or width <= 0:
-        return []
-    return await conn.fetch(NEIGHBOURS, user, message_ids, width)
-
-
-async def messages_by_id(conn: asyncpg.Connection, user: str, message_ids: list[int]) -> list[asyncpg.Record]:
-    if not message_ids:
-        return []
-    return await conn.fetch(MESSAGES_BY_ID, user, message_ids)
-
-
-async def messages_in_period(conn: asyncpg.Connection, user: str, start: datetime, end: datetime, limit: int) -> list[asyncpg.Record]:
-    return await conn.fetch(MESSAGES_IN_PERIOD, user, start, end, limit)
-
 
 # -- every per-customer search in one round trip ---------------------------------------------
 # The hot path asks PostgreSQL once: the customer's current memories, turns and summaries are

@@ -33,10 +33,11 @@ async def chat_turn(body: ChatRequest, rt: Runtime = Depends(runtime), retr: Ret
         exclude_message_ids=frozenset({stored.id}),
     )
     ctx = context.as_dict()
-    turns = [
-        {"role": "user" if i["text"].split("] ", 1)[-1].startswith("user:") else "assistant", "content": i["text"].split(": ", 1)[-1]}
-        for i in ctx["items"] if i["kind"] == "turn"
-    ]
+    turns: list[dict[str, str]] = []
+    if rt.llm is not None:  # the LLM gets the session's turns as chat messages
+        async with rt.pool.acquire() as conn:
+            recent = await history.recent_turns(conn, session_id, 10)
+        turns = [{"role": t["role"], "content": t["content"]} for t in recent if t["id"] != stored.id and t["role"] != "system"]
     text = await chat.reply(rt, body.user_identifier, body.message, ctx, turns)
     async with rt.pool.acquire() as conn, conn.transaction():
         (answer,) = await history.add_messages(
