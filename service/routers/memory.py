@@ -8,6 +8,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import JSONResponse
 
 from graph import reads as graph_reads
 from service import history
@@ -33,12 +34,13 @@ async def context(
     preset: str = Query("default", description=f"retrieval preset: {', '.join(PRESETS)}"),
     explain: bool = Query(False, description="include each item's score parts"),
     retr: Retriever = Depends(retriever),
-) -> dict:
+) -> JSONResponse:
     config = PRESETS.get(preset)
     if config is None:
         raise InvalidInput(f"unknown preset '{preset}'; use one of {', '.join(PRESETS)}")
     result = await retr.context(user_identifier, query, budget=budget, session_id=session_id, config=config, preset=preset)
-    return result.as_dict(explain=explain)
+    # plain JSON types already: skip FastAPI's recursive encoder on the hot path
+    return JSONResponse(result.as_dict(explain=explain))
 
 
 @router.get("/user/{user_identifier}/summary", summary="Everything LOFT remembers about a customer")
