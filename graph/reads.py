@@ -56,19 +56,18 @@ RETURN c.name AS name, c.first_seen AS first_seen, c.last_seen AS last_seen,
        preferences, purchases, interests, entities
 """
 
-# the hot path: current facts and the customer's entities nearest the query, one round trip
-CONTEXT = _FACTS + """
+# what the retriever caches per customer: current facts and every mentioned entity with
+# its embedding (the entities nearest a query are then found in-process)
+CUSTOMER_FACTS = _FACTS + """
 CALL (c) {
   MATCH (c)-[m:MENTIONED]->(e:Entity)
-  WHERE $entity_hits > 0 AND e.embedding IS NOT NULL
-  WITH m, e, vector.similarity.cosine(e.embedding, $embedding) AS score
-  ORDER BY score DESC LIMIT $entity_hits
+  WHERE e.embedding IS NOT NULL
   RETURN collect({key: e.key, name: e.name, type: e.type, relation: m.relation, summary: e.summary,
                   event_at: e.event_at, mentions: m.mentions, last_seen: m.last_seen,
-                  source_message_ids: m.source_message_ids, score: score}) AS matched
+                  source_message_ids: m.source_message_ids, embedding: e.embedding}) AS entities
 }
 RETURN c.name AS name, c.first_seen AS first_seen, c.last_seen AS last_seen,
-       preferences, purchases, interests, matched
+       preferences, purchases, interests, entities
 """
 
 # products bought by customers who bought what this customer bought (purchase paths),
@@ -139,13 +138,8 @@ async def neighbourhood(driver: AsyncDriver, user_id: str, *, include_closed: bo
     return native(dict(records[0])) if records else None
 
 
-async def customer_context(
-    driver: AsyncDriver, user_id: str, embedding: list[float] | None, *, entity_hits: int
-) -> dict[str, Any] | None:
-    records = await _read(
-        driver, CONTEXT, user_id=user_id, include_closed=False,
-        embedding=embedding or [0.0] * 384, entity_hits=entity_hits if embedding else 0,
-    )
+async def customer_facts(driver: AsyncDriver, user_id: str) -> dict[str, Any] | None:
+    records = await _read(driver, CUSTOMER_FACTS, user_id=user_id, include_closed=False)
     return native(dict(records[0])) if records else None
 
 

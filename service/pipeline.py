@@ -48,6 +48,7 @@ WHERE m.id = ANY($1::bigint[])
 GROUP BY 1, 2
 ON CONFLICT (user_identifier, lexeme) DO UPDATE SET ndoc = user_terms.ndoc + excluded.ndoc
 """
+BUMP_GRAPH_VERSION = "UPDATE users SET graph_version = graph_version + 1 WHERE user_identifier = ANY($1::text[])"
 SET_DISPLAY_NAME = "UPDATE users SET display_name = $2, updated_at = now() WHERE user_identifier = $1"
 
 
@@ -133,6 +134,8 @@ async def ingest_messages(rt: Runtime, message_ids: list[int]) -> dict[int, Mess
     if facts:
         async with rt.graph.session(database=rt.settings.neo4j_database) as session:
             await session.execute_write(graph_writes.write_facts, facts)
+        # after the graph commit: API processes holding an older copy will re-read it
+        await rt.pool.execute(BUMP_GRAPH_VERSION, sorted({f.user_id for f in facts}))
     return results
 
 

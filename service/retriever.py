@@ -36,7 +36,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from graph import reads as graph_reads
+from graph.cache import GraphCache
 from service.extraction.dates import find_dates
+from service.errors import StoreUnavailable
 from service.runtime import Runtime
 from vectors import memories as ltm
 from vectors import search
@@ -133,6 +135,7 @@ SECTION_TITLES = {
     "session": "This conversation",
 }
 SECTION_ORDER = list(SECTION_TITLES)
+GRAPH_VERSION = "SELECT graph_version FROM users WHERE user_identifier = $1"
 
 
 @dataclass
@@ -245,6 +248,7 @@ def _period(query: str, reference: datetime) -> tuple[datetime, datetime] | None
 class Retriever:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
+        self.graph_cache = GraphCache()
         self._touch_tasks: set[asyncio.Task] = set()
 
     async def context(
@@ -262,15 +266,20 @@ class Retriever:
         started = time.perf_counter()
         timings: dict[str, float] = {}
         query = query.strip()
+        version_task = asyncio.create_task(self._graph_version(user))
         embedding = await self.rt.embedder.aembed_query(query) if query else None
         timings["embed"] = (time.perf_counter() - started) * 1000
+        try:
+            version = await version_task
+        except Exception:  # PostgreSQL is down: the sources below report it
+            version = None
         terms = _terms(query)
 
         tiers = {"postgres": True, "neo4j": True, "vectors": True}
         errors: dict[str, str] = {}
         tasks = {
             name: asyncio.create_task(coro)
-            for name, coro in self._sources(user, query, embedding, session_id, config).items()
+            for name, coro in self._sources(user, query, embedding, session_id, config, version).items()
         }
         results: dict[str, Any] = {}
         for name, task in tasks.items():
@@ -280,7 +289,8 @@ class Retriever:
             except Exception as exc:  # a failing store costs its candidates, never the answer
                 if name == "graph":
                     tiers["neo4j"] = False
-                    self.rt.extras["graph_down_until"] = time.monotonic() + GRAPH_BACKOFF_S
+                    if not isinstance(exc, StoreUnavailable):
+                        self.rt.extras["graph_down_until"] = time.monotonic() + GRAPH_BACKOFF_S
                 else:
                     tiers["postgres"] = tiers["vectors"] = False
                 errors[name] = f"{type(exc).__name__}: {exc}"[:300]
@@ -290,9 +300,6 @@ class Retriever:
             elif found:
                 results["graph_profile"] = found
                 results["graph_entities"] = found.get("matched") or []
-        if "graph" not in tasks and config.graph_profile.enabled:
-            tiers["neo4j"] = False
-            errors.setdefault("graph", "Neo4j was unavailable moments ago; skipped")
 
         reference = results.get("latest") or datetime.now(timezone.utc)
         period = _period(query, reference) if query else None
@@ -368,9 +375,25 @@ class Retriever:
 
     # -- sources ---------------------------------------------------------------------------
 
-    def _sources(self, user, query, embedding, session_id, config: RetrievalConfig) -> dict[str, Any]:
-        """Two round trips, run concurrently: PostgreSQL (every per-customer search in one
-        statement) and Neo4j (neighbourhood + nearest entities in one query)."""
+    async def _graph_version(self, user: str) -> int | None:
+        return await self.rt.pool.fetchval(GRAPH_VERSION, user)
+
+    async def _graph(self, user: str, version: int | None, embedding, hits: int) -> dict[str, Any] | None:
+        """The customer's graph facts: from the cache when it holds this version, else one
+        Cypher query (and cached). No users row: nothing in the graph either."""
+        if version is None:
+            return None
+        entry = self.graph_cache.get(user, version)
+        if entry is None:
+            if self.rt.extras.get("graph_down_until", 0) > time.monotonic():
+                raise StoreUnavailable("neo4j", "Neo4j was unavailable moments ago; skipped")
+            facts = await asyncio.wait_for(graph_reads.customer_facts(self.rt.graph, user), GRAPH_TIMEOUT_S)
+            entry = self.graph_cache.put(user, version, facts)
+        return entry.view(embedding, hits)
+
+    def _sources(self, user, query, embedding, session_id, config: RetrievalConfig, version: int | None = None) -> dict[str, Any]:
+        """Run concurrently: PostgreSQL (every per-customer search in one statement) and the
+        graph facts (cached per customer version, else one Cypher query)."""
         limits = {
             name: getattr(config, name).limit if getattr(config, name).enabled else 0
             for name in ("memories_vector", "memories_text", "messages_vector", "messages_text",
@@ -382,13 +405,9 @@ class Retriever:
                 return await search.hybrid(conn, user, embedding, query, limits, session_id)
 
         sources: dict[str, Any] = {"postgres": postgres()}
-        graph_ok = self.rt.extras.get("graph_down_until", 0) <= time.monotonic()
-        if graph_ok and config.graph_profile.enabled:
+        if config.graph_profile.enabled:
             hits = config.graph_entities.limit if config.graph_entities.enabled else 0
-            vector = [float(x) for x in embedding] if embedding is not None else None
-            sources["graph"] = asyncio.wait_for(
-                graph_reads.customer_context(self.rt.graph, user, vector, entity_hits=hits), GRAPH_TIMEOUT_S
-            )
+            sources["graph"] = self._graph(user, version, embedding, hits)
         return sources
 
     # -- candidates --------------------------------------------------------------------------

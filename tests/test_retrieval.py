@@ -122,3 +122,20 @@ def test_context_answers_from_postgres_when_neo4j_is_down(stack, service, api, u
         assert any("bought" in i["text"] for i in ctx["items"])
     finally:
         broken.stop()
+
+
+def test_cached_graph_facts_never_go_stale(service, api, user, stack):
+    """The API caches a customer's graph facts per graph_version; a worker write bumps the
+    version, so the very next context shows the new fact."""
+    api.post("/v1/chat", json={"user_identifier": user, "message": "I love coastal furniture."})
+    service.wait_idle()
+    first = api.get(f"/memory/context/{user}", params={"query": "style", "explain": True}).json()
+    assert "coastal" in first["text"]  # the graph facts are now cached at this version
+    version = stack.sql("SELECT graph_version FROM users WHERE user_identifier = $1", user)[0]["graph_version"]
+    assert not any(i["kind"] == "purchase" for i in first["items"])
+    api.post("/v1/chat", json={"user_identifier": user, "message": "I bought the Sloane Chaise Sectional yesterday."})
+    service.wait_idle()
+    assert stack.sql("SELECT graph_version FROM users WHERE user_identifier = $1", user)[0]["graph_version"] > version
+    second = api.get(f"/memory/context/{user}", params={"query": "what did I buy?", "explain": True}).json()
+    purchases = [i for i in second["items"] if i["kind"] == "purchase"]  # read from the graph, not from memories
+    assert purchases and "Sloane Chaise Sectional" in purchases[0]["text"], second["items"]
