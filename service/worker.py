@@ -14,7 +14,7 @@ import signal
 import socket
 
 import asyncpg
-from neo4j.exceptions import Neo4jError, ServiceUnavailable, SessionExpired, TransientError
+from neo4j.exceptions import ServiceUnavailable, SessionExpired, TransientError
 
 from service import pipeline, queue
 from service.errors import StoreUnavailable
@@ -25,6 +25,7 @@ log = logging.getLogger("loft.worker")
 
 IDLE_POLL_S = 0.25
 # errors that mean "a store is away", not "this job is bad": retried without using attempts
+# (OSError covers a Unix socket that is gone while the embedded PostgreSQL restarts)
 OUTAGES = (StoreUnavailable, ServiceUnavailable, SessionExpired, TransientError, OSError,
            asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError, asyncio.TimeoutError)
 
@@ -79,7 +80,7 @@ class Worker:
             await work
         except OUTAGES as exc:
             await queue.retry(self.rt.pool, job, f"store unavailable: {exc}", counts=False)
-        except (Exception, Neo4jError) as exc:
+        except Exception as exc:
             log.exception("job %s (%s) failed", job.id, job.kind)
             await queue.retry(self.rt.pool, job, f"{type(exc).__name__}: {exc}")
         else:
