@@ -106,7 +106,8 @@ async def create_session(conn: asyncpg.Connection, user_identifier: str, session
     await conn.execute(CREATE_SESSION, session_id, user_identifier, channel, at, "{}")
     owner = await conn.fetchval(SESSION_OWNER, session_id)
     if owner != user_identifier:
-        raise InvalidInput(f"session {session_id} belongs to another customer")
+        # the same answer as for a session that does not exist: reveal nothing
+        raise NotFound(f"session {session_id} does not exist")
 
 
 async def add_messages(
