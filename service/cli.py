@@ -67,13 +67,14 @@ def up(
     before = running_stack(settings)
     was_running = {"postgres": before.database_url is not None, "neo4j": before.neo4j_uri is not None}
     t0 = time.monotonic()
+    stack = None
     try:
         stack = ensure_stack(settings)
         settings = stack.settings
         applied = asyncio.run(migrate_all(settings))
-    except LoftError as exc:
-        _fail(exc)
-    except Exception as exc:  # devstack start errors carry their own explanation
+    except Exception as exc:  # store and devstack errors carry their own explanation
+        if stack is not None:  # leave nothing running that this call started
+            _stop_started(stack, was_running)
         _fail(exc)
     log.info("stores ready in %.1f s (migrations applied: %s)", time.monotonic() - t0, applied)
 
@@ -98,11 +99,16 @@ def up(
                 worker_proc.wait(15)
             except subprocess.TimeoutExpired:
                 worker_proc.kill()
-        if stack.neo4j is not None and not was_running["neo4j"]:
-            stack.neo4j.stop()
-        if stack.postgres is not None and not was_running["postgres"]:
-            stack.postgres.stop()
+        _stop_started(stack, was_running)
         typer.secho("LOFT memory stopped", err=True)
+
+
+def _stop_started(stack, was_running: dict[str, bool]) -> None:
+    """Stop the embedded servers this process started (not ones it found running)."""
+    if stack.neo4j is not None and not was_running["neo4j"]:
+        stack.neo4j.stop()
+    if stack.postgres is not None and not was_running["postgres"]:
+        stack.postgres.stop()
 
 
 def _serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
