@@ -17,6 +17,7 @@ Both store writes are idempotent per message, so a job retried after a store out
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections import Counter
@@ -49,6 +50,7 @@ GROUP BY 1, 2
 ON CONFLICT (user_identifier, lexeme) DO UPDATE SET ndoc = user_terms.ndoc + excluded.ndoc
 """
 BUMP_GRAPH_VERSION = "UPDATE users SET graph_version = graph_version + 1 WHERE user_identifier = ANY($1::text[])"
+LLM_CONCURRENCY = 8
 SET_DISPLAY_NAME = "UPDATE users SET display_name = $2, updated_at = now() WHERE user_identifier = $1"
 
 
@@ -93,15 +95,21 @@ async def ingest_messages(rt: Runtime, message_ids: list[int]) -> dict[int, Mess
 
     vectors = await rt.embedder.aembed([_embedding_text(r) for r in rows])
 
+    # the rules take a millisecond; LLM calls overlap, a few at a time
+    limit = asyncio.Semaphore(LLM_CONCURRENCY)
+
+    async def extract_one(row: dict[str, Any]) -> tuple[Extraction, str]:
+        async with limit:
+            return await extract(rt, row)
+
+    outcomes = await asyncio.gather(*(extract_one(r) for r in rows), return_exceptions=True)
     extracted: list[tuple[dict[str, Any], Extraction]] = []
-    for row in rows:
-        try:
-            extraction, _ = await extract(rt, row)
-        except Exception as exc:
-            log.exception("extraction failed for message %s", row["id"])
-            results[row["id"]] = MessageResult(row["id"], False, f"extraction failed: {exc.__class__.__name__}: {exc}")
+    for row, outcome in zip(rows, outcomes):
+        if isinstance(outcome, BaseException):
+            log.error("extraction failed for message %s: %r", row["id"], outcome)
+            results[row["id"]] = MessageResult(row["id"], False, f"extraction failed: {outcome.__class__.__name__}: {outcome}")
             continue
-        extracted.append((row, extraction))
+        extracted.append((row, outcome[0]))
 
     # one embedding batch for every memory candidate and entity of the batch
     texts: list[str] = []
