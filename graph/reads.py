@@ -4,8 +4,9 @@ Every read is scoped by ``user_id`` first (a range index / uniqueness constraint
 one customer's context never touches another's nodes. Entity similarity is computed
 exactly over the customer's own entities (``vector.similarity.cosine``): per customer
 there are tens to hundreds of them, and an exact scan of those beats a global ANN query
-that must over-fetch and post-filter by user. The ``entity_embedding`` vector index
-serves cross-customer analyst queries (``graph/queries/``).
+that must over-fetch and post-filter by user. The ``entity_embedding`` vector index and
+the full-text indexes serve cross-customer analyst queries; those, and the purchase-path
+recommendations, live in ``graph/queries/*.cypher``.
 """
 
 from __future__ import annotations
@@ -70,18 +71,6 @@ RETURN c.name AS name, c.first_seen AS first_seen, c.last_seen AS last_seen,
        preferences, purchases, interests, entities
 """
 
-# products bought by customers who bought what this customer bought (purchase paths),
-# not already bought by the customer, nudged by the customer's current style preferences
-RECOMMEND = """
-MATCH (c:Customer {user_id: $user_id})-[:PURCHASED]->(p:Product)<-[:PURCHASED]-(other:Customer)-[:PURCHASED]->(rec:Product)
-WHERE other <> c AND NOT (c)-[:PURCHASED]->(rec)
-WITH c, rec, count(DISTINCT other) AS co
-OPTIONAL MATCH (c)-[pref:PREFERS]->(:Style)<-[:HAS_STYLE]-(rec) WHERE pref.valid_to IS NULL
-RETURN rec.sku AS sku, rec.name AS name, rec.price AS price, co AS co_purchases, count(pref) AS style_matches
-ORDER BY co + count(pref) DESC, rec.sku
-LIMIT $limit
-"""
-
 ENTITY_SEARCH = """
 MATCH (e:Entity {user_id: $user_id})
 WHERE e.embedding IS NOT NULL
@@ -97,16 +86,6 @@ RETURN e.key AS key, e.name AS name, e.type AS type, e.summary AS summary, e.eve
                                direction: CASE WHEN startNode(r) = e THEN 'out' ELSE 'in' END})
         WHERE x.type IS NOT NULL] AS relationships
 ORDER BY score DESC
-"""
-
-ENTITY_FULLTEXT = """
-CALL db.index.fulltext.queryNodes('entity_names', $text, {limit: 200}) YIELD node, score
-WHERE node.user_id = $user_id
-WITH node, score LIMIT $limit
-OPTIONAL MATCH (c:Customer {user_id: $user_id})-[m:MENTIONED]->(node)
-RETURN node.key AS key, node.name AS name, node.type AS type, node.summary AS summary,
-       node.event_at AS event_at, score, m.relation AS relation, m.mentions AS mentions,
-       m.last_seen AS last_seen, m.source_message_ids AS source_message_ids, [] AS relationships
 """
 
 STATS = """
@@ -148,19 +127,6 @@ async def search_entities(driver: AsyncDriver, user_id: str, embedding: list[flo
     return [native(dict(r)) for r in records]
 
 
-async def fulltext_entities(driver: AsyncDriver, user_id: str, text: str, limit: int = 10) -> list[dict[str, Any]]:
-    query = lucene_terms(text)
-    if not query:
-        return []
-    records = await _read(driver, ENTITY_FULLTEXT, user_id=user_id, text=query, limit=limit)
-    return [native(dict(r)) for r in records]
-
-
-async def recommend(driver: AsyncDriver, user_id: str, limit: int = 5) -> list[dict[str, Any]]:
-    records = await _read(driver, RECOMMEND, user_id=user_id, limit=limit)
-    return [dict(r) for r in records]
-
-
 async def stats(driver: AsyncDriver) -> dict[str, int]:
     records = await _read(driver, STATS)
     return dict(records[0])
@@ -182,10 +148,3 @@ def native(value: Any) -> Any:
     if isinstance(value, list):
         return [native(v) for v in value]
     return value
-
-
-def lucene_terms(text: str) -> str:
-    """Free text as a Lucene OR-query of plain words: every special character dropped, so
-    user text can never change the query's syntax."""
-    words = ["".join(ch for ch in w if ch.isalnum()).lower() for w in text.split()]
-    return " OR ".join(w for w in words if len(w) > 1)[:1000]

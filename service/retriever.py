@@ -495,10 +495,6 @@ class Retriever:
                 graph_path=f"(:Customer)-[:{i['rel']}]->({i['name']})", importance=0.4,
             )
             ranked.append((0.3 + len(terms & _terms(i["name"])), c))
-        for e in profile.get("entities") or []:
-            overlap = len(terms & _terms(f"{e['name']} {e.get('relation') or ''} {e['type']}"))
-            if overlap:
-                ranked.append((0.5 + overlap, _entity_candidate(e)))
         ranked.sort(key=lambda x: -x[0])
         for _, c in ranked:
             add("graph_profile", c)
