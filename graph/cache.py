@@ -71,3 +71,13 @@ class GraphCache:
                 while len(self._entries) > self._size:
                     self._entries.popitem(last=False)
         return entry
+
+    def forget(self, user: str) -> int:
+        with self._lock:
+            return 1 if self._entries.pop(user, None) is not None else 0
+
+    def clear(self) -> int:
+        with self._lock:
+            n = len(self._entries)
+            self._entries.clear()
+        return n

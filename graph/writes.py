@@ -66,7 +66,10 @@ SET c.last_seen = CASE WHEN c.last_seen IS NULL OR c.last_seen < row.at THEN row
 
 # All of a batch's preferences in one query, applied row by row in message order (a
 # CALL subquery per row sees the writes of the rows before it). The target node's label
-# comes from the allow-list through a UNION of fixed branches, never from text; the
+# comes from the allow-list through a UNION of fixed branches, never from text. Shared
+# catalog nodes are only MATCHed: a value the catalog does not know (free text from an
+# LLM, "large", a budget) goes to a per-customer Entity, so nothing shared is ever created
+# from what a customer said, and erasing them leaves no trace in shared nodes. The
 # relationship type is chosen by FOREACH branches for the same reason. For each row:
 # close what it replaces -- the opposite polarity for the same target, and (for an
 # explicit change such as "actually I prefer walnut now") the other current values of
@@ -76,15 +79,15 @@ UNWIND $rows AS row
 CALL (row) {
   MATCH (c:Customer {user_id: row.user_id})
   CALL (row) {
-    WITH row WHERE row.label = 'Style' MERGE (t:Style {name: row.value}) RETURN t
+    WITH row WHERE row.label = 'Style' MATCH (t:Style {name: row.value}) RETURN t
     UNION
-    WITH row WHERE row.label = 'Category' MERGE (t:Category {name: row.value}) RETURN t
+    WITH row WHERE row.label = 'Category' MATCH (t:Category {name: row.value}) RETURN t
     UNION
-    WITH row WHERE row.label = 'Material' MERGE (t:Material {name: row.value}) RETURN t
+    WITH row WHERE row.label = 'Material' MATCH (t:Material {name: row.value}) RETURN t
     UNION
-    WITH row WHERE row.label = 'Color' MERGE (t:Color {name: row.value}) RETURN t
+    WITH row WHERE row.label = 'Color' MATCH (t:Color {name: row.value}) RETURN t
     UNION
-    WITH row WHERE row.label = 'Brand' MERGE (t:Brand {name: row.value}) RETURN t
+    WITH row WHERE row.label = 'Brand' MATCH (t:Brand {name: row.value}) RETURN t
     UNION
     WITH row WHERE row.label = 'Product' MATCH (t:Product {sku: row.value}) RETURN t
     UNION
@@ -258,9 +261,12 @@ async def write_facts(tx: AsyncManagedTransaction, batch: list[MessageFacts]) ->
 
 
 def _preference_row(facts: MessageFacts, pref: dict[str, Any]) -> dict[str, Any]:
+    """``pref["shared"]`` (set by the pipeline from the catalog) says the value names a
+    catalog node; anything else is kept on a per-customer Entity."""
     attribute = pref["attribute"]
-    label = TARGET_LABELS[attribute][0] if attribute in TARGET_LABELS else "Entity"
-    value = pref["value"] if label != "Entity" else entity_key(attribute, pref["value"])
+    shared = attribute in TARGET_LABELS and bool(pref.get("shared"))
+    label = TARGET_LABELS[attribute][0] if shared else "Entity"
+    value = pref["value"] if shared else entity_key(attribute, pref["value"])
     return {
         "user_id": facts.user_id,
         "message_id": facts.message_id,
@@ -302,10 +308,17 @@ MERGE (parent:Category {name: k.parent})
 MERGE (cat)-[:SUBCATEGORY_OF]->(parent)
 """
 
+# every style, material, colour, category and brand of the catalog, marked as the
+# catalog's (erasure never deletes these; labels from this fixed tuple only)
+VOCABULARY_LABELS = ("Style", "Material", "Color", "Category", "Brand")
+LOAD_VOCABULARY = {
+    label: f"UNWIND $names AS name MERGE (n:{label} {{name: name}}) SET n.catalog = true" for label in VOCABULARY_LABELS
+}
+
 CATALOG_VERSION = "MATCH (v:CatalogVersion) RETURN v.hash AS hash"
 SET_CATALOG_VERSION = "MERGE (v:CatalogVersion) SET v.hash = $hash, v.loaded_at = datetime(), v.products = $count"
 
 
-def catalog_hash(products: list[dict], categories: list[dict]) -> str:
-    blob = json.dumps([products, categories], sort_keys=True, default=str).encode()
+def catalog_hash(products: list[dict], categories: list[dict], vocabulary: dict[str, list[str]]) -> str:
+    blob = json.dumps([products, categories, vocabulary], sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]

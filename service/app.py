@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import APIKeyHeader
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.erasure import ErasureListener
 from service.errors import LoftError
 from service.runtime import Runtime
 from service.settings import Settings
@@ -34,9 +35,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             yield
             return
         app.state.runtime = await Runtime.open(settings)
+        listener = ErasureListener(app.state.runtime)
+        await listener.start()
         try:
             yield
         finally:
+            await listener.stop()
             await app.state.runtime.close()
 
     async def require_api_key(key: str | None = Depends(_api_key_header)) -> None:
@@ -54,12 +58,13 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         lifespan=lifespan,
     )
 
-    from service.routers import chat, memory, sessions, status
+    from service.routers import chat, erasure, memory, sessions, status
 
     app.include_router(status.router)
     protected = [Depends(require_api_key)]
     app.include_router(chat.router, dependencies=protected)
     app.include_router(sessions.router, dependencies=protected)
+    app.include_router(erasure.router, dependencies=protected)
     app.include_router(memory.router, dependencies=protected)
 
     @app.get("/", include_in_schema=False)

@@ -166,6 +166,7 @@ class Catalog:
         self.colors: list[str] = list(self.color_info)
         self.brands: list[str] = [b["name"] for b in data["brands"]]
         self._by_sku = {p.sku: p for p in self.products}
+        self._brand_names = {b.lower(): b for b in self.brands}
 
         # parent -> all descendants (a "sofa" search includes sectionals and loveseats)
         self._descendants: dict[str, set[str]] = {c: {c} for c in self.categories}
@@ -232,6 +233,24 @@ class Catalog:
     def descendants(self, category: str) -> set[str]:
         """The category and every category under it."""
         return self._descendants.get(category, {category})
+
+    def canonical(self, attribute: str, value: str) -> str | None:
+        """The catalog's own name for a preference value (a node that exists in the shared
+        graph), or None when the catalog has no such style, material, colour, category,
+        brand or SKU: such a value is the customer's own words, kept per customer."""
+        if attribute == "product":
+            return value if value in self._by_sku else None
+        if attribute == "brand":
+            return self._brand_names.get(value.strip().lower())
+        known = {"style": self.style_info, "material": self.material_info, "color": self.color_info,
+                 "category": self.category_info}.get(attribute)
+        name = value.strip().lower()
+        return name if known is not None and name in known else None
+
+    def vocabulary(self) -> dict[str, list[str]]:
+        """Every shared vocabulary node the catalog defines, by graph label."""
+        return {"Style": self.styles, "Material": self.materials, "Color": self.colors,
+                "Category": self.categories, "Brand": self.brands}
 
     def material_kind(self, material: str) -> str | None:
         info = self.material_info.get(material)

@@ -123,9 +123,7 @@ def _products(rt: Runtime, profile: dict[str, Any], category: str, message: str)
 def _acknowledge(rt: Runtime, profile: dict[str, Any], message: str) -> str:
     from datetime import datetime, timezone
 
-    from service.pipeline import rules_extractor
-
-    facts = rules_extractor(rt).extract(message, at=datetime.now(timezone.utc), role="user")
+    facts = rt.rules.extract(message, at=datetime.now(timezone.utc), role="user")
     name = facts.customer_name or profile.get("name")
     parts = []
     if _GREETING.search(message) or facts.customer_name:

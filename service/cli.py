@@ -7,6 +7,8 @@
     loftmem status    print GET /memory/status of a running API
     loftmem env       print the embedded stack's connection settings as shell exports
     loftmem stop      stop the embedded servers of this data dir
+    loftmem erase     forget a customer in every store (prints the receipt)
+    loftmem erasures  list recent erasure receipts
 """
 
 from __future__ import annotations
@@ -204,6 +206,81 @@ def env() -> None:
     for key, value in _env_of(settings).items():
         if value:
             typer.echo(f"export {key}={shlex.quote(value)}")
+
+
+def _with_runtime(work):
+    """Run ``work(rt)`` against the configured (or running embedded) stores."""
+    from service.devstack import running_stack
+    from service.runtime import Runtime
+
+    settings = running_stack(get_settings())
+    if not settings.database_url or not settings.neo4j_uri:
+        _fail(LoftError("no stores: set DATABASE_URL and NEO4J_URI, or run `loftmem up`"))
+
+    async def run():
+        rt = await Runtime.open(settings, pool_size=2)
+        try:
+            return await work(rt)
+        finally:
+            await rt.close()
+
+    try:
+        return asyncio.run(run())
+    except LoftError as exc:
+        _fail(exc)
+
+
+def _receipt_json(receipt) -> str:
+    import json
+
+    from service.routers.erasure import ErasureReceipt
+
+    return json.dumps(ErasureReceipt.of(receipt).model_dump(mode="json"), indent=2)
+
+
+@app.command()
+def erase(
+    user: str = typer.Argument(..., help="the customer's identifier"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
+) -> None:
+    """Forget a customer in PostgreSQL, Neo4j, caches and the queue; print the receipt.
+    Exit code 0: complete; 3: pending (a store is down; a worker finishes it)."""
+    import re
+
+    from service.schemas import USER_ID_PATTERN
+
+    _logging()
+    if not re.fullmatch(USER_ID_PATTERN, user):
+        _fail(LoftError(f"'{user}' is not a customer identifier ({USER_ID_PATTERN})"))
+    if not yes:
+        typer.confirm(f"Erase every trace of customer '{user}'? This cannot be undone", abort=True)
+    from service import erasure
+
+    receipt = _with_runtime(lambda rt: erasure.erase(rt, user))
+    typer.echo(_receipt_json(receipt))
+    raise typer.Exit(code=0 if receipt.status == "complete" else 3)
+
+
+@app.command()
+def erasures(
+    user: str = typer.Option(None, "--user", help="only this customer's receipts (matched by the keyed hash)"),
+    limit: int = typer.Option(20, min=1, max=1000),
+) -> None:
+    """List recent erasure receipts, newest first."""
+    from service import erasure
+
+    _logging()
+    found = _with_runtime(lambda rt: erasure.receipts(rt, user=user, limit=limit))
+    if not found:
+        typer.echo("no erasure receipts")
+    for r in found:
+        pg = sum((r.counts.get("postgres") or {}).values())
+        neo = r.counts.get("neo4j") or {}
+        typer.echo(
+            f"{r.receipt_id}  {r.status:<8}  requested {r.requested_at:%Y-%m-%d %H:%M:%S}  "
+            f"postgres rows {pg}  neo4j nodes {neo.get('nodes', '-')} rels {neo.get('relationships', '-')}"
+            + (f"  ({r.error})" if r.error else "")
+        )
 
 
 @app.command()

@@ -22,6 +22,13 @@ class Forbidden(LoftError):
     code = "forbidden"
 
 
+class Conflict(LoftError):
+    """The request cannot be served in the current state (e.g. an erasure is pending)."""
+
+    status_code = 409
+    code = "conflict"
+
+
 class InvalidInput(LoftError):
     status_code = 422
     code = "validation_error"

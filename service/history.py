@@ -15,10 +15,8 @@ from typing import Any
 
 import asyncpg
 
-from service import queue
+from service import queue, users
 from service.errors import InvalidInput, NotFound
-
-ENSURE_USER = "INSERT INTO users (user_identifier) VALUES ($1) ON CONFLICT DO NOTHING"
 
 CREATE_SESSION = """
 INSERT INTO sessions (id, user_identifier, channel, started_at, last_message_at, metadata)
@@ -27,6 +25,7 @@ ON CONFLICT (id) DO NOTHING
 """
 
 SESSION_OWNER = "SELECT user_identifier FROM sessions WHERE id = $1"
+SESSION_OF_USER = "SELECT 1 FROM sessions WHERE id = $1 AND user_identifier = $2 FOR KEY SHARE"
 
 INSERT_MESSAGE = """
 INSERT INTO messages (session_id, user_identifier, role, speaker, content, external_id, created_at, metadata)
@@ -63,6 +62,28 @@ SELECT id, role, speaker, content, created_at FROM (
 ) t ORDER BY created_at, id
 """
 
+# -- the worker's reads and writes -------------------------------------------------------------
+
+BY_ID = """
+SELECT id, session_id, user_identifier, role, speaker, content, created_at
+FROM messages WHERE id = ANY($1::bigint[]) ORDER BY id
+"""
+# the messages of a batch that still exist, locked until the worker's transaction ends
+# (an erasure, which deletes them, waits for it)
+LOCK_LIVE = "SELECT id FROM messages WHERE id = ANY($1::bigint[]) FOR KEY SHARE"
+UNEMBEDDED = "SELECT id FROM messages WHERE id = ANY($1::bigint[]) AND embedding IS NULL FOR UPDATE"
+SET_EMBEDDING = "UPDATE messages SET embedding = $2 WHERE id = $1"
+# document frequencies for BM25 (``user_terms``), counted once per message: when it is
+# first embedded
+COUNT_TERMS = """
+INSERT INTO user_terms (user_identifier, lexeme, ndoc)
+SELECT m.user_identifier, t.lexeme, count(*)
+FROM messages m, unnest(m.tsv) AS t(lexeme, positions, weights)
+WHERE m.id = ANY($1::bigint[])
+GROUP BY 1, 2
+ON CONFLICT (user_identifier, lexeme) DO UPDATE SET ndoc = user_terms.ndoc + excluded.ndoc
+"""
+
 LATEST_SESSION = """
 SELECT id FROM sessions WHERE user_identifier = $1 ORDER BY last_message_at DESC LIMIT 1
 """
@@ -86,7 +107,7 @@ class StoredMessage:
 
 
 async def ensure_session(conn: asyncpg.Connection, user_identifier: str, session_id: uuid.UUID | None, *, at: datetime, channel: str = "chat") -> uuid.UUID:
-    await conn.execute(ENSURE_USER, user_identifier)
+    await users.ensure(conn, user_identifier)
     if session_id is None:
         session_id = uuid.uuid4()
         await conn.execute(CREATE_SESSION, session_id, user_identifier, channel, at, "{}")
@@ -102,7 +123,7 @@ async def ensure_session(conn: asyncpg.Connection, user_identifier: str, session
 
 async def create_session(conn: asyncpg.Connection, user_identifier: str, session_id: uuid.UUID, *, at: datetime, channel: str) -> None:
     """Create a session with a client-chosen id (imports); an existing one must be the user's."""
-    await conn.execute(ENSURE_USER, user_identifier)
+    await users.ensure(conn, user_identifier)
     await conn.execute(CREATE_SESSION, session_id, user_identifier, channel, at, "{}")
     owner = await conn.fetchval(SESSION_OWNER, session_id)
     if owner != user_identifier:
@@ -119,6 +140,11 @@ async def add_messages(
     summary_idle_s: float,
 ) -> list[StoredMessage]:
     """Store messages and queue their ingestion (call inside a transaction)."""
+    # the session must still be the customer's (it may have been erased meanwhile); the
+    # key-share lock keeps it until this transaction commits
+    await users.lock_shared(conn, user_identifier)
+    if await conn.fetchval(SESSION_OF_USER, session_id, user_identifier) is None:
+        raise NotFound(f"session {session_id} does not exist (or the customer was erased meanwhile)")
     stored: list[StoredMessage] = []
     now = datetime.now(timezone.utc)
     latest = None
@@ -160,6 +186,24 @@ async def add_messages(
             debounce=True,
         )
     return stored
+
+
+async def messages_by_id(conn: asyncpg.Connection, ids: list[int]) -> list[dict[str, Any]]:
+    return [dict(r) for r in await conn.fetch(BY_ID, ids)]
+
+
+async def lock_live_messages(conn: asyncpg.Connection, ids: list[int]) -> set[int]:
+    return {r["id"] for r in await conn.fetch(LOCK_LIVE, ids)}
+
+
+async def store_embeddings(conn: asyncpg.Connection, vectors: list[tuple[int, Any]]) -> None:
+    """Set message embeddings (idempotent) and count the terms of newly embedded ones."""
+    if not vectors:
+        return
+    fresh = [r["id"] for r in await conn.fetch(UNEMBEDDED, [mid for mid, _ in vectors])]
+    await conn.executemany(SET_EMBEDDING, vectors)
+    if fresh:
+        await conn.execute(COUNT_TERMS, fresh)
 
 
 async def list_sessions(pool: asyncpg.Pool, user_identifier: str, *, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:

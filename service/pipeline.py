@@ -1,15 +1,25 @@
 """The write path: turn stored messages into all three tiers.
 
-For a batch of claimed ``ingest_message`` jobs:
+For a batch of claimed ``ingest_message`` jobs, :func:`prepare` reads and computes
+without writing anything:
 
-1. embed every message in one batch (short-term tier becomes searchable);
+1. embed every message in one batch;
 2. extract typed facts per message (rules by default, the LLM when configured; an LLM
    failure falls back to the rules so nothing is lost; one message failing fails only
    its own job);
-3. embed the memory candidates and entities in one batch;
+3. embed the memory candidates and entities in one batch.
+
+:func:`commit` then writes, each store under a *fence*: a PostgreSQL transaction that
+locks the customers' rows and the messages' rows and keeps only the messages that still
+exist, so a batch that was mid-flight when a customer was erased writes nothing for them
+(an erasure waits for the fence, and the fence finds nothing after an erasure; message
+ids are never reused, so a customer created again under the same identifier is never
+handed the old customer's facts):
+
 4. PostgreSQL, one transaction: message embeddings, long-term memories (dedupe,
    supersession, history);
-5. Neo4j, one transaction: customer, preferences, purchases, interests, entities.
+5. Neo4j, one transaction inside the second fence: customer, preferences, purchases,
+   interests, entities; then the customers' graph versions move on.
 
 Both store writes are idempotent per message, so a job retried after a store outage
 (step 5 failing after step 4 committed) re-runs harmlessly.
@@ -21,37 +31,22 @@ import asyncio
 import logging
 import re
 from collections import Counter
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from graph import writes as graph_writes
-from service.extraction import Extraction, RuleExtractor
+from service import history, users
+from service.extraction import Extraction
 from service.runtime import Runtime
 from vectors import memories as ltm
+from vectors.embedder import DIM
 
 log = logging.getLogger("loft.pipeline")
 
-FETCH_MESSAGES = """
-SELECT id, session_id, user_identifier, role, speaker, content, created_at
-FROM messages WHERE id = ANY($1::bigint[]) ORDER BY id
-"""
-UNEMBEDDED = "SELECT id FROM messages WHERE id = ANY($1::bigint[]) AND embedding IS NULL FOR UPDATE"
-SET_EMBEDDINGS = "UPDATE messages SET embedding = $2 WHERE id = $1"
-# document frequencies for BM25, counted once per message (only when it is first embedded)
-COUNT_TERMS = """
-INSERT INTO user_terms (user_identifier, lexeme, ndoc)
-SELECT m.user_identifier, t.lexeme, count(*)
-FROM messages m, unnest(m.tsv) AS t(lexeme, positions, weights)
-WHERE m.id = ANY($1::bigint[])
-GROUP BY 1, 2
-ON CONFLICT (user_identifier, lexeme) DO UPDATE SET ndoc = user_terms.ndoc + excluded.ndoc
-"""
-BUMP_GRAPH_VERSION = "UPDATE users SET graph_version = graph_version + 1 WHERE user_identifier = ANY($1::text[])"
 LLM_CONCURRENCY = 8
-SET_DISPLAY_NAME = "UPDATE users SET display_name = $2, updated_at = now() WHERE user_identifier = $1"
+GRAPH_WRITE_TIMEOUT_S = 60.0
 
 
 @dataclass
@@ -62,16 +57,25 @@ class MessageResult:
     retry: bool = False
 
 
-def rules_extractor(rt: Runtime) -> RuleExtractor:
-    rules = rt.extras.get("rules")
-    if rules is None:
-        rules = rt.extras["rules"] = RuleExtractor(rt.catalog)
-    return rules
+@dataclass
+class Planned:
+    """One message, ready to write."""
+
+    row: dict[str, Any]
+    vector: np.ndarray
+    extraction: Extraction | None  # None: extraction failed (reported in the results)
+    memories: list[ltm.NewMemory] = field(default_factory=list)
+    facts: graph_writes.MessageFacts | None = None
+
+
+@dataclass
+class Plan:
+    items: list[Planned]
+    results: dict[int, MessageResult]
 
 
 async def extract(rt: Runtime, message: dict[str, Any]) -> tuple[Extraction, str]:
     """Facts of one message: (extraction, which extractor produced it)."""
-    rules = rules_extractor(rt)
     kwargs = dict(at=message["created_at"], speaker=message["speaker"], role=message["role"])
     if rt.llm is not None and rt.settings.extractor == "llm" and message["role"] == "user":
         from service.extraction.llm import LLMExtractor
@@ -80,18 +84,25 @@ async def extract(rt: Runtime, message: dict[str, Any]) -> tuple[Extraction, str
             return await LLMExtractor(rt.llm, rt.settings.llm_model, rt.catalog).extract(message["content"], **kwargs), "llm"
         except Exception as exc:  # any LLM failure: fall back to the rules, keep going
             log.warning("LLM extraction failed for message %s (%s); using the rule-based extractor", message["id"], exc)
-            return rules.extract(message["content"], **kwargs), "rules-fallback"
-    return rules.extract(message["content"], **kwargs), "rules"
+            return rt.rules.extract(message["content"], **kwargs), "rules-fallback"
+    return rt.rules.extract(message["content"], **kwargs), "rules"
 
 
 async def ingest_messages(rt: Runtime, message_ids: list[int]) -> dict[int, MessageResult]:
     """Process messages into every tier. Store outages raise (the caller retries the batch);
     a message whose extraction fails is reported in the result and skipped."""
+    plan = await prepare(rt, message_ids)
+    await commit(rt, plan)
+    return plan.results
+
+
+async def prepare(rt: Runtime, message_ids: list[int]) -> Plan:
+    """Read, embed and extract a batch; writes nothing."""
     async with rt.pool.acquire() as conn:
-        rows = [dict(r) for r in await conn.fetch(FETCH_MESSAGES, message_ids)]
+        rows = await history.messages_by_id(conn, message_ids)
     results = {mid: MessageResult(mid, True) for mid in message_ids}  # erased messages: nothing to do
     if not rows:
-        return results
+        return Plan([], results)
 
     vectors = await rt.embedder.aembed([_embedding_text(r) for r in rows])
 
@@ -103,48 +114,71 @@ async def ingest_messages(rt: Runtime, message_ids: list[int]) -> dict[int, Mess
             return await extract(rt, row)
 
     outcomes = await asyncio.gather(*(extract_one(r) for r in rows), return_exceptions=True)
-    extracted: list[tuple[dict[str, Any], Extraction]] = []
-    for row, outcome in zip(rows, outcomes):
+    items: list[Planned] = []
+    for row, vector, outcome in zip(rows, vectors, outcomes):
         if isinstance(outcome, BaseException):
             log.error("extraction failed for message %s: %r", row["id"], outcome)
             results[row["id"]] = MessageResult(row["id"], False, f"extraction failed: {outcome.__class__.__name__}: {outcome}")
+            items.append(Planned(row, vector, None))
             continue
-        extracted.append((row, outcome[0]))
+        items.append(Planned(row, vector, outcome[0]))
 
     # one embedding batch for every memory candidate and entity of the batch
     texts: list[str] = []
-    for _, ex in extracted:
-        texts += [m.text for m in ex.memories]
-        texts += [_entity_text(e) for e in ex.entities]
-    side = await rt.embedder.aembed(texts) if texts else np.zeros((0, 384), dtype=np.float32)
+    for item in items:
+        if item.extraction is not None:
+            texts += [m.text for m in item.extraction.memories]
+            texts += [_entity_text(e) for e in item.extraction.entities]
+    side = await rt.embedder.aembed(texts) if texts else np.zeros((0, DIM), dtype=np.float32)
 
     cursor = 0
-    plans: list[tuple[dict[str, Any], Extraction, list[ltm.NewMemory], graph_writes.MessageFacts]] = []
-    for row, ex in extracted:
+    for item in items:
+        ex = item.extraction
+        if ex is None:
+            continue
         mem_vecs = side[cursor : cursor + len(ex.memories)]
         cursor += len(ex.memories)
         ent_vecs = side[cursor : cursor + len(ex.entities)]
         cursor += len(ex.entities)
-        plans.append((row, ex, _memories(row, ex, mem_vecs), _facts(row, ex, ent_vecs)))
+        item.memories = _memories(item.row, ex, mem_vecs)
+        item.facts = _facts(rt, item.row, ex, ent_vecs)
+    return Plan(items, results)
 
-    async with rt.pool.acquire() as conn, conn.transaction():
-        fresh = [r["id"] for r in await conn.fetch(UNEMBEDDED, [r["id"] for r in rows])]
-        await conn.executemany(SET_EMBEDDINGS, [(r["id"], v) for r, v in zip(rows, vectors)])
-        if fresh:
-            await conn.execute(COUNT_TERMS, fresh)
-        for row, ex, memories, _ in plans:
-            if ex.customer_name and row["role"] == "user":
-                await conn.execute(SET_DISPLAY_NAME, row["user_identifier"], ex.customer_name)
-            for memory in memories:
-                await ltm.add_memory(conn, row["user_identifier"], memory)
 
-    facts = [f for *_, f in plans]
-    if facts:
-        async with rt.graph.session(database=rt.settings.neo4j_database) as session:
-            await session.execute_write(graph_writes.write_facts, facts)
-        # after the graph commit: API processes holding an older copy will re-read it
-        await rt.pool.execute(BUMP_GRAPH_VERSION, sorted({f.user_id for f in facts}))
-    return results
+async def commit(rt: Runtime, plan: Plan) -> None:
+    """Write a prepared batch, each store inside a fence (see the module docstring)."""
+    if not plan.items:
+        return
+    async with rt.pool.acquire() as conn:
+        async with conn.transaction():
+            live = await _fence(conn, plan.items)
+            await history.store_embeddings(conn, [(i.row["id"], i.vector) for i in live])
+            for item in live:
+                if item.extraction is None:
+                    continue
+                user = item.row["user_identifier"]
+                if item.extraction.customer_name and item.row["role"] == "user":
+                    await users.set_display_name(conn, user, item.extraction.customer_name)
+                for memory in item.memories:
+                    await ltm.add_memory(conn, user, memory)
+
+        if not any(i.facts for i in plan.items):
+            return
+        async with conn.transaction():
+            live = [i for i in await _fence(conn, plan.items) if i.facts is not None]
+            if live:
+                facts = [i.facts for i in live]
+                async with rt.graph.session(database=rt.settings.neo4j_database) as session:
+                    await asyncio.wait_for(session.execute_write(graph_writes.write_facts, facts), GRAPH_WRITE_TIMEOUT_S)
+                # after the graph commit: API processes holding an older copy will re-read it
+                await users.bump_graph_version(conn, [f.user_id for f in facts])
+
+
+async def _fence(conn, items: list[Planned]) -> list[Planned]:
+    """Lock the customers and messages of a batch; the items whose message still exists."""
+    alive_users = await users.lock_live(conn, [i.row["user_identifier"] for i in items])
+    alive_ids = await history.lock_live_messages(conn, [i.row["id"] for i in items])
+    return [i for i in items if i.row["id"] in alive_ids and i.row["user_identifier"] in alive_users]
 
 
 def _embedding_text(row: dict[str, Any]) -> str:
@@ -154,6 +188,17 @@ def _embedding_text(row: dict[str, Any]) -> str:
 def _entity_text(entity) -> str:
     relation = f", {entity.relation}" if entity.relation else ""
     return f"{entity.name} ({entity.type}{relation})"
+
+
+def _preference(rt: Runtime, pref) -> dict[str, Any]:
+    """A preference for the graph: a value the catalog knows points at its shared node
+    (under the catalog's own name); any other value stays the customer's own."""
+    out = pref.model_dump()
+    canonical = rt.catalog.canonical(pref.attribute, pref.value)
+    out["shared"] = canonical is not None
+    if canonical is not None:
+        out["value"] = canonical
+    return out
 
 
 def _memories(row: dict[str, Any], ex: Extraction, vectors: np.ndarray) -> list[ltm.NewMemory]:
@@ -184,7 +229,7 @@ def _memories(row: dict[str, Any], ex: Extraction, vectors: np.ndarray) -> list[
     return out
 
 
-def _facts(row: dict[str, Any], ex: Extraction, entity_vectors: np.ndarray) -> graph_writes.MessageFacts:
+def _facts(rt: Runtime, row: dict[str, Any], ex: Extraction, entity_vectors: np.ndarray) -> graph_writes.MessageFacts:
     entities = []
     keys_by_name: dict[str, str] = {}
     for entity, vector in zip(ex.entities, entity_vectors):
@@ -213,7 +258,7 @@ def _facts(row: dict[str, Any], ex: Extraction, entity_vectors: np.ndarray) -> g
         message_id=row["id"],
         at=row["created_at"],
         customer_name=ex.customer_name if row["role"] == "user" else None,
-        preferences=[p.model_dump() for p in ex.preferences],
+        preferences=[_preference(rt, p) for p in ex.preferences],
         purchases=[p.model_dump() for p in ex.purchases],
         interests=[i.model_dump() for i in ex.interests],
         entities=entities,
@@ -256,6 +301,7 @@ async def summarize_session(rt: Runtime, session_id: str) -> bool:
         if user is None:
             return False
         rows = await conn.fetch(SESSION_MESSAGES, sid)
+    first_id = rows[0]["id"] if rows else None
     rows = [r for r in rows if r["embedding"] is not None] or list(rows)
     if not rows:
         return True
@@ -273,6 +319,10 @@ async def summarize_session(rt: Runtime, session_id: str) -> bool:
         summary, sources = _extractive_summary(rows, key_entities)
     vector = (await rt.embedder.aembed([summary]))[0]
     async with rt.pool.acquire() as conn, conn.transaction():
+        # fence: the customer and the session's first message must still be there (erased
+        # meanwhile: write nothing)
+        if not await users.lock_live(conn, [user]) or not await history.lock_live_messages(conn, [first_id]):
+            return False
         await conn.execute(
             UPSERT_SUMMARY, sid, user, summary, key_entities, vector, len(rows),
             rows[0]["created_at"], rows[-1]["created_at"], sources, method,

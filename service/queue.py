@@ -68,6 +68,18 @@ UPDATE jobs SET status = CASE WHEN $3 AND attempts >= max_attempts THEN 'failed'
 WHERE id = $1
 """
 
+PENDING_ERASURE = "SELECT EXISTS (SELECT 1 FROM jobs WHERE user_identifier = $1 AND kind = 'erase_user')"
+
+# an erasure drops the customer's queued and failed work (a failed job's error text can
+# quote what they said), but not the job that finishes the erasure itself
+DELETE_FOR_USER = """
+WITH d AS (DELETE FROM jobs WHERE user_identifier = $1 AND kind <> 'erase_user' RETURNING id)
+SELECT count(*) AS n, coalesce(array_agg(id), '{}') AS ids FROM d
+"""
+COUNT_FOR_USER = "SELECT count(*) FROM jobs WHERE user_identifier = $1 AND kind <> 'erase_user'"
+COUNT_BY_ID = "SELECT count(*) FROM jobs WHERE id = ANY($1::bigint[])"
+DELETE_BY_KEY = "DELETE FROM jobs WHERE dedupe_key = $1"
+
 COUNTS = """
 SELECT count(*) FILTER (WHERE status = 'queued' AND run_after <= now()) AS ready,
        count(*) FILTER (WHERE status = 'queued' AND run_after > now()) AS scheduled,
@@ -125,6 +137,25 @@ def backoff(attempts: int) -> timedelta:
 async def retry(pool: asyncpg.Pool, job: Job, error: str, *, counts: bool = True) -> None:
     """Put a job back with back-off. ``counts=False`` (a store outage) keeps its attempts."""
     await pool.execute(RETRY, job.id, backoff(job.attempts), counts, error[:4000])
+
+
+async def erasure_pending(conn: asyncpg.Connection, user_identifier: str) -> bool:
+    return await conn.fetchval(PENDING_ERASURE, user_identifier)
+
+
+async def delete_for_user(conn: asyncpg.Connection, user_identifier: str) -> tuple[int, list[int]]:
+    """Drop the customer's jobs (not a pending erasure's); returns (count, job ids)."""
+    row = await conn.fetchrow(DELETE_FOR_USER, user_identifier)
+    return row["n"], list(row["ids"])
+
+
+async def left_for_user(conn: asyncpg.Connection, user_identifier: str, job_ids: list[int]) -> tuple[int, int]:
+    """Jobs still there for the customer: (by identifier, by the ids deleted before)."""
+    return await conn.fetchval(COUNT_FOR_USER, user_identifier), await conn.fetchval(COUNT_BY_ID, job_ids)
+
+
+async def delete_by_key(conn: asyncpg.Connection | asyncpg.Pool, dedupe_key: str) -> None:
+    await conn.execute(DELETE_BY_KEY, dedupe_key)
 
 
 async def counts(conn: asyncpg.Connection) -> dict[str, int]:

@@ -33,12 +33,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from neo4j.exceptions import ServiceUnavailable, SessionExpired
 from pydantic import BaseModel, ConfigDict, Field
 
 from graph import reads as graph_reads
-from graph.cache import GraphCache
-from service.extraction.dates import find_dates
+from service import users
 from service.errors import StoreUnavailable
+from service.extraction.dates import find_dates
 from service.runtime import Runtime
 from vectors import memories as ltm
 from vectors import search
@@ -47,7 +48,8 @@ log = logging.getLogger("loft.retriever")
 
 CHARS_PER_TOKEN = 4
 GRAPH_TIMEOUT_S = 1.5
-GRAPH_BACKOFF_S = 5.0
+# failures that mean Neo4j is away (they open the circuit breaker)
+GRAPH_OUTAGES = (ServiceUnavailable, SessionExpired, OSError)
 
 
 class Source(BaseModel):
@@ -135,7 +137,6 @@ SECTION_TITLES = {
     "session": "This conversation",
 }
 SECTION_ORDER = list(SECTION_TITLES)
-GRAPH_VERSION = "SELECT graph_version FROM users WHERE user_identifier = $1"
 
 
 @dataclass
@@ -248,7 +249,6 @@ def _period(query: str, reference: datetime) -> tuple[datetime, datetime] | None
 class Retriever:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        self.graph_cache = GraphCache()
         self._touch_tasks: set[asyncio.Task] = set()
 
     async def context(
@@ -267,7 +267,7 @@ class Retriever:
         timings: dict[str, float] = {}
         query = query.strip()
         version_task = asyncio.create_task(self._graph_version(user))
-        embedding = await self.rt.embedder.aembed_query(query) if query else None
+        embedding = await self.rt.embedder.aembed_query(query, user=user) if query else None
         timings["embed"] = (time.perf_counter() - started) * 1000
         try:
             version = await version_task
@@ -289,8 +289,6 @@ class Retriever:
             except Exception as exc:  # a failing store costs its candidates, never the answer
                 if name == "graph":
                     tiers["neo4j"] = False
-                    if not isinstance(exc, StoreUnavailable):
-                        self.rt.extras["graph_down_until"] = time.monotonic() + GRAPH_BACKOFF_S
                 else:
                     tiers["postgres"] = tiers["vectors"] = False
                 errors[name] = f"{type(exc).__name__}: {exc}"[:300]
@@ -360,35 +358,43 @@ class Retriever:
         if track_access:
             served = [uuid.UUID(c.memory_id) for c in packed if c.memory_id]
             if served:  # off the hot path
-                task = asyncio.create_task(self._touch(served))
+                task = asyncio.create_task(self._touch(user, served))
                 self._touch_tasks.add(task)
                 task.add_done_callback(self._touch_tasks.discard)
         took = (time.perf_counter() - started) * 1000
         timings = {k: round(v, 2) for k, v in timings.items()}
         return Context(text, sections, items, tiers, took, budget, preset, errors, timings)
 
-    async def _touch(self, ids: list[uuid.UUID]) -> None:
+    async def _touch(self, user: str, ids: list[uuid.UUID]) -> None:
         try:
-            await ltm.touch(self.rt.pool, ids)
+            async with self.rt.pool.acquire() as conn, conn.transaction():
+                await users.lock_shared(conn, user)  # an erasure waits rather than deadlocks
+                await ltm.touch(conn, user, ids)
         except Exception as exc:
             log.warning("could not record memory access: %s", exc)
 
     # -- sources ---------------------------------------------------------------------------
 
     async def _graph_version(self, user: str) -> int | None:
-        return await self.rt.pool.fetchval(GRAPH_VERSION, user)
+        return await users.graph_version(self.rt.pool, user)
 
     async def _graph(self, user: str, version: int | None, embedding, hits: int) -> dict[str, Any] | None:
         """The customer's graph facts: from the cache when it holds this version, else one
         Cypher query (and cached). No users row: nothing in the graph either."""
         if version is None:
             return None
-        entry = self.graph_cache.get(user, version)
+        entry = self.rt.graph_cache.get(user, version)
         if entry is None:
-            if self.rt.extras.get("graph_down_until", 0) > time.monotonic():
-                raise StoreUnavailable("neo4j", "Neo4j was unavailable moments ago; skipped")
-            facts = await asyncio.wait_for(graph_reads.customer_facts(self.rt.graph, user), GRAPH_TIMEOUT_S)
-            entry = self.graph_cache.put(user, version, facts)
+            breaker = self.rt.graph_breaker
+            if not breaker.allow():
+                raise StoreUnavailable("neo4j", "Neo4j was unreachable moments ago (circuit open); skipped")
+            try:
+                facts = await asyncio.wait_for(graph_reads.customer_facts(self.rt.graph, user), GRAPH_TIMEOUT_S)
+            except GRAPH_OUTAGES:
+                breaker.failure()  # the store is away; a timeout of one slow read is not
+                raise
+            breaker.success()
+            entry = self.rt.graph_cache.put(user, version, facts)
         return entry.view(embedding, hits)
 
     def _sources(self, user, query, embedding, session_id, config: RetrievalConfig, version: int | None = None) -> dict[str, Any]:

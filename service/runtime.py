@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import asyncpg
 from neo4j import AsyncDriver
 
+from graph.cache import GraphCache
 from graph.driver import create_driver
+from service.breaker import CircuitBreaker
 from service.db import create_pool
 from service.settings import Settings
 
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from openai import AsyncOpenAI
 
     from service.catalog import Catalog
+    from service.extraction import RuleExtractor
     from vectors.embedder import Embedder
 
 log = logging.getLogger("loft.runtime")
@@ -33,7 +36,28 @@ class Runtime:
     embedder: "Embedder"
     catalog: "Catalog"
     llm: "AsyncOpenAI | None" = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    erasure_key: bytes = b""
+    # per-customer graph facts, valid only at the customer's current graph version
+    graph_cache: GraphCache = field(default_factory=GraphCache)
+    graph_breaker: CircuitBreaker = field(default_factory=lambda: CircuitBreaker("neo4j"))
+    _rules: "RuleExtractor | None" = None
+
+    @property
+    def rules(self) -> "RuleExtractor":
+        """The deterministic extractor (compiled once per process)."""
+        if self._rules is None:
+            from service.extraction import RuleExtractor
+
+            self._rules = RuleExtractor(self.catalog)
+        return self._rules
+
+    def forget_cached(self, user: str) -> dict[str, int]:
+        """Drop a customer from this process's caches (erasure); returns what went."""
+        return {"graph_facts": self.graph_cache.forget(user), "query_embeddings": self.embedder.forget(user)}
+
+    def clear_caches(self) -> None:
+        self.graph_cache.clear()
+        self.embedder.clear()
 
     @classmethod
     async def open(cls, settings: Settings, *, pool_size: int = 10) -> "Runtime":
@@ -63,7 +87,9 @@ class Runtime:
                 timeout=settings.llm_timeout_s,
                 max_retries=1,
             )
-        return cls(settings, pool, graph, get_embedder(), Catalog.load(), llm)
+        from service.erasure import erasure_key
+
+        return cls(settings, pool, graph, get_embedder(), Catalog.load(), llm, erasure_key(settings))
 
     async def close(self) -> None:
         await self.graph.close()

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     neo4j_heap: str = Field(default="1g", alias="LOFT_NEO4J_HEAP")
 
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list, alias="LOFT_API_KEYS")
+    # HMAC key for erasure receipts' subject hash; unset: generated under LOFT_DATA_DIR
+    erasure_key: SecretStr | None = Field(default=None, alias="LOFT_ERASURE_KEY")
     env: Literal["development", "test", "production"] = Field(default="development", alias="LOFT_ENV")
 
     # extraction: "rules" (deterministic, default) or "llm" (needs OPENAI_API_KEY)

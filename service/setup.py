@@ -45,26 +45,29 @@ async def migrate_all(settings: Settings, *, load_catalog: bool = True) -> dict[
     try:
         neo = await migrate.migrate_neo4j(driver, settings.neo4j_database)
         if load_catalog:
-            await ensure_catalog(driver)
+            await ensure_catalog(driver, settings.neo4j_database)
     finally:
         await driver.close()
     return {"postgres": pg, "neo4j": neo}
 
 
-async def ensure_catalog(driver) -> bool:
+async def ensure_catalog(driver, database: str = "neo4j") -> bool:
     """Load the sample catalog into Neo4j unless this exact version is already there."""
     from service.catalog import Catalog
 
     catalog = Catalog.load()
     products = [p.model_dump() for p in catalog.products]
     categories = [c.model_dump() for c in catalog.category_info.values()]
-    digest = graph_writes.catalog_hash(products, categories)
-    records, _, _ = await driver.execute_query(graph_writes.CATALOG_VERSION)
+    vocabulary = catalog.vocabulary()
+    digest = graph_writes.catalog_hash(products, categories, vocabulary)
+    records, _, _ = await driver.execute_query(graph_writes.CATALOG_VERSION, database_=database)
     if records and records[0]["hash"] == digest:
         return False
-    await driver.execute_query(graph_writes.LOAD_CATEGORIES, categories=categories)
+    await driver.execute_query(graph_writes.LOAD_CATEGORIES, categories=categories, database_=database)
     for start in range(0, len(products), 200):
-        await driver.execute_query(graph_writes.LOAD_CATALOG, products=products[start : start + 200])
-    await driver.execute_query(graph_writes.SET_CATALOG_VERSION, hash=digest, count=len(products))
+        await driver.execute_query(graph_writes.LOAD_CATALOG, products=products[start : start + 200], database_=database)
+    for label, names in vocabulary.items():
+        await driver.execute_query(graph_writes.LOAD_VOCABULARY[label], names=names, database_=database)
+    await driver.execute_query(graph_writes.SET_CATALOG_VERSION, hash=digest, count=len(products), database_=database)
     log.info("loaded the sample catalog into Neo4j: %d products", len(products))
     return True

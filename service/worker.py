@@ -12,11 +12,12 @@ import logging
 import os
 import signal
 import socket
+import uuid
 
 import asyncpg
 from neo4j.exceptions import ServiceUnavailable, SessionExpired, TransientError
 
-from service import pipeline, queue
+from service import erasure, pipeline, queue
 from service.errors import StoreUnavailable
 from service.runtime import Runtime
 from service.settings import Settings
@@ -38,6 +39,12 @@ class Worker:
 
     async def step(self) -> int:
         """Claim and run one batch; returns how many jobs it handled."""
+        # unfinished erasures first: a customer's data must not wait behind a backlog
+        jobs = await queue.claim(self.rt.pool, self.worker_id, 4, ("erase_user",))
+        for job in jobs:
+            await self._erase(job)
+        if jobs:
+            return len(jobs)
         jobs = await queue.claim(self.rt.pool, self.worker_id, self.batch, ("ingest_message",))
         if jobs:
             await self._ingest(jobs)
@@ -74,6 +81,22 @@ class Worker:
             else:
                 await queue.retry(self.rt.pool, job, result.error or "failed")
         await queue.complete(self.rt.pool, self.worker_id, done)
+
+    async def _erase(self, job: queue.Job) -> None:
+        """Finish an erasure whose Neo4j part could not run when it was requested."""
+        try:
+            receipt = await erasure.finish(self.rt, uuid.UUID(job.payload["receipt_id"]), job.user_identifier)
+        except OUTAGES as exc:
+            await queue.retry(self.rt.pool, job, f"store unavailable: {type(exc).__name__}", counts=False)
+            return
+        except Exception as exc:
+            log.exception("erasure job %s failed", job.id)
+            await queue.retry(self.rt.pool, job, f"{type(exc).__name__}")
+            return
+        if receipt is not None and receipt.status != "complete":  # a store is still away
+            await queue.retry(self.rt.pool, job, receipt.error or "pending", counts=False)
+        else:
+            log.info("erasure %s complete", job.payload["receipt_id"])
 
     async def _run_one(self, job: queue.Job, work) -> None:
         try:

@@ -53,6 +53,28 @@ class TestStack:
     def sql(self, query: str, *args):
         return asyncio.run(self.pg(query, *args))
 
+    def scan_postgres(self, needles: list[str]) -> list[tuple[str, str]]:
+        """Every row of every table, as text, that contains any of ``needles`` (case-insensitive)."""
+        patterns = [f"%{n}%" for n in needles]
+        found = []
+        for (table,) in self.sql("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1"):
+            for row in self.sql(f'SELECT t::text AS row FROM "{table}" t WHERE t::text ILIKE ANY($1::text[])', patterns):
+                found.append((table, row["row"][:300]))
+        return found
+
+    def scan_neo4j(self, needles: list[str]) -> list[str]:
+        """Every node and relationship (labels, type, every property as text) that contains
+        any of ``needles`` (case-insensitive)."""
+        lowered = [n.lower() for n in needles]
+        found = []
+        rows = self.cypher("MATCH (n) RETURN labels(n) AS what, properties(n) AS props")
+        rows += self.cypher("MATCH ()-[r]->() RETURN [type(r)] AS what, properties(r) AS props")
+        for row in rows:
+            text = f"{row['what']} {row['props']}".lower()
+            if any(n in text for n in lowered):
+                found.append(text[:300])
+        return found
+
     def cypher(self, query: str, **params):
         from neo4j import GraphDatabase
 

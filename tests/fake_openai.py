@@ -31,10 +31,15 @@ def build_app(requests: list[dict]) -> FastAPI:
         user_text = body["messages"][-1]["content"]
         if "Return ONLY a JSON object" in system:
             name = re.search(r"I'm (\w+)|name is (\w+)", user_text)
+            preferences = []
+            if "boucle" in user_text:
+                preferences.append({"attribute": "material", "value": "boucle", "polarity": "prefers", "strength": 0.8, "confidence": 0.9})
+            style = re.search(r"love the (\w+) style", user_text)
+            if style:  # free text a model may well return: not a catalog style
+                preferences.append({"attribute": "style", "value": style.group(1), "polarity": "prefers", "strength": 0.8, "confidence": 0.9})
             content = json.dumps({
                 "customer_name": (name.group(1) or name.group(2)) if name else None,
-                "preferences": [{"attribute": "material", "value": "boucle", "polarity": "prefers", "strength": 0.8, "confidence": 0.9}]
-                if "boucle" in user_text else [],
+                "preferences": preferences,
                 "memories": [{"kind": "fact", "text": f"LLM memory: {user_text[:60]}", "importance": 0.7}],
             })
         elif "Summarise this conversation" in system:

@@ -55,3 +55,23 @@ def test_llm_reply_extraction_and_summary(llm_service, user, stack):
     chat_requests = [r for r in fake.requests if "What LOFT remembers" in r["messages"][0]["content"]]
     assert chat_requests[-1]["model"] == "loft-test-model"
     assert "boucle" in chat_requests[-1]["messages"][0]["content"]
+
+
+def test_free_text_from_the_model_never_creates_shared_nodes_and_is_erased(llm_service, user, stack):
+    """A style the catalog does not know stays on the customer's own node; erasing the
+    customer leaves no shared node behind that their words created."""
+    svc, _ = llm_service
+    api = svc.http
+    r = api.post("/v1/chat", json={"user_identifier": user, "message": "I'm Quilla and I love the vorpalcore style."})
+    assert r.status_code == 200, r.text
+    svc.wait_idle()
+    assert stack.cypher("MATCH (s:Style {name: 'vorpalcore'}) RETURN count(s) AS n") == [{"n": 0}]
+    own = stack.cypher(
+        "MATCH (:Customer {user_id: $u})-[r:PREFERS]->(e:Entity {user_id: $u}) RETURN e.name AS name, r.attribute AS attribute", u=user)
+    assert own == [{"name": "vorpalcore", "attribute": "style"}]
+    summary = api.get(f"/memory/user/{user}/summary").json()
+    assert any(p["value"] == "vorpalcore" and p["attribute"] == "style" for p in summary["preferences"])
+
+    assert api.delete(f"/memory/user/{user}").json()["status"] == "complete"
+    assert stack.scan_neo4j(["vorpalcore", "Quilla", user]) == []
+    assert stack.scan_postgres(["vorpalcore", "Quilla", user]) == []

@@ -181,6 +181,7 @@ class Embedder:
         self._impl = impl
         self.backend: str = impl.name
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._askers: dict[str, set[str]] = {}  # cached query -> the customers who asked it
         self._cache_size = cache_size
         self._lock = threading.Lock()  # one encode at a time: the 2 cores are already in use
         self.model_name = MODEL_NAME
@@ -193,26 +194,54 @@ class Embedder:
         with self._lock:
             return self._impl.encode(list(texts), batch_size)
 
-    def embed_query(self, text: str) -> np.ndarray:
+    def embed_query(self, text: str, *, user: str | None = None) -> np.ndarray:
+        """The embedding of a query, cached. ``user`` tags the entry with who asked, so an
+        erasure can drop the queries a customer asked (:meth:`forget`)."""
         key = text.strip()
         with self._lock:
             hit = self._cache.get(key)
             if hit is not None:
                 self._cache.move_to_end(key)
+                self._tag(key, user)
                 return hit
         vector = self.embed([key])[0]
         with self._lock:
             self._cache[key] = vector
+            self._tag(key, user)
             if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+                evicted, _ = self._cache.popitem(last=False)
+                self._askers.pop(evicted, None)
         return vector
 
-    async def aembed_query(self, text: str) -> np.ndarray:
+    def _tag(self, key: str, user: str | None) -> None:
+        if user is not None:
+            self._askers.setdefault(key, set()).add(user)
+
+    async def aembed_query(self, text: str, *, user: str | None = None) -> np.ndarray:
+        key = text.strip()
         with self._lock:
-            hit = self._cache.get(text.strip())
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._tag(key, user)
         if hit is not None:
             return hit
-        return await asyncio.to_thread(self.embed_query, text)
+        return await asyncio.to_thread(self.embed_query, text, user=user)
+
+    def forget(self, user: str) -> int:
+        """Drop every cached query ``user`` asked (their words must not outlive an erasure)."""
+        with self._lock:
+            keys = [k for k, askers in self._askers.items() if user in askers]
+            for key in keys:
+                self._cache.pop(key, None)
+                self._askers.pop(key, None)
+        return len(keys)
+
+    def clear(self) -> int:
+        with self._lock:
+            n = len(self._cache)
+            self._cache.clear()
+            self._askers.clear()
+        return n
 
     async def aembed(self, texts: list[str]) -> np.ndarray:
         return await asyncio.to_thread(self.embed, texts)

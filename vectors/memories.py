@@ -87,7 +87,7 @@ ORDER BY valid_from DESC, created_at DESC LIMIT $3
 
 TOUCH = """
 UPDATE long_term_memories SET access_count = access_count + 1, last_accessed_at = now()
-WHERE id = ANY($1::uuid[])
+WHERE user_identifier = $1 AND id = ANY($2::uuid[])
 """
 
 
@@ -186,6 +186,7 @@ async def list_for_user(conn: asyncpg.Connection | asyncpg.Pool, user_identifier
     return await conn.fetch(LIST_FOR_USER, user_identifier, include_superseded, limit)
 
 
-async def touch(pool: asyncpg.Pool, memory_ids: list[uuid.UUID]) -> None:
+async def touch(conn: asyncpg.Connection, user_identifier: str, memory_ids: list[uuid.UUID]) -> None:
+    """Count an access to memories served in a context (rows locked in id order)."""
     if memory_ids:
-        await pool.execute(TOUCH, memory_ids)
+        await conn.execute(TOUCH, user_identifier, sorted(memory_ids))

@@ -1,0 +1,88 @@
+"""The ``users`` table: one row per customer, the parent of every per-customer row.
+
+Every statement on ``users`` lives here. Two locks make erasure safe by construction:
+
+- creating a customer takes a *shared* per-customer advisory lock and refuses while an
+  erasure of the same identifier is still pending (its Neo4j part waits for a store),
+  so a new customer is never mixed up with the remains of an erased one;
+- the worker writes derived data (memories, graph facts) only while holding the
+  customer's row with ``FOR NO KEY UPDATE`` (:func:`lock_live`), and an erasure deletes
+  the row only after taking ``FOR UPDATE``: one waits for the other, so a batch that was
+  mid-flight when the erasure landed can never write afterwards.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from service import queue
+from service.errors import Conflict
+
+# (classid, objid) advisory locks; this classid is the "customer" namespace
+_CUSTOMER_LOCK = 0x4C4F
+SHARED_LOCK = "SELECT pg_advisory_xact_lock_shared($1, hashtext($2))"
+EXCLUSIVE_LOCK = "SELECT pg_advisory_xact_lock($1, hashtext($2))"
+
+ENSURE = "INSERT INTO users (user_identifier) VALUES ($1) ON CONFLICT DO NOTHING"
+GET = "SELECT user_identifier, display_name, created_at, graph_version FROM users WHERE user_identifier = $1"
+GRAPH_VERSION = "SELECT graph_version FROM users WHERE user_identifier = $1"
+LOCK_LIVE = """
+SELECT user_identifier FROM users WHERE user_identifier = ANY($1::text[])
+ORDER BY user_identifier FOR NO KEY UPDATE
+"""
+LOCK_FOR_ERASURE = "SELECT user_identifier FROM users WHERE user_identifier = $1 FOR UPDATE"
+# versions come from one sequence: never reused, even by a customer created again
+BUMP_GRAPH_VERSION = """
+UPDATE users SET graph_version = nextval('graph_version_seq') WHERE user_identifier = ANY($1::text[])
+"""
+SET_DISPLAY_NAME = "UPDATE users SET display_name = $2, updated_at = now() WHERE user_identifier = $1"
+
+
+async def lock_shared(conn: asyncpg.Connection, user: str) -> None:
+    """Hold off an erasure of ``user`` until this transaction ends. Every transaction that
+    writes the customer's rows from the API takes it first, so an erasure (which takes
+    it exclusively, then the customer's row) never meets them half-way: no deadlock."""
+    await conn.execute(SHARED_LOCK, _CUSTOMER_LOCK, user)
+
+
+async def ensure(conn: asyncpg.Connection, user: str) -> None:
+    """Create the customer if new (call inside the transaction that stores their data)."""
+    await lock_shared(conn, user)
+    if await queue.erasure_pending(conn, user):
+        raise Conflict(
+            f"customer '{user}' is being erased and the erasure is not finished yet "
+            "(a store was unavailable); try again once it completes"
+        )
+    await conn.execute(ENSURE, user)
+
+
+async def lock_for_erasure(conn: asyncpg.Connection, user: str) -> bool:
+    """Exclusive: no customer creation or derived write for ``user`` until commit.
+    Returns whether the customer row exists."""
+    await conn.execute(EXCLUSIVE_LOCK, _CUSTOMER_LOCK, user)
+    return await conn.fetchval(LOCK_FOR_ERASURE, user) is not None
+
+
+async def lock_live(conn: asyncpg.Connection, users: list[str]) -> set[str]:
+    """Lock the rows of ``users`` that still exist (in a fixed order: no deadlocks) and
+    return them; an erasure waits until this transaction ends."""
+    return {r["user_identifier"] for r in await conn.fetch(LOCK_LIVE, sorted(set(users)))}
+
+
+async def get(conn: asyncpg.Connection | asyncpg.Pool, user: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow(GET, user)
+    return dict(row) if row else None
+
+
+async def graph_version(conn: asyncpg.Connection | asyncpg.Pool, user: str) -> int | None:
+    return await conn.fetchval(GRAPH_VERSION, user)
+
+
+async def bump_graph_version(conn: asyncpg.Connection, users: list[str]) -> None:
+    await conn.execute(BUMP_GRAPH_VERSION, sorted(set(users)))
+
+
+async def set_display_name(conn: asyncpg.Connection, user: str, name: str) -> None:
+    await conn.execute(SET_DISPLAY_NAME, user, name)
