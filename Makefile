@@ -1,4 +1,5 @@
-# Two commands: `make run` and `make test`. Everything else is set up by them.
+# Two commands: `make run` and `make test`. Everything else is set up by them:
+# `setup` installs uv.lock (with the test extra) and this checkout into .venv/ with uv.
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python

@@ -1,54 +1,47 @@
 #!/usr/bin/env bash
-# Creates or reuses the project's virtualenv and links it as .venv/.
+# Installs the locked dependencies (uv.lock) and this checkout (editable) into .venv/.
 #
-# The heavy dependencies (torch alone is ~3 GB with its CUDA wheels from PyPI) live in a
-# virtualenv cached per machine under $LOFT_CACHE_DIR, keyed by a hash of pyproject.toml
-# and the Python version, so a warm machine sets up in seconds and a fresh one still
-# gets everything from PyPI. The checkout's .venv/ is a small virtualenv of its own that
-# sees the cached site-packages through a .pth file and holds only this checkout's
-# editable install (so `.venv/bin/loftmem` always runs *this* checkout's code).
+# uv itself comes from PyPI through pip, pinned, into $LOFT_CACHE_DIR/uv-<version>/ the
+# first time; its package cache lives in $LOFT_CACHE_DIR/uv/ (torch alone is ~3 GB of CUDA
+# wheels from PyPI), so one variable still moves every cache. A machine with a warm cache
+# links the packages into .venv/ in seconds; a fresh one downloads them. Nothing here
+# depends on a cache existing. uv uses the machine's python3.11 and never downloads one.
 set -euo pipefail
+
+UV_VERSION=0.13.9
+EXTRAS=(--extra test)   # only the test extra: other optional groups are installed on purpose
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="${LOFT_CACHE_DIR:-$HOME/.cache/loft}"
 python="${PYTHON:-python3.11}"
-command -v "$python" >/dev/null || python=python3
+command -v "$python" >/dev/null || { echo "bootstrap: $python not found (Python 3.11 is needed)" >&2; exit 1; }
 
-key="$( (cat "$root/pyproject.toml"; "$python" -V) | sha256sum | cut -c1-16)"
-deps="$cache/deps-$key"
-export PIP_CACHE_DIR="${PIP_CACHE_DIR:-$cache/pip}"
-export PIP_DISABLE_PIP_VERSION_CHECK=1
-
-if [ ! -f "$deps/.complete" ]; then
-    echo "bootstrap: building the dependency virtualenv $deps (first run on this machine: several minutes)" >&2
-    rm -rf "$deps"
+uv_home="$cache/uv-$UV_VERSION"
+uv="$uv_home/bin/uv"
+if [ ! -x "$uv" ]; then
+    echo "bootstrap: installing uv $UV_VERSION from PyPI into $uv_home" >&2
     mkdir -p "$cache"
-    "$python" -m venv "$deps"
-    # install the project's dependencies (not the project itself) from pyproject.toml
-    "$deps/bin/python" - "$root/pyproject.toml" > "$deps/requirements.txt" <<'PY'
-import sys, tomllib
-project = tomllib.load(open(sys.argv[1], "rb"))["project"]
-reqs = list(project["dependencies"])
-for extra in project.get("optional-dependencies", {}).values():
-    reqs += extra
-print("\n".join(reqs + ["setuptools>=68", "wheel"]))
-PY
-    "$deps/bin/pip" install --progress-bar off -q -r "$deps/requirements.txt"
-    touch "$deps/.complete"
+    tmp="$(mktemp -d "$cache/.uv-install.XXXXXX")"
+    trap 'rm -rf "$tmp"' EXIT
+    PIP_DISABLE_PIP_VERSION_CHECK=1 "$python" -m pip install -q --no-cache-dir --root-user-action=ignore \
+        --target "$tmp" "uv==$UV_VERSION"
+    # another process may have finished first: keep whichever is in place
+    mv -T "$tmp" "$uv_home" 2>/dev/null || rm -rf "$tmp"
+    trap - EXIT
 fi
+
+export UV_CACHE_DIR="${UV_CACHE_DIR:-$cache/uv}"
+export UV_PYTHON_DOWNLOADS=never
+export UV_PYTHON_PREFERENCE=only-system
+export UV_LINK_MODE="${UV_LINK_MODE:-hardlink}"
+# the project environment is always this checkout's .venv/, whatever the caller set
+unset UV_PROJECT_ENVIRONMENT VIRTUAL_ENV
 
 venv="$root/.venv"
-site_of() { "$1/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'; }
-if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.loft-deps" 2>/dev/null)" != "$deps" ]; then
+# a .venv/ made by the old bootstrap (a thin venv pointing at a shared one) is replaced
+if [ -e "$venv/.loft-deps" ]; then
     rm -rf "$venv"
-    "$python" -m venv --without-pip "$venv"
-    site="$(site_of "$venv")"
-    echo "$(site_of "$deps")" > "$site/_loft_deps.pth"
-    echo "$deps" > "$venv/.loft-deps"
 fi
-if [ ! -x "$venv/bin/loftmem" ] || [ "$root/pyproject.toml" -nt "$venv/bin/loftmem" ]; then
-    # editable install of this checkout, no dependencies (they come from the cached venv)
-    "$venv/bin/python" -m pip --version >/dev/null 2>&1 || true
-    "$deps/bin/pip" --python "$venv/bin/python" install -q --no-deps --no-build-isolation -e "$root" >/dev/null
-fi
+
+"$uv" sync --frozen "${EXTRAS[@]}" --python "$python" --project "$root"
 echo "$venv"
