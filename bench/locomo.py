@@ -1,4 +1,4 @@
-"""LoCoMo retrieval benchmark: evidence recall of /memory/context against turn-level baselines.
+"""LoCoMo retrieval benchmark: evidence recall and answer-in-context of /memory/context against turn-level baselines.
 
     python -m bench.locomo --data '../shared/bench/locomo/*.json' --json
 
@@ -16,6 +16,20 @@ back to the turns' ``dia_id``). In the same run, on the same turns and budgets: 
 turns, dense all-MiniLM-L6-v2 over turns, and their reciprocal-rank fusion (k=60), each
 packed greedily into the budget with the same line format. One JSON object on stdout, a
 table on stderr.
+
+Evidence recall trusts provenance: a turn counts as recalled when an item cites it, even if
+the item's text was clipped to a fragment that lost the answer. So a second metric,
+**answer-in-context**, looks at the text only. A question of categories 1-4 is eligible
+when its gold answer, normalised (str(), straight quotes, case-folded, whitespace
+collapsed, surrounding punctuation stripped), is short (at most 5 words and 40
+characters), not generic (at least 3 characters and one word that is not a stop word,
+yes/no, number or month name), occurs as whole words in at least one of its gold turns as
+ingested (caption included), and occurs in at most 5 turns of its conversation. It scores
+1 when that answer occurs as whole words, within one line, in the normalised context text
+(the system's ``Context.text``; for a baseline, its packed lines joined by newlines), else
+0. Reported per category and overall at every budget for the system and every baseline,
+with the number of eligible questions and why the others are not (the rules and their
+reasons are spelled out above ``answer_eligibility``).
 """
 
 from __future__ import annotations
@@ -71,6 +85,119 @@ def turn_text(turn: dict) -> str:
     if caption:
         text = f"{text} [shares a photo: {caption}]".strip()
     return text
+
+
+# -- answer-in-context -----------------------------------------------------------------------
+#
+# Evidence recall trusts provenance: a turn counts as recalled when an item cites it, even
+# if the item's text was clipped to a fragment that lost the answer. Answer-in-context asks
+# the text itself. A question (categories 1-4, with at least one gold turn) is *eligible*
+# when its gold ``answer``, normalised, is
+#
+#   1. short: at most MAX_ANSWER_WORDS words and MAX_ANSWER_CHARS characters. Short gold
+#      answers are names, places, objects, titles, short phrases ("Woodhaven", "coconut
+#      milk", "Cyberpunk 2077"): the fact itself, so their presence in the text is the
+#      fact's presence. Long answers are paraphrases or whole sentences; when one appears
+#      verbatim it is most of a turn, and a context that keeps the fact but shortens the
+#      sentence would wrongly score 0;
+#   2. not generic: at least MIN_ANSWER_CHARS characters, and at least one word that is not
+#      a stop word, "yes"/"no"-like word, number (digits or a number word up to twenty)
+#      or month name. "yes", "no", "that", "three", "2022", "May 2023" carry no evidence
+#      of their own, and every context line starts with a date stamp ("[8 May 2023]");
+#   3. verbatim in evidence: it occurs, as whole words, in the text of at least one of the
+#      question's gold turns as ingested (``turn_text``: a shared photo's caption
+#      included). Answers the speakers never said (dates resolved from "last week",
+#      counts, inferences) cannot be looked for in the text;
+#   4. specific: it occurs, as whole words, in at most MAX_ANSWER_TURNS turns of its
+#      conversation. An answer the speakers use all the time ("amazing", "basketball",
+#      "turtles") would be found in almost any context, whatever was retrieved.
+#
+# Normalisation (answer and texts alike): ``str()`` (numeric answers become their digits),
+# curly quotes and apostrophes made straight, en/em dashes made "-", Unicode case-folded,
+# runs of spaces and tabs collapsed to one space (an evidence turn's line breaks too; a
+# context's line breaks are kept, so an answer never matches across two lines); the
+# answer alone also has its surrounding punctuation stripped ('"Inception"' -> inception,
+# 'Turtles.' -> turtles). An eligible question scores 1 at a budget when the normalised
+# answer occurs in the normalised context text as whole words (not preceded or followed
+# by a letter, digit or underscore), else 0.
+
+MAX_ANSWER_WORDS = 5
+MAX_ANSWER_CHARS = 40
+MIN_ANSWER_CHARS = 3
+MAX_ANSWER_TURNS = 5
+
+_NUMBER_WORDS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen twenty once twice first second third"
+)
+_MONTHS = (
+    "january february march april may june july august september october november december "
+    "jan feb mar apr jun jul aug sep sept oct nov dec"
+)
+_GENERIC_WORDS = frozenset(
+    (
+        "a an the and or but nor if of to in on at for with from by about as is are was were be been being "
+        "do does did done what when where who whom which why how i you he she it we they me him her us them "
+        "my your his its our their this that these those there here have has had not so than then too very "
+        "can could would should will just also into over after before up down out all any some none "
+        "yes no yeah nope maybe perhaps sure true false both neither either ok okay "
+        + _NUMBER_WORDS + " " + _MONTHS
+    ).split()
+)
+_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201b": "'", "\u201c": '"', "\u201d": '"',
+                         "\u2013": "-", "\u2014": "-"})
+
+
+def normalise_text(text: str) -> str:
+    """Straight quotes, case-folded, spaces collapsed within each line (line breaks kept)."""
+    text = str(text).translate(_QUOTES).casefold()
+    return "\n".join(" ".join(line.split()) for line in text.splitlines())
+
+
+def normalise_answer(answer: object) -> str:
+    """A gold answer as matched: normalised, on one line, surrounding punctuation stripped."""
+    text = " ".join(normalise_text(str(answer)).split())
+    return re.sub(r"^[\W_]+|[\W_]+$", "", text)
+
+
+def is_short(answer: str) -> bool:
+    """At most MAX_ANSWER_WORDS words and MAX_ANSWER_CHARS characters (normalised answer)."""
+    return len(answer.split()) <= MAX_ANSWER_WORDS and len(answer) <= MAX_ANSWER_CHARS
+
+
+def is_generic(answer: str) -> bool:
+    """Too short, or not one word beyond stop words, yes/no, numbers and month names."""
+    if len(answer) < MIN_ANSWER_CHARS:
+        return True
+    return all(w.isdigit() or w in _GENERIC_WORDS for w in re.findall(r"\w+", answer))
+
+
+def contains_answer(text: str, answer: str) -> bool:
+    """Whether the normalised ``answer`` occurs in ``text`` as whole words, within one line."""
+    if not answer:
+        return False
+    return re.search(r"(?<!\w)" + re.escape(answer) + r"(?!\w)", normalise_text(text)) is not None
+
+
+def answer_eligibility(answer: object, evidence_texts: list[str], conversation_texts: list[str]) -> tuple[str | None, str]:
+    """(normalised answer, "eligible") or (None, the first rule it fails).
+
+    ``evidence_texts``: the question's gold turns as ingested; ``conversation_texts``: every
+    turn of its conversation as ingested. Reasons, in the order checked: "no_answer",
+    "long", "generic", "not_in_evidence", "frequent".
+    """
+    if answer is None or isinstance(answer, bool) or (isinstance(answer, str) and not answer.strip()):
+        return None, "no_answer"
+    norm = normalise_answer(answer)
+    if not is_short(norm):
+        return None, "long"
+    if is_generic(norm):
+        return None, "generic"
+    if not any(contains_answer(" ".join(t.split()), norm) for t in evidence_texts):
+        return None, "not_in_evidence"
+    if sum(1 for t in conversation_texts if contains_answer(" ".join(t.split()), norm)) > MAX_ANSWER_TURNS:
+        return None, "frequent"
+    return norm, "eligible"
 
 
 # -- baselines -------------------------------------------------------------------------------
@@ -145,7 +272,13 @@ async def run(paths: list[str], preset: str) -> dict:
             bar.close()
 
             config = PRESETS[preset]
-            scores = {str(b): {name: {c: [] for c in CATEGORIES} for name in ("system", "bm25", "dense", "rrf")} for b in BUDGETS}
+            names = ("system", "bm25", "dense", "rrf")
+            scores = {str(b): {name: {c: [] for c in CATEGORIES} for name in names} for b in BUDGETS}
+            # answer-in-context: 0/1 per eligible question; plus, for the system, eligible
+            # questions where an item cites a gold turn that holds the answer but the text lacks it
+            aic = {str(b): {name: {c: [] for c in CATEGORIES} for name in names} for b in BUDGETS}
+            cited_not_in_text = {str(b): 0 for b in BUDGETS}
+            eligibility: dict[str, int] = {}
             context_ms: list[float] = []
             n_questions = 0
             qbar = tqdm(total=sum(1 for c in conversations for q in c["qa"] if str(q.get("category")) in CATEGORIES), desc="questions", unit="q", file=sys.stderr, mininterval=2.0)
@@ -160,6 +293,8 @@ async def run(paths: list[str], preset: str) -> dict:
                 bm25 = BM25Okapi([tokenize(f"{r['speaker']} {r['content']}") for r in rows])
                 turn_vecs = rt.embedder.embed([f"{r['speaker']}: {r['content']}" for r in rows])
                 valid = set(dia)
+                ingested = {t["dia_id"]: turn_text(t) for _, _, turns in conv["sessions"] for t in turns}
+                conversation_texts = list(ingested.values())
                 for q in conv["qa"]:
                     category = str(q.get("category"))
                     if category not in CATEGORIES:
@@ -169,6 +304,9 @@ async def run(paths: list[str], preset: str) -> dict:
                     if not gold:
                         continue
                     n_questions += 1
+                    answer, reason = answer_eligibility(q.get("answer"), [ingested[g] for g in sorted(gold)], conversation_texts)
+                    eligibility[reason] = eligibility.get(reason, 0) + 1
+                    answer_turns = {g for g in gold if answer and contains_answer(" ".join(ingested[g].split()), answer)}
                     question = q["question"]
                     qvec = rt.embedder.embed_query(question)
                     bm25_order = list(np.argsort(-bm25.get_scores(tokenize(question)), kind="stable"))
@@ -181,9 +319,17 @@ async def run(paths: list[str], preset: str) -> dict:
                         got = {dia_of.get(m) for item in ctx.items for m in item["provenance"]["message_ids"]}
                         b = str(budget)
                         scores[b]["system"][category].append(len(gold & got) / len(gold))
+                        if answer:
+                            found = contains_answer(ctx.text, answer)
+                            aic[b]["system"][category].append(float(found))
+                            if not found and answer_turns & got:
+                                cited_not_in_text[b] += 1
                         for name, order in (("bm25", bm25_order), ("dense", dense_order), ("rrf", fused)):
-                            chosen = {dia[i] for i in pack(order, lines, budget)}
+                            packed = pack(order, lines, budget)
+                            chosen = {dia[i] for i in packed}
                             scores[b][name][category].append(len(gold & chosen) / len(gold))
+                            if answer:
+                                aic[b][name][category].append(float(contains_answer("\n".join(lines[i] for i in packed), answer)))
             qbar.close()
         finally:
             await rt.close()
@@ -195,11 +341,33 @@ async def run(paths: list[str], preset: str) -> dict:
             "by_category": {c: round(float(np.mean(v)), 4) if v else 0.0 for c, v in per_cat.items()},
         }
 
+    def summarise_aic(per_cat: dict[str, list[float]]) -> dict:
+        # like summarise, but a category without eligible questions is null, not 0
+        all_values = [v for vs in per_cat.values() for v in vs]
+        return {
+            "overall": round(float(np.mean(all_values)), 4) if all_values else None,
+            "by_category": {c: round(float(np.mean(v)), 4) if v else None for c, v in per_cat.items()},
+        }
+
+    some_budget = str(BUDGETS[0])
     return {
         "questions": n_questions,
         "budgets": {b: {name: summarise(per) for name, per in by_name.items()} for b, by_name in scores.items()},
         "context_ms": percentiles(context_ms),
         "ingest_messages_per_s": round(total_turns / ingest_s, 1),
+        "answer_in_context": {
+            "definition": (
+                f"share of eligible questions whose normalised gold answer occurs as whole words in the context text; "
+                f"eligible: categories 1-4, answer of at most {MAX_ANSWER_WORDS} words and {MAX_ANSWER_CHARS} characters, "
+                f"at least {MIN_ANSWER_CHARS} characters and one word that is not a stop word, yes/no, number or month, "
+                f"verbatim in a gold turn as ingested, and in at most {MAX_ANSWER_TURNS} turns of its conversation"
+            ),
+            "questions": sum(len(v) for v in aic[some_budget]["system"].values()),
+            "questions_by_category": {c: len(v) for c, v in aic[some_budget]["system"].items()},
+            "eligibility": eligibility,
+            "budgets": {b: {name: summarise_aic(per) for name, per in by_name.items()} for b, by_name in aic.items()},
+            "system_cited_answer_turn_not_in_text": cited_not_in_text,
+        },
     }
 
 
@@ -209,6 +377,25 @@ def table(result: dict) -> str:
     for budget, by_name in result["budgets"].items():
         for name, r in by_name.items():
             out.append(f"{budget:>6} {name:<8} {r['overall']:>8.3f} " + " ".join(f"{r['by_category'][c]:>6.3f}" for c in CATEGORIES))
+    a = result["answer_in_context"]
+    out.append("")
+    out.append(
+        f"LoCoMo answer-in-context ({a['questions']} eligible questions: "
+        + ", ".join(f"cat{c} {n}" for c, n in a["questions_by_category"].items()) + ")"
+    )
+    out.append("")
+    out.append(f"{'budget':>6} {'retriever':<8} {'overall':>8} " + " ".join(f"{'cat' + c:>6}" for c in CATEGORIES))
+
+    def cell(v: float | None, width: int) -> str:
+        return f"{v:>{width}.3f}" if v is not None else f"{'-':>{width}}"
+
+    for budget, by_name in a["budgets"].items():
+        for name, r in by_name.items():
+            out.append(f"{budget:>6} {name:<8} {cell(r['overall'], 8)} " + " ".join(cell(r["by_category"][c], 6) for c in CATEGORIES))
+    out.append(
+        "system cites a gold turn holding the answer but its text lacks it: "
+        + ", ".join(f"{n} at {b}" for b, n in a["system_cited_answer_turn_not_in_text"].items())
+    )
     out.append("")
     out.append(f"context p50 {result['context_ms']['p50']} ms, p95 {result['context_ms']['p95']} ms; ingest {result['ingest_messages_per_s']} msg/s")
     return "\n".join(out)
