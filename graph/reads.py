@@ -23,6 +23,7 @@ MATCH (c:Customer {user_id: $user_id})
 CALL (c) {
   MATCH (c)-[r:PREFERS|DISLIKES]->(t)
   WHERE r.valid_to IS NULL OR $include_closed
+  WITH r, t ORDER BY r.last_seen DESC LIMIT $fact_limit
   RETURN collect({rel: type(r), attribute: r.attribute, value: coalesce(t.name, t.sku), sku: t.sku,
                   strength: r.strength, confidence: r.confidence, mentions: r.mentions,
                   first_seen: r.first_seen, last_seen: r.last_seen, valid_from: r.valid_from,
@@ -30,11 +31,13 @@ CALL (c) {
 }
 CALL (c) {
   MATCH (c)-[r:PURCHASED]->(p)
+  WITH r, p ORDER BY r.at DESC LIMIT $fact_limit
   RETURN collect({sku: p.sku, name: p.name, category: p.category, price: coalesce(r.price, p.price),
                   qty: r.qty, order_id: r.order_id, at: r.at, source_message_ids: r.source_message_ids}) AS purchases
 }
 CALL (c) {
   MATCH (c)-[r:ASKED_ABOUT|VIEWED]->(t)
+  WITH r, t ORDER BY r.at DESC LIMIT $fact_limit
   RETURN collect({rel: type(r), sku: t.sku, name: coalesce(t.name, t.sku), mentions: r.mentions, at: r.at,
                   source_message_ids: r.source_message_ids}) AS interests
 }
@@ -63,6 +66,7 @@ CUSTOMER_FACTS = _FACTS + """
 CALL (c) {
   MATCH (c)-[m:MENTIONED]->(e:Entity)
   WHERE e.embedding IS NOT NULL
+  WITH m, e ORDER BY m.last_seen DESC LIMIT $entity_limit
   RETURN collect({key: e.key, name: e.name, type: e.type, relation: m.relation, summary: e.summary,
                   event_at: e.event_at, mentions: m.mentions, last_seen: m.last_seen,
                   source_message_ids: m.source_message_ids, embedding: e.embedding}) AS entities
@@ -112,13 +116,22 @@ async def _read(driver: AsyncDriver, query: str, **params: Any) -> list[dict[str
         return [dict(r) async for r in result]
 
 
+# one customer's read is bounded, however much they have said or bought: a huge customer
+# costs the hot path (and the per-process cache) no more than this
+FACT_LIMIT = 200
+ENTITY_LIMIT = 500
+
+
 async def neighbourhood(driver: AsyncDriver, user_id: str, *, include_closed: bool = False, entity_limit: int = 50) -> dict[str, Any] | None:
-    records = await _read(driver, NEIGHBOURHOOD, user_id=user_id, include_closed=include_closed, entity_limit=entity_limit)
+    records = await _read(driver, NEIGHBOURHOOD, user_id=user_id, include_closed=include_closed,
+                          entity_limit=entity_limit, fact_limit=FACT_LIMIT)
     return native(dict(records[0])) if records else None
 
 
 async def customer_facts(driver: AsyncDriver, user_id: str) -> dict[str, Any] | None:
-    records = await _read(driver, CUSTOMER_FACTS, user_id=user_id, include_closed=False)
+    """The retriever's read: current facts and the most recently mentioned entities."""
+    records = await _read(driver, CUSTOMER_FACTS, user_id=user_id, include_closed=False,
+                          fact_limit=FACT_LIMIT, entity_limit=ENTITY_LIMIT)
     return native(dict(records[0])) if records else None
 
 

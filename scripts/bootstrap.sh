@@ -43,5 +43,5 @@ if [ -e "$venv/.loft-deps" ]; then
     rm -rf "$venv"
 fi
 
-"$uv" sync --frozen "${EXTRAS[@]}" --python "$python" --project "$root"
+"$uv" sync --quiet --frozen "${EXTRAS[@]}" --python "$python" --project "$root"
 echo "$venv"

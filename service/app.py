@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
-from fastapi.security import APIKeyHeader
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.access import ANY_ROLE, KeyRing, Principal, allow
 from service.erasure import ErasureListener
 from service.errors import LoftError
 from service.runtime import Runtime
+from service.schemas import WhoAmI
 from service.settings import Settings
 
 log = logging.getLogger("loft.api")
 
 FRONTEND = Path(__file__).resolve().parent.parent / "frontend" / "index.html"
-_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
@@ -43,10 +42,6 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             await listener.stop()
             await app.state.runtime.close()
 
-    async def require_api_key(key: str | None = Depends(_api_key_header)) -> None:
-        if settings.api_keys and not any(secrets.compare_digest(key or "", k) for k in settings.api_keys):
-            raise HTTPException(status_code=401, detail="missing or wrong X-API-Key")
-
     app = FastAPI(
         title="LOFT memory",
         version="0.1.0",
@@ -58,14 +53,22 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         lifespan=lifespan,
     )
 
+    # keys are read once, at start-up: a malformed key configuration stops the service
+    app.state.keyring = KeyRing.from_settings(settings)
+
     from service.routers import chat, erasure, memory, sessions, status
 
+    # every router declares who may call it (service/access.py)
     app.include_router(status.router)
-    protected = [Depends(require_api_key)]
-    app.include_router(chat.router, dependencies=protected)
-    app.include_router(sessions.router, dependencies=protected)
-    app.include_router(erasure.router, dependencies=protected)
-    app.include_router(memory.router, dependencies=protected)
+    app.include_router(chat.router)
+    app.include_router(sessions.router)
+    app.include_router(erasure.router)
+    app.include_router(memory.router)
+
+    @app.get("/v1/whoami", response_model=WhoAmI, tags=["access"], summary="The caller's key name and role")
+    async def whoami(principal: Principal = Depends(allow(*ANY_ROLE))) -> WhoAmI:
+        return WhoAmI(key=principal.name, role=principal.role.value, customer=principal.customer,
+                      open=app.state.keyring.open)
 
     @app.get("/", include_in_schema=False)
     async def chat_page() -> FileResponse:
@@ -73,7 +76,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
     @app.exception_handler(LoftError)
     async def loft_error(request: Request, exc: LoftError) -> JSONResponse:
-        return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=exc.status_code)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -66,6 +66,9 @@ def up(
     from service.setup import migrate_all
 
     settings = get_settings()
+    host = host or settings.host
+    port = port or settings.port
+    open_api = _check_access(settings, host)
     before = running_stack(settings)
     was_running = {"postgres": before.database_url is not None, "neo4j": before.neo4j_uri is not None}
     t0 = time.monotonic()
@@ -80,8 +83,6 @@ def up(
         _fail(exc)
     log.info("stores ready in %.1f s (migrations applied: %s)", time.monotonic() - t0, applied)
 
-    host = host or settings.host
-    port = port or settings.port
     worker_proc = None
     if worker:
         env = os.environ | _env_of(settings)
@@ -92,6 +93,9 @@ def up(
     if http:
         banner += f"  ·  Neo4j Browser http://127.0.0.1:{http}/browser/ (user neo4j, password: loftmem env)"
     typer.secho(banner, fg=typer.colors.GREEN, err=True)
+    if open_api:
+        typer.secho(f"No API keys configured: every route is open, so the API listens on {host} only "
+                    "(set LOFT_API_KEYS to serve other machines).", fg=typer.colors.YELLOW, err=True)
     try:
         _serve(settings, host, port)
     finally:
@@ -103,6 +107,19 @@ def up(
                 worker_proc.kill()
         _stop_started(stack, was_running)
         typer.secho("LOFT memory stopped", err=True)
+
+
+def _check_access(settings: Settings, host: str) -> bool:
+    """Stop (exit 2) on a malformed key configuration, or on an open API bound to a
+    non-loopback address; returns whether the API runs without keys."""
+    from service.access import KeyRing, check_bind
+
+    try:
+        check_bind(settings, host)
+        return KeyRing.from_settings(settings).open
+    except LoftError as exc:
+        _fail(exc)
+    return False
 
 
 def _stop_started(stack, was_running: dict[str, bool]) -> None:
@@ -141,7 +158,10 @@ def serve(
     settings = running_stack(get_settings())
     if not settings.database_url or not settings.neo4j_uri:
         _fail(LoftError("no stores: set DATABASE_URL and NEO4J_URI, or run `loftmem up`"))
-    _serve(settings, host or settings.host, port or settings.port, workers)
+    host = host or settings.host
+    if _check_access(settings, host):
+        log.warning("no API keys configured: every route is open, listening on %s only", host)
+    _serve(settings, host, port or settings.port, workers)
 
 
 @app.command()

@@ -17,6 +17,11 @@ class NotFound(LoftError):
     code = "not_found"
 
 
+class Unauthorized(LoftError):
+    status_code = 401
+    code = "unauthorized"
+
+
 class Forbidden(LoftError):
     status_code = 403
     code = "forbidden"

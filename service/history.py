@@ -6,7 +6,6 @@ chat call can return at once without ever losing what the customer said.
 
 from __future__ import annotations
 
-import base64
 import json
 import uuid
 from dataclasses import dataclass
@@ -16,7 +15,8 @@ from typing import Any
 import asyncpg
 
 from service import queue, users
-from service.errors import InvalidInput, NotFound
+from service.errors import NotFound
+from service.pagination import decode_cursor, encode_cursor
 
 CREATE_SESSION = """
 INSERT INTO sessions (id, user_identifier, channel, started_at, last_message_at, metadata)
@@ -51,14 +51,14 @@ LIMIT $4
 
 SESSION_MESSAGES = """
 SELECT id, session_id, role, speaker, content, external_id, created_at
-FROM messages WHERE session_id = ANY($1::uuid[])
+FROM messages WHERE session_id = ANY($1::uuid[]) AND user_identifier = $2
 ORDER BY created_at, id
 """
 
 RECENT_TURNS = """
 SELECT id, role, speaker, content, created_at FROM (
   SELECT id, role, speaker, content, created_at FROM messages
-  WHERE session_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2
+  WHERE session_id = $1 AND user_identifier = $2 ORDER BY created_at DESC, id DESC LIMIT $3
 ) t ORDER BY created_at, id
 """
 
@@ -207,11 +207,11 @@ async def store_embeddings(conn: asyncpg.Connection, vectors: list[tuple[int, An
 
 
 async def list_sessions(pool: asyncpg.Pool, user_identifier: str, *, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
-    before_at, before_id = _decode_cursor(cursor) if cursor else (None, None)
+    before_at, before_id = decode_cursor(cursor) if cursor else (None, None)
     async with pool.acquire() as conn:
         sessions = await conn.fetch(LIST_SESSIONS, user_identifier, before_at, before_id, limit + 1)
         page, more = sessions[:limit], len(sessions) > limit
-        messages = await conn.fetch(SESSION_MESSAGES, [s["id"] for s in page]) if page else []
+        messages = await conn.fetch(SESSION_MESSAGES, [s["id"] for s in page], user_identifier) if page else []
     by_session: dict[uuid.UUID, list[dict]] = {}
     for m in messages:
         by_session.setdefault(m["session_id"], []).append(
@@ -234,21 +234,9 @@ async def list_sessions(pool: asyncpg.Pool, user_identifier: str, *, limit: int,
         }
         for s in page
     ]
-    next_cursor = _encode_cursor(page[-1]["last_message_at"], page[-1]["id"]) if more else None
+    next_cursor = encode_cursor(page[-1]["last_message_at"], page[-1]["id"]) if more else None
     return out, next_cursor
 
 
-async def recent_turns(conn: asyncpg.Connection, session_id: uuid.UUID, limit: int) -> list[asyncpg.Record]:
-    return await conn.fetch(RECENT_TURNS, session_id, limit)
-
-
-def _encode_cursor(at: datetime, session_id: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(f"{at.isoformat()}|{session_id}".encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        at, sid = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(at), uuid.UUID(sid)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput("cursor is not one this API returned") from exc
+async def recent_turns(conn: asyncpg.Connection, user_identifier: str, session_id: uuid.UUID, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(RECENT_TURNS, session_id, user_identifier, limit)

@@ -270,7 +270,7 @@ def _facts(rt: Runtime, row: dict[str, Any], ex: Extraction, entity_vectors: np.
 
 SESSION_MESSAGES = """
 SELECT id, role, speaker, content, created_at, embedding FROM messages
-WHERE session_id = $1 ORDER BY created_at, id
+WHERE session_id = $1 AND user_identifier = $2 ORDER BY created_at, id
 """
 SESSION_OWNER = "SELECT user_identifier FROM sessions WHERE id = $1"
 UPSERT_SUMMARY = """
@@ -300,7 +300,7 @@ async def summarize_session(rt: Runtime, session_id: str) -> bool:
         user = await conn.fetchval(SESSION_OWNER, sid)
         if user is None:
             return False
-        rows = await conn.fetch(SESSION_MESSAGES, sid)
+        rows = await conn.fetch(SESSION_MESSAGES, sid, user)
     first_id = rows[0]["id"] if rows else None
     rows = [r for r in rows if r["embedding"] is not None] or list(rows)
     if not rows:

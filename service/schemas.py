@@ -83,3 +83,71 @@ class EntitySearchRequest(BaseModel):
     query: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
     user_identifier: UserIdentifier
     limit: int = Field(default=10, ge=1, le=100)
+
+
+# -- long-term memories ---------------------------------------------------------------------
+
+
+class LongTermMemory(BaseModel):
+    """One long-term memory: a standalone statement derived from the customer's messages."""
+
+    id: uuid.UUID
+    kind: Literal["fact", "preference", "event", "insight", "pattern"]
+    content: str
+    subject: str | None = Field(description="what it is about, e.g. 'preference:material'; a newer memory "
+                                            "of the same subject that replaces it supersedes it")
+    importance: float
+    access_count: int
+    last_accessed_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    valid_from: datetime = Field(description="when the fact started being true")
+    valid_to: datetime | None = Field(description="when it stopped being true (superseded); null while current")
+    superseded_by: uuid.UUID | None
+    source_message_ids: list[int] = Field(description="the messages it was derived from")
+
+
+class MemoryPage(BaseModel):
+    user_identifier: str
+    memories: list[LongTermMemory]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null on the last")
+
+
+class MemoryEvent(BaseModel):
+    event: Literal["add", "update", "supersede", "delete"]
+    old_content: str | None
+    new_content: str | None
+    detail: dict[str, Any]
+    at: datetime
+
+
+class MemoryHistory(BaseModel):
+    memory: LongTermMemory | None = Field(description="null once the memory was deleted")
+    history: list[MemoryEvent]
+
+
+class MemoryDeleted(BaseModel):
+    id: uuid.UUID
+    deleted: bool
+    events_scrubbed: int = Field(description="history entries whose text was removed with it")
+
+
+class SampleDataRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user_identifier: UserIdentifier = "sarah"
+
+
+class SampleDataResponse(BaseModel):
+    user_identifier: str
+    sessions: list[str]
+    messages_created: int
+    note: str
+
+
+class WhoAmI(BaseModel):
+    """The caller, as the service sees them (never the key itself)."""
+
+    key: str = Field(description="the key's name ('local' when no keys are configured)")
+    role: Literal["admin", "chat", "customer"]
+    customer: str | None = Field(description="the one customer a customer key acts for")
+    open: bool = Field(description="true when the service runs without keys (listening on localhost only)")

@@ -40,7 +40,11 @@ class Settings(BaseSettings):
     neo4j_http_port: int = Field(default=7474, alias="LOFT_NEO4J_HTTP_PORT", ge=1, le=65535)
     neo4j_heap: str = Field(default="1g", alias="LOFT_NEO4J_HEAP")
 
+    # name:role:secret entries, comma-separated (see service/access.py); empty entries are ignored
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list, alias="LOFT_API_KEYS")
+    api_keys_file: Path | None = Field(default=None, alias="LOFT_API_KEYS_FILE")
+    # serve without keys on a non-loopback address (a lab only)
+    allow_open: bool = Field(default=False, alias="LOFT_ALLOW_OPEN")
     # HMAC key for erasure receipts' subject hash; unset: generated under LOFT_DATA_DIR
     erasure_key: SecretStr | None = Field(default=None, alias="LOFT_ERASURE_KEY")
     env: Literal["development", "test", "production"] = Field(default="development", alias="LOFT_ENV")

@@ -99,7 +99,7 @@ def stack():
         "LOFT_DATA_DIR": str(data_dir),
         "LOFT_NEO4J_BOLT_PORT": str(free_port()),
         "LOFT_NEO4J_HTTP_PORT": str(free_port()),
-        "LOFT_ENV": "test",
+        "LOFT_ENV": "development",
         "LOFT_SUMMARY_IDLE_S": "0",
         "LOFT_NEO4J_HEAP": "768m",
     }

@@ -44,7 +44,7 @@ def _talk(api, stack, user: str, words: list[str]) -> None:
          "external_id": f"crm-{first}-2"},
     ]})
     assert imported.status_code == 201, imported.text
-    sample = api.post("/memory/test/populate-sample-data", params={"user_identifier": user})
+    sample = api.post("/memory/test/populate-sample-data", json={"user_identifier": user})
     assert sample.status_code == 200, sample.text
     stack.sql(
         "INSERT INTO jobs (kind, user_identifier, dedupe_key, payload, status, last_error) "

@@ -39,9 +39,10 @@ def test_another_customers_session_is_404_and_reveals_nothing(api, user):
     assert r.status_code == 404
 
 
-def test_unknown_memory_is_404(api):
-    assert api.get(f"/memory/{uuid.uuid4()}/history").status_code == 404
-    assert api.get("/memory/not-a-uuid/history").status_code == 422
+def test_unknown_memory_is_404(api, user):
+    assert api.get(f"/memory/user/{user}/memories/{uuid.uuid4()}/history").status_code == 404
+    assert api.get(f"/memory/user/{user}/memories/{uuid.uuid4()}").status_code == 404
+    assert api.get(f"/memory/user/{user}/memories/not-a-uuid/history").status_code == 422
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ def test_preference_change_closes_the_old_one_and_keeps_history(service, api, us
     walnut = next(r for r in rows if "walnut" in r["content"])
     assert oak["valid_to"] is not None and oak["superseded_by"] == walnut["id"]
     assert walnut["valid_to"] is None
-    history = api.get(f"/memory/{oak['id']}/history").json()
+    history = api.get(f"/memory/user/{user}/memories/{oak['id']}/history").json()
     assert [e["event"] for e in history["history"]] == ["add", "supersede"]
     assert "walnut" in history["history"][1]["new_content"]
     assert history["memory"]["superseded_by"] == str(walnut["id"])
@@ -115,7 +115,7 @@ def test_context_endpoint_returns_sections_items_and_provenance(service, api, us
 
 
 def test_populate_sample_data_builds_a_history(service, api, user):
-    r = api.post("/memory/test/populate-sample-data", params={"user_identifier": user})
+    r = api.post("/memory/test/populate-sample-data", json={"user_identifier": user})
     assert r.status_code == 200, r.text
     assert r.json()["messages_created"] >= 8
     service.wait_idle()

@@ -69,13 +69,29 @@ VALUES ($1, $2, $3, $4, $5, $6::jsonb)
 
 HISTORY = """
 SELECT e.id, e.memory_id, e.event, e.old_content, e.new_content, e.detail, e.created_at
-FROM memory_events e WHERE e.memory_id = $1 ORDER BY e.id
+FROM memory_events e WHERE e.memory_id = $1 AND e.user_identifier = $2 ORDER BY e.id
 """
 
-GET = """
-SELECT id, user_identifier, kind, content, subject, importance, access_count, last_accessed_at, created_at,
-       updated_at, valid_from, valid_to, superseded_by, source_message_ids, metadata
-FROM long_term_memories WHERE id = $1
+_COLUMNS = """id, user_identifier, kind, content, subject, importance, access_count, last_accessed_at, created_at,
+       updated_at, valid_from, valid_to, superseded_by, source_message_ids, metadata"""
+# every read by id is scoped by the customer in the query itself
+GET = f"SELECT {_COLUMNS} FROM long_term_memories WHERE id = $1 AND user_identifier = $2"
+
+PAGE = f"""
+SELECT {_COLUMNS} FROM long_term_memories
+WHERE user_identifier = $1 AND ($2 OR valid_to IS NULL)
+  AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4::uuid))
+ORDER BY created_at DESC, id DESC LIMIT $5
+"""
+
+DELETE = "DELETE FROM long_term_memories WHERE id = $1 AND user_identifier = $2 RETURNING content"
+# the deleted memory's words leave its history too (and the supersede entries of the
+# memories it replaced, which quote it); the trail of what happened stays
+SCRUB_EVENTS = """
+UPDATE memory_events
+SET old_content = CASE WHEN memory_id = $1 THEN NULL ELSE old_content END,
+    new_content = NULL, detail = detail - 'candidate'
+WHERE user_identifier = $2 AND (memory_id = $1 OR detail->>'superseded_by' = $1::text)
 """
 
 LIST_FOR_USER = """
@@ -174,12 +190,32 @@ async def _supersede(conn: asyncpg.Connection, user_identifier: str, new_id: uui
     return len(old)
 
 
-async def history(conn: asyncpg.Connection | asyncpg.Pool, memory_id: uuid.UUID) -> list[asyncpg.Record]:
-    return await conn.fetch(HISTORY, memory_id)
+async def history(conn: asyncpg.Connection | asyncpg.Pool, user_identifier: str, memory_id: uuid.UUID) -> list[asyncpg.Record]:
+    return await conn.fetch(HISTORY, memory_id, user_identifier)
 
 
-async def get(conn: asyncpg.Connection | asyncpg.Pool, memory_id: uuid.UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow(GET, memory_id)
+async def get(conn: asyncpg.Connection | asyncpg.Pool, user_identifier: str, memory_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(GET, memory_id, user_identifier)
+
+
+async def page(
+    conn: asyncpg.Connection | asyncpg.Pool, user_identifier: str, *, include_superseded: bool, limit: int,
+    before: tuple[datetime, uuid.UUID] | None = None,
+) -> list[asyncpg.Record]:
+    """Newest first; ``before`` is the (created_at, id) of the previous page's last row."""
+    at, mid = before if before else (None, None)
+    return await conn.fetch(PAGE, user_identifier, include_superseded, at, mid, limit)
+
+
+async def delete(conn: asyncpg.Connection, user_identifier: str, memory_id: uuid.UUID) -> int | None:
+    """Delete one memory and scrub its words from the history (call inside a transaction);
+    records a ``delete`` event. None when the customer has no such memory; else how many
+    history entries were scrubbed."""
+    if await conn.fetchval(DELETE, memory_id, user_identifier) is None:
+        return None
+    scrubbed = await conn.execute(SCRUB_EVENTS, memory_id, user_identifier)
+    await conn.execute(EVENT, memory_id, user_identifier, "delete", None, None, json.dumps({}))
+    return int(scrubbed.split()[-1])
 
 
 async def list_for_user(conn: asyncpg.Connection | asyncpg.Pool, user_identifier: str, *, include_superseded: bool = False, limit: int = 100) -> list[asyncpg.Record]:

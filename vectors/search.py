@@ -119,10 +119,12 @@ EXPAND = """
 (SELECT n.id, n.session_id, n.role, n.speaker, n.content, n.created_at, h.id AS anchor
  FROM messages h
  JOIN LATERAL (
-   (SELECT * FROM messages p WHERE p.session_id = h.session_id AND (p.created_at, p.id) < (h.created_at, h.id)
+   (SELECT * FROM messages p WHERE p.session_id = h.session_id AND p.user_identifier = $1
+      AND (p.created_at, p.id) < (h.created_at, h.id)
     ORDER BY p.created_at DESC, p.id DESC LIMIT $3)
    UNION ALL
-   (SELECT * FROM messages f WHERE f.session_id = h.session_id AND (f.created_at, f.id) > (h.created_at, h.id)
+   (SELECT * FROM messages f WHERE f.session_id = h.session_id AND f.user_identifier = $1
+      AND (f.created_at, f.id) > (h.created_at, h.id)
     ORDER BY f.created_at, f.id LIMIT $3)
  ) n ON true
  WHERE h.id = ANY($2::bigint[]) AND h.user_identifier = $1)

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from fastapi import APIRouter, Depends
 
 from service import chat, history
+from service.access import ANY_ROLE, Principal, allow
 from service.deps import retriever, runtime
 from service.retriever import Retriever
 from service.runtime import Runtime
@@ -20,7 +21,11 @@ router = APIRouter(prefix="/v1", tags=["chat"])
 
 
 @router.post("/chat", response_model=ChatResponse, summary="One chat turn: remember it, answer it")
-async def chat_turn(body: ChatRequest, rt: Runtime = Depends(runtime), retr: Retriever = Depends(retriever)) -> ChatResponse:
+async def chat_turn(
+    body: ChatRequest, rt: Runtime = Depends(runtime), retr: Retriever = Depends(retriever),
+    principal: Principal = Depends(allow(*ANY_ROLE)),
+) -> ChatResponse:
+    principal.require_customer(body.user_identifier)
     now = datetime.now(timezone.utc)
     async with rt.pool.acquire() as conn, conn.transaction():
         session_id = await history.ensure_session(conn, body.user_identifier, body.session_id, at=now)
@@ -36,7 +41,7 @@ async def chat_turn(body: ChatRequest, rt: Runtime = Depends(runtime), retr: Ret
     turns: list[dict[str, str]] = []
     if rt.llm is not None:  # the LLM gets the session's turns as chat messages
         async with rt.pool.acquire() as conn:
-            recent = await history.recent_turns(conn, session_id, 10)
+            recent = await history.recent_turns(conn, body.user_identifier, session_id, 10)
         turns = [{"role": t["role"], "content": t["content"]} for t in recent if t["id"] != stored.id and t["role"] != "system"]
     text = await chat.reply(rt, body.user_identifier, body.message, ctx, turns)
     async with rt.pool.acquire() as conn, conn.transaction():

@@ -11,12 +11,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from service import erasure
+from service.access import ADMIN_ONLY, allow
 from service.deps import runtime
 from service.errors import NotFound
 from service.runtime import Runtime
 from service.schemas import USER_ID_PATTERN
 
-router = APIRouter(tags=["erasure"])
+router = APIRouter(tags=["erasure"], dependencies=[Depends(allow(*ADMIN_ONLY))])
 
 
 class ErasureReceipt(BaseModel):

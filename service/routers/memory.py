@@ -5,22 +5,35 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime, timedelta, timezone
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from graph import reads as graph_reads
-from service import history
+from service import sample, users
+from service.access import ADMIN_ONLY, ANY_ROLE, Principal, allow
 from service.deps import retriever, runtime
 from service.errors import Forbidden, InvalidInput, NotFound, StoreUnavailable
+from service.pagination import decode_cursor, encode_cursor
 from service.profile import customer_profile
 from service.retriever import PRESETS, Retriever
 from service.runtime import Runtime
-from service.schemas import USER_ID_PATTERN, EntitySearchRequest
+from service.schemas import (
+    USER_ID_PATTERN,
+    EntitySearchRequest,
+    LongTermMemory,
+    MemoryDeleted,
+    MemoryEvent,
+    MemoryHistory,
+    MemoryPage,
+    SampleDataRequest,
+    SampleDataResponse,
+)
 from vectors import memories as ltm
 
-router = APIRouter(prefix="/memory", tags=["memory"])
+# every route here is about one customer: chat and admin keys for any, a customer key
+# for its own (checked on the path's {user_identifier}, or on the body's)
+router = APIRouter(prefix="/memory", tags=["memory"], dependencies=[Depends(allow(*ANY_ROLE))])
 
 UserPath = Path(pattern=USER_ID_PATTERN, description="the customer's identifier")
 
@@ -56,8 +69,11 @@ async def user_summary(
 
 
 @router.post("/search/entities", summary="Semantic search over a customer's graph entities, with relationships")
-async def search_entities(body: EntitySearchRequest, rt: Runtime = Depends(runtime)) -> dict:
-    vector = await rt.embedder.aembed_query(body.query)
+async def search_entities(
+    body: EntitySearchRequest, rt: Runtime = Depends(runtime), principal: Principal = Depends(allow(*ANY_ROLE))
+) -> dict:
+    principal.require_customer(body.user_identifier)
+    vector = await rt.embedder.aembed_query(body.query, user=body.user_identifier)
     try:
         found = await asyncio.wait_for(
             graph_reads.search_entities(rt.graph, body.user_identifier, [float(x) for x in vector], body.limit), 3.0
@@ -67,89 +83,79 @@ async def search_entities(body: EntitySearchRequest, rt: Runtime = Depends(runti
     return {"query": body.query, "user_identifier": body.user_identifier, "entities": found}
 
 
-@router.get("/{memory_id}/history", summary="Every change to one long-term memory")
-async def memory_history(memory_id: uuid.UUID, rt: Runtime = Depends(runtime)) -> dict:
-    memory = await ltm.get(rt.pool, memory_id)
-    if memory is None:
-        raise NotFound(f"no memory {memory_id}")
-    events = await ltm.history(rt.pool, memory_id)
-    return {
-        "memory": _memory_json(memory),
-        "history": [
-            {"event": e["event"], "old_content": e["old_content"], "new_content": e["new_content"], "detail": _json(e["detail"]), "at": e["created_at"]}
-            for e in events
-        ],
-    }
+@router.get("/user/{user_identifier}/memories", response_model=MemoryPage, summary="A customer's long-term memories, newest first")
+async def memories_list(
+    user_identifier: str = UserPath,
+    include_superseded: bool = Query(False, description="also memories a newer one replaced"),
+    limit: int = Query(50, ge=1, le=200),
+    cursor: str | None = Query(None, max_length=200, description="next_cursor of the previous page"),
+    rt: Runtime = Depends(runtime),
+) -> MemoryPage:
+    before = decode_cursor(cursor) if cursor else None
+    rows = await ltm.page(rt.pool, user_identifier, include_superseded=include_superseded, limit=limit + 1, before=before)
+    page, more = rows[:limit], len(rows) > limit
+    return MemoryPage(
+        user_identifier=user_identifier,
+        memories=[_memory(m) for m in page],
+        next_cursor=encode_cursor(page[-1]["created_at"], page[-1]["id"]) if more else None,
+    )
 
 
-@router.get("/{memory_id}", summary="One long-term memory")
-async def memory_get(memory_id: uuid.UUID, rt: Runtime = Depends(runtime)) -> dict:
-    memory = await ltm.get(rt.pool, memory_id)
-    if memory is None:
-        raise NotFound(f"no memory {memory_id}")
-    return _memory_json(memory)
+@router.get("/user/{user_identifier}/memories/{memory_id}", response_model=LongTermMemory, summary="One long-term memory")
+async def memory_get(memory_id: uuid.UUID, user_identifier: str = UserPath, rt: Runtime = Depends(runtime)) -> LongTermMemory:
+    memory = await ltm.get(rt.pool, user_identifier, memory_id)
+    if memory is None:  # also another customer's memory: the same answer, nothing revealed
+        raise NotFound(f"no memory {memory_id} for customer '{user_identifier}'")
+    return _memory(memory)
+
+
+@router.get("/user/{user_identifier}/memories/{memory_id}/history", response_model=MemoryHistory,
+            summary="Every change to one long-term memory (add, update, supersede, delete)")
+async def memory_history(memory_id: uuid.UUID, user_identifier: str = UserPath, rt: Runtime = Depends(runtime)) -> MemoryHistory:
+    memory = await ltm.get(rt.pool, user_identifier, memory_id)
+    events = await ltm.history(rt.pool, user_identifier, memory_id)
+    if memory is None and not events:
+        raise NotFound(f"no memory {memory_id} for customer '{user_identifier}'")
+    return MemoryHistory(
+        memory=_memory(memory) if memory is not None else None,
+        history=[MemoryEvent(event=e["event"], old_content=e["old_content"], new_content=e["new_content"],
+                             detail=_json(e["detail"]), at=e["created_at"]) for e in events],
+    )
+
+
+@router.delete("/user/{user_identifier}/memories/{memory_id}", response_model=MemoryDeleted,
+               summary="Delete one long-term memory (its words leave its history too)")
+async def memory_delete(memory_id: uuid.UUID, user_identifier: str = UserPath, rt: Runtime = Depends(runtime)) -> MemoryDeleted:
+    async with rt.pool.acquire() as conn, conn.transaction():
+        await users.lock_shared(conn, user_identifier)
+        scrubbed = await ltm.delete(conn, user_identifier, memory_id)
+    if scrubbed is None:
+        raise NotFound(f"no memory {memory_id} for customer '{user_identifier}'")
+    return MemoryDeleted(id=memory_id, deleted=True, events_scrubbed=scrubbed)
 
 
 def _json(value):
     import json
 
-    return json.loads(value) if isinstance(value, str) else value
+    return json.loads(value) if isinstance(value, str) else (value or {})
 
 
-def _memory_json(m) -> dict:
-    return {
-        "id": str(m["id"]), "user_identifier": m["user_identifier"], "kind": m["kind"], "content": m["content"],
-        "subject": m["subject"], "importance": m["importance"], "access_count": m["access_count"],
-        "last_accessed_at": m["last_accessed_at"], "created_at": m["created_at"], "updated_at": m["updated_at"],
-        "valid_from": m["valid_from"], "valid_to": m["valid_to"],
-        "superseded_by": str(m["superseded_by"]) if m["superseded_by"] else None,
-        "source_message_ids": list(m["source_message_ids"]), "metadata": _json(m["metadata"]),
-    }
+def _memory(m) -> LongTermMemory:
+    return LongTermMemory(
+        id=m["id"], kind=m["kind"], content=m["content"], subject=m["subject"], importance=m["importance"],
+        access_count=m["access_count"], last_accessed_at=m["last_accessed_at"], created_at=m["created_at"],
+        updated_at=m["updated_at"], valid_from=m["valid_from"], valid_to=m["valid_to"],
+        superseded_by=m["superseded_by"], source_message_ids=list(m["source_message_ids"]),
+    )
 
 
-SAMPLE_HISTORY: list[tuple[int, list[tuple[str, str]]]] = [
-    (30, [
-        ("user", "Hi, my name is Sarah and I love modern furniture."),
-        ("assistant", "Lovely to meet you, Sarah! Modern pieces are some of our favourites too."),
-        ("user", "We just moved to Portland with my husband Tom and our dog Max."),
-        ("user", "I'm looking for a sectional for the living room, ideally under $3,000."),
-        ("user", "I really don't like glass tables, they show every fingerprint."),
-    ]),
-    (12, [
-        ("user", "I prefer oak for the dining table."),
-        ("user", "Do you have oak dining tables?"),
-        ("user", "I bought a walnut coffee table last week for the living room."),
-    ]),
-    (2, [
-        ("user", "Actually I prefer walnut now, it matches the coffee table."),
-        ("user", "My sister Anna is visiting next month, so we need a guest bed."),
-    ]),
-]
-
-
-@router.post("/test/populate-sample-data", summary="Load a sample customer history (not in production)")
-async def populate_sample_data(
-    user_identifier: str = Query("sarah", pattern=USER_ID_PATTERN), rt: Runtime = Depends(runtime)
-) -> dict:
-    if rt.settings.env == "production":
-        raise Forbidden("sample data is disabled in production (LOFT_ENV=production)")
-    now = datetime.now(timezone.utc)
-    created = 0
-    sessions = []
-    async with rt.pool.acquire() as conn, conn.transaction():
-        for days_ago, turns in SAMPLE_HISTORY:
-            start = now - timedelta(days=days_ago)
-            session_id = uuid.uuid5(uuid.NAMESPACE_URL, f"loft-sample:{user_identifier}:{days_ago}")
-            await history.create_session(conn, user_identifier, session_id, at=start, channel="sample")
-            stored = await history.add_messages(
-                conn, user_identifier, session_id,
-                [
-                    history.NewMessage(role, text, start + timedelta(minutes=i), external_id=f"sample:{days_ago}:{i}")
-                    for i, (role, text) in enumerate(turns)
-                ],
-                summary_idle_s=rt.settings.summary_idle_s,
-            )
-            created += sum(s.created for s in stored)
-            sessions.append(str(session_id))
-    return {"user_identifier": user_identifier, "sessions": sessions, "messages_created": created,
-            "note": "extraction runs in the background worker; the summary fills in within seconds"}
+@router.post("/test/populate-sample-data", response_model=SampleDataResponse,
+             summary="Load a sample customer history (LOFT_ENV=development only; admin)",
+             dependencies=[Depends(allow(*ADMIN_ONLY))])
+async def populate_sample_data(body: SampleDataRequest, request: Request, rt: Runtime = Depends(runtime)) -> SampleDataResponse:
+    if rt.settings.env != "development":
+        raise Forbidden(f"sample data is only available with LOFT_ENV=development (this is {rt.settings.env})")
+    origin = request.headers.get("origin")
+    if origin is not None and origin.rstrip("/") != f"{request.url.scheme}://{request.headers.get('host', '')}":
+        raise Forbidden("sample data may only be requested from this service's own pages")
+    return await sample.populate(rt, body.user_identifier)

@@ -8,11 +8,12 @@ from datetime import datetime, timezone
 from fastapi import APIRouter, Depends, Path, Query
 
 from service import history
+from service.access import ANY_ROLE, allow
 from service.deps import runtime
 from service.runtime import Runtime
 from service.schemas import USER_ID_PATTERN, ImportRequest, ImportResponse
 
-router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+router = APIRouter(prefix="/v1/sessions", tags=["sessions"], dependencies=[Depends(allow(*ANY_ROLE))])
 
 UserPath = Path(pattern=USER_ID_PATTERN, description="the customer's identifier")
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from graph import reads as graph_reads
 from service import queue
+from service.access import Role, optional_principal
 from service.deps import runtime
 from service.runtime import Runtime
 
@@ -54,8 +55,14 @@ async def _check(name: str, probe) -> dict[str, Any]:
         return {"ok": False, "error": f"{name} is unavailable: {detail}"}
 
 
-@router.get("/memory/status", summary="Health of every store, read from the servers")
-async def status(rt: Runtime = Depends(runtime)) -> JSONResponse:
+@router.get(
+    "/memory/status",
+    summary="Health of every store, read from the servers (details with an admin key)",
+    responses={503: {"description": "a store is down: status 'degraded' (Neo4j) or 'down' (PostgreSQL)"}},
+)
+async def status(request: Request, rt: Runtime = Depends(runtime)) -> JSONResponse:
+    """Anyone may ask whether the service is ok, degraded or down; versions, counts, the
+    queue and store errors need an admin key (or a service running without keys)."""
     pg, neo = await asyncio.gather(_check("postgres", _postgres(rt)), _check("neo4j", _neo4j(rt)))
     stats: dict[str, Any] = {}
     if pg["ok"]:
@@ -68,6 +75,9 @@ async def status(rt: Runtime = Depends(runtime)) -> JSONResponse:
         overall = "degraded"  # chat still answers from PostgreSQL
     else:
         overall = "down"
+    principal = optional_principal(request)
+    if principal is None or principal.role is not Role.ADMIN:
+        return JSONResponse({"status": overall}, status_code=200 if overall == "ok" else 503)
     body = {
         "status": overall,
         "stores": {"postgres": pg, "neo4j": neo},
