@@ -11,6 +11,7 @@ recommendations, live in ``graph/queries/*.cypher``.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from neo4j import AsyncDriver
@@ -152,10 +153,15 @@ async def server_info(driver: AsyncDriver) -> dict[str, str]:
 
 
 def native(value: Any) -> Any:
-    """Neo4j temporal values as Python datetimes, recursively (they meet Python dates
-    from PostgreSQL in the retriever and in JSON)."""
-    if isinstance(value, (DateTime, Date)):
-        return value.to_native()
+    """Neo4j temporal values as timezone-aware Python datetimes, recursively (they meet
+    PostgreSQL's in the retriever and in JSON). A date, or a time stored without a zone
+    (older data, a date-only value from an LLM), is read as UTC."""
+    if isinstance(value, DateTime):
+        out = value.to_native()
+        return out if out.tzinfo is not None else out.replace(tzinfo=timezone.utc)
+    if isinstance(value, Date):
+        d = value.to_native()
+        return datetime(d.year, d.month, d.day, tzinfo=timezone.utc)
     if isinstance(value, dict):
         return {k: native(v) for k, v in value.items()}
     if isinstance(value, list):

@@ -13,10 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
-from neo4j import AsyncManagedTransaction
+from neo4j import AsyncManagedTransaction, unit_of_work
 
 # preference attribute -> (node label, key property) of what the customer prefers
 TARGET_LABELS: dict[str, tuple[str, str]] = {
@@ -74,6 +74,9 @@ SET c.last_seen = CASE WHEN c.last_seen IS NULL OR c.last_seen < row.at THEN row
 # close what it replaces -- the opposite polarity for the same target, and (for an
 # explicit change such as "actually I prefer walnut now") the other current values of
 # the same attribute -- then create the open relationship or count the mention on it.
+# Time is the message's, not the processing order's: a message replayed after newer
+# ones (a retry, a late import) never closes a newer fact nor re-opens one a newer
+# message closed; what it says is recorded as history (closed when a newer fact ended it).
 UPSERT_PREFERENCES = """
 UNWIND $rows AS row
 CALL (row) {
@@ -97,24 +100,46 @@ CALL (row) {
     SET t.last_seen = row.at
     RETURN t
   }
+  // close the current facts this message contradicts, if they are older than it
   CALL (c, t, row) {
     MATCH (c)-[r:PREFERS|DISLIKES]->(x)
-    WHERE r.valid_to IS NULL AND r.attribute = row.attribute
+    WHERE r.valid_to IS NULL AND r.attribute = row.attribute AND r.valid_from <= row.at
       AND ((type(r) <> row.rel AND x = t) OR (row.replaces AND type(r) = row.rel AND x <> t))
     SET r.valid_to = row.at, r.closed_by_message_id = row.message_id
   }
-  OPTIONAL MATCH (c)-[open:PREFERS|DISLIKES]->(t) WHERE open.valid_to IS NULL AND type(open) = row.rel
-  WITH c, t, row, head(collect(open)) AS open
-  FOREACH (_ IN CASE WHEN open IS NULL AND row.rel = 'PREFERS' THEN [1] ELSE [] END |
+  // a message replayed late: the first newer fact that ended what it says, if any (the
+  // opposite stance on the same target, or an explicit change of the same attribute)
+  CALL (c, t, row) {
+    OPTIONAL MATCH (c)-[n:PREFERS|DISLIKES]->(x)
+    WHERE n.attribute = row.attribute AND n.valid_from > row.at
+      AND ((x = t AND type(n) <> row.rel) OR (x <> t AND type(n) = row.rel AND coalesce(n.replaces, false)))
+    RETURN min(n.valid_from) AS ended_at
+  }
+  // the relationship this mention belongs to: the one that already holds this message
+  // (a retried job), one whose validity covers the message's time, or the open one
+  CALL (c, t, row, ended_at) {
+    OPTIONAL MATCH (c)-[s:PREFERS|DISLIKES]->(t)
+    WHERE type(s) = row.rel AND s.attribute = row.attribute
+      AND (row.message_id IN s.source_message_ids
+           OR (s.valid_from <= row.at AND (s.valid_to IS NULL OR s.valid_to > row.at))
+           OR (s.valid_to IS NULL AND ended_at IS NULL))
+    WITH s ORDER BY CASE WHEN row.message_id IN s.source_message_ids THEN 0 ELSE 1 END, s.valid_from
+    RETURN head(collect(s)) AS same
+  }
+  // a new relationship: current, or (older than a fact that ended it) closed at once
+  FOREACH (_ IN CASE WHEN same IS NULL AND row.rel = 'PREFERS' THEN [1] ELSE [] END |
     CREATE (c)-[:PREFERS {attribute: row.attribute, strength: row.strength, confidence: row.confidence, mentions: 1,
-                          first_seen: row.at, last_seen: row.at, valid_from: row.at, source_message_ids: [row.message_id]}]->(t))
-  FOREACH (_ IN CASE WHEN open IS NULL AND row.rel = 'DISLIKES' THEN [1] ELSE [] END |
+                          first_seen: row.at, last_seen: row.at, valid_from: row.at, valid_to: ended_at,
+                          replaces: row.replaces, source_message_ids: [row.message_id]}]->(t))
+  FOREACH (_ IN CASE WHEN same IS NULL AND row.rel = 'DISLIKES' THEN [1] ELSE [] END |
     CREATE (c)-[:DISLIKES {attribute: row.attribute, strength: row.strength, confidence: row.confidence, mentions: 1,
-                           first_seen: row.at, last_seen: row.at, valid_from: row.at, source_message_ids: [row.message_id]}]->(t))
-  FOREACH (o IN CASE WHEN open IS NULL THEN [] ELSE [open] END |
+                           first_seen: row.at, last_seen: row.at, valid_from: row.at, valid_to: ended_at,
+                           replaces: row.replaces, source_message_ids: [row.message_id]}]->(t))
+  FOREACH (o IN CASE WHEN same IS NULL THEN [] ELSE [same] END |
     SET o.mentions = CASE WHEN row.message_id IN o.source_message_ids THEN o.mentions ELSE o.mentions + 1 END,
         o.strength = CASE WHEN row.strength > o.strength THEN row.strength ELSE o.strength END,
         o.confidence = CASE WHEN row.confidence > o.confidence THEN row.confidence ELSE o.confidence END,
+        o.first_seen = CASE WHEN row.at < o.first_seen THEN row.at ELSE o.first_seen END,
         o.last_seen = CASE WHEN row.at > o.last_seen THEN row.at ELSE o.last_seen END,
         o.source_message_ids = CASE WHEN row.message_id IN o.source_message_ids THEN o.source_message_ids
                                     ELSE o.source_message_ids[-49..] + row.message_id END)
@@ -195,6 +220,12 @@ SET r.source_message_ids = CASE WHEN row.message_id IN r.source_message_ids THEN
 """
 
 
+# a write transaction the server ends on its own if its holder hangs (its locks would
+# otherwise stall every other writer of the same nodes)
+WRITE_TIMEOUT_S = 60.0
+
+
+@unit_of_work(timeout=WRITE_TIMEOUT_S)
 async def write_facts(tx: AsyncManagedTransaction, batch: list[MessageFacts]) -> None:
     """Apply a batch of messages' facts in one transaction, in message order."""
     if not batch:
@@ -322,3 +353,24 @@ SET_CATALOG_VERSION = "MERGE (v:CatalogVersion) SET v.hash = $hash, v.loaded_at 
 def catalog_hash(products: list[dict], categories: list[dict], vocabulary: dict[str, list[str]]) -> str:
     blob = json.dumps([products, categories, vocabulary], sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+WARM_UP_USER = "(warm up)"  # no customer can have this identifier: the API refuses spaces and brackets
+
+
+@unit_of_work(timeout=WRITE_TIMEOUT_S)
+async def warm_up(tx: AsyncManagedTransaction) -> None:
+    """Plan every write query once with a row of the right shape for a customer that does
+    not exist (nothing is written), so a fresh worker's first batch is not slow."""
+    at = datetime.now(timezone.utc)
+    base = {"user_id": WARM_UP_USER, "message_id": 0, "at": at}
+    await tx.run(UPSERT_PREFERENCES, rows=[base | {
+        "label": "Style", "attribute": "style", "value": "modern", "name": "modern", "rel": "PREFERS",
+        "replaces": False, "strength": 0.5, "confidence": 0.5}])
+    await tx.run(MERGE_PURCHASES, rows=[base | {
+        "key": "thing:x", "sku": None, "name": "x", "category": None, "quantity": 1, "price": None, "order_id": None}])
+    await tx.run(MERGE_INTERESTS, rows=[base | {"sku": None, "category": "sofa", "kind": "asked_about"}])
+    await tx.run(MERGE_ENTITIES, rows=[base | {
+        "key": "person:x", "name": "x", "type": "person", "relation": None, "summary": None, "event_at": None,
+        "embedding": [0.0] * 384}])
+    await tx.run(MERGE_RELATED, rows=[base | {"source_key": "a", "target_key": "b", "type": "RELATED_TO"}])

@@ -14,8 +14,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from service.access import ANY_ROLE, KeyRing, Principal, allow
 from service.erasure import ErasureListener
 from service.errors import LoftError
+from service.middleware import BodyLimit, RequestId, request_id_of
+from service.outages import is_outage
 from service.runtime import Runtime
-from service.schemas import WhoAmI
+from service.schemas import ErrorResponse, WhoAmI
 from service.settings import Settings
 
 log = logging.getLogger("loft.api")
@@ -29,13 +31,18 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        from service.retriever import Retriever
+
         if runtime is not None:
             app.state.runtime = runtime
+            app.state.retriever = Retriever(runtime)
             yield
             return
         app.state.runtime = await Runtime.open(settings)
+        app.state.retriever = Retriever(app.state.runtime)
         listener = ErasureListener(app.state.runtime)
         await listener.start()
+        await _warm_up(app.state.retriever)
         try:
             yield
         finally:
@@ -51,6 +58,17 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             "memories (pgvector), merged into prompt-ready context."
         ),
         lifespan=lifespan,
+        # every error has one shape (the error boundary below); say so in the schema
+        responses={
+            401: {"model": ErrorResponse, "description": "no valid API key"},
+            403: {"model": ErrorResponse, "description": "the key's role or customer does not allow this"},
+            404: {"model": ErrorResponse, "description": "no such customer, session, memory or receipt"},
+            409: {"model": ErrorResponse, "description": "an erasure of this customer is pending, or a retried turn is in flight"},
+            413: {"model": ErrorResponse, "description": "the request body is over the limit"},
+            422: {"model": ErrorResponse, "description": "invalid input, with a readable reason"},
+            500: {"model": ErrorResponse, "description": "an internal error; the body quotes the request id"},
+            503: {"model": ErrorResponse, "description": "a store is unavailable; retry after Retry-After seconds"},
+        },
     )
 
     # keys are read once, at start-up: a malformed key configuration stops the service
@@ -74,25 +92,73 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     async def chat_page() -> FileResponse:
         return FileResponse(FRONTEND, media_type="text/html")
 
+    install_error_boundary(app)
+    app.add_middleware(BodyLimit, limit_for=lambda path: (
+        settings.max_import_bytes if path.endswith(IMPORT_PATHS) else settings.max_body_bytes))
+    app.add_middleware(RequestId)  # outermost: every response, even a 413, carries the id
+    return app
+
+
+async def _warm_up(retriever) -> None:
+    """Pay for the model's first inference and the stores' first query plans before the
+    first customer does (for an identifier no customer can have; a store that is down is
+    skipped)."""
+    from graph.writes import WARM_UP_USER
+
+    try:
+        await retriever.context(WARM_UP_USER, "warming up: which sofa did I like?", track_access=False)
+    except Exception as exc:
+        log.info("warm-up skipped: %s", type(exc).__name__)
+    retriever.rt.forget_cached(WARM_UP_USER)
+
+
+# routes that take bulk bodies (history imports, order feeds): the larger body limit
+IMPORT_PATHS = ("/messages", "/orders")
+RETRY_AFTER_S = "5"
+CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+         409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type"}
+
+
+def install_error_boundary(app: FastAPI) -> None:
+    """One shape for every error: ``{error, detail, request_id}`` with the right status.
+    A store that is away is 503 with ``Retry-After``; anything unexpected is a 500 whose
+    body carries only the request id (the exception is logged with it, never sent)."""
+
+    def reply(request: Request, status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+        rid = request_id_of(request.scope)
+        headers = (headers or {}) | ({"X-Request-ID": rid} if rid else {})
+        return JSONResponse({"error": code, "detail": detail, "request_id": rid or None}, status_code=status, headers=headers)
+
     @app.exception_handler(LoftError)
     async def loft_error(request: Request, exc: LoftError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-        return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=exc.status_code, headers=headers)
+        if exc.status_code == 503:
+            headers = {"Retry-After": RETRY_AFTER_S}
+        return reply(request, exc.status_code, exc.code, exc.detail, headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = []
         for err in exc.errors():
-            where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+            where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header"))
             problems.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
-        return JSONResponse({"error": "validation_error", "detail": "; ".join(problems)}, status_code=422)
+        return reply(request, 422, "validation_error", "; ".join(problems))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
-        return JSONResponse({"error": code, "detail": exc.detail}, status_code=exc.status_code)
+        return reply(request, exc.status_code, CODES.get(exc.status_code, "error"), str(exc.detail), exc.headers)
 
-    return app
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        rid = request_id_of(request.scope)
+        if is_outage(exc) or isinstance(exc, TimeoutError):  # a store away, or too slow to answer
+            store = "neo4j" if type(exc).__module__.startswith("neo4j") else "postgres"
+            log.warning("%s %s: %s unavailable (%s) rid=%s", request.method, request.url.path, store, type(exc).__name__, rid)
+            return reply(request, 503, "store_unavailable",
+                         f"{'Neo4j' if store == 'neo4j' else 'PostgreSQL'} is unavailable; retry shortly",
+                         {"Retry-After": RETRY_AFTER_S})
+        log.exception("%s %s failed rid=%s", request.method, request.url.path, rid)
+        return reply(request, 500, "internal_error", f"an internal error occurred; quote request id {rid} when reporting it")
 
 
 def app_from_env() -> FastAPI:

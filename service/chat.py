@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import datetime, timezone
 from typing import Any
 
+from service.extraction import Extraction
 from service.profile import customer_profile
 from service.runtime import Runtime
 
@@ -26,13 +28,18 @@ _SHOPPING = re.compile(r"\b(show|looking for|look for|need|want|have|recommend|s
 _GREETING = re.compile(r"^\s*(hi|hello|hey|good (morning|afternoon|evening))\b", re.I)
 
 
-async def reply(rt: Runtime, user: str, message: str, context: dict[str, Any], history: list[dict[str, str]]) -> str:
+async def reply(
+    rt: Runtime, user: str, message: str, context: dict[str, Any], history: list[dict[str, str]],
+    *, said: Extraction | None = None,
+) -> str:
+    """The assistant's answer. ``said``: the facts of this very message (so the answer
+    uses them even before the worker has filed them)."""
     if rt.llm is not None:
         try:
             return await _llm_reply(rt, message, context, history)
         except Exception as exc:  # the customer still gets an answer
             log.warning("LLM reply failed (%s); answering offline", exc)
-    return await offline_reply(rt, user, message)
+    return await offline_reply(rt, user, message, said=said)
 
 
 async def _llm_reply(rt: Runtime, message: str, context: dict[str, Any], history: list[dict[str, str]]) -> str:
@@ -46,16 +53,17 @@ async def _llm_reply(rt: Runtime, message: str, context: dict[str, Any], history
     return text
 
 
-async def offline_reply(rt: Runtime, user: str, message: str) -> str:
+async def offline_reply(rt: Runtime, user: str, message: str, *, said: Extraction | None = None) -> str:
     """Deterministic answers: what LOFT remembers, catalog matches ranked by preference,
     or an acknowledgement of what the message told us."""
-    profile = await customer_profile(rt, user) or {}
+    said = said or rt.rules.extract(message, at=datetime.now(timezone.utc), role="user")
+    profile = _with_turn(await customer_profile(rt, user) or {}, said)
     if _REMEMBER.search(message):
         return _remember(profile) + "\n\n" + OFFLINE_NOTE
     categories = rt.catalog.match_categories(message)
     if categories and _SHOPPING.search(message):
         return _products(rt, profile, categories[0], message) + "\n\n" + OFFLINE_NOTE
-    return _acknowledge(rt, profile, message) + "\n\n" + OFFLINE_NOTE
+    return _acknowledge(rt, profile, message, said) + "\n\n" + OFFLINE_NOTE
 
 
 def _current(profile: dict[str, Any], polarity: str) -> dict[str, list[str]]:
@@ -120,10 +128,25 @@ def _products(rt: Runtime, profile: dict[str, Any], category: str, message: str)
     return "\n".join(lines)
 
 
-def _acknowledge(rt: Runtime, profile: dict[str, Any], message: str) -> str:
-    from datetime import datetime, timezone
+def _with_turn(profile: dict[str, Any], said: Extraction) -> dict[str, Any]:
+    """The profile as it will be once this turn is filed: its name and preferences on top."""
+    if said.is_empty():
+        return profile
+    out = dict(profile)
+    if said.customer_name:
+        out["name"] = said.customer_name
+    prefs = list(out.get("preferences") or [])
+    for p in said.preferences:
+        if p.replaces:  # "actually I prefer walnut now": the other current values go
+            prefs = [q for q in prefs if not (q["attribute"] == p.attribute and q["polarity"] == p.polarity)]
+        prefs = [q for q in prefs if not (q["attribute"] == p.attribute and str(q["value"]) == p.value)]
+        prefs.append({"attribute": p.attribute, "value": p.value, "polarity": p.polarity, "strength": p.strength,
+                      "valid_to": None})
+    out["preferences"] = prefs
+    return out
 
-    facts = rt.rules.extract(message, at=datetime.now(timezone.utc), role="user")
+
+def _acknowledge(rt: Runtime, profile: dict[str, Any], message: str, facts: Extraction) -> str:
     name = facts.customer_name or profile.get("name")
     parts = []
     if _GREETING.search(message) or facts.customer_name:

@@ -12,9 +12,5 @@ def runtime(request: Request) -> Runtime:
 
 
 def retriever(request: Request):
-    from service.retriever import Retriever
-
-    state = request.app.state
-    if getattr(state, "retriever", None) is None:
-        state.retriever = Retriever(state.runtime)
-    return state.retriever
+    """The process's retriever (made in the app's lifespan)."""
+    return request.app.state.retriever

@@ -46,6 +46,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 from graph import erasure as graph_erasure
 from service import queue, users
 from service.errors import InvalidInput
+from service.outages import is_outage
 from service.settings import Settings
 
 log = logging.getLogger("loft.erasure")
@@ -251,9 +252,7 @@ async def finish(
 
 
 def _is_outage(exc: BaseException) -> bool:
-    from service.worker import OUTAGES
-
-    return isinstance(exc, OUTAGES)
+    return is_outage(exc) or isinstance(exc, TimeoutError)
 
 
 def _job_key(receipt_id: uuid.UUID) -> str:

@@ -138,6 +138,7 @@ async def add_messages(
     messages: list[NewMessage],
     *,
     summary_idle_s: float,
+    lane: queue.Lane = "live",
 ) -> list[StoredMessage]:
     """Store messages and queue their ingestion (call inside a transaction)."""
     # the session must still be the customer's (it may have been erased meanwhile); the
@@ -171,7 +172,7 @@ async def add_messages(
             continue
         stored.append(StoredMessage(row["id"], row["created_at"], True))
         latest = max(latest, at) if latest else at
-        await queue.enqueue(conn, "ingest_message", user_identifier, f"ingest:{row['id']}", {"message_id": row["id"]})
+        await queue.enqueue(conn, "ingest_message", user_identifier, f"ingest:{row['id']}", {"message_id": row["id"]}, lane=lane)
     if latest is not None:
         await conn.execute(TOUCH_SESSION, session_id, latest)
         # (re)arm the session summary: it runs once the session has been quiet for a while
@@ -186,6 +187,21 @@ async def add_messages(
             debounce=True,
         )
     return stored
+
+
+BY_EXTERNAL_ID = """
+SELECT id, session_id, role, content, created_at FROM messages WHERE user_identifier = $1 AND external_id = $2
+"""
+
+
+def reply_key(message_id: int) -> str:
+    """The external id of the assistant's reply to a stored turn (one reply per turn)."""
+    return f"reply:{message_id}"
+
+
+async def message_by_external_id(conn: asyncpg.Connection, user_identifier: str, external_id: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow(BY_EXTERNAL_ID, user_identifier, external_id)
+    return dict(row) if row else None
 
 
 async def messages_by_id(conn: asyncpg.Connection, ids: list[int]) -> list[dict[str, Any]]:

@@ -1,13 +1,25 @@
-"""The durable job queue: a PostgreSQL table claimed with ``FOR UPDATE SKIP LOCKED``.
+"""The durable job queue: a PostgreSQL table, claimed with ``FOR UPDATE SKIP LOCKED``.
 
-- Enqueued in the same transaction as the message it is about, so accepted work is
-  never lost; ``dedupe_key`` makes enqueueing idempotent.
-- Claimed in batches with a lease (``locked_until``): a worker that dies mid-batch
-  leaves jobs that any worker re-claims once the lease expires.
-- A failure is retried with exponential back-off (``run_after``) up to
-  ``max_attempts``; a store outage (``StoreUnavailable``) never uses up attempts. A job
-  that keeps failing is parked as ``failed`` with its error and stops blocking nothing.
-- Finished jobs are deleted: the queue holds only pending and failed work.
+- **Durable**: a job is enqueued in the same transaction as the message it is about, so
+  accepted work is never lost; ``dedupe_key`` makes enqueueing idempotent.
+- **Fair**: two lanes, ``live`` (chat turns) and ``bulk`` (imports, feeds), claimed
+  separately so the worker runs live batches first and keeps bulk batches small while
+  customers chat (see :mod:`service.worker`); a back-fill still moves every round.
+  Within a lane, a claim walks the customers that have ready work and takes a few jobs
+  from each, oldest first: one customer's 20,000-message import cannot starve anyone.
+- **Leased and fenced**: a claim sets ``locked_by`` and counts an attempt; the worker
+  renews the lease while it works (:func:`heartbeat`). Every later change of the job
+  (done, retry) names the holder *and* the attempt, so a worker whose lease ran out can
+  never complete, retry or delete a job that another worker has claimed since.
+- **Crash-safe**: a job whose lease expired (its worker died or hung) goes back with
+  ``crashes`` counted; it then runs alone, and a second crash parks it as ``failed`` (the
+  jobs of its batch are retried without it).
+- **Retries**: a failure is retried with exponential back-off up to ``max_attempts``; a
+  store outage (:mod:`service.outages`) does not use up attempts; a job that keeps failing
+  is parked as ``failed`` with its error and blocks nothing.
+- **Debounced jobs** (session summaries) re-armed while running run once more.
+
+Finished jobs are deleted: the queue holds only pending and failed work.
 """
 
 from __future__ import annotations
@@ -15,57 +27,111 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
-LEASE = timedelta(minutes=5)
+Lane = Literal["live", "bulk"]
 BACKOFF_BASE_S = 2.0
 BACKOFF_MAX_S = 300.0
+CRASHES_TO_PARK = 2
 
 ENQUEUE = """
-INSERT INTO jobs (kind, user_identifier, dedupe_key, payload, run_after)
-VALUES ($1, $2, $3, $4::jsonb, coalesce($5, now()))
+INSERT INTO jobs (kind, user_identifier, dedupe_key, payload, run_after, lane)
+VALUES ($1, $2, $3, $4::jsonb, coalesce($5, now()), $6)
 ON CONFLICT (dedupe_key) DO NOTHING
 """
 
-# summaries: re-arm the job so it runs once the session has been quiet for a while
+# summaries: re-arm the job so it runs once the session has been quiet for a while; a
+# job that is running now is marked to run again when it finishes
 ENQUEUE_DEBOUNCED = """
-INSERT INTO jobs (kind, user_identifier, dedupe_key, payload, run_after)
-VALUES ($1, $2, $3, $4::jsonb, $5)
+INSERT INTO jobs (kind, user_identifier, dedupe_key, payload, run_after, lane)
+VALUES ($1, $2, $3, $4::jsonb, $5, $6)
 ON CONFLICT (dedupe_key) DO UPDATE
    SET run_after = greatest(jobs.run_after, excluded.run_after),
+       rearmed = jobs.rearmed OR jobs.status = 'running',
        status = CASE WHEN jobs.status = 'failed' THEN 'queued' ELSE jobs.status END,
        attempts = CASE WHEN jobs.status = 'failed' THEN 0 ELSE jobs.attempts END,
        updated_at = now()
 """
 
-REQUEUE_EXPIRED = """
-UPDATE jobs SET status = 'queued', locked_by = NULL, locked_until = NULL, updated_at = now()
+# a lease that ran out: the worker died or hung. Count it; park a job after its second.
+REQUEUE_EXPIRED = f"""
+UPDATE jobs SET status = CASE WHEN crashes + 1 >= {CRASHES_TO_PARK} THEN 'failed' ELSE 'queued' END,
+                crashes = crashes + 1,
+                last_error = CASE WHEN crashes + 1 >= {CRASHES_TO_PARK}
+                                  THEN 'the worker holding this job stopped twice (crashed, killed or hung)'
+                                  ELSE last_error END,
+                locked_by = NULL, locked_until = NULL, updated_at = now()
 WHERE status = 'running' AND locked_until < now()
 """
 
+# Fair claim within one kind and lane: the customers with queued work (a skip scan over
+# the partial index, one probe per customer), a few ready jobs of each (enough to fill
+# the batch), ranked so that every customer's oldest job comes before anyone's second.
 CLAIM = """
+WITH RECURSIVE customers AS (
+  (SELECT user_identifier FROM jobs
+   WHERE status = 'queued' AND kind = $4 AND lane = $5 ORDER BY user_identifier LIMIT 1)
+  UNION ALL
+  SELECT (SELECT j.user_identifier FROM jobs j
+          WHERE j.status = 'queued' AND j.kind = $4 AND j.lane = $5 AND j.user_identifier > c.user_identifier
+          ORDER BY j.user_identifier LIMIT 1)
+  FROM customers c WHERE c.user_identifier IS NOT NULL
+),
+share AS (SELECT greatest(1, ceil($3::float / greatest(count(*), 1)))::int AS per_customer
+          FROM customers WHERE user_identifier IS NOT NULL),
+candidates AS (
+  SELECT j.id, row_number() OVER (PARTITION BY c.user_identifier ORDER BY j.id) AS turn
+  FROM customers c, share,
+       LATERAL (SELECT id FROM jobs
+                WHERE status = 'queued' AND kind = $4 AND lane = $5 AND user_identifier = c.user_identifier
+                  AND run_after <= now() AND crashes = $6
+                ORDER BY id LIMIT share.per_customer) j
+  WHERE c.user_identifier IS NOT NULL
+),
+picked AS (
+  SELECT id FROM jobs
+  WHERE id IN (SELECT id FROM candidates ORDER BY turn, id LIMIT $3) AND status = 'queued'
+  FOR UPDATE SKIP LOCKED
+)
 UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = $1,
                 locked_until = now() + $2::interval, updated_at = now()
-WHERE id IN (
-    SELECT id FROM jobs
-    WHERE status = 'queued' AND run_after <= now() AND kind = ANY($4::text[])
-    ORDER BY id
-    LIMIT $3
-    FOR UPDATE SKIP LOCKED
-)
-RETURNING id, kind, user_identifier, dedupe_key, payload, attempts, max_attempts
+WHERE id IN (SELECT id FROM picked)
+RETURNING id, kind, user_identifier, dedupe_key, payload, attempts, max_attempts, crashes, lane
 """
 
-DONE = "DELETE FROM jobs WHERE id = ANY($1::bigint[]) AND locked_by = $2"
+HEARTBEAT = """
+UPDATE jobs SET locked_until = now() + $3::interval
+WHERE id = ANY($1::bigint[]) AND locked_by = $2 AND status = 'running'
+"""
+
+# done: delete, unless it was re-armed meanwhile (then it waits for its next run); both
+# only for the holder of this very attempt
+DONE = """
+DELETE FROM jobs j USING unnest($1::bigint[], $2::int[]) AS t(id, attempt)
+WHERE j.id = t.id AND j.attempts = t.attempt AND j.locked_by = $3 AND NOT j.rearmed
+"""
+RUN_AGAIN = """
+UPDATE jobs j SET status = 'queued', rearmed = false, locked_by = NULL, locked_until = NULL, updated_at = now()
+FROM unnest($1::bigint[], $2::int[]) AS t(id, attempt)
+WHERE j.id = t.id AND j.attempts = t.attempt AND j.locked_by = $3 AND j.rearmed
+"""
 
 RETRY = """
 UPDATE jobs SET status = CASE WHEN $3 AND attempts >= max_attempts THEN 'failed' ELSE 'queued' END,
                 attempts = CASE WHEN $3 THEN attempts ELSE attempts - 1 END,
-                run_after = now() + $2::interval, last_error = $4,
+                run_after = now() + $2::interval, last_error = $4, rearmed = false,
                 locked_by = NULL, locked_until = NULL, updated_at = now()
-WHERE id = $1
+WHERE id = $1 AND locked_by = $5 AND attempts = $6
+"""
+
+COUNTS = """
+SELECT count(*) FILTER (WHERE status = 'queued' AND run_after <= now()) AS ready,
+       count(*) FILTER (WHERE status = 'queued' AND run_after > now()) AS scheduled,
+       count(*) FILTER (WHERE status = 'running') AS running,
+       count(*) FILTER (WHERE status = 'failed') AS failed
+FROM jobs
 """
 
 PENDING_ERASURE = "SELECT EXISTS (SELECT 1 FROM jobs WHERE user_identifier = $1 AND kind = 'erase_user')"
@@ -80,14 +146,6 @@ COUNT_FOR_USER = "SELECT count(*) FROM jobs WHERE user_identifier = $1 AND kind 
 COUNT_BY_ID = "SELECT count(*) FROM jobs WHERE id = ANY($1::bigint[])"
 DELETE_BY_KEY = "DELETE FROM jobs WHERE dedupe_key = $1"
 
-COUNTS = """
-SELECT count(*) FILTER (WHERE status = 'queued' AND run_after <= now()) AS ready,
-       count(*) FILTER (WHERE status = 'queued' AND run_after > now()) AS scheduled,
-       count(*) FILTER (WHERE status = 'running') AS running,
-       count(*) FILTER (WHERE status = 'failed') AS failed
-FROM jobs
-"""
-
 
 @dataclass(frozen=True)
 class Job:
@@ -96,8 +154,10 @@ class Job:
     user_identifier: str
     dedupe_key: str
     payload: dict[str, Any]
-    attempts: int
+    attempts: int  # with locked_by, the claim's fencing token
     max_attempts: int
+    crashes: int = 0
+    lane: str = "live"
 
 
 async def enqueue(
@@ -109,34 +169,73 @@ async def enqueue(
     *,
     run_after: datetime | None = None,
     debounce: bool = False,
+    lane: Lane = "live",
 ) -> None:
     await conn.execute(
-        ENQUEUE_DEBOUNCED if debounce else ENQUEUE, kind, user_identifier, dedupe_key, json.dumps(payload), run_after
+        ENQUEUE_DEBOUNCED if debounce else ENQUEUE, kind, user_identifier, dedupe_key, json.dumps(payload), run_after, lane
     )
 
 
-async def claim(pool: asyncpg.Pool, worker_id: str, limit: int, kinds: tuple[str, ...]) -> list[Job]:
+async def requeue_expired(conn: asyncpg.Connection | asyncpg.Pool) -> None:
+    await conn.execute(REQUEUE_EXPIRED)
+
+
+async def claim(
+    pool: asyncpg.Pool, worker_id: str, limit: int, kind: str, *, lease: timedelta, lane: Lane = "live",
+    crashed: bool = False,
+) -> list[Job]:
+    """Claim up to ``limit`` ready jobs of ``kind`` in ``lane``, fairly across customers.
+    ``crashed=True`` claims jobs whose last worker died holding them (to run them one at a
+    time), from either lane."""
     async with pool.acquire() as conn:
         await conn.execute(REQUEUE_EXPIRED)
-        rows = await conn.fetch(CLAIM, worker_id, LEASE, limit, list(kinds))
+        if crashed:
+            return (await _claim_lane(conn, worker_id, limit, kind, "live", lease, True)
+                    or await _claim_lane(conn, worker_id, limit, kind, "bulk", lease, True))
+        return await _claim_lane(conn, worker_id, limit, kind, lane, lease, False)
+
+
+async def _claim_lane(conn, worker_id: str, limit: int, kind: str, lane: str, lease: timedelta, crashed: bool) -> list[Job]:
+    if limit <= 0:
+        return []
+    rows = await conn.fetch(CLAIM, worker_id, lease, limit, kind, lane, 1 if crashed else 0)
     return [
-        Job(r["id"], r["kind"], r["user_identifier"], r["dedupe_key"], json.loads(r["payload"]), r["attempts"], r["max_attempts"])
+        Job(r["id"], r["kind"], r["user_identifier"], r["dedupe_key"], json.loads(r["payload"]), r["attempts"],
+            r["max_attempts"], r["crashes"], r["lane"])
         for r in rows
     ]
 
 
-async def complete(pool: asyncpg.Pool, worker_id: str, job_ids: list[int]) -> None:
-    if job_ids:
-        await pool.execute(DONE, job_ids, worker_id)
+async def heartbeat(pool: asyncpg.Pool, worker_id: str, jobs: list[Job], lease: timedelta) -> int:
+    """Renew the lease of jobs this worker still holds; returns how many it still holds."""
+    if not jobs:
+        return 0
+    status = await pool.execute(HEARTBEAT, [j.id for j in jobs], worker_id, lease)
+    return int(status.split()[-1])
+
+
+async def complete(conn: asyncpg.Connection | asyncpg.Pool, worker_id: str, jobs: list[Job]) -> None:
+    """Finish jobs this worker holds (this attempt): delete them, or queue the re-armed ones."""
+    if jobs:
+        ids, attempts = [j.id for j in jobs], [j.attempts for j in jobs]
+        await conn.execute(RUN_AGAIN, ids, attempts, worker_id)
+        await conn.execute(DONE, ids, attempts, worker_id)
 
 
 def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** max(0, attempts - 1)))
 
 
-async def retry(pool: asyncpg.Pool, job: Job, error: str, *, counts: bool = True) -> None:
-    """Put a job back with back-off. ``counts=False`` (a store outage) keeps its attempts."""
-    await pool.execute(RETRY, job.id, backoff(job.attempts), counts, error[:4000])
+async def retry(pool: asyncpg.Pool, worker_id: str, job: Job, error: str, *, counts: bool = True) -> None:
+    """Put a job back with back-off (only if this worker still holds this attempt).
+    ``counts=False`` (a store outage) keeps its attempts."""
+    await pool.execute(RETRY, job.id, backoff(job.attempts), counts, error[:4000], worker_id, job.attempts)
+
+
+async def counts(conn: asyncpg.Connection) -> dict[str, int]:
+    """ready: waiting for a worker; scheduled: waiting for their time (debounced summaries,
+    back-off); running; failed: parked with their error."""
+    return dict(await conn.fetchrow(COUNTS))
 
 
 async def erasure_pending(conn: asyncpg.Connection, user_identifier: str) -> bool:
@@ -156,9 +255,3 @@ async def left_for_user(conn: asyncpg.Connection, user_identifier: str, job_ids:
 
 async def delete_by_key(conn: asyncpg.Connection | asyncpg.Pool, dedupe_key: str) -> None:
     await conn.execute(DELETE_BY_KEY, dedupe_key)
-
-
-async def counts(conn: asyncpg.Connection) -> dict[str, int]:
-    """ready: waiting for a worker; scheduled: waiting for their time (debounced summaries,
-    back-off); running; failed: parked with their error."""
-    return dict(await conn.fetchrow(COUNTS))

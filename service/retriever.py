@@ -33,13 +33,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from neo4j.exceptions import ServiceUnavailable, SessionExpired
 from pydantic import BaseModel, ConfigDict, Field
 
 from graph import reads as graph_reads
 from service import users
 from service.errors import StoreUnavailable
 from service.extraction.dates import find_dates
+from service.outages import is_outage
+from service.schemas import MAX_QUERY_CHARS
 from service.runtime import Runtime
 from vectors import memories as ltm
 from vectors import search
@@ -48,8 +49,6 @@ log = logging.getLogger("loft.retriever")
 
 CHARS_PER_TOKEN = 4
 GRAPH_TIMEOUT_S = 1.5
-# failures that mean Neo4j is away (they open the circuit breaker)
-GRAPH_OUTAGES = (ServiceUnavailable, SessionExpired, OSError)
 
 
 class Source(BaseModel):
@@ -225,20 +224,34 @@ _STOPWORDS = frozenset(
 )
 
 
+def _describe(exc: BaseException) -> str:
+    """What a client may read about a failed tier: the kind of failure, not its internals."""
+    if isinstance(exc, StoreUnavailable):
+        return exc.detail
+    if isinstance(exc, TimeoutError):
+        return "Neo4j did not answer in time"
+    return f"Neo4j is unavailable ({type(exc).__name__})"
+
+
 def _terms(text: str) -> set[str]:
     return {w for w in re.findall(r"\w+", text.lower()) if w not in _STOPWORDS and len(w) > 1}
 
 
 def _period(query: str, reference: datetime) -> tuple[datetime, datetime] | None:
+    """The period the query names ("in May 2023", "last week"), if any. A period at the
+    calendar's edges ("9999-12-31", "year 1") ends at the edge instead of overflowing."""
     spans = {"day": timedelta(days=1), "week": timedelta(days=7), "weekend": timedelta(days=3)}
     for mention in find_dates(query, reference):
         start = mention.value
-        if mention.precision == "month":
-            end = (start.replace(day=28) + timedelta(days=4)).replace(day=1)
-        elif mention.precision == "year":
-            end = start.replace(year=start.year + 1)
-        else:
-            end = start + spans.get(mention.precision, timedelta(days=1))
+        try:
+            if mention.precision == "month":
+                end = (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+            elif mention.precision == "year":
+                end = start.replace(year=start.year + 1)
+            else:
+                end = start + spans.get(mention.precision, timedelta(days=1))
+        except (OverflowError, ValueError):
+            end = datetime.max.replace(tzinfo=start.tzinfo)
         return start, end
     return None
 
@@ -265,14 +278,16 @@ class Retriever:
     ) -> Context:
         started = time.perf_counter()
         timings: dict[str, float] = {}
-        query = query.strip()
+        query = query.strip()[:MAX_QUERY_CHARS]  # the same clip on every route
         version_task = asyncio.create_task(self._graph_version(user))
         embedding = await self.rt.embedder.aembed_query(query, user=user) if query else None
         timings["embed"] = (time.perf_counter() - started) * 1000
         try:
             version = await version_task
-        except Exception:  # PostgreSQL is down: the sources below report it
-            version = None
+        except Exception as exc:  # PostgreSQL is down: the context cannot be built
+            if is_outage(exc) or isinstance(exc, TimeoutError):
+                raise StoreUnavailable("postgres", "PostgreSQL is unavailable; retry shortly") from exc
+            raise
         terms = _terms(query)
 
         tiers = {"postgres": True, "neo4j": True, "vectors": True}
@@ -286,12 +301,18 @@ class Retriever:
             try:
                 found = await task
                 timings[name] = (time.perf_counter() - started) * 1000 - timings["embed"]
-            except Exception as exc:  # a failing store costs its candidates, never the answer
-                if name == "graph":
-                    tiers["neo4j"] = False
-                else:
-                    tiers["postgres"] = tiers["vectors"] = False
-                errors[name] = f"{type(exc).__name__}: {exc}"[:300]
+            except Exception as exc:
+                if name != "graph":  # PostgreSQL is the tier the context cannot do without
+                    for other in tasks.values():
+                        other.cancel()
+                    if is_outage(exc) or isinstance(exc, TimeoutError):
+                        raise StoreUnavailable("postgres", "PostgreSQL is unavailable; retry shortly") from exc
+                    raise
+                # the graph costs its candidates, never the answer
+                if not (is_outage(exc) or isinstance(exc, TimeoutError)):
+                    log.error("graph read failed for a context: %r", exc)
+                tiers["neo4j"] = False
+                errors[name] = _describe(exc)
                 continue
             if name == "postgres":
                 results.update(found)
@@ -390,8 +411,9 @@ class Retriever:
                 raise StoreUnavailable("neo4j", "Neo4j was unreachable moments ago (circuit open); skipped")
             try:
                 facts = await asyncio.wait_for(graph_reads.customer_facts(self.rt.graph, user), GRAPH_TIMEOUT_S)
-            except GRAPH_OUTAGES:
-                breaker.failure()  # the store is away; a timeout of one slow read is not
+            except Exception as exc:
+                if is_outage(exc):
+                    breaker.failure()  # the store is away; a timeout of one slow read is not
                 raise
             breaker.success()
             entry = self.rt.graph_cache.put(user, version, facts)

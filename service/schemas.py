@@ -1,31 +1,58 @@
-"""Request and response models of the REST API; validation happens here, at the edge."""
+"""Request and response models of the REST API; validation happens here, at the edge.
+
+Text that reaches a store must be storable: no NUL characters and no lone surrogates
+(``SafeText``), and numbers must be finite. Timestamps carry a timezone and lie in a
+sane window; ``metadata`` is bounded in size and depth. Each rule is written into the
+OpenAPI schema where JSON Schema can say it, and every violation is a readable 422.
+"""
 
 from __future__ import annotations
 
+import json
+import math
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 MAX_MESSAGE_BYTES = 32 * 1024
+MAX_QUERY_CHARS = 4000
+MAX_METADATA_BYTES = 8 * 1024
+MAX_METADATA_DEPTH = 5
 USER_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
+# message times an import may carry: real history, not the calendar's edges
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+FUTURE_SKEW = timedelta(days=1)
 
 UserIdentifier = Annotated[str, StringConstraints(pattern=USER_ID_PATTERN)]
 Role = Literal["user", "assistant", "system"]
 
 
+def check_text(value: str, what: str = "text") -> str:
+    """Reject what PostgreSQL cannot store as text: NUL and lone surrogates."""
+    if "\x00" in value:
+        raise ValueError(f"{what} must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{what} must be valid Unicode (it contains a lone surrogate)") from exc
+    return value
+
+
+SafeText = Annotated[str, AfterValidator(check_text)]
+
+
 def _message_text(value: str) -> str:
+    check_text(value, "message")
     if not value.strip():
         raise ValueError("message must not be empty or whitespace")
     if len(value.encode("utf-8")) > MAX_MESSAGE_BYTES:
         raise ValueError(f"message is larger than {MAX_MESSAGE_BYTES // 1024} KB")
-    if "\x00" in value:
-        raise ValueError("message must not contain NUL characters")
     return value
 
 
-MessageText = Annotated[str, AfterValidator(_message_text)]
+MessageText = Annotated[str, AfterValidator(_message_text), Field(min_length=1, max_length=MAX_MESSAGE_BYTES)]
 
 
 def _aware(value: datetime) -> datetime:
@@ -34,7 +61,42 @@ def _aware(value: datetime) -> datetime:
     return value
 
 
+def _plausible(value: datetime) -> datetime:
+    _aware(value)
+    latest = datetime.now(timezone.utc) + FUTURE_SKEW
+    if not EARLIEST <= value <= latest:
+        raise ValueError(f"timestamp must lie between {EARLIEST:%Y-%m-%d} and tomorrow")
+    return value
+
+
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+MessageTime = Annotated[datetime, AfterValidator(_plausible)]
+
+
+def _metadata(value: dict[str, Any]) -> dict[str, Any]:
+    def walk(node: Any, depth: int) -> None:
+        if depth > MAX_METADATA_DEPTH:
+            raise ValueError(f"metadata may nest at most {MAX_METADATA_DEPTH} levels")
+        if isinstance(node, dict):
+            for key, item in node.items():
+                check_text(key, "metadata keys")
+                walk(item, depth + 1)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, depth + 1)
+        elif isinstance(node, str):
+            check_text(node, "metadata values")
+        elif isinstance(node, float) and not math.isfinite(node):
+            raise ValueError("metadata numbers must be finite (no NaN or Infinity)")
+
+    walk(value, 1)
+    if len(json.dumps(value, ensure_ascii=False).encode("utf-8")) > MAX_METADATA_BYTES:
+        raise ValueError(f"metadata is larger than {MAX_METADATA_BYTES // 1024} KB")
+    return value
+
+
+Metadata = Annotated[dict[str, Any], AfterValidator(_metadata)]
+IdempotencyKey = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,200}$")]
 
 
 class ChatRequest(BaseModel):
@@ -43,6 +105,11 @@ class ChatRequest(BaseModel):
     message: MessageText
     session_id: uuid.UUID | None = None
     budget: int = Field(default=1000, ge=50, le=16000, description="context budget in tokens (characters / 4)")
+    message_id: IdempotencyKey | None = Field(
+        default=None,
+        description="the client's id for this turn (or send an Idempotency-Key header): a retry with the same id "
+        "returns the stored reply instead of storing the turn twice",
+    )
 
 
 class ChatResponse(BaseModel):
@@ -50,18 +117,20 @@ class ChatResponse(BaseModel):
     message_id: int
     reply: str
     reply_message_id: int
-    context: dict[str, Any]
+    context: ContextResponse
     llm: bool
+    replayed: bool = Field(default=False, description="true when this answers a retry of a turn already answered")
 
 
 class ImportMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: Role
     content: MessageText
-    created_at: AwareDatetime | None = None
-    speaker: Annotated[str, StringConstraints(max_length=128)] | None = None
-    external_id: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
-    metadata: dict[str, Any] | None = None
+    created_at: MessageTime | None = Field(default=None, description="when it was said (with a timezone; 1970 to now)")
+    speaker: Annotated[SafeText, StringConstraints(max_length=128)] | None = None
+    external_id: Annotated[SafeText, StringConstraints(min_length=1, max_length=256)] | None = None
+    metadata: Metadata | None = Field(default=None, description=f"free JSON, at most {MAX_METADATA_BYTES // 1024} KB "
+                                                                 f"and {MAX_METADATA_DEPTH} levels deep")
 
 
 class ImportRequest(BaseModel):
@@ -80,7 +149,7 @@ class ImportResponse(BaseModel):
 
 class EntitySearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    query: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    query: Annotated[SafeText, StringConstraints(min_length=1, max_length=2000)]
     user_identifier: UserIdentifier
     limit: int = Field(default=10, ge=1, le=100)
 
@@ -151,3 +220,145 @@ class WhoAmI(BaseModel):
     role: Literal["admin", "chat", "customer"]
     customer: str | None = Field(description="the one customer a customer key acts for")
     open: bool = Field(description="true when the service runs without keys (listening on localhost only)")
+
+
+# -- the context ----------------------------------------------------------------------------
+
+
+class Provenance(BaseModel):
+    """Where an item came from: the messages it was derived from, the long-term memory, or
+    the graph path it was read along."""
+
+    message_ids: list[int]
+    memory_id: str | None = None
+    graph_path: str | None = None
+
+
+class ContextItem(BaseModel):
+    kind: Literal["profile", "preference", "purchase", "interest", "entity", "memory", "summary", "message", "turn",
+                  "recommendation"]
+    section: str
+    text: str
+    score: float
+    score_parts: dict[str, float] | None = Field(default=None, description="with explain=true: each source's share")
+    provenance: Provenance
+    timestamp: datetime | None = Field(description="when it was said or became true")
+
+
+class ContextResponse(BaseModel):
+    """Prompt-ready context: ``text`` to put in the prompt, the same content by section, and
+    every item with its provenance and score."""
+
+    text: str
+    sections: dict[str, list[str]]
+    items: list[ContextItem]
+    tiers: dict[str, bool] = Field(description="which tiers answered (postgres, neo4j, vectors)")
+    errors: dict[str, str] = Field(description="why a tier did not answer")
+    budget: int
+    tokens: int
+    preset: str
+    took_ms: float
+    timings_ms: dict[str, float] | None = Field(default=None, description="with explain=true: stage timings")
+
+
+# -- what LOFT remembers about a customer ---------------------------------------------------
+
+
+class PreferenceFact(BaseModel):
+    rel: Literal["PREFERS", "DISLIKES"]
+    polarity: Literal["prefers", "dislikes"]
+    attribute: str
+    value: str | int | float | None
+    strength: float | None = None
+    confidence: float | None = None
+    mentions: int | None = None
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    source_message_ids: list[int] | None = None
+
+
+class CustomerSummary(BaseModel):
+    user_identifier: str
+    name: str | None
+    customer_since: datetime
+    preferences: list[PreferenceFact]
+    purchases: list[dict[str, Any]]
+    interests: list[dict[str, Any]]
+    entities: list[dict[str, Any]]
+    recent_topics: list[str]
+    memories: list[dict[str, Any]]
+    summaries: list[dict[str, Any]]
+    stats: dict[str, int]
+    tiers: dict[str, bool]
+    errors: dict[str, str]
+
+
+class EntityRelationship(BaseModel):
+    type: str
+    name: str | None
+    key: str | None
+    direction: Literal["in", "out"]
+
+
+class EntityHit(BaseModel):
+    key: str
+    name: str | None
+    type: str | None
+    summary: str | None = None
+    event_at: datetime | None = None
+    score: float
+    relation: str | None = None
+    mentions: int | None = None
+    last_seen: datetime | None = None
+    source_message_ids: list[int] | None = None
+    relationships: list[EntityRelationship]
+
+
+class EntitySearchResponse(BaseModel):
+    query: str
+    user_identifier: str
+    entities: list[EntityHit]
+
+
+# -- sessions -------------------------------------------------------------------------------
+
+
+class SessionMessage(BaseModel):
+    id: int
+    role: Role
+    speaker: str | None
+    content: str
+    external_id: str | None
+    created_at: datetime
+
+
+class Session(BaseModel):
+    id: uuid.UUID
+    channel: str
+    started_at: datetime
+    last_message_at: datetime
+    messages: list[SessionMessage]
+
+
+class SessionPage(BaseModel):
+    user_identifier: str
+    sessions: list[Session]
+    next_cursor: str | None
+
+
+class StatusResponse(BaseModel):
+    """ok / degraded / down; the rest only for an admin key."""
+
+    model_config = ConfigDict(extra="allow")
+    status: Literal["ok", "degraded", "down"]
+    stores: dict[str, dict[str, Any]] | None = None
+    embedder: dict[str, Any] | None = None
+    llm: dict[str, Any] | None = None
+    stats: dict[str, Any] | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: str = Field(description="a stable code: validation_error, unauthorized, forbidden, not_found, conflict, "
+                                   "payload_too_large, store_unavailable, internal_error")
+    detail: str
+    request_id: str | None = Field(default=None, description="quote it when reporting a problem")

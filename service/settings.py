@@ -49,10 +49,16 @@ class Settings(BaseSettings):
     erasure_key: SecretStr | None = Field(default=None, alias="LOFT_ERASURE_KEY")
     env: Literal["development", "test", "production"] = Field(default="development", alias="LOFT_ENV")
 
+    # request bodies over these are refused with 413 before parsing
+    max_body_bytes: int = Field(default=64 * 1024, alias="LOFT_MAX_BODY_BYTES", ge=1024)
+    max_import_bytes: int = Field(default=1024 * 1024, alias="LOFT_MAX_IMPORT_BYTES", ge=1024)
+
     # extraction: "rules" (deterministic, default) or "llm" (needs OPENAI_API_KEY)
     extractor: Literal["rules", "llm"] = Field(default="rules", alias="LOFT_EXTRACTOR")
     worker_batch: int = Field(default=64, alias="LOFT_WORKER_BATCH", ge=1, le=1024)
     summary_idle_s: float = Field(default=300.0, alias="LOFT_SUMMARY_IDLE_S")
+    # a claimed job's lease; the worker renews it every third of this while it works
+    job_lease_s: float = Field(default=300.0, alias="LOFT_JOB_LEASE_S", ge=3)
 
     @field_validator("api_keys", mode="before")
     @classmethod

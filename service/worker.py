@@ -1,34 +1,40 @@
 """The ingestion worker: claims queued jobs in batches and runs the pipeline.
 
 Run it as its own process (``loftmem worker``; ``make run`` starts one) or in-process
-(:func:`drain`, used by tests and benchmarks). Several workers may run at once: jobs
-are claimed with ``SKIP LOCKED``.
+(:meth:`Worker.drain`, used by tests and benchmarks). Several workers may run at once:
+jobs are claimed with ``SKIP LOCKED`` (see :mod:`service.queue` for fairness, leases and
+fencing). A running worker runs three loops side by side, so a live chat turn never
+waits for an import batch: *system* (unfinished erasures; a job whose previous worker
+died holding it, run alone so it cannot take a batch down with it twice; session
+summaries that are due), *live* (batches of chat turns) and *bulk* (batches of imported
+messages). They share the process's two cores; the embedder runs one batch at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import socket
+import time
 import uuid
+from collections.abc import Awaitable
+from datetime import timedelta
+from typing import TypeVar
 
-import asyncpg
-from neo4j.exceptions import ServiceUnavailable, SessionExpired, TransientError
-
+from graph import writes as graph_writes
 from service import erasure, pipeline, queue
-from service.errors import StoreUnavailable
+from service.outages import is_outage
 from service.runtime import Runtime
 from service.settings import Settings
 
 log = logging.getLogger("loft.worker")
 
 IDLE_POLL_S = 0.25
-# errors that mean "a store is away", not "this job is bad": retried without using attempts
-# (OSError covers a Unix socket that is gone while the embedded PostgreSQL restarts)
-OUTAGES = (StoreUnavailable, ServiceUnavailable, SessionExpired, TransientError, OSError,
-           asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError, asyncio.TimeoutError)
+SUMMARIES_PER_STEP = 4
+T = TypeVar("T")
 
 
 class Worker:
@@ -36,40 +42,112 @@ class Worker:
         self.rt = rt
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.batch = rt.settings.worker_batch
+        self.lease = timedelta(seconds=rt.settings.job_lease_s)
+        # jobs given back during an outage, when even giving them back failed: given back
+        # as soon as PostgreSQL answers again (else they would wait for their lease to run
+        # out and be counted as crashes)
+        self._unreleased: list[tuple[queue.Job, str]] = []
+        self._uncompleted: list[queue.Job] = []  # done, but PostgreSQL went away before it heard
 
     async def step(self) -> int:
-        """Claim and run one batch; returns how many jobs it handled."""
-        # unfinished erasures first: a customer's data must not wait behind a backlog
-        jobs = await queue.claim(self.rt.pool, self.worker_id, 4, ("erase_user",))
-        for job in jobs:
+        """One round of every kind of work, in order; returns how many jobs it handled
+        (``drain`` and tests use it; a running worker runs the three loops side by side)."""
+        return await self.step_system() + await self.step_live() + await self.step_bulk()
+
+    async def _give_back(self, job: queue.Job, error: str) -> None:
+        """Put a job back without using an attempt (a store is away)."""
+        try:
+            await queue.retry(self.rt.pool, self.worker_id, job, error, counts=False)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            self._unreleased.append((job, error))
+
+    async def _release_unreleased(self) -> None:
+        held, self._unreleased = self._unreleased, []
+        for job, error in held:
+            await self._give_back(job, error)
+        done, self._uncompleted = self._uncompleted, []
+        await self._complete(done)
+
+    async def _complete(self, jobs: list[queue.Job]) -> None:
+        try:
+            await queue.complete(self.rt.pool, self.worker_id, jobs)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            self._uncompleted += jobs
+
+    async def step_system(self) -> int:
+        """Unfinished erasures, a job whose last worker died (alone), summaries that are due."""
+        pool, me = self.rt.pool, self.worker_id
+        if self._unreleased or self._uncompleted:
+            await self._release_unreleased()
+        handled = 0
+        for job in await queue.claim(pool, me, 4, "erase_user", lease=self.lease):
             await self._erase(job)
-        if jobs:
-            return len(jobs)
-        jobs = await queue.claim(self.rt.pool, self.worker_id, self.batch, ("ingest_message",))
+            handled += 1
+        crashed = await queue.claim(pool, me, 1, "ingest_message", lease=self.lease, crashed=True)
+        if crashed:
+            log.warning("job %s was held by a worker that stopped; running it alone", crashed[0].id)
+            await self._ingest(crashed)
+            handled += 1
+        for job in await queue.claim(pool, me, SUMMARIES_PER_STEP, "summarize_session", lease=self.lease):
+            await self._run_one(job, pipeline.summarize_session(self.rt, job.payload["session_id"]))
+            handled += 1
+        return handled
+
+    async def step_live(self) -> int:
+        """A batch of live chat turns."""
+        jobs = await queue.claim(self.rt.pool, self.worker_id, self.batch, "ingest_message", lease=self.lease, lane="live")
         if jobs:
             await self._ingest(jobs)
-            return len(jobs)
-        jobs = await queue.claim(self.rt.pool, self.worker_id, 4, ("summarize_session",))
-        for job in jobs:
-            await self._run_one(job, pipeline.summarize_session(self.rt, job.payload["session_id"]))
         return len(jobs)
+
+    async def step_bulk(self) -> int:
+        """A batch of imported messages."""
+        jobs = await queue.claim(self.rt.pool, self.worker_id, self.batch, "ingest_message", lease=self.lease, lane="bulk")
+        if jobs:
+            await self._ingest(jobs)
+        return len(jobs)
+
+    async def _held(self, jobs: list[queue.Job], work: Awaitable[T]) -> T:
+        """Run ``work`` while renewing the lease of ``jobs`` (a slow LLM batch keeps them)."""
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(self.lease.total_seconds() / 3)
+                try:
+                    await queue.heartbeat(self.rt.pool, self.worker_id, jobs, self.lease)
+                except Exception as exc:  # the next beat tries again; the lease has slack
+                    log.warning("could not renew the lease of %d jobs: %s", len(jobs), exc)
+
+        beat = asyncio.create_task(renew())
+        try:
+            return await work
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
 
     async def _ingest(self, jobs: list[queue.Job]) -> None:
         by_message = {job.payload["message_id"]: job for job in jobs}
+        started = time.perf_counter()
         try:
-            results = await pipeline.ingest_messages(self.rt, list(by_message))
-        except OUTAGES as exc:
-            log.warning("a store is unavailable (%s: %s); %d jobs will be retried", type(exc).__name__, exc, len(jobs))
-            for job in jobs:
-                await queue.retry(self.rt.pool, job, f"store unavailable: {exc}", counts=False)
-            return
+            results = await self._held(jobs, pipeline.ingest_messages(self.rt, list(by_message)))
+            log.info("ingested %d messages (%s) in %.2f s", len(jobs), jobs[0].lane, time.perf_counter() - started)
         except Exception as exc:
+            if is_outage(exc):
+                log.warning("a store is unavailable (%s: %s); %d jobs will be retried", type(exc).__name__, exc, len(jobs))
+                for job in jobs:
+                    await self._give_back(job, f"store unavailable: {type(exc).__name__}")
+                return
             if len(jobs) == 1:
                 log.exception("job %s failed", jobs[0].id)
-                await queue.retry(self.rt.pool, jobs[0], f"{type(exc).__name__}: {exc}")
+                await queue.retry(self.rt.pool, self.worker_id, jobs[0], f"{type(exc).__name__}: {exc}")
                 return
             # isolate the bad message: run the batch again one message at a time
-            log.warning("a batch of %d failed (%s); retrying its messages one by one", len(jobs), exc)
+            log.warning("a batch of %d failed (%s: %s); retrying its messages one by one", len(jobs), type(exc).__name__, exc)
             for job in jobs:
                 await self._ingest([job])
             return
@@ -77,39 +155,40 @@ class Worker:
         for message_id, result in results.items():
             job = by_message[message_id]
             if result.ok:
-                done.append(job.id)
+                done.append(job)
             else:
-                await queue.retry(self.rt.pool, job, result.error or "failed")
-        await queue.complete(self.rt.pool, self.worker_id, done)
+                await queue.retry(self.rt.pool, self.worker_id, job, result.error or "failed")
+        await self._complete(done)
 
     async def _erase(self, job: queue.Job) -> None:
         """Finish an erasure whose Neo4j part could not run when it was requested."""
         try:
-            receipt = await erasure.finish(self.rt, uuid.UUID(job.payload["receipt_id"]), job.user_identifier)
-        except OUTAGES as exc:
-            await queue.retry(self.rt.pool, job, f"store unavailable: {type(exc).__name__}", counts=False)
-            return
+            receipt = await self._held([job], erasure.finish(self.rt, uuid.UUID(job.payload["receipt_id"]), job.user_identifier))
         except Exception as exc:
-            log.exception("erasure job %s failed", job.id)
-            await queue.retry(self.rt.pool, job, f"{type(exc).__name__}")
+            if is_outage(exc):
+                await self._give_back(job, f"store unavailable: {type(exc).__name__}")
+            else:
+                log.exception("erasure job %s failed", job.id)
+                await queue.retry(self.rt.pool, self.worker_id, job, type(exc).__name__)
             return
         if receipt is not None and receipt.status != "complete":  # a store is still away
-            await queue.retry(self.rt.pool, job, receipt.error or "pending", counts=False)
+            await self._give_back(job, receipt.error or "pending")
         else:
             log.info("erasure %s complete", job.payload["receipt_id"])
 
-    async def _run_one(self, job: queue.Job, work) -> None:
+    async def _run_one(self, job: queue.Job, work: Awaitable[object]) -> None:
         try:
-            await work
-        except OUTAGES as exc:
-            await queue.retry(self.rt.pool, job, f"store unavailable: {exc}", counts=False)
+            await self._held([job], work)
         except Exception as exc:
-            log.exception("job %s (%s) failed", job.id, job.kind)
-            await queue.retry(self.rt.pool, job, f"{type(exc).__name__}: {exc}")
+            if is_outage(exc):
+                await self._give_back(job, f"store unavailable: {type(exc).__name__}")
+            else:
+                log.exception("job %s (%s) failed", job.id, job.kind)
+                await queue.retry(self.rt.pool, self.worker_id, job, f"{type(exc).__name__}: {exc}")
         else:
-            await queue.complete(self.rt.pool, self.worker_id, [job.id])
+            await self._complete([job])
 
-    async def drain(self, *, include_summaries: bool = True, timeout: float = 300.0) -> int:
+    async def drain(self, *, timeout: float = 300.0) -> int:
         """Run until no job is ready (tests, benchmarks, `loftmem worker --once`)."""
         handled = 0
         async with asyncio.timeout(timeout):
@@ -121,7 +200,7 @@ class Worker:
 
 
 async def run_worker(settings: Settings, *, once: bool = False) -> None:
-    rt = await Runtime.open(settings, pool_size=4)
+    rt = await Runtime.open(settings, pool_size=8)
     worker = Worker(rt)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -129,21 +208,44 @@ async def run_worker(settings: Settings, *, once: bool = False) -> None:
         loop.add_signal_handler(sig, stop.set)
     log.info("worker %s started (batch %d)", worker.worker_id, worker.batch)
     try:
+        await warm_up(rt)
         if once:
             log.info("drained %d jobs", await worker.drain())
             return
-        while not stop.is_set():
-            try:
-                handled = await worker.step()
-            except OUTAGES as exc:
-                log.warning("queue unavailable (%s); retrying", exc)
-                handled = 0
-                await asyncio.sleep(2)
-            if handled == 0:
-                try:
-                    await asyncio.wait_for(stop.wait(), IDLE_POLL_S)
-                except asyncio.TimeoutError:
-                    pass
+        # three loops side by side: a live turn never waits for an import batch to finish
+        await asyncio.gather(*(_loop(name, step, stop) for name, step in (
+            ("system", worker.step_system), ("live", worker.step_live), ("bulk", worker.step_bulk))))
     finally:
         await rt.close()
         log.info("worker %s stopped", worker.worker_id)
+
+
+async def warm_up(rt: Runtime) -> None:
+    """The model's first inference and the graph's first query plans are slow: pay for them
+    before the first batch (a store that is down now is simply skipped)."""
+    started = time.perf_counter()
+    await rt.embedder.aembed(["warming up the embedder", "a second, longer sentence to warm up batching too"])
+    try:
+        async with rt.graph.session(database=rt.settings.neo4j_database) as session:
+            await session.execute_write(graph_writes.warm_up)
+    except Exception as exc:
+        log.info("graph warm-up skipped: %s", type(exc).__name__)
+    log.info("warmed up in %.1f s", time.perf_counter() - started)
+
+
+async def _loop(name: str, step, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            handled = await step()
+        except Exception as exc:  # the worker keeps going: jobs are leased, nothing is lost
+            if is_outage(exc):
+                log.warning("%s: queue unavailable (%s); retrying", name, type(exc).__name__)
+            else:
+                log.exception("%s: worker step failed; retrying", name)
+            handled = 0
+            await asyncio.sleep(2)
+        if handled == 0:
+            try:
+                await asyncio.wait_for(stop.wait(), IDLE_POLL_S)
+            except asyncio.TimeoutError:
+                pass

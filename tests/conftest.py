@@ -141,6 +141,11 @@ class Service:
             if self.api.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("API did not start:\n" + (self.logs / "api.log").read_text()[-3000:])
             time.sleep(0.3)
+        # a worker is ready once it has warmed up (tests never meet one half-started)
+        while self.worker is not None and "warmed up" not in self.log_tail("worker", 100_000):
+            if self.worker.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("worker did not start:\n" + self.log_tail())
+            time.sleep(0.2)
 
     def _spawn(self, args: list[str], name: str) -> subprocess.Popen:
         log = open(self.logs / f"{name}.log", "wb")

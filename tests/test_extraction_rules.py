@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timezone
 
 import pytest
 
@@ -185,7 +185,7 @@ def test_locomo_style_line_becomes_a_dated_event_memory(extractor):
     events = [m for m in r.memories if m.kind == "event"]
     assert len(events) == 1
     assert events[0].text == "Caroline went to a LGBTQ support group on 7 May 2023 and it was so powerful."
-    assert events[0].at == datetime(2023, 5, 7)
+    assert events[0].at == datetime(2023, 5, 7, tzinfo=timezone.utc)  # a naive time is read as UTC, never kept naive
     assert r.customer_name is None and r.preferences == [] and r.purchases == []
     assert ("customer", "LGBTQ support group", "ATTENDED") in {(x.source, x.target, x.type) for x in r.relations}
 

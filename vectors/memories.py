@@ -44,18 +44,31 @@ INSERT INTO long_term_memories (id, user_identifier, kind, content, subject, emb
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb)
 """
 
+# a repeated statement strengthens the memory; it is current again only if it was said
+# at or after the time it had been superseded (an older replay never re-opens it)
 ABSORB = """
 UPDATE long_term_memories
 SET source_message_ids = (SELECT array_agg(DISTINCT x ORDER BY x) FROM unnest(source_message_ids || $2::bigint[]) x),
     importance = greatest(importance, $3), updated_at = now(),
-    valid_to = NULL, superseded_by = NULL
+    superseded_by = CASE WHEN valid_to IS NOT NULL AND $4 >= valid_to THEN NULL ELSE superseded_by END,
+    valid_to = CASE WHEN valid_to IS NOT NULL AND $4 >= valid_to THEN NULL ELSE valid_to END
 WHERE id = $1
 RETURNING valid_to
 """
 
+# what a replacing memory closes: the current memories of its subject that are older
 CURRENT_OF_SUBJECT = """
 SELECT id, content FROM long_term_memories
-WHERE user_identifier = $1 AND subject = $2 AND valid_to IS NULL AND id <> $3
+WHERE user_identifier = $1 AND subject = $2 AND valid_to IS NULL AND id <> $3 AND valid_from < $4
+"""
+
+# a memory replayed late: the newer replacing memory of its subject that had already
+# superseded what it says, if any
+NEWER_REPLACEMENT = """
+SELECT id, content, valid_from FROM long_term_memories
+WHERE user_identifier = $1 AND subject = $2 AND valid_to IS NULL AND valid_from > $3
+  AND (metadata->>'replaces')::boolean
+ORDER BY valid_from LIMIT 1
 """
 
 SUPERSEDE = """
@@ -137,7 +150,7 @@ async def add_memory(conn: asyncpg.Connection, user_identifier: str, memory: New
     if same is not None:
         if set(memory.source_message_ids) <= set(same["source_message_ids"]):
             return same["id"], "unchanged"  # a retried job: this message was already absorbed
-        await conn.execute(ABSORB, same["id"], memory.source_message_ids, memory.importance)
+        await conn.execute(ABSORB, same["id"], memory.source_message_ids, memory.importance, memory.valid_from)
         await conn.execute(
             EVENT,
             same["id"],
@@ -151,6 +164,7 @@ async def add_memory(conn: asyncpg.Connection, user_identifier: str, memory: New
         return same["id"], "updated" if not closed else "superseded"
 
     memory_id = uuid.uuid4()
+    metadata = memory.metadata | ({"replaces": True} if memory.replaces else {})
     await conn.execute(
         INSERT,
         memory_id,
@@ -163,11 +177,18 @@ async def add_memory(conn: asyncpg.Connection, user_identifier: str, memory: New
         memory.valid_from,
         memory.source_message_ids,
         digest,
-        json.dumps(memory.metadata),
+        json.dumps(metadata),
     )
     await conn.execute(
         EVENT, memory_id, user_identifier, "add", None, memory.content, json.dumps({"source_message_ids": memory.source_message_ids})
     )
+    if memory.subject:
+        newer = await conn.fetchrow(NEWER_REPLACEMENT, user_identifier, memory.subject, memory.valid_from)
+        if newer is not None:  # said before a change of mind that was filed first
+            await conn.execute(SUPERSEDE, memory_id, newer["valid_from"], newer["id"])
+            await conn.execute(EVENT, memory_id, user_identifier, "supersede", memory.content, newer["content"],
+                               json.dumps({"superseded_by": str(newer["id"]), "replayed": True}))
+            return memory_id, "added_superseded"
     closed = await _supersede(conn, user_identifier, memory_id, memory) if memory.replaces else 0
     return memory_id, "superseded" if closed else "added"
 
@@ -175,7 +196,7 @@ async def add_memory(conn: asyncpg.Connection, user_identifier: str, memory: New
 async def _supersede(conn: asyncpg.Connection, user_identifier: str, new_id: uuid.UUID, memory: NewMemory) -> int:
     if not memory.subject:
         return 0
-    old = await conn.fetch(CURRENT_OF_SUBJECT, user_identifier, memory.subject, new_id)
+    old = await conn.fetch(CURRENT_OF_SUBJECT, user_identifier, memory.subject, new_id, memory.valid_from)
     for row in old:
         await conn.execute(SUPERSEDE, row["id"], memory.valid_from, new_id)
         await conn.execute(

@@ -9,10 +9,22 @@ so nothing here uses custom types. Values are canonical catalog names where one 
 from __future__ import annotations
 
 import re
-from datetime import datetime
-from typing import Literal
+from datetime import datetime, timezone
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator
+
+# a price or budget above this is not a furniture store's (and "$" followed by hundreds of
+# digits must not become an infinite number in the graph)
+MAX_AMOUNT = 10_000_000
+
+
+def _utc_if_naive(value: datetime) -> datetime:
+    """A date without a zone (an LLM's "2024-05-01") is read as UTC, never stored naive."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+
+When = Annotated[datetime, AfterValidator(_utc_if_naive)]
 
 Attribute = Literal["style", "category", "material", "color", "brand", "size", "budget", "product", "other"]
 EntityType = Literal["person", "pet", "place", "room", "event", "organization", "thing"]
@@ -37,13 +49,13 @@ class Preference(BaseModel):
 
 
 class Purchase(BaseModel):
-    product_name: str
+    product_name: str = Field(min_length=1, max_length=200)
     sku: str | None = None
     category: str | None = None
-    quantity: int = 1
-    price: float | None = None
-    order_id: str | None = None
-    at: datetime | None = None
+    quantity: int = Field(default=1, ge=1, le=1000)
+    price: float | None = Field(default=None, ge=0, le=MAX_AMOUNT, allow_inf_nan=False)
+    order_id: str | None = Field(default=None, max_length=200)
+    at: When | None = None
 
 
 class ProductInterest(BaseModel):
@@ -56,7 +68,7 @@ class Entity(BaseModel):
     type: EntityType
     name: str = Field(description="as written: 'my sister Anna' -> 'Anna', 'the living room' -> 'living room'")
     relation: str | None = Field(default=None, description="relation to the customer: 'sister', 'dog', 'lives in', 'room'")
-    at: datetime | None = None
+    at: When | None = None
 
 
 class Relation(BaseModel):
@@ -78,7 +90,7 @@ class MemoryCandidate(BaseModel):
     kind: MemoryKind
     text: str = Field(description="standalone third-person statement naming the speaker and absolute dates")
     importance: float = Field(ge=0, le=1)
-    at: datetime | None = None
+    at: When | None = None
 
 
 class Extraction(BaseModel):

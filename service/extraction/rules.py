@@ -23,12 +23,14 @@ stored, so ``extract`` never raises: any failure is logged and yields an empty r
 from __future__ import annotations
 
 import logging
+import math
 import re
 from datetime import UTC, datetime
 
 from service.catalog import Catalog, Product
 from service.extraction.dates import DateMention, find_dates, format_day
 from service.extraction.models import (
+    MAX_AMOUNT,
     Entity,
     Extraction,
     MemoryCandidate,
@@ -440,13 +442,18 @@ def _clean_name(name: str) -> str | None:
 
 
 def _amount(number: str, mult: str | None) -> float | None:
+    """A money amount, or None when it is not a plausible one (too many digits to be a
+    price, or beyond ``MAX_AMOUNT``)."""
+    digits = number.replace(",", "")
+    if len(digits) > 12:
+        return None
     try:
-        value = float(number.replace(",", ""))
+        value = float(digits)
     except ValueError:
         return None
     if mult and mult.lower() in ("k", "thousand", "grand"):
         value *= 1000
-    return value
+    return value if math.isfinite(value) and 0 <= value <= MAX_AMOUNT else None
 
 
 def _fmt_amount(value: float) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
@@ -19,7 +20,12 @@ from service.profile import customer_profile
 from service.retriever import PRESETS, Retriever
 from service.runtime import Runtime
 from service.schemas import (
+    MAX_QUERY_CHARS,
     USER_ID_PATTERN,
+    ContextResponse,
+    CustomerSummary,
+    EntitySearchResponse,
+    SafeText,
     EntitySearchRequest,
     LongTermMemory,
     MemoryDeleted,
@@ -38,10 +44,11 @@ router = APIRouter(prefix="/memory", tags=["memory"], dependencies=[Depends(allo
 UserPath = Path(pattern=USER_ID_PATTERN, description="the customer's identifier")
 
 
-@router.get("/context/{user_identifier}", summary="Prompt-ready context for a chat turn, with provenance")
+@router.get("/context/{user_identifier}", response_model=ContextResponse,
+            summary="Prompt-ready context for a chat turn, with provenance")
 async def context(
     user_identifier: str = UserPath,
-    query: str = Query("", max_length=4000, description="the customer's message or question"),
+    query: Annotated[SafeText, Query(max_length=MAX_QUERY_CHARS, description="the customer's message or question")] = "",
     budget: int = Query(1000, ge=50, le=16000, description="tokens (characters / 4)"),
     session_id: uuid.UUID | None = Query(None, description="the current session: its recent turns are included"),
     preset: str = Query("default", description=f"retrieval preset: {', '.join(PRESETS)}"),
@@ -56,7 +63,8 @@ async def context(
     return JSONResponse(result.as_dict(explain=explain))
 
 
-@router.get("/user/{user_identifier}/summary", summary="Everything LOFT remembers about a customer")
+@router.get("/user/{user_identifier}/summary", response_model=CustomerSummary,
+            summary="Everything LOFT remembers about a customer")
 async def user_summary(
     user_identifier: str = UserPath,
     include_history: bool = Query(False, description="also closed preferences and superseded memories"),
@@ -68,7 +76,8 @@ async def user_summary(
     return profile
 
 
-@router.post("/search/entities", summary="Semantic search over a customer's graph entities, with relationships")
+@router.post("/search/entities", response_model=EntitySearchResponse,
+             summary="Semantic search over a customer's graph entities, with relationships")
 async def search_entities(
     body: EntitySearchRequest, rt: Runtime = Depends(runtime), principal: Principal = Depends(allow(*ANY_ROLE))
 ) -> dict:

@@ -11,7 +11,7 @@ from service import history
 from service.access import ANY_ROLE, allow
 from service.deps import runtime
 from service.runtime import Runtime
-from service.schemas import USER_ID_PATTERN, ImportRequest, ImportResponse
+from service.schemas import USER_ID_PATTERN, ImportRequest, ImportResponse, SessionPage
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"], dependencies=[Depends(allow(*ANY_ROLE))])
 
@@ -35,12 +35,13 @@ async def import_messages(body: ImportRequest, user_identifier: str = UserPath, 
             session_id,
             [history.NewMessage(m.role, m.content, m.created_at, m.speaker, m.external_id, m.metadata) for m in body.messages],
             summary_idle_s=rt.settings.summary_idle_s,
+            lane="bulk",  # a back-fill must not hold up live conversations
         )
     created = sum(s.created for s in stored)
     return ImportResponse(session_id=session_id, message_ids=[s.id for s in stored], created=created, duplicates=len(stored) - created)
 
 
-@router.get("/{user_identifier}", summary="Sessions with their messages, newest first (paginated)")
+@router.get("/{user_identifier}", response_model=SessionPage, summary="Sessions with their messages, newest first (paginated)")
 async def list_sessions(
     user_identifier: str = UserPath,
     limit: int = Query(20, ge=1, le=100),

@@ -12,6 +12,7 @@ from graph import reads as graph_reads
 from service import queue
 from service.access import Role, optional_principal
 from service.deps import runtime
+from service.schemas import StatusResponse
 from service.runtime import Runtime
 
 router = APIRouter(tags=["status"])
@@ -57,8 +58,9 @@ async def _check(name: str, probe) -> dict[str, Any]:
 
 @router.get(
     "/memory/status",
+    response_model=StatusResponse,
     summary="Health of every store, read from the servers (details with an admin key)",
-    responses={503: {"description": "a store is down: status 'degraded' (Neo4j) or 'down' (PostgreSQL)"}},
+    responses={503: {"model": StatusResponse, "description": "a store is down: 'degraded' (Neo4j) or 'down' (PostgreSQL)"}},
 )
 async def status(request: Request, rt: Runtime = Depends(runtime)) -> JSONResponse:
     """Anyone may ask whether the service is ok, degraded or down; versions, counts, the
