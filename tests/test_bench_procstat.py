@@ -56,3 +56,11 @@ def test_top_frames_count_self_time_at_the_leaf_and_inclusive_time_once_per_stac
     assert inclusive["main (service/app.py)"] == 100
     assert inclusive["recurse (a.py)"] == 5  # a recursive frame counts once per stack
 
+
+def test_each_phase_gets_questions_no_earlier_phase_asked():
+    from bench.latency import QuestionStream
+
+    stream = QuestionStream([f"q{i}" for i in range(10)])
+    first, second = stream.take(4), stream.take(4)
+    assert first == ["q0", "q1", "q2", "q3"] and second == ["q4", "q5", "q6", "q7"]
+
