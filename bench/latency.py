@@ -1,7 +1,7 @@
 """Context and entity-search latency over HTTP on a realistic population, with CPU by process.
 
     python -m bench.latency --json [--customers 5000 --memories 200 --messages 100]
-                                   [--no-profile]
+                                   [--no-profile] [--peer mem0 --peer-customers 200]
 
 The population: customers with long-term memories, message history (sessions of 20
 turns), summaries, and a graph (preferences, purchases, entities with embeddings).
@@ -44,6 +44,19 @@ takes CPU (it shows as ``other``), so this run's throughput is reported separate
 (``concurrent16_profiled``) and is not the measured one. Needs the ``bench`` extra
 (``uv sync --extra bench``); without py-spy, or with --no-profile, it is skipped.
 
+Peer (``--peer mem0``, needs the ``peer`` extra): in the same run, mem0 (see
+:mod:`bench.peer_mem0`) is loaded with the long-term memories of ``--peer-customers``
+customers (a random subset, through its own ``add(…, infer=False)``; loading all of
+them that way would take hours), then both systems answer the same (customer, question)
+pairs over that subset: our GET /memory/context over HTTP on a fresh server (cold
+caches; each customer's graph is cached after its first question, so with few
+customers the graph cache warms up), and mem0 ``search(query, filters={"user_id": …},
+top_k=--peer-top-k)`` in this process (threads for the 16 clients). Reported for each:
+sequential p50/p95, 16-client throughput and p95, mean results per call, CPU per
+request; and ``ours_over_mem0`` (p50 and p95 ratios: below 1 we are faster; the
+throughput ratio: above 1 we are faster). Our context searches memories, messages,
+summaries and the graph and packs a budget; mem0 searches memories only.
+
 Progress on stderr, one JSON object on stdout; the same object is saved to
 ``bench/results/latency-<time>.json``.
 """
@@ -55,6 +68,7 @@ import asyncio
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import time
@@ -338,6 +352,104 @@ async def profiled_run(server: Server, client, context, args, stamp: str, meter:
             "samples": top["samples"], "top_self": top["self"], "top_inclusive": top["inclusive"]}
 
 
+async def peer_run(args, settings, subset: list[str], memories: dict[str, list[str]], stream: QuestionStream,
+                   pg: ProcessGroup | None, neo: ProcessGroup | None) -> dict:
+    """Ours over HTTP and mem0 in-process on the same customers and questions."""
+    from bench.peer_mem0 import Mem0Peer
+
+    import logging
+
+    logging.getLogger("mem0").setLevel(logging.ERROR)  # "spaCy is not installed", once per model
+    rng = random.Random(args.seed + 5)
+    warm, n_seq, n_conc = 20, args.sequential, CLIENTS * args.concurrent_per_client
+    pairs = [(rng.choice(subset), q) for q in stream.take(warm + n_seq + n_conc)]
+    warm_pairs, seq_pairs, conc_pairs = pairs[:warm], pairs[warm : warm + n_seq], pairs[warm + n_seq :]
+    out: dict = {"system": "mem0", "customers": len(subset), "top_k": args.peer_top_k, "warm_up_requests": warm,
+                 "notes": ["mem0 runs in this process (no HTTP); ours over HTTP with the API's own processes",
+                           "mem0 searches long-term memories only; ours memories, messages, summaries and the graph",
+                           "mem0 runs without spaCy (no lemmatisation, no entity boosts): its [nlp] model cannot be fetched offline",
+                           "mem0's pgvector store without HNSW: an exact scan per search (with mem0's default HNSW "
+                           "the per-customer filter runs after the index scan and most searches would come back empty)"]}
+
+    log(f"mem0: starting (offline) and loading {sum(len(v) for v in memories.values())} memories of {len(subset)} customers")
+    t0 = time.perf_counter()
+    peer = await asyncio.to_thread(Mem0Peer, settings.database_url, top_k=args.peer_top_k)
+    out["version"] = peer.version
+    out["start_s"] = round(time.perf_counter() - t0, 1)
+    try:
+        out["load"] = await asyncio.to_thread(peer.load, memories, log)
+        log(f"mem0: loaded {json.dumps(out['load'])}")
+
+        # ours: a fresh server (cold caches), the same pairs
+        server = Server(settings, args.workers)
+        ours_cpu: dict = {}
+        try:
+            meter = cpu_meter(server, pg, neo)
+            items: list[int] = []
+
+            async def context(client, i, chosen):
+                user, query = chosen[i]
+                return await client.get(f"/memory/context/{user}", params={"query": query, "budget": 1000})
+
+            async with httpx.AsyncClient(base_url=server.base, timeout=60, limits=httpx.Limits(max_connections=32)) as client:
+                for i in range(warm):
+                    (await context(client, i, warm_pairs)).raise_for_status()
+                log("peer: ours, sequential")
+                before = meter.snapshot()
+                seq = []
+                for i in range(n_seq):
+                    t = time.perf_counter()
+                    r = await context(client, i, seq_pairs)
+                    seq.append((time.perf_counter() - t) * 1000)
+                    r.raise_for_status()
+                    items.append(len(r.json().get("items", [])))  # after the clock: parsing is not the server's time
+                ours_cpu["sequential"] = meter.report(before, meter.snapshot(), n_seq)
+                log(describe("peer ours sequential", ours_cpu["sequential"]))
+                log("peer: ours, 16 concurrent clients")
+                rps, conc = await metered(meter, "concurrent16", ours_cpu,
+                                          concurrent(client, lambda c, i: context(c, i, conc_pairs), CLIENTS, args.concurrent_per_client),
+                                          label="peer ours concurrent16")
+        finally:
+            server.stop()
+        s, c = percentiles(seq), percentiles(conc)
+        out["ours"] = {"sequential": {"p50_ms": s["p50"], "p95_ms": s["p95"]}, "concurrent16": {"rps": round(rps, 1), "p95_ms": c["p95"]},
+                       "mean_items": round(statistics.fmean(items), 1) if items else 0, "cpu": ours_cpu}
+
+        # mem0: the same pairs, in this process (its CPU is loadgen's)
+        meter = CpuMeter({"mem0_in_loadgen": self_group("mem0_in_loadgen"), "postgres": pg})
+        m_cpu: dict = {}
+        await asyncio.to_thread(peer.sequential, warm_pairs)
+        log("peer: mem0, sequential")
+        before = meter.snapshot()
+        m_seq, m_counts = await asyncio.to_thread(peer.sequential, seq_pairs)
+        m_cpu["sequential"] = meter.report(before, meter.snapshot(), n_seq)
+        log(describe("peer mem0 sequential", m_cpu["sequential"]))
+        log("peer: mem0, 16 concurrent threads")
+        before = meter.snapshot()
+        m_rps, m_conc, m_counts2 = await asyncio.to_thread(peer.concurrent, conc_pairs, CLIENTS)
+        m_cpu["concurrent16"] = meter.report(before, meter.snapshot(), len(m_conc))
+        log(describe("peer mem0 concurrent16", m_cpu["concurrent16"]))
+        ms, mc = percentiles(m_seq), percentiles(m_conc)
+        out["mem0"] = {"sequential": {"p50_ms": ms["p50"], "p95_ms": ms["p95"]}, "concurrent16": {"rps": round(m_rps, 1), "p95_ms": mc["p95"]},
+                       "mean_results": round(statistics.fmean(m_counts), 1) if m_counts else 0, "cpu": m_cpu}
+        out["blocked_connections"] = peer.blocked_connections
+    finally:
+        await asyncio.to_thread(peer.close)
+
+    def ratio(a, b):
+        return round(a / b, 2) if b else None
+
+    out["ours_over_mem0"] = {
+        "p50": ratio(out["ours"]["sequential"]["p50_ms"], out["mem0"]["sequential"]["p50_ms"]),
+        "p95": ratio(out["ours"]["sequential"]["p95_ms"], out["mem0"]["sequential"]["p95_ms"]),
+        "rps": ratio(out["ours"]["concurrent16"]["rps"], out["mem0"]["concurrent16"]["rps"]),
+    }
+    log(f"peer: ours {json.dumps({k: out['ours'][k] for k in ('sequential', 'concurrent16', 'mean_items')})}")
+    log(f"peer: mem0 {json.dumps({k: out['mem0'][k] for k in ('sequential', 'concurrent16', 'mean_results')})}")
+    log(f"peer: ours / mem0 {json.dumps(out['ours_over_mem0'])} (latency below 1 and rps above 1: ours is faster)")
+    return out
+
+
 async def run(args) -> dict:
     from service.runtime import Runtime
 
@@ -372,6 +484,14 @@ async def run(args) -> dict:
                     await conn.execute("SET maintenance_work_mem = '2GB'")
                     await conn.execute("CREATE INDEX ltm_embedding_hnsw_idx ON long_term_memories USING hnsw (embedding vector_cosine_ops)")
                 hnsw_s = round(time.perf_counter() - t0, 1)
+            peer_memories: dict[str, list[str]] = {}
+            if args.peer:
+                subset = random.Random(args.seed + 4).sample(population.users, min(args.peer_customers, len(population.users)))
+                rows = await rt.pool.fetch(
+                    "SELECT user_identifier, content FROM long_term_memories WHERE user_identifier = ANY($1) ORDER BY user_identifier, created_at",
+                    subset)
+                for row in rows:
+                    peer_memories.setdefault(row["user_identifier"], []).append(row["content"])
         finally:
             await rt.close()
 
@@ -426,6 +546,10 @@ async def run(args) -> dict:
         finally:
             server.stop()
 
+        peer = None
+        if args.peer:
+            peer = await peer_run(args, settings, sorted(peer_memories), peer_memories, stream, pg, neo)
+
     s, c, e, h, t = percentiles(seq), percentiles(conc), percentiles(ent), percentiles(cached), percentiles(session)
     result = {
         "memories": population.memories,
@@ -445,6 +569,8 @@ async def run(args) -> dict:
     }
     if profile is not None:
         result["profile"] = profile
+    if peer is not None:
+        result["peer"] = peer
     RESULTS.mkdir(parents=True, exist_ok=True)
     saved = RESULTS / f"latency-{stamp}.json"
     saved.write_text(json.dumps(result, indent=2))
@@ -466,6 +592,9 @@ def main() -> None:
     parser.add_argument("--profile-rate", type=int, default=100, help="py-spy samples per second")
     parser.add_argument("--profile-blocking", action="store_true",
                         help="let py-spy pause the API for each sample (consistent stacks, more overhead, idle threads leak in)")
+    parser.add_argument("--peer", choices=["mem0"], help="also measure a peer system on the same customers and questions")
+    parser.add_argument("--peer-customers", type=int, default=200, help="customers (with all their memories) loaded into the peer")
+    parser.add_argument("--peer-top-k", type=int, default=20, help="results per peer search")
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
