@@ -64,3 +64,38 @@ def test_each_phase_gets_questions_no_earlier_phase_asked():
     first, second = stream.take(4), stream.take(4)
     assert first == ["q0", "q1", "q2", "q3"] and second == ["q4", "q5", "q6", "q7"]
 
+
+def test_the_embed_meter_times_every_call_labels_its_caller_and_replays_it():
+    import asyncio
+
+    import numpy as np
+
+    from bench.ingest import EmbedMeter
+
+    class FakeEmbedder:
+        def __init__(self):
+            self.seen: list[tuple[list[str], int]] = []
+
+        def embed(self, texts, *, batch_size=32):
+            self.seen.append((list(texts), batch_size))
+            return np.zeros((len(texts), 384), dtype=np.float32)
+
+        async def aembed(self, texts):
+            return await asyncio.to_thread(self.embed, texts)
+
+    embedder = FakeEmbedder()
+    meter = EmbedMeter(embedder)
+
+    async def prepare():
+        await embedder.aembed(["user: hello", "assistant: hi"])
+        embedder.embed(["direct"], batch_size=8)
+
+    asyncio.run(prepare())
+    meter.restore()
+    assert [(c[1], c[2]) for c in meter.calls] == [(["user: hello", "assistant: hi"], 32), (["direct"], 8)]
+    sites = meter.by_site()
+    assert [s.split(":")[0] for s in sites] == ["prepare", "direct"]
+    embedder.seen.clear()
+    meter.replay()
+    assert embedder.seen == [(["user: hello", "assistant: hi"], 32), (["direct"], 8)]
+    assert "embed" not in vars(embedder)  # restored: the class's own method again
