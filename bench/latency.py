@@ -1,6 +1,7 @@
-"""Context and entity-search latency over HTTP on a realistic population.
+"""Context and entity-search latency over HTTP on a realistic population, with CPU by process.
 
     python -m bench.latency --json [--customers 5000 --memories 200 --messages 100]
+                                   [--no-profile] [--peer mem0 --peer-customers 200]
 
 The population: customers with long-term memories, message history (sessions of 20
 turns), summaries, and a graph (preferences, purchases, entities with embeddings).
@@ -12,14 +13,52 @@ dropped during the bulk load and (with --rebuild-hnsw) rebuilt at the end: per-c
 context reads never use it (they scan the customer's rows through the btree), so the
 numbers do not depend on it.
 
-Measured against ``loftmem serve`` over HTTP with unique-ish questions (so the query
-embedding cache mostly misses) for customers drawn uniformly at random (so the
-per-customer graph cache mostly misses too): sequential p50/p95 of GET /memory/context,
-throughput and p95 with 16 concurrent clients, sequential POST /memory/search/entities,
-and the context p95 as the population grows (10k, 100k, … memories). Two extra rows
-show the caches at work: five different questions in a row per customer, as in a chat
-session, and one repeated question. Progress on stderr, one
-JSON object on stdout.
+Measured against ``loftmem serve --workers 2`` over HTTP, for customers drawn uniformly
+at random (so the per-customer graph cache mostly misses). Questions come from a pool of
+20,000 generated ones, and every phase takes its own slice of it, so no phase asks what
+an earlier one asked and the query-embedding cache mostly misses (before, the
+16-client run re-asked the sequential run's questions). Rows: sequential p50/p95 of
+GET /memory/context, throughput and p95 with 16 concurrent clients, sequential POST
+/memory/search/entities, and the context p95 as the population grows (10k, 100k, …
+memories). Two extra rows show the caches at work: five different questions in a row
+per customer, as in a chat session, and one repeated question.
+
+CPU per request (``cpu`` in the JSON, one ``cpu …`` line per phase on stderr): for every
+phase, CPU milliseconds per request of each process group, read from ``/proc`` before and
+after (:mod:`bench.procstat`): ``api`` (the ``loftmem serve`` supervisor and its worker
+processes), ``postgres`` (the postmaster and all its children), ``neo4j`` (the JVM),
+``loadgen`` (this process: the HTTP clients), their ``total``; ``other`` is what the rest
+of the machine used meanwhile (a shared machine's other work, the profiler), and
+``cores_busy`` is CPU seconds per wall second (2.0 is both cores). A phase of N requests
+on a 100 Hz tick clock resolves about 10/N ms: small runs are coarse.
+
+Profile (``profile`` in the JSON, top 20 frames by self time on stderr): after the
+measured 16-client run, the same load again (fresh questions) with ``py-spy record
+--subprocesses`` attached to the API supervisor (and so its workers), collapsed stacks
+saved to ``bench/results/latency-<time>-api.txt`` (open it in speedscope.app). py-spy
+runs with ``--nonblocking``: it reads the workers' memory without pausing them, which
+costs them least and lets its idle-thread filter work (a stack may now and then be
+torn); --profile-blocking pauses them for each sample instead (on a loaded 2-core
+machine, threads parked in ``Condition.wait`` then show up as busy). Sampling still
+takes CPU (it shows as ``other``), so this run's throughput is reported separately
+(``concurrent16_profiled``) and is not the measured one. Needs the ``bench`` extra
+(``uv sync --extra bench``); without py-spy, or with --no-profile, it is skipped.
+
+Peer (``--peer mem0``, needs the ``peer`` extra): in the same run, mem0 (see
+:mod:`bench.peer_mem0`) is loaded with the long-term memories of ``--peer-customers``
+customers (a random subset, through its own ``add(…, infer=False)``; loading all of
+them that way would take hours), then both systems answer the same (customer, question)
+pairs over that subset: our GET /memory/context over HTTP on a fresh server (cold
+caches; each customer's graph is cached after its first question, so with few
+customers the graph cache warms up), and mem0 ``search(query, filters={"user_id": …},
+top_k=--peer-top-k)`` in this process (threads for the 16 clients). Reported for each:
+sequential p50/p95, 16-client throughput and p95, mean results per call, CPU per
+request; and ``ours_over_mem0`` (p50 and p95 ratios: below 1 we are faster; the
+throughput ratio: above 1 we are faster). Our context searches memories, messages,
+summaries and the graph and packs a budget; mem0 searches memories only.
+
+Progress on stderr, one JSON object on stdout; the same object is saved to
+``bench/results/latency-<time>.json``.
 """
 
 from __future__ import annotations
@@ -29,17 +68,22 @@ import asyncio
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import httpx
 import numpy as np
 
 from bench.common import bench_stack, free_port, log, percentiles
+from bench.procstat import CpuMeter, ProcessGroup, describe, neo4j_group, postgres_group, self_group
 
+RESULTS = Path(__file__).resolve().parent / "results"
+CLIENTS = 16
 PEOPLE = ["Anna", "Tom", "Max", "Emma", "Ravi", "Luis", "Miso", "Priya", "Jonas", "Mei"]
 RELATIONS = ["sister", "husband", "dog", "wife", "partner", "brother", "cat", "friend", "son", "daughter"]
 ROOMS = ["living room", "home office", "nursery", "bedroom", "dining room", "patio", "guest room"]
@@ -182,6 +226,24 @@ CALL (c, row) {
 """
 
 
+
+
+class QuestionStream:
+    """Hands out questions in order, never the same slice twice: each phase asks new ones."""
+
+    def __init__(self, qs: list[str]) -> None:
+        self.qs = qs
+        self.cursor = 0
+
+    def take(self, n: int) -> list[str]:
+        if self.cursor + n > len(self.qs):
+            log(f"warning: question pool exhausted ({len(self.qs)}); questions repeat from here on")
+            self.cursor = 0
+        out = self.qs[self.cursor : self.cursor + n]
+        self.cursor += n
+        return out
+
+
 class Server:
     def __init__(self, settings, workers: int) -> None:
         self.port = free_port()
@@ -202,6 +264,10 @@ class Server:
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 raise RuntimeError("API did not start")
             time.sleep(0.5)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -233,35 +299,178 @@ async def concurrent(client: httpx.AsyncClient, make_request, clients: int, per_
     return len(latencies) / (time.perf_counter() - t0), latencies
 
 
-async def measure(base: str, users: list[str], qs: list[str], n: int) -> list[float]:
+async def measure(base: str, users: list[str], warm_qs: list[str], qs: list[str]) -> list[float]:
     rng = random.Random(len(users))
 
-    async def context(client, i):
-        return await client.get(f"/memory/context/{rng.choice(users)}", params={"query": qs[i % len(qs)], "budget": 1000})
+    def on(questions: list[str]):
+        async def context(client, i):
+            return await client.get(f"/memory/context/{rng.choice(users)}", params={"query": questions[i], "budget": 1000})
+        return context
 
     async with httpx.AsyncClient(base_url=base, timeout=60) as client:
-        for i in range(20):
-            await context(client, i)
-        return await sequential(client, context, n)
+        for i in range(len(warm_qs)):
+            await on(warm_qs)(client, i)
+        return await sequential(client, on(qs), len(qs))
+
+
+def cpu_meter(server: Server, pg: ProcessGroup | None, neo: ProcessGroup | None) -> CpuMeter:
+    return CpuMeter({"api": ProcessGroup("api", [server.pid]), "postgres": pg, "neo4j": neo, "loadgen": self_group()})
+
+
+async def metered(meter: CpuMeter, phase: str, cpu: dict, work, label: str | None = None):
+    """Run ``work`` (a coroutine returning latencies or (rps, latencies)); record its CPU."""
+    before = meter.snapshot()
+    out = await work
+    latencies = out[1] if isinstance(out, tuple) else out
+    cpu[phase] = meter.report(before, meter.snapshot(), len(latencies))
+    log(describe(label or phase, cpu[phase]))
+    return out
+
+
+async def profiled_run(server: Server, client, context, args, stamp: str, meter: CpuMeter, cpu: dict) -> dict:
+    """The 16-client load again with py-spy attached to the API; its top frames."""
+    from bench.pyspy import PySpy, describe as describe_profile, py_spy_path, top_frames
+
+    if py_spy_path() is None:
+        log("profile: skipped, py-spy is not installed (uv sync --extra bench)")
+        return {"skipped": "py-spy is not installed (uv sync --extra bench)"}
+    out = RESULTS / f"latency-{stamp}-api.txt"
+    try:
+        spy = PySpy(server.pid, out, rate=args.profile_rate, nonblocking=not args.profile_blocking)
+    except RuntimeError as exc:
+        log(f"profile: py-spy could not attach: {exc}")
+        return {"skipped": f"py-spy could not attach: {exc}"}
+    log(f"measuring: 16 concurrent clients again, with py-spy attached ({args.profile_rate} Hz)")
+    try:
+        rps, lat = await metered(meter, "concurrent16_profiled", cpu, concurrent(client, context, CLIENTS, args.concurrent_per_client))
+    finally:
+        path = spy.stop()
+    top = top_frames(path, 20, root=str(Path(__file__).resolve().parent.parent))
+    log(describe_profile(top))
+    return {"path": str(path), "format": "collapsed stacks (py-spy raw)", "rate_hz": args.profile_rate,
+            "nonblocking": not args.profile_blocking, "concurrent16_profiled": {"rps": round(rps, 1), "p95_ms": percentiles(lat)["p95"]},
+            "samples": top["samples"], "top_self": top["self"], "top_inclusive": top["inclusive"]}
+
+
+async def peer_run(args, settings, subset: list[str], memories: dict[str, list[str]], stream: QuestionStream,
+                   pg: ProcessGroup | None, neo: ProcessGroup | None) -> dict:
+    """Ours over HTTP and mem0 in-process on the same customers and questions."""
+    from bench.peer_mem0 import Mem0Peer
+
+    import logging
+
+    logging.getLogger("mem0").setLevel(logging.ERROR)  # "spaCy is not installed", once per model
+    rng = random.Random(args.seed + 5)
+    warm, n_seq, n_conc = 20, args.sequential, CLIENTS * args.concurrent_per_client
+    pairs = [(rng.choice(subset), q) for q in stream.take(warm + n_seq + n_conc)]
+    warm_pairs, seq_pairs, conc_pairs = pairs[:warm], pairs[warm : warm + n_seq], pairs[warm + n_seq :]
+    out: dict = {"system": "mem0", "customers": len(subset), "top_k": args.peer_top_k, "warm_up_requests": warm,
+                 "notes": ["mem0 runs in this process (no HTTP); ours over HTTP with the API's own processes",
+                           "mem0 searches long-term memories only; ours memories, messages, summaries and the graph",
+                           "mem0 runs without spaCy (no lemmatisation, no entity boosts): its [nlp] model cannot be fetched offline",
+                           "mem0's pgvector store without HNSW: an exact scan per search (with mem0's default HNSW "
+                           "the per-customer filter runs after the index scan and most searches would come back empty)"]}
+
+    log(f"mem0: starting (offline) and loading {sum(len(v) for v in memories.values())} memories of {len(subset)} customers")
+    t0 = time.perf_counter()
+    peer = await asyncio.to_thread(Mem0Peer, settings.database_url, top_k=args.peer_top_k)
+    out["version"] = peer.version
+    out["start_s"] = round(time.perf_counter() - t0, 1)
+    try:
+        out["load"] = await asyncio.to_thread(peer.load, memories, log)
+        log(f"mem0: loaded {json.dumps(out['load'])}")
+
+        # ours: a fresh server (cold caches), the same pairs
+        server = Server(settings, args.workers)
+        ours_cpu: dict = {}
+        try:
+            meter = cpu_meter(server, pg, neo)
+            items: list[int] = []
+
+            async def context(client, i, chosen):
+                user, query = chosen[i]
+                return await client.get(f"/memory/context/{user}", params={"query": query, "budget": 1000})
+
+            async with httpx.AsyncClient(base_url=server.base, timeout=60, limits=httpx.Limits(max_connections=32)) as client:
+                for i in range(warm):
+                    (await context(client, i, warm_pairs)).raise_for_status()
+                log("peer: ours, sequential")
+                before = meter.snapshot()
+                seq = []
+                for i in range(n_seq):
+                    t = time.perf_counter()
+                    r = await context(client, i, seq_pairs)
+                    seq.append((time.perf_counter() - t) * 1000)
+                    r.raise_for_status()
+                    items.append(len(r.json().get("items", [])))  # after the clock: parsing is not the server's time
+                ours_cpu["sequential"] = meter.report(before, meter.snapshot(), n_seq)
+                log(describe("peer ours sequential", ours_cpu["sequential"]))
+                log("peer: ours, 16 concurrent clients")
+                rps, conc = await metered(meter, "concurrent16", ours_cpu,
+                                          concurrent(client, lambda c, i: context(c, i, conc_pairs), CLIENTS, args.concurrent_per_client),
+                                          label="peer ours concurrent16")
+        finally:
+            server.stop()
+        s, c = percentiles(seq), percentiles(conc)
+        out["ours"] = {"sequential": {"p50_ms": s["p50"], "p95_ms": s["p95"]}, "concurrent16": {"rps": round(rps, 1), "p95_ms": c["p95"]},
+                       "mean_items": round(statistics.fmean(items), 1) if items else 0, "cpu": ours_cpu}
+
+        # mem0: the same pairs, in this process (its CPU is loadgen's)
+        meter = CpuMeter({"mem0_in_loadgen": self_group("mem0_in_loadgen"), "postgres": pg})
+        m_cpu: dict = {}
+        await asyncio.to_thread(peer.sequential, warm_pairs)
+        log("peer: mem0, sequential")
+        before = meter.snapshot()
+        m_seq, m_counts = await asyncio.to_thread(peer.sequential, seq_pairs)
+        m_cpu["sequential"] = meter.report(before, meter.snapshot(), n_seq)
+        log(describe("peer mem0 sequential", m_cpu["sequential"]))
+        log("peer: mem0, 16 concurrent threads")
+        before = meter.snapshot()
+        m_rps, m_conc, m_counts2 = await asyncio.to_thread(peer.concurrent, conc_pairs, CLIENTS)
+        m_cpu["concurrent16"] = meter.report(before, meter.snapshot(), len(m_conc))
+        log(describe("peer mem0 concurrent16", m_cpu["concurrent16"]))
+        ms, mc = percentiles(m_seq), percentiles(m_conc)
+        out["mem0"] = {"sequential": {"p50_ms": ms["p50"], "p95_ms": ms["p95"]}, "concurrent16": {"rps": round(m_rps, 1), "p95_ms": mc["p95"]},
+                       "mean_results": round(statistics.fmean(m_counts), 1) if m_counts else 0, "cpu": m_cpu}
+        out["blocked_connections"] = peer.blocked_connections
+    finally:
+        await asyncio.to_thread(peer.close)
+
+    def ratio(a, b):
+        return round(a / b, 2) if b else None
+
+    out["ours_over_mem0"] = {
+        "p50": ratio(out["ours"]["sequential"]["p50_ms"], out["mem0"]["sequential"]["p50_ms"]),
+        "p95": ratio(out["ours"]["sequential"]["p95_ms"], out["mem0"]["sequential"]["p95_ms"]),
+        "rps": ratio(out["ours"]["concurrent16"]["rps"], out["mem0"]["concurrent16"]["rps"]),
+    }
+    log(f"peer: ours {json.dumps({k: out['ours'][k] for k in ('sequential', 'concurrent16', 'mean_items')})}")
+    log(f"peer: mem0 {json.dumps({k: out['mem0'][k] for k in ('sequential', 'concurrent16', 'mean_results')})}")
+    log(f"peer: ours / mem0 {json.dumps(out['ours_over_mem0'])} (latency below 1 and rps above 1: ours is faster)")
+    return out
 
 
 async def run(args) -> dict:
     from service.runtime import Runtime
 
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     async with bench_stack(heap="2g") as settings:
         rt = await Runtime.open(settings)
         try:
             async with rt.pool.acquire() as conn:
                 await conn.execute("DROP INDEX IF EXISTS ltm_embedding_hnsw_idx")
+                pg = await postgres_group(conn)
+            neo = neo4j_group(settings.neo4j_uri)
+            log(f"cpu groups: postgres {pg.pids() if pg else 'not on this machine'}, neo4j {neo.pids() if neo else 'not on this machine'}")
             population = Population(rt, args.seed)
-            qs = questions(rt.catalog, random.Random(args.seed), 5000)
+            stream = QuestionStream(questions(rt.catalog, random.Random(args.seed), 20000))
             growth = []
             stages = [s for s in (50, 500, 5000, 50000) if s < args.customers] + [args.customers]
             for stage in stages:
                 await population.add(stage - len(population.users), args.memories, args.messages)
                 server = Server(settings, args.workers)
                 try:
-                    lat = await measure(server.base, population.users, qs, args.sequential // 2)
+                    lat = await measure(server.base, population.users, stream.take(20), stream.take(args.sequential // 2))
                 finally:
                     server.stop()
                 p = percentiles(lat)
@@ -275,45 +484,74 @@ async def run(args) -> dict:
                     await conn.execute("SET maintenance_work_mem = '2GB'")
                     await conn.execute("CREATE INDEX ltm_embedding_hnsw_idx ON long_term_memories USING hnsw (embedding vector_cosine_ops)")
                 hnsw_s = round(time.perf_counter() - t0, 1)
+            peer_memories: dict[str, list[str]] = {}
+            if args.peer:
+                subset = random.Random(args.seed + 4).sample(population.users, min(args.peer_customers, len(population.users)))
+                rows = await rt.pool.fetch(
+                    "SELECT user_identifier, content FROM long_term_memories WHERE user_identifier = ANY($1) ORDER BY user_identifier, created_at",
+                    subset)
+                for row in rows:
+                    peer_memories.setdefault(row["user_identifier"], []).append(row["content"])
         finally:
             await rt.close()
 
+        cpu: dict = {}
+        profile: dict | None = None
         server = Server(settings, args.workers)
         try:
             rng = random.Random(args.seed + 1)
             users = population.users
+            meter = cpu_meter(server, pg, neo)
+            log(f"cpu groups: api {meter.groups['api'].pids()}, loadgen [{os.getpid()}]")
 
-            async def context(client, i):
-                return await client.get(f"/memory/context/{rng.choice(users)}", params={"query": qs[(i * 7) % len(qs)], "budget": 1000})
+            def context_on(qs: list[str]):
+                async def context(client, i):
+                    return await client.get(f"/memory/context/{rng.choice(users)}", params={"query": qs[i], "budget": 1000})
+                return context
 
-            async def entities(client, i):
-                return await client.post("/memory/search/entities", json={"query": qs[(i * 13) % len(qs)], "user_identifier": rng.choice(users), "limit": 10})
+            def entities_on(qs: list[str]):
+                async def entities(client, i):
+                    return await client.post("/memory/search/entities", json={"query": qs[i], "user_identifier": rng.choice(users), "limit": 10})
+                return entities
 
+            n_conc = CLIENTS * args.concurrent_per_client
             async with httpx.AsyncClient(base_url=server.base, timeout=60, limits=httpx.Limits(max_connections=32)) as client:
+                warm = stream.take(30)
                 for i in range(30):
-                    await context(client, i)
-                    await entities(client, i)
+                    await context_on(warm)(client, i)
+                    await entities_on(warm)(client, i)
                 log("measuring: sequential context")
-                seq = await sequential(client, context, args.sequential)
+                seq = await metered(meter, "sequential", cpu, sequential(client, context_on(stream.take(args.sequential)), args.sequential))
                 log("measuring: 16 concurrent clients")
-                rps, conc = await concurrent(client, context, 16, args.concurrent_per_client)
+                rps, conc = await metered(meter, "concurrent16", cpu,
+                                          concurrent(client, context_on(stream.take(n_conc)), CLIENTS, args.concurrent_per_client))
+                if args.profile:
+                    profile = await profiled_run(server, client, context_on(stream.take(n_conc)), args, stamp, meter, cpu)
                 log("measuring: sequential entity search")
-                ent = await sequential(client, entities, args.sequential)
+                ent = await metered(meter, "entity_search_sequential", cpu,
+                                    sequential(client, entities_on(stream.take(args.sequential)), args.sequential))
                 # chat-like traffic: five different questions in a row per customer (a session),
                 # so the per-customer graph cache is warm after the first
-                session = await sequential(
+                session_qs = stream.take(args.sequential)
+                session = await metered(meter, "sequential_5_turns_per_customer", cpu, sequential(
                     client,
                     lambda c, i: c.get(f"/memory/context/{users[(i // 5) * 7 % len(users)]}",
-                                       params={"query": qs[(i * 11 + 3) % len(qs)], "budget": 1000}),
+                                       params={"query": session_qs[i], "budget": 1000}),
                     args.sequential,
-                )
-                # the same questions again: every query embedding is cached now
-                cached = await sequential(client, lambda c, i: c.get(f"/memory/context/{users[i % len(users)]}", params={"query": qs[0], "budget": 1000}), 200)
+                ))
+                # one question asked again and again: its embedding is cached after the first
+                repeated = stream.take(1)[0]
+                cached = await metered(meter, "sequential_cached_query", cpu, sequential(
+                    client, lambda c, i: c.get(f"/memory/context/{users[i % len(users)]}", params={"query": repeated, "budget": 1000}), 200))
         finally:
             server.stop()
 
+        peer = None
+        if args.peer:
+            peer = await peer_run(args, settings, sorted(peer_memories), peer_memories, stream, pg, neo)
+
     s, c, e, h, t = percentiles(seq), percentiles(conc), percentiles(ent), percentiles(cached), percentiles(session)
-    return {
+    result = {
         "memories": population.memories,
         "customers": len(population.users),
         "context": {
@@ -323,10 +561,21 @@ async def run(args) -> dict:
             "sequential_5_turns_per_customer": {"p50_ms": t["p50"], "p95_ms": t["p95"]},
         },
         "entity_search": {"sequential": {"p50_ms": e["p50"], "p95_ms": e["p95"]}},
+        "cpu": cpu,
         "growth": growth,
         "api_workers": args.workers,
         "hnsw_rebuild_s": hnsw_s,
+        "machine": {"cpus": os.cpu_count(), "load_avg_at_end": [round(x, 2) for x in os.getloadavg()]},
     }
+    if profile is not None:
+        result["profile"] = profile
+    if peer is not None:
+        result["peer"] = peer
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    saved = RESULTS / f"latency-{stamp}.json"
+    saved.write_text(json.dumps(result, indent=2))
+    log(f"saved {saved}")
+    return result
 
 
 def main() -> None:
@@ -338,11 +587,19 @@ def main() -> None:
     parser.add_argument("--concurrent-per-client", type=int, default=60)
     parser.add_argument("--workers", type=int, default=2, help="API processes")
     parser.add_argument("--rebuild-hnsw", action="store_true", help="rebuild the cross-customer HNSW index at the end")
+    parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
+                        help="repeat the 16-client run with py-spy attached to the API (needs the bench extra)")
+    parser.add_argument("--profile-rate", type=int, default=100, help="py-spy samples per second")
+    parser.add_argument("--profile-blocking", action="store_true",
+                        help="let py-spy pause the API for each sample (consistent stacks, more overhead, idle threads leak in)")
+    parser.add_argument("--peer", choices=["mem0"], help="also measure a peer system on the same customers and questions")
+    parser.add_argument("--peer-customers", type=int, default=200, help="customers (with all their memories) loaded into the peer")
+    parser.add_argument("--peer-top-k", type=int, default=20, help="results per peer search")
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     result = asyncio.run(run(args))
-    log(json.dumps(result, indent=2))
+    log(json.dumps({k: v for k, v in result.items() if k not in ("profile", "cpu")}, indent=2))
     if args.json:
         print(json.dumps(result))
 
