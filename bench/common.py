@@ -34,8 +34,9 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 
 @asynccontextmanager
-async def bench_stack(*, heap: str = "1g", extra_env: dict[str, str] | None = None):
-    """Yield settings for a migrated stack; stop and delete it afterwards if we started it."""
+async def bench_stack(*, heap: str = "1g", extra_env: dict[str, str] | None = None, with_stack: bool = False):
+    """Yield settings for a migrated stack (with ``with_stack``: ``(settings, stack)``, to
+    stop and start its servers); stop and delete it afterwards if we started it."""
     from service.devstack import ensure_stack
     from service.settings import Settings
     from service.setup import migrate_all
@@ -58,7 +59,7 @@ async def bench_stack(*, heap: str = "1g", extra_env: dict[str, str] | None = No
     stack = await asyncio.to_thread(ensure_stack, Settings())
     try:
         await migrate_all(stack.settings)
-        yield stack.settings
+        yield (stack.settings, stack) if with_stack else stack.settings
     finally:
         if not external:
             await asyncio.to_thread(stack.stop)

@@ -81,3 +81,8 @@ class GraphCache:
             n = len(self._entries)
             self._entries.clear()
         return n
+
+    def latest(self, user: str) -> CustomerGraph | None:
+        """Whatever copy this process holds, at any version (a fallback while Neo4j is away)."""
+        with self._lock:
+            return self._entries.get(user)

@@ -8,6 +8,11 @@ from pgvector.asyncpg import register_vector
 from service.errors import StoreUnavailable
 
 
+# no transaction may sit idle holding locks for long (a hung process must not stall an
+# erasure or other writers): the server ends it
+IDLE_IN_TRANSACTION = "120s"
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     await register_vector(conn)
 
@@ -19,6 +24,7 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asy
             min_size=min_size,
             max_size=max_size,
             init=_init_connection,
+            server_settings={"idle_in_transaction_session_timeout": IDLE_IN_TRANSACTION},
             command_timeout=30,
             timeout=10,
             # statement cache is per connection; keep it (all our statements are constants)

@@ -35,6 +35,7 @@ Lane = Literal["live", "bulk"]
 BACKOFF_BASE_S = 2.0
 BACKOFF_MAX_S = 300.0
 CRASHES_TO_PARK = 2
+BATCHED_KINDS = frozenset({"ingest_message"})  # claimed many at a time (one crash must not sink a batch)
 
 ENQUEUE = """
 INSERT INTO jobs (kind, user_identifier, dedupe_key, payload, run_after, lane)
@@ -86,7 +87,7 @@ candidates AS (
   FROM customers c, share,
        LATERAL (SELECT id FROM jobs
                 WHERE status = 'queued' AND kind = $4 AND lane = $5 AND user_identifier = c.user_identifier
-                  AND run_after <= now() AND crashes = $6
+                  AND run_after <= now() AND ($6::int IS NULL OR crashes = $6)
                 ORDER BY id LIMIT share.per_customer) j
   WHERE c.user_identifier IS NOT NULL
 ),
@@ -124,6 +125,14 @@ UPDATE jobs SET status = CASE WHEN $3 AND attempts >= max_attempts THEN 'failed'
                 run_after = now() + $2::interval, last_error = $4, rearmed = false,
                 locked_by = NULL, locked_until = NULL, updated_at = now()
 WHERE id = $1 AND locked_by = $5 AND attempts = $6
+"""
+
+# after an outage: jobs this worker claimed but never heard back about (the claim's answer
+# was lost with the connection) go back at once, without counting an attempt or a crash
+RELEASE_ORPHANS = """
+UPDATE jobs SET status = 'queued', attempts = greatest(attempts - 1, 0), locked_by = NULL, locked_until = NULL,
+                updated_at = now()
+WHERE status = 'running' AND locked_by = $1 AND NOT (id = ANY($2::bigint[]))
 """
 
 COUNTS = """
@@ -198,7 +207,9 @@ async def claim(
 async def _claim_lane(conn, worker_id: str, limit: int, kind: str, lane: str, lease: timedelta, crashed: bool) -> list[Job]:
     if limit <= 0:
         return []
-    rows = await conn.fetch(CLAIM, worker_id, lease, limit, kind, lane, 1 if crashed else 0)
+    # only message batches keep a crashed job apart (it runs alone); other kinds run one at a time anyway
+    crash_filter = (1 if crashed else 0) if kind in BATCHED_KINDS else None
+    rows = await conn.fetch(CLAIM, worker_id, lease, limit, kind, lane, crash_filter)
     return [
         Job(r["id"], r["kind"], r["user_identifier"], r["dedupe_key"], json.loads(r["payload"]), r["attempts"],
             r["max_attempts"], r["crashes"], r["lane"])
@@ -220,6 +231,12 @@ async def complete(conn: asyncpg.Connection | asyncpg.Pool, worker_id: str, jobs
         ids, attempts = [j.id for j in jobs], [j.attempts for j in jobs]
         await conn.execute(RUN_AGAIN, ids, attempts, worker_id)
         await conn.execute(DONE, ids, attempts, worker_id)
+
+
+async def release_orphans(pool: asyncpg.Pool, worker_id: str, holding: set[int]) -> int:
+    """Give back the jobs ``worker_id`` holds in the table but not in memory."""
+    status = await pool.execute(RELEASE_ORPHANS, worker_id, sorted(holding))
+    return int(status.split()[-1])
 
 
 def backoff(attempts: int) -> timedelta:

@@ -318,6 +318,9 @@ class EntitySearchResponse(BaseModel):
     query: str
     user_identifier: str
     entities: list[EntityHit]
+    tiers: dict[str, bool] = Field(default_factory=lambda: {"neo4j": True})
+    errors: dict[str, str] = Field(default_factory=dict, description="while Neo4j is away: why, and that the "
+                                   "answer came from this process's last copy of the customer's graph (if any)")
 
 
 # -- sessions -------------------------------------------------------------------------------

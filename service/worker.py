@@ -34,6 +34,7 @@ log = logging.getLogger("loft.worker")
 
 IDLE_POLL_S = 0.25
 SUMMARIES_PER_STEP = 4
+JOB_TIMEOUT_S = 600.0  # a batch of 64 messages through a slow LLM fits well within this
 T = TypeVar("T")
 
 
@@ -48,6 +49,8 @@ class Worker:
         # out and be counted as crashes)
         self._unreleased: list[tuple[queue.Job, str]] = []
         self._uncompleted: list[queue.Job] = []  # done, but PostgreSQL went away before it heard
+        self._holding: set[int] = set()  # ids of the jobs being worked on right now
+        self.outage_seen = False  # a loop met an outage: look for claims whose answer was lost
 
     async def step(self) -> int:
         """One round of every kind of work, in order; returns how many jobs it handled
@@ -64,6 +67,11 @@ class Worker:
             self._unreleased.append((job, error))
 
     async def _release_unreleased(self) -> None:
+        if self.outage_seen:
+            self.outage_seen = False
+            released = await queue.release_orphans(self.rt.pool, self.worker_id, self._holding)
+            if released:
+                log.info("gave back %d jobs whose claim was lost in the outage", released)
         held, self._unreleased = self._unreleased, []
         for job, error in held:
             await self._give_back(job, error)
@@ -80,39 +88,45 @@ class Worker:
 
     async def step_system(self) -> int:
         """Unfinished erasures, a job whose last worker died (alone), summaries that are due."""
-        pool, me = self.rt.pool, self.worker_id
-        if self._unreleased or self._uncompleted:
+        if self._unreleased or self._uncompleted or self.outage_seen:
             await self._release_unreleased()
         handled = 0
-        for job in await queue.claim(pool, me, 4, "erase_user", lease=self.lease):
+        for job in await self._claim(4, "erase_user"):
             await self._erase(job)
             handled += 1
-        crashed = await queue.claim(pool, me, 1, "ingest_message", lease=self.lease, crashed=True)
+        crashed = await self._claim(1, "ingest_message", crashed=True)
         if crashed:
             log.warning("job %s was held by a worker that stopped; running it alone", crashed[0].id)
             await self._ingest(crashed)
             handled += 1
-        for job in await queue.claim(pool, me, SUMMARIES_PER_STEP, "summarize_session", lease=self.lease):
+        for job in await self._claim(SUMMARIES_PER_STEP, "summarize_session"):
             await self._run_one(job, pipeline.summarize_session(self.rt, job.payload["session_id"]))
             handled += 1
         return handled
 
+    async def _claim(self, limit: int, kind: str, *, lane: queue.Lane = "live", crashed: bool = False) -> list[queue.Job]:
+        jobs = await queue.claim(self.rt.pool, self.worker_id, limit, kind, lease=self.lease, lane=lane, crashed=crashed)
+        self._holding |= {j.id for j in jobs}  # ours from now on, until _held lets them go
+        return jobs
+
     async def step_live(self) -> int:
         """A batch of live chat turns."""
-        jobs = await queue.claim(self.rt.pool, self.worker_id, self.batch, "ingest_message", lease=self.lease, lane="live")
+        jobs = await self._claim(self.batch, "ingest_message", lane="live")
         if jobs:
             await self._ingest(jobs)
         return len(jobs)
 
     async def step_bulk(self) -> int:
         """A batch of imported messages."""
-        jobs = await queue.claim(self.rt.pool, self.worker_id, self.batch, "ingest_message", lease=self.lease, lane="bulk")
+        jobs = await self._claim(self.batch, "ingest_message", lane="bulk")
         if jobs:
             await self._ingest(jobs)
         return len(jobs)
 
     async def _held(self, jobs: list[queue.Job], work: Awaitable[T]) -> T:
-        """Run ``work`` while renewing the lease of ``jobs`` (a slow LLM batch keeps them)."""
+        """Run ``work`` while renewing the lease of ``jobs`` (a slow LLM batch keeps them),
+        but never longer than ``JOB_TIMEOUT_S``: work that hangs is cancelled and retried
+        (a counted attempt) instead of holding its jobs for ever."""
 
         async def renew() -> None:
             while True:
@@ -124,8 +138,9 @@ class Worker:
 
         beat = asyncio.create_task(renew())
         try:
-            return await work
+            return await asyncio.wait_for(work, JOB_TIMEOUT_S)
         finally:
+            self._holding -= {j.id for j in jobs}
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
@@ -138,6 +153,7 @@ class Worker:
             log.info("ingested %d messages (%s) in %.2f s", len(jobs), jobs[0].lane, time.perf_counter() - started)
         except Exception as exc:
             if is_outage(exc):
+                self.outage_seen = True
                 log.warning("a store is unavailable (%s: %s); %d jobs will be retried", type(exc).__name__, exc, len(jobs))
                 for job in jobs:
                     await self._give_back(job, f"store unavailable: {type(exc).__name__}")
@@ -148,6 +164,7 @@ class Worker:
                 return
             # isolate the bad message: run the batch again one message at a time
             log.warning("a batch of %d failed (%s: %s); retrying its messages one by one", len(jobs), type(exc).__name__, exc)
+            self._holding |= {j.id for j in jobs}  # still ours while we retry them one by one
             for job in jobs:
                 await self._ingest([job])
             return
@@ -213,7 +230,7 @@ async def run_worker(settings: Settings, *, once: bool = False) -> None:
             log.info("drained %d jobs", await worker.drain())
             return
         # three loops side by side: a live turn never waits for an import batch to finish
-        await asyncio.gather(*(_loop(name, step, stop) for name, step in (
+        await asyncio.gather(*(_loop(worker, name, step, stop) for name, step in (
             ("system", worker.step_system), ("live", worker.step_live), ("bulk", worker.step_bulk))))
     finally:
         await rt.close()
@@ -233,12 +250,13 @@ async def warm_up(rt: Runtime) -> None:
     log.info("warmed up in %.1f s", time.perf_counter() - started)
 
 
-async def _loop(name: str, step, stop: asyncio.Event) -> None:
+async def _loop(worker: Worker, name: str, step, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
             handled = await step()
         except Exception as exc:  # the worker keeps going: jobs are leased, nothing is lost
             if is_outage(exc):
+                worker.outage_seen = True
                 log.warning("%s: queue unavailable (%s); retrying", name, type(exc).__name__)
             else:
                 log.exception("%s: worker step failed; retrying", name)

@@ -123,6 +123,7 @@ class Service:
     """The API and a worker as subprocesses, and an HTTP client for the API."""
 
     def __init__(self, stack: TestStack, extra_env: dict[str, str] | None = None, worker: bool = True) -> None:
+        self.stack = stack
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = os.environ | stack.env | (extra_env or {})
@@ -160,8 +161,30 @@ class Service:
             if jobs and jobs["ready"] == 0 and jobs["running"] == 0:
                 return jobs
             if time.monotonic() > deadline:
-                raise AssertionError(f"worker did not finish: {jobs}\n{(self.logs / 'worker.log').read_text()[-3000:]}")
+                raise AssertionError(f"worker did not finish: {jobs}\n{self.diagnose()}\n"
+                                     f"{(self.logs / 'worker.log').read_text()[-3000:]}")
             time.sleep(0.2)
+
+    def diagnose(self) -> str:
+        """What the stores are doing (when a wait times out): jobs held, sessions waiting."""
+        out = []
+        try:
+            out.append("running jobs: " + str([dict(r) for r in self.stack.sql(
+                "SELECT id, kind, lane, attempts, crashes, locked_by, locked_until, updated_at FROM jobs "
+                "WHERE status = 'running'")]))
+            out.append("postgres sessions: " + str([dict(r) for r in self.stack.sql(
+                "SELECT pid, state, wait_event_type, wait_event, now() - xact_start AS in_xact, left(query, 160) AS query "
+                "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]))
+            out.append("neo4j transactions: " + str(self.stack.cypher(
+                "SHOW TRANSACTIONS YIELD transactionId, currentQuery, status, elapsedTime "
+                "RETURN transactionId, left(currentQuery, 120) AS q, status, toString(elapsedTime) AS t")))
+        except Exception as exc:  # diagnostics must never hide the real failure
+            out.append(f"(diagnostics failed: {exc!r})")
+        spy = shutil.which("py-spy") or os.environ.get("LOFT_PY_SPY")
+        if spy and self.worker is not None:  # where the worker's threads are, if a profiler is at hand
+            dump = subprocess.run([spy, "dump", "--pid", str(self.worker.pid)], capture_output=True, text=True, timeout=30)
+            out.append("worker stacks:\n" + dump.stdout[-6000:] + dump.stderr[-500:])
+        return "\n".join(out)
 
     def log_tail(self, name: str = "worker", chars: int = 3000) -> str:
         return (self.logs / f"{name}.log").read_text(errors="replace")[-chars:]

@@ -37,9 +37,12 @@ def build_app(requests: list[dict]) -> FastAPI:
             style = re.search(r"love the (\w+) style", user_text)
             if style:  # free text a model may well return: not a catalog style
                 preferences.append({"attribute": "style", "value": style.group(1), "polarity": "prefers", "strength": 0.8, "confidence": 0.9})
+            # a date without a time or zone, as models often write one
+            purchases = [{"product_name": "Sloane Chaise Sectional", "at": "2024-05-01"}] if "bought" in user_text else []
             content = json.dumps({
                 "customer_name": (name.group(1) or name.group(2)) if name else None,
                 "preferences": preferences,
+                "purchases": purchases,
                 "memories": [{"kind": "fact", "text": f"LLM memory: {user_text[:60]}", "importance": 0.7}],
             })
         elif "Summarise this conversation" in system:

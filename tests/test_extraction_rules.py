@@ -405,3 +405,12 @@ def test_clause_handling_stays_fast_and_total(extractor):
     for nasty in ("and and and but ; ; , while", "My wife Emma " * 500, "I love and hate and " * 300,
                   "Tom's wife's sister's husband hates", ", while Tom likes", "I don't not never hate"):
         assert isinstance(extractor.extract(nasty, at=THURSDAY), Extraction)
+
+
+@pytest.mark.parametrize(("text", "sku"), [
+    ("Just bought the Winslow Armchair for the guest room, my sister Anna visits in May.", "LOFT-ARM-0001"),
+    ("Finally ordered the Kira U-Shaped Sectional!", "LOFT-SEC-0002"),
+])
+def test_a_purchase_without_a_subject_is_still_a_purchase(extractor, text, sku):
+    r = extractor.extract(text, at=THURSDAY)
+    assert [p.sku for p in r.purchases] == [sku]

@@ -32,3 +32,7 @@ def test_the_fuzzed_schema_is_the_one_the_api_serves(api):
           suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
 def test_no_operation_answers_5xx_or_breaks_its_schema(case, service):
     case.call_and_validate(base_url=service.base, checks=[not_a_server_error, response_schema_conformance], timeout=60)
+
+
+def test_zz_the_worker_digests_everything_the_fuzzer_sent(service):
+    service.wait_idle(timeout=120)

@@ -75,3 +75,18 @@ def test_free_text_from_the_model_never_creates_shared_nodes_and_is_erased(llm_s
     assert api.delete(f"/memory/user/{user}").json()["status"] == "complete"
     assert stack.scan_neo4j(["vorpalcore", "Quilla", user]) == []
     assert stack.scan_postgres(["vorpalcore", "Quilla", user]) == []
+
+
+def test_a_date_only_purchase_from_the_model_never_breaks_the_customer(llm_service, user, stack):
+    """A model's "2024-05-01" (no time, no zone) is stored as a UTC time; the customer's
+    chat, context and summary keep answering."""
+    svc, _ = llm_service
+    api = svc.http
+    assert api.post("/v1/chat", json={"user_identifier": user, "message": "I'm Noor and I bought the big sectional."}).status_code == 200
+    svc.wait_idle()
+    at = stack.cypher("MATCH (:Customer {user_id: $u})-[p:PURCHASED]->() RETURN p.at AS at", u=user)
+    assert at and at[0]["at"].tzinfo is not None
+    for r in (api.post("/v1/chat", json={"user_identifier": user, "message": "What did I buy?"}),
+              api.get(f"/memory/context/{user}", params={"query": "what did I buy in May 2024?"}),
+              api.get(f"/memory/user/{user}/summary")):
+        assert r.status_code == 200, r.text

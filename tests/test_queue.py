@@ -248,3 +248,23 @@ def test_a_retried_message_counts_once(service, api, user, stack, replays):
     assert prefs == [{"n": 1}] and mentions == [{"n": 1}]
     memories = stack.sql("SELECT source_message_ids FROM long_term_memories WHERE user_identifier = $1", user)
     assert memories and all(list(m["source_message_ids"]).count(mid) == 1 for m in memories)
+
+
+def test_a_summary_whose_worker_died_is_still_run(service, stack):
+    user = f"d-{uuid.uuid4().hex[:6]}"
+
+    async def scenario(pool):
+        key = f"summary:{uuid.uuid4()}"
+        async with pool.acquire() as conn:
+            await queue.enqueue(conn, "summarize_session", user, key, {"session_id": str(uuid.uuid4())}, debounce=True,
+                                run_after=datetime.now(timezone.utc))
+        (job,) = [j for j in await queue.claim(pool, "w1", 50, "summarize_session", lease=LEASE) if j.dedupe_key == key]
+        await pool.execute("UPDATE jobs SET locked_until = now() - interval '1 second' WHERE id = $1", job.id)
+        await queue.requeue_expired(pool)
+        again = [j for j in await queue.claim(pool, "w2", 50, "summarize_session", lease=LEASE) if j.dedupe_key == key]
+        await pool.execute("DELETE FROM jobs WHERE user_identifier = $1", user)
+        return again
+
+    with paused(service):
+        again = _with_pool(stack, scenario)
+    assert len(again) == 1 and again[0].crashes == 1

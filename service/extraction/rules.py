@@ -150,9 +150,11 @@ _BUDGET_AFTER = re.compile(r"(?P<cur>[$£€])\s?(?P<num>\d{1,3}(?:,\d{3})+|\d+(
 
 # -- purchases ----------------------------------------------------------------------------------------
 _PURCHASE = re.compile(
-    r"\b(?:i|we|my\s+(?:wife|husband|partner|girlfriend|boyfriend|mom|mum|dad|parents|family))(?:'ve|'d)?"
-    r"(?:\s+(?:just|recently|finally|already|actually|also|have|had|went\s+ahead\s+and|ended\s+up))*"
-    r"\s+(?P<verb>bought|purchased|ordered|got|picked\s+up|splurged\s+on|treated\s+(?:myself|ourselves)\s+to|"
+    r"(?:\b(?:i|we|my\s+(?:wife|husband|partner|girlfriend|boyfriend|mom|mum|dad|parents|family))(?:'ve|'d)?"
+    r"(?:\s+(?:just|recently|finally|already|actually|also|have|had|went\s+ahead\s+and|ended\s+up))*\s+"
+    # or no subject at all: "Just bought the Arlo sofa", "Finally ordered the rug"
+    r"|^\s*(?:(?:just|recently|finally|already|also)\s+)*)"
+    r"(?P<verb>bought|purchased|ordered|got|picked\s+up|splurged\s+on|treated\s+(?:myself|ourselves)\s+to|"
     r"invested\s+in|went\s+with|brought\s+home|snagged|grabbed)\b", _I)
 _ORDER_ID = re.compile(r"\border\s*(?:#|no\.?|number|num|id|ref)?\s*[:#]?\s*#?\s*(?P<id>[A-Z0-9][A-Z0-9-]{2,})\b|#\s?(?P<id2>[A-Z0-9][A-Z0-9-]{2,})\b", _I)
 _PRICE = re.compile(r"[$£€]\s?(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?\s*(k)?\b|\b(\d{1,3}(?:,\d{3})+|\d+)\s*(?:dollars|bucks|usd)\b", _I)

@@ -14,7 +14,8 @@ from graph import reads as graph_reads
 from service import sample, users
 from service.access import ADMIN_ONLY, ANY_ROLE, Principal, allow
 from service.deps import retriever, runtime
-from service.errors import Forbidden, InvalidInput, NotFound, StoreUnavailable
+from service.errors import Forbidden, InvalidInput, NotFound
+from service.outages import is_outage
 from service.pagination import decode_cursor, encode_cursor
 from service.profile import customer_profile
 from service.retriever import PRESETS, Retriever
@@ -80,7 +81,7 @@ async def user_summary(
              summary="Semantic search over a customer's graph entities, with relationships")
 async def search_entities(
     body: EntitySearchRequest, rt: Runtime = Depends(runtime), principal: Principal = Depends(allow(*ANY_ROLE))
-) -> dict:
+) -> EntitySearchResponse:
     principal.require_customer(body.user_identifier)
     vector = await rt.embedder.aembed_query(body.query, user=body.user_identifier)
     try:
@@ -88,8 +89,25 @@ async def search_entities(
             graph_reads.search_entities(rt.graph, body.user_identifier, [float(x) for x in vector], body.limit), 3.0
         )
     except Exception as exc:
-        raise StoreUnavailable("neo4j", f"entity search needs Neo4j, which is unavailable: {exc}") from exc
-    return {"query": body.query, "user_identifier": body.user_identifier, "entities": found}
+        if not (is_outage(exc) or isinstance(exc, TimeoutError)):
+            raise
+        # degraded, and said so: the last copy of the customer's graph this process holds
+        cached = rt.graph_cache.latest(body.user_identifier)
+        hits = (cached.view(vector, body.limit) or {}).get("matched", []) if cached else []
+        return EntitySearchResponse(
+            query=body.query, user_identifier=body.user_identifier,
+            entities=[_cached_hit(e) for e in hits], tiers={"neo4j": False},
+            errors={"neo4j": "Neo4j is unavailable; " + ("answered from this process's last copy of the customer's graph"
+                                                        if cached else "no copy of the customer's graph is at hand")},
+        )
+    return EntitySearchResponse(query=body.query, user_identifier=body.user_identifier, entities=found)
+
+
+def _cached_hit(e: dict) -> dict:
+    return {"key": e["key"], "name": e.get("name"), "type": e.get("type"), "summary": e.get("summary"),
+            "event_at": e.get("event_at"), "score": e["score"], "relation": e.get("relation"),
+            "mentions": e.get("mentions"), "last_seen": e.get("last_seen"),
+            "source_message_ids": e.get("source_message_ids"), "relationships": []}
 
 
 @router.get("/user/{user_identifier}/memories", response_model=MemoryPage, summary="A customer's long-term memories, newest first")
