@@ -32,6 +32,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 
 from bench.common import bench_stack, log
+from vectors.embedder import DIM
 
 COUNT_ROWS = """
 SELECT (SELECT count(*) FROM users WHERE NOT user_identifier = ANY($1)) AS users,
@@ -111,7 +112,7 @@ class Builder:
         self.styles = rt.catalog.styles
 
     def _vectors(self, n: int) -> np.ndarray:
-        v = self.rng.normal(size=(n, 384)).astype(np.float32)
+        v = self.rng.normal(size=(n, DIM)).astype(np.float32)
         return v / np.linalg.norm(v, axis=1, keepdims=True)
 
     async def customers(self, users: list[str], *, messages: int, memories: int, nodes: int) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from vectors.embedder import DIM
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class CustomerGraph:
             matrix = np.asarray([e.pop("embedding") for e in entities], dtype=np.float32)
             matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
         else:
-            matrix = np.zeros((0, 384), dtype=np.float32)
+            matrix = np.zeros((0, DIM), dtype=np.float32)
         return cls(version, facts, entities, matrix)
 
     def view(self, embedding: np.ndarray | None, hits: int) -> dict[str, Any] | None:

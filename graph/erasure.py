@@ -23,7 +23,6 @@ from neo4j import AsyncDriver
 
 # labels of nodes that belong to one customer (each has an index on user_id)
 PER_USER_LABELS = ("Customer", "Entity")
-SHARED_VOCABULARY = ("Style", "Category", "Material", "Color", "Brand")
 BATCH_ROWS = 1000
 
 COLLECT = """

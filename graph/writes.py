@@ -18,23 +18,9 @@ from typing import Any
 
 from neo4j import AsyncManagedTransaction, unit_of_work
 
-# preference attribute -> (node label, key property) of what the customer prefers
-TARGET_LABELS: dict[str, tuple[str, str]] = {
-    "style": ("Style", "name"),
-    "category": ("Category", "name"),
-    "material": ("Material", "name"),
-    "color": ("Color", "name"),
-    "brand": ("Brand", "name"),
-    "product": ("Product", "sku"),
-}
-RELATION_TYPES = frozenset(
-    {"FAMILY_OF", "PARTNER_OF", "FRIEND_OF", "PET_OF", "LIVES_IN", "WORKS_AT", "ATTENDED", "LOCATED_IN", "PART_OF", "RELATED_TO"}
-)
+from graph.schema import PREFERENCE_TYPES, RELATION_TYPES, TARGET_LABELS, VOCABULARY_LABELS, entity_key
+from vectors.embedder import DIM
 
-
-def entity_key(type_: str, name: str) -> str:
-    """Stable per-user key of an extracted entity: type + normalised name."""
-    return f"{type_}:{' '.join(name.lower().split())}"
 
 
 @dataclass
@@ -306,7 +292,7 @@ def _preference_row(facts: MessageFacts, pref: dict[str, Any]) -> dict[str, Any]
         "attribute": attribute,
         "value": value,
         "name": pref["value"],
-        "rel": "PREFERS" if pref["polarity"] == "prefers" else "DISLIKES",
+        "rel": PREFERENCE_TYPES[pref["polarity"]],
         "replaces": bool(pref.get("replaces")),
         "strength": float(pref.get("strength", 0.6)),
         "confidence": float(pref.get("confidence", 0.7)),
@@ -340,8 +326,7 @@ MERGE (cat)-[:SUBCATEGORY_OF]->(parent)
 """
 
 # every style, material, colour, category and brand of the catalog, marked as the
-# catalog's (erasure never deletes these; labels from this fixed tuple only)
-VOCABULARY_LABELS = ("Style", "Material", "Color", "Category", "Brand")
+# catalog's (erasure never deletes these; labels from graph.schema's fixed tuple only)
 LOAD_VOCABULARY = {
     label: f"UNWIND $names AS name MERGE (n:{label} {{name: name}}) SET n.catalog = true" for label in VOCABULARY_LABELS
 }
@@ -372,5 +357,5 @@ async def warm_up(tx: AsyncManagedTransaction) -> None:
     await tx.run(MERGE_INTERESTS, rows=[base | {"sku": None, "category": "sofa", "kind": "asked_about"}])
     await tx.run(MERGE_ENTITIES, rows=[base | {
         "key": "person:x", "name": "x", "type": "person", "relation": None, "summary": None, "event_at": None,
-        "embedding": [0.0] * 384}])
+        "embedding": [0.0] * DIM}])
     await tx.run(MERGE_RELATED, rows=[base | {"source_key": "a", "target_key": "b", "type": "RELATED_TO"}])

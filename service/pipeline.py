@@ -37,9 +37,11 @@ from typing import Any
 import numpy as np
 
 from graph import writes as graph_writes
+from graph.schema import entity_key, fact_key
 from service import history, users
 from service.extraction import Extraction
 from service.runtime import Runtime
+from service.text import NOT_NAMES
 from vectors import memories as ltm
 from vectors.embedder import DIM
 
@@ -209,7 +211,7 @@ def _memories(row: dict[str, Any], ex: Extraction, vectors: np.ndarray) -> list[
             text = candidate.text.lower()
             for pref in ex.preferences:
                 if pref.value.lower() in text:
-                    fact_keys.append(f"{pref.polarity}:{pref.attribute}:{pref.value.lower()}")
+                    fact_keys.append(fact_key(pref.polarity, pref.attribute, pref.value))
                     if subject is None:
                         subject = f"preference:{pref.attribute}"
                         replaces = pref.replaces
@@ -233,7 +235,7 @@ def _facts(rt: Runtime, row: dict[str, Any], ex: Extraction, entity_vectors: np.
     entities = []
     keys_by_name: dict[str, str] = {}
     for entity, vector in zip(ex.entities, entity_vectors):
-        key = graph_writes.entity_key(entity.type, entity.name)
+        key = entity_key(entity.type, entity.name)
         keys_by_name[entity.name.lower()] = key
         summary = f"{entity.name} — {entity.relation}" if entity.relation else None
         entities.append(
@@ -286,9 +288,6 @@ SET summary = excluded.summary, key_entities = excluded.key_entities, embedding 
 MARK_SUMMARIZED = "UPDATE sessions SET summarized_at = now() WHERE id = $1"
 
 _CAPITALISED = re.compile(r"\b([A-Z][a-z]{2,}(?:\s[A-Z][a-z]{2,})?)\b")
-_STOP = {"The", "This", "That", "What", "When", "Where", "Which", "Who", "How", "Why", "And", "But", "Yes", "Thanks",
-         "Thank", "Hey", "Hello", "Wow", "Oh", "Well", "Sure", "Great", "Also", "Just", "Really", "Its", "It's", "You",
-         "Your", "They", "There", "Here", "Not", "Did", "Does", "Have", "Has", "Can", "Could", "Would", "Will", "Let"}
 
 
 async def summarize_session(rt: Runtime, session_id: str) -> bool:
@@ -332,7 +331,7 @@ async def summarize_session(rt: Runtime, session_id: str) -> bool:
 
 
 def _key_entities(texts: list[str], limit: int = 8) -> list[str]:
-    counts = Counter(m for t in texts for m in _CAPITALISED.findall(t) if m.split()[0] not in _STOP)
+    counts = Counter(m for t in texts for m in _CAPITALISED.findall(t) if m.split()[0] not in NOT_NAMES)
     return [name for name, _ in counts.most_common(limit)]
 
 

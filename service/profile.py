@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 from graph import reads as graph_reads
+from graph.schema import POLARITY_OF
 from service.runtime import Runtime
 from vectors import memories as ltm
 
@@ -61,7 +62,7 @@ async def customer_profile(rt: Runtime, user: str, *, include_history: bool = Fa
         "customer_since": row["created_at"],
         "preferences": [
             {k: p.get(k) for k in ("rel", "attribute", "value", "strength", "confidence", "mentions", "valid_from", "valid_to", "source_message_ids")}
-            | {"polarity": "prefers" if p["rel"] == "PREFERS" else "dislikes"}
+            | {"polarity": POLARITY_OF[p["rel"]]}
             for p in sorted(graph.get("preferences") or [], key=lambda p: (-(p.get("strength") or 0), str(p["value"])))
         ],
         "purchases": graph.get("purchases") or [],

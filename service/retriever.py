@@ -36,11 +36,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from graph import reads as graph_reads
+from graph.schema import POLARITY_OF, fact_key
 from service import users
 from service.errors import StoreUnavailable
 from service.extraction.dates import find_dates
 from service.outages import is_outage
 from service.schemas import MAX_QUERY_CHARS
+from service.text import content_terms
 from service.runtime import Runtime
 from vectors import memories as ltm
 from vectors import search
@@ -216,14 +218,6 @@ def _clip(text: str, limit: int, query_terms: set[str]) -> str:
     return text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
-_STOPWORDS = frozenset(
-    "a an the and or but if of to in on at for with from by about as is are was were be been being do does did "
-    "what when where who whom which why how i you he she it we they me him her us them my your his its our their "
-    "this that these those there here have has had not no yes so than then too very can could would should will "
-    "just also into over after before up down out".split()
-)
-
-
 def _describe(exc: BaseException) -> str:
     """What a client may read about a failed tier: the kind of failure, not its internals."""
     if isinstance(exc, StoreUnavailable):
@@ -231,10 +225,6 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "Neo4j did not answer in time"
     return f"Neo4j is unavailable ({type(exc).__name__})"
-
-
-def _terms(text: str) -> set[str]:
-    return {w for w in re.findall(r"\w+", text.lower()) if w not in _STOPWORDS and len(w) > 1}
 
 
 def _period(query: str, reference: datetime) -> tuple[datetime, datetime] | None:
@@ -288,7 +278,7 @@ class Retriever:
             if is_outage(exc) or isinstance(exc, TimeoutError):
                 raise StoreUnavailable("postgres", "PostgreSQL is unavailable; retry shortly") from exc
             raise
-        terms = _terms(query)
+        terms = content_terms(query)
 
         tiers = {"postgres": True, "neo4j": True, "vectors": True}
         errors: dict[str, str] = {}
@@ -500,9 +490,9 @@ class Retriever:
                 text=f"{verb} {p['attribute']}: {p['value']} (strength {p['strength']:.1f}, {p['mentions']}× since {since})",
                 timestamp=p.get("last_seen"), message_ids=list(p.get("source_message_ids") or [])[-5:],
                 graph_path=f"(:Customer)-[:{p['rel']}]->({p['value']})", importance=0.5 + 0.5 * (p.get("strength") or 0.5),
-                fact_keys=(f"{'prefers' if p['rel'] == 'PREFERS' else 'dislikes'}:{p['attribute']}:{str(p['value']).lower()}",),
+                fact_keys=(fact_key(POLARITY_OF[p["rel"]], p["attribute"], p["value"]),),
             )
-            overlap = len(terms & _terms(f"{p['attribute']} {p['value']}"))
+            overlap = len(terms & content_terms(f"{p['attribute']} {p['value']}"))
             ranked.append(((p.get("strength") or 0.5) + overlap, c))
         for p in profile.get("purchases") or []:
             price = f", ${p['price']:,.0f}" if p.get("price") else ""
@@ -513,7 +503,7 @@ class Retriever:
                 timestamp=p.get("at"), message_ids=list(p.get("source_message_ids") or []),
                 graph_path=f"(:Customer)-[:PURCHASED]->({p.get('sku') or p['name']})", importance=0.8,
             )
-            overlap = len(terms & _terms(f"{p['name']} {p.get('category') or ''} bought purchase order"))
+            overlap = len(terms & content_terms(f"{p['name']} {p.get('category') or ''} bought purchase order"))
             ranked.append((0.8 + overlap, c))
         for i in profile.get("interests") or []:
             c = Candidate(
@@ -522,7 +512,7 @@ class Retriever:
                 timestamp=i.get("at"), message_ids=list(i.get("source_message_ids") or [])[-3:],
                 graph_path=f"(:Customer)-[:{i['rel']}]->({i['name']})", importance=0.4,
             )
-            ranked.append((0.3 + len(terms & _terms(i["name"])), c))
+            ranked.append((0.3 + len(terms & content_terms(i["name"])), c))
         ranked.sort(key=lambda x: -x[0])
         for _, c in ranked:
             add("graph_profile", c)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncpg
 import numpy as np
+from vectors.embedder import DIM
 
 # -- every per-customer search in one round trip ---------------------------------------------
 # The hot path asks PostgreSQL once: the customer's current memories, turns and summaries are
@@ -93,7 +94,7 @@ async def hybrid(
     rows = await conn.fetch(
         HYBRID,
         user,
-        embedding if vector_ok else np.zeros(384, dtype=np.float32),
+        embedding if vector_ok else np.zeros(DIM, dtype=np.float32),
         text,
         limits.get("memories_vector", 0) if vector_ok else 0,
         limits.get("memories_text", 0) if text else 0,

@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 
+from graph.schema import RELATION_TYPES
+
 # a price or budget above this is not a furniture store's (and "$" followed by hundreds of
 # digits must not become an infinite number in the graph)
 MAX_AMOUNT = 10_000_000
@@ -30,12 +32,8 @@ Attribute = Literal["style", "category", "material", "color", "brand", "size", "
 EntityType = Literal["person", "pet", "place", "room", "event", "organization", "thing"]
 MemoryKind = Literal["fact", "preference", "event", "insight", "pattern"]
 
-# Relationship types that may reach the graph: Cypher relationship types come from this
-# allow-list, never from text (Relation.type maps anything else to RELATED_TO).
-RELATION_TYPES = (
-    "FAMILY_OF", "PARTNER_OF", "FRIEND_OF", "PET_OF", "LIVES_IN", "WORKS_AT",
-    "ATTENDED", "LOCATED_IN", "PART_OF", "RELATED_TO",
-)
+# Relationship types that may reach the graph come from the graph's allow-list, never
+# from text (Relation.type maps anything else to RELATED_TO).
 
 
 class Preference(BaseModel):

@@ -1,0 +1,27 @@
+"""Words, defined once: the function words that carry no topic, and a text's content terms.
+
+Used wherever text is matched by its words (query terms in the retriever, sentence
+openers that are not names in session summaries).
+"""
+
+from __future__ import annotations
+
+import re
+
+STOPWORDS = frozenset(
+    "a an the and or but if of to in on at for with from by about as is are was were be been being do does did "
+    "what when where who whom which why how i you he she it we they me him her us them my your his its our their "
+    "this that these those there here have has had not no yes so than then too very can could would should will "
+    "just also into over after before up down out".split()
+)
+# words that start sentences with a capital without being a name
+NOT_NAMES = frozenset({w.title() for w in STOPWORDS} | {
+    "Thanks", "Thank", "Hey", "Hello", "Hi", "Wow", "Oh", "Well", "Sure", "Great", "Really", "It's", "Let", "Ok", "Okay",
+})
+
+_WORD = re.compile(r"\w+")
+
+
+def content_terms(text: str) -> set[str]:
+    """The content words of ``text``: lower-cased, stop words and single characters left out."""
+    return {w for w in _WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 1}
