@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test setup worker migrate stop env bench-locomo bench-latency bench-ingest clean
+.PHONY: run test lint setup worker migrate stop env bench-locomo bench-latency bench-ingest clean
 
 setup:
 	@bash scripts/bootstrap.sh >/dev/null
@@ -12,8 +12,14 @@ setup:
 run: setup
 	@$(VENV)/bin/loftmem up
 
-test: setup
+test: setup lint
 	@$(PY) -m pytest $(PYTEST_ARGS)
+
+# lint, format and types (CI runs them through `make test`)
+lint: setup
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+	@$(VENV)/bin/mypy
 
 worker: setup
 	@$(VENV)/bin/loftmem worker

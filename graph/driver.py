@@ -1,15 +1,14 @@
-"""Neo4j driver handling: one async driver per process, typed errors on failure."""
+"""Neo4j driver handling: one async driver per process, with the pool and timeouts the
+service relies on. Checking that the server answers (and explaining why not) is the
+caller's: see ``service.stores``."""
 
 from __future__ import annotations
 
 from neo4j import AsyncDriver, AsyncGraphDatabase
-from neo4j.exceptions import AuthError, ServiceUnavailable
-
-from service.errors import ConfigurationError, StoreUnavailable
 
 
-async def create_driver(uri: str, user: str, password: str | None, *, verify: bool = True) -> AsyncDriver:
-    driver = AsyncGraphDatabase.driver(
+def create_driver(uri: str, user: str, password: str | None) -> AsyncDriver:
+    return AsyncGraphDatabase.driver(
         uri,
         auth=(user, password or ""),
         max_connection_pool_size=50,
@@ -19,15 +18,3 @@ async def create_driver(uri: str, user: str, password: str | None, *, verify: bo
         # schema-less property warnings ("property does not exist yet") are noise here
         notifications_min_severity="OFF",
     )
-    if verify:
-        try:
-            await driver.verify_connectivity()
-        except AuthError as exc:
-            await driver.close()
-            raise ConfigurationError(
-                f"Neo4j at {uri} rejected user '{user}': wrong NEO4J_USER/NEO4J_PASSWORD ({exc.message})"
-            ) from exc
-        except (ServiceUnavailable, OSError) as exc:
-            await driver.close()
-            raise StoreUnavailable("neo4j", f"cannot connect to Neo4j at {uri}: {exc}") from exc
-    return driver

@@ -10,15 +10,13 @@ Writes are idempotent per source message: a retried job finds its message id in
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from neo4j import AsyncManagedTransaction, unit_of_work
 
-from graph.schema import PREFERENCE_TYPES, RELATION_TYPES, TARGET_LABELS, VOCABULARY_LABELS, entity_key
+from graph.schema import PREFERENCE_TYPES, RELATION_TYPES, TARGET_LABELS, entity_key
 from vectors.embedder import DIM
 
 
@@ -297,47 +295,6 @@ def _preference_row(facts: MessageFacts, pref: dict[str, Any]) -> dict[str, Any]
         "strength": float(pref.get("strength", 0.6)),
         "confidence": float(pref.get("confidence", 0.7)),
     }
-
-
-# -- catalog --------------------------------------------------------------------------------
-
-LOAD_CATALOG = """
-UNWIND $products AS p
-MERGE (prod:Product {sku: p.sku})
-SET prod.name = p.name, prod.price = p.price, prod.category = p.category, prod.brand = p.brand,
-    prod.description = p.description, prod.width_cm = p.width_cm, prod.depth_cm = p.depth_cm,
-    prod.height_cm = p.height_cm
-MERGE (cat:Category {name: p.category})
-MERGE (prod)-[:IN_CATEGORY]->(cat)
-FOREACH (s IN p.styles | MERGE (n:Style {name: s}) MERGE (prod)-[:HAS_STYLE]->(n))
-FOREACH (m IN p.materials | MERGE (n:Material {name: m}) MERGE (prod)-[:MADE_OF]->(n))
-FOREACH (c IN p.colors | MERGE (n:Color {name: c}) MERGE (prod)-[:HAS_COLOR]->(n))
-FOREACH (b IN CASE WHEN p.brand IS NULL THEN [] ELSE [p.brand] END |
-  MERGE (n:Brand {name: b}) MERGE (prod)-[:MADE_BY]->(n))
-"""
-
-LOAD_CATEGORIES = """
-UNWIND $categories AS k
-MERGE (cat:Category {name: k.name})
-SET cat.label = k.label, cat.synonyms = k.synonyms
-WITH cat, k WHERE k.parent IS NOT NULL
-MERGE (parent:Category {name: k.parent})
-MERGE (cat)-[:SUBCATEGORY_OF]->(parent)
-"""
-
-# every style, material, colour, category and brand of the catalog, marked as the
-# catalog's (erasure never deletes these; labels from graph.schema's fixed tuple only)
-LOAD_VOCABULARY = {
-    label: f"UNWIND $names AS name MERGE (n:{label} {{name: name}}) SET n.catalog = true" for label in VOCABULARY_LABELS
-}
-
-CATALOG_VERSION = "MATCH (v:CatalogVersion) RETURN v.hash AS hash"
-SET_CATALOG_VERSION = "MERGE (v:CatalogVersion) SET v.hash = $hash, v.loaded_at = datetime(), v.products = $count"
-
-
-def catalog_hash(products: list[dict], categories: list[dict], vocabulary: dict[str, list[str]]) -> str:
-    blob = json.dumps([products, categories, vocabulary], sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
 
 
 WARM_UP_USER = "(warm up)"  # no customer can have this identifier: the API refuses spaces and brackets

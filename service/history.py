@@ -84,6 +84,23 @@ GROUP BY 1, 2
 ON CONFLICT (user_identifier, lexeme) DO UPDATE SET ndoc = user_terms.ndoc + excluded.ndoc
 """
 
+# -- what a session summary reads and marks ------------------------------------------------
+
+SESSION_TURNS = """
+SELECT id, role, speaker, content, created_at, embedding FROM messages
+WHERE session_id = $1 AND user_identifier = $2 ORDER BY created_at, id
+"""
+MARK_SUMMARIZED = "UPDATE sessions SET summarized_at = now() WHERE id = $1"
+RECENT_USER_MESSAGES = """
+SELECT content, created_at FROM messages WHERE user_identifier = $1 AND role = 'user'
+ORDER BY created_at DESC, id DESC LIMIT $2
+"""
+COUNTS_FOR_USER = """
+SELECT (SELECT count(*) FROM sessions WHERE user_identifier = $1) AS sessions,
+       (SELECT count(*) FROM messages WHERE user_identifier = $1) AS messages
+"""
+COUNTS = "SELECT (SELECT count(*) FROM sessions) AS sessions, (SELECT count(*) FROM messages) AS messages"
+
 LATEST_SESSION = """
 SELECT id FROM sessions WHERE user_identifier = $1 ORDER BY last_message_at DESC LIMIT 1
 """
@@ -202,6 +219,31 @@ def reply_key(message_id: int) -> str:
 async def message_by_external_id(conn: asyncpg.Connection, user_identifier: str, external_id: str) -> dict[str, Any] | None:
     row = await conn.fetchrow(BY_EXTERNAL_ID, user_identifier, external_id)
     return dict(row) if row else None
+
+
+async def session_owner(conn: asyncpg.Connection, session_id: uuid.UUID) -> str | None:
+    return await conn.fetchval(SESSION_OWNER, session_id)
+
+
+async def session_messages(conn: asyncpg.Connection, user_identifier: str, session_id: uuid.UUID) -> list[asyncpg.Record]:
+    """Every turn of a session, in order, with its embedding."""
+    return await conn.fetch(SESSION_TURNS, session_id, user_identifier)
+
+
+async def mark_summarized(conn: asyncpg.Connection, session_id: uuid.UUID) -> None:
+    await conn.execute(MARK_SUMMARIZED, session_id)
+
+
+async def recent_user_messages(conn: asyncpg.Connection, user_identifier: str, limit: int = 10) -> list[asyncpg.Record]:
+    return await conn.fetch(RECENT_USER_MESSAGES, user_identifier, limit)
+
+
+async def counts_for_user(conn: asyncpg.Connection, user_identifier: str) -> dict[str, int]:
+    return dict(await conn.fetchrow(COUNTS_FOR_USER, user_identifier))
+
+
+async def counts(conn: asyncpg.Connection) -> dict[str, int]:
+    return dict(await conn.fetchrow(COUNTS))
 
 
 async def messages_by_id(conn: asyncpg.Connection, ids: list[int]) -> list[dict[str, Any]]:

@@ -9,38 +9,25 @@ from typing import Any
 
 from graph import reads as graph_reads
 from graph.schema import POLARITY_OF
+from service import history, users
 from service.runtime import Runtime
 from vectors import memories as ltm
+from vectors import summaries as vector_summaries
 
 log = logging.getLogger("loft.profile")
 
-USER_ROW = "SELECT user_identifier, display_name, created_at FROM users WHERE user_identifier = $1"
-PG_COUNTS = """
-SELECT (SELECT count(*) FROM sessions WHERE user_identifier = $1) AS sessions,
-       (SELECT count(*) FROM messages WHERE user_identifier = $1) AS messages,
-       (SELECT count(*) FROM long_term_memories WHERE user_identifier = $1 AND valid_to IS NULL) AS memories,
-       (SELECT count(*) FROM long_term_memories WHERE user_identifier = $1 AND valid_to IS NOT NULL) AS superseded_memories,
-       (SELECT count(*) FROM conversation_summaries WHERE user_identifier = $1) AS summaries
-"""
-RECENT_SUMMARIES = """
-SELECT session_id, summary, key_entities, last_message_at FROM conversation_summaries
-WHERE user_identifier = $1 ORDER BY last_message_at DESC LIMIT 3
-"""
-RECENT_USER_MESSAGES = """
-SELECT content, created_at FROM messages WHERE user_identifier = $1 AND role = 'user'
-ORDER BY created_at DESC, id DESC LIMIT 10
-"""
 
 
 async def customer_profile(rt: Runtime, user: str, *, include_history: bool = False) -> dict[str, Any] | None:
     async with rt.pool.acquire() as conn:
-        row = await conn.fetchrow(USER_ROW, user)
+        row = await users.get(conn, user)
         if row is None:
             return None
-        counts = dict(await conn.fetchrow(PG_COUNTS, user))
+        counts = await history.counts_for_user(conn, user) | await ltm.counts_for_user(conn, user)
+        counts["summaries"] = await vector_summaries.count_for_user(conn, user)
         memories = await ltm.list_for_user(conn, user, include_superseded=include_history, limit=50)
-        summaries = await conn.fetch(RECENT_SUMMARIES, user)
-        recent = await conn.fetch(RECENT_USER_MESSAGES, user)
+        summaries = await vector_summaries.recent_for_user(conn, user, 3)
+        recent = await history.recent_user_messages(conn, user, 10)
     graph: dict[str, Any] | None = None
     graph_error = None
     try:

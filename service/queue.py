@@ -229,8 +229,11 @@ async def complete(conn: asyncpg.Connection | asyncpg.Pool, worker_id: str, jobs
     """Finish jobs this worker holds (this attempt): delete them, or queue the re-armed ones."""
     if jobs:
         ids, attempts = [j.id for j in jobs], [j.attempts for j in jobs]
-        await conn.execute(RUN_AGAIN, ids, attempts, worker_id)
+        # this order matters: a re-arm that lands between the two statements is either seen by
+        # DONE (which then leaves the job to RUN_AGAIN) or arrives after the delete (and simply
+        # queues a new job); the other order could miss it and leave the job running for ever
         await conn.execute(DONE, ids, attempts, worker_id)
+        await conn.execute(RUN_AGAIN, ids, attempts, worker_id)
 
 
 async def release_orphans(pool: asyncpg.Pool, worker_id: str, holding: set[int]) -> int:

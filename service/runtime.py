@@ -13,10 +13,10 @@ import asyncpg
 from neo4j import AsyncDriver
 
 from graph.cache import GraphCache
-from graph.driver import create_driver
 from service.breaker import CircuitBreaker
 from service.db import create_pool
 from service.settings import Settings
+from service.stores import open_graph
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -68,12 +68,7 @@ class Runtime:
         pool = await create_pool(settings.database_url, max_size=pool_size)
         # not verified: the API must start (degraded) while Neo4j is down and recover
         # by itself when it returns
-        graph = await create_driver(
-            settings.neo4j_uri,
-            settings.neo4j_user,
-            settings.neo4j_password.get_secret_value() if settings.neo4j_password else None,
-            verify=False,
-        )
+        graph = await open_graph(settings, verify=False)
         from graph import reads as graph_reads
 
         graph_reads.DATABASE = settings.neo4j_database
@@ -89,7 +84,7 @@ class Runtime:
             )
         from service.erasure import erasure_key
 
-        return cls(settings, pool, graph, get_embedder(), Catalog.load(), llm, erasure_key(settings))
+        return cls(settings, pool, graph, get_embedder(settings.embedder, settings.cache_dir), Catalog.load(), llm, erasure_key(settings))
 
     async def close(self) -> None:
         await self.graph.close()

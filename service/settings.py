@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, alias="LOFT_MAX_BODY_BYTES", ge=1024)
     max_import_bytes: int = Field(default=1024 * 1024, alias="LOFT_MAX_IMPORT_BYTES", ge=1024)
 
+    # embeddings: ONNX Runtime (default) or torch (sentence-transformers)
+    embedder: Literal["onnx", "torch"] = Field(default="onnx", alias="LOFT_EMBEDDER")
+
     # extraction: "rules" (deterministic, default) or "llm" (needs OPENAI_API_KEY)
     extractor: Literal["rules", "llm"] = Field(default="rules", alias="LOFT_EXTRACTOR")
     worker_batch: int = Field(default=64, alias="LOFT_WORKER_BATCH", ge=1, le=1024)

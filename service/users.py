@@ -37,6 +37,7 @@ LOCK_FOR_ERASURE = "SELECT user_identifier FROM users WHERE user_identifier = $1
 BUMP_GRAPH_VERSION = """
 UPDATE users SET graph_version = nextval('graph_version_seq') WHERE user_identifier = ANY($1::text[])
 """
+COUNT = "SELECT count(*) FROM users"
 SET_DISPLAY_NAME = "UPDATE users SET display_name = $2, updated_at = now() WHERE user_identifier = $1"
 
 
@@ -86,3 +87,7 @@ async def bump_graph_version(conn: asyncpg.Connection, users: list[str]) -> None
 
 async def set_display_name(conn: asyncpg.Connection, user: str, name: str) -> None:
     await conn.execute(SET_DISPLAY_NAME, user, name)
+
+
+async def count(conn: asyncpg.Connection) -> int:
+    return await conn.fetchval(COUNT)

@@ -25,7 +25,7 @@ from datetime import timedelta
 from typing import TypeVar
 
 from graph import writes as graph_writes
-from service import erasure, pipeline, queue
+from service import erasure, pipeline, queue, summaries
 from service.outages import is_outage
 from service.runtime import Runtime
 from service.settings import Settings
@@ -100,7 +100,7 @@ class Worker:
             await self._ingest(crashed)
             handled += 1
         for job in await self._claim(SUMMARIES_PER_STEP, "summarize_session"):
-            await self._run_one(job, pipeline.summarize_session(self.rt, job.payload["session_id"]))
+            await self._run_one(job, summaries.summarize_session(self.rt, job.payload["session_id"]))
             handled += 1
         return handled
 
@@ -223,6 +223,7 @@ async def run_worker(settings: Settings, *, once: bool = False) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, _log_tasks)  # `kill -USR1 <pid>`: where is every task?
     log.info("worker %s started (batch %d)", worker.worker_id, worker.batch)
     try:
         await warm_up(rt)
@@ -235,6 +236,16 @@ async def run_worker(settings: Settings, *, once: bool = False) -> None:
     finally:
         await rt.close()
         log.info("worker %s stopped", worker.worker_id)
+
+
+def _log_tasks() -> None:
+    """Log the stack of every asyncio task (an operator's view of a worker that seems stuck)."""
+    import io
+
+    for task in asyncio.all_tasks():
+        out = io.StringIO()
+        task.print_stack(limit=30, file=out)
+        log.warning("task %s:\n%s", task.get_name(), out.getvalue())
 
 
 async def warm_up(rt: Runtime) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -162,7 +163,7 @@ class Service:
                 return jobs
             if time.monotonic() > deadline:
                 raise AssertionError(f"worker did not finish: {jobs}\n{self.diagnose()}\n"
-                                     f"{(self.logs / 'worker.log').read_text()[-3000:]}")
+                                     f"{(self.logs / 'worker.log').read_text()[-12000:]}")
             time.sleep(0.2)
 
     def diagnose(self) -> str:
@@ -180,6 +181,9 @@ class Service:
                 "RETURN transactionId, left(currentQuery, 120) AS q, status, toString(elapsedTime) AS t")))
         except Exception as exc:  # diagnostics must never hide the real failure
             out.append(f"(diagnostics failed: {exc!r})")
+        if self.worker is not None and self.worker.poll() is None:  # the worker logs its tasks' stacks
+            self.worker.send_signal(signal.SIGUSR1)
+            time.sleep(1.0)
         spy = shutil.which("py-spy") or os.environ.get("LOFT_PY_SPY")
         if spy and self.worker is not None:  # where the worker's threads are, if a profiler is at hand
             dump = subprocess.run([spy, "dump", "--pid", str(self.worker.pid)], capture_output=True, text=True, timeout=30)

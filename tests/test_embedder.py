@@ -1,6 +1,6 @@
 """The embedder's two backends (ONNX Runtime and torch) on their own: no stores.
 
-The ONNX export goes to a fresh ``LOFT_CACHE_DIR`` under pytest's tmp dir, so the first
+The ONNX export goes to a fresh cache dir under pytest's tmp dir, so the first
 load here really exports (≈10 s) and the second must reuse the file.
 """
 
@@ -43,16 +43,12 @@ SENTENCES = [
 
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("loft-cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LOFT_CACHE_DIR", str(path))
-        mp.delenv("LOFT_EMBEDDER", raising=False)
-        yield path
+    return tmp_path_factory.mktemp("loft-cache")
 
 
 @pytest.fixture(scope="module")
 def onnx_embedder(cache_dir) -> Embedder:
-    e = Embedder(backend="onnx")
+    e = Embedder(backend="onnx", cache_dir=cache_dir)
     assert e.backend == "onnx", "the ONNX backend fell back to torch (see the logged warning)"
     return e
 
@@ -130,7 +126,7 @@ def test_query_cache(onnx_embedder):
 
 
 def test_query_cache_is_bounded(cache_dir):
-    e = Embedder(backend="onnx", cache_size=3)
+    e = Embedder(backend="onnx", cache_size=3, cache_dir=cache_dir)
     for i in range(5):
         e.embed_query(f"query {i}")
     assert list(e._cache) == ["query 2", "query 3", "query 4"]
@@ -142,7 +138,7 @@ def test_onnx_file_reused(onnx_embedder, cache_dir):
     model = first.export_dir / onnx_export.MODEL_FILE
     assert first.export_dir.parent.parent == cache_dir
     stamp = model.stat().st_mtime_ns
-    again = Embedder(backend="onnx")
+    again = Embedder(backend="onnx", cache_dir=cache_dir)
     assert again.backend == "onnx"
     assert not again._impl.exported_now
     assert again._impl.export_dir == first.export_dir
@@ -151,20 +147,26 @@ def test_onnx_file_reused(onnx_embedder, cache_dir):
     assert [p.name for p in first.export_dir.parent.iterdir()] == [first.export_dir.name]
 
 
-def test_env_var_picks_backend(cache_dir, monkeypatch):
+def test_settings_pick_the_backend(cache_dir, monkeypatch):
+    from pydantic import ValidationError
+
+    from service.settings import Settings
+
     monkeypatch.setenv("LOFT_EMBEDDER", "torch")
-    assert Embedder().backend == "torch"
+    assert Embedder(backend=Settings().embedder, cache_dir=cache_dir).backend == "torch"
     monkeypatch.setenv("LOFT_EMBEDDER", "nonsense")
+    with pytest.raises(ValidationError):
+        Settings()
     with pytest.raises(ValueError):
-        Embedder()
+        Embedder(backend="nonsense")
 
 
 def test_failed_verification_falls_back_to_torch(cache_dir, monkeypatch, caplog):
     monkeypatch.setattr(embedder_mod, "VERIFY_MIN_COSINE", 1.5)  # nothing can pass
     monkeypatch.setattr(embedder_mod, "_warned_fallback", False)
     with caplog.at_level(logging.WARNING, logger="vectors.embedder"):
-        e = Embedder(backend="onnx")
-        e2 = Embedder(backend="onnx")
+        e = Embedder(backend="onnx", cache_dir=cache_dir)
+        e2 = Embedder(backend="onnx", cache_dir=cache_dir)
     assert e.backend == e2.backend == "torch"
     warnings = [r for r in caplog.records if "ONNX embedder unavailable" in r.getMessage()]
     assert len(warnings) == 1  # once per process

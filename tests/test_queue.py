@@ -268,3 +268,34 @@ def test_a_summary_whose_worker_died_is_still_run(service, stack):
     with paused(service):
         again = _with_pool(stack, scenario)
     assert len(again) == 1 and again[0].crashes == 1
+
+
+def test_a_rearm_racing_the_completion_is_never_lost(service, stack):
+    """The re-arm lands at every point around the completion: the job ends either queued
+    again or replaced by a new one, never left running."""
+    user = f"r-{uuid.uuid4().hex[:6]}"
+
+    async def scenario(pool):
+        outcomes = []
+        for round_ in range(30):
+            key = f"summary:race:{uuid.uuid4()}"
+            sid = str(uuid.uuid4())
+            now = datetime.now(timezone.utc)
+            async with pool.acquire() as conn:
+                await queue.enqueue(conn, "summarize_session", user, key, {"session_id": sid}, debounce=True, run_after=now)
+            (job,) = [j for j in await queue.claim(pool, "w1", 50, "summarize_session", lease=LEASE) if j.dedupe_key == key]
+
+            async def rearm(delay: float) -> None:
+                await asyncio.sleep(delay)
+                async with pool.acquire() as conn:
+                    await queue.enqueue(conn, "summarize_session", user, key, {"session_id": sid}, debounce=True, run_after=now)
+
+            await asyncio.gather(queue.complete(pool, "w1", [job]), rearm(round_ * 0.0005))
+            row = await pool.fetchrow("SELECT status, locked_by FROM jobs WHERE dedupe_key = $1", key)
+            outcomes.append(None if row is None else (row["status"], row["locked_by"]))
+        await pool.execute("DELETE FROM jobs WHERE user_identifier = $1", user)
+        return outcomes
+
+    with paused(service):
+        outcomes = _with_pool(stack, scenario)
+    assert all(o == ("queued", None) for o in outcomes), outcomes

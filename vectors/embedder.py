@@ -17,8 +17,8 @@ Two backends compute the same vectors:
   is logged once and the torch backend is used instead.
 * ``torch``: ``SentenceTransformer.encode``.
 
-``LOFT_EMBEDDER=torch|onnx`` picks the backend (default ``onnx``); ``Embedder.backend``
-tells which one is in use.
+The backend is chosen by the caller (the service passes ``LOFT_EMBEDDER=torch|onnx``
+from its settings; default ``onnx``); ``Embedder.backend`` tells which one is in use.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
+
+from vectors import onnx_export
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -85,13 +87,11 @@ class _TorchBackend:
 class _OnnxBackend:
     name = "onnx"
 
-    def __init__(self, model_dir: Path) -> None:
+    def __init__(self, model_dir: Path, cache_dir: Path) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        from vectors import onnx_export
-
-        export_dir, self.exported_now = onnx_export.ensure_export(model_dir)
+        export_dir, self.exported_now = onnx_export.ensure_export(model_dir, cache_dir)
         self.export_dir = export_dir
         self.max_seq_length = _max_seq_length(model_dir)
 
@@ -147,6 +147,11 @@ class _OnnxBackend:
         return out
 
 
+def as_array(value: object) -> np.ndarray:
+    """A stored embedding (pgvector's ``Vector``, a list or an array) as float32 numpy."""
+    return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=np.float32)
+
+
 def _mean_pool_normalise(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """sentence-transformers' mean pooling then ``F.normalize`` (eps 1e-12)."""
     m = mask[..., None].astype(np.float32)
@@ -165,15 +170,15 @@ def _max_seq_length(model_dir: Path) -> int:
 
 
 class Embedder:
-    def __init__(self, *, cache_size: int = 4096, backend: str | None = None) -> None:
-        wanted = (backend or os.environ.get("LOFT_EMBEDDER") or "onnx").strip().lower()
+    def __init__(self, *, cache_size: int = 4096, backend: str = "onnx", cache_dir: Path | None = None) -> None:
+        wanted = backend.strip().lower()
         if wanted not in ("onnx", "torch"):
-            raise ValueError(f"LOFT_EMBEDDER must be 'onnx' or 'torch', not {wanted!r}")
+            raise ValueError(f"the embedder backend must be 'onnx' or 'torch', not {wanted!r}")
         model_dir = _model_dir()
         impl: _OnnxBackend | _TorchBackend | None = None
         if wanted == "onnx":
             try:
-                impl = _OnnxBackend(model_dir)
+                impl = _OnnxBackend(model_dir, cache_dir or onnx_export.DEFAULT_CACHE)
             except Exception as exc:  # any failure: export, session, verification
                 _warn_fallback_once(exc)
         if impl is None:
@@ -248,6 +253,6 @@ class Embedder:
 
 
 @cache
-def get_embedder() -> Embedder:
+def get_embedder(backend: str = "onnx", cache_dir: Path | None = None) -> Embedder:
     """One model per process (loading it takes a few seconds)."""
-    return Embedder()
+    return Embedder(backend=backend, cache_dir=cache_dir)

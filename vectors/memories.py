@@ -114,6 +114,14 @@ FROM long_term_memories WHERE user_identifier = $1 AND ($2 OR valid_to IS NULL)
 ORDER BY valid_from DESC, created_at DESC LIMIT $3
 """
 
+COUNTS_FOR_USER = """
+SELECT count(*) FILTER (WHERE valid_to IS NULL) AS memories, count(*) FILTER (WHERE valid_to IS NOT NULL) AS superseded_memories
+FROM long_term_memories WHERE user_identifier = $1
+"""
+COUNTS = """
+SELECT count(*) FILTER (WHERE valid_to IS NULL) AS memories_current, count(*) AS memories_total FROM long_term_memories
+"""
+
 TOUCH = """
 UPDATE long_term_memories SET access_count = access_count + 1, last_accessed_at = now()
 WHERE user_identifier = $1 AND id = ANY($2::uuid[])
@@ -247,3 +255,11 @@ async def touch(conn: asyncpg.Connection, user_identifier: str, memory_ids: list
     """Count an access to memories served in a context (rows locked in id order)."""
     if memory_ids:
         await conn.execute(TOUCH, user_identifier, sorted(memory_ids))
+
+
+async def counts_for_user(conn: asyncpg.Connection, user_identifier: str) -> dict[str, int]:
+    return dict(await conn.fetchrow(COUNTS_FOR_USER, user_identifier))
+
+
+async def counts(conn: asyncpg.Connection) -> dict[str, int]:
+    return dict(await conn.fetchrow(COUNTS))

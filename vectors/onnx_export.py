@@ -5,7 +5,7 @@ seq]``) to the token embeddings ``last_hidden_state`` (float32, ``[batch, seq, 3
 mean pooling and L2 normalisation are done in numpy by :mod:`vectors.embedder`, exactly
 as sentence-transformers does for this model.
 
-The cache lives under ``$LOFT_CACHE_DIR`` (default ``~/.cache/loft``) in ``onnx/<key>/``,
+The cache lives under the cache dir (``LOFT_CACHE_DIR``, default ``~/.cache/loft``) in ``onnx/<key>/``,
 where the key hashes the weights file, the torch / transformers / onnxruntime versions
 and this exporter's own version. A directory holds ``model.onnx`` plus ``reference.npy``:
 the sentence-transformers (torch) embeddings of :data:`VERIFY_SENTENCES` computed at
@@ -45,8 +45,7 @@ VERIFY_SENTENCES = [
 ]
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("LOFT_CACHE_DIR") or Path.home() / ".cache" / "loft")
+DEFAULT_CACHE = Path.home() / ".cache" / "loft"
 
 
 def _version(dist: str) -> str:
@@ -85,16 +84,17 @@ def export_key(model_dir: Path) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
 
 
-def export_dir(model_dir: Path) -> Path:
-    return cache_root() / "onnx" / f"all-minilm-l6-v2-{export_key(model_dir)}"
+def export_dir(model_dir: Path, cache_dir: Path = DEFAULT_CACHE) -> Path:
+    return cache_dir / "onnx" / f"all-minilm-l6-v2-{export_key(model_dir)}"
 
 
-def ensure_export(model_dir: Path) -> tuple[Path, bool]:
-    """The cached export directory for ``model_dir``; builds it if missing.
+def ensure_export(model_dir: Path, cache_dir: Path = DEFAULT_CACHE) -> tuple[Path, bool]:
+    """The cached export directory for ``model_dir`` under ``cache_dir`` (the service
+    passes ``LOFT_CACHE_DIR``); builds it if missing.
 
     Returns ``(directory, exported_now)``.
     """
-    target = export_dir(model_dir)
+    target = export_dir(model_dir, cache_dir)
     if (target / MODEL_FILE).is_file() and (target / REFERENCE_FILE).is_file():
         return target, False
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -9,10 +9,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from graph import reads as graph_reads
-from service import queue
+from service import history, queue, users
 from service.access import Role, optional_principal
 from service.deps import runtime
 from service.schemas import StatusResponse
+from vectors import memories as ltm
+from vectors import summaries as vector_summaries
 from service.runtime import Runtime
 
 router = APIRouter(tags=["status"])
@@ -24,20 +26,13 @@ SELECT current_setting('server_version') AS version,
        (SELECT extversion FROM pg_extension WHERE extname = 'vector') AS pgvector
 """
 
-PG_STATS = """
-SELECT (SELECT count(*) FROM users) AS users,
-       (SELECT count(*) FROM sessions) AS sessions,
-       (SELECT count(*) FROM messages) AS messages,
-       (SELECT count(*) FROM long_term_memories WHERE valid_to IS NULL) AS memories_current,
-       (SELECT count(*) FROM long_term_memories) AS memories_total,
-       (SELECT count(*) FROM conversation_summaries) AS summaries
-"""
 
 
 async def _postgres(rt: Runtime) -> dict[str, Any]:
     async with rt.pool.acquire(timeout=CHECK_TIMEOUT_S) as conn:
         info = await conn.fetchrow(PG_INFO)
-        stats = dict(await conn.fetchrow(PG_STATS))
+        stats = {"users": await users.count(conn)} | await history.counts(conn) | await ltm.counts(conn)
+        stats["summaries"] = await vector_summaries.count(conn)
         jobs = await queue.counts(conn)
     return {"ok": True, "version": info["version"], "pgvector": info["pgvector"], "stats": stats, "jobs": jobs}
 

@@ -1,0 +1,76 @@
+"""The shared catalog in Neo4j: products, their categories, styles, materials, colours and
+brands, and the vocabulary nodes the catalog defines (marked ``catalog = true``; erasure
+never deletes those). Loaded by ``loftmem migrate`` (and the catalog feed) only when its
+content hash changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+
+from neo4j import AsyncDriver
+
+from graph.schema import VOCABULARY_LABELS
+
+log = logging.getLogger("loft.graph.catalog")
+BATCH = 200
+
+LOAD_CATALOG = """
+UNWIND $products AS p
+MERGE (prod:Product {sku: p.sku})
+SET prod.name = p.name, prod.price = p.price, prod.category = p.category, prod.brand = p.brand,
+    prod.description = p.description, prod.width_cm = p.width_cm, prod.depth_cm = p.depth_cm,
+    prod.height_cm = p.height_cm
+MERGE (cat:Category {name: p.category})
+MERGE (prod)-[:IN_CATEGORY]->(cat)
+FOREACH (s IN p.styles | MERGE (n:Style {name: s}) MERGE (prod)-[:HAS_STYLE]->(n))
+FOREACH (m IN p.materials | MERGE (n:Material {name: m}) MERGE (prod)-[:MADE_OF]->(n))
+FOREACH (c IN p.colors | MERGE (n:Color {name: c}) MERGE (prod)-[:HAS_COLOR]->(n))
+FOREACH (b IN CASE WHEN p.brand IS NULL THEN [] ELSE [p.brand] END |
+  MERGE (n:Brand {name: b}) MERGE (prod)-[:MADE_BY]->(n))
+"""
+
+LOAD_CATEGORIES = """
+UNWIND $categories AS k
+MERGE (cat:Category {name: k.name})
+SET cat.label = k.label, cat.synonyms = k.synonyms
+WITH cat, k WHERE k.parent IS NOT NULL
+MERGE (parent:Category {name: k.parent})
+MERGE (cat)-[:SUBCATEGORY_OF]->(parent)
+"""
+
+# every style, material, colour, category and brand of the catalog, marked as the
+# catalog's (erasure never deletes these; labels from graph.schema's fixed tuple only)
+LOAD_VOCABULARY = {
+    label: f"UNWIND $names AS name MERGE (n:{label} {{name: name}}) SET n.catalog = true" for label in VOCABULARY_LABELS
+}
+
+CATALOG_VERSION = "MATCH (v:CatalogVersion) RETURN v.hash AS hash"
+SET_CATALOG_VERSION = "MERGE (v:CatalogVersion) SET v.hash = $hash, v.loaded_at = datetime(), v.products = $count"
+
+
+def catalog_hash(products: list[dict], categories: list[dict], vocabulary: dict[str, list[str]]) -> str:
+    blob = json.dumps([products, categories, vocabulary], sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+
+
+async def ensure_catalog(
+    driver: AsyncDriver, products: list[dict], categories: list[dict], vocabulary: dict[str, list[str]], *, database: str
+) -> bool:
+    """Load the catalog unless this exact version is already there; True when it loaded."""
+    digest = catalog_hash(products, categories, vocabulary)
+    records, _, _ = await driver.execute_query(CATALOG_VERSION, database_=database)
+    if records and records[0]["hash"] == digest:
+        return False
+    await driver.execute_query(LOAD_CATEGORIES, categories=categories, database_=database)
+    for start in range(0, len(products), BATCH):
+        await driver.execute_query(LOAD_CATALOG, products=products[start : start + BATCH], database_=database)
+    for label, names in vocabulary.items():
+        await driver.execute_query(LOAD_VOCABULARY[label], names=names, database_=database)
+    await driver.execute_query(SET_CATALOG_VERSION, hash=digest, count=len(products), database_=database)
+    log.info("loaded the catalog into Neo4j: %d products", len(products))
+    return True

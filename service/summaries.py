@@ -1,0 +1,110 @@
+"""Session summaries: written (or refreshed) once a session has been quiet for a while.
+
+The LLM writes them when one is configured; otherwise, and whenever the LLM fails, an
+extractive summary: the turns closest to the session's centroid, in order, under a line
+that says when, who and what was mentioned. Either way the summary carries its source
+message ids and an embedding, so the retriever can find it and cite its turns.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from service import history, users
+from service.runtime import Runtime
+from service.text import NOT_NAMES
+from vectors import summaries
+from vectors.embedder import as_array
+
+log = logging.getLogger("loft.summaries")
+
+PROMPT = """Summarise this conversation between a furniture store's assistant and a customer in
+2-4 sentences for the store's memory: who the customer is, what they want, what they decided or
+bought, with dates. Plain text only."""
+
+_CAPITALISED = re.compile(r"\b([A-Z][a-z]{2,}(?:\s[A-Z][a-z]{2,})?)\b")
+
+
+async def summarize_session(rt: Runtime, session_id: str) -> bool:
+    """Write (or refresh) a session's summary. False when the session no longer exists."""
+    sid = uuid.UUID(session_id)
+    async with rt.pool.acquire() as conn:
+        user = await history.session_owner(conn, sid)
+        if user is None:
+            return False
+        rows = await history.session_messages(conn, user, sid)
+    first_id = rows[0]["id"] if rows else None
+    rows = [r for r in rows if r["embedding"] is not None] or list(rows)
+    if not rows:
+        return True
+    key_entities = _key_entities([r["content"] for r in rows])
+    text, sources, method = None, [r["id"] for r in rows], "extractive"
+    if rt.llm is not None:
+        try:
+            text, method = await _llm_summary(rt, rows), "llm"
+        except Exception as exc:  # the extractive summary stands in; nothing is lost
+            log.warning("LLM summary failed for session %s (%s); using the extractive summary", session_id, exc)
+    if text is None:
+        text, sources = _extractive_summary(rows, key_entities)
+    vector = (await rt.embedder.aembed([text]))[0]
+    summary = summaries.Summary(sid, user, text, key_entities, vector, len(rows), rows[0]["created_at"],
+                                rows[-1]["created_at"], sources, method)
+    async with rt.pool.acquire() as conn, conn.transaction():
+        # fence: the customer and the session's first message must still be there (erased
+        # meanwhile: write nothing)
+        if not await users.lock_live(conn, [user]) or not await history.lock_live_messages(conn, [first_id]):
+            return False
+        await summaries.upsert(conn, summary)
+        await history.mark_summarized(conn, sid)
+    return True
+
+
+async def _llm_summary(rt: Runtime, rows: list[Any]) -> str:
+    assert rt.llm is not None
+    transcript = "\n".join(
+        f"[{r['created_at']:%Y-%m-%d %H:%M}] {r['speaker'] or r['role']}: {r['content']}" for r in rows[-200:]
+    )
+    response = await rt.llm.chat.completions.create(
+        model=rt.settings.llm_model,
+        messages=[{"role": "system", "content": PROMPT}, {"role": "user", "content": transcript[-24000:]}],
+        temperature=0.2,
+    )
+    text = (response.choices[0].message.content or "").strip()
+    if not text:
+        raise ValueError("empty summary")
+    return text
+
+
+def _key_entities(texts: list[str], limit: int = 8) -> list[str]:
+    counts = Counter(m for t in texts for m in _CAPITALISED.findall(t) if m.split()[0] not in NOT_NAMES)
+    return [name for name, _ in counts.most_common(limit)]
+
+
+def _extractive_summary(rows: list[Any], key_entities: list[str], picks: int = 4, max_chars: int = 180) -> tuple[str, list[int]]:
+    """The turns closest to the session's centroid, in order: a cheap, faithful summary."""
+    with_vec = [r for r in rows if r["embedding"] is not None and len(r["content"]) > 20]
+    if with_vec:
+        matrix = np.stack([as_array(r["embedding"]) for r in with_vec])
+        centroid = matrix.mean(axis=0)
+        order = np.argsort(-(matrix @ centroid))[:picks]
+        chosen = sorted((with_vec[i] for i in order), key=lambda r: (r["created_at"], r["id"]))
+    else:
+        chosen = rows[:picks]
+    day = rows[0]["created_at"].strftime("%-d %B %Y")
+    speakers = sorted({r["speaker"] or r["role"] for r in rows})
+    parts = [f"{(r['speaker'] or r['role'])}: {_clip(r['content'], max_chars)}" for r in chosen]
+    head = f"Conversation on {day} between {', '.join(speakers)} ({len(rows)} messages)"
+    if key_entities:
+        head += f"; mentions {', '.join(key_entities[:6])}"
+    return head + ". " + " | ".join(parts), [r["id"] for r in chosen]
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"

@@ -1,0 +1,64 @@
+"""Conversation summaries in pgvector: one per session, refreshed when it goes quiet.
+
+Every statement on ``conversation_summaries`` lives here (the retriever's search reads
+them in the hybrid statement of :mod:`vectors.search`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+import numpy as np
+
+UPSERT = """
+INSERT INTO conversation_summaries (session_id, user_identifier, summary, key_entities, embedding, message_count,
+                                    first_message_at, last_message_at, source_message_ids, method)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+ON CONFLICT (session_id) DO UPDATE
+SET summary = excluded.summary, key_entities = excluded.key_entities, embedding = excluded.embedding,
+    message_count = excluded.message_count, first_message_at = excluded.first_message_at,
+    last_message_at = excluded.last_message_at, source_message_ids = excluded.source_message_ids,
+    method = excluded.method, updated_at = now()
+"""
+RECENT_FOR_USER = """
+SELECT session_id, summary, key_entities, last_message_at FROM conversation_summaries
+WHERE user_identifier = $1 ORDER BY last_message_at DESC LIMIT $2
+"""
+COUNT_FOR_USER = "SELECT count(*) FROM conversation_summaries WHERE user_identifier = $1"
+COUNT = "SELECT count(*) FROM conversation_summaries"
+
+
+@dataclass(frozen=True)
+class Summary:
+    session_id: uuid.UUID
+    user_identifier: str
+    text: str
+    key_entities: list[str]
+    embedding: np.ndarray
+    message_count: int
+    first_message_at: datetime
+    last_message_at: datetime
+    source_message_ids: list[int]
+    method: str  # "llm" | "extractive"
+
+
+async def upsert(conn: asyncpg.Connection, s: Summary) -> None:
+    await conn.execute(
+        UPSERT, s.session_id, s.user_identifier, s.text, s.key_entities, s.embedding, s.message_count,
+        s.first_message_at, s.last_message_at, s.source_message_ids, s.method,
+    )
+
+
+async def recent_for_user(conn: asyncpg.Connection | asyncpg.Pool, user: str, limit: int = 3) -> list[asyncpg.Record]:
+    return await conn.fetch(RECENT_FOR_USER, user, limit)
+
+
+async def count_for_user(conn: asyncpg.Connection | asyncpg.Pool, user: str) -> int:
+    return await conn.fetchval(COUNT_FOR_USER, user)
+
+
+async def count(conn: asyncpg.Connection | asyncpg.Pool) -> int:
+    return await conn.fetchval(COUNT)
