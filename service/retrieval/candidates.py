@@ -230,42 +230,54 @@ def profile(facts: Mapping[str, Any], terms: set[str]) -> list[Candidate]:
     by how many of the query's words they share."""
     ranked: list[tuple[float, Candidate]] = []
     if facts.get("name"):
-        c = Candidate(
-            key="profile:name", kind="profile", section="profile",
-            text=f"Name: {facts['name']} (customer since {day(facts.get('first_seen'))})",
-            timestamp=facts.get("first_seen"), graph_path="(:Customer)", importance=1.0, pinned=True,
-        )
-        ranked.append((10.0, c))
-    for p in facts.get("preferences") or []:
-        verb = "likes" if p["rel"] == "PREFERS" else "dislikes"
-        since = day(p.get("valid_from"))
-        c = Candidate(
-            key=f"pref:{p['rel']}:{p['attribute']}:{p['value']}", kind="preference", section="preferences",
-            text=f"{verb} {p['attribute']}: {p['value']} (strength {p['strength']:.1f}, {p['mentions']}× since {since})",
-            timestamp=p.get("last_seen"), message_ids=list(p.get("source_message_ids") or [])[-5:],
-            graph_path=f"(:Customer)-[:{p['rel']}]->({p['value']})", importance=0.5 + 0.5 * (p.get("strength") or 0.5),
-            fact_keys=(fact_key(POLARITY_OF[p["rel"]], p["attribute"], p["value"]),),
-        )
-        overlap = len(terms & content_terms(f"{p['attribute']} {p['value']}"))
-        ranked.append(((p.get("strength") or 0.5) + overlap, c))
-    for p in facts.get("purchases") or []:
-        price = f", ${p['price']:,.0f}" if p.get("price") else ""
-        sku = f" ({p['sku']})" if p.get("sku") else ""
-        c = Candidate(
-            key=f"purchase:{p.get('sku') or p['name']}:{(p.get('source_message_ids') or [0])[0]}", kind="purchase",
-            section="purchases", text=f"[{day(p.get('at'))}] bought {p['name']}{sku}{price}",
-            timestamp=p.get("at"), message_ids=list(p.get("source_message_ids") or []),
-            graph_path=f"(:Customer)-[:PURCHASED]->({p.get('sku') or p['name']})", importance=0.8,
-        )
-        overlap = len(terms & content_terms(f"{p['name']} {p.get('category') or ''} bought purchase order"))
-        ranked.append((0.8 + overlap, c))
-    for i in facts.get("interests") or []:
-        c = Candidate(
-            key=f"interest:{i['name']}", kind="interest", section="interests",
-            text=f"[{day(i.get('at'))}] asked about {i['name']} ({i['mentions']}×)",
-            timestamp=i.get("at"), message_ids=list(i.get("source_message_ids") or [])[-3:],
-            graph_path=f"(:Customer)-[:{i['rel']}]->({i['name']})", importance=0.4,
-        )
-        ranked.append((0.3 + len(terms & content_terms(i["name"])), c))
+        ranked.append((10.0, _name(facts)))
+    ranked += [_preference(p, terms) for p in facts.get("preferences") or []]
+    ranked += [_purchase(p, terms) for p in facts.get("purchases") or []]
+    ranked += [_interest(i, terms) for i in facts.get("interests") or []]
     ranked.sort(key=lambda x: -x[0])
     return [c for _, c in ranked]
+
+
+def _name(facts: Mapping[str, Any]) -> Candidate:
+    return Candidate(
+        key="profile:name", kind="profile", section="profile",
+        text=f"Name: {facts['name']} (customer since {day(facts.get('first_seen'))})",
+        timestamp=facts.get("first_seen"), graph_path="(:Customer)", importance=1.0, pinned=True,
+    )
+
+
+def _preference(p: Row, terms: set[str]) -> tuple[float, Candidate]:
+    verb = "likes" if p["rel"] == "PREFERS" else "dislikes"
+    since = day(p.get("valid_from"))
+    c = Candidate(
+        key=f"pref:{p['rel']}:{p['attribute']}:{p['value']}", kind="preference", section="preferences",
+        text=f"{verb} {p['attribute']}: {p['value']} (strength {p['strength']:.1f}, {p['mentions']}× since {since})",
+        timestamp=p.get("last_seen"), message_ids=list(p.get("source_message_ids") or [])[-5:],
+        graph_path=f"(:Customer)-[:{p['rel']}]->({p['value']})", importance=0.5 + 0.5 * (p.get("strength") or 0.5),
+        fact_keys=(fact_key(POLARITY_OF[p["rel"]], p["attribute"], p["value"]),),
+    )
+    overlap = len(terms & content_terms(f"{p['attribute']} {p['value']}"))
+    return (p.get("strength") or 0.5) + overlap, c
+
+
+def _purchase(p: Row, terms: set[str]) -> tuple[float, Candidate]:
+    price = f", ${p['price']:,.0f}" if p.get("price") else ""
+    sku = f" ({p['sku']})" if p.get("sku") else ""
+    c = Candidate(
+        key=f"purchase:{p.get('sku') or p['name']}:{(p.get('source_message_ids') or [0])[0]}", kind="purchase",
+        section="purchases", text=f"[{day(p.get('at'))}] bought {p['name']}{sku}{price}",
+        timestamp=p.get("at"), message_ids=list(p.get("source_message_ids") or []),
+        graph_path=f"(:Customer)-[:PURCHASED]->({p.get('sku') or p['name']})", importance=0.8,
+    )
+    overlap = len(terms & content_terms(f"{p['name']} {p.get('category') or ''} bought purchase order"))
+    return 0.8 + overlap, c
+
+
+def _interest(i: Row, terms: set[str]) -> tuple[float, Candidate]:
+    c = Candidate(
+        key=f"interest:{i['name']}", kind="interest", section="interests",
+        text=f"[{day(i.get('at'))}] asked about {i['name']} ({i['mentions']}×)",
+        timestamp=i.get("at"), message_ids=list(i.get("source_message_ids") or [])[-3:],
+        graph_path=f"(:Customer)-[:{i['rel']}]->({i['name']})", importance=0.4,
+    )
+    return 0.3 + len(terms & content_terms(i["name"])), c
