@@ -73,16 +73,18 @@ class Provenance(BaseModel):
     """Where an item came from: the messages it was derived from, the long-term memory, or
     the graph path it was read along."""
 
-    message_ids: list[int]
-    memory_id: str | None = None
-    graph_path: str | None = None
+    message_ids: list[int] = Field(description="the customer's messages it was said in or derived from")
+    memory_id: str | None = Field(default=None, description="the long-term memory (a memory item)")
+    graph_path: str | None = Field(default=None, description="the graph path it was read along (a graph fact)")
 
 
 class ContextItem(BaseModel):
+    """One line of the context, with where it came from and how it scored."""
+
     kind: Literal[ItemKind, "recommendation"]
-    section: str
-    text: str
-    score: float
+    section: str = Field(description="the key of the section it is listed under in ``sections``")
+    text: str = Field(description="as it appears in the prompt text")
+    score: float = Field(description="the fused rank score times its boosts (see score_parts)")
     score_parts: dict[str, float] | None = Field(default=None, description="with explain=true: each source's share")
     provenance: Provenance
     timestamp: datetime | None = Field(description="when it was said or became true")
