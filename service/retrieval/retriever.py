@@ -42,6 +42,8 @@ log = logging.getLogger("loft.retriever")
 
 
 class Retriever:
+    """Builds the context for a chat turn; one per process (it holds the runtime)."""
+
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self._touch_tasks: set[asyncio.Task] = set()
