@@ -31,7 +31,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        from service.retriever import Retriever
+        from service.retrieval import Retriever
 
         if runtime is not None:
             app.state.runtime = runtime

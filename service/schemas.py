@@ -16,6 +16,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+# the context's models live with the retriever that builds them; re-exported here with
+# every other model of the API
+from service.retrieval.candidates import ContextItem, ContextResponse, Provenance  # noqa: F401
+
 MAX_MESSAGE_BYTES = 32 * 1024
 MAX_QUERY_CHARS = 4000
 MAX_METADATA_BYTES = 8 * 1024
@@ -220,45 +224,6 @@ class WhoAmI(BaseModel):
     role: Literal["admin", "chat", "customer"]
     customer: str | None = Field(description="the one customer a customer key acts for")
     open: bool = Field(description="true when the service runs without keys (listening on localhost only)")
-
-
-# -- the context ----------------------------------------------------------------------------
-
-
-class Provenance(BaseModel):
-    """Where an item came from: the messages it was derived from, the long-term memory, or
-    the graph path it was read along."""
-
-    message_ids: list[int]
-    memory_id: str | None = None
-    graph_path: str | None = None
-
-
-class ContextItem(BaseModel):
-    kind: Literal["profile", "preference", "purchase", "interest", "entity", "memory", "summary", "message", "turn",
-                  "recommendation"]
-    section: str
-    text: str
-    score: float
-    score_parts: dict[str, float] | None = Field(default=None, description="with explain=true: each source's share")
-    provenance: Provenance
-    timestamp: datetime | None = Field(description="when it was said or became true")
-
-
-class ContextResponse(BaseModel):
-    """Prompt-ready context: ``text`` to put in the prompt, the same content by section, and
-    every item with its provenance and score."""
-
-    text: str
-    sections: dict[str, list[str]]
-    items: list[ContextItem]
-    tiers: dict[str, bool] = Field(description="which tiers answered (postgres, neo4j, vectors)")
-    errors: dict[str, str] = Field(description="why a tier did not answer")
-    budget: int
-    tokens: int
-    preset: str
-    took_ms: float
-    timings_ms: dict[str, float] | None = Field(default=None, description="with explain=true: stage timings")
 
 
 # -- what LOFT remembers about a customer ---------------------------------------------------

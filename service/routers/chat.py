@@ -20,7 +20,7 @@ from service import chat, history
 from service.access import ANY_ROLE, Principal, allow
 from service.deps import retriever, runtime
 from service.errors import Conflict, InvalidInput
-from service.retriever import Retriever
+from service.retrieval import Retriever
 from service.runtime import Runtime
 from service.schemas import ChatRequest, ChatResponse, ErrorResponse, IdempotencyKey
 

@@ -18,7 +18,7 @@ from service.errors import Forbidden, InvalidInput, NotFound
 from service.outages import is_outage
 from service.pagination import decode_cursor, encode_cursor
 from service.profile import customer_profile
-from service.retriever import PRESETS, Retriever
+from service.retrieval import PRESETS, Retriever
 from service.runtime import Runtime
 from service.schemas import (
     MAX_QUERY_CHARS,

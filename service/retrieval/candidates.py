@@ -1,0 +1,285 @@
+"""The retriever's typed results: what a source finds (:class:`Candidate`), what a client
+reads (:class:`ContextItem` with its :class:`Provenance`, in a :class:`ContextResponse`),
+and how a store's row becomes a candidate.
+
+A candidate's text is final when it is made: dated, clipped to the sentences that match
+the query, phrased for the prompt. Fusion and packing only score, choose and order.
+The public models are re-exported by ``service.schemas`` with every other API model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Mapping
+
+from pydantic import BaseModel, Field
+
+from graph.schema import POLARITY_OF, fact_key
+from service.retrieval.config import CHARS_PER_TOKEN
+from service.text import content_terms
+
+ItemKind = Literal["profile", "preference", "purchase", "interest", "entity", "memory", "summary", "message", "turn"]
+Row = Mapping[str, Any]  # an asyncpg record or a graph read's dict
+
+
+@dataclass
+class Candidate:
+    """One thing the context could say, with where it came from and how it scored."""
+
+    key: str  # one candidate per key, whichever sources found it ("message:12", "memory:<uuid>", …)
+    kind: ItemKind
+    section: str
+    text: str
+    timestamp: datetime | None
+    message_ids: list[int] = field(default_factory=list)
+    memory_id: str | None = None
+    graph_path: str | None = None
+    importance: float = 0.5
+    fact_keys: tuple[str, ...] = ()
+    mention_ids: list[int] = field(default_factory=list)  # entities: the turns that mention them
+    parts: dict[str, float] = field(default_factory=dict)  # source -> rrf contribution
+    raw: dict[str, float] = field(default_factory=dict)  # source -> raw score
+    score: float = 0.0
+    pinned: bool = False
+    role: str | None = None
+    group: str | None = None  # conversation turns are listed under a "### <day>" heading
+
+    @property
+    def fused(self) -> float:
+        """The sum of the sources' (and expansion's) contributions, before any boost."""
+        return sum(self.parts.values())
+
+    def as_item(self) -> dict[str, Any]:
+        """The JSON form of a :class:`ContextItem`, built directly (the hot path skips validation)."""
+        return {
+            "kind": self.kind,
+            "section": self.section,
+            "text": self.text,
+            "score": round(self.score, 6),
+            "score_parts": {k: round(v, 6) for k, v in self.parts.items()} | {f"raw_{k}": round(v, 4) for k, v in self.raw.items()},
+            "provenance": {"message_ids": self.message_ids, "memory_id": self.memory_id, "graph_path": self.graph_path},
+            "timestamp": self.timestamp.isoformat() if self.timestamp else None,
+        }
+
+
+# -- the public models ------------------------------------------------------------------------
+
+
+class Provenance(BaseModel):
+    """Where an item came from: the messages it was derived from, the long-term memory, or
+    the graph path it was read along."""
+
+    message_ids: list[int] = Field(description="the customer's messages it was said in or derived from")
+    memory_id: str | None = Field(default=None, description="the long-term memory (a memory item)")
+    graph_path: str | None = Field(default=None, description="the graph path it was read along (a graph fact)")
+
+
+class ContextItem(BaseModel):
+    """One line of the context, with where it came from and how it scored."""
+
+    kind: Literal[ItemKind, "recommendation"]
+    section: str = Field(description="the key of the section it is listed under in ``sections``")
+    text: str = Field(description="as it appears in the prompt text")
+    score: float = Field(description="the fused rank score times its boosts (see score_parts)")
+    score_parts: dict[str, float] | None = Field(default=None, description="with explain=true: each source's share")
+    provenance: Provenance
+    timestamp: datetime | None = Field(description="when it was said or became true")
+
+
+class ContextResponse(BaseModel):
+    """Prompt-ready context: ``text`` to put in the prompt, the same content by section, and
+    every item with its provenance and score."""
+
+    text: str
+    sections: dict[str, list[str]]
+    items: list[ContextItem]
+    tiers: dict[str, bool] = Field(description="which tiers answered (postgres, neo4j, vectors)")
+    errors: dict[str, str] = Field(description="why a tier did not answer")
+    budget: int
+    tokens: int
+    preset: str
+    took_ms: float
+    timings_ms: dict[str, float] | None = Field(default=None, description="with explain=true: stage timings")
+
+
+@dataclass
+class Context:
+    """What ``Retriever.context`` returns; ``as_dict()`` is the JSON of a :class:`ContextResponse`."""
+
+    text: str
+    sections: dict[str, list[str]]
+    items: list[dict[str, Any]]  # ContextItem-shaped, see Candidate.as_item
+    tiers: dict[str, bool]
+    took_ms: float
+    budget: int
+    preset: str
+    errors: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self, explain: bool = False) -> dict[str, Any]:
+        items = self.items if explain else [{k: v for k, v in i.items() if k != "score_parts"} for i in self.items]
+        return {
+            "text": self.text,
+            "sections": self.sections,
+            "items": items,
+            "tiers": self.tiers,
+            "errors": self.errors,
+            "budget": self.budget,
+            "tokens": math.ceil(len(self.text) / CHARS_PER_TOKEN),
+            "preset": self.preset,
+            "took_ms": round(self.took_ms, 2),
+        } | ({"timings_ms": self.timings} if explain else {})
+
+
+# -- text ----------------------------------------------------------------------------------------
+
+
+def message_key(message_id: int) -> str:
+    """The one candidate a turn is, whichever source (search, session, expansion) found it."""
+    return f"message:{message_id}"
+
+
+def day(ts: datetime | None) -> str:
+    return f"{ts.day} {ts:%b %Y}" if ts else "undated"
+
+
+def clip(text: str, limit: int, query_terms: set[str]) -> str:
+    """Keep a long turn to its sentences that best match the query (in their order)."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    sentences = re.split(r"(?<=[.!?])\s+", text)
+    if len(sentences) > 1 and query_terms:
+        scored = sorted(
+            range(len(sentences)),
+            key=lambda i: (-len(query_terms & set(re.findall(r"\w+", sentences[i].lower()))), i),
+        )
+        keep: list[int] = []
+        used = 0
+        for i in scored:
+            if used + len(sentences[i]) + 1 > limit:
+                continue
+            keep.append(i)
+            used += len(sentences[i]) + 1
+        if keep:
+            return " … ".join(sentences[i] for i in sorted(keep))
+    return text[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+# -- rows -> candidates ------------------------------------------------------------------------
+
+
+def memory(r: Row, limit: int, terms: set[str]) -> Candidate:
+    meta = json.loads(r["metadata"]) if isinstance(r["metadata"], str) else (r["metadata"] or {})
+    return Candidate(
+        key=f"memory:{r['id']}", kind="memory", section="memories",
+        text=f"[{day(r['ts'])}] {clip(r['content'], limit, terms)}", timestamp=r["ts"],
+        message_ids=list(r["source_message_ids"]), memory_id=str(r["id"]), importance=r["importance"],
+        fact_keys=tuple(meta.get("fact_keys", ())),
+    )
+
+
+def message(r: Row, limit: int, terms: set[str]) -> Candidate:
+    who = r["speaker"] or r["role"]
+    at = r["ts"] if "ts" in r.keys() else r["created_at"]
+    mid = int(r["id"])
+    return Candidate(
+        key=message_key(mid), kind="message", section="conversation",
+        text=f"{who}: {clip(r['content'], limit, terms)}", timestamp=at, group=day(at),
+        message_ids=[mid], importance=0.5, role=r["role"],
+    )
+
+
+def turn(r: Row, limit: int, terms: set[str]) -> Candidate:
+    """A turn of the current session: pinned, dated inline rather than under a day heading."""
+    c = message(r, limit, terms)
+    c.kind, c.section, c.pinned = "turn", "session", True
+    c.text, c.group = f"[{c.group}] {c.text}", None
+    return c
+
+
+def summary(r: Row, limit: int, terms: set[str]) -> Candidate:
+    return Candidate(
+        key=f"summary:{r['id']}", kind="summary", section="summaries",
+        text=clip(r["content"], limit * 2, terms), timestamp=r["ts"],
+        message_ids=list(r["source_message_ids"]),
+    )
+
+
+def entity(r: Row) -> Candidate:
+    relation = f", {r['relation']}" if r.get("relation") else ""
+    when = f", {day(r['event_at'])}" if r.get("event_at") else ""
+    related = ""
+    if r.get("related") or r.get("relationships"):
+        rels = r.get("related") or r.get("relationships")
+        related = "; " + ", ".join(f"{x['type'].lower().replace('_', ' ')} {x.get('other') or x.get('name')}" for x in rels[:3])
+    return Candidate(
+        key=f"entity:{r['key']}", kind="entity", section="entities",
+        text=f"{r['name']} ({r['type']}{relation}{when}; mentioned {r.get('mentions') or 1}×){related}",
+        timestamp=r.get("last_seen"),
+        # an entity points at the turns that mention it; those are pulled in as their own items
+        message_ids=[], graph_path=f"(:Customer)-[:MENTIONED]->(:Entity {{key: '{r['key']}'}})",
+        importance=0.5, mention_ids=list(r.get("source_message_ids") or []),
+    )
+
+
+def profile(facts: Mapping[str, Any], terms: set[str]) -> list[Candidate]:
+    """The customer's graph facts as candidates, best first: the name, then by strength and
+    by how many of the query's words they share."""
+    ranked: list[tuple[float, Candidate]] = []
+    if facts.get("name"):
+        ranked.append((10.0, _name(facts)))
+    ranked += [_preference(p, terms) for p in facts.get("preferences") or []]
+    ranked += [_purchase(p, terms) for p in facts.get("purchases") or []]
+    ranked += [_interest(i, terms) for i in facts.get("interests") or []]
+    ranked.sort(key=lambda x: -x[0])
+    return [c for _, c in ranked]
+
+
+def _name(facts: Mapping[str, Any]) -> Candidate:
+    return Candidate(
+        key="profile:name", kind="profile", section="profile",
+        text=f"Name: {facts['name']} (customer since {day(facts.get('first_seen'))})",
+        timestamp=facts.get("first_seen"), graph_path="(:Customer)", importance=1.0, pinned=True,
+    )
+
+
+def _preference(p: Row, terms: set[str]) -> tuple[float, Candidate]:
+    verb = "likes" if p["rel"] == "PREFERS" else "dislikes"
+    since = day(p.get("valid_from"))
+    c = Candidate(
+        key=f"pref:{p['rel']}:{p['attribute']}:{p['value']}", kind="preference", section="preferences",
+        text=f"{verb} {p['attribute']}: {p['value']} (strength {p['strength']:.1f}, {p['mentions']}× since {since})",
+        timestamp=p.get("last_seen"), message_ids=list(p.get("source_message_ids") or [])[-5:],
+        graph_path=f"(:Customer)-[:{p['rel']}]->({p['value']})", importance=0.5 + 0.5 * (p.get("strength") or 0.5),
+        fact_keys=(fact_key(POLARITY_OF[p["rel"]], p["attribute"], p["value"]),),
+    )
+    overlap = len(terms & content_terms(f"{p['attribute']} {p['value']}"))
+    return (p.get("strength") or 0.5) + overlap, c
+
+
+def _purchase(p: Row, terms: set[str]) -> tuple[float, Candidate]:
+    price = f", ${p['price']:,.0f}" if p.get("price") else ""
+    sku = f" ({p['sku']})" if p.get("sku") else ""
+    c = Candidate(
+        key=f"purchase:{p.get('sku') or p['name']}:{(p.get('source_message_ids') or [0])[0]}", kind="purchase",
+        section="purchases", text=f"[{day(p.get('at'))}] bought {p['name']}{sku}{price}",
+        timestamp=p.get("at"), message_ids=list(p.get("source_message_ids") or []),
+        graph_path=f"(:Customer)-[:PURCHASED]->({p.get('sku') or p['name']})", importance=0.8,
+    )
+    overlap = len(terms & content_terms(f"{p['name']} {p.get('category') or ''} bought purchase order"))
+    return 0.8 + overlap, c
+
+
+def _interest(i: Row, terms: set[str]) -> tuple[float, Candidate]:
+    c = Candidate(
+        key=f"interest:{i['name']}", kind="interest", section="interests",
+        text=f"[{day(i.get('at'))}] asked about {i['name']} ({i['mentions']}×)",
+        timestamp=i.get("at"), message_ids=list(i.get("source_message_ids") or [])[-3:],
+        graph_path=f"(:Customer)-[:{i['rel']}]->({i['name']})", importance=0.4,
+    )
+    return 0.3 + len(terms & content_terms(i["name"])), c

@@ -1,0 +1,159 @@
+"""Scoring, as pure functions: weighted reciprocal-rank fusion of the sources' rankings,
+the expansion's share, and the boosts (importance, recency, the period a query names,
+the assistant's own turns, a memory ranking with the turn it came from).
+
+No I/O here: every function takes candidates and a :class:`RetrievalConfig` and either
+returns a value or sets the candidates' ``parts`` and ``score``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from service.extraction.dates import find_dates
+from service.retrieval.candidates import Candidate, message_key
+from service.retrieval.config import RetrievalConfig
+
+# the order candidates are collected in (a candidate found twice keeps its first form)
+SOURCE_ORDER = (
+    "memories_vector", "memories_text", "messages_vector", "messages_text",
+    "summaries_vector", "summaries_text", "recent_turns", "graph_profile", "graph_entities",
+)
+Period = tuple[datetime, datetime]
+
+
+# -- fusion --------------------------------------------------------------------------------------
+
+
+def fuse(ranked: Mapping[str, list[Candidate]], config: RetrievalConfig) -> dict[str, Candidate]:
+    """One candidate per key, each source's contribution ``weight / (rrf_k + rank)`` in its
+    ``parts`` (rank from 1) and each source's raw score in its ``raw``."""
+    candidates: dict[str, Candidate] = {}
+    lists: dict[str, list[str]] = {}
+    for source in SOURCE_ORDER:
+        for c in ranked.get(source) or ():
+            if c.kind == "turn":
+                candidates[c.key] = c  # the session's own turns replace a search hit of the same turn
+            else:
+                first = candidates.setdefault(c.key, c)
+                if first is not c:
+                    first.raw.update(c.raw)
+            lists.setdefault(source, []).append(c.key)
+    for source, keys in lists.items():
+        weight = getattr(config, source).weight
+        for rank, key in enumerate(keys):
+            c = candidates[key]
+            c.parts[source] = c.parts.get(source, 0.0) + weight / (config.rrf_k + rank + 1)
+    return candidates
+
+
+# -- expansion -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """What to fetch around the best hits, and what each fetched turn inherits."""
+
+    anchors: list[int]  # the best message hits, whose neighbouring turns are fetched
+    seed_score: dict[int, float]  # anchor -> its fused score
+    mentions: dict[int, float]  # a turn that mentions a matched entity -> the score it inherits
+    fetch: list[int]  # the mentioned turns that are not candidates yet
+
+
+def plan_expansion(candidates: Mapping[str, Candidate], config: RetrievalConfig) -> Expansion | None:
+    """The neighbours of the ``neighbour_hits`` best message hits and the latest turns that
+    mention each matched entity; None when there is nothing to expand."""
+    seeds = sorted((c for c in candidates.values() if c.kind == "message"), key=lambda c: -c.fused)[: config.neighbour_hits]
+    anchors = [c.message_ids[0] for c in seeds if c.message_ids] if config.neighbour_width else []
+    mentions: dict[int, float] = {}
+    for c in candidates.values():
+        if c.kind == "entity" and config.entity_mentions:
+            for mid in c.mention_ids[-config.entity_mentions:]:
+                mentions[mid] = max(mentions.get(mid, 0.0), c.fused * config.neighbour_decay)
+    if not anchors and not mentions:
+        return None
+    return Expansion(
+        anchors=anchors,
+        seed_score={c.message_ids[0]: c.fused for c in seeds if c.message_ids},
+        mentions=mentions,
+        fetch=[m for m in mentions if message_key(m) not in candidates],
+    )
+
+
+def apply_expansion(
+    candidates: dict[str, Candidate], plan: Expansion, fetched: Iterable[tuple[Candidate, int | None]], config: RetrievalConfig
+) -> None:
+    """Add the fetched turns (``anchor`` set: a neighbour of that hit; None: a mentioned turn)
+    with a decayed share of what led to them; a turn already a candidate keeps its form."""
+    for turn, anchor in fetched:
+        c = candidates.setdefault(turn.key, turn)
+        if anchor is not None:
+            contribution = plan.seed_score.get(anchor, 0.0) * config.neighbour_decay
+            c.parts["neighbour"] = max(c.parts.get("neighbour", 0.0), contribution)
+        else:
+            c.parts["entity_mention"] = max(c.parts.get("entity_mention", 0.0), plan.mentions.get(turn.message_ids[0], 0.0))
+
+
+# -- boosts --------------------------------------------------------------------------------------
+
+
+def period_of(query: str, reference: datetime) -> Period | None:
+    """The period the query names ("in May 2023", "last week"), if any. A period at the
+    calendar's edges ("9999-12-31", "year 1") ends at the edge instead of overflowing."""
+    spans = {"day": timedelta(days=1), "week": timedelta(days=7), "weekend": timedelta(days=3)}
+    for mention in find_dates(query, reference):
+        start = mention.value
+        try:
+            if mention.precision == "month":
+                end = (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+            elif mention.precision == "year":
+                end = start.replace(year=start.year + 1)
+            else:
+                end = start + spans.get(mention.precision, timedelta(days=1))
+        except (OverflowError, ValueError):
+            end = datetime.max.replace(tzinfo=start.tzinfo)
+        return start, end
+    return None
+
+
+def in_period(c: Candidate, period: Period | None) -> bool:
+    return period is not None and c.timestamp is not None and period[0] <= c.timestamp < period[1]
+
+
+def boost(c: Candidate, config: RetrievalConfig, reference: datetime, period: Period | None) -> float:
+    """The factor a candidate's fused score is multiplied by: importance (around 0.5),
+    the assistant's weight, recency (halving every ``recency_half_life_days``), the period."""
+    factor = 1.0 + config.importance_weight * (c.importance - 0.5)
+    if c.role == "assistant":
+        factor *= config.assistant_weight
+    if c.timestamp is not None:
+        age_days = max(0.0, (reference - c.timestamp).total_seconds() / 86400)
+        factor *= 1.0 + config.recency_weight * 0.5 ** (age_days / config.recency_half_life_days)
+        if in_period(c, period):
+            factor *= config.period_boost
+    return factor
+
+
+def score(candidates: Mapping[str, Candidate], config: RetrievalConfig, reference: datetime, period: Period | None) -> None:
+    """Set every candidate's score: fused share times its boost; then lift each memory to
+    the score of the turn it came from."""
+    for c in candidates.values():
+        base = c.fused
+        c.score = base * boost(c, config, reference, period)
+        if in_period(c, period):
+            c.parts["period"] = 0.0  # shown in explain: the boost applied
+    lift_memories(candidates)
+
+
+def lift_memories(candidates: Mapping[str, Candidate]) -> None:
+    """A memory is the compact, standalone form of the turn it came from: it ranks at least
+    as high as that turn, and packing it first makes the turn redundant."""
+    for c in candidates.values():
+        if c.kind == "memory":
+            sources = [candidates.get(message_key(m)) for m in c.message_ids]
+            best = max((s.score for s in sources if s is not None), default=0.0)
+            if best > c.score:
+                c.parts["source_turn"] = best - c.score
+                c.score = best

@@ -1,0 +1,112 @@
+"""Packing, as pure functions: choose the scored candidates that fit the token budget,
+saying each thing once, and render them as prompt text and sections.
+
+A fact stated by a memory and by a graph preference counts once (their fact keys); a
+turn, memory or summary whose source messages are all covered by a packed item is
+skipped. Items are packed greedily, best first, counting every character the rendered
+text will hold (bullets, section and day headings), so the text never exceeds the budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timezone
+
+from service.retrieval.candidates import Candidate
+from service.retrieval.config import CHARS_PER_TOKEN, RetrievalConfig
+
+SECTION_TITLES = {
+    "profile": "Customer",
+    "preferences": "Current preferences",
+    "purchases": "Purchases",
+    "interests": "Recently asked about",
+    "entities": "People, places and things",
+    "memories": "Memories",
+    "summaries": "Earlier conversations",
+    "conversation": "From past conversations",
+    "session": "This conversation",
+}
+SECTION_ORDER = list(SECTION_TITLES)
+# sections listed oldest first; the others in the order they were packed (best first)
+CHRONOLOGICAL = frozenset({"conversation", "session", "memories", "purchases", "summaries"})
+# a turn, memory or summary adds nothing once the messages it came from are covered
+COVERABLE = frozenset({"message", "memory", "summary"})
+_UNDATED = datetime.min.replace(tzinfo=timezone.utc)
+
+
+def excluding(candidates: Iterable[Candidate], message_ids: frozenset[int]) -> list[Candidate]:
+    """Leave out the turns ``message_ids`` (the turn being answered is the prompt itself, not context)."""
+    return [c for c in candidates if not (set(c.message_ids) & message_ids and c.kind in ("message", "turn"))]
+
+
+def packing_order(candidates: Iterable[Candidate]) -> list[Candidate]:
+    """Pinned items first (the profile, then the session's turns newest first, so the latest
+    survive a small budget), then by score; on equal scores the compact forms (memories,
+    graph facts) before raw turns."""
+    order = sorted(candidates, key=lambda c: (not c.pinned, -c.score, c.kind == "message", c.key))
+    turns = sorted((c for c in order if c.kind == "turn"), key=lambda c: c.timestamp or _UNDATED, reverse=True)
+    order = [c for c in order if c.kind != "turn"]
+    return [c for c in order if c.pinned] + turns + [c for c in order if not c.pinned]
+
+
+def pack(candidates: Iterable[Candidate], budget: int, config: RetrievalConfig) -> list[Candidate]:
+    """The candidates that fit ``budget`` tokens once rendered, chosen greedily in packing
+    order; the current session's turns take at most ``session_share`` of it."""
+    limit = budget * CHARS_PER_TOKEN
+    used = 0
+    sections_used: set[str] = set()
+    groups_used: set[tuple[str, str]] = set()
+    covered: set[int] = set()
+    facts: set[str] = set()
+    session_limit = int(limit * config.session_share)
+    session_used = 0
+    packed: list[Candidate] = []
+    for c in packing_order(candidates):
+        if c.fact_keys and set(c.fact_keys) <= facts:
+            continue  # the same fact from another tier is already in
+        if c.message_ids and c.kind in COVERABLE and set(c.message_ids) <= covered:
+            continue
+        cost = len(c.text) + 3  # "- " and newline
+        if c.section not in sections_used:
+            cost += len(SECTION_TITLES[c.section]) + 5  # "## " + title + newline (+ blank line)
+        if c.group and (c.section, c.group) not in groups_used:
+            cost += len(c.group) + 5  # "### " + day + newline
+        if used + cost > limit:
+            continue
+        if c.kind == "turn":
+            if session_used + cost > session_limit:
+                continue
+            session_used += cost
+        packed.append(c)
+        used += cost
+        sections_used.add(c.section)
+        if c.group:
+            groups_used.add((c.section, c.group))
+        covered.update(c.message_ids)
+        facts.update(c.fact_keys)
+    return packed
+
+
+def render(packed: Iterable[Candidate]) -> tuple[str, dict[str, list[str]]]:
+    """The prompt text (a "## " block per section, conversation turns under "### <day>"
+    headings) and the same lines by section."""
+    by_section: dict[str, list[Candidate]] = {}
+    for c in packed:
+        by_section.setdefault(c.section, []).append(c)
+    blocks: list[str] = []
+    sections: dict[str, list[str]] = {}
+    for name in SECTION_ORDER:
+        items = by_section.get(name)
+        if not items:
+            continue
+        if name in CHRONOLOGICAL:
+            items = sorted(items, key=lambda c: (c.timestamp or _UNDATED, c.key))
+        sections[name] = [f"[{c.group}] {c.text}" if c.group else c.text for c in items]
+        lines, group = [], None
+        for c in items:
+            if c.group and c.group != group:
+                lines.append(f"### {c.group}")
+            group = c.group
+            lines.append(f"- {c.text}")
+        blocks.append(f"## {SECTION_TITLES[name]}\n" + "\n".join(lines))
+    return "\n\n".join(blocks), sections

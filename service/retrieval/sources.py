@@ -1,0 +1,174 @@
+"""The retriever's sources, each returning typed candidates best first.
+
+- PostgreSQL: every per-customer search in one statement (``vectors.search.hybrid``):
+  pgvector and BM25 full-text over long-term memories, turns and summaries, and the
+  current session's recent turns.
+- The graph: the customer's current facts and the entities nearest the query, from the
+  per-customer cache when it holds the customer's graph version, else one Cypher read
+  (``graph.reads.customer_facts``) behind the circuit breaker.
+- The expansion: the neighbouring turns of the best hits and the turns that mention a
+  matched entity (``vectors.search.expand``).
+
+The SQL and Cypher live with the modules that own those stores; this module only calls
+them and turns their rows into candidates. PostgreSQL is the tier the context cannot do
+without; the graph costs its candidates, never the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from graph import reads as graph_reads
+from service import users
+from service.errors import StoreUnavailable
+from service.outages import is_outage
+from service.retrieval import candidates as make
+from service.retrieval.candidates import Candidate
+from service.retrieval.config import GRAPH_TIMEOUT_S, RetrievalConfig
+from service.retrieval.fusion import Expansion
+from service.runtime import Runtime
+from vectors import search
+
+log = logging.getLogger("loft.retriever")
+
+POSTGRES_DOWN = "PostgreSQL is unavailable; retry shortly"
+
+
+@dataclass(frozen=True)
+class Request:
+    """One context request, as every source sees it."""
+
+    user: str
+    query: str  # already clipped
+    terms: set[str]  # the query's content words
+    embedding: np.ndarray | None  # None for an empty query
+    session_id: uuid.UUID | None
+    config: RetrievalConfig
+
+
+@dataclass
+class Found:
+    """What the sources found: each source's candidates best first, and how each tier fared."""
+
+    ranked: dict[str, list[Candidate]] = field(default_factory=dict)
+    latest: datetime | None = None  # the customer's newest turn: "now" for recency and periods
+    tiers: dict[str, bool] = field(default_factory=lambda: {"postgres": True, "neo4j": True, "vectors": True})
+    errors: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def unreachable(exc: BaseException) -> bool:
+    """A store that is away or too slow to answer (rather than a bug)."""
+    return is_outage(exc) or isinstance(exc, TimeoutError)
+
+
+def describe(exc: BaseException) -> str:
+    """What a client may read about a failed graph tier: the kind of failure, not its internals."""
+    if isinstance(exc, StoreUnavailable):
+        return exc.detail
+    if isinstance(exc, TimeoutError):
+        return "Neo4j did not answer in time"
+    return f"Neo4j is unavailable ({type(exc).__name__})"
+
+
+async def graph_version(rt: Runtime, user: str) -> int | None:
+    """The customer's graph version (None: no such customer); the graph cache is valid at it."""
+    return await users.graph_version(rt.pool, user)
+
+
+async def gather(rt: Runtime, req: Request, version: int | None) -> Found:
+    """Run the sources concurrently. PostgreSQL failing fails the request (StoreUnavailable
+    when it is away); the graph failing is reported in ``tiers`` and ``errors``."""
+    found = Found()
+    started = time.perf_counter()
+    runs: dict[str, Coroutine[Any, Any, Found]] = {"postgres": postgres(rt, req)}
+    if req.config.graph_profile.enabled:
+        runs["graph"] = graph(rt, req, version)
+    tasks = {name: asyncio.create_task(run) for name, run in runs.items()}
+    for name, task in tasks.items():
+        try:
+            part = await task
+        except Exception as exc:
+            if name != "graph":
+                for other in tasks.values():
+                    other.cancel()
+                if unreachable(exc):
+                    raise StoreUnavailable("postgres", POSTGRES_DOWN) from exc
+                raise
+            if not unreachable(exc):
+                log.error("graph read failed for a context: %r", exc)
+            found.tiers["neo4j"] = False
+            found.errors[name] = describe(exc)
+            continue
+        found.timings[name] = (time.perf_counter() - started) * 1000
+        found.ranked.update(part.ranked)
+        found.latest = found.latest or part.latest
+    return found
+
+
+async def postgres(rt: Runtime, req: Request) -> Found:
+    """Every PostgreSQL source in one round trip, as candidates."""
+    config = req.config
+    limits = {name: getattr(config, name).limit if getattr(config, name).enabled else 0 for name in search.HYBRID_SOURCES}
+    async with rt.pool.acquire() as conn:
+        rows = await search.hybrid(conn, req.user, req.embedding, req.query, limits, req.session_id)
+    limit, terms = config.max_item_chars, req.terms
+    ranked: dict[str, list[Candidate]] = {}
+    for source, build in (
+        ("memories_vector", make.memory), ("memories_text", make.memory),
+        ("messages_vector", make.message), ("messages_text", make.message),
+        ("summaries_vector", make.summary), ("summaries_text", make.summary),
+    ):
+        ranked[source] = [_scored(build(r, limit, terms), source, r["score"]) for r in rows[source]]
+    ranked["recent_turns"] = [make.turn(r, limit, terms) for r in rows["recent_turns"]]
+    return Found(ranked=ranked, latest=rows["latest"])
+
+
+async def graph(rt: Runtime, req: Request, version: int | None) -> Found:
+    """The customer's graph facts and the ``graph_entities`` entities nearest the query: from
+    the cache when it holds this version, else one Cypher read (then cached). No users row:
+    nothing in the graph either."""
+    if version is None:
+        return Found()
+    entry = rt.graph_cache.get(req.user, version)
+    if entry is None:
+        breaker = rt.graph_breaker
+        if not breaker.allow():
+            raise StoreUnavailable("neo4j", "Neo4j was unreachable moments ago (circuit open); skipped")
+        try:
+            facts = await asyncio.wait_for(graph_reads.customer_facts(rt.graph, req.user), GRAPH_TIMEOUT_S)
+        except Exception as exc:
+            if is_outage(exc):
+                breaker.failure()  # the store is away; a timeout of one slow read is not
+            raise
+        breaker.success()
+        entry = rt.graph_cache.put(req.user, version, facts)
+    hits = req.config.graph_entities.limit if req.config.graph_entities.enabled else 0
+    view = entry.view(req.embedding, hits)
+    if not view:
+        return Found()
+    return Found(ranked={
+        "graph_profile": make.profile(view, req.terms),
+        "graph_entities": [_scored(make.entity(r), "graph_entities", r["score"]) for r in view.get("matched") or []],
+    })
+
+
+async def expand(rt: Runtime, user: str, plan: Expansion, config: RetrievalConfig, terms: set[str]) -> list[tuple[Candidate, int | None]]:
+    """The turns the plan asks for, each with the hit it neighbours (None: a mentioned turn)."""
+    async with rt.pool.acquire() as conn:
+        rows = await search.expand(conn, user, plan.anchors, config.neighbour_width, plan.fetch)
+    return [(make.message(r, config.max_item_chars, terms), r["anchor"]) for r in rows]
+
+
+def _scored(c: Candidate, source: str, raw: float) -> Candidate:
+    c.raw[source] = float(raw)
+    return c
