@@ -16,13 +16,13 @@ yields
   relative dates replaced by absolute ones, so it stands on its own later.
 
 Only the customer's own turns ("user") are mined: assistant and system turns return an
-empty ``Extraction``. Extraction is best-effort enrichment of a message that is already
-stored, so ``extract`` never raises: any failure is logged and yields an empty result.
+empty ``Extraction``. A bug in the rules raises: an empty result would silently lose the
+message's facts, while an exception fails only that message's ingestion job (the pipeline
+reports it and retries it; the other messages go on).
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 from datetime import UTC, datetime
@@ -39,8 +39,6 @@ from service.extraction.models import (
     Purchase,
     Relation,
 )
-
-log = logging.getLogger("loft.extraction")
 
 MAX_CHARS = 20_000      # longer messages are mined on their first 20k characters
 MAX_SENTENCES = 300
@@ -491,11 +489,7 @@ class RuleExtractor:
             return Extraction()
         if not isinstance(at, datetime):
             at = datetime.now(UTC)
-        try:
-            return self._extract(text[:MAX_CHARS], at, speaker.strip() if isinstance(speaker, str) and speaker.strip() else None)
-        except Exception:  # best-effort: the message itself is already stored
-            log.warning("rule extraction failed; returning nothing", exc_info=True)
-            return Extraction()
+        return self._extract(text[:MAX_CHARS], at, speaker.strip() if isinstance(speaker, str) and speaker.strip() else None)
 
     # -- pipeline ------------------------------------------------------------------------------------
     def _extract(self, text: str, at: datetime, speaker: str | None) -> Extraction:
