@@ -1,0 +1,856 @@
+"""``RuleExtractor``: one message in, one ``Extraction`` out (see the package docstring)."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime
+
+from service.catalog import Catalog, Product
+from service.extraction.dates import DateMention, find_dates, format_day
+from service.extraction.models import (
+    MAX_AMOUNT,
+    Entity,
+    Extraction,
+    MemoryCandidate,
+    Preference,
+    ProductInterest,
+    Purchase,
+    Relation,
+)
+from service.extraction.rules.lexicon import (
+    AND_BEFORE,
+    AND_SEP,
+    ARTICLES,
+    ATTENDED,
+    BUDGET_AFTER,
+    BUDGET_LIMIT,
+    CLAUSE_SPLIT,
+    CLAUSE_VERB,
+    COMPOUND_HEAD,
+    COORD_VERB,
+    CUES,
+    CUE_PARTS,
+    CUE_RE,
+    EMOJI,
+    EVENT_RE,
+    EVENT_STOP,
+    FAMILY_RE,
+    FAVOURITE,
+    FILLER,
+    FIRST_PERSON,
+    FUTURE_HINT,
+    HAVE_KIDS,
+    HOME_TYPES,
+    HOSTING,
+    INTEREST_CUE,
+    INVERSE,
+    IRREGULAR_3RD,
+    KEEP_VERB,
+    LEAD_FILLER,
+    LEAD_SUBJ,
+    LIKES,
+    MODIFIER_KIND,
+    NAMED_RE,
+    NAME_IS_RE,
+    NAME_PATTERNS,
+    NOT_NAMES,
+    NOT_PLACES,
+    NOT_SUBJECT,
+    OPINION_ONLY,
+    ORDER_ID,
+    OTHER_PRONOUNS,
+    OTHER_STANCE,
+    PAST_VERB,
+    PHRASE_BREAK,
+    PLACE_CUES,
+    PRICE,
+    PRONOUN_OBJECT,
+    PRONOUN_RE,
+    PURCHASE,
+    PURCHASE_END,
+    QTY_WORDS,
+    QUANTITY,
+    QUESTION_START,
+    REL_TYPE,
+    REPLACES,
+    REQUEST_BARE,
+    ROOM_RE,
+    SENTENCE_SPLIT,
+    SIZE,
+    SIZE_CANON,
+    SMALL_TALK,
+    SOFT_WISH_BEFORE,
+    SOMETHING,
+    SPAN_END,
+    STANCE_WORD,
+    SUBJ_CUT,
+    THE_MOVE,
+    VAGUE,
+    VERBISH,
+    VIEWED_CUE,
+    WORDS,
+    WORK_RE,
+    is_catalog_word,
+)
+
+MAX_CHARS = 20_000      # longer messages are mined on their first 20k characters
+MAX_SENTENCES = 300
+
+def _third_person_verb(verb: str) -> str:
+    low = verb.lower()
+    if low in IRREGULAR_3RD:
+        return IRREGULAR_3RD[low]
+    if low in KEEP_VERB or low.endswith(("ed", "n't", "'d", "ing")) or not low.isalpha():
+        return verb
+    if low.endswith(("s", "x", "z", "ch", "sh", "o")):
+        return verb + "es"
+    if low.endswith("y") and len(low) > 1 and low[-2] not in "aeiou":
+        return verb[:-1] + "ies"
+    return verb + "s"
+
+
+def third_person(text: str, subject: str, coordinate: bool = False) -> str:
+    """Rewrite first-person text about ``subject``: "I love my oak table" -> "Sarah loves Sarah's oak table"."""
+    possessive = subject + ("'" if subject.endswith("s") else "'s")
+    named = False  # after the first mention, "my"/"me" read better as "their"/"them"
+    conjugated = False  # "I <verb>" became "<subject> <verb>s": verbs sharing that subject follow suit
+
+    def repl(m: re.Match[str]) -> str:
+        nonlocal named, conjugated
+        if m.group("i") or m.group("we"):
+            named = True
+        if m.group("i"):
+            contr = (m.group("contr") or "").lower()
+            neg = m.group("neg") or ""
+            advs = m.group("advs") or ""
+            verb = m.group("verb") or ""
+            if contr == "'m":
+                head = f"{subject} is"
+            elif contr == "'ve":
+                head = f"{subject} has"
+            elif contr == "'d":
+                head = f"{subject} " + ("had" if verb.lower() in ("been", "never", "already", "just", "gone") or verb.lower().endswith("ed") else "would")
+            elif contr == "'ll":
+                head = f"{subject} will"
+            else:
+                head = subject
+            if neg:
+                n = re.sub(r"\s+", " ", neg.strip().lower())
+                conjugated = conjugated or (not contr and n in ("don't", "do not"))
+                neg = " " + {"don't": "doesn't", "do not": "does not", "haven't": "hasn't", "have not": "has not",
+                             "am not": "is not"}.get(n, n)
+                return f"{head}{neg}{advs}" + (f" {verb}" if verb else "")
+            if verb and not contr:
+                if AND_BEFORE.search(text, 0, m.start()):
+                    return f"{head}{advs} {verb}"  # "Emma and I love" -> "Emma and Sarah love"
+                conjugated = True
+                return f"{head}{advs} {_third_person_verb(verb)}"
+            return f"{head}{advs}" + (f" {verb}" if verb else "")
+        if m.group("we"):
+            contr = (m.group("wecontr") or "").lower()
+            return f"{subject} and family" + {"'re": " are", "'ve": " have", "'d": " would", "'ll": " will"}.get(contr, "")
+        word = m.group("other").lower()
+        if named and word in ("my", "me", "mine"):
+            return {"my": "their", "me": "them", "mine": "theirs"}[word]
+        named = True
+        if word in ("my", "mine", "our", "ours"):
+            return possessive
+        if word in ("us", "ourselves"):
+            return f"{possessive} family"
+        if word == "myself":
+            return "themself"
+        return subject
+
+    out = PRONOUN_RE.sub(repl, text)
+    if conjugated and coordinate:
+        out = COORD_VERB.sub(lambda m: f"{m.group('conj')}{m.group('advs')} "
+                              + ("does not" if m.group("verb").lower().startswith("do ") else _third_person_verb(m.group("verb"))),
+                              out)
+    return out
+
+
+def _clean_name(name: str) -> str | None:
+    words = name.split()
+    kept: list[str] = []
+    for w in words:
+        if w.lower() in NOT_NAMES:
+            break
+        kept.append(w[:1].upper() + w[1:])
+    if not kept or len(kept[0]) < 2:
+        return None
+    return " ".join(kept)
+
+
+def _amount(number: str, mult: str | None) -> float | None:
+    """A money amount, or None when it is not a plausible one (too many digits to be a
+    price, or beyond ``MAX_AMOUNT``)."""
+    digits = number.replace(",", "")
+    if len(digits) > 12:
+        return None
+    try:
+        value = float(digits)
+    except ValueError:
+        return None
+    if mult and mult.lower() in ("k", "thousand", "grand"):
+        value *= 1000
+    return value if math.isfinite(value) and 0 <= value <= MAX_AMOUNT else None
+
+
+def _fmt_amount(value: float) -> str:
+    return str(int(value)) if value == int(value) else f"{value:.2f}"
+
+
+class _Clause:
+    """A stretch of a sentence with one subject: whose stance it states ("self" or "other") and whether that
+    someone else is named ("my wife Emma", "Tom") rather than a bare pronoun ("she")."""
+
+    __slots__ = ("start", "end", "owner", "named")
+
+    def __init__(self, start: int, end: int):
+        self.start, self.end, self.owner, self.named = start, end, "self", False
+
+
+class _Mention:
+    """A catalog word found in a clause."""
+
+    __slots__ = ("start", "end", "attribute", "value", "product")
+
+    def __init__(self, start: int, end: int, attribute: str, value: str, product: Product | None = None):
+        self.start, self.end, self.attribute, self.value, self.product = start, end, attribute, value, product
+
+
+class RuleExtractor:
+    def __init__(self, catalog: Catalog):
+        self.catalog = catalog
+
+    # -- public ------------------------------------------------------------------------------------
+    def extract(self, text: str, *, at: datetime, speaker: str | None = None, role: str = "user") -> Extraction:
+        if role != "user" or not isinstance(text, str) or not text.strip():
+            return Extraction()
+        if not isinstance(at, datetime):
+            at = datetime.now(UTC)
+        return self._extract(text[:MAX_CHARS], at, speaker.strip() if isinstance(speaker, str) and speaker.strip() else None)
+
+    # -- pipeline ------------------------------------------------------------------------------------
+    def _extract(self, text: str, at: datetime, speaker: str | None) -> Extraction:
+        text = text.replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"').replace("\u201d", '"')
+        out = Extraction()
+        name = self._customer_name(text)
+        out.customer_name = name
+        subject = speaker or name or "The customer"
+        known_people = {n.lower() for n in (speaker, name) if n}
+        if name:
+            out.memories.append(MemoryCandidate(kind="fact", text=f"The customer's name is {name}.", importance=0.9))
+
+        sentences = [s.strip() for s in SENTENCE_SPLIT.split(text) if s and s.strip()][:MAX_SENTENCES]
+        for sentence in sentences:
+            self._sentence(sentence, at, subject, known_people, out)
+        self._dedupe(out)
+        return out
+
+    def _customer_name(self, text: str) -> str | None:
+        for pattern in NAME_PATTERNS:
+            m = pattern.search(text)
+            if m:
+                name = _clean_name(m.group("name"))
+                if name and not is_catalog_word(self.catalog, name):
+                    return name
+        return None
+
+
+    def _sentence(self, sentence: str, at: datetime, subject: str, known_people: set[str], out: Extraction) -> None:
+        dates = find_dates(sentence, at)
+        date_value = dates[0].value if dates else None
+        is_question = sentence.rstrip().endswith("?") or bool(QUESTION_START.match(LEAD_FILLER.sub("", sentence)))
+
+        clauses = self._clauses(sentence, known_people)
+        prefs, others, dislike_spans = self._preferences(sentence, clauses, known_people)
+        purchases, purchase_span = ([], None) if is_question else self._purchases(sentence, at, date_value)
+        interests = self._interests(sentence, is_question, dislike_spans, purchase_span)
+        entities, relations = self._entities(sentence, at, date_value, known_people)
+
+        out.preferences.extend(prefs)
+        out.purchases.extend(purchases)
+        out.interests.extend(interests)
+        out.entities.extend(entities)
+        out.relations.extend(relations)
+        self._memories(sentence, at, subject, dates, clauses, prefs, others, purchases, entities, out)
+
+    # -- clauses and who they are about -------------------------------------------------------------------
+    def _subject_owner(self, phrase: str, known_people: set[str]) -> str | None:
+        """"other" for someone else ("my wife Emma", "he", "Tom"), "self" for the speaker's own name,
+        None when the phrase is no subject at all ("Honestly", "Walnut", a lone "Our")."""
+        words = phrase.split()
+        if not words:
+            return None
+        first = words[0].lower()
+        if first in OTHER_PRONOUNS:
+            return "other"
+        if first in ("my", "our", "his", "her", "their", "your", "the"):
+            return "other" if len(words) > 1 else None
+        name = re.split(r"'s\b", phrase)[0].strip()
+        if name.lower() in NOT_SUBJECT or is_catalog_word(self.catalog, name) or self.catalog.match_brands(name):
+            return None
+        if name.lower() in known_people and "'s" not in phrase:
+            return "self"
+        return "other"
+
+    def _clauses(self, sentence: str, known_people: set[str]) -> list[_Clause]:
+        """Split a sentence where a new subject starts; each clause knows whose stance it states."""
+        cuts: list[tuple[int, int]] = []
+
+        def compound(sep: str, start: int) -> bool:
+            head = sentence[max((e for _, e in cuts if e <= start), default=0):start]
+            return bool(AND_SEP.match(sep) and COMPOUND_HEAD.match(head) and not CLAUSE_VERB.search(head))
+
+        for m in CLAUSE_SPLIT.finditer(sentence):
+            if m.end() > m.start() and not compound(m.group(), m.start()):
+                cuts.append((m.start(), m.end()))
+        for m in SUBJ_CUT.finditer(sentence):
+            if m.group("other"):
+                owner = self._subject_owner(m.group("other"), known_people)
+                if owner is None:
+                    continue
+                first = m.group("other").split()[0].lower()
+                following = m.group("next") or ""
+                if first in OTHER_PRONOUNS:
+                    if not STANCE_WORD.match(following) or PRONOUN_OBJECT.match(sentence, m.end()):
+                        continue  # "..., they really make me keep going", "and they loved it" stay; "but he prefers oak" splits
+                elif first not in ("my", "our", "his", "her", "their", "your", "the") and not VERBISH.match(following):
+                    continue  # "and Emma last week": a name, not a new subject
+            prev = max((e for s, e in cuts if e <= m.start()), default=0)
+            if not CLAUSE_VERB.search(sentence, prev, m.start()) or compound(m.group(), m.start()):
+                continue  # "Me and Emma": no clause before the conjunction yet
+            cuts.append((m.start(), m.end()))
+        cuts.sort()
+        clauses: list[_Clause] = []
+        pos = 0
+        for s, e in cuts:
+            if s < pos:
+                pos = max(pos, e)
+                continue
+            if s > pos:
+                clauses.append(_Clause(pos, s))
+            pos = e
+        if pos < len(sentence):
+            clauses.append(_Clause(pos, len(sentence)))
+        owner = "self"  # a subjectless first clause is the speaker's: "show me oak tables", "never liked leather"
+        for clause in clauses:
+            text = sentence[clause.start:clause.end]
+            lead = LEAD_FILLER.match(text)
+            m = LEAD_SUBJ.match(text, lead.end() if lead else 0)
+            if m and (m.group("self") or m.group("forme")):
+                owner = "self"
+            elif m and m.group("other"):
+                who = self._subject_owner(m.group("other"), known_people)
+                if who is not None:
+                    owner = who
+                    clause.named = who == "other" and m.group("other").split()[0].lower() not in OTHER_PRONOUNS
+            clause.owner = owner
+        return clauses
+
+    @staticmethod
+    def _clause_at(clauses: list[_Clause], pos: int) -> _Clause | None:
+        for clause in clauses:
+            if clause.start <= pos < clause.end:
+                return clause
+        return None
+
+    # -- preferences ----------------------------------------------------------------------------------
+    def _mentions(self, text: str) -> list[_Mention]:
+        c = self.catalog
+        found = [_Mention(s, e, "product", p.sku, p) for s, e, p in c.product_spans(text)]
+
+        def free(s: int, e: int) -> bool:
+            return all(e <= m.start or s >= m.end for m in found)
+
+        for attribute, spans in (("style", c.style_spans(text)), ("material", c.material_spans(text)),
+                                 ("color", c.color_spans(text)), ("brand", c.brand_spans(text)),
+                                 ("category", c.category_spans(text))):
+            for s, e, v in spans:
+                if free(s, e):
+                    found.append(_Mention(s, e, attribute, v))
+        found.sort(key=lambda m: m.start)
+        return found
+
+    def _preferences(self, sentence: str, clauses: list[_Clause], known_people: set[str]
+                     ) -> tuple[list[Preference], list[Preference], list[tuple[int, int]]]:
+        """The customer's preferences, other people's stated likes and dislikes, and the spans of everything
+        disliked (which are no product interest)."""
+        prefs: list[Preference] = []
+        others: list[Preference] = []
+        dislike_spans: list[tuple[int, int]] = []
+        cues = []
+        for cue in CUE_RE.finditer(sentence):
+            bare = cue.group("bare")
+            if bare and bare.lower().startswith("like") and not cue.group("bneg") and \
+                    (cue.group("conj") or "").lower() not in ("and", "but"):
+                continue  # "Like I said, ..."
+            cues.append(cue)
+        mentions = self._mentions(sentence) if cues or "$" in sentence or " in " in sentence.lower() else []
+        replaces = bool(cues) and bool(REPLACES.search(sentence))
+        covered: list[tuple[int, int]] = []
+        current: dict[int, str] = {}  # clause start -> whose stance the latest subject in it stated
+
+        for i, cue in enumerate(cues):
+            clause = self._clause_at(clauses, cue.end() - 1)
+            key = clause.start if clause else -1
+            owner = current.get(key, clause.owner if clause else "self")
+            negated = False
+            if cue.group("free"):
+                word = re.sub(r"\s+", " ", cue.group("free").lower())
+                polarity, strength, intent = ("dislikes", 0.6, False) if word.startswith("not") else (
+                    ("prefers", 0.9, False) if "fan" in word else ("prefers", 0.85, False))
+                if word.startswith(("my ", "our ", "for ", "as for ")):
+                    owner = "self"
+            elif cue.group("ofav"):
+                polarity, strength, intent = "prefers", 0.85, False
+                owner = "other"
+            elif cue.group("bare"):
+                word = re.sub(r"\s+", " ", cue.group("bare").lower())
+                polarity, strength, intent = {
+                    "loving": ("prefers", 0.9, False),
+                    "no longer into": ("dislikes", 0.6, False),
+                }.get(word) or self._cue_meaning(word)
+                negated = bool(cue.group("bneg"))
+                if REQUEST_BARE.match(word):
+                    owner = "self"  # a request is always the speaker's own
+            else:
+                polarity, strength, intent = self._cue_meaning(cue.group("cue"))
+                negated = bool(cue.group("neg"))
+                if cue.group("self"):
+                    owner = "self"
+                else:
+                    owner = self._subject_owner(cue.group("other"), known_people) or owner
+            current[key] = owner
+            if negated:
+                if polarity == "dislikes":
+                    polarity = None  # "I don't hate oak": no stance either way
+                else:
+                    polarity, strength = "dislikes", 0.6
+            start = cue.end()
+            limit = cues[i + 1].start() if i + 1 < len(cues) else len(sentence)
+            if clause:
+                limit = min(limit, clause.end)
+            end_m = SPAN_END.search(sentence, start, limit) if start < limit else None
+            end = end_m.start() if end_m else max(start, limit)
+            if polarity is None:
+                continue
+            target = prefs if owner == "self" else others
+            if owner == "self":
+                covered.append((start, end))
+            if polarity == "dislikes":
+                dislike_spans.append((start, end))
+            inside = [m for m in mentions if start <= m.start < end]
+            inverse_at = None
+            if polarity == "prefers":
+                inv = INVERSE.search(sentence, start, end)
+                inverse_at = inv.start() if inv else None
+            modifiers = [m for m in inside if m.attribute in MODIFIER_KIND]
+            for m in inside:
+                pol, st, conf = polarity, strength, 0.8
+                if inverse_at is not None and m.start > inverse_at:
+                    pol, st, conf = "dislikes", 0.5, 0.6
+                    dislike_spans.append((m.start, m.end))
+                if m.attribute == "category" and not (intent and pol == "prefers"):
+                    # "I hate glass tables" is about glass, not about tables
+                    if any(0 <= m.start - x.end <= 12 for x in modifiers):
+                        continue
+                target.append(Preference(attribute=m.attribute, value=m.value, polarity=pol, strength=st,
+                                         confidence=conf, replaces=replaces and owner == "self"))
+            if polarity == "prefers" and owner == "self":
+                segment = sentence[start:end]
+                has_category = any(m.attribute in ("category", "product") for m in inside)
+                for sm in SIZE.finditer(segment):
+                    if has_category or SOMETHING.search(segment):
+                        word = re.sub(r"[-\s]+", "-", sm.group(1).lower())
+                        value = SIZE_CANON.get(word, word.replace("-size", "").replace("-sized", ""))
+                        if value.startswith("apartment") or value.startswith("space"):
+                            value = "small"
+                        prefs.append(Preference(attribute="size", value=value, polarity="prefers", strength=strength,
+                                                confidence=0.7, replaces=replaces))
+
+        def someone_elses(pos: int) -> bool:
+            clause = self._clause_at(clauses, pos)
+            return bool(clause and clause.owner != "self")
+
+        # budgets need no cue: "under $2,000", "$1.5k max", "our budget is 3000"
+        for m in BUDGET_LIMIT.finditer(sentence):
+            if someone_elses(m.start()):
+                continue
+            word = m.group("word").lower()
+            has_currency = bool(m.group("cur") or m.group("mult") or m.group("curword")) or word.startswith(("budget", "spend"))
+            value = _amount(m.group("num"), m.group("mult"))
+            if has_currency and value and value >= 20:
+                approx = word in ("around", "about", "roughly")
+                prefs.append(Preference(attribute="budget", value=_fmt_amount(value), polarity="prefers",
+                                        strength=0.6 if approx else 0.7, confidence=0.8, replaces=replaces))
+        for m in BUDGET_AFTER.finditer(sentence):
+            if someone_elses(m.start()):
+                continue
+            value = _amount(m.group("num"), m.group("mult"))
+            if value and value >= 20:
+                prefs.append(Preference(attribute="budget", value=_fmt_amount(value), polarity="prefers",
+                                        strength=0.7, confidence=0.8, replaces=replaces))
+
+        # "in navy", "in velvet" outside any cue span: a softer wish
+        low = sentence.lower()
+        for m in mentions:
+            if m.attribute not in ("color", "material") or any(s <= m.start < e for s, e in covered):
+                continue
+            if someone_elses(m.start) or any(s <= m.start < e for s, e in dislike_spans) \
+                    or any(p.value == m.value for p in others):
+                continue
+            before = low[max(0, m.start - 12): m.start]
+            if SOFT_WISH_BEFORE.search(before):
+                prefs.append(Preference(attribute=m.attribute, value=m.value, polarity="prefers", strength=0.6,
+                                        confidence=0.6, replaces=False))
+        return prefs, others, dislike_spans
+
+    @staticmethod
+    def _cue_meaning(cue: str) -> tuple[str, float, bool]:
+        cue = re.sub(r"\s+", " ", cue.strip())
+        for (_, polarity, strength, intent), part in zip(CUES, CUE_PARTS, strict=True):
+            if part.match(cue):
+                return polarity, strength, intent
+        return "prefers", 0.6, False
+
+    # -- purchases --------------------------------------------------------------------------------------
+    def _purchases(self, sentence: str, at: datetime, date_value: datetime | None) -> tuple[list[Purchase], tuple[int, int] | None]:
+        m = PURCHASE.search(sentence)
+        if not m:
+            return [], None
+        start = m.end()
+        end_m = PURCHASE_END.search(sentence, start)
+        end = end_m.start() if end_m else len(sentence)
+        span = sentence[start:end]
+        when = date_value or at
+        order = ORDER_ID.search(sentence)
+        order_id = None
+        if order:
+            candidate = order.group("id") or order.group("id2")
+            if candidate and any(ch.isdigit() for ch in candidate):
+                order_id = candidate.upper()
+        prices = [p for p in (self._price(pm) for pm in PRICE.finditer(span)) if p]
+        items: list[Purchase] = []
+        products = self.catalog.product_spans(span)
+        taken = [(s, e) for s, e, _ in products]
+        for s, e, p in products:
+            items.append(Purchase(product_name=p.name, sku=p.sku, category=p.category,
+                                  quantity=self._quantity(span[:s]), price=None, order_id=order_id, at=when))
+        for s, e, cat in self.catalog.category_spans(span):
+            if any(s < te and ts < e for ts, te in taken):
+                continue
+            phrase = span[:e]
+            # the noun phrase ending in the category word: "a new couch" -> "new couch"
+            phrase = PHRASE_BREAK.split(phrase)[-1].strip()
+            words = phrase.split()[-5:]
+            phrase = ARTICLES.sub("", " ".join(words)).strip() or cat
+            items.append(Purchase(product_name=phrase, category=cat, quantity=self._quantity(span[:s]),
+                                  order_id=order_id, at=when))
+            taken.append((s, e))
+        if len(items) == 1:
+            items[0].price = prices[0] if prices else (self.catalog.product(items[0].sku).price if items[0].sku else None)
+        else:
+            for item in items:
+                if item.sku:
+                    item.price = self.catalog.product(item.sku).price
+        return items, ((start, end) if items else None)
+
+    @staticmethod
+    def _price(m: re.Match[str]) -> float | None:
+        if m.group(1):
+            value = _amount(m.group(1) + (f".{m.group(2)}" if m.group(2) else ""), m.group(3))
+        else:
+            value = _amount(m.group(4), None)
+        return value if value and value > 0 else None
+
+    @staticmethod
+    def _quantity(before: str) -> int:
+        m = QUANTITY.search(before[-40:])
+        if not m:
+            return 1
+        word = m.group(1).lower().split()
+        for w in reversed(word):
+            if w.isdigit():
+                return max(1, min(int(w), 99))
+            if w in QTY_WORDS:
+                return QTY_WORDS[w]
+        return 1
+
+    # -- interests --------------------------------------------------------------------------------------------
+    def _interests(self, sentence: str, is_question: bool, dislike_spans: list[tuple[int, int]],
+                   purchase_span: tuple[int, int] | None) -> list[ProductInterest]:
+        cue = INTEREST_CUE.search(sentence)
+        viewed = VIEWED_CUE.search(sentence)
+        if not (cue or viewed or is_question):
+            return []
+        kind = "viewed" if viewed and not cue else "asked_about"
+
+        def excluded(s: int, e: int) -> bool:
+            if purchase_span and purchase_span[0] <= s < purchase_span[1]:
+                return True
+            return any(ds <= s < de for ds, de in dislike_spans)
+
+        out: list[ProductInterest] = []
+        products = self.catalog.product_spans(sentence)
+        for s, e, p in products:
+            if not excluded(s, e):
+                out.append(ProductInterest(sku=p.sku, category=p.category, kind=kind))
+        for s, e, cat in self.catalog.category_spans(sentence):
+            if any(s < pe and ps < e for ps, pe, _ in products) or excluded(s, e):
+                continue
+            out.append(ProductInterest(category=cat, kind=kind))
+        return out
+
+    # -- entities ----------------------------------------------------------------------------------------------------
+    def _entities(self, sentence: str, at: datetime, date_value: datetime | None,
+                  known_people: set[str]) -> tuple[list[Entity], list[Relation]]:
+        entities: list[Entity] = []
+        relations: list[Relation] = []
+        named: set[str] = set()
+
+        def add_person(rel_word: str, name: str | None) -> None:
+            rel_word = rel_word.lower()
+            rtype = REL_TYPE.get(rel_word, "RELATED_TO")
+            etype = "pet" if rtype == "PET_OF" else "person"
+            if name and (name.lower() in NOT_NAMES or name.lower() in NOT_PLACES or is_catalog_word(self.catalog, name)):
+                name = None
+            entity_name = name or rel_word
+            relation = {"mum": "mother", "mom": "mother", "dad": "father", "hubby": "husband"}.get(rel_word, rel_word)
+            entities.append(Entity(type=etype, name=entity_name, relation=relation))
+            relations.append(Relation(source=entity_name, target="customer", type=rtype))
+            if name:
+                named.add(name.lower())
+
+        for m in NAME_IS_RE.finditer(sentence):
+            add_person(m.group("rel"), m.group("name"))
+        for m in NAMED_RE.finditer(sentence):
+            if m.group("name").lower() not in named:
+                add_person(m.group("rel"), m.group("name"))
+        for m in FAMILY_RE.finditer(sentence):
+            name = m.group("name")
+            if m.group("poss"):
+                name = None
+            if name and name.lower() in named:
+                continue
+            if not name and any(e.relation == m.group("rel").lower() for e in entities):
+                continue
+            add_person(m.group("rel"), name)
+        for m in HAVE_KIDS.finditer(sentence):
+            rel = m.group("rel").lower()
+            if not any(e.relation == rel or e.name.lower() == rel for e in entities):
+                add_person(rel, None)
+
+        for m in ROOM_RE.finditer(sentence):
+            room = m.group("room").lower()
+            if room in ("office", "study", "library", "deck", "den", "flat", "house", "cabin", "cottage", "lounge") and not m.group("det"):
+                continue  # "study" / "house" as verbs or in passing
+            if room in ("office",) and (m.group("det") or "").lower() not in ("my", "our", "home", "new"):
+                continue
+            etype = "place" if room in HOME_TYPES else "room"
+            relation = "home" if room in HOME_TYPES else "room"
+            if not any(e.name == room for e in entities):
+                entities.append(Entity(type=etype, name=room, relation=relation))
+
+        seen_places: set[str] = set()
+        for pattern, relation, rtype in PLACE_CUES:
+            for m in pattern.finditer(sentence):
+                place = m.group("place").strip()
+                first = place.split()[0].lower()
+                if (first in NOT_PLACES or place.lower() in known_people or place.lower() in named
+                        or place.lower() in seen_places or is_catalog_word(self.catalog, place)
+                        or self.catalog.match_brands(place) or self.catalog.product_spans(place + " sofa")):
+                    continue
+                if sentence[m.end("place"):m.end("place") + 2] == "'s":
+                    continue  # "at Anna's" is a person
+                if m.start("place") == 0:
+                    continue
+                seen_places.add(place.lower())
+                entities.append(Entity(type="place", name=place, relation=None if relation == "mentioned" else relation))
+                if rtype:
+                    relations.append(Relation(source="customer", target=place, type=rtype))
+
+        for m in WORK_RE.finditer(sentence):
+            org = m.group("org").strip().rstrip(".'-")
+            if org.split()[0].lower() in NOT_PLACES:
+                continue
+            entities.append(Entity(type="organization", name=org, relation="works at"))
+            relations.append(Relation(source="customer", target=org, type="WORKS_AT"))
+
+        for m in EVENT_RE.finditer(sentence):
+            event = re.sub(r"\s+", " ", m.group("event").lower())
+            if event == "move" and not THE_MOVE.search(sentence):
+                continue
+            if event in ("class", "race", "trip", "holiday", "party", "camping", "hike", "interview", "appointment") and not (
+                    date_value or ATTENDED.search(sentence) or HOSTING.search(sentence)):
+                continue
+            name = self._event_name(sentence, m.start("event"), m.group("event"))
+            when = date_value
+            past = bool(ATTENDED.search(sentence[: m.start()])) or (when is not None and when < datetime(at.year, at.month, at.day, tzinfo=at.tzinfo))
+            if past:
+                relation = "attended"
+            elif HOSTING.search(sentence):
+                relation = "hosting"
+            elif when is not None or FUTURE_HINT.search(sentence):
+                relation = "planned"
+            else:
+                relation = "mentioned"
+            if any(e.type == "event" and e.name.lower() == name.lower() for e in entities):
+                continue
+            entities.append(Entity(type="event", name=name, relation=relation, at=when))
+            if past:
+                relations.append(Relation(source="customer", target=name, type="ATTENDED"))
+        return entities, relations
+
+    @staticmethod
+    def _event_name(sentence: str, start: int, word: str) -> str:
+        before = WORDS.findall(sentence[max(0, start - 40):start])
+        mods: list[str] = []
+        for w in reversed(before[-2:] if before else []):
+            if w.lower() in EVENT_STOP or w.lower() in NOT_NAMES and not w.isupper():
+                break
+            mods.insert(0, w)
+        return " ".join([*mods, re.sub(r"\s+", " ", word)]).strip()
+
+    # -- memories -----------------------------------------------------------------------------------------------------
+    def _memories(self, sentence: str, at: datetime, subject: str, dates: list[DateMention], clauses: list[_Clause],
+                  prefs: list[Preference], others: list[Preference], purchases: list[Purchase],
+                  entities: list[Entity], out: Extraction) -> None:
+        possessive = subject + ("'" if subject.endswith("s") else "'s")
+        if subject == "The customer":
+            possessive = "the customer's"
+        for e in entities:
+            # named people and pets get a plain statement of who they are
+            if e.type in ("person", "pet") and e.relation and e.name.lower() != e.relation:
+                out.memories.append(MemoryCandidate(
+                    kind="fact", text=f"{e.name} is {possessive} {e.relation}.", importance=0.8))
+        today = datetime(at.year, at.month, at.day, tzinfo=at.tzinfo)
+        for span in clauses:
+            clause = sentence[span.start:span.end].strip()
+            stripped = LEAD_FILLER.sub("", clause).strip()
+            stripped = EMOJI.sub("", stripped).strip(" ,-")
+            if not stripped:
+                continue
+            if stripped.endswith("?") or QUESTION_START.match(stripped):
+                continue
+            if any(p.search(stripped) for p in NAME_PATTERNS) and len(WORDS.findall(stripped)) <= 6:
+                continue  # the name itself is already a fact
+            words = WORDS.findall(stripped)
+            if len(words) < 3 or FILLER.match(stripped) and len(words) < 6:
+                continue
+            if span.owner == "self":
+                clause_prefs = [p for p in prefs if self._names_value(stripped, p)]
+            else:  # someone else's stance: remembered about them, never the customer's preference
+                clause_prefs = [p for p in others if self._names_value(stripped, p)]
+            # a named someone's stance ("Tom likes leather", "Gina loves dancing") is worth remembering about them
+            other_stance = span.owner == "other" and span.named and bool(clause_prefs or OTHER_STANCE.match(stripped))
+            about_named_other = other_stance
+            if not (FIRST_PERSON.search(stripped) or about_named_other) or not CLAUSE_VERB.search(stripped):
+                continue  # not about the speaker, or a fragment ("my wife Emma and our dog Max")
+            clause_purchases = [p for p in purchases if p.product_name.lower() in stripped.lower()
+                                or (p.category and self.catalog.match_categories(stripped).count(p.category))]
+            clause_entities = [e for e in entities if e.name.lower() in stripped.lower()]
+            structured = bool(clause_prefs or clause_purchases or clause_entities)
+            if not structured:
+                if SMALL_TALK.search(stripped) or OPINION_ONLY.match(stripped):
+                    continue
+                if len(words) < 6 and VAGUE.search(stripped):
+                    continue
+                if len(words) < 4 and not (span.owner == "self" and LIKES.match(stripped)):
+                    continue  # "I love reading" is short but still says something about the speaker
+
+            clause_dates = find_dates(stripped, at)
+            rewritten = stripped
+            for d in sorted(clause_dates, key=lambda d: d.start, reverse=True):
+                rewritten = rewritten[: d.start] + d.phrase + rewritten[d.end:]
+            rewritten = third_person(rewritten, subject, coordinate=bool(clause_prefs))
+            if subject == "The customer":
+                rewritten = re.sub(r"(?<=\S\s)The customer", "the customer", rewritten)
+            rewritten = rewritten.rstrip(" ,;:-")
+            rewritten = re.sub(r"[!?.]+$", "", rewritten)
+            past = bool(PAST_VERB.search(stripped))
+
+            when = clause_dates[0].value if clause_dates else None
+            if clause_purchases:
+                kind, importance, when = "event", 0.8, clause_purchases[0].at or when or today
+            elif clause_dates and not clause_prefs:
+                # a dated happening, however much else it mentions
+                kind = "event"
+                importance = 0.7 if any(e.type in ("person", "pet") for e in clause_entities) else 0.6
+            elif clause_prefs:
+                kind = "preference"
+                base = 0.5 if span.owner == "self" else 0.45
+                importance = min(1.0, base + 0.3 * max(p.strength for p in clause_prefs))
+            elif any(e.type in ("person", "pet") for e in clause_entities):
+                # "My wife and I hosted a get-together": something that happened, with someone
+                kind, importance = ("event", 0.7) if past and not clause_prefs else ("fact", 0.8)
+            elif any(e.type in ("place", "organization") for e in clause_entities):
+                kind, importance = "fact", 0.7
+            elif clause_dates or any(e.type == "event" for e in clause_entities):
+                kind, importance = "event", 0.6
+            elif past:
+                kind, importance = "event", 0.5
+            elif FAVOURITE.search(stripped):
+                kind, importance = "preference", 0.6
+            elif span.owner == "self" and LIKES.match(stripped) or other_stance:
+                kind, importance = "preference", 0.55
+            else:
+                kind, importance = "fact", 0.45 if len(words) >= 6 else 0.35
+            if kind == "event" and not clause_dates:
+                when = when or today
+                if not clause_purchases or not dates:
+                    rewritten += f" (mentioned on {format_day(today)})"
+            if kind == "event" and clause_dates and not when:
+                when = clause_dates[0].value
+            text = rewritten[:1].upper() + rewritten[1:] + "."
+            out.memories.append(MemoryCandidate(kind=kind, text=text, importance=round(importance, 2), at=when))
+
+    def _names_value(self, clause: str, pref: Preference) -> bool:
+        low = clause.lower()
+        c = self.catalog
+        if pref.attribute == "style":
+            return pref.value in c.match_styles(clause)
+        if pref.attribute == "material":
+            return pref.value in c.match_materials(clause)
+        if pref.attribute == "color":
+            return pref.value in c.match_colors(clause)
+        if pref.attribute == "category":
+            return pref.value in c.match_categories(clause)
+        if pref.attribute == "brand":
+            return pref.value in c.match_brands(clause)
+        if pref.attribute == "product":
+            return any(p.sku == pref.value for p in c.match_products(clause))
+        if pref.attribute == "budget":
+            digits = re.sub(r"\D", "", low)
+            return pref.value.split(".")[0][:2] in digits
+        return pref.value in low
+
+    # -- tidy -----------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _dedupe(out: Extraction) -> None:
+        prefs: dict[tuple[str, str, str], Preference] = {}
+        for p in out.preferences:
+            key = (p.attribute, p.value, p.polarity)
+            if key not in prefs or p.strength > prefs[key].strength:
+                prefs[key] = p if key not in prefs else p.model_copy(update={"replaces": p.replaces or prefs[key].replaces})
+        # the same value both preferred and disliked in one message: keep the stronger, explicit one
+        final: list[Preference] = []
+        for p in prefs.values():
+            other = prefs.get((p.attribute, p.value, "dislikes" if p.polarity == "prefers" else "prefers"))
+            if other and (other.strength, other.confidence) > (p.strength, p.confidence):
+                continue
+            final.append(p)
+        out.preferences = final
+        seen_i: set[tuple] = set()
+        out.interests = [i for i in out.interests
+                         if (k := (i.sku, i.category, i.kind)) not in seen_i and not seen_i.add(k)]
+        seen_e: set[tuple] = set()
+        out.entities = [e for e in out.entities
+                        if (k := (e.type, e.name.lower(), e.relation)) not in seen_e and not seen_e.add(k)]
+        seen_r: set[tuple] = set()
+        out.relations = [r for r in out.relations
+                         if (k := (r.source.lower(), r.target.lower(), r.type)) not in seen_r and not seen_r.add(k)]
+        seen_m: set[str] = set()
+        out.memories = [m for m in out.memories if (k := m.text.lower()) not in seen_m and not seen_m.add(k)]
