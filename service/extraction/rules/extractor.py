@@ -18,6 +18,7 @@ from service.extraction.models import (
     Purchase,
     Relation,
 )
+from service.extraction.rules.clauses import Clause, clause_at, is_question, split_clauses, split_sentences, subject_owner
 from service.extraction.rules.lexicon import (
     AND_BEFORE,
     AND_SEP,
@@ -95,7 +96,6 @@ from service.extraction.rules.lexicon import (
 )
 
 MAX_CHARS = 20_000      # longer messages are mined on their first 20k characters
-MAX_SENTENCES = 300
 
 def _third_person_verb(verb: str) -> str:
     low = verb.lower()
@@ -201,16 +201,6 @@ def _fmt_amount(value: float) -> str:
     return str(int(value)) if value == int(value) else f"{value:.2f}"
 
 
-class _Clause:
-    """A stretch of a sentence with one subject: whose stance it states ("self" or "other") and whether that
-    someone else is named ("my wife Emma", "Tom") rather than a bare pronoun ("she")."""
-
-    __slots__ = ("start", "end", "owner", "named")
-
-    def __init__(self, start: int, end: int):
-        self.start, self.end, self.owner, self.named = start, end, "self", False
-
-
 class _Mention:
     """A catalog word found in a clause."""
 
@@ -243,8 +233,7 @@ class RuleExtractor:
         if name:
             out.memories.append(MemoryCandidate(kind="fact", text=f"The customer's name is {name}.", importance=0.9))
 
-        sentences = [s.strip() for s in SENTENCE_SPLIT.split(text) if s and s.strip()][:MAX_SENTENCES]
-        for sentence in sentences:
+        for sentence in split_sentences(text):
             self._sentence(sentence, at, subject, known_people, out)
         self._dedupe(out)
         return out
@@ -262,12 +251,12 @@ class RuleExtractor:
     def _sentence(self, sentence: str, at: datetime, subject: str, known_people: set[str], out: Extraction) -> None:
         dates = find_dates(sentence, at)
         date_value = dates[0].value if dates else None
-        is_question = sentence.rstrip().endswith("?") or bool(QUESTION_START.match(LEAD_FILLER.sub("", sentence)))
+        question = is_question(sentence)
 
-        clauses = self._clauses(sentence, known_people)
+        clauses = split_clauses(sentence, known_people, self.catalog)
         prefs, others, dislike_spans = self._preferences(sentence, clauses, known_people)
-        purchases, purchase_span = ([], None) if is_question else self._purchases(sentence, at, date_value)
-        interests = self._interests(sentence, is_question, dislike_spans, purchase_span)
+        purchases, purchase_span = ([], None) if question else self._purchases(sentence, at, date_value)
+        interests = self._interests(sentence, question, dislike_spans, purchase_span)
         entities, relations = self._entities(sentence, at, date_value, known_people)
 
         out.preferences.extend(prefs)
@@ -276,86 +265,6 @@ class RuleExtractor:
         out.entities.extend(entities)
         out.relations.extend(relations)
         self._memories(sentence, at, subject, dates, clauses, prefs, others, purchases, entities, out)
-
-    # -- clauses and who they are about -------------------------------------------------------------------
-    def _subject_owner(self, phrase: str, known_people: set[str]) -> str | None:
-        """"other" for someone else ("my wife Emma", "he", "Tom"), "self" for the speaker's own name,
-        None when the phrase is no subject at all ("Honestly", "Walnut", a lone "Our")."""
-        words = phrase.split()
-        if not words:
-            return None
-        first = words[0].lower()
-        if first in OTHER_PRONOUNS:
-            return "other"
-        if first in ("my", "our", "his", "her", "their", "your", "the"):
-            return "other" if len(words) > 1 else None
-        name = re.split(r"'s\b", phrase)[0].strip()
-        if name.lower() in NOT_SUBJECT or is_catalog_word(self.catalog, name) or self.catalog.match_brands(name):
-            return None
-        if name.lower() in known_people and "'s" not in phrase:
-            return "self"
-        return "other"
-
-    def _clauses(self, sentence: str, known_people: set[str]) -> list[_Clause]:
-        """Split a sentence where a new subject starts; each clause knows whose stance it states."""
-        cuts: list[tuple[int, int]] = []
-
-        def compound(sep: str, start: int) -> bool:
-            head = sentence[max((e for _, e in cuts if e <= start), default=0):start]
-            return bool(AND_SEP.match(sep) and COMPOUND_HEAD.match(head) and not CLAUSE_VERB.search(head))
-
-        for m in CLAUSE_SPLIT.finditer(sentence):
-            if m.end() > m.start() and not compound(m.group(), m.start()):
-                cuts.append((m.start(), m.end()))
-        for m in SUBJ_CUT.finditer(sentence):
-            if m.group("other"):
-                owner = self._subject_owner(m.group("other"), known_people)
-                if owner is None:
-                    continue
-                first = m.group("other").split()[0].lower()
-                following = m.group("next") or ""
-                if first in OTHER_PRONOUNS:
-                    if not STANCE_WORD.match(following) or PRONOUN_OBJECT.match(sentence, m.end()):
-                        continue  # "..., they really make me keep going", "and they loved it" stay; "but he prefers oak" splits
-                elif first not in ("my", "our", "his", "her", "their", "your", "the") and not VERBISH.match(following):
-                    continue  # "and Emma last week": a name, not a new subject
-            prev = max((e for s, e in cuts if e <= m.start()), default=0)
-            if not CLAUSE_VERB.search(sentence, prev, m.start()) or compound(m.group(), m.start()):
-                continue  # "Me and Emma": no clause before the conjunction yet
-            cuts.append((m.start(), m.end()))
-        cuts.sort()
-        clauses: list[_Clause] = []
-        pos = 0
-        for s, e in cuts:
-            if s < pos:
-                pos = max(pos, e)
-                continue
-            if s > pos:
-                clauses.append(_Clause(pos, s))
-            pos = e
-        if pos < len(sentence):
-            clauses.append(_Clause(pos, len(sentence)))
-        owner = "self"  # a subjectless first clause is the speaker's: "show me oak tables", "never liked leather"
-        for clause in clauses:
-            text = sentence[clause.start:clause.end]
-            lead = LEAD_FILLER.match(text)
-            m = LEAD_SUBJ.match(text, lead.end() if lead else 0)
-            if m and (m.group("self") or m.group("forme")):
-                owner = "self"
-            elif m and m.group("other"):
-                who = self._subject_owner(m.group("other"), known_people)
-                if who is not None:
-                    owner = who
-                    clause.named = who == "other" and m.group("other").split()[0].lower() not in OTHER_PRONOUNS
-            clause.owner = owner
-        return clauses
-
-    @staticmethod
-    def _clause_at(clauses: list[_Clause], pos: int) -> _Clause | None:
-        for clause in clauses:
-            if clause.start <= pos < clause.end:
-                return clause
-        return None
 
     # -- preferences ----------------------------------------------------------------------------------
     def _mentions(self, text: str) -> list[_Mention]:
@@ -374,7 +283,7 @@ class RuleExtractor:
         found.sort(key=lambda m: m.start)
         return found
 
-    def _preferences(self, sentence: str, clauses: list[_Clause], known_people: set[str]
+    def _preferences(self, sentence: str, clauses: list[Clause], known_people: set[str]
                      ) -> tuple[list[Preference], list[Preference], list[tuple[int, int]]]:
         """The customer's preferences, other people's stated likes and dislikes, and the spans of everything
         disliked (which are no product interest)."""
@@ -394,7 +303,7 @@ class RuleExtractor:
         current: dict[int, str] = {}  # clause start -> whose stance the latest subject in it stated
 
         for i, cue in enumerate(cues):
-            clause = self._clause_at(clauses, cue.end() - 1)
+            clause = clause_at(clauses, cue.end() - 1)
             key = clause.start if clause else -1
             owner = current.get(key, clause.owner if clause else "self")
             negated = False
@@ -422,7 +331,7 @@ class RuleExtractor:
                 if cue.group("self"):
                     owner = "self"
                 else:
-                    owner = self._subject_owner(cue.group("other"), known_people) or owner
+                    owner = subject_owner(cue.group("other"), known_people, self.catalog) or owner
             current[key] = owner
             if negated:
                 if polarity == "dislikes":
@@ -472,7 +381,7 @@ class RuleExtractor:
                                                 confidence=0.7, replaces=replaces))
 
         def someone_elses(pos: int) -> bool:
-            clause = self._clause_at(clauses, pos)
+            clause = clause_at(clauses, pos)
             return bool(clause and clause.owner != "self")
 
         # budgets need no cue: "under $2,000", "$1.5k max", "our budget is 3000"
@@ -715,7 +624,7 @@ class RuleExtractor:
         return " ".join([*mods, re.sub(r"\s+", " ", word)]).strip()
 
     # -- memories -----------------------------------------------------------------------------------------------------
-    def _memories(self, sentence: str, at: datetime, subject: str, dates: list[DateMention], clauses: list[_Clause],
+    def _memories(self, sentence: str, at: datetime, subject: str, dates: list[DateMention], clauses: list[Clause],
                   prefs: list[Preference], others: list[Preference], purchases: list[Purchase],
                   entities: list[Entity], out: Extraction) -> None:
         possessive = subject + ("'" if subject.endswith("s") else "'s")

@@ -101,6 +101,8 @@ REPLACES = re.compile(
     r"\b(?:actually|changed\s+(?:my|our)\s+minds?|change\s+of\s+(?:heart|plans?)|instead|no\s+longer|gone\s+off|went\s+off|"
     r"any\s*more|these\s+days|switch(?:ed|ing)?\s+to|moved\s+on\s+from|not\s+(?:into|keen\s+on)\s+\w+\s+now)\b"
     r"|(?<!right\s)\bnow\b", _I)
+# bare cues whose meaning is not their catalog cue's
+BARE_CUE_MEANINGS = {"loving": ("prefers", 0.9, False), "no longer into": ("dislikes", 0.6, False)}
 SIZE = re.compile(
     r"\b(small|smaller|compact|apartment[-\s]sized|tiny|space[-\s]saving|narrow|large|larger|big|bigger|huge|oversized|"
     r"extra[-\s]large|spacious|roomy|deep|deeper|low|tall|king[-\s]size|queen[-\s]size)\b", _I)
@@ -114,6 +116,7 @@ BUDGET_LIMIT = re.compile(
     r"roughly|budget(?:\s+is|\s+of)?(?:\s+(?:around|about|roughly|under|of|is))*|spend(?:ing)?(?:\s+(?:up\s+to|around|about|roughly|under|max))*|cap\s+of)"
     r"\s*(?:of\s+)?(?:a\s+)?(?P<cur>[$£€])?\s?" + NUMBER
     + r"(?!\s*(?:cm|mm|m\b|in\b|inch|inches|ft|feet|foot|\"|%|people|guests|seats|years|kids|days|weeks|months|hours|minutes|miles|km|kg|lbs))", _I)
+APPROXIMATE = ("around", "about", "roughly")
 BUDGET_AFTER = re.compile(r"(?P<cur>[$£€])\s?(?P<num>\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)\s*(?P<mult>k|thousand|grand)?\s+(?:budget|max|maximum|tops|or\s+less|or\s+under)\b", _I)
 
 # a size word counts with a category in the span, or with "something": "something compact"
@@ -179,6 +182,8 @@ FAMILY_RE = re.compile(
 NAMED_RE = re.compile(
     r"\b(?i:a|an|our|my|the)\s+" + ADJ + r"(?P<rel>(?i:" + "|".join(re.escape(w) for w in PETS + FAMILY + FRIENDS)
     + r"))\s+(?i:named|called)\s+(?P<name>" + NAME_WORD + r")")
+# a relation word as the customer would say it -> as the graph records it
+RELATION_NAMES = {"mum": "mother", "mom": "mother", "dad": "father", "hubby": "husband"}
 NAME_IS_RE = re.compile(
     r"\b(?i:my|our)\s+(?P<rel>(?i:" + REL_ALT + r"))(?i:'s\s+name\s+is|\s+is\s+called|\s+is\s+named)\s+(?P<name>" + NAME_WORD + r")")
 HAVE_KIDS = re.compile(
@@ -235,6 +240,8 @@ OTHER_STANCE = re.compile(r"(?:" + OTHER_SUBJ + r")" + FILLERS + r"(?:\s+" + NEG
 OTHER_PRONOUNS = {"he", "she", "they", "you", "he's", "she's", "they're", "you're", "he'd", "she'd", "they'd", "you'd",
                    "he'll", "she'll", "they'll", "everyone", "everybody", "nobody", "no"}
 # "Me and my husband", "My wife and I", "Some friends from church and I", "Max and I": one compound subject
+# a determiner or possessive opening a subject: "my wife", "the kids" (alone it is no subject)
+POSSESSIVE_HEADS = ("my", "our", "his", "her", "their", "your", "the")
 COMPOUND_HEAD = re.compile(r"^\s*(?:(?:me|my|our|some|the|a|an|his|her|their)\b(?:\s+[\w'-]+){0,4}|" + NAME_SUBJ + r")\s*$", _I)
 AND_SEP = re.compile(r"^,?\s+and\s+$", _I)
 STANCE_WORD = re.compile(r"^(?:" + CUE_ALT + r"|" + NEG + r"|obsessed|crazy|into|keen|fond|allergic)$", _I)
@@ -259,6 +266,10 @@ ROOM_RE = re.compile(
     + "|".join(re.escape(r) for r in sorted(ROOMS, key=len, reverse=True)) + r")(?:s)?\b"
     r"(?!\s*(?:table|chair|stool|set|sofa|couch|furniture|bench|lamp|rug|light|sectional|mirror|cabinet|shelf|"
     r"desk|island|ideas?|party|warming|plants?|hunting|keys?|work|supplies|equipment))", _I)
+# "study", "house" are verbs or passing words unless a determiner makes them rooms ("my study")
+ROOMS_NEEDING_A_DETERMINER = ("office", "study", "library", "deck", "den", "flat", "house", "cabin", "cottage", "lounge")
+# "office" is a room only as the customer's own: "my office", "our new office"
+OFFICE_OWNERS = ("my", "our", "home", "new")
 PLACE = r"(?P<place>[A-Z][a-zA-Z]+(?:[ -](?:[A-Z][a-zA-Z]+|de|del|la|upon|on))*(?:,\s*[A-Z]{2}\b)?)"
 PLACE_CUES: list[tuple[re.Pattern[str], str, str | None]] = [
     (re.compile(r"\b(?i:live|lives|living|reside|resides|based|settled|staying)\s+(?i:in|near)\s+" + PLACE), "lives in", "LIVES_IN"),
@@ -297,6 +308,8 @@ EVENT_STOP = {
     "planning", "plan", "some", "another", "upcoming", "recent", "ran", "run", "joined", "join", "took", "take",
     "its", "it's", "your", "me", "us", "so", "just", "really", "finally", "after", "since",
 }
+# event words too common to be events without a date, "went to" or "hosting" in the sentence
+EVENTS_NEEDING_CONTEXT = ("class", "race", "trip", "holiday", "party", "camping", "hike", "interview", "appointment")
 ATTENDED = re.compile(r"\b(?:went\s+to|attended|was\s+at|were\s+at|joined|took\s+part\s+in|participated\s+in|ran|"
                        r"hosted|celebrated|had|threw|got\s+back\s+from|came\s+back\s+from|been\s+to)\b", _I)
 HOSTING = re.compile(r"\b(?:hosting|throwing|having|host|throw|organi[sz]ing|planning)\b", _I)
@@ -334,6 +347,12 @@ KEEP_VERB = {
     "led", "let", "lit", "meant", "quit", "rang", "rose", "shot", "shut", "spoke", "stole", "struck", "swore",
     "threw", "woke", "and", "too", "as", "or", "to", "in", "at", "on", "with", "for", "of", "if",
 }
+NEGATION_3RD = {"don't": "doesn't", "do not": "does not", "haven't": "hasn't", "have not": "has not", "am not": "is not"}
+WE_VERB = {"'re": " are", "'ve": " have", "'d": " would", "'ll": " will"}
+# "I'd been", "I'd gone", "I'd finished": had; otherwise "I'd" is would
+HAD_AFTER_D = ("been", "never", "already", "just", "gone")
+# after the speaker is named once, "my"/"me"/"mine" read better as these
+LATER_MENTION = {"my": "their", "me": "them", "mine": "theirs"}
 MODIFIER_KIND = ("style", "material", "color", "brand")
 AND_BEFORE = re.compile(r"\band\s+$", _I)
 # a verb sharing the speaker's "I" after a conjunction: "I love walnut and hate glass" -> "... and hates glass"
