@@ -18,6 +18,8 @@ from service.extraction.models import (
     Purchase,
     Relation,
 )
+from service.extraction.rules.amounts import amount
+from service.extraction.rules.preferences import find_preferences, names_value
 from service.extraction.rules.clauses import Clause, clause_at, is_question, split_clauses, split_sentences, subject_owner
 from service.extraction.rules.lexicon import (
     AND_BEFORE,
@@ -182,34 +184,6 @@ def _clean_name(name: str) -> str | None:
     return " ".join(kept)
 
 
-def _amount(number: str, mult: str | None) -> float | None:
-    """A money amount, or None when it is not a plausible one (too many digits to be a
-    price, or beyond ``MAX_AMOUNT``)."""
-    digits = number.replace(",", "")
-    if len(digits) > 12:
-        return None
-    try:
-        value = float(digits)
-    except ValueError:
-        return None
-    if mult and mult.lower() in ("k", "thousand", "grand"):
-        value *= 1000
-    return value if math.isfinite(value) and 0 <= value <= MAX_AMOUNT else None
-
-
-def _fmt_amount(value: float) -> str:
-    return str(int(value)) if value == int(value) else f"{value:.2f}"
-
-
-class _Mention:
-    """A catalog word found in a clause."""
-
-    __slots__ = ("start", "end", "attribute", "value", "product")
-
-    def __init__(self, start: int, end: int, attribute: str, value: str, product: Product | None = None):
-        self.start, self.end, self.attribute, self.value, self.product = start, end, attribute, value, product
-
-
 class RuleExtractor:
     def __init__(self, catalog: Catalog):
         self.catalog = catalog
@@ -254,7 +228,8 @@ class RuleExtractor:
         question = is_question(sentence)
 
         clauses = split_clauses(sentence, known_people, self.catalog)
-        prefs, others, dislike_spans = self._preferences(sentence, clauses, known_people)
+        stances = find_preferences(sentence, clauses, known_people, self.catalog)
+        prefs, others, dislike_spans = stances.customer, stances.others, stances.disliked
         purchases, purchase_span = ([], None) if question else self._purchases(sentence, at, date_value)
         interests = self._interests(sentence, question, dislike_spans, purchase_span)
         entities, relations = self._entities(sentence, at, date_value, known_people)
@@ -265,165 +240,6 @@ class RuleExtractor:
         out.entities.extend(entities)
         out.relations.extend(relations)
         self._memories(sentence, at, subject, dates, clauses, prefs, others, purchases, entities, out)
-
-    # -- preferences ----------------------------------------------------------------------------------
-    def _mentions(self, text: str) -> list[_Mention]:
-        c = self.catalog
-        found = [_Mention(s, e, "product", p.sku, p) for s, e, p in c.product_spans(text)]
-
-        def free(s: int, e: int) -> bool:
-            return all(e <= m.start or s >= m.end for m in found)
-
-        for attribute, spans in (("style", c.style_spans(text)), ("material", c.material_spans(text)),
-                                 ("color", c.color_spans(text)), ("brand", c.brand_spans(text)),
-                                 ("category", c.category_spans(text))):
-            for s, e, v in spans:
-                if free(s, e):
-                    found.append(_Mention(s, e, attribute, v))
-        found.sort(key=lambda m: m.start)
-        return found
-
-    def _preferences(self, sentence: str, clauses: list[Clause], known_people: set[str]
-                     ) -> tuple[list[Preference], list[Preference], list[tuple[int, int]]]:
-        """The customer's preferences, other people's stated likes and dislikes, and the spans of everything
-        disliked (which are no product interest)."""
-        prefs: list[Preference] = []
-        others: list[Preference] = []
-        dislike_spans: list[tuple[int, int]] = []
-        cues = []
-        for cue in CUE_RE.finditer(sentence):
-            bare = cue.group("bare")
-            if bare and bare.lower().startswith("like") and not cue.group("bneg") and \
-                    (cue.group("conj") or "").lower() not in ("and", "but"):
-                continue  # "Like I said, ..."
-            cues.append(cue)
-        mentions = self._mentions(sentence) if cues or "$" in sentence or " in " in sentence.lower() else []
-        replaces = bool(cues) and bool(REPLACES.search(sentence))
-        covered: list[tuple[int, int]] = []
-        current: dict[int, str] = {}  # clause start -> whose stance the latest subject in it stated
-
-        for i, cue in enumerate(cues):
-            clause = clause_at(clauses, cue.end() - 1)
-            key = clause.start if clause else -1
-            owner = current.get(key, clause.owner if clause else "self")
-            negated = False
-            if cue.group("free"):
-                word = re.sub(r"\s+", " ", cue.group("free").lower())
-                polarity, strength, intent = ("dislikes", 0.6, False) if word.startswith("not") else (
-                    ("prefers", 0.9, False) if "fan" in word else ("prefers", 0.85, False))
-                if word.startswith(("my ", "our ", "for ", "as for ")):
-                    owner = "self"
-            elif cue.group("ofav"):
-                polarity, strength, intent = "prefers", 0.85, False
-                owner = "other"
-            elif cue.group("bare"):
-                word = re.sub(r"\s+", " ", cue.group("bare").lower())
-                polarity, strength, intent = {
-                    "loving": ("prefers", 0.9, False),
-                    "no longer into": ("dislikes", 0.6, False),
-                }.get(word) or self._cue_meaning(word)
-                negated = bool(cue.group("bneg"))
-                if REQUEST_BARE.match(word):
-                    owner = "self"  # a request is always the speaker's own
-            else:
-                polarity, strength, intent = self._cue_meaning(cue.group("cue"))
-                negated = bool(cue.group("neg"))
-                if cue.group("self"):
-                    owner = "self"
-                else:
-                    owner = subject_owner(cue.group("other"), known_people, self.catalog) or owner
-            current[key] = owner
-            if negated:
-                if polarity == "dislikes":
-                    polarity = None  # "I don't hate oak": no stance either way
-                else:
-                    polarity, strength = "dislikes", 0.6
-            start = cue.end()
-            limit = cues[i + 1].start() if i + 1 < len(cues) else len(sentence)
-            if clause:
-                limit = min(limit, clause.end)
-            end_m = SPAN_END.search(sentence, start, limit) if start < limit else None
-            end = end_m.start() if end_m else max(start, limit)
-            if polarity is None:
-                continue
-            target = prefs if owner == "self" else others
-            if owner == "self":
-                covered.append((start, end))
-            if polarity == "dislikes":
-                dislike_spans.append((start, end))
-            inside = [m for m in mentions if start <= m.start < end]
-            inverse_at = None
-            if polarity == "prefers":
-                inv = INVERSE.search(sentence, start, end)
-                inverse_at = inv.start() if inv else None
-            modifiers = [m for m in inside if m.attribute in MODIFIER_KIND]
-            for m in inside:
-                pol, st, conf = polarity, strength, 0.8
-                if inverse_at is not None and m.start > inverse_at:
-                    pol, st, conf = "dislikes", 0.5, 0.6
-                    dislike_spans.append((m.start, m.end))
-                if m.attribute == "category" and not (intent and pol == "prefers"):
-                    # "I hate glass tables" is about glass, not about tables
-                    if any(0 <= m.start - x.end <= 12 for x in modifiers):
-                        continue
-                target.append(Preference(attribute=m.attribute, value=m.value, polarity=pol, strength=st,
-                                         confidence=conf, replaces=replaces and owner == "self"))
-            if polarity == "prefers" and owner == "self":
-                segment = sentence[start:end]
-                has_category = any(m.attribute in ("category", "product") for m in inside)
-                for sm in SIZE.finditer(segment):
-                    if has_category or SOMETHING.search(segment):
-                        word = re.sub(r"[-\s]+", "-", sm.group(1).lower())
-                        value = SIZE_CANON.get(word, word.replace("-size", "").replace("-sized", ""))
-                        if value.startswith("apartment") or value.startswith("space"):
-                            value = "small"
-                        prefs.append(Preference(attribute="size", value=value, polarity="prefers", strength=strength,
-                                                confidence=0.7, replaces=replaces))
-
-        def someone_elses(pos: int) -> bool:
-            clause = clause_at(clauses, pos)
-            return bool(clause and clause.owner != "self")
-
-        # budgets need no cue: "under $2,000", "$1.5k max", "our budget is 3000"
-        for m in BUDGET_LIMIT.finditer(sentence):
-            if someone_elses(m.start()):
-                continue
-            word = m.group("word").lower()
-            has_currency = bool(m.group("cur") or m.group("mult") or m.group("curword")) or word.startswith(("budget", "spend"))
-            value = _amount(m.group("num"), m.group("mult"))
-            if has_currency and value and value >= 20:
-                approx = word in ("around", "about", "roughly")
-                prefs.append(Preference(attribute="budget", value=_fmt_amount(value), polarity="prefers",
-                                        strength=0.6 if approx else 0.7, confidence=0.8, replaces=replaces))
-        for m in BUDGET_AFTER.finditer(sentence):
-            if someone_elses(m.start()):
-                continue
-            value = _amount(m.group("num"), m.group("mult"))
-            if value and value >= 20:
-                prefs.append(Preference(attribute="budget", value=_fmt_amount(value), polarity="prefers",
-                                        strength=0.7, confidence=0.8, replaces=replaces))
-
-        # "in navy", "in velvet" outside any cue span: a softer wish
-        low = sentence.lower()
-        for m in mentions:
-            if m.attribute not in ("color", "material") or any(s <= m.start < e for s, e in covered):
-                continue
-            if someone_elses(m.start) or any(s <= m.start < e for s, e in dislike_spans) \
-                    or any(p.value == m.value for p in others):
-                continue
-            before = low[max(0, m.start - 12): m.start]
-            if SOFT_WISH_BEFORE.search(before):
-                prefs.append(Preference(attribute=m.attribute, value=m.value, polarity="prefers", strength=0.6,
-                                        confidence=0.6, replaces=False))
-        return prefs, others, dislike_spans
-
-    @staticmethod
-    def _cue_meaning(cue: str) -> tuple[str, float, bool]:
-        cue = re.sub(r"\s+", " ", cue.strip())
-        for (_, polarity, strength, intent), part in zip(CUES, CUE_PARTS, strict=True):
-            if part.match(cue):
-                return polarity, strength, intent
-        return "prefers", 0.6, False
 
     # -- purchases --------------------------------------------------------------------------------------
     def _purchases(self, sentence: str, at: datetime, date_value: datetime | None) -> tuple[list[Purchase], tuple[int, int] | None]:
@@ -470,9 +286,9 @@ class RuleExtractor:
     @staticmethod
     def _price(m: re.Match[str]) -> float | None:
         if m.group(1):
-            value = _amount(m.group(1) + (f".{m.group(2)}" if m.group(2) else ""), m.group(3))
+            value = amount(m.group(1) + (f".{m.group(2)}" if m.group(2) else ""), m.group(3))
         else:
-            value = _amount(m.group(4), None)
+            value = amount(m.group(4), None)
         return value if value and value > 0 else None
 
     @staticmethod
@@ -650,9 +466,9 @@ class RuleExtractor:
             if len(words) < 3 or FILLER.match(stripped) and len(words) < 6:
                 continue
             if span.owner == "self":
-                clause_prefs = [p for p in prefs if self._names_value(stripped, p)]
+                clause_prefs = [p for p in prefs if names_value(self.catalog, stripped, p)]
             else:  # someone else's stance: remembered about them, never the customer's preference
-                clause_prefs = [p for p in others if self._names_value(stripped, p)]
+                clause_prefs = [p for p in others if names_value(self.catalog, stripped, p)]
             # a named someone's stance ("Tom likes leather", "Gina loves dancing") is worth remembering about them
             other_stance = span.owner == "other" and span.named and bool(clause_prefs or OTHER_STANCE.match(stripped))
             about_named_other = other_stance
@@ -715,26 +531,6 @@ class RuleExtractor:
                 when = clause_dates[0].value
             text = rewritten[:1].upper() + rewritten[1:] + "."
             out.memories.append(MemoryCandidate(kind=kind, text=text, importance=round(importance, 2), at=when))
-
-    def _names_value(self, clause: str, pref: Preference) -> bool:
-        low = clause.lower()
-        c = self.catalog
-        if pref.attribute == "style":
-            return pref.value in c.match_styles(clause)
-        if pref.attribute == "material":
-            return pref.value in c.match_materials(clause)
-        if pref.attribute == "color":
-            return pref.value in c.match_colors(clause)
-        if pref.attribute == "category":
-            return pref.value in c.match_categories(clause)
-        if pref.attribute == "brand":
-            return pref.value in c.match_brands(clause)
-        if pref.attribute == "product":
-            return any(p.sku == pref.value for p in c.match_products(clause))
-        if pref.attribute == "budget":
-            digits = re.sub(r"\D", "", low)
-            return pref.value.split(".")[0][:2] in digits
-        return pref.value in low
 
     # -- tidy -----------------------------------------------------------------------------------------------------
     @staticmethod
