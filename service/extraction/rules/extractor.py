@@ -18,7 +18,8 @@ from service.extraction.models import (
     Purchase,
     Relation,
 )
-from service.extraction.rules.amounts import amount
+from service.extraction.rules.interests import find_interests
+from service.extraction.rules.purchases import find_purchases
 from service.extraction.rules.preferences import find_preferences, names_value
 from service.extraction.rules.clauses import Clause, clause_at, is_question, split_clauses, split_sentences, subject_owner
 from service.extraction.rules.lexicon import (
@@ -230,8 +231,8 @@ class RuleExtractor:
         clauses = split_clauses(sentence, known_people, self.catalog)
         stances = find_preferences(sentence, clauses, known_people, self.catalog)
         prefs, others, dislike_spans = stances.customer, stances.others, stances.disliked
-        purchases, purchase_span = ([], None) if question else self._purchases(sentence, at, date_value)
-        interests = self._interests(sentence, question, dislike_spans, purchase_span)
+        purchases, purchase_span = ([], None) if question else find_purchases(sentence, at, date_value, self.catalog)
+        interests = find_interests(sentence, question, dislike_spans, purchase_span, self.catalog)
         entities, relations = self._entities(sentence, at, date_value, known_people)
 
         out.preferences.extend(prefs)
@@ -240,94 +241,6 @@ class RuleExtractor:
         out.entities.extend(entities)
         out.relations.extend(relations)
         self._memories(sentence, at, subject, dates, clauses, prefs, others, purchases, entities, out)
-
-    # -- purchases --------------------------------------------------------------------------------------
-    def _purchases(self, sentence: str, at: datetime, date_value: datetime | None) -> tuple[list[Purchase], tuple[int, int] | None]:
-        m = PURCHASE.search(sentence)
-        if not m:
-            return [], None
-        start = m.end()
-        end_m = PURCHASE_END.search(sentence, start)
-        end = end_m.start() if end_m else len(sentence)
-        span = sentence[start:end]
-        when = date_value or at
-        order = ORDER_ID.search(sentence)
-        order_id = None
-        if order:
-            candidate = order.group("id") or order.group("id2")
-            if candidate and any(ch.isdigit() for ch in candidate):
-                order_id = candidate.upper()
-        prices = [p for p in (self._price(pm) for pm in PRICE.finditer(span)) if p]
-        items: list[Purchase] = []
-        products = self.catalog.product_spans(span)
-        taken = [(s, e) for s, e, _ in products]
-        for s, e, p in products:
-            items.append(Purchase(product_name=p.name, sku=p.sku, category=p.category,
-                                  quantity=self._quantity(span[:s]), price=None, order_id=order_id, at=when))
-        for s, e, cat in self.catalog.category_spans(span):
-            if any(s < te and ts < e for ts, te in taken):
-                continue
-            phrase = span[:e]
-            # the noun phrase ending in the category word: "a new couch" -> "new couch"
-            phrase = PHRASE_BREAK.split(phrase)[-1].strip()
-            words = phrase.split()[-5:]
-            phrase = ARTICLES.sub("", " ".join(words)).strip() or cat
-            items.append(Purchase(product_name=phrase, category=cat, quantity=self._quantity(span[:s]),
-                                  order_id=order_id, at=when))
-            taken.append((s, e))
-        if len(items) == 1:
-            items[0].price = prices[0] if prices else (self.catalog.product(items[0].sku).price if items[0].sku else None)
-        else:
-            for item in items:
-                if item.sku:
-                    item.price = self.catalog.product(item.sku).price
-        return items, ((start, end) if items else None)
-
-    @staticmethod
-    def _price(m: re.Match[str]) -> float | None:
-        if m.group(1):
-            value = amount(m.group(1) + (f".{m.group(2)}" if m.group(2) else ""), m.group(3))
-        else:
-            value = amount(m.group(4), None)
-        return value if value and value > 0 else None
-
-    @staticmethod
-    def _quantity(before: str) -> int:
-        m = QUANTITY.search(before[-40:])
-        if not m:
-            return 1
-        word = m.group(1).lower().split()
-        for w in reversed(word):
-            if w.isdigit():
-                return max(1, min(int(w), 99))
-            if w in QTY_WORDS:
-                return QTY_WORDS[w]
-        return 1
-
-    # -- interests --------------------------------------------------------------------------------------------
-    def _interests(self, sentence: str, is_question: bool, dislike_spans: list[tuple[int, int]],
-                   purchase_span: tuple[int, int] | None) -> list[ProductInterest]:
-        cue = INTEREST_CUE.search(sentence)
-        viewed = VIEWED_CUE.search(sentence)
-        if not (cue or viewed or is_question):
-            return []
-        kind = "viewed" if viewed and not cue else "asked_about"
-
-        def excluded(s: int, e: int) -> bool:
-            if purchase_span and purchase_span[0] <= s < purchase_span[1]:
-                return True
-            return any(ds <= s < de for ds, de in dislike_spans)
-
-        out: list[ProductInterest] = []
-        products = self.catalog.product_spans(sentence)
-        for s, e, p in products:
-            if not excluded(s, e):
-                out.append(ProductInterest(sku=p.sku, category=p.category, kind=kind))
-        for s, e, cat in self.catalog.category_spans(sentence):
-            if any(s < pe and ps < e for ps, pe, _ in products) or excluded(s, e):
-                continue
-            out.append(ProductInterest(category=cat, kind=kind))
-        return out
 
     # -- entities ----------------------------------------------------------------------------------------------------
     def _entities(self, sentence: str, at: datetime, date_value: datetime | None,
