@@ -18,6 +18,7 @@ from service.extraction.models import (
     Purchase,
     Relation,
 )
+from service.extraction.rules.entities import customer_name, find_entities
 from service.extraction.rules.interests import find_interests
 from service.extraction.rules.purchases import find_purchases
 from service.extraction.rules.preferences import find_preferences, names_value
@@ -173,18 +174,6 @@ def third_person(text: str, subject: str, coordinate: bool = False) -> str:
     return out
 
 
-def _clean_name(name: str) -> str | None:
-    words = name.split()
-    kept: list[str] = []
-    for w in words:
-        if w.lower() in NOT_NAMES:
-            break
-        kept.append(w[:1].upper() + w[1:])
-    if not kept or len(kept[0]) < 2:
-        return None
-    return " ".join(kept)
-
-
 class RuleExtractor:
     def __init__(self, catalog: Catalog):
         self.catalog = catalog
@@ -201,7 +190,7 @@ class RuleExtractor:
     def _extract(self, text: str, at: datetime, speaker: str | None) -> Extraction:
         text = text.replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"').replace("\u201d", '"')
         out = Extraction()
-        name = self._customer_name(text)
+        name = customer_name(text, self.catalog)
         out.customer_name = name
         subject = speaker or name or "The customer"
         known_people = {n.lower() for n in (speaker, name) if n}
@@ -213,16 +202,6 @@ class RuleExtractor:
         self._dedupe(out)
         return out
 
-    def _customer_name(self, text: str) -> str | None:
-        for pattern in NAME_PATTERNS:
-            m = pattern.search(text)
-            if m:
-                name = _clean_name(m.group("name"))
-                if name and not is_catalog_word(self.catalog, name):
-                    return name
-        return None
-
-
     def _sentence(self, sentence: str, at: datetime, subject: str, known_people: set[str], out: Extraction) -> None:
         dates = find_dates(sentence, at)
         date_value = dates[0].value if dates else None
@@ -233,7 +212,7 @@ class RuleExtractor:
         prefs, others, dislike_spans = stances.customer, stances.others, stances.disliked
         purchases, purchase_span = ([], None) if question else find_purchases(sentence, at, date_value, self.catalog)
         interests = find_interests(sentence, question, dislike_spans, purchase_span, self.catalog)
-        entities, relations = self._entities(sentence, at, date_value, known_people)
+        entities, relations = find_entities(sentence, at, date_value, known_people, self.catalog)
 
         out.preferences.extend(prefs)
         out.purchases.extend(purchases)
@@ -241,116 +220,6 @@ class RuleExtractor:
         out.entities.extend(entities)
         out.relations.extend(relations)
         self._memories(sentence, at, subject, dates, clauses, prefs, others, purchases, entities, out)
-
-    # -- entities ----------------------------------------------------------------------------------------------------
-    def _entities(self, sentence: str, at: datetime, date_value: datetime | None,
-                  known_people: set[str]) -> tuple[list[Entity], list[Relation]]:
-        entities: list[Entity] = []
-        relations: list[Relation] = []
-        named: set[str] = set()
-
-        def add_person(rel_word: str, name: str | None) -> None:
-            rel_word = rel_word.lower()
-            rtype = REL_TYPE.get(rel_word, "RELATED_TO")
-            etype = "pet" if rtype == "PET_OF" else "person"
-            if name and (name.lower() in NOT_NAMES or name.lower() in NOT_PLACES or is_catalog_word(self.catalog, name)):
-                name = None
-            entity_name = name or rel_word
-            relation = {"mum": "mother", "mom": "mother", "dad": "father", "hubby": "husband"}.get(rel_word, rel_word)
-            entities.append(Entity(type=etype, name=entity_name, relation=relation))
-            relations.append(Relation(source=entity_name, target="customer", type=rtype))
-            if name:
-                named.add(name.lower())
-
-        for m in NAME_IS_RE.finditer(sentence):
-            add_person(m.group("rel"), m.group("name"))
-        for m in NAMED_RE.finditer(sentence):
-            if m.group("name").lower() not in named:
-                add_person(m.group("rel"), m.group("name"))
-        for m in FAMILY_RE.finditer(sentence):
-            name = m.group("name")
-            if m.group("poss"):
-                name = None
-            if name and name.lower() in named:
-                continue
-            if not name and any(e.relation == m.group("rel").lower() for e in entities):
-                continue
-            add_person(m.group("rel"), name)
-        for m in HAVE_KIDS.finditer(sentence):
-            rel = m.group("rel").lower()
-            if not any(e.relation == rel or e.name.lower() == rel for e in entities):
-                add_person(rel, None)
-
-        for m in ROOM_RE.finditer(sentence):
-            room = m.group("room").lower()
-            if room in ("office", "study", "library", "deck", "den", "flat", "house", "cabin", "cottage", "lounge") and not m.group("det"):
-                continue  # "study" / "house" as verbs or in passing
-            if room in ("office",) and (m.group("det") or "").lower() not in ("my", "our", "home", "new"):
-                continue
-            etype = "place" if room in HOME_TYPES else "room"
-            relation = "home" if room in HOME_TYPES else "room"
-            if not any(e.name == room for e in entities):
-                entities.append(Entity(type=etype, name=room, relation=relation))
-
-        seen_places: set[str] = set()
-        for pattern, relation, rtype in PLACE_CUES:
-            for m in pattern.finditer(sentence):
-                place = m.group("place").strip()
-                first = place.split()[0].lower()
-                if (first in NOT_PLACES or place.lower() in known_people or place.lower() in named
-                        or place.lower() in seen_places or is_catalog_word(self.catalog, place)
-                        or self.catalog.match_brands(place) or self.catalog.product_spans(place + " sofa")):
-                    continue
-                if sentence[m.end("place"):m.end("place") + 2] == "'s":
-                    continue  # "at Anna's" is a person
-                if m.start("place") == 0:
-                    continue
-                seen_places.add(place.lower())
-                entities.append(Entity(type="place", name=place, relation=None if relation == "mentioned" else relation))
-                if rtype:
-                    relations.append(Relation(source="customer", target=place, type=rtype))
-
-        for m in WORK_RE.finditer(sentence):
-            org = m.group("org").strip().rstrip(".'-")
-            if org.split()[0].lower() in NOT_PLACES:
-                continue
-            entities.append(Entity(type="organization", name=org, relation="works at"))
-            relations.append(Relation(source="customer", target=org, type="WORKS_AT"))
-
-        for m in EVENT_RE.finditer(sentence):
-            event = re.sub(r"\s+", " ", m.group("event").lower())
-            if event == "move" and not THE_MOVE.search(sentence):
-                continue
-            if event in ("class", "race", "trip", "holiday", "party", "camping", "hike", "interview", "appointment") and not (
-                    date_value or ATTENDED.search(sentence) or HOSTING.search(sentence)):
-                continue
-            name = self._event_name(sentence, m.start("event"), m.group("event"))
-            when = date_value
-            past = bool(ATTENDED.search(sentence[: m.start()])) or (when is not None and when < datetime(at.year, at.month, at.day, tzinfo=at.tzinfo))
-            if past:
-                relation = "attended"
-            elif HOSTING.search(sentence):
-                relation = "hosting"
-            elif when is not None or FUTURE_HINT.search(sentence):
-                relation = "planned"
-            else:
-                relation = "mentioned"
-            if any(e.type == "event" and e.name.lower() == name.lower() for e in entities):
-                continue
-            entities.append(Entity(type="event", name=name, relation=relation, at=when))
-            if past:
-                relations.append(Relation(source="customer", target=name, type="ATTENDED"))
-        return entities, relations
-
-    @staticmethod
-    def _event_name(sentence: str, start: int, word: str) -> str:
-        before = WORDS.findall(sentence[max(0, start - 40):start])
-        mods: list[str] = []
-        for w in reversed(before[-2:] if before else []):
-            if w.lower() in EVENT_STOP or w.lower() in NOT_NAMES and not w.isupper():
-                break
-            mods.insert(0, w)
-        return " ".join([*mods, re.sub(r"\s+", " ", word)]).strip()
 
     # -- memories -----------------------------------------------------------------------------------------------------
     def _memories(self, sentence: str, at: datetime, subject: str, dates: list[DateMention], clauses: list[Clause],
