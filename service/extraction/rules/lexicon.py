@@ -46,18 +46,18 @@ VAGUE = re.compile(r"\b(?:it|that|this|those|these|them)\b", _I)
 FIRST_PERSON = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|me|my|mine|myself|we|we're|we've|we'd|we'll|us|our|ours)\b", _I)
 WORDS = re.compile(r"[\w'-]+")
 LIKES = re.compile(r"^(?:i|we)\s+(?:really\s+|also\s+|just\s+|absolutely\s+|totally\s+)?"
-                    r"(?:love|like|enjoy|adore|hate|dislike|prefer)\s+(?!(?:it|that|this|them|you|to|so|too)\W*$)"
-                    r"(?!(?:it|that|this|them|you)\b)\w", _I)
+                   r"(?:love|like|enjoy|adore|hate|dislike|prefer)\s+(?!(?:it|that|this|them|you|to|so|too)\W*$)"
+                   r"(?!(?:it|that|this|them|you)\b)\w", _I)
 
 # -- customer name ------------------------------------------------------------------------------
 NAME_WORD = r"[A-Z][a-zà-ÿ]+(?:-[A-Z][a-zà-ÿ]+)?"
 NAME_PATTERNS = [
     re.compile(r"\b(?i:my\s+name(?:'s|\s+is))\s+(?P<name>[A-Za-zÀ-ÿ][a-zà-ÿ'-]+(?:\s+" + NAME_WORD + r")?)"),
     re.compile(r"(?:^|[.!?,]\s*|\b(?i:hi|hey|hello)\b[\s,!]*|\b(?i:and)\s+)(?i:i'm|i\s+am|im)\s+(?P<name>" + NAME_WORD
-               + r"(?:\s+" + NAME_WORD + r")?)(?=\s*(?:$|[.,!?;]|\s+(?i:and|from|here|by the way)\b))"),
+              + r"(?:\s+" + NAME_WORD + r")?)(?=\s*(?:$|[.,!?;]|\s+(?i:and|from|here|by the way)\b))"),
     re.compile(r"\b(?i:call\s+me)\s+(?P<name>" + NAME_WORD + r")(?=\s*(?:$|[.,!?;]|\s+(?i:and|please)\b))"),
     re.compile(r"(?:^|\b(?i:hi|hey|hello)\b[\s,!]*)(?i:this\s+is)\s+(?P<name>" + NAME_WORD + r"(?:\s+" + NAME_WORD
-               + r")?)(?=\s*(?:$|[.,!?;]|\s+(?i:here|from|speaking|and)\b))"),
+              + r")?)(?=\s*(?:$|[.,!?;]|\s+(?i:here|from|speaking|and)\b))"),
 ]
 NOT_NAMES = {
     w.lower() for w in """
@@ -76,11 +76,11 @@ NOT_NAMES = {
 
 # -- preferences -----------------------------------------------------------------------------------
 FILLERS = (r"(?:\s+(?:really|truly|absolutely|totally|just|also|still|definitely|do|does|would|am|are|is|have|has|"
-            r"kind\s+of|kinda|sort\s+of|all|both|actually|now|honestly|generally|usually|always|mostly|so|very|quite|"
-            r"personally|tend\s+to|seriously|particularly|especially|much|reckon\s+we|even|ever))*")
+           r"kind\s+of|kinda|sort\s+of|all|both|actually|now|honestly|generally|usually|always|mostly|so|very|quite|"
+           r"personally|tend\s+to|seriously|particularly|especially|much|reckon\s+we|even|ever))*")
 # a negation between the subject and its cue flips the cue: "I don't love", "I'm not a fan of", "we never liked"
 NEG = (r"(?:don't|dont|do\s+not|doesn't|does\s+not|didn't|did\s+not|never|not|won't|will\s+not|wouldn't|would\s+not|"
-        r"can't|cannot|isn't|aren't|wasn't|weren't|no\s+longer|hardly)")
+       r"can't|cannot|isn't|aren't|wasn't|weren't|no\s+longer|hardly)")
 # (cue regex, polarity, strength, intent?) - order matters: negatives before positives
 CUES: list[tuple[str, str, float, bool]] = [
     (r"(?:hate|hates|hated|detest|detests|loathe|loathes|despise|despises|can't\s+stand|cannot\s+stand|can't\s+bear|cannot\s+bear|can't\s+do)", "dislikes", 0.9, False),
@@ -95,21 +95,23 @@ CUES: list[tuple[str, str, float, bool]] = [
 ]
 CUE_PARTS = [re.compile(r"^(?:" + c[0] + r")$", _I) for c in CUES]
 SPAN_END = re.compile(r"[.;!?]|,?\s+but\b(?!\s+not\b)|,\s+(?:though|however|just|only|rather|instead|except|while|whereas)\b"
-                       r"|\s+(?:and|or)\s+(?:i|we)\b|\s+(?:because|whereas)\b", _I)
+                      r"|\s+(?:and|or)\s+(?:i|we)\b|\s+(?:because|whereas)\b", _I)
 INVERSE = re.compile(r"\b(?:rather\s+than|instead\s+of|over|not|but\s+not|as\s+opposed\s+to|no|never|without)\b", _I)
 REPLACES = re.compile(
     r"\b(?:actually|changed\s+(?:my|our)\s+minds?|change\s+of\s+(?:heart|plans?)|instead|no\s+longer|gone\s+off|went\s+off|"
     r"any\s*more|these\s+days|switch(?:ed|ing)?\s+to|moved\s+on\s+from|not\s+(?:into|keen\s+on)\s+\w+\s+now)\b"
     r"|(?<!right\s)\bnow\b", _I)
+# catalog words that modify furniture: "I hate glass tables" is about glass, not tables
+MODIFIER_KIND = ("style", "material", "color", "brand")
 # bare cues whose meaning is not their catalog cue's
 BARE_CUE_MEANINGS = {"loving": ("prefers", 0.9, False), "no longer into": ("dislikes", 0.6, False)}
 SIZE = re.compile(
     r"\b(small|smaller|compact|apartment[-\s]sized|tiny|space[-\s]saving|narrow|large|larger|big|bigger|huge|oversized|"
     r"extra[-\s]large|spacious|roomy|deep|deeper|low|tall|king[-\s]size|queen[-\s]size)\b", _I)
 SIZE_CANON = {"small": "small", "smaller": "small", "compact": "small", "tiny": "small", "narrow": "narrow",
-               "large": "large", "larger": "large", "big": "large", "bigger": "large", "huge": "large",
-               "oversized": "large", "spacious": "large", "roomy": "large", "deep": "deep", "deeper": "deep",
-               "low": "low", "tall": "tall"}
+              "large": "large", "larger": "large", "big": "large", "bigger": "large", "huge": "large",
+              "oversized": "large", "spacious": "large", "roomy": "large", "deep": "deep", "deeper": "deep",
+              "low": "low", "tall": "tall"}
 NUMBER = r"(?P<num>\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)\s*(?P<mult>k|thousand|grand)?\b(?:\s*(?P<curword>dollars|bucks|usd|eur|euros|pounds))?"
 BUDGET_LIMIT = re.compile(
     r"\b(?P<word>under|below|less\s+than|no\s+more\s+than|not\s+more\s+than|max(?:imum)?|at\s+most|up\s+to|within|around|about|"
@@ -139,7 +141,7 @@ QUANTITY = re.compile(
     r"a\s+set\s+of\s+(?:two|three|four|five|six|eight|\d{1,2})|set\s+of\s+(?:two|three|four|five|six|eight|\d{1,2})))"
     r"(?:\s+[\w'-]+){0,3}?\s*$", _I)
 QTY_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
-              "twelve": 12, "pair": 2, "couple": 2}
+             "twelve": 12, "pair": 2, "couple": 2}
 ARTICLES = re.compile(r"^(?:(?:a|an|the|some|our|my|new|brand\s+new|this|that|these|those|\d+|two|three|four|six|pair\s+of|set\s+of)\s+)+", _I)
 
 # what was bought ends at the sentence's end, a "but", or a new subject
@@ -155,27 +157,27 @@ INTEREST_CUE = re.compile(
     r"browsing|how\s+much|price\s+of|details\s+(?:on|about)|info(?:rmation)?\s+(?:on|about)|compare|options\s+for|"
     r"in\s+stock|available|thinking\s+(?:of|about)|considering|after)\b", _I)
 VIEWED_CUE = re.compile(r"\b(?:saw|seen|looked\s+at|checked\s+out|viewed|was\s+browsing|been\s+eyeing|eyeing|"
-                         r"spotted|came\s+across)\b", _I)
+                        r"spotted|came\s+across)\b", _I)
 
-# -- entities -------------------------------------------------------------------------------------------------
+# -- people and pets -----------------------------------------------------------------------------------------
 PARTNERS = ["wife", "husband", "partner", "spouse", "girlfriend", "boyfriend", "fiancée", "fiancee", "fiancé",
-             "fiance", "hubby"]
+            "fiance", "hubby"]
 FAMILY = ["mom", "mum", "mother", "dad", "father", "sister", "brother", "son", "daughter", "kids", "children",
-           "kid", "child", "baby", "twins", "grandma", "grandmother", "grandpa", "grandfather", "aunt", "uncle",
-           "cousin", "niece", "nephew", "parents", "in-laws", "mother-in-law", "father-in-law", "sister-in-law",
-           "brother-in-law", "stepson", "stepdaughter", "grandkids", "grandchildren", "toddler", "teenager",
-           "sons", "daughters", "sisters", "brothers", "family"]
+          "kid", "child", "baby", "twins", "grandma", "grandmother", "grandpa", "grandfather", "aunt", "uncle",
+          "cousin", "niece", "nephew", "parents", "in-laws", "mother-in-law", "father-in-law", "sister-in-law",
+          "brother-in-law", "stepson", "stepdaughter", "grandkids", "grandchildren", "toddler", "teenager",
+          "sons", "daughters", "sisters", "brothers", "family"]
 FRIENDS = ["best friend", "friend", "friends", "bff", "roommate", "flatmate", "housemate"]
 OTHERS = ["neighbour", "neighbor", "colleague", "coworker", "co-worker", "boss", "mentor", "landlord", "landlady"]
 PETS = ["dog", "dogs", "cat", "cats", "puppy", "pup", "kitten", "rabbit", "bunny", "parrot", "bird", "hamster",
-         "guinea pig", "fish", "turtle", "tortoise", "horse", "lizard", "snake", "pet"]
+        "guinea pig", "fish", "turtle", "tortoise", "horse", "lizard", "snake", "pet"]
 REL_TYPE = {**{w: "PARTNER_OF" for w in PARTNERS}, **{w: "FAMILY_OF" for w in FAMILY},
-             **{w: "FRIEND_OF" for w in FRIENDS}, **{w: "RELATED_TO" for w in OTHERS},
-             **{w: "PET_OF" for w in PETS}}
+            **{w: "FRIEND_OF" for w in FRIENDS}, **{w: "RELATED_TO" for w in OTHERS},
+            **{w: "PET_OF" for w in PETS}}
 REL_WORDS = sorted(REL_TYPE, key=len, reverse=True)
 REL_ALT = "|".join(re.escape(w) for w in REL_WORDS)
 ADJ = (r"(?:(?i:little|older|younger|big|baby|twin|late|new|two|three|four|elder|eldest|youngest|oldest|best|dear|"
-        r"lovely|old|sweet|fur|rescue|adorable|crazy|amazing|wonderful|beautiful|husky|lab|golden)\s+)*")
+       r"lovely|old|sweet|fur|rescue|adorable|crazy|amazing|wonderful|beautiful|husky|lab|golden)\s+)*")
 FAMILY_RE = re.compile(
     r"\b(?i:my|our)\s+" + ADJ + r"(?P<rel>(?i:" + REL_ALT + r"))(?P<poss>'s)?\b"
     r"(?:(?:\s*,\s*|\s+)(?:(?i:named|called)\s+)?(?P<name>" + NAME_WORD + r"))?")
@@ -194,22 +196,22 @@ HAVE_KIDS = re.compile(
 # The customer's own stance ("I", "we", "our family", "me and my wife") feeds their preferences; anyone
 # else's ("my wife Emma", "he", "Tom", "Dana's husband") is remembered about that person instead.
 NAME_SUBJ = (r"(?-i:(?!(?:Not|Never|No|Nope|Don't|Do|Does|Did|Didn't|Doesn't|Can't|Won't|Really|Honestly|Just|Also|Still|"
-              r"Totally|Absolutely|Definitely|Love|Loving|Like|Hate|Looking|Show|Please|Maybe|Actually|So|And|But|Then|"
-              r"Well|Anyway|Hi|Hey|Hello|Yes|Yeah|Ok|Okay|Oh|Now|Personally|Seriously|My|Our|His|Her|Their|Your|The|A|An|It|Its|"
-              r"This|That|These|Those|There|Here|What|When|Where|How|Why|Who|Which|If|We|I|He|She|They|You|Me|Us)\b)[A-Z][a-zà-ÿ]+(?:-[A-Z][a-zà-ÿ]+)?)")
+             r"Totally|Absolutely|Definitely|Love|Loving|Like|Hate|Looking|Show|Please|Maybe|Actually|So|And|But|Then|"
+             r"Well|Anyway|Hi|Hey|Hello|Yes|Yeah|Ok|Okay|Oh|Now|Personally|Seriously|My|Our|His|Her|Their|Your|The|A|An|It|Its|"
+             r"This|That|These|Those|There|Here|What|When|Where|How|Why|Who|Which|If|We|I|He|She|They|You|Me|Us)\b)[A-Z][a-zà-ÿ]+(?:-[A-Z][a-zà-ÿ]+)?)")
 SELF_SUBJ = (r"(?:me\s+and\s+(?:(?:my|our)\s+\w+|" + NAME_SUBJ + r")|(?:(?:my|our)\s+\w+|" + NAME_SUBJ + r")\s+and\s+(?:i|me)"
-              r"|(?:our|my)\s+(?:whole\s+)?(?:family|household)|the\s+whole\s+family|(?:both|all|the\s+two)\s+of\s+us"
-              r"|i'm|im|i've|i'd|i'll|i|we're|we've|we'd|we'll|we)")
+             r"|(?:our|my)\s+(?:whole\s+)?(?:family|household)|the\s+whole\s+family|(?:both|all|the\s+two)\s+of\s+us"
+             r"|i'm|im|i've|i'd|i'll|i|we're|we've|we'd|we'll|we)")
 OTHER_SUBJ = (r"(?:(?:my|our|his|her|their|your|the)\s+" + ADJ + r"(?:" + REL_ALT + r")(?:'s\s+(?:" + REL_ALT + r"))?"
-               r"(?:,?\s+" + NAME_SUBJ + r"(?:\s+" + NAME_SUBJ + r")?(?=[\s,]),?)?"
-               r"|" + NAME_SUBJ + r"(?:'s\s+(?:" + REL_ALT + r"))?"
-               r"|he|she|they|you|he's|she's|they're|you're|he'd|she'd|they'd|you'd|he'll|she'll|they'll"
-               r"|everyone|everybody|nobody|no\s+one)")
+              r"(?:,?\s+" + NAME_SUBJ + r"(?:\s+" + NAME_SUBJ + r")?(?=[\s,]),?)?"
+              r"|" + NAME_SUBJ + r"(?:'s\s+(?:" + REL_ALT + r"))?"
+              r"|he|she|they|you|he's|she's|they're|you're|he'd|she'd|they'd|you'd|he'll|she'll|they'll"
+              r"|everyone|everybody|nobody|no\s+one)")
 CUE_ALT = "|".join(f"(?:{c[0]})" for c in CUES)
 BARE = (r"no\s+longer\s+into|not\s+into|not\s+keen\s+on|loving|loved|loves|love|hated|hates|hate|liked|likes|like|adored|"
-         r"adores|adore|preferred|prefers|prefer|disliked|dislikes|dislike|enjoyed|enjoy|can't\s+stand|obsessed\s+with|"
-         r"really\s+into|into|gone\s+off|wants|want|needs|need|looking\s+for|searching\s+for|shopping\s+for|"
-         r"in\s+the\s+market\s+for|show\s+me|show\s+us")
+        r"adores|adore|preferred|prefers|prefer|disliked|dislikes|dislike|enjoyed|enjoy|can't\s+stand|obsessed\s+with|"
+        r"really\s+into|into|gone\s+off|wants|want|needs|need|looking\s+for|searching\s+for|shopping\s+for|"
+        r"in\s+the\s+market\s+for|show\s+me|show\s+us")
 CUE_RE = re.compile(
     r"\b(?:(?P<self>" + SELF_SUBJ + r")|(?P<other>" + OTHER_SUBJ + r"))\b" + FILLERS
     + r"(?:\s+(?P<neg>" + NEG + r"))?" + FILLERS + r"\s+(?P<cue>" + CUE_ALT + r")\b"
@@ -235,13 +237,13 @@ VERBISH = re.compile(
     r"^(?:" + CUE_ALT + r"|" + NEG + r"|\w+s|\w+ed|is|was|has|had|does|did|can|could|will|would|should|might|must|"
     r"thinks?|says?|went|got|bought|made|took|came)$", _I)
 OTHER_STANCE = re.compile(r"(?:" + OTHER_SUBJ + r")" + FILLERS + r"(?:\s+" + NEG + r")?" + FILLERS
-                           + r"\s+(?:loves|likes|hates|adores|enjoys|prefers|dislikes|loved|liked|hated|adored|enjoyed|"
-                           r"is\s+(?:obsessed\s+with|into|a\s+(?:big\s+|huge\s+)?fan\s+of)|can't\s+stand)\b", _I)
+                          + r"\s+(?:loves|likes|hates|adores|enjoys|prefers|dislikes|loved|liked|hated|adored|enjoyed|"
+                          r"is\s+(?:obsessed\s+with|into|a\s+(?:big\s+|huge\s+)?fan\s+of)|can't\s+stand)\b", _I)
 OTHER_PRONOUNS = {"he", "she", "they", "you", "he's", "she's", "they're", "you're", "he'd", "she'd", "they'd", "you'd",
-                   "he'll", "she'll", "they'll", "everyone", "everybody", "nobody", "no"}
-# "Me and my husband", "My wife and I", "Some friends from church and I", "Max and I": one compound subject
+                  "he'll", "she'll", "they'll", "everyone", "everybody", "nobody", "no"}
 # a determiner or possessive opening a subject: "my wife", "the kids" (alone it is no subject)
 POSSESSIVE_HEADS = ("my", "our", "his", "her", "their", "your", "the")
+# "Me and my husband", "My wife and I", "Some friends from church and I", "Max and I": one compound subject
 COMPOUND_HEAD = re.compile(r"^\s*(?:(?:me|my|our|some|the|a|an|his|her|their)\b(?:\s+[\w'-]+){0,4}|" + NAME_SUBJ + r")\s*$", _I)
 AND_SEP = re.compile(r"^,?\s+and\s+$", _I)
 STANCE_WORD = re.compile(r"^(?:" + CUE_ALT + r"|" + NEG + r"|obsessed|crazy|into|keen|fond|allergic)$", _I)
@@ -253,13 +255,14 @@ NOT_SUBJECT = NOT_NAMES | {
     "like", "please", "maybe", "perhaps", "anyway", "anyways", "everything", "nothing", "something", "which",
 }
 
+# -- rooms, homes, places, workplaces, events ------------------------------------------------------------
 ROOMS = ["living room", "family room", "sitting room", "front room", "great room", "lounge", "master bedroom",
-          "main bedroom", "guest bedroom", "guest room", "spare room", "spare bedroom", "bedroom", "dining room",
-          "kitchen", "breakfast nook", "home office", "office", "study", "nursery", "kids' room", "kids room",
-          "playroom", "den", "basement", "attic", "patio", "balcony", "garden", "backyard", "back yard", "terrace",
-          "porch", "deck", "entryway", "hallway", "foyer", "mudroom", "sunroom", "conservatory", "reading nook",
-          "bathroom", "laundry room", "media room", "games room", "game room", "library", "loft bedroom",
-          "studio apartment", "apartment", "flat", "condo", "house", "cabin", "cottage"]
+         "main bedroom", "guest bedroom", "guest room", "spare room", "spare bedroom", "bedroom", "dining room",
+         "kitchen", "breakfast nook", "home office", "office", "study", "nursery", "kids' room", "kids room",
+         "playroom", "den", "basement", "attic", "patio", "balcony", "garden", "backyard", "back yard", "terrace",
+         "porch", "deck", "entryway", "hallway", "foyer", "mudroom", "sunroom", "conservatory", "reading nook",
+         "bathroom", "laundry room", "media room", "games room", "game room", "library", "loft bedroom",
+         "studio apartment", "apartment", "flat", "condo", "house", "cabin", "cottage"]
 HOME_TYPES = {"studio apartment", "apartment", "flat", "condo", "house", "cabin", "cottage"}
 ROOM_RE = re.compile(
     r"\b(?P<det>my|our|the|a|an|new|his|her|their|for\s+the|in\s+the)?\s*(?P<room>"
@@ -308,24 +311,23 @@ EVENT_STOP = {
     "planning", "plan", "some", "another", "upcoming", "recent", "ran", "run", "joined", "join", "took", "take",
     "its", "it's", "your", "me", "us", "so", "just", "really", "finally", "after", "since",
 }
+# "move" alone is a verb; "the big move" is an event
+THE_MOVE = re.compile(r"\b(?:the|our|my|big)\s+move\b", _I)
 # event words too common to be events without a date, "went to" or "hosting" in the sentence
 EVENTS_NEEDING_CONTEXT = ("class", "race", "trip", "holiday", "party", "camping", "hike", "interview", "appointment")
 ATTENDED = re.compile(r"\b(?:went\s+to|attended|was\s+at|were\s+at|joined|took\s+part\s+in|participated\s+in|ran|"
-                       r"hosted|celebrated|had|threw|got\s+back\s+from|came\s+back\s+from|been\s+to)\b", _I)
+                      r"hosted|celebrated|had|threw|got\s+back\s+from|came\s+back\s+from|been\s+to)\b", _I)
 HOSTING = re.compile(r"\b(?:hosting|throwing|having|host|throw|organi[sz]ing|planning)\b", _I)
 FUTURE_HINT = re.compile(r"\b(?:will|going\s+to|gonna|plan|plans|planning|next|upcoming|soon|thinking\s+about|"
-                          r"hoping\s+to|want\s+to)\b|'ll\b", _I)
+                         r"hoping\s+to|want\s+to)\b|'ll\b", _I)
+
+# -- memories ------------------------------------------------------------------------------------------------
+FAVOURITE = re.compile(r"\bfavou?rite\b", _I)
 PAST_VERB = re.compile(
     r"\b(?:went|was|were|did|had|bought|purchased|ordered|got|made|took|saw|moved|visited|attended|started|finished|"
     r"met|came|left|spent|gave|told|found|felt|ran|painted|joined|adopted|celebrated|hosted|tried|won|lost|read|"
     r"wrote|built|learned|learnt|signed|finished|graduated|received|drew|sang|played|watched|cooked|baked|picked|"
     r"ordered|decided|completed|volunteered|traveled|travelled|hiked|camped|visited|organized|organised)\b", _I)
-
-# "move" alone is a verb; "the big move" is an event
-THE_MOVE = re.compile(r"\b(?:the|our|my|big)\s+move\b", _I)
-
-# -- memories ------------------------------------------------------------------------------------------------
-FAVOURITE = re.compile(r"\bfavou?rite\b", _I)
 
 # -- pronoun rewriting for memories -------------------------------------------------------------------------
 PRONOUN_RE = re.compile(
@@ -336,7 +338,7 @@ PRONOUN_RE = re.compile(
     r"|\b(?P<we>we)(?P<wecontr>'re|'ve|'d|'ll)?\b"
     r"|\b(?P<other>my|mine|me|myself|us|our|ours|ourselves)\b", _I)
 IRREGULAR_3RD = {"am": "is", "have": "has", "do": "does", "go": "goes", "was": "was", "are": "is", "don't": "doesn't",
-                  "haven't": "hasn't", "aren't": "isn't", "'m": "is"}
+                 "haven't": "hasn't", "aren't": "isn't", "'m": "is"}
 KEEP_VERB = {
     "can", "could", "will", "would", "should", "might", "must", "may", "shall", "can't", "couldn't", "won't",
     "wouldn't", "shouldn't", "didn't", "did", "was", "wasn't", "never", "not", "had", "hadn't", "went", "got",
@@ -353,7 +355,6 @@ WE_VERB = {"'re": " are", "'ve": " have", "'d": " would", "'ll": " will"}
 HAD_AFTER_D = ("been", "never", "already", "just", "gone")
 # after the speaker is named once, "my"/"me"/"mine" read better as these
 LATER_MENTION = {"my": "their", "me": "them", "mine": "theirs"}
-MODIFIER_KIND = ("style", "material", "color", "brand")
 AND_BEFORE = re.compile(r"\band\s+$", _I)
 # a verb sharing the speaker's "I" after a conjunction: "I love walnut and hate glass" -> "... and hates glass"
 COORD_VERB = re.compile(
