@@ -15,6 +15,13 @@ yields
 - memories: the clause rewritten in the third person ("I" -> the speaker's name) with
   relative dates replaced by absolute ones, so it stands on its own later.
 
+Where things are: ``lexicon`` (every word list and pattern), ``clauses`` (sentences,
+clauses, whose stance each states), ``preferences``, ``purchases``, ``interests``,
+``entities`` (the customer's name, people, pets, places, rooms, events), ``memories``
+(the standalone third-person sentences), ``amounts`` (money in text) and ``extractor``
+(``RuleExtractor``: the input guards, the sentence loop, the dedupe). Dates are resolved
+by ``service.extraction.dates``.
+
 Only the customer's own turns ("user") are mined: assistant and system turns return an
 empty ``Extraction``. A bug in the rules raises: an empty result would silently lose the
 message's facts, while an exception fails only that message's ingestion job (the pipeline
