@@ -247,22 +247,42 @@ def test_resolve_dates_ignores_numbers_that_are_not_dates():
 
 # -- robustness -------------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text", [
-    "",
-    "   ",
-    "'; DROP TABLE users; --",
-    "MATCH (n) DETACH DELETE n",
-    "CALL apoc.periodic.iterate('MATCH (n) RETURN n', 'DETACH DELETE n', {}) // I love oak",
-    "🛋️💥" * 20_000,
-    "\x00\x01\ufffd" * 100,
-    "I love " * 6000,
-    "a" * 40_000,
+NOTHING = Extraction()
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("", NOTHING),
+    ("   ", NOTHING),
+    ("'; DROP TABLE users; --", NOTHING),
+    ("MATCH (n) DETACH DELETE n", NOTHING),
+    # query text is only text: the stance at its end is still read
+    ("CALL apoc.periodic.iterate('MATCH (n) RETURN n', 'DETACH DELETE n', {}) // I love oak",
+     {("material", "oak", "prefers")}),
+    ("🛋️💥" * 20_000, NOTHING),
+    ("\x00\x01\ufffd" * 100, NOTHING),
+    ("I love " * 6000, set()),
+    ("a" * 40_000, NOTHING),
 ])
-def test_hostile_or_huge_input_returns_without_raising(extractor, text):
+def test_hostile_or_huge_input_returns_without_raising(extractor, text, expected):
     start = time.perf_counter()
     result = extractor.extract(text, at=THURSDAY)
     assert isinstance(result, Extraction)
     assert time.perf_counter() - start < 2.0
+    if isinstance(expected, Extraction):
+        assert result == expected
+    else:
+        assert triples(result) == expected
+        assert result.purchases == [] and result.entities == [] and result.customer_name is None
+
+
+def test_a_long_message_is_mined_on_its_first_characters(extractor):
+    from service.extraction.rules.extractor import MAX_CHARS
+
+    early, late = "I love walnut. ", " and I hate glass."
+    r = extractor.extract(early + "a" * (MAX_CHARS - len(early) - 10) + late, at=THURSDAY)
+    assert triples(r) == {("material", "walnut", "prefers")}
+    r = extractor.extract(early + "a" * 100 + late, at=THURSDAY)  # the same words within the limit are read
+    assert triples(r) == {("material", "walnut", "prefers"), ("material", "glass", "dislikes")}
 
 
 def test_typical_message_is_extracted_in_under_a_millisecond(extractor):
@@ -402,9 +422,18 @@ def test_clause_handling_stays_fast_and_total(extractor):
     for _ in range(runs):
         extractor.extract(text, at=THURSDAY)
     assert (time.perf_counter() - start) / runs < 0.004  # two sentences; ~1 ms each with CI slack
-    for nasty in ("and and and but ; ; , while", "My wife Emma " * 500, "I love and hate and " * 300,
-                  "Tom's wife's sister's husband hates", ", while Tom likes", "I don't not never hate"):
-        assert isinstance(extractor.extract(nasty, at=THURSDAY), Extraction)
+    for nasty in ("and and and but ; ; , while", "Tom's wife's sister's husband hates", ", while Tom likes"):
+        result = extractor.extract(nasty, at=THURSDAY)
+        assert isinstance(result, Extraction)
+        assert result == Extraction()  # conjunctions and subjects without a stance say nothing
+    r = extractor.extract("My wife Emma " * 500, at=THURSDAY)
+    assert {(e.type, e.name, e.relation) for e in r.entities} == {("person", "Emma", "wife")}
+    assert {(x.source, x.target, x.type) for x in r.relations} == {("Emma", "customer", "PARTNER_OF")}
+    assert r.preferences == [] and [m.text for m in r.memories] == ["Emma is the customer's wife."]
+    for stance_without_object in ("I love and hate and " * 300, "I don't not never hate"):
+        r = extractor.extract(stance_without_object, at=THURSDAY)
+        assert isinstance(r, Extraction)
+        assert r.preferences == [] and r.entities == [] and r.purchases == []
 
 
 @pytest.mark.parametrize(("text", "sku"), [

@@ -114,7 +114,8 @@ def _day(at: datetime, y: int, m: int, d: int) -> datetime | None:
         return None
 
 
-def _midnight(at: datetime) -> datetime:
+def midnight(at: datetime) -> datetime:
+    """The start of ``at``'s day, in its timezone: "today" for a message sent at ``at``."""
     return datetime(at.year, at.month, at.day, tzinfo=at.tzinfo)
 
 
@@ -134,7 +135,7 @@ def _with_prep(prep: str | None, core: str, default: str) -> str:
 
 def _pick_year(at: datetime, month: int, day: int | None, tense: str | None) -> int:
     """The year for a date written without one, from the sentence's tense."""
-    today = _midnight(at)
+    today = midnight(at)
     candidate = _day(at, at.year, month, day or 1)
     if candidate is None:
         return at.year
@@ -153,7 +154,7 @@ def _pick_year(at: datetime, month: int, day: int | None, tense: str | None) -> 
 
 def _resolve(m: re.Match[str], kind: str, at: datetime, tense: str | None) -> tuple[datetime, str, str] | None:
     """(value, precision, phrase) for one regex match of ``kind``, or None."""
-    today = _midnight(at)
+    today = midnight(at)
     anchor = format_day(today)
     g = m.groups()
     if kind == "iso":
