@@ -27,7 +27,7 @@ import json
 import statistics
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
@@ -107,7 +107,7 @@ class Builder:
     def __init__(self, rt, seed: int) -> None:
         self.rt = rt
         self.rng = np.random.default_rng(seed)
-        self.now = datetime.now(timezone.utc)
+        self.now = datetime.now(UTC)
         self.skus = [p.sku for p in rt.catalog.products]
         self.styles = rt.catalog.styles
 
@@ -134,42 +134,149 @@ class Builder:
                 sessions.append((sid, user, "chat", at, at + timedelta(minutes=20), "{}"))
                 for k in range(20 if s < n_sessions - 1 else n_messages - 20 * s):
                     i = u * n_messages + s * 20 + k
-                    msgs.append((sid, user, "user" if k % 2 == 0 else "assistant", None,
-                                 f"{user} says message {s}-{k} about oak sofas and the guest room", None,
-                                 at + timedelta(minutes=k), msg_vecs[i], "{}"))
-                summaries.append((uuid.uuid4(), sid, user, f"Session {s} of {user}", [], sum_vecs[u * n_sessions + s],
-                                  20, at, at + timedelta(minutes=20), [], "extractive"))
+                    msgs.append(
+                        (
+                            sid,
+                            user,
+                            "user" if k % 2 == 0 else "assistant",
+                            None,
+                            f"{user} says message {s}-{k} about oak sofas and the guest room",
+                            None,
+                            at + timedelta(minutes=k),
+                            msg_vecs[i],
+                            "{}",
+                        )
+                    )
+                summaries.append(
+                    (
+                        uuid.uuid4(),
+                        sid,
+                        user,
+                        f"Session {s} of {user}",
+                        [],
+                        sum_vecs[u * n_sessions + s],
+                        20,
+                        at,
+                        at + timedelta(minutes=20),
+                        [],
+                        "extractive",
+                    )
+                )
             ids = [uuid.uuid4() for _ in range(n_memories)]
             for j, mid in enumerate(ids):
                 superseded = ids[j + 1] if j % 10 == 0 and j + 1 < n_memories else None
                 at = self.now - timedelta(days=j % 300)
-                mems.append((mid, user, "fact", f"{user} memory {j}: prefers walnut", None,
-                             mem_vecs[u * n_memories + j], 0.5, at, at, at, [], f"{user}:{j}", "{}",
-                             at if superseded else None, superseded))
+                mems.append(
+                    (
+                        mid,
+                        user,
+                        "fact",
+                        f"{user} memory {j}: prefers walnut",
+                        None,
+                        mem_vecs[u * n_memories + j],
+                        0.5,
+                        at,
+                        at,
+                        at,
+                        [],
+                        f"{user}:{j}",
+                        "{}",
+                        at if superseded else None,
+                        superseded,
+                    )
+                )
                 events.append((mid, user, "add", None, f"{user} memory {j}", "{}"))
-            entities = [{"key": f"thing:{user}:{e}", "name": f"{user} thing {e}", "type": "thing",
-                         "summary": f"something {user} mentioned", "sources": [e]} for e in range(n_nodes)]
+            entities = [
+                {
+                    "key": f"thing:{user}:{e}",
+                    "name": f"{user} thing {e}",
+                    "type": "thing",
+                    "summary": f"something {user} mentioned",
+                    "sources": [e],
+                }
+                for e in range(n_nodes)
+            ]
             links = [[entities[e]["key"], entities[e + 1]["key"]] for e in range(0, n_nodes - 1, 2)]
-            graph.append({"user_id": user, "name": f"Name {user}", "entities": entities, "links": links,
-                          "skus": [str(x) for x in self.rng.choice(self.skus, 3, replace=False)],
-                          "styles": [str(x) for x in self.rng.choice(self.styles, 2, replace=False)]})
+            graph.append(
+                {
+                    "user_id": user,
+                    "name": f"Name {user}",
+                    "entities": entities,
+                    "links": links,
+                    "skus": [str(x) for x in self.rng.choice(self.skus, 3, replace=False)],
+                    "styles": [str(x) for x in self.rng.choice(self.styles, 2, replace=False)],
+                }
+            )
         async with self.rt.pool.acquire() as conn:
-            await conn.copy_records_to_table("users", records=users, columns=["user_identifier", "display_name", "created_at"])
-            await conn.copy_records_to_table("sessions", records=sessions, columns=[
-                "id", "user_identifier", "channel", "started_at", "last_message_at", "metadata"])
-            await conn.copy_records_to_table("messages", records=msgs, columns=[
-                "session_id", "user_identifier", "role", "speaker", "content", "external_id", "created_at", "embedding", "metadata"])
+            await conn.copy_records_to_table(
+                "users", records=users, columns=["user_identifier", "display_name", "created_at"]
+            )
+            await conn.copy_records_to_table(
+                "sessions",
+                records=sessions,
+                columns=["id", "user_identifier", "channel", "started_at", "last_message_at", "metadata"],
+            )
+            await conn.copy_records_to_table(
+                "messages",
+                records=msgs,
+                columns=[
+                    "session_id",
+                    "user_identifier",
+                    "role",
+                    "speaker",
+                    "content",
+                    "external_id",
+                    "created_at",
+                    "embedding",
+                    "metadata",
+                ],
+            )
             # superseded_by points at a later row of the same batch: load them, then link
-            await conn.copy_records_to_table("long_term_memories", records=[m[:13] for m in mems], columns=[
-                "id", "user_identifier", "kind", "content", "subject", "embedding", "importance", "created_at", "updated_at",
-                "valid_from", "source_message_ids", "content_hash", "metadata"])
-            await conn.executemany("UPDATE long_term_memories SET valid_to = $1, superseded_by = $2 WHERE id = $3",
-                                   [(m[13], m[14], m[0]) for m in mems if m[14] is not None])
-            await conn.copy_records_to_table("memory_events", records=events, columns=[
-                "memory_id", "user_identifier", "event", "old_content", "new_content", "detail"])
-            await conn.copy_records_to_table("conversation_summaries", records=summaries, columns=[
-                "id", "session_id", "user_identifier", "summary", "key_entities", "embedding", "message_count",
-                "first_message_at", "last_message_at", "source_message_ids", "method"])
+            await conn.copy_records_to_table(
+                "long_term_memories",
+                records=[m[:13] for m in mems],
+                columns=[
+                    "id",
+                    "user_identifier",
+                    "kind",
+                    "content",
+                    "subject",
+                    "embedding",
+                    "importance",
+                    "created_at",
+                    "updated_at",
+                    "valid_from",
+                    "source_message_ids",
+                    "content_hash",
+                    "metadata",
+                ],
+            )
+            await conn.executemany(
+                "UPDATE long_term_memories SET valid_to = $1, superseded_by = $2 WHERE id = $3",
+                [(m[13], m[14], m[0]) for m in mems if m[14] is not None],
+            )
+            await conn.copy_records_to_table(
+                "memory_events",
+                records=events,
+                columns=["memory_id", "user_identifier", "event", "old_content", "new_content", "detail"],
+            )
+            await conn.copy_records_to_table(
+                "conversation_summaries",
+                records=summaries,
+                columns=[
+                    "id",
+                    "session_id",
+                    "user_identifier",
+                    "summary",
+                    "key_entities",
+                    "embedding",
+                    "message_count",
+                    "first_message_at",
+                    "last_message_at",
+                    "source_message_ids",
+                    "method",
+                ],
+            )
             await conn.execute(COUNT_TERMS, chunk)
         for row in graph:  # one customer per transaction: the large ones have hundreds of nodes
             await self.rt.graph.execute_query(GRAPH, rows=[row], database_=self.rt.settings.neo4j_database)
@@ -203,9 +310,12 @@ async def run(args) -> dict:
             builder = Builder(rt, args.seed)
             t0 = time.perf_counter()
             other_users = [f"other-{i}-{uuid.uuid4().hex[:6]}" for i in range(args.others)]
-            await builder.customers(other_users, messages=args.other_messages, memories=args.other_memories,
-                                    nodes=args.other_nodes)
-            pairs = [(f"victim-{i}-{uuid.uuid4().hex[:6]}", f"naive-{i}-{uuid.uuid4().hex[:6]}") for i in range(args.repeat)]
+            await builder.customers(
+                other_users, messages=args.other_messages, memories=args.other_memories, nodes=args.other_nodes
+            )
+            pairs = [
+                (f"victim-{i}-{uuid.uuid4().hex[:6]}", f"naive-{i}-{uuid.uuid4().hex[:6]}") for i in range(args.repeat)
+            ]
             for pair in pairs:
                 await builder.customers(list(pair), messages=args.messages, memories=args.memories, nodes=args.nodes)
                 log(f"loaded a pair of large customers ({time.perf_counter() - t0:.0f} s)")
@@ -224,11 +334,17 @@ async def run(args) -> dict:
                 started = time.perf_counter()
                 await naive_erase(rt, naive)
                 naive_took = time.perf_counter() - started
-                runs.append({
-                    "messages": size, "erase_s": round(took, 3), "naive_s": round(naive_took, 3),
-                    "status": receipt.status, "counts": receipt.counts,
-                    "left": await left(rt, victim), "naive_left": await left(rt, naive),
-                })
+                runs.append(
+                    {
+                        "messages": size,
+                        "erase_s": round(took, 3),
+                        "naive_s": round(naive_took, 3),
+                        "status": receipt.status,
+                        "counts": receipt.counts,
+                        "left": await left(rt, victim),
+                        "naive_left": await left(rt, naive),
+                    }
+                )
                 log(f"erase {took:.3f} s ({receipt.status}), naive {naive_took:.3f} s; left {runs[-1]['left']}")
             after = await others(rt, victims)
         finally:
@@ -238,9 +354,11 @@ async def run(args) -> dict:
     naive_s = statistics.median(r["naive_s"] for r in runs)
     return {
         "benchmark": "erasure",
-        "population": {"others": args.others, "per_other": {"messages": args.other_messages, "memories": args.other_memories,
-                                                            "nodes": args.other_nodes},
-                       "victim": {"messages": args.messages, "memories": args.memories, "nodes": args.nodes}},
+        "population": {
+            "others": args.others,
+            "per_other": {"messages": args.other_messages, "memories": args.other_memories, "nodes": args.other_nodes},
+            "victim": {"messages": args.messages, "memories": args.memories, "nodes": args.nodes},
+        },
         "erase_s_median": erase_s,
         "naive_s_median": naive_s,
         "ratio_to_naive": round(erase_s / naive_s, 2) if naive_s else None,
@@ -267,8 +385,10 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON (always on stdout)")
     args = parser.parse_args()
     result = asyncio.run(run(args))
-    log(f"erase median {result['erase_s_median']} s (goal < 2 s), naive {result['naive_s_median']} s, "
-        f"ratio {result['ratio_to_naive']}; others unchanged: {result['others_unchanged']}")
+    log(
+        f"erase median {result['erase_s_median']} s (goal < 2 s), naive {result['naive_s_median']} s, "
+        f"ratio {result['ratio_to_naive']}; others unchanged: {result['others_unchanged']}"
+    )
     print(json.dumps(result, default=str))
 
 

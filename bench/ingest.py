@@ -49,17 +49,28 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
 from bench.common import bench_stack, free_port, log, percentiles
 
 NAMES = ["Sarah", "Tom", "Priya", "Marco", "Ines", "Dana", "Olu", "Lena", "Noor", "Theo", "Mei", "Jonas"]
-PEOPLE = [("wife", "Emma"), ("husband", "Ravi"), ("sister", "Anna"), ("brother", "Luis"), ("dog", "Max"), ("cat", "Miso")]
+PEOPLE = [
+    ("wife", "Emma"),
+    ("husband", "Ravi"),
+    ("sister", "Anna"),
+    ("brother", "Luis"),
+    ("dog", "Max"),
+    ("cat", "Miso"),
+]
 SMALL_TALK = [
-    "Thanks, that's really helpful!", "Can you tell me more about delivery times?", "We're redoing the living room this spring.",
-    "The kids keep spilling juice on everything.", "What are your opening hours on Saturday?", "I work from home most days.",
+    "Thanks, that's really helpful!",
+    "Can you tell me more about delivery times?",
+    "We're redoing the living room this spring.",
+    "The kids keep spilling juice on everything.",
+    "What are your opening hours on Saturday?",
+    "I work from home most days.",
 ]
 
 
@@ -69,15 +80,19 @@ def messages_for(rng: random.Random, catalog, n: int) -> list[str]:
     out = [f"Hi, my name is {name} and I love {rng.choice(catalog.styles)} furniture."]
     while len(out) < n:
         product = rng.choice(catalog.products)
-        out.append(rng.choice([
-            f"Show me {product.category}s in {rng.choice(catalog.materials)}.",
-            f"I bought the {product.name} last week.",
-            f"I really don't like {rng.choice(catalog.materials)}, it scratches too easily.",
-            f"My {relation} {person} is visiting next month, so we need a guest bed.",
-            f"Actually I prefer {rng.choice(catalog.colors)} now.",
-            f"Do you have the {product.name} in stock?",
-            rng.choice(SMALL_TALK),
-        ]))
+        out.append(
+            rng.choice(
+                [
+                    f"Show me {product.category}s in {rng.choice(catalog.materials)}.",
+                    f"I bought the {product.name} last week.",
+                    f"I really don't like {rng.choice(catalog.materials)}, it scratches too easily.",
+                    f"My {relation} {person} is visiting next month, so we need a guest bed.",
+                    f"Actually I prefer {rng.choice(catalog.colors)} now.",
+                    f"Do you have the {product.name} in stock?",
+                    rng.choice(SMALL_TALK),
+                ]
+            )
+        )
     return out
 
 
@@ -155,8 +170,13 @@ def long_messages_for(rng: random.Random, catalog, n: int) -> list[tuple[str, st
     """``n`` long (role, text) turns: the customer pastes and tells stories, the assistant answers at length."""
     name = rng.choice(NAMES)
     relation, person = rng.choice(PEOPLE)
-    out: list[tuple[str, str]] = [("user", f"Hi, my name is {name} and I love {rng.choice(catalog.styles)} furniture. "
-                                           + _long_question(rng, catalog, relation, person))]
+    out: list[tuple[str, str]] = [
+        (
+            "user",
+            f"Hi, my name is {name} and I love {rng.choice(catalog.styles)} furniture. "
+            + _long_question(rng, catalog, relation, person),
+        )
+    ]
     while len(out) < n:
         if len(out) % 2 == 1:
             out.append(("assistant", _long_answer(rng, catalog)))
@@ -164,14 +184,25 @@ def long_messages_for(rng: random.Random, catalog, n: int) -> list[tuple[str, st
         kind = rng.random()
         if kind < 0.03:  # a whole catalogue section or a long thread pasted in: 10-16k characters
             target = rng.randint(10_000, 16_000)
-            out.append(("user", "I'm pasting everything I found so far, sorry it's long: "
-                        + _repeat_to(lambda: _product_sheet(rng, catalog), target)))
+            out.append(
+                (
+                    "user",
+                    "I'm pasting everything I found so far, sorry it's long: "
+                    + _repeat_to(lambda: _product_sheet(rng, catalog), target),
+                )
+            )
         elif kind < 0.35:
             sheet = _product_sheet(rng, catalog) + _product_sheet(rng, catalog)
             out.append(("user", f"What do you think of this one? {sheet} Would it work in our {rng.choice(ROOMS)}?"))
         elif kind < 0.5:
-            out.append(("user", "I got this e-mail, can you check it? " + _delivery_mail(rng, catalog, name)
-                        + _delivery_mail(rng, catalog, name)))
+            out.append(
+                (
+                    "user",
+                    "I got this e-mail, can you check it? "
+                    + _delivery_mail(rng, catalog, name)
+                    + _delivery_mail(rng, catalog, name),
+                )
+            )
         elif kind < 0.9:
             out.append(("user", _long_question(rng, catalog, relation, person)))
         else:
@@ -235,21 +266,24 @@ class EmbedMeter:
 
 def text_stats(texts: list[str]) -> dict:
     lengths = sorted(len(t) for t in texts)
-    return {"mean_chars": round(sum(lengths) / len(lengths)), "p50_chars": lengths[len(lengths) // 2],
-            "max_chars": lengths[-1], "over_10k_chars": sum(1 for n in lengths if n > 10_000)}
+    return {
+        "mean_chars": round(sum(lengths) / len(lengths)),
+        "p50_chars": lengths[len(lengths) // 2],
+        "max_chars": lengths[-1],
+        "over_10k_chars": sum(1 for n in lengths if n > 10_000),
+    }
 
 
 async def ingest(settings, users: int, per_user: int, seed: int, *, long: bool = False) -> dict:
+    from bench.procstat import CpuMeter, describe, neo4j_group, postgres_group, self_group
     from service import history
     from service.runtime import Runtime
     from service.worker import Worker
 
-    from bench.procstat import CpuMeter, describe, neo4j_group, postgres_group, self_group
-
     rt = await Runtime.open(settings)
     try:
         rng = random.Random(seed)
-        start = datetime.now(timezone.utc) - timedelta(days=30)
+        start = datetime.now(UTC) - timedelta(days=30)
         texts: list[str] = []
         t0 = time.perf_counter()
         for u in range(users):
@@ -266,8 +300,13 @@ async def ingest(settings, users: int, per_user: int, seed: int, *, long: bool =
                     at = start + timedelta(days=s // session_size)
                     sid = await history.ensure_session(conn, user, None, at=at)
                     await history.add_messages(
-                        conn, user, sid,
-                        [history.NewMessage(role, m, at + timedelta(minutes=i)) for i, (role, m) in enumerate(turns[s : s + session_size])],
+                        conn,
+                        user,
+                        sid,
+                        [
+                            history.NewMessage(role, m, at + timedelta(minutes=i))
+                            for i, (role, m) in enumerate(turns[s : s + session_size])
+                        ],
                         summary_idle_s=0,
                     )
         stored_s = time.perf_counter() - t0
@@ -275,7 +314,9 @@ async def ingest(settings, users: int, per_user: int, seed: int, *, long: bool =
             pg = await postgres_group(conn)
         cpu_meter = CpuMeter({"worker": self_group("worker"), "postgres": pg, "neo4j": neo4j_group(settings.neo4j_uri)})
         worker = Worker(rt)
-        log(f"ingest: {len(texts)} messages stored in {stored_s:.1f} s ({json.dumps(text_stats(texts))}); draining the queue…")
+        log(
+            f"ingest: {len(texts)} messages stored in {stored_s:.1f} s ({json.dumps(text_stats(texts))}); draining the queue…"
+        )
         embed_meter = EmbedMeter(rt.embedder)
         before = cpu_meter.snapshot()
         t0 = time.perf_counter()
@@ -325,10 +366,15 @@ async def ingest(settings, users: int, per_user: int, seed: int, *, long: bool =
 def chat_latency(settings, n: int) -> dict:
     port = free_port()
     env = os.environ | {
-        "DATABASE_URL": settings.database_url, "NEO4J_URI": settings.neo4j_uri, "NEO4J_USER": settings.neo4j_user,
-        "NEO4J_PASSWORD": settings.neo4j_password.get_secret_value(), "LOFT_PORT": str(port),
+        "DATABASE_URL": settings.database_url,
+        "NEO4J_URI": settings.neo4j_uri,
+        "NEO4J_USER": settings.neo4j_user,
+        "NEO4J_PASSWORD": settings.neo4j_password.get_secret_value(),
+        "LOFT_PORT": str(port),
     }
-    proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
             deadline = time.monotonic() + 90
@@ -342,8 +388,14 @@ def chat_latency(settings, n: int) -> dict:
                     raise RuntimeError("API did not start")
                 time.sleep(0.3)
             rng = random.Random(7)
-            phrases = ["Show me sectionals", "I love walnut", "What do you remember about me?", "Do you have oak dining tables?",
-                       "My sister Anna is visiting next month", "We need a rug for the living room"]
+            phrases = [
+                "Show me sectionals",
+                "I love walnut",
+                "What do you remember about me?",
+                "Do you have oak dining tables?",
+                "My sister Anna is visiting next month",
+                "We need a rug for the living room",
+            ]
             users = [f"chat-{i}-{uuid.uuid4().hex[:4]}" for i in range(20)]
             sessions: dict[str, str] = {}
             for _ in range(10):  # warm-up: model, pools, caches

@@ -73,7 +73,7 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -95,26 +95,44 @@ def template_pool(catalog, rng: random.Random, size: int) -> list[str]:
         p = rng.choice(catalog.products)
         k = rng.randrange(10)
         if k == 0:
-            out.add(f"The customer loves {rng.choice(catalog.styles)} furniture and prefers {rng.choice(catalog.materials)}.")
+            out.add(
+                f"The customer loves {rng.choice(catalog.styles)} furniture and prefers {rng.choice(catalog.materials)}."
+            )
         elif k == 1:
-            out.add(f"The customer bought the {p.name} for the {rng.choice(ROOMS)} on {rng.randint(1, 28)} {rng.choice(['March', 'May', 'July', 'October'])} 202{rng.randint(2, 5)}.")
+            out.add(
+                f"The customer bought the {p.name} for the {rng.choice(ROOMS)} on {rng.randint(1, 28)} {rng.choice(['March', 'May', 'July', 'October'])} 202{rng.randint(2, 5)}."
+            )
         elif k == 2:
             i = rng.randrange(len(PEOPLE))
-            out.add(f"The customer's {RELATIONS[i]} {PEOPLE[i]} is visiting and needs a {rng.choice(catalog.categories)}.")
+            out.add(
+                f"The customer's {RELATIONS[i]} {PEOPLE[i]} is visiting and needs a {rng.choice(catalog.categories)}."
+            )
         elif k == 3:
-            out.add(f"The customer dislikes {rng.choice(catalog.materials)} because it {rng.choice(['scratches', 'stains', 'feels cold', 'looks cheap'])}.")
+            out.add(
+                f"The customer dislikes {rng.choice(catalog.materials)} because it {rng.choice(['scratches', 'stains', 'feels cold', 'looks cheap'])}."
+            )
         elif k == 4:
-            out.add(f"The customer is redoing the {rng.choice(ROOMS)} in {rng.choice(catalog.colors)} and {rng.choice(catalog.colors)}.")
+            out.add(
+                f"The customer is redoing the {rng.choice(ROOMS)} in {rng.choice(catalog.colors)} and {rng.choice(catalog.colors)}."
+            )
         elif k == 5:
             out.add(f"Do you have the {p.name} in {rng.choice(catalog.colors)}?")
         elif k == 6:
-            out.add(f"Show me {p.category}s under ${rng.choice([500, 800, 1200, 2000, 3000])} in {rng.choice(catalog.styles)} style.")
+            out.add(
+                f"Show me {p.category}s under ${rng.choice([500, 800, 1200, 2000, 3000])} in {rng.choice(catalog.styles)} style."
+            )
         elif k == 7:
-            out.add(f"We are moving to {rng.choice(['Portland', 'Denver', 'Austin', 'Boston', 'Seattle'])} in {rng.choice(['spring', 'June', 'the autumn'])} and need a {p.category}.")
+            out.add(
+                f"We are moving to {rng.choice(['Portland', 'Denver', 'Austin', 'Boston', 'Seattle'])} in {rng.choice(['spring', 'June', 'the autumn'])} and need a {p.category}."
+            )
         elif k == 8:
-            out.add(f"The {p.name} arrived with a scratch on the {rng.choice(['leg', 'arm', 'top', 'frame'])}; delivery took {rng.randint(2, 9)} days.")
+            out.add(
+                f"The {p.name} arrived with a scratch on the {rng.choice(['leg', 'arm', 'top', 'frame'])}; delivery took {rng.randint(2, 9)} days."
+            )
         else:
-            out.add(f"The customer asked about the {p.name} and its {rng.choice(['dimensions', 'fabric care', 'warranty', 'assembly'])}.")
+            out.add(
+                f"The customer asked about the {p.name} and its {rng.choice(['dimensions', 'fabric care', 'warranty', 'assembly'])}."
+            )
     return sorted(out)
 
 
@@ -125,17 +143,28 @@ def noisy(base: np.ndarray, rng: np.random.Generator, sigma: float = 0.02) -> np
 
 def questions(catalog, rng: random.Random, n: int) -> list[str]:
     forms = [
-        "What {style} pieces would suit her {room}?", "When did I buy the {product}?", "Does she like {material}?",
-        "Show me {category}s that match my {material} {product}", "What did my {relation} need when visiting?",
-        "Which colours am I using in the {room}?", "Was there a problem with the {product} delivery?",
+        "What {style} pieces would suit her {room}?",
+        "When did I buy the {product}?",
+        "Does she like {material}?",
+        "Show me {category}s that match my {material} {product}",
+        "What did my {relation} need when visiting?",
+        "Which colours am I using in the {room}?",
+        "Was there a problem with the {product} delivery?",
         "Remind me what I said about {material} and {style} furniture",
     ]
     out = []
     for _ in range(n):
         p = rng.choice(catalog.products)
-        out.append(rng.choice(forms).format(
-            style=rng.choice(catalog.styles), room=rng.choice(ROOMS), product=p.name, material=rng.choice(catalog.materials),
-            category=p.category, relation=rng.choice(RELATIONS)))
+        out.append(
+            rng.choice(forms).format(
+                style=rng.choice(catalog.styles),
+                room=rng.choice(ROOMS),
+                product=p.name,
+                material=rng.choice(catalog.materials),
+                category=p.category,
+                relation=rng.choice(RELATIONS),
+            )
+        )
     return out
 
 
@@ -152,7 +181,7 @@ class Population:
 
     async def add(self, customers: int, memories: int, messages: int) -> None:
         rt = self.rt
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         for start in range(0, customers, 250):
             chunk = [f"lat-{len(self.users) + i}-{uuid.uuid4().hex[:6]}" for i in range(min(250, customers - start))]
             users, sessions, msgs, mems, graph = [], [], [], [], []
@@ -160,39 +189,117 @@ class Population:
                 users.append((user, None, now - timedelta(days=400), now))
                 picks = self.rng.sample(range(len(self.pool)), memories)
                 vecs = noisy(self.pool_vecs[picks], self.nrng)
-                for j, (idx, vec) in enumerate(zip(picks, vecs)):
+                for j, (idx, vec) in enumerate(zip(picks, vecs, strict=False)):
                     text = self.pool[idx]
                     at = now - timedelta(days=self.rng.randint(0, 400), minutes=j)
-                    mems.append((uuid.uuid4(), user, self.rng.choice(["fact", "preference", "event"]), text, None, vec,
-                                 round(self.rng.random(), 2), at, at, at, [], f"{user}:{idx}", "{}"))
+                    mems.append(
+                        (
+                            uuid.uuid4(),
+                            user,
+                            self.rng.choice(["fact", "preference", "event"]),
+                            text,
+                            None,
+                            vec,
+                            round(self.rng.random(), 2),
+                            at,
+                            at,
+                            at,
+                            [],
+                            f"{user}:{idx}",
+                            "{}",
+                        )
+                    )
                 n_sessions = max(1, messages // 20)
                 for s in range(n_sessions):
                     sid = uuid.uuid4()
                     s_at = now - timedelta(days=10 * (n_sessions - s))
                     sessions.append((sid, user, "chat", s_at, s_at + timedelta(minutes=20), "{}"))
                     picks = self.rng.sample(range(len(self.pool)), min(20, messages))
-                    for k, (idx, vec) in enumerate(zip(picks, noisy(self.pool_vecs[picks], self.nrng))):
-                        msgs.append((sid, user, "user" if k % 2 == 0 else "assistant", None, self.pool[idx], None,
-                                     s_at + timedelta(minutes=k), vec, "{}"))
-                graph.append({
-                    "user_id": user,
-                    "prefs": [{"label": lab, "value": val} for lab, val in (
-                        ("Style", self.rng.choice(rt.catalog.styles)), ("Material", self.rng.choice(rt.catalog.materials)),
-                        ("Color", self.rng.choice(rt.catalog.colors)))],
-                    "purchases": [self.rng.choice(rt.catalog.products).sku for _ in range(2)],
-                    "entities": [
-                        {"key": f"person:{PEOPLE[i].lower()}", "name": PEOPLE[i], "relation": RELATIONS[i],
-                         "embedding": [float(x) for x in noisy(rt.embedder.embed_query(f"{PEOPLE[i]} (person, {RELATIONS[i]})"), self.nrng)]}
-                        for i in self.rng.sample(range(len(PEOPLE)), 4)
-                    ],
-                })
+                    for k, (idx, vec) in enumerate(zip(picks, noisy(self.pool_vecs[picks], self.nrng), strict=False)):
+                        msgs.append(
+                            (
+                                sid,
+                                user,
+                                "user" if k % 2 == 0 else "assistant",
+                                None,
+                                self.pool[idx],
+                                None,
+                                s_at + timedelta(minutes=k),
+                                vec,
+                                "{}",
+                            )
+                        )
+                graph.append(
+                    {
+                        "user_id": user,
+                        "prefs": [
+                            {"label": lab, "value": val}
+                            for lab, val in (
+                                ("Style", self.rng.choice(rt.catalog.styles)),
+                                ("Material", self.rng.choice(rt.catalog.materials)),
+                                ("Color", self.rng.choice(rt.catalog.colors)),
+                            )
+                        ],
+                        "purchases": [self.rng.choice(rt.catalog.products).sku for _ in range(2)],
+                        "entities": [
+                            {
+                                "key": f"person:{PEOPLE[i].lower()}",
+                                "name": PEOPLE[i],
+                                "relation": RELATIONS[i],
+                                "embedding": [
+                                    float(x)
+                                    for x in noisy(
+                                        rt.embedder.embed_query(f"{PEOPLE[i]} (person, {RELATIONS[i]})"), self.nrng
+                                    )
+                                ],
+                            }
+                            for i in self.rng.sample(range(len(PEOPLE)), 4)
+                        ],
+                    }
+                )
             async with rt.pool.acquire() as conn:
-                await conn.copy_records_to_table("users", records=users, columns=["user_identifier", "display_name", "created_at", "updated_at"])
-                await conn.copy_records_to_table("sessions", records=sessions, columns=["id", "user_identifier", "channel", "started_at", "last_message_at", "metadata"])
-                await conn.copy_records_to_table("messages", records=msgs, columns=["session_id", "user_identifier", "role", "speaker", "content", "external_id", "created_at", "embedding", "metadata"])
-                await conn.copy_records_to_table("long_term_memories", records=mems, columns=[
-                    "id", "user_identifier", "kind", "content", "subject", "embedding", "importance", "created_at", "updated_at",
-                    "valid_from", "source_message_ids", "content_hash", "metadata"])
+                await conn.copy_records_to_table(
+                    "users", records=users, columns=["user_identifier", "display_name", "created_at", "updated_at"]
+                )
+                await conn.copy_records_to_table(
+                    "sessions",
+                    records=sessions,
+                    columns=["id", "user_identifier", "channel", "started_at", "last_message_at", "metadata"],
+                )
+                await conn.copy_records_to_table(
+                    "messages",
+                    records=msgs,
+                    columns=[
+                        "session_id",
+                        "user_identifier",
+                        "role",
+                        "speaker",
+                        "content",
+                        "external_id",
+                        "created_at",
+                        "embedding",
+                        "metadata",
+                    ],
+                )
+                await conn.copy_records_to_table(
+                    "long_term_memories",
+                    records=mems,
+                    columns=[
+                        "id",
+                        "user_identifier",
+                        "kind",
+                        "content",
+                        "subject",
+                        "embedding",
+                        "importance",
+                        "created_at",
+                        "updated_at",
+                        "valid_from",
+                        "source_message_ids",
+                        "content_hash",
+                        "metadata",
+                    ],
+                )
             await rt.graph.execute_query(GRAPH_LOAD, rows=graph)
             self.users += chunk
             self.memories += len(mems)
@@ -226,8 +333,6 @@ CALL (c, row) {
 """
 
 
-
-
 class QuestionStream:
     """Hands out questions in order, never the same slice twice: each phase asks new ones."""
 
@@ -248,11 +353,18 @@ class Server:
     def __init__(self, settings, workers: int) -> None:
         self.port = free_port()
         env = os.environ | {
-            "DATABASE_URL": settings.database_url, "NEO4J_URI": settings.neo4j_uri, "NEO4J_USER": settings.neo4j_user,
-            "NEO4J_PASSWORD": settings.neo4j_password.get_secret_value(), "LOFT_PORT": str(self.port),
+            "DATABASE_URL": settings.database_url,
+            "NEO4J_URI": settings.neo4j_uri,
+            "NEO4J_USER": settings.neo4j_user,
+            "NEO4J_PASSWORD": settings.neo4j_password.get_secret_value(),
+            "LOFT_PORT": str(self.port),
         }
-        self.proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--workers", str(workers)], env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "serve", "--workers", str(workers)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self.base = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 120
         while True:
@@ -284,7 +396,9 @@ async def sequential(client: httpx.AsyncClient, make_request, n: int) -> list[fl
     return out
 
 
-async def concurrent(client: httpx.AsyncClient, make_request, clients: int, per_client: int) -> tuple[float, list[float]]:
+async def concurrent(
+    client: httpx.AsyncClient, make_request, clients: int, per_client: int
+) -> tuple[float, list[float]]:
     latencies: list[float] = []
 
     async def one(c: int) -> None:
@@ -304,7 +418,10 @@ async def measure(base: str, users: list[str], warm_qs: list[str], qs: list[str]
 
     def on(questions: list[str]):
         async def context(client, i):
-            return await client.get(f"/memory/context/{rng.choice(users)}", params={"query": questions[i], "budget": 1000})
+            return await client.get(
+                f"/memory/context/{rng.choice(users)}", params={"query": questions[i], "budget": 1000}
+            )
+
         return context
 
     async with httpx.AsyncClient(base_url=base, timeout=60) as client:
@@ -329,7 +446,8 @@ async def metered(meter: CpuMeter, phase: str, cpu: dict, work, label: str | Non
 
 async def profiled_run(server: Server, client, context, args, stamp: str, meter: CpuMeter, cpu: dict) -> dict:
     """The 16-client load again with py-spy attached to the API; its top frames."""
-    from bench.pyspy import PySpy, describe as describe_profile, py_spy_path, top_frames
+    from bench.pyspy import PySpy, py_spy_path, top_frames
+    from bench.pyspy import describe as describe_profile
 
     if py_spy_path() is None:
         log("profile: skipped, py-spy is not installed (uv sync --extra bench)")
@@ -342,36 +460,61 @@ async def profiled_run(server: Server, client, context, args, stamp: str, meter:
         return {"skipped": f"py-spy could not attach: {exc}"}
     log(f"measuring: 16 concurrent clients again, with py-spy attached ({args.profile_rate} Hz)")
     try:
-        rps, lat = await metered(meter, "concurrent16_profiled", cpu, concurrent(client, context, CLIENTS, args.concurrent_per_client))
+        rps, lat = await metered(
+            meter, "concurrent16_profiled", cpu, concurrent(client, context, CLIENTS, args.concurrent_per_client)
+        )
     finally:
         path = spy.stop()
     top = top_frames(path, 20, root=str(Path(__file__).resolve().parent.parent))
     log(describe_profile(top))
-    return {"path": str(path), "format": "collapsed stacks (py-spy raw)", "rate_hz": args.profile_rate,
-            "nonblocking": not args.profile_blocking, "concurrent16_profiled": {"rps": round(rps, 1), "p95_ms": percentiles(lat)["p95"]},
-            "samples": top["samples"], "top_self": top["self"], "top_inclusive": top["inclusive"]}
+    return {
+        "path": str(path),
+        "format": "collapsed stacks (py-spy raw)",
+        "rate_hz": args.profile_rate,
+        "nonblocking": not args.profile_blocking,
+        "concurrent16_profiled": {"rps": round(rps, 1), "p95_ms": percentiles(lat)["p95"]},
+        "samples": top["samples"],
+        "top_self": top["self"],
+        "top_inclusive": top["inclusive"],
+    }
 
 
-async def peer_run(args, settings, subset: list[str], memories: dict[str, list[str]], stream: QuestionStream,
-                   pg: ProcessGroup | None, neo: ProcessGroup | None) -> dict:
+async def peer_run(
+    args,
+    settings,
+    subset: list[str],
+    memories: dict[str, list[str]],
+    stream: QuestionStream,
+    pg: ProcessGroup | None,
+    neo: ProcessGroup | None,
+) -> dict:
     """Ours over HTTP and mem0 in-process on the same customers and questions."""
-    from bench.peer_mem0 import Mem0Peer
-
     import logging
+
+    from bench.peer_mem0 import Mem0Peer
 
     logging.getLogger("mem0").setLevel(logging.ERROR)  # "spaCy is not installed", once per model
     rng = random.Random(args.seed + 5)
     warm, n_seq, n_conc = 20, args.sequential, CLIENTS * args.concurrent_per_client
     pairs = [(rng.choice(subset), q) for q in stream.take(warm + n_seq + n_conc)]
     warm_pairs, seq_pairs, conc_pairs = pairs[:warm], pairs[warm : warm + n_seq], pairs[warm + n_seq :]
-    out: dict = {"system": "mem0", "customers": len(subset), "top_k": args.peer_top_k, "warm_up_requests": warm,
-                 "notes": ["mem0 runs in this process (no HTTP); ours over HTTP with the API's own processes",
-                           "mem0 searches long-term memories only; ours memories, messages, summaries and the graph",
-                           "mem0 runs without spaCy (no lemmatisation, no entity boosts): its [nlp] model cannot be fetched offline",
-                           "mem0's pgvector store without HNSW: an exact scan per search (with mem0's default HNSW "
-                           "the per-customer filter runs after the index scan and most searches would come back empty)"]}
+    out: dict = {
+        "system": "mem0",
+        "customers": len(subset),
+        "top_k": args.peer_top_k,
+        "warm_up_requests": warm,
+        "notes": [
+            "mem0 runs in this process (no HTTP); ours over HTTP with the API's own processes",
+            "mem0 searches long-term memories only; ours memories, messages, summaries and the graph",
+            "mem0 runs without spaCy (no lemmatisation, no entity boosts): its [nlp] model cannot be fetched offline",
+            "mem0's pgvector store without HNSW: an exact scan per search (with mem0's default HNSW "
+            "the per-customer filter runs after the index scan and most searches would come back empty)",
+        ],
+    }
 
-    log(f"mem0: starting (offline) and loading {sum(len(v) for v in memories.values())} memories of {len(subset)} customers")
+    log(
+        f"mem0: starting (offline) and loading {sum(len(v) for v in memories.values())} memories of {len(subset)} customers"
+    )
     t0 = time.perf_counter()
     peer = await asyncio.to_thread(Mem0Peer, settings.database_url, top_k=args.peer_top_k)
     out["version"] = peer.version
@@ -391,7 +534,9 @@ async def peer_run(args, settings, subset: list[str], memories: dict[str, list[s
                 user, query = chosen[i]
                 return await client.get(f"/memory/context/{user}", params={"query": query, "budget": 1000})
 
-            async with httpx.AsyncClient(base_url=server.base, timeout=60, limits=httpx.Limits(max_connections=32)) as client:
+            async with httpx.AsyncClient(
+                base_url=server.base, timeout=60, limits=httpx.Limits(max_connections=32)
+            ) as client:
                 for i in range(warm):
                     (await context(client, i, warm_pairs)).raise_for_status()
                 log("peer: ours, sequential")
@@ -406,14 +551,22 @@ async def peer_run(args, settings, subset: list[str], memories: dict[str, list[s
                 ours_cpu["sequential"] = meter.report(before, meter.snapshot(), n_seq)
                 log(describe("peer ours sequential", ours_cpu["sequential"]))
                 log("peer: ours, 16 concurrent clients")
-                rps, conc = await metered(meter, "concurrent16", ours_cpu,
-                                          concurrent(client, lambda c, i: context(c, i, conc_pairs), CLIENTS, args.concurrent_per_client),
-                                          label="peer ours concurrent16")
+                rps, conc = await metered(
+                    meter,
+                    "concurrent16",
+                    ours_cpu,
+                    concurrent(client, lambda c, i: context(c, i, conc_pairs), CLIENTS, args.concurrent_per_client),
+                    label="peer ours concurrent16",
+                )
         finally:
             server.stop()
         s, c = percentiles(seq), percentiles(conc)
-        out["ours"] = {"sequential": {"p50_ms": s["p50"], "p95_ms": s["p95"]}, "concurrent16": {"rps": round(rps, 1), "p95_ms": c["p95"]},
-                       "mean_items": round(statistics.fmean(items), 1) if items else 0, "cpu": ours_cpu}
+        out["ours"] = {
+            "sequential": {"p50_ms": s["p50"], "p95_ms": s["p95"]},
+            "concurrent16": {"rps": round(rps, 1), "p95_ms": c["p95"]},
+            "mean_items": round(statistics.fmean(items), 1) if items else 0,
+            "cpu": ours_cpu,
+        }
 
         # mem0: the same pairs, in this process (its CPU is loadgen's)
         meter = CpuMeter({"mem0_in_loadgen": self_group("mem0_in_loadgen"), "postgres": pg})
@@ -426,12 +579,16 @@ async def peer_run(args, settings, subset: list[str], memories: dict[str, list[s
         log(describe("peer mem0 sequential", m_cpu["sequential"]))
         log("peer: mem0, 16 concurrent threads")
         before = meter.snapshot()
-        m_rps, m_conc, m_counts2 = await asyncio.to_thread(peer.concurrent, conc_pairs, CLIENTS)
+        m_rps, m_conc, _m_counts2 = await asyncio.to_thread(peer.concurrent, conc_pairs, CLIENTS)
         m_cpu["concurrent16"] = meter.report(before, meter.snapshot(), len(m_conc))
         log(describe("peer mem0 concurrent16", m_cpu["concurrent16"]))
         ms, mc = percentiles(m_seq), percentiles(m_conc)
-        out["mem0"] = {"sequential": {"p50_ms": ms["p50"], "p95_ms": ms["p95"]}, "concurrent16": {"rps": round(m_rps, 1), "p95_ms": mc["p95"]},
-                       "mean_results": round(statistics.fmean(m_counts), 1) if m_counts else 0, "cpu": m_cpu}
+        out["mem0"] = {
+            "sequential": {"p50_ms": ms["p50"], "p95_ms": ms["p95"]},
+            "concurrent16": {"rps": round(m_rps, 1), "p95_ms": mc["p95"]},
+            "mean_results": round(statistics.fmean(m_counts), 1) if m_counts else 0,
+            "cpu": m_cpu,
+        }
         out["blocked_connections"] = peer.blocked_connections
     finally:
         await asyncio.to_thread(peer.close)
@@ -453,7 +610,7 @@ async def peer_run(args, settings, subset: list[str], memories: dict[str, list[s
 async def run(args) -> dict:
     from service.runtime import Runtime
 
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     async with bench_stack(heap="2g") as settings:
         rt = await Runtime.open(settings)
         try:
@@ -461,7 +618,9 @@ async def run(args) -> dict:
                 await conn.execute("DROP INDEX IF EXISTS ltm_embedding_hnsw_idx")
                 pg = await postgres_group(conn)
             neo = neo4j_group(settings.neo4j_uri)
-            log(f"cpu groups: postgres {pg.pids() if pg else 'not on this machine'}, neo4j {neo.pids() if neo else 'not on this machine'}")
+            log(
+                f"cpu groups: postgres {pg.pids() if pg else 'not on this machine'}, neo4j {neo.pids() if neo else 'not on this machine'}"
+            )
             population = Population(rt, args.seed)
             stream = QuestionStream(questions(rt.catalog, random.Random(args.seed), 20000))
             growth = []
@@ -470,7 +629,9 @@ async def run(args) -> dict:
                 await population.add(stage - len(population.users), args.memories, args.messages)
                 server = Server(settings, args.workers)
                 try:
-                    lat = await measure(server.base, population.users, stream.take(20), stream.take(args.sequential // 2))
+                    lat = await measure(
+                        server.base, population.users, stream.take(20), stream.take(args.sequential // 2)
+                    )
                 finally:
                     server.stop()
                 p = percentiles(lat)
@@ -482,14 +643,19 @@ async def run(args) -> dict:
                 t0 = time.perf_counter()
                 async with rt.pool.acquire() as conn:
                     await conn.execute("SET maintenance_work_mem = '2GB'")
-                    await conn.execute("CREATE INDEX ltm_embedding_hnsw_idx ON long_term_memories USING hnsw (embedding vector_cosine_ops)")
+                    await conn.execute(
+                        "CREATE INDEX ltm_embedding_hnsw_idx ON long_term_memories USING hnsw (embedding vector_cosine_ops)"
+                    )
                 hnsw_s = round(time.perf_counter() - t0, 1)
             peer_memories: dict[str, list[str]] = {}
             if args.peer:
-                subset = random.Random(args.seed + 4).sample(population.users, min(args.peer_customers, len(population.users)))
+                subset = random.Random(args.seed + 4).sample(
+                    population.users, min(args.peer_customers, len(population.users))
+                )
                 rows = await rt.pool.fetch(
                     "SELECT user_identifier, content FROM long_term_memories WHERE user_identifier = ANY($1) ORDER BY user_identifier, created_at",
-                    subset)
+                    subset,
+                )
                 for row in rows:
                     peer_memories.setdefault(row["user_identifier"], []).append(row["content"])
         finally:
@@ -506,43 +672,84 @@ async def run(args) -> dict:
 
             def context_on(qs: list[str]):
                 async def context(client, i):
-                    return await client.get(f"/memory/context/{rng.choice(users)}", params={"query": qs[i], "budget": 1000})
+                    return await client.get(
+                        f"/memory/context/{rng.choice(users)}", params={"query": qs[i], "budget": 1000}
+                    )
+
                 return context
 
             def entities_on(qs: list[str]):
                 async def entities(client, i):
-                    return await client.post("/memory/search/entities", json={"query": qs[i], "user_identifier": rng.choice(users), "limit": 10})
+                    return await client.post(
+                        "/memory/search/entities",
+                        json={"query": qs[i], "user_identifier": rng.choice(users), "limit": 10},
+                    )
+
                 return entities
 
             n_conc = CLIENTS * args.concurrent_per_client
-            async with httpx.AsyncClient(base_url=server.base, timeout=60, limits=httpx.Limits(max_connections=32)) as client:
+            async with httpx.AsyncClient(
+                base_url=server.base, timeout=60, limits=httpx.Limits(max_connections=32)
+            ) as client:
                 warm = stream.take(30)
                 for i in range(30):
                     await context_on(warm)(client, i)
                     await entities_on(warm)(client, i)
                 log("measuring: sequential context")
-                seq = await metered(meter, "sequential", cpu, sequential(client, context_on(stream.take(args.sequential)), args.sequential))
+                seq = await metered(
+                    meter,
+                    "sequential",
+                    cpu,
+                    sequential(client, context_on(stream.take(args.sequential)), args.sequential),
+                )
                 log("measuring: 16 concurrent clients")
-                rps, conc = await metered(meter, "concurrent16", cpu,
-                                          concurrent(client, context_on(stream.take(n_conc)), CLIENTS, args.concurrent_per_client))
+                rps, conc = await metered(
+                    meter,
+                    "concurrent16",
+                    cpu,
+                    concurrent(client, context_on(stream.take(n_conc)), CLIENTS, args.concurrent_per_client),
+                )
                 if args.profile:
-                    profile = await profiled_run(server, client, context_on(stream.take(n_conc)), args, stamp, meter, cpu)
+                    profile = await profiled_run(
+                        server, client, context_on(stream.take(n_conc)), args, stamp, meter, cpu
+                    )
                 log("measuring: sequential entity search")
-                ent = await metered(meter, "entity_search_sequential", cpu,
-                                    sequential(client, entities_on(stream.take(args.sequential)), args.sequential))
+                ent = await metered(
+                    meter,
+                    "entity_search_sequential",
+                    cpu,
+                    sequential(client, entities_on(stream.take(args.sequential)), args.sequential),
+                )
                 # chat-like traffic: five different questions in a row per customer (a session),
                 # so the per-customer graph cache is warm after the first
                 session_qs = stream.take(args.sequential)
-                session = await metered(meter, "sequential_5_turns_per_customer", cpu, sequential(
-                    client,
-                    lambda c, i: c.get(f"/memory/context/{users[(i // 5) * 7 % len(users)]}",
-                                       params={"query": session_qs[i], "budget": 1000}),
-                    args.sequential,
-                ))
+                session = await metered(
+                    meter,
+                    "sequential_5_turns_per_customer",
+                    cpu,
+                    sequential(
+                        client,
+                        lambda c, i: c.get(
+                            f"/memory/context/{users[(i // 5) * 7 % len(users)]}",
+                            params={"query": session_qs[i], "budget": 1000},
+                        ),
+                        args.sequential,
+                    ),
+                )
                 # one question asked again and again: its embedding is cached after the first
                 repeated = stream.take(1)[0]
-                cached = await metered(meter, "sequential_cached_query", cpu, sequential(
-                    client, lambda c, i: c.get(f"/memory/context/{users[i % len(users)]}", params={"query": repeated, "budget": 1000}), 200))
+                cached = await metered(
+                    meter,
+                    "sequential_cached_query",
+                    cpu,
+                    sequential(
+                        client,
+                        lambda c, i: c.get(
+                            f"/memory/context/{users[i % len(users)]}", params={"query": repeated, "budget": 1000}
+                        ),
+                        200,
+                    ),
+                )
         finally:
             server.stop()
 
@@ -587,13 +794,24 @@ def main() -> None:
     parser.add_argument("--concurrent-per-client", type=int, default=60)
     parser.add_argument("--workers", type=int, default=2, help="API processes")
     parser.add_argument("--rebuild-hnsw", action="store_true", help="rebuild the cross-customer HNSW index at the end")
-    parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
-                        help="repeat the 16-client run with py-spy attached to the API (needs the bench extra)")
+    parser.add_argument(
+        "--profile",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="repeat the 16-client run with py-spy attached to the API (needs the bench extra)",
+    )
     parser.add_argument("--profile-rate", type=int, default=100, help="py-spy samples per second")
-    parser.add_argument("--profile-blocking", action="store_true",
-                        help="let py-spy pause the API for each sample (consistent stacks, more overhead, idle threads leak in)")
-    parser.add_argument("--peer", choices=["mem0"], help="also measure a peer system on the same customers and questions")
-    parser.add_argument("--peer-customers", type=int, default=200, help="customers (with all their memories) loaded into the peer")
+    parser.add_argument(
+        "--profile-blocking",
+        action="store_true",
+        help="let py-spy pause the API for each sample (consistent stacks, more overhead, idle threads leak in)",
+    )
+    parser.add_argument(
+        "--peer", choices=["mem0"], help="also measure a peer system on the same customers and questions"
+    )
+    parser.add_argument(
+        "--peer-customers", type=int, default=200, help="customers (with all their memories) loaded into the peer"
+    )
     parser.add_argument("--peer-top-k", type=int, default=20, help="results per peer search")
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--json", action="store_true")

@@ -37,8 +37,14 @@ from bench.common import bench_stack, log, percentiles
 from bench.latency import Server
 
 MIX = (("chat", 30), ("context", 50), ("entities", 10), ("import", 10))
-QUESTIONS = ["What did I buy last time?", "Which sofa would suit my living room?", "What colours do I like?",
-             "Remind me about my sister's visit", "Do I prefer oak or walnut?", "What was my budget?"]
+QUESTIONS = [
+    "What did I buy last time?",
+    "Which sofa would suit my living room?",
+    "What colours do I like?",
+    "Remind me about my sister's visit",
+    "Do I prefer oak or walnut?",
+    "What was my budget?",
+]
 
 
 class Load:
@@ -53,10 +59,13 @@ class Load:
         self.transport_errors = 0
 
     def _message(self) -> str:
-        return self.rng.choice([
-            "I bought the {p} last week and I love it.", "We finally bought the {p}; my partner prefers walnut though.",
-            "Just bought the {p} for the guest room, my sister Anna visits in May.",
-        ]).format(p=self.rng.choice(self.products))
+        return self.rng.choice(
+            [
+                "I bought the {p} last week and I love it.",
+                "We finally bought the {p}; my partner prefers walnut though.",
+                "Just bought the {p} for the guest room, my sister Anna visits in May.",
+            ]
+        ).format(p=self.rng.choice(self.products))
 
     async def one(self, client: httpx.AsyncClient) -> None:
         kind = self.rng.choices([k for k, _ in MIX], weights=[w for _, w in MIX])[0]
@@ -68,11 +77,19 @@ class Load:
             elif kind == "context":
                 r = await client.get(f"/memory/context/{user}", params={"query": self.rng.choice(QUESTIONS)})
             elif kind == "entities":
-                r = await client.post("/memory/search/entities", json={"query": "family visiting", "user_identifier": user})
+                r = await client.post(
+                    "/memory/search/entities", json={"query": "family visiting", "user_identifier": user}
+                )
             else:
-                r = await client.post(f"/v1/sessions/{user}/messages", json={"messages": [
-                    {"role": "user", "content": self._message(), "external_id": f"load-{uuid.uuid4().hex}"}
-                    for _ in range(10)]})
+                r = await client.post(
+                    f"/v1/sessions/{user}/messages",
+                    json={
+                        "messages": [
+                            {"role": "user", "content": self._message(), "external_id": f"load-{uuid.uuid4().hex}"}
+                            for _ in range(10)
+                        ]
+                    },
+                )
         except httpx.HTTPError:
             self.transport_errors += 1
             return
@@ -100,9 +117,13 @@ class Load:
 
     def report(self, took: float) -> dict:
         served = sum(sum(s.values()) for s in self.statuses.values())
-        errors = {kind: {str(code): n for code, n in codes.items() if code >= 400} for kind, codes in self.statuses.items()}
+        errors = {
+            kind: {str(code): n for code, n in codes.items() if code >= 400} for kind, codes in self.statuses.items()
+        }
         return {
-            "seconds": round(took, 1), "requests": served, "rps": round(served / took, 1),
+            "seconds": round(took, 1),
+            "requests": served,
+            "rps": round(served / took, 1),
             "server_errors": sum(n for codes in self.statuses.values() for code, n in codes.items() if code >= 500),
             "transport_errors": self.transport_errors,
             "errors_by_route": {k: v for k, v in errors.items() if v},
@@ -128,20 +149,37 @@ async def drained(base: str, timeout: float) -> float:
 async def audit(rt, acked: list[int]) -> dict:
     stored = await rt.pool.fetchval("SELECT count(*) FROM messages WHERE id = ANY($1::bigint[])", acked)
     embedded = await rt.pool.fetchval(
-        "SELECT count(*) FROM messages WHERE id = ANY($1::bigint[]) AND embedding IS NOT NULL", acked)
+        "SELECT count(*) FROM messages WHERE id = ANY($1::bigint[]) AND embedding IS NOT NULL", acked
+    )
     records, _, _ = await rt.graph.execute_query(
         "UNWIND $ids AS id MATCH ()-[p:PURCHASED {message_id: id}]->() RETURN count(DISTINCT id) AS n",
-        ids=acked, database_=rt.settings.neo4j_database)
-    return {"messages_stored": stored, "messages_embedded": embedded, "messages_in_graph": records[0]["n"],
-            "lost": len(acked) - stored}
+        ids=acked,
+        database_=rt.settings.neo4j_database,
+    )
+    return {
+        "messages_stored": stored,
+        "messages_embedded": embedded,
+        "messages_in_graph": records[0]["n"],
+        "lost": len(acked) - stored,
+    }
 
 
 async def seed(base: str, customers: list[str], products: list[str]) -> None:
     async with httpx.AsyncClient(base_url=base, timeout=120) as client:
         for i, user in enumerate(customers):
-            r = await client.post(f"/v1/sessions/{user}/messages", json={"messages": [
-                {"role": "user", "content": f"Hi, I'm customer {i}. I bought the {products[(i + k) % len(products)]}.",
-                 "external_id": f"seed-{i}-{k}"} for k in range(10)]})
+            r = await client.post(
+                f"/v1/sessions/{user}/messages",
+                json={
+                    "messages": [
+                        {
+                            "role": "user",
+                            "content": f"Hi, I'm customer {i}. I bought the {products[(i + k) % len(products)]}.",
+                            "external_id": f"seed-{i}-{k}",
+                        }
+                        for k in range(10)
+                    ]
+                },
+            )
             r.raise_for_status()
 
 
@@ -150,10 +188,18 @@ async def run(args) -> dict:
 
     async with bench_stack(heap="1g", with_stack=True) as (settings, stack):
         rt = await Runtime.open(settings, pool_size=4)
-        env = os.environ | {"DATABASE_URL": settings.database_url, "NEO4J_URI": settings.neo4j_uri,
-                            "NEO4J_USER": settings.neo4j_user, "NEO4J_PASSWORD": settings.neo4j_password.get_secret_value()}
-        worker = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env = os.environ | {
+            "DATABASE_URL": settings.database_url,
+            "NEO4J_URI": settings.neo4j_uri,
+            "NEO4J_USER": settings.neo4j_user,
+            "NEO4J_PASSWORD": settings.neo4j_password.get_secret_value(),
+        }
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "worker"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         server = Server(settings, args.workers)
         try:
             products = [p.name for p in rt.catalog.products[:60]]
@@ -185,8 +231,15 @@ async def run(args) -> dict:
             worker.terminate()
             worker.wait(30)
             await rt.close()
-    return {"benchmark": "load", "clients": args.clients, "seconds": args.seconds, "customers": args.customers,
-            "api_workers": args.workers, "mix": dict(MIX), "runs": results}
+    return {
+        "benchmark": "load",
+        "clients": args.clients,
+        "seconds": args.seconds,
+        "customers": args.customers,
+        "api_workers": args.workers,
+        "mix": dict(MIX),
+        "runs": results,
+    }
 
 
 def main() -> None:

@@ -42,7 +42,7 @@ import re
 import sys
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +61,7 @@ RRF_K = 60
 
 def parse_when(text: str) -> datetime:
     """'1:56 pm on 8 May, 2023' -> aware datetime (UTC)."""
-    return datetime.strptime(text.strip(), "%I:%M %p on %d %B, %Y").replace(tzinfo=timezone.utc)
+    return datetime.strptime(text.strip(), "%I:%M %p on %d %B, %Y").replace(tzinfo=UTC)
 
 
 def load_conversation(path: str) -> dict:
@@ -140,12 +140,12 @@ _GENERIC_WORDS = frozenset(
         "do does did done what when where who whom which why how i you he she it we they me him her us them "
         "my your his its our their this that these those there here have has had not so than then too very "
         "can could would should will just also into over after before up down out all any some none "
-        "yes no yeah nope maybe perhaps sure true false both neither either ok okay "
-        + _NUMBER_WORDS + " " + _MONTHS
+        "yes no yeah nope maybe perhaps sure true false both neither either ok okay " + _NUMBER_WORDS + " " + _MONTHS
     ).split()
 )
-_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201b": "'", "\u201c": '"', "\u201d": '"',
-                         "\u2013": "-", "\u2014": "-"})
+_QUOTES = str.maketrans(
+    {"\u2018": "'", "\u2019": "'", "\u201b": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-"}
+)
 
 
 def normalise_text(text: str) -> str:
@@ -179,7 +179,9 @@ def contains_answer(text: str, answer: str) -> bool:
     return re.search(r"(?<!\w)" + re.escape(answer) + r"(?!\w)", normalise_text(text)) is not None
 
 
-def answer_eligibility(answer: object, evidence_texts: list[str], conversation_texts: list[str]) -> tuple[str | None, str]:
+def answer_eligibility(
+    answer: object, evidence_texts: list[str], conversation_texts: list[str]
+) -> tuple[str | None, str]:
     """(normalised answer, "eligible") or (None, the first rule it fails).
 
     ``evidence_texts``: the question's gold turns as ingested; ``conversation_texts``: every
@@ -257,9 +259,17 @@ async def run(paths: list[str], preset: str) -> dict:
                     async with rt.pool.acquire() as conn, conn.transaction():
                         await history.create_session(conn, conv["user"], session_id, at=when, channel="import")
                         await history.add_messages(
-                            conn, conv["user"], session_id,
+                            conn,
+                            conv["user"],
+                            session_id,
                             [
-                                history.NewMessage("user", turn_text(t), when + timedelta(seconds=i), speaker=t["speaker"], external_id=t["dia_id"])
+                                history.NewMessage(
+                                    "user",
+                                    turn_text(t),
+                                    when + timedelta(seconds=i),
+                                    speaker=t["speaker"],
+                                    external_id=t["dia_id"],
+                                )
                                 for i, t in enumerate(turns)
                             ],
                             summary_idle_s=0,
@@ -281,14 +291,22 @@ async def run(paths: list[str], preset: str) -> dict:
             eligibility: dict[str, int] = {}
             context_ms: list[float] = []
             n_questions = 0
-            qbar = tqdm(total=sum(1 for c in conversations for q in c["qa"] if str(q.get("category")) in CATEGORIES), desc="questions", unit="q", file=sys.stderr, mininterval=2.0)
+            qbar = tqdm(
+                total=sum(1 for c in conversations for q in c["qa"] if str(q.get("category")) in CATEGORIES),
+                desc="questions",
+                unit="q",
+                file=sys.stderr,
+                mininterval=2.0,
+            )
             for conv in conversations:
                 rows = await rt.pool.fetch(
                     "SELECT id, external_id, speaker, content, created_at FROM messages WHERE user_identifier = $1 ORDER BY id",
                     conv["user"],
                 )
                 dia_of = {r["id"]: r["external_id"] for r in rows}
-                lines = [f"[{r['created_at'].day} {r['created_at']:%b %Y}] {r['speaker']}: {r['content']}" for r in rows]
+                lines = [
+                    f"[{r['created_at'].day} {r['created_at']:%b %Y}] {r['speaker']}: {r['content']}" for r in rows
+                ]
                 dia = [r["external_id"] for r in rows]
                 bm25 = BM25Okapi([tokenize(f"{r['speaker']} {r['content']}") for r in rows])
                 turn_vecs = rt.embedder.embed([f"{r['speaker']}: {r['content']}" for r in rows])
@@ -299,14 +317,20 @@ async def run(paths: list[str], preset: str) -> dict:
                     category = str(q.get("category"))
                     if category not in CATEGORIES:
                         continue
-                    gold = {e.strip() for ev in q.get("evidence", []) for e in re.split(r"[;,\s]+", ev) if e.strip()} & valid
+                    gold = {
+                        e.strip() for ev in q.get("evidence", []) for e in re.split(r"[;,\s]+", ev) if e.strip()
+                    } & valid
                     qbar.update(1)
                     if not gold:
                         continue
                     n_questions += 1
-                    answer, reason = answer_eligibility(q.get("answer"), [ingested[g] for g in sorted(gold)], conversation_texts)
+                    answer, reason = answer_eligibility(
+                        q.get("answer"), [ingested[g] for g in sorted(gold)], conversation_texts
+                    )
                     eligibility[reason] = eligibility.get(reason, 0) + 1
-                    answer_turns = {g for g in gold if answer and contains_answer(" ".join(ingested[g].split()), answer)}
+                    answer_turns = {
+                        g for g in gold if answer and contains_answer(" ".join(ingested[g].split()), answer)
+                    }
                     question = q["question"]
                     qvec = rt.embedder.embed_query(question)
                     bm25_order = list(np.argsort(-bm25.get_scores(tokenize(question)), kind="stable"))
@@ -314,7 +338,9 @@ async def run(paths: list[str], preset: str) -> dict:
                     fused = rrf(bm25_order, dense_order)
                     for budget in BUDGETS:
                         started = time.perf_counter()
-                        ctx = await retriever.context(conv["user"], question, budget=budget, config=config, preset=preset, track_access=False)
+                        ctx = await retriever.context(
+                            conv["user"], question, budget=budget, config=config, preset=preset, track_access=False
+                        )
                         context_ms.append((time.perf_counter() - started) * 1000)
                         got = {dia_of.get(m) for item in ctx.items for m in item["provenance"]["message_ids"]}
                         b = str(budget)
@@ -329,7 +355,9 @@ async def run(paths: list[str], preset: str) -> dict:
                             chosen = {dia[i] for i in packed}
                             scores[b][name][category].append(len(gold & chosen) / len(gold))
                             if answer:
-                                aic[b][name][category].append(float(contains_answer("\n".join(lines[i] for i in packed), answer)))
+                                aic[b][name][category].append(
+                                    float(contains_answer("\n".join(lines[i] for i in packed), answer))
+                                )
             qbar.close()
         finally:
             await rt.close()
@@ -376,12 +404,16 @@ def table(result: dict) -> str:
     out.append(f"{'budget':>6} {'retriever':<8} {'overall':>8} " + " ".join(f"{'cat' + c:>6}" for c in CATEGORIES))
     for budget, by_name in result["budgets"].items():
         for name, r in by_name.items():
-            out.append(f"{budget:>6} {name:<8} {r['overall']:>8.3f} " + " ".join(f"{r['by_category'][c]:>6.3f}" for c in CATEGORIES))
+            out.append(
+                f"{budget:>6} {name:<8} {r['overall']:>8.3f} "
+                + " ".join(f"{r['by_category'][c]:>6.3f}" for c in CATEGORIES)
+            )
     a = result["answer_in_context"]
     out.append("")
     out.append(
         f"LoCoMo answer-in-context ({a['questions']} eligible questions: "
-        + ", ".join(f"cat{c} {n}" for c, n in a["questions_by_category"].items()) + ")"
+        + ", ".join(f"cat{c} {n}" for c, n in a["questions_by_category"].items())
+        + ")"
     )
     out.append("")
     out.append(f"{'budget':>6} {'retriever':<8} {'overall':>8} " + " ".join(f"{'cat' + c:>6}" for c in CATEGORIES))
@@ -391,13 +423,18 @@ def table(result: dict) -> str:
 
     for budget, by_name in a["budgets"].items():
         for name, r in by_name.items():
-            out.append(f"{budget:>6} {name:<8} {cell(r['overall'], 8)} " + " ".join(cell(r["by_category"][c], 6) for c in CATEGORIES))
+            out.append(
+                f"{budget:>6} {name:<8} {cell(r['overall'], 8)} "
+                + " ".join(cell(r["by_category"][c], 6) for c in CATEGORIES)
+            )
     out.append(
         "system cites a gold turn holding the answer but its text lacks it: "
         + ", ".join(f"{n} at {b}" for b, n in a["system_cited_answer_turn_not_in_text"].items())
     )
     out.append("")
-    out.append(f"context p50 {result['context_ms']['p50']} ms, p95 {result['context_ms']['p95']} ms; ingest {result['ingest_messages_per_s']} msg/s")
+    out.append(
+        f"context p50 {result['context_ms']['p50']} ms, p95 {result['context_ms']['p95']} ms; ingest {result['ingest_messages_per_s']} msg/s"
+    )
     return "\n".join(out)
 
 

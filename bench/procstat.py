@@ -149,19 +149,24 @@ class CpuMeter:
             "other_ms_per_request": round(max(machine_ms - total_ms, 0.0) / max(requests, 1), 2),
             # CPU time the hypervisor gave to other guests while this VM wanted it (a noisy host)
             "steal_ms_per_request": round(steal_ms / max(requests, 1), 2),
-            "cores_busy": {"groups": round(total_ms / 1000 / wall, 2) if wall > 0 else None,
-                           "machine": round(machine_ms / 1000 / wall, 2) if wall > 0 else None},
+            "cores_busy": {
+                "groups": round(total_ms / 1000 / wall, 2) if wall > 0 else None,
+                "machine": round(machine_ms / 1000 / wall, 2) if wall > 0 else None,
+            },
         }
 
 
 def describe(phase: str, report: dict, unit: str = "request") -> str:
     """One stderr line: ``cpu phase: api 9.10 + postgres 3.20 + … = 15.00 CPU ms/request (…)``."""
-    parts = [f"{k} {v:.2f}" if v is not None else f"{k} n/a"
-             for k, v in report["cpu_ms_per_request"].items() if k != "total"]
-    return (f"cpu {phase}: {' + '.join(parts)} = {report['cpu_ms_per_request']['total']:.2f} CPU ms/{unit} "
-            f"({report['requests']} {unit}s in {report['wall_s']} s; cores busy: these processes "
-            f"{report['cores_busy']['groups']}, whole machine {report['cores_busy']['machine']}; "
-            f"other processes {report['other_ms_per_request']:.2f}, steal {report['steal_ms_per_request']:.2f} ms/{unit})")
+    parts = [
+        f"{k} {v:.2f}" if v is not None else f"{k} n/a" for k, v in report["cpu_ms_per_request"].items() if k != "total"
+    ]
+    return (
+        f"cpu {phase}: {' + '.join(parts)} = {report['cpu_ms_per_request']['total']:.2f} CPU ms/{unit} "
+        f"({report['requests']} {unit}s in {report['wall_s']} s; cores busy: these processes "
+        f"{report['cores_busy']['groups']}, whole machine {report['cores_busy']['machine']}; "
+        f"other processes {report['other_ms_per_request']:.2f}, steal {report['steal_ms_per_request']:.2f} ms/{unit})"
+    )
 
 
 async def postgres_group(conn) -> ProcessGroup | None:

@@ -38,14 +38,28 @@ class PySpy:
         if exe is None:
             raise RuntimeError("py-spy is not installed (uv sync --extra bench)")
         out.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [exe, "record", "--pid", str(pid), "--subprocesses", "--format", "raw", "--rate", str(rate), "-o", str(out)]
+        cmd = [
+            exe,
+            "record",
+            "--pid",
+            str(pid),
+            "--subprocesses",
+            "--format",
+            "raw",
+            "--rate",
+            str(rate),
+            "-o",
+            str(out),
+        ]
         if nonblocking:
             cmd.append("--nonblocking")
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         time.sleep(1.0)  # attach; a refused ptrace ends it at once
         if self.proc.poll() is not None:
-            raise RuntimeError(f"py-spy exited at once ({self.proc.returncode}): {self.log.read_text(errors='replace')[-500:]}")
+            raise RuntimeError(
+                f"py-spy exited at once ({self.proc.returncode}): {self.log.read_text(errors='replace')[-500:]}"
+            )
 
     def stop(self) -> Path:
         if self.proc.poll() is None:

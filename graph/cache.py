@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from vectors.embedder import DIM
 
 
@@ -27,7 +28,7 @@ class CustomerGraph:
     matrix: np.ndarray  # entity embeddings, one row each (normalised)
 
     @classmethod
-    def build(cls, version: int, facts: dict[str, Any] | None) -> "CustomerGraph":
+    def build(cls, version: int, facts: dict[str, Any] | None) -> CustomerGraph:
         entities = list((facts or {}).get("entities") or [])
         if entities:
             matrix = np.asarray([e.pop("embedding") for e in entities], dtype=np.float32)

@@ -56,10 +56,13 @@ def catalog_hash(products: list[dict], categories: list[dict], vocabulary: dict[
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-
-
 async def ensure_catalog(
-    driver: AsyncDriver, products: list[dict], categories: list[dict], vocabulary: dict[str, list[str]], *, database: str
+    driver: AsyncDriver,
+    products: list[dict],
+    categories: list[dict],
+    vocabulary: dict[str, list[str]],
+    *,
+    database: str,
 ) -> bool:
     """Load the catalog unless this exact version is already there; True when it loaded."""
     digest = catalog_hash(products, categories, vocabulary)

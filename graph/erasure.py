@@ -105,7 +105,9 @@ async def erase_customer(driver: AsyncDriver, user_id: str, *, database: str) ->
     return GraphErasure(len(node_ids), len(rel_ids), orphans, leftovers)
 
 
-async def verify(driver: AsyncDriver, user_id: str, node_ids: list[str], rel_ids: list[str], *, database: str) -> dict[str, int]:
+async def verify(
+    driver: AsyncDriver, user_id: str, node_ids: list[str], rel_ids: list[str], *, database: str
+) -> dict[str, int]:
     """What is still there: per-user nodes by user_id, and the collected nodes and
     relationships by element id."""
     records, _, _ = await driver.execute_query(

@@ -11,7 +11,7 @@ recommendations, live in ``graph/queries/*.cypher``.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from neo4j import AsyncDriver
@@ -45,7 +45,9 @@ CALL (c) {
 """
 
 # the whole profile: every entity the customer mentioned, with how they relate
-NEIGHBOURHOOD = _FACTS + """
+NEIGHBOURHOOD = (
+    _FACTS
+    + """
 CALL (c) {
   MATCH (c)-[m:MENTIONED]->(e:Entity)
   OPTIONAL MATCH (e)-[rel:RELATED_TO]-(other:Entity)
@@ -60,10 +62,13 @@ CALL (c) {
 RETURN c.name AS name, c.first_seen AS first_seen, c.last_seen AS last_seen,
        preferences, purchases, interests, entities
 """
+)
 
 # what the retriever caches per customer: current facts and every mentioned entity with
 # its embedding (the entities nearest a query are then found in-process)
-CUSTOMER_FACTS = _FACTS + """
+CUSTOMER_FACTS = (
+    _FACTS
+    + """
 CALL (c) {
   MATCH (c)-[m:MENTIONED]->(e:Entity)
   WHERE e.embedding IS NOT NULL
@@ -75,6 +80,7 @@ CALL (c) {
 RETURN c.name AS name, c.first_seen AS first_seen, c.last_seen AS last_seen,
        preferences, purchases, interests, entities
 """
+)
 
 ENTITY_SEARCH = """
 MATCH (e:Entity {user_id: $user_id})
@@ -123,20 +129,31 @@ FACT_LIMIT = 200
 ENTITY_LIMIT = 500
 
 
-async def neighbourhood(driver: AsyncDriver, user_id: str, *, include_closed: bool = False, entity_limit: int = 50) -> dict[str, Any] | None:
-    records = await _read(driver, NEIGHBOURHOOD, user_id=user_id, include_closed=include_closed,
-                          entity_limit=entity_limit, fact_limit=FACT_LIMIT)
+async def neighbourhood(
+    driver: AsyncDriver, user_id: str, *, include_closed: bool = False, entity_limit: int = 50
+) -> dict[str, Any] | None:
+    records = await _read(
+        driver,
+        NEIGHBOURHOOD,
+        user_id=user_id,
+        include_closed=include_closed,
+        entity_limit=entity_limit,
+        fact_limit=FACT_LIMIT,
+    )
     return native(dict(records[0])) if records else None
 
 
 async def customer_facts(driver: AsyncDriver, user_id: str) -> dict[str, Any] | None:
     """The retriever's read: current facts and the most recently mentioned entities."""
-    records = await _read(driver, CUSTOMER_FACTS, user_id=user_id, include_closed=False,
-                          fact_limit=FACT_LIMIT, entity_limit=ENTITY_LIMIT)
+    records = await _read(
+        driver, CUSTOMER_FACTS, user_id=user_id, include_closed=False, fact_limit=FACT_LIMIT, entity_limit=ENTITY_LIMIT
+    )
     return native(dict(records[0])) if records else None
 
 
-async def search_entities(driver: AsyncDriver, user_id: str, embedding: list[float], limit: int = 10) -> list[dict[str, Any]]:
+async def search_entities(
+    driver: AsyncDriver, user_id: str, embedding: list[float], limit: int = 10
+) -> list[dict[str, Any]]:
     records = await _read(driver, ENTITY_SEARCH, user_id=user_id, embedding=embedding, limit=limit)
     return [native(dict(r)) for r in records]
 
@@ -158,10 +175,10 @@ def native(value: Any) -> Any:
     (older data, a date-only value from an LLM), is read as UTC."""
     if isinstance(value, DateTime):
         out = value.to_native()
-        return out if out.tzinfo is not None else out.replace(tzinfo=timezone.utc)
+        return out if out.tzinfo is not None else out.replace(tzinfo=UTC)
     if isinstance(value, Date):
         d = value.to_native()
-        return datetime(d.year, d.month, d.day, tzinfo=timezone.utc)
+        return datetime(d.year, d.month, d.day, tzinfo=UTC)
     if isinstance(value, dict):
         return {k: native(v) for k, v in value.items()}
     if isinstance(value, list):

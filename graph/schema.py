@@ -30,8 +30,16 @@ VOCABULARY_LABELS = ("Style", "Material", "Color", "Category", "Brand")
 
 # relationships between a customer's entities; anything else an extractor says is RELATED_TO
 RELATION_TYPES = (
-    "FAMILY_OF", "PARTNER_OF", "FRIEND_OF", "PET_OF", "LIVES_IN", "WORKS_AT",
-    "ATTENDED", "LOCATED_IN", "PART_OF", "RELATED_TO",
+    "FAMILY_OF",
+    "PARTNER_OF",
+    "FRIEND_OF",
+    "PET_OF",
+    "LIVES_IN",
+    "WORKS_AT",
+    "ATTENDED",
+    "LOCATED_IN",
+    "PART_OF",
+    "RELATED_TO",
 )
 
 

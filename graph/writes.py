@@ -11,14 +11,13 @@ Writes are idempotent per source message: a retried job finds its message id in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from neo4j import AsyncManagedTransaction, unit_of_work
 
 from graph.schema import PREFERENCE_TYPES, RELATION_TYPES, TARGET_LABELS, entity_key
 from vectors.embedder import DIM
-
 
 
 @dataclass
@@ -29,8 +28,12 @@ class MessageFacts:
     message_id: int
     at: datetime
     customer_name: str | None = None
-    preferences: list[dict[str, Any]] = field(default_factory=list)  # attribute, value, polarity, strength, confidence, replaces
-    purchases: list[dict[str, Any]] = field(default_factory=list)  # sku|None, product_name, category, quantity, price, order_id, at
+    preferences: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # attribute, value, polarity, strength, confidence, replaces
+    purchases: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # sku|None, product_name, category, quantity, price, order_id, at
     interests: list[dict[str, Any]] = field(default_factory=list)  # sku|None, category|None, kind
     entities: list[dict[str, Any]] = field(default_factory=list)  # key, type, name, relation, at, embedding
     relations: list[dict[str, Any]] = field(default_factory=list)  # source_key, target_key, type
@@ -240,7 +243,14 @@ async def write_facts(tx: AsyncManagedTransaction, batch: list[MessageFacts]) ->
     if purchases:
         await tx.run(MERGE_PURCHASES, rows=purchases)
     interests = [
-        {"user_id": f.user_id, "message_id": f.message_id, "sku": i.get("sku"), "category": i.get("category"), "kind": i.get("kind", "asked_about"), "at": f.at}
+        {
+            "user_id": f.user_id,
+            "message_id": f.message_id,
+            "sku": i.get("sku"),
+            "category": i.get("category"),
+            "kind": i.get("kind", "asked_about"),
+            "at": f.at,
+        }
         for f in batch
         for i in f.interests
         if i.get("sku") or i.get("category")
@@ -304,15 +314,53 @@ WARM_UP_USER = "(warm up)"  # no customer can have this identifier: the API refu
 async def warm_up(tx: AsyncManagedTransaction) -> None:
     """Plan every write query once with a row of the right shape for a customer that does
     not exist (nothing is written), so a fresh worker's first batch is not slow."""
-    at = datetime.now(timezone.utc)
+    at = datetime.now(UTC)
     base = {"user_id": WARM_UP_USER, "message_id": 0, "at": at}
-    await tx.run(UPSERT_PREFERENCES, rows=[base | {
-        "label": "Style", "attribute": "style", "value": "modern", "name": "modern", "rel": "PREFERS",
-        "replaces": False, "strength": 0.5, "confidence": 0.5}])
-    await tx.run(MERGE_PURCHASES, rows=[base | {
-        "key": "thing:x", "sku": None, "name": "x", "category": None, "quantity": 1, "price": None, "order_id": None}])
+    await tx.run(
+        UPSERT_PREFERENCES,
+        rows=[
+            base
+            | {
+                "label": "Style",
+                "attribute": "style",
+                "value": "modern",
+                "name": "modern",
+                "rel": "PREFERS",
+                "replaces": False,
+                "strength": 0.5,
+                "confidence": 0.5,
+            }
+        ],
+    )
+    await tx.run(
+        MERGE_PURCHASES,
+        rows=[
+            base
+            | {
+                "key": "thing:x",
+                "sku": None,
+                "name": "x",
+                "category": None,
+                "quantity": 1,
+                "price": None,
+                "order_id": None,
+            }
+        ],
+    )
     await tx.run(MERGE_INTERESTS, rows=[base | {"sku": None, "category": "sofa", "kind": "asked_about"}])
-    await tx.run(MERGE_ENTITIES, rows=[base | {
-        "key": "person:x", "name": "x", "type": "person", "relation": None, "summary": None, "event_at": None,
-        "embedding": [0.0] * DIM}])
+    await tx.run(
+        MERGE_ENTITIES,
+        rows=[
+            base
+            | {
+                "key": "person:x",
+                "name": "x",
+                "type": "person",
+                "relation": None,
+                "summary": None,
+                "event_at": None,
+                "embedding": [0.0] * DIM,
+            }
+        ],
+    )
     await tx.run(MERGE_RELATED, rows=[base | {"source_key": "a", "target_key": "b", "type": "RELATED_TO"}])

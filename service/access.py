@@ -95,7 +95,7 @@ class KeyRing:
         return not self.keys
 
     @classmethod
-    def from_settings(cls, settings) -> "KeyRing":
+    def from_settings(cls, settings) -> KeyRing:
         keys = [_parse_entry(entry) for entry in settings.api_keys]
         if settings.api_keys_file is not None:
             keys += _load_file(Path(settings.api_keys_file))
@@ -116,9 +116,7 @@ def _parse_entry(entry: str) -> ApiKey:
         raise ConfigurationError("LOFT_API_KEYS entries are name:role:secret, separated by commas")
     name, role, secret = (p.strip() for p in parts)
     if role == Role.CUSTOMER:
-        raise ConfigurationError(
-            f"key '{name}': customer keys are bound to a customer; put them in LOFT_API_KEYS_FILE"
-        )
+        raise ConfigurationError(f"key '{name}': customer keys are bound to a customer; put them in LOFT_API_KEYS_FILE")
     return _key(name, role, secret=secret)
 
 
@@ -130,12 +128,23 @@ def _load_file(path: Path) -> list[ApiKey]:
     try:
         data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except (ValueError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigurationError(f"LOFT_API_KEYS_FILE {path} is not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {exc}") from exc
+        raise ConfigurationError(
+            f"LOFT_API_KEYS_FILE {path} is not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {exc}"
+        ) from exc
     entries = data.get("keys") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         raise ConfigurationError(f"LOFT_API_KEYS_FILE {path}: expected a list of keys under 'keys'")
-    return [_key(e.get("name", ""), e.get("role", ""), secret=e.get("secret"), secret_sha256=e.get("secret_sha256"),
-                 customer=e.get("customer")) for e in entries if isinstance(e, dict)]
+    return [
+        _key(
+            e.get("name", ""),
+            e.get("role", ""),
+            secret=e.get("secret"),
+            secret_sha256=e.get("secret_sha256"),
+            customer=e.get("customer"),
+        )
+        for e in entries
+        if isinstance(e, dict)
+    ]
 
 
 def _key(name: Any, role: Any, *, secret: Any = None, secret_sha256: Any = None, customer: Any = None) -> ApiKey:
@@ -157,7 +166,9 @@ def _key(name: Any, role: Any, *, secret: Any = None, secret_sha256: Any = None,
     elif isinstance(secret, str) and len(secret) >= MIN_SECRET_CHARS and secret.isascii() and secret.isprintable():
         hashed = digest(secret)
     else:  # never echo the secret itself
-        raise ConfigurationError(f"key '{name}': the secret must be at least {MIN_SECRET_CHARS} printable ASCII characters")
+        raise ConfigurationError(
+            f"key '{name}': the secret must be at least {MIN_SECRET_CHARS} printable ASCII characters"
+        )
     if role is Role.CUSTOMER:
         if not isinstance(customer, str) or not re.fullmatch(USER_ID_PATTERN, customer):
             raise ConfigurationError(f"key '{name}': a customer key needs 'customer', a valid customer identifier")
@@ -186,7 +197,9 @@ def allow(*roles: Role):
     async def check(request: Request) -> Principal:
         principal = identify(request)
         if principal.role not in allowed:
-            raise Forbidden(f"key '{principal.name}' ({principal.role}) may not call this; it needs: {', '.join(sorted(allowed))}")
+            raise Forbidden(
+                f"key '{principal.name}' ({principal.role}) may not call this; it needs: {', '.join(sorted(allowed))}"
+            )
         user = request.path_params.get("user_identifier")
         if user is not None:
             principal.require_customer(user)

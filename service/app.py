@@ -63,7 +63,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             401: {"model": ErrorResponse, "description": "no valid API key"},
             403: {"model": ErrorResponse, "description": "the key's role or customer does not allow this"},
             404: {"model": ErrorResponse, "description": "no such customer, session, memory or receipt"},
-            409: {"model": ErrorResponse, "description": "an erasure of this customer is pending, or a retried turn is in flight"},
+            409: {
+                "model": ErrorResponse,
+                "description": "an erasure of this customer is pending, or a retried turn is in flight",
+            },
             413: {"model": ErrorResponse, "description": "the request body is over the limit"},
             422: {"model": ErrorResponse, "description": "invalid input, with a readable reason"},
             500: {"model": ErrorResponse, "description": "an internal error; the body quotes the request id"},
@@ -85,16 +88,19 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
     @app.get("/v1/whoami", response_model=WhoAmI, tags=["access"], summary="The caller's key name and role")
     async def whoami(principal: Principal = Depends(allow(*ANY_ROLE))) -> WhoAmI:
-        return WhoAmI(key=principal.name, role=principal.role.value, customer=principal.customer,
-                      open=app.state.keyring.open)
+        return WhoAmI(
+            key=principal.name, role=principal.role.value, customer=principal.customer, open=app.state.keyring.open
+        )
 
     @app.get("/", include_in_schema=False)
     async def chat_page() -> FileResponse:
         return FileResponse(FRONTEND, media_type="text/html")
 
     install_error_boundary(app)
-    app.add_middleware(BodyLimit, limit_for=lambda path: (
-        settings.max_import_bytes if path.endswith(IMPORT_PATHS) else settings.max_body_bytes))
+    app.add_middleware(
+        BodyLimit,
+        limit_for=lambda path: settings.max_import_bytes if path.endswith(IMPORT_PATHS) else settings.max_body_bytes,
+    )
     app.add_middleware(RequestId)  # outermost: every response, even a 413, carries the id
     return app
 
@@ -115,8 +121,16 @@ async def _warm_up(retriever) -> None:
 # routes that take bulk bodies (history imports, order feeds): the larger body limit
 IMPORT_PATHS = ("/messages", "/orders")
 RETRY_AFTER_S = "5"
-CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-         409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type"}
+CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
 
 
 def install_error_boundary(app: FastAPI) -> None:
@@ -124,10 +138,14 @@ def install_error_boundary(app: FastAPI) -> None:
     A store that is away is 503 with ``Retry-After``; anything unexpected is a 500 whose
     body carries only the request id (the exception is logged with it, never sent)."""
 
-    def reply(request: Request, status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    def reply(
+        request: Request, status: int, code: str, detail: str, headers: dict[str, str] | None = None
+    ) -> JSONResponse:
         rid = request_id_of(request.scope)
         headers = (headers or {}) | ({"X-Request-ID": rid} if rid else {})
-        return JSONResponse({"error": code, "detail": detail, "request_id": rid or None}, status_code=status, headers=headers)
+        return JSONResponse(
+            {"error": code, "detail": detail, "request_id": rid or None}, status_code=status, headers=headers
+        )
 
     @app.exception_handler(LoftError)
     async def loft_error(request: Request, exc: LoftError) -> JSONResponse:
@@ -153,12 +171,20 @@ def install_error_boundary(app: FastAPI) -> None:
         rid = request_id_of(request.scope)
         if is_outage(exc) or isinstance(exc, TimeoutError):  # a store away, or too slow to answer
             store = "neo4j" if type(exc).__module__.startswith("neo4j") else "postgres"
-            log.warning("%s %s: %s unavailable (%s) rid=%s", request.method, request.url.path, store, type(exc).__name__, rid)
-            return reply(request, 503, "store_unavailable",
-                         f"{'Neo4j' if store == 'neo4j' else 'PostgreSQL'} is unavailable; retry shortly",
-                         {"Retry-After": RETRY_AFTER_S})
+            log.warning(
+                "%s %s: %s unavailable (%s) rid=%s", request.method, request.url.path, store, type(exc).__name__, rid
+            )
+            return reply(
+                request,
+                503,
+                "store_unavailable",
+                f"{'Neo4j' if store == 'neo4j' else 'PostgreSQL'} is unavailable; retry shortly",
+                {"Retry-After": RETRY_AFTER_S},
+            )
         log.exception("%s %s failed rid=%s", request.method, request.url.path, rid)
-        return reply(request, 500, "internal_error", f"an internal error occurred; quote request id {rid} when reporting it")
+        return reply(
+            request, 500, "internal_error", f"an internal error occurred; quote request id {rid} when reporting it"
+        )
 
 
 def app_from_env() -> FastAPI:

@@ -154,9 +154,7 @@ class _Matcher:
 class Catalog:
     def __init__(self, data: dict):
         self.products: list[Product] = [Product.model_validate(p) for p in data["products"]]
-        self.category_info: dict[str, Category] = {
-            c["name"]: Category.model_validate(c) for c in data["categories"]
-        }
+        self.category_info: dict[str, Category] = {c["name"]: Category.model_validate(c) for c in data["categories"]}
         self.style_info = {s["name"]: Vocab.model_validate(s) for s in data["styles"]}
         self.material_info = {m["name"]: Vocab.model_validate(m) for m in data["materials"]}
         self.color_info = {c["name"]: Vocab.model_validate(c) for c in data["colors"]}
@@ -208,8 +206,11 @@ class Catalog:
         for p in self.products:
             self._by_first.setdefault(p.name.split()[0].lower(), []).append(p)
         self._first_word_pattern = re.compile(
-            r"(?<!\w)(" + _trie_regex(self._by_first) + r")(?:[\s\-]+[\w'’-]+){0,2}?[\s\-]+("
-            + _trie_regex(cat_syns) + r")(?!\w)",
+            r"(?<!\w)("
+            + _trie_regex(self._by_first)
+            + r")(?:[\s\-]+[\w'’-]+){0,2}?[\s\-]+("
+            + _trie_regex(cat_syns)
+            + r")(?!\w)",
             re.IGNORECASE,
         )
 
@@ -242,15 +243,24 @@ class Catalog:
             return value if value in self._by_sku else None
         if attribute == "brand":
             return self._brand_names.get(value.strip().lower())
-        known = {"style": self.style_info, "material": self.material_info, "color": self.color_info,
-                 "category": self.category_info}.get(attribute)
+        known = {
+            "style": self.style_info,
+            "material": self.material_info,
+            "color": self.color_info,
+            "category": self.category_info,
+        }.get(attribute)
         name = value.strip().lower()
         return name if known is not None and name in known else None
 
     def vocabulary(self) -> dict[str, list[str]]:
         """Every shared vocabulary node the catalog defines, by graph label."""
-        return {"Style": self.styles, "Material": self.materials, "Color": self.colors,
-                "Category": self.categories, "Brand": self.brands}
+        return {
+            "Style": self.styles,
+            "Material": self.materials,
+            "Color": self.colors,
+            "Category": self.categories,
+            "Brand": self.brands,
+        }
 
     def material_kind(self, material: str) -> str | None:
         info = self.material_info.get(material)
@@ -323,9 +333,7 @@ class Catalog:
             return value in product.styles
         if attribute == "material":
             # a generic kind ("wood", "metal") matches any material of that kind
-            return value in product.materials or any(
-                self.material_kind(m) == value for m in product.materials
-            )
+            return value in product.materials or any(self.material_kind(m) == value for m in product.materials)
         if attribute == "color":
             return value in product.colors
         if attribute == "brand":

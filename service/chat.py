@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from service.extraction import Extraction
@@ -23,14 +23,23 @@ If the memory does not answer a question about the customer, say so.
 What LOFT remembers about this customer:
 {context}"""
 
-_REMEMBER = re.compile(r"\b(what do you (remember|know)|do you remember|who am i|what have i told you|remind me what)\b", re.I)
-_SHOPPING = re.compile(r"\b(show|looking for|look for|need|want|have|recommend|suggest|find|browse|any|see|got)\b", re.I)
+_REMEMBER = re.compile(
+    r"\b(what do you (remember|know)|do you remember|who am i|what have i told you|remind me what)\b", re.I
+)
+_SHOPPING = re.compile(
+    r"\b(show|looking for|look for|need|want|have|recommend|suggest|find|browse|any|see|got)\b", re.I
+)
 _GREETING = re.compile(r"^\s*(hi|hello|hey|good (morning|afternoon|evening))\b", re.I)
 
 
 async def reply(
-    rt: Runtime, user: str, message: str, context: dict[str, Any], history: list[dict[str, str]],
-    *, said: Extraction | None = None,
+    rt: Runtime,
+    user: str,
+    message: str,
+    context: dict[str, Any],
+    history: list[dict[str, str]],
+    *,
+    said: Extraction | None = None,
 ) -> str:
     """The assistant's answer. ``said``: the facts of this very message (so the answer
     uses them even before the worker has filed them)."""
@@ -56,7 +65,7 @@ async def _llm_reply(rt: Runtime, message: str, context: dict[str, Any], history
 async def offline_reply(rt: Runtime, user: str, message: str, *, said: Extraction | None = None) -> str:
     """Deterministic answers: what LOFT remembers, catalog matches ranked by preference,
     or an acknowledgement of what the message told us."""
-    said = said or rt.rules.extract(message, at=datetime.now(timezone.utc), role="user")
+    said = said or rt.rules.extract(message, at=datetime.now(UTC), role="user")
     profile = _with_turn(await customer_profile(rt, user) or {}, said)
     if _REMEMBER.search(message):
         return _remember(profile) + "\n\n" + OFFLINE_NOTE
@@ -85,7 +94,9 @@ def _remember(profile: dict[str, Any]) -> str:
     if likes:
         lines.append("You like " + "; ".join(f"{', '.join(v)} {_label(a)}" for a, v in likes.items()) + ".")
     if dislikes:
-        lines.append("You're not keen on " + "; ".join(f"{', '.join(v)} {_label(a)}" for a, v in dislikes.items()) + ".")
+        lines.append(
+            "You're not keen on " + "; ".join(f"{', '.join(v)} {_label(a)}" for a, v in dislikes.items()) + "."
+        )
     purchases = profile.get("purchases") or []
     if purchases:
         lines.append("You bought " + ", ".join(p["name"] for p in purchases[:5]) + ".")
@@ -93,7 +104,9 @@ def _remember(profile: dict[str, Any]) -> str:
         lines.append("Recently we talked about " + ", ".join(profile["recent_topics"][:5]) + ".")
     people = [e for e in profile.get("entities") or [] if e.get("type") in ("person", "pet", "room", "place")]
     if people:
-        lines.append("You mentioned " + ", ".join(f"{e['name']} ({e['relation'] or e['type']})" for e in people[:5]) + ".")
+        lines.append(
+            "You mentioned " + ", ".join(f"{e['name']} ({e['relation'] or e['type']})" for e in people[:5]) + "."
+        )
     if len(lines) == 1 and not name:
         memories = profile.get("memories") or []
         if memories:
@@ -102,7 +115,14 @@ def _remember(profile: dict[str, Any]) -> str:
 
 
 def _label(attribute: str) -> str:
-    return {"style": "style", "material": "(material)", "color": "(colour)", "category": "furniture", "brand": "(brand)", "budget": "budget"}.get(attribute, attribute)
+    return {
+        "style": "style",
+        "material": "(material)",
+        "color": "(colour)",
+        "category": "furniture",
+        "brand": "(brand)",
+        "budget": "budget",
+    }.get(attribute, attribute)
 
 
 def _products(rt: Runtime, profile: dict[str, Any], category: str, message: str) -> str:
@@ -140,8 +160,15 @@ def _with_turn(profile: dict[str, Any], said: Extraction) -> dict[str, Any]:
         if p.replaces:  # "actually I prefer walnut now": the other current values go
             prefs = [q for q in prefs if not (q["attribute"] == p.attribute and q["polarity"] == p.polarity)]
         prefs = [q for q in prefs if not (q["attribute"] == p.attribute and str(q["value"]) == p.value)]
-        prefs.append({"attribute": p.attribute, "value": p.value, "polarity": p.polarity, "strength": p.strength,
-                      "valid_to": None})
+        prefs.append(
+            {
+                "attribute": p.attribute,
+                "value": p.value,
+                "polarity": p.polarity,
+                "strength": p.strength,
+                "valid_to": None,
+            }
+        )
     out["preferences"] = prefs
     return out
 
@@ -150,7 +177,9 @@ def _acknowledge(rt: Runtime, profile: dict[str, Any], message: str, facts: Extr
     name = facts.customer_name or profile.get("name")
     parts = []
     if _GREETING.search(message) or facts.customer_name:
-        parts.append(f"Hi {name}, nice to meet you!" if facts.customer_name else (f"Hi {name}!" if name else "Hi there!"))
+        parts.append(
+            f"Hi {name}, nice to meet you!" if facts.customer_name else (f"Hi {name}!" if name else "Hi there!")
+        )
     noted = [f"{p.value} ({p.attribute})" for p in facts.preferences if p.polarity == "prefers"]
     if noted:
         parts.append("I'll remember that you like " + ", ".join(noted) + ".")
@@ -158,7 +187,9 @@ def _acknowledge(rt: Runtime, profile: dict[str, Any], message: str, facts: Extr
     if disliked:
         parts.append("Noted — I'll steer clear of " + ", ".join(disliked) + ".")
     if facts.purchases:
-        parts.append("Thanks for letting me know about your " + ", ".join(p.product_name for p in facts.purchases) + ".")
+        parts.append(
+            "Thanks for letting me know about your " + ", ".join(p.product_name for p in facts.purchases) + "."
+        )
     if not parts:
         parts.append("Got it — I've saved that to your history.")
     parts.append("Ask me to show you sofas, tables or anything else from the catalog.")

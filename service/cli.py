@@ -1,14 +1,14 @@
 """``loftmem``: run, migrate and inspect the LOFT memory service.
 
-    loftmem up        start what is missing (PostgreSQL, Neo4j), migrate, run a worker, serve the API
-    loftmem serve     serve the API only (stores must be configured or already running)
-    loftmem worker    run an ingestion worker
-    loftmem migrate   apply pending migrations to both stores and load the sample catalog
-    loftmem status    print GET /memory/status of a running API
-    loftmem env       print the embedded stack's connection settings as shell exports
-    loftmem stop      stop the embedded servers of this data dir
-    loftmem erase     forget a customer in every store (prints the receipt)
-    loftmem erasures  list recent erasure receipts
+loftmem up        start what is missing (PostgreSQL, Neo4j), migrate, run a worker, serve the API
+loftmem serve     serve the API only (stores must be configured or already running)
+loftmem worker    run an ingestion worker
+loftmem migrate   apply pending migrations to both stores and load the sample catalog
+loftmem status    print GET /memory/status of a running API
+loftmem env       print the embedded stack's connection settings as shell exports
+loftmem stop      stop the embedded servers of this data dir
+loftmem erase     forget a customer in every store (prints the receipt)
+loftmem erasures  list recent erasure receipts
 """
 
 from __future__ import annotations
@@ -47,7 +47,11 @@ def _fail(exc: Exception) -> None:
 
 
 def _env_of(settings: Settings) -> dict[str, str]:
-    env = {"DATABASE_URL": settings.database_url or "", "NEO4J_URI": settings.neo4j_uri or "", "NEO4J_USER": settings.neo4j_user}
+    env = {
+        "DATABASE_URL": settings.database_url or "",
+        "NEO4J_URI": settings.neo4j_uri or "",
+        "NEO4J_USER": settings.neo4j_user,
+    }
     if settings.neo4j_password is not None:
         env["NEO4J_PASSWORD"] = settings.neo4j_password.get_secret_value()
     return env
@@ -94,8 +98,12 @@ def up(
         banner += f"  ·  Neo4j Browser http://127.0.0.1:{http}/browser/ (user neo4j, password: loftmem env)"
     typer.secho(banner, fg=typer.colors.GREEN, err=True)
     if open_api:
-        typer.secho(f"No API keys configured: every route is open, so the API listens on {host} only "
-                    "(set LOFT_API_KEYS to serve other machines).", fg=typer.colors.YELLOW, err=True)
+        typer.secho(
+            f"No API keys configured: every route is open, so the API listens on {host} only "
+            "(set LOFT_API_KEYS to serve other machines).",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
     try:
         _serve(settings, host, port)
     finally:
@@ -138,8 +146,15 @@ def _serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
     if workers > 1:
         # each process builds its app from the environment (settings resolved above)
         os.environ.update(_env_of(settings))
-        uvicorn.run("service.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    log_level="warning", access_log=False)
+        uvicorn.run(
+            "service.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+            access_log=False,
+        )
         return
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
 
@@ -183,7 +198,9 @@ def worker(once: bool = typer.Option(False, help="drain the queue and exit"), ve
 
 
 @app.command()
-def migrate(start: bool = typer.Option(True, help="start the embedded servers if not configured"), verbose: bool = False) -> None:
+def migrate(
+    start: bool = typer.Option(True, help="start the embedded servers if not configured"), verbose: bool = False
+) -> None:
     """Apply pending migrations to PostgreSQL and Neo4j, and load the sample catalog."""
     _logging(verbose)
     from service.devstack import ensure_stack, running_stack

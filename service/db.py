@@ -7,7 +7,6 @@ from pgvector.asyncpg import register_vector
 
 from service.errors import StoreUnavailable
 
-
 # no transaction may sit idle holding locks for long (a hung process must not stall an
 # erasure or other writers): the server ends it
 IDLE_IN_TRANSACTION = "120s"

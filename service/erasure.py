@@ -35,8 +35,8 @@ import logging
 import os
 import secrets
 import uuid
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -137,10 +137,15 @@ class Receipt:
     error: str | None = None
 
     @classmethod
-    def from_row(cls, row: asyncpg.Record) -> "Receipt":
+    def from_row(cls, row: asyncpg.Record) -> Receipt:
         return cls(
-            row["receipt_id"], row["status"], _json(row["counts"]), _json(row["verification"]),
-            row["requested_at"], row["completed_at"], row["error"],
+            row["receipt_id"],
+            row["status"],
+            _json(row["counts"]),
+            _json(row["verification"]),
+            row["requested_at"],
+            row["completed_at"],
+            row["error"],
         )
 
 
@@ -188,13 +193,15 @@ async def erase(rt, user: str, *, graph_timeout_s: float = GRAPH_TIMEOUT_S) -> R
     """Erase ``user`` everywhere; the receipt is ``complete`` only once both stores were
     re-checked and found clean, else ``pending`` (a worker completes it)."""
     receipt_id = uuid.uuid4()
-    requested_at = datetime.now(timezone.utc)
+    requested_at = datetime.now(UTC)
     subject = subject_hash(rt.erasure_key, user)
     # another transaction on the customer's rows may still deadlock with this one (the
     # server then aborts one of them): run the whole transaction again
     async for attempt in AsyncRetrying(
         retry=retry_if_exception_type((asyncpg.DeadlockDetectedError, asyncpg.SerializationError)),
-        stop=stop_after_attempt(5), wait=wait_random(0.05, 0.3), reraise=True,
+        stop=stop_after_attempt(5),
+        wait=wait_random(0.05, 0.3),
+        reraise=True,
     ):
         with attempt:
             async with rt.pool.acquire() as conn:
@@ -203,7 +210,11 @@ async def erase(rt, user: str, *, graph_timeout_s: float = GRAPH_TIMEOUT_S) -> R
                     await users.lock_for_erasure(conn, user)
                     pg_counts, deleted_ids = await _delete_postgres(conn, user)
                     await queue.enqueue(
-                        conn, "erase_user", user, _job_key(receipt_id), {"receipt_id": str(receipt_id)},
+                        conn,
+                        "erase_user",
+                        user,
+                        _job_key(receipt_id),
+                        {"receipt_id": str(receipt_id)},
                         run_after=requested_at + FINISH_BY_WORKER_AFTER,
                     )
                     # delivered on commit: every API process drops the customer from its caches
@@ -216,7 +227,11 @@ async def erase(rt, user: str, *, graph_timeout_s: float = GRAPH_TIMEOUT_S) -> R
 
 
 async def finish(
-    rt, receipt_id: uuid.UUID, user: str, *, postgres_by_id: dict[str, int] | None = None,
+    rt,
+    receipt_id: uuid.UUID,
+    user: str,
+    *,
+    postgres_by_id: dict[str, int] | None = None,
     graph_timeout_s: float = GRAPH_TIMEOUT_S,
 ) -> Receipt:
     """The Neo4j part and the final re-checks; marks the receipt complete when clean.
@@ -239,7 +254,11 @@ async def finish(
     async with rt.pool.acquire() as conn, conn.transaction():
         pg_left = (postgres_by_id or {}) | await _postgres_leftovers(conn, user, {})
         if graph.clean and not any(pg_left.values()):
-            neo4j = {"nodes": graph.nodes, "relationships": graph.relationships, "vocabulary_nodes": graph.vocabulary_nodes}
+            neo4j = {
+                "nodes": graph.nodes,
+                "relationships": graph.relationships,
+                "vocabulary_nodes": graph.vocabulary_nodes,
+            }
             verification = {"postgres": pg_left, "neo4j": graph.leftovers}
             await conn.execute(COMPLETE, receipt_id, json.dumps({"neo4j": neo4j}), json.dumps(verification))
             await queue.delete_by_key(conn, _job_key(receipt_id))
@@ -341,7 +360,7 @@ class ErasureListener:
         self._task = asyncio.create_task(self._run(), name="erasure-listener")
         try:
             await asyncio.wait_for(self._connected.wait(), 5.0)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("erasure listener not connected yet; it keeps trying")
 
     async def stop(self) -> None:

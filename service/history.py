@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -123,7 +123,9 @@ class StoredMessage:
     created: bool  # False when an import re-sent a message already stored
 
 
-async def ensure_session(conn: asyncpg.Connection, user_identifier: str, session_id: uuid.UUID | None, *, at: datetime, channel: str = "chat") -> uuid.UUID:
+async def ensure_session(
+    conn: asyncpg.Connection, user_identifier: str, session_id: uuid.UUID | None, *, at: datetime, channel: str = "chat"
+) -> uuid.UUID:
     await users.ensure(conn, user_identifier)
     if session_id is None:
         session_id = uuid.uuid4()
@@ -138,7 +140,9 @@ async def ensure_session(conn: asyncpg.Connection, user_identifier: str, session
     return session_id
 
 
-async def create_session(conn: asyncpg.Connection, user_identifier: str, session_id: uuid.UUID, *, at: datetime, channel: str) -> None:
+async def create_session(
+    conn: asyncpg.Connection, user_identifier: str, session_id: uuid.UUID, *, at: datetime, channel: str
+) -> None:
     """Create a session with a client-chosen id (imports); an existing one must be the user's."""
     await users.ensure(conn, user_identifier)
     await conn.execute(CREATE_SESSION, session_id, user_identifier, channel, at, "{}")
@@ -164,7 +168,7 @@ async def add_messages(
     if await conn.fetchval(SESSION_OF_USER, session_id, user_identifier) is None:
         raise NotFound(f"session {session_id} does not exist (or the customer was erased meanwhile)")
     stored: list[StoredMessage] = []
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     latest = None
     for message in messages:
         at = message.created_at or now
@@ -189,7 +193,9 @@ async def add_messages(
             continue
         stored.append(StoredMessage(row["id"], row["created_at"], True))
         latest = max(latest, at) if latest else at
-        await queue.enqueue(conn, "ingest_message", user_identifier, f"ingest:{row['id']}", {"message_id": row["id"]}, lane=lane)
+        await queue.enqueue(
+            conn, "ingest_message", user_identifier, f"ingest:{row['id']}", {"message_id": row["id"]}, lane=lane
+        )
     if latest is not None:
         await conn.execute(TOUCH_SESSION, session_id, latest)
         # (re)arm the session summary: it runs once the session has been quiet for a while
@@ -216,7 +222,9 @@ def reply_key(message_id: int) -> str:
     return f"reply:{message_id}"
 
 
-async def message_by_external_id(conn: asyncpg.Connection, user_identifier: str, external_id: str) -> dict[str, Any] | None:
+async def message_by_external_id(
+    conn: asyncpg.Connection, user_identifier: str, external_id: str
+) -> dict[str, Any] | None:
     row = await conn.fetchrow(BY_EXTERNAL_ID, user_identifier, external_id)
     return dict(row) if row else None
 
@@ -225,7 +233,9 @@ async def session_owner(conn: asyncpg.Connection, session_id: uuid.UUID) -> str 
     return await conn.fetchval(SESSION_OWNER, session_id)
 
 
-async def session_messages(conn: asyncpg.Connection, user_identifier: str, session_id: uuid.UUID) -> list[asyncpg.Record]:
+async def session_messages(
+    conn: asyncpg.Connection, user_identifier: str, session_id: uuid.UUID
+) -> list[asyncpg.Record]:
     """Every turn of a session, in order, with its embedding."""
     return await conn.fetch(SESSION_TURNS, session_id, user_identifier)
 
@@ -264,7 +274,9 @@ async def store_embeddings(conn: asyncpg.Connection, vectors: list[tuple[int, An
         await conn.execute(COUNT_TERMS, fresh)
 
 
-async def list_sessions(pool: asyncpg.Pool, user_identifier: str, *, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+async def list_sessions(
+    pool: asyncpg.Pool, user_identifier: str, *, limit: int, cursor: str | None
+) -> tuple[list[dict], str | None]:
     before_at, before_id = decode_cursor(cursor) if cursor else (None, None)
     async with pool.acquire() as conn:
         sessions = await conn.fetch(LIST_SESSIONS, user_identifier, before_at, before_id, limit + 1)
@@ -296,5 +308,7 @@ async def list_sessions(pool: asyncpg.Pool, user_identifier: str, *, limit: int,
     return out, next_cursor
 
 
-async def recent_turns(conn: asyncpg.Connection, user_identifier: str, session_id: uuid.UUID, limit: int) -> list[asyncpg.Record]:
+async def recent_turns(
+    conn: asyncpg.Connection, user_identifier: str, session_id: uuid.UUID, limit: int
+) -> list[asyncpg.Record]:
     return await conn.fetch(RECENT_TURNS, session_id, user_identifier, limit)

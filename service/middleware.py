@@ -52,14 +52,20 @@ class RequestId:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = [h for h in message.get("headers", []) if h[0].lower() != b"x-request-id"]
-                message["headers"] = headers + [(b"x-request-id", rid.encode())]
+                message["headers"] = [*headers, (b"x-request-id", rid.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            log.debug("%s %s %s %.1f ms rid=%s", scope["method"], scope["path"], status,
-                      (time.perf_counter() - started) * 1000, rid)
+            log.debug(
+                "%s %s %s %.1f ms rid=%s",
+                scope["method"],
+                scope["path"],
+                status,
+                (time.perf_counter() - started) * 1000,
+                rid,
+            )
 
 
 class BodyLimit:
@@ -123,10 +129,20 @@ def _size(n: int) -> str:
     return f"{n // (1024 * 1024)} MiB" if n >= 1024 * 1024 and n % (1024 * 1024) == 0 else f"{n // 1024} KB"
 
 
-async def _too_large(scope: Scope, send: Send, detail: str, *, status: int = 413, code: str = "payload_too_large") -> None:
+async def _too_large(
+    scope: Scope, send: Send, detail: str, *, status: int = 413, code: str = "payload_too_large"
+) -> None:
     rid = request_id_of(scope)
     body = json.dumps({"error": code, "detail": detail, "request_id": rid or None}).encode()
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close"),
-    ]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

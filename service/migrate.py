@@ -98,8 +98,7 @@ async def migrate_neo4j(driver: AsyncDriver, database: str = "neo4j") -> list[st
     """Apply pending Cypher migrations, one statement per auto-commit transaction
     (schema changes and data writes cannot share a transaction in Neo4j)."""
     await driver.execute_query(
-        "CREATE CONSTRAINT schema_migration_version IF NOT EXISTS "
-        "FOR (m:SchemaMigration) REQUIRE m.version IS UNIQUE",
+        "CREATE CONSTRAINT schema_migration_version IF NOT EXISTS FOR (m:SchemaMigration) REQUIRE m.version IS UNIQUE",
         database_=database,
     )
     records, _, _ = await driver.execute_query(

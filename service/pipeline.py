@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +39,6 @@ from graph.schema import entity_key, fact_key
 from service import history, users
 from service.extraction import Extraction
 from service.runtime import Runtime
-from service.text import NOT_NAMES
 from vectors import memories as ltm
 from vectors.embedder import DIM
 
@@ -83,7 +80,9 @@ async def extract(rt: Runtime, message: dict[str, Any]) -> tuple[Extraction, str
         from service.extraction.llm import LLMExtractor
 
         try:
-            return await LLMExtractor(rt.llm, rt.settings.llm_model, rt.catalog).extract(message["content"], **kwargs), "llm"
+            return await LLMExtractor(rt.llm, rt.settings.llm_model, rt.catalog).extract(
+                message["content"], **kwargs
+            ), "llm"
         except Exception as exc:  # any LLM failure: fall back to the rules, keep going
             log.warning("LLM extraction failed for message %s (%s); using the rule-based extractor", message["id"], exc)
             return rt.rules.extract(message["content"], **kwargs), "rules-fallback"
@@ -117,10 +116,12 @@ async def prepare(rt: Runtime, message_ids: list[int]) -> Plan:
 
     outcomes = await asyncio.gather(*(extract_one(r) for r in rows), return_exceptions=True)
     items: list[Planned] = []
-    for row, vector, outcome in zip(rows, vectors, outcomes):
+    for row, vector, outcome in zip(rows, vectors, outcomes, strict=False):
         if isinstance(outcome, BaseException):
             log.error("extraction failed for message %s: %r", row["id"], outcome)
-            results[row["id"]] = MessageResult(row["id"], False, f"extraction failed: {outcome.__class__.__name__}: {outcome}")
+            results[row["id"]] = MessageResult(
+                row["id"], False, f"extraction failed: {outcome.__class__.__name__}: {outcome}"
+            )
             items.append(Planned(row, vector, None))
             continue
         items.append(Planned(row, vector, outcome[0]))
@@ -171,7 +172,9 @@ async def commit(rt: Runtime, plan: Plan) -> None:
             if live:
                 facts = [i.facts for i in live]
                 async with rt.graph.session(database=rt.settings.neo4j_database) as session:
-                    await asyncio.wait_for(session.execute_write(graph_writes.write_facts, facts), GRAPH_WRITE_TIMEOUT_S)
+                    await asyncio.wait_for(
+                        session.execute_write(graph_writes.write_facts, facts), GRAPH_WRITE_TIMEOUT_S
+                    )
                 # after the graph commit: API processes holding an older copy will re-read it
                 await users.bump_graph_version(conn, [f.user_id for f in facts])
 
@@ -205,7 +208,7 @@ def _preference(rt: Runtime, pref) -> dict[str, Any]:
 
 def _memories(row: dict[str, Any], ex: Extraction, vectors: np.ndarray) -> list[ltm.NewMemory]:
     out = []
-    for candidate, vector in zip(ex.memories, vectors):
+    for candidate, vector in zip(ex.memories, vectors, strict=False):
         subject, replaces, fact_keys = None, False, []
         if candidate.kind == "preference":
             text = candidate.text.lower()
@@ -234,7 +237,7 @@ def _memories(row: dict[str, Any], ex: Extraction, vectors: np.ndarray) -> list[
 def _facts(rt: Runtime, row: dict[str, Any], ex: Extraction, entity_vectors: np.ndarray) -> graph_writes.MessageFacts:
     entities = []
     keys_by_name: dict[str, str] = {}
-    for entity, vector in zip(ex.entities, entity_vectors):
+    for entity, vector in zip(ex.entities, entity_vectors, strict=False):
         key = entity_key(entity.type, entity.name)
         keys_by_name[entity.name.lower()] = key
         summary = f"{entity.name} — {entity.relation}" if entity.relation else None

@@ -17,7 +17,6 @@ from vectors import summaries as vector_summaries
 log = logging.getLogger("loft.profile")
 
 
-
 async def customer_profile(rt: Runtime, user: str, *, include_history: bool = False) -> dict[str, Any] | None:
     async with rt.pool.acquire() as conn:
         row = await users.get(conn, user)
@@ -48,7 +47,20 @@ async def customer_profile(rt: Runtime, user: str, *, include_history: bool = Fa
         "name": graph.get("name") or row["display_name"],
         "customer_since": row["created_at"],
         "preferences": [
-            {k: p.get(k) for k in ("rel", "attribute", "value", "strength", "confidence", "mentions", "valid_from", "valid_to", "source_message_ids")}
+            {
+                k: p.get(k)
+                for k in (
+                    "rel",
+                    "attribute",
+                    "value",
+                    "strength",
+                    "confidence",
+                    "mentions",
+                    "valid_from",
+                    "valid_to",
+                    "source_message_ids",
+                )
+            }
             | {"polarity": POLARITY_OF[p["rel"]]}
             for p in sorted(graph.get("preferences") or [], key=lambda p: (-(p.get("strength") or 0), str(p["value"])))
         ],
@@ -58,15 +70,25 @@ async def customer_profile(rt: Runtime, user: str, *, include_history: bool = Fa
         "recent_topics": topics,
         "memories": [
             {
-                "id": str(m["id"]), "kind": m["kind"], "content": m["content"], "importance": m["importance"],
-                "created_at": m["created_at"], "valid_from": m["valid_from"], "valid_to": m["valid_to"],
+                "id": str(m["id"]),
+                "kind": m["kind"],
+                "content": m["content"],
+                "importance": m["importance"],
+                "created_at": m["created_at"],
+                "valid_from": m["valid_from"],
+                "valid_to": m["valid_to"],
                 "superseded_by": str(m["superseded_by"]) if m["superseded_by"] else None,
                 "source_message_ids": list(m["source_message_ids"]),
             }
             for m in memories
         ],
         "summaries": [
-            {"session_id": str(s["session_id"]), "summary": s["summary"], "key_entities": list(s["key_entities"]), "last_message_at": s["last_message_at"]}
+            {
+                "session_id": str(s["session_id"]),
+                "summary": s["summary"],
+                "key_entities": list(s["key_entities"]),
+                "last_message_at": s["last_message_at"],
+            }
             for s in summaries
         ],
         "stats": counts,

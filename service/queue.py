@@ -181,7 +181,13 @@ async def enqueue(
     lane: Lane = "live",
 ) -> None:
     await conn.execute(
-        ENQUEUE_DEBOUNCED if debounce else ENQUEUE, kind, user_identifier, dedupe_key, json.dumps(payload), run_after, lane
+        ENQUEUE_DEBOUNCED if debounce else ENQUEUE,
+        kind,
+        user_identifier,
+        dedupe_key,
+        json.dumps(payload),
+        run_after,
+        lane,
     )
 
 
@@ -190,7 +196,13 @@ async def requeue_expired(conn: asyncpg.Connection | asyncpg.Pool) -> None:
 
 
 async def claim(
-    pool: asyncpg.Pool, worker_id: str, limit: int, kind: str, *, lease: timedelta, lane: Lane = "live",
+    pool: asyncpg.Pool,
+    worker_id: str,
+    limit: int,
+    kind: str,
+    *,
+    lease: timedelta,
+    lane: Lane = "live",
     crashed: bool = False,
 ) -> list[Job]:
     """Claim up to ``limit`` ready jobs of ``kind`` in ``lane``, fairly across customers.
@@ -199,20 +211,32 @@ async def claim(
     async with pool.acquire() as conn:
         await conn.execute(REQUEUE_EXPIRED)
         if crashed:
-            return (await _claim_lane(conn, worker_id, limit, kind, "live", lease, True)
-                    or await _claim_lane(conn, worker_id, limit, kind, "bulk", lease, True))
+            return await _claim_lane(conn, worker_id, limit, kind, "live", lease, True) or await _claim_lane(
+                conn, worker_id, limit, kind, "bulk", lease, True
+            )
         return await _claim_lane(conn, worker_id, limit, kind, lane, lease, False)
 
 
-async def _claim_lane(conn, worker_id: str, limit: int, kind: str, lane: str, lease: timedelta, crashed: bool) -> list[Job]:
+async def _claim_lane(
+    conn, worker_id: str, limit: int, kind: str, lane: str, lease: timedelta, crashed: bool
+) -> list[Job]:
     if limit <= 0:
         return []
     # only message batches keep a crashed job apart (it runs alone); other kinds run one at a time anyway
     crash_filter = (1 if crashed else 0) if kind in BATCHED_KINDS else None
     rows = await conn.fetch(CLAIM, worker_id, lease, limit, kind, lane, crash_filter)
     return [
-        Job(r["id"], r["kind"], r["user_identifier"], r["dedupe_key"], json.loads(r["payload"]), r["attempts"],
-            r["max_attempts"], r["crashes"], r["lane"])
+        Job(
+            r["id"],
+            r["kind"],
+            r["user_identifier"],
+            r["dedupe_key"],
+            json.loads(r["payload"]),
+            r["attempts"],
+            r["max_attempts"],
+            r["crashes"],
+            r["lane"],
+        )
         for r in rows
     ]
 

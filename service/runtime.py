@@ -33,17 +33,17 @@ class Runtime:
     settings: Settings
     pool: asyncpg.Pool
     graph: AsyncDriver
-    embedder: "Embedder"
-    catalog: "Catalog"
-    llm: "AsyncOpenAI | None" = None
+    embedder: Embedder
+    catalog: Catalog
+    llm: AsyncOpenAI | None = None
     erasure_key: bytes = b""
     # per-customer graph facts, valid only at the customer's current graph version
     graph_cache: GraphCache = field(default_factory=GraphCache)
     graph_breaker: CircuitBreaker = field(default_factory=lambda: CircuitBreaker("neo4j"))
-    _rules: "RuleExtractor | None" = None
+    _rules: RuleExtractor | None = None
 
     @property
-    def rules(self) -> "RuleExtractor":
+    def rules(self) -> RuleExtractor:
         """The deterministic extractor (compiled once per process)."""
         if self._rules is None:
             from service.extraction import RuleExtractor
@@ -60,7 +60,7 @@ class Runtime:
         self.embedder.clear()
 
     @classmethod
-    async def open(cls, settings: Settings, *, pool_size: int = 10) -> "Runtime":
+    async def open(cls, settings: Settings, *, pool_size: int = 10) -> Runtime:
         from service.catalog import Catalog
         from vectors.embedder import get_embedder
 
@@ -84,7 +84,15 @@ class Runtime:
             )
         from service.erasure import erasure_key
 
-        return cls(settings, pool, graph, get_embedder(settings.embedder, settings.cache_dir), Catalog.load(), llm, erasure_key(settings))
+        return cls(
+            settings,
+            pool,
+            graph,
+            get_embedder(settings.embedder, settings.cache_dir),
+            Catalog.load(),
+            llm,
+            erasure_key(settings),
+        )
 
     async def close(self) -> None:
         await self.graph.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
@@ -26,7 +26,7 @@ MAX_METADATA_BYTES = 8 * 1024
 MAX_METADATA_DEPTH = 5
 USER_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
 # message times an import may carry: real history, not the calendar's edges
-EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 FUTURE_SKEW = timedelta(days=1)
 
 UserIdentifier = Annotated[str, StringConstraints(pattern=USER_ID_PATTERN)]
@@ -67,7 +67,7 @@ def _aware(value: datetime) -> datetime:
 
 def _plausible(value: datetime) -> datetime:
     _aware(value)
-    latest = datetime.now(timezone.utc) + FUTURE_SKEW
+    latest = datetime.now(UTC) + FUTURE_SKEW
     if not EARLIEST <= value <= latest:
         raise ValueError(f"timestamp must lie between {EARLIEST:%Y-%m-%d} and tomorrow")
     return value
@@ -133,8 +133,10 @@ class ImportMessage(BaseModel):
     created_at: MessageTime | None = Field(default=None, description="when it was said (with a timezone; 1970 to now)")
     speaker: Annotated[SafeText, StringConstraints(max_length=128)] | None = None
     external_id: Annotated[SafeText, StringConstraints(min_length=1, max_length=256)] | None = None
-    metadata: Metadata | None = Field(default=None, description=f"free JSON, at most {MAX_METADATA_BYTES // 1024} KB "
-                                                                 f"and {MAX_METADATA_DEPTH} levels deep")
+    metadata: Metadata | None = Field(
+        default=None,
+        description=f"free JSON, at most {MAX_METADATA_BYTES // 1024} KB and {MAX_METADATA_DEPTH} levels deep",
+    )
 
 
 class ImportRequest(BaseModel):
@@ -167,8 +169,10 @@ class LongTermMemory(BaseModel):
     id: uuid.UUID
     kind: Literal["fact", "preference", "event", "insight", "pattern"]
     content: str
-    subject: str | None = Field(description="what it is about, e.g. 'preference:material'; a newer memory "
-                                            "of the same subject that replaces it supersedes it")
+    subject: str | None = Field(
+        description="what it is about, e.g. 'preference:material'; a newer memory "
+        "of the same subject that replaces it supersedes it"
+    )
     importance: float
     access_count: int
     last_accessed_at: datetime | None
@@ -284,8 +288,11 @@ class EntitySearchResponse(BaseModel):
     user_identifier: str
     entities: list[EntityHit]
     tiers: dict[str, bool] = Field(default_factory=lambda: {"neo4j": True})
-    errors: dict[str, str] = Field(default_factory=dict, description="while Neo4j is away: why, and that the "
-                                   "answer came from this process's last copy of the customer's graph (if any)")
+    errors: dict[str, str] = Field(
+        default_factory=dict,
+        description="while Neo4j is away: why, and that the "
+        "answer came from this process's last copy of the customer's graph (if any)",
+    )
 
 
 # -- sessions -------------------------------------------------------------------------------
@@ -326,7 +333,9 @@ class StatusResponse(BaseModel):
 
 
 class ErrorResponse(BaseModel):
-    error: str = Field(description="a stable code: validation_error, unauthorized, forbidden, not_found, conflict, "
-                                   "payload_too_large, store_unavailable, internal_error")
+    error: str = Field(
+        description="a stable code: validation_error, unauthorized, forbidden, not_found, conflict, "
+        "payload_too_large, store_unavailable, internal_error"
+    )
     detail: str
     request_id: str | None = Field(default=None, description="quote it when reporting a problem")

@@ -8,8 +8,6 @@ recover by itself when it returns.
 
 from __future__ import annotations
 
-import asyncio
-
 import asyncpg
 from neo4j import AsyncDriver
 from neo4j.exceptions import AuthError, ServiceUnavailable
@@ -44,10 +42,15 @@ async def connect_postgres(dsn: str) -> asyncpg.Connection:
     try:
         return await asyncpg.connect(dsn, timeout=10)
     except asyncpg.InvalidPasswordError as exc:
-        raise ConfigurationError(f"PostgreSQL at {redact_dsn(dsn)} rejected the credentials in DATABASE_URL: {exc}") from exc
+        raise ConfigurationError(
+            f"PostgreSQL at {redact_dsn(dsn)} rejected the credentials in DATABASE_URL: {exc}"
+        ) from exc
     except asyncpg.InvalidCatalogNameError as exc:
-        raise ConfigurationError(f"PostgreSQL at {redact_dsn(dsn)}: {exc}; create the database or fix DATABASE_URL") from exc
-    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError) as exc:
+        raise ConfigurationError(
+            f"PostgreSQL at {redact_dsn(dsn)}: {exc}; create the database or fix DATABASE_URL"
+        ) from exc
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         raise StoreUnavailable(
-            "postgres", f"cannot reach PostgreSQL at {redact_dsn(dsn)} ({exc.__class__.__name__}: {exc}); check DATABASE_URL"
+            "postgres",
+            f"cannot reach PostgreSQL at {redact_dsn(dsn)} ({exc.__class__.__name__}: {exc}); check DATABASE_URL",
         ) from exc

@@ -53,8 +53,9 @@ async def summarize_session(rt: Runtime, session_id: str) -> bool:
     if text is None:
         text, sources = _extractive_summary(rows, key_entities)
     vector = (await rt.embedder.aembed([text]))[0]
-    summary = summaries.Summary(sid, user, text, key_entities, vector, len(rows), rows[0]["created_at"],
-                                rows[-1]["created_at"], sources, method)
+    summary = summaries.Summary(
+        sid, user, text, key_entities, vector, len(rows), rows[0]["created_at"], rows[-1]["created_at"], sources, method
+    )
     async with rt.pool.acquire() as conn, conn.transaction():
         # fence: the customer and the session's first message must still be there (erased
         # meanwhile: write nothing)
@@ -86,7 +87,9 @@ def _key_entities(texts: list[str], limit: int = 8) -> list[str]:
     return [name for name, _ in counts.most_common(limit)]
 
 
-def _extractive_summary(rows: list[Any], key_entities: list[str], picks: int = 4, max_chars: int = 180) -> tuple[str, list[int]]:
+def _extractive_summary(
+    rows: list[Any], key_entities: list[str], picks: int = 4, max_chars: int = 180
+) -> tuple[str, list[int]]:
     """The turns closest to the session's centroid, in order: a cheap, faithful summary."""
     with_vec = [r for r in rows if r["embedding"] is not None and len(r["content"]) > 20]
     if with_vec:

@@ -104,8 +104,12 @@ class Worker:
             handled += 1
         return handled
 
-    async def _claim(self, limit: int, kind: str, *, lane: queue.Lane = "live", crashed: bool = False) -> list[queue.Job]:
-        jobs = await queue.claim(self.rt.pool, self.worker_id, limit, kind, lease=self.lease, lane=lane, crashed=crashed)
+    async def _claim(
+        self, limit: int, kind: str, *, lane: queue.Lane = "live", crashed: bool = False
+    ) -> list[queue.Job]:
+        jobs = await queue.claim(
+            self.rt.pool, self.worker_id, limit, kind, lease=self.lease, lane=lane, crashed=crashed
+        )
         self._holding |= {j.id for j in jobs}  # ours from now on, until _held lets them go
         return jobs
 
@@ -154,7 +158,9 @@ class Worker:
         except Exception as exc:
             if is_outage(exc):
                 self.outage_seen = True
-                log.warning("a store is unavailable (%s: %s); %d jobs will be retried", type(exc).__name__, exc, len(jobs))
+                log.warning(
+                    "a store is unavailable (%s: %s); %d jobs will be retried", type(exc).__name__, exc, len(jobs)
+                )
                 for job in jobs:
                     await self._give_back(job, f"store unavailable: {type(exc).__name__}")
                 return
@@ -163,7 +169,9 @@ class Worker:
                 await queue.retry(self.rt.pool, self.worker_id, jobs[0], f"{type(exc).__name__}: {exc}")
                 return
             # isolate the bad message: run the batch again one message at a time
-            log.warning("a batch of %d failed (%s: %s); retrying its messages one by one", len(jobs), type(exc).__name__, exc)
+            log.warning(
+                "a batch of %d failed (%s: %s); retrying its messages one by one", len(jobs), type(exc).__name__, exc
+            )
             self._holding |= {j.id for j in jobs}  # still ours while we retry them one by one
             for job in jobs:
                 await self._ingest([job])
@@ -180,7 +188,9 @@ class Worker:
     async def _erase(self, job: queue.Job) -> None:
         """Finish an erasure whose Neo4j part could not run when it was requested."""
         try:
-            receipt = await self._held([job], erasure.finish(self.rt, uuid.UUID(job.payload["receipt_id"]), job.user_identifier))
+            receipt = await self._held(
+                [job], erasure.finish(self.rt, uuid.UUID(job.payload["receipt_id"]), job.user_identifier)
+            )
         except Exception as exc:
             if is_outage(exc):
                 await self._give_back(job, f"store unavailable: {type(exc).__name__}")
@@ -231,8 +241,16 @@ async def run_worker(settings: Settings, *, once: bool = False) -> None:
             log.info("drained %d jobs", await worker.drain())
             return
         # three loops side by side: a live turn never waits for an import batch to finish
-        await asyncio.gather(*(_loop(worker, name, step, stop) for name, step in (
-            ("system", worker.step_system), ("live", worker.step_live), ("bulk", worker.step_bulk))))
+        await asyncio.gather(
+            *(
+                _loop(worker, name, step, stop)
+                for name, step in (
+                    ("system", worker.step_system),
+                    ("live", worker.step_live),
+                    ("bulk", worker.step_bulk),
+                )
+            )
+        )
     finally:
         await rt.close()
         log.info("worker %s stopped", worker.worker_id)
@@ -276,5 +294,5 @@ async def _loop(worker: Worker, name: str, step, stop: asyncio.Event) -> None:
         if handled == 0:
             try:
                 await asyncio.wait_for(stop.wait(), IDLE_POLL_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass

@@ -59,7 +59,9 @@ class TestStack:
         patterns = [f"%{n}%" for n in needles]
         found = []
         for (table,) in self.sql("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1"):
-            for row in self.sql(f'SELECT t::text AS row FROM "{table}" t WHERE t::text ILIKE ANY($1::text[])', patterns):
+            for row in self.sql(
+                f'SELECT t::text AS row FROM "{table}" t WHERE t::text ILIKE ANY($1::text[])', patterns
+            ):
                 found.append((table, row["row"][:300]))
         return found
 
@@ -151,7 +153,9 @@ class Service:
 
     def _spawn(self, args: list[str], name: str) -> subprocess.Popen:
         log = open(self.logs / f"{name}.log", "wb")
-        return subprocess.Popen([sys.executable, "-m", "service.cli", *args], env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "service.cli", *args], env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
+        )
 
     def wait_idle(self, timeout: float = 60.0) -> dict:
         """Wait until the worker has nothing ready or running (scheduled jobs may remain)."""
@@ -162,23 +166,49 @@ class Service:
             if jobs and jobs["ready"] == 0 and jobs["running"] == 0:
                 return jobs
             if time.monotonic() > deadline:
-                raise AssertionError(f"worker did not finish: {jobs}\n{self.diagnose()}\n"
-                                     f"{(self.logs / 'worker.log').read_text()[-12000:]}")
+                raise AssertionError(
+                    f"worker did not finish: {jobs}\n{self.diagnose()}\n"
+                    f"{(self.logs / 'worker.log').read_text()[-12000:]}"
+                )
             time.sleep(0.2)
 
     def diagnose(self) -> str:
         """What the stores are doing (when a wait times out): jobs held, sessions waiting."""
         out = []
         try:
-            out.append("running jobs: " + str([dict(r) for r in self.stack.sql(
-                "SELECT id, kind, lane, attempts, crashes, locked_by, locked_until, updated_at FROM jobs "
-                "WHERE status = 'running'")]))
-            out.append("postgres sessions: " + str([dict(r) for r in self.stack.sql(
-                "SELECT pid, state, wait_event_type, wait_event, now() - xact_start AS in_xact, left(query, 160) AS query "
-                "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]))
-            out.append("neo4j transactions: " + str(self.stack.cypher(
-                "SHOW TRANSACTIONS YIELD transactionId, currentQuery, status, elapsedTime "
-                "RETURN transactionId, left(currentQuery, 120) AS q, status, toString(elapsedTime) AS t")))
+            out.append(
+                "running jobs: "
+                + str(
+                    [
+                        dict(r)
+                        for r in self.stack.sql(
+                            "SELECT id, kind, lane, attempts, crashes, locked_by, locked_until, updated_at FROM jobs "
+                            "WHERE status = 'running'"
+                        )
+                    ]
+                )
+            )
+            out.append(
+                "postgres sessions: "
+                + str(
+                    [
+                        dict(r)
+                        for r in self.stack.sql(
+                            "SELECT pid, state, wait_event_type, wait_event, now() - xact_start AS in_xact, left(query, 160) AS query "
+                            "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                        )
+                    ]
+                )
+            )
+            out.append(
+                "neo4j transactions: "
+                + str(
+                    self.stack.cypher(
+                        "SHOW TRANSACTIONS YIELD transactionId, currentQuery, status, elapsedTime "
+                        "RETURN transactionId, left(currentQuery, 120) AS q, status, toString(elapsedTime) AS t"
+                    )
+                )
+            )
         except Exception as exc:  # diagnostics must never hide the real failure
             out.append(f"(diagnostics failed: {exc!r})")
         if self.worker is not None and self.worker.poll() is None:  # the worker logs its tasks' stacks
@@ -186,7 +216,9 @@ class Service:
             time.sleep(1.0)
         spy = shutil.which("py-spy") or os.environ.get("LOFT_PY_SPY")
         if spy and self.worker is not None:  # where the worker's threads are, if a profiler is at hand
-            dump = subprocess.run([spy, "dump", "--pid", str(self.worker.pid)], capture_output=True, text=True, timeout=30)
+            dump = subprocess.run(
+                [spy, "dump", "--pid", str(self.worker.pid)], capture_output=True, text=True, timeout=30
+            )
             out.append("worker stacks:\n" + dump.stdout[-6000:] + dump.stderr[-500:])
         return "\n".join(out)
 

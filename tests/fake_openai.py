@@ -33,25 +33,48 @@ def build_app(requests: list[dict]) -> FastAPI:
             name = re.search(r"I'm (\w+)|name is (\w+)", user_text)
             preferences = []
             if "boucle" in user_text:
-                preferences.append({"attribute": "material", "value": "boucle", "polarity": "prefers", "strength": 0.8, "confidence": 0.9})
+                preferences.append(
+                    {
+                        "attribute": "material",
+                        "value": "boucle",
+                        "polarity": "prefers",
+                        "strength": 0.8,
+                        "confidence": 0.9,
+                    }
+                )
             style = re.search(r"love the (\w+) style", user_text)
             if style:  # free text a model may well return: not a catalog style
-                preferences.append({"attribute": "style", "value": style.group(1), "polarity": "prefers", "strength": 0.8, "confidence": 0.9})
+                preferences.append(
+                    {
+                        "attribute": "style",
+                        "value": style.group(1),
+                        "polarity": "prefers",
+                        "strength": 0.8,
+                        "confidence": 0.9,
+                    }
+                )
             # a date without a time or zone, as models often write one
-            purchases = [{"product_name": "Sloane Chaise Sectional", "at": "2024-05-01"}] if "bought" in user_text else []
-            content = json.dumps({
-                "customer_name": (name.group(1) or name.group(2)) if name else None,
-                "preferences": preferences,
-                "purchases": purchases,
-                "memories": [{"kind": "fact", "text": f"LLM memory: {user_text[:60]}", "importance": 0.7}],
-            })
+            purchases = (
+                [{"product_name": "Sloane Chaise Sectional", "at": "2024-05-01"}] if "bought" in user_text else []
+            )
+            content = json.dumps(
+                {
+                    "customer_name": (name.group(1) or name.group(2)) if name else None,
+                    "preferences": preferences,
+                    "purchases": purchases,
+                    "memories": [{"kind": "fact", "text": f"LLM memory: {user_text[:60]}", "importance": 0.7}],
+                }
+            )
         elif "Summarise this conversation" in system:
             content = "LLM summary: the customer talked about furniture."
         else:
             context = system.split("What LOFT remembers about this customer:", 1)[-1].strip()
             content = f"(llm) Based on memory: {context[:300]}"
         return {
-            "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()), "model": body.get("model", "test"),
+            "id": "chatcmpl-test",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "test"),
             "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
         }
@@ -63,10 +86,12 @@ class FakeOpenAI:
     def __init__(self, port: int) -> None:
         self.requests: list[dict] = []
         self.port = port
-        self.server = uvicorn.Server(uvicorn.Config(build_app(self.requests), host="127.0.0.1", port=port, log_level="warning"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(build_app(self.requests), host="127.0.0.1", port=port, log_level="warning")
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
-    def __enter__(self) -> "FakeOpenAI":
+    def __enter__(self) -> FakeOpenAI:
         self.thread.start()
         deadline = time.monotonic() + 10
         while not self.server.started:

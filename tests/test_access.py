@@ -51,9 +51,14 @@ def keyed(stack, service, tmp_path_factory):
     a = f"ka-{uuid.uuid4().hex[:8]}"
     keys_file = tmp_path_factory.mktemp("keys") / "keys.toml"
     keys_file.write_text(f'[[keys]]\nname = "page-a"\nrole = "customer"\ncustomer = "{a}"\nsecret = "{CUSTOMER_KEY}"\n')
-    svc = Service(stack, worker=False, extra_env={
-        "LOFT_API_KEYS": f"backend:chat:{CHAT_KEY}, ops:admin:{ADMIN_KEY}", "LOFT_API_KEYS_FILE": str(keys_file),
-    })
+    svc = Service(
+        stack,
+        worker=False,
+        extra_env={
+            "LOFT_API_KEYS": f"backend:chat:{CHAT_KEY}, ops:admin:{ADMIN_KEY}",
+            "LOFT_API_KEYS_FILE": str(keys_file),
+        },
+    )
     try:
         yield svc, a
     finally:
@@ -71,8 +76,10 @@ def world(keyed, service, stack):
     svc, a = keyed
     b = f"kb-{uuid.uuid4().hex[:8]}"
     chat = _client(svc.base, CHAT_KEY)
-    for user, text in ((a, f"Hi, my name is {A_WORDS[0]}. My brother {A_WORDS[1]} loves walnut, we live in {A_WORDS[2]}."),
-                       (b, "Hi, my name is Bea and I love velvet sofas. I bought the Sloane Chaise Sectional.")):
+    for user, text in (
+        (a, f"Hi, my name is {A_WORDS[0]}. My brother {A_WORDS[1]} loves walnut, we live in {A_WORDS[2]}."),
+        (b, "Hi, my name is Bea and I love velvet sofas. I bought the Sloane Chaise Sectional."),
+    ):
         r = chat.post("/v1/chat", json={"user_identifier": user, "message": text})
         assert r.status_code == 200, r.text
     service.wait_idle()
@@ -88,7 +95,9 @@ def _memory_of(stack, user: str) -> str:
     (row,) = stack.sql(
         "INSERT INTO long_term_memories (user_identifier, kind, content, embedding, content_hash) "
         "VALUES ($1, 'fact', 'a note to delete', array_fill(0.1::real, ARRAY[384])::vector, $2) RETURNING id",
-        user, uuid.uuid4().hex)
+        user,
+        uuid.uuid4().hex,
+    )
     return str(row["id"])
 
 
@@ -96,12 +105,18 @@ def _request(method: str, path: str, about: str, world: dict, fresh: str, stack)
     """A valid request for the route, about customer ``about``."""
     target = fresh if (method, path) == ("DELETE", "/memory/user/{user_identifier}") else about
     memory = _memory_of(stack, about) if method == "DELETE" and "memory_id" in path else world["memories"][0]
-    url = path.replace("{user_identifier}", target).replace("{memory_id}", memory).replace("{receipt_id}", world["receipt"])
+    url = (
+        path.replace("{user_identifier}", target)
+        .replace("{memory_id}", memory)
+        .replace("{receipt_id}", world["receipt"])
+    )
     kwargs: dict = {}
     if path == "/v1/chat":
         kwargs["json"] = {"user_identifier": about, "message": "What sofas do you have?"}
     elif path.endswith("/messages"):
-        kwargs["json"] = {"messages": [{"role": "user", "content": "importing a note", "created_at": "2024-01-01T10:00:00Z"}]}
+        kwargs["json"] = {
+            "messages": [{"role": "user", "content": "importing a note", "created_at": "2024-01-01T10:00:00Z"}]
+        }
     elif path == "/memory/search/entities":
         kwargs["json"] = {"query": "sofa", "user_identifier": about}
     elif path == "/memory/test/populate-sample-data":
@@ -116,8 +131,10 @@ def test_every_route_answers_each_role_as_specified_and_never_leaks(keyed, world
     spec = httpx.get(svc.base + "/openapi.json").json()
     routes = {(m.upper(), p) for p, ops in spec["paths"].items() for m in ops}
     assert routes == set(POLICY), f"classify new routes in POLICY: {routes ^ set(POLICY)}"
-    clients = {name: _client(svc.base, key) for name, key in
-               (("none", None), ("customer-a", CUSTOMER_KEY), ("chat", CHAT_KEY), ("admin", ADMIN_KEY))}
+    clients = {
+        name: _client(svc.base, key)
+        for name, key in (("none", None), ("customer-a", CUSTOMER_KEY), ("chat", CHAT_KEY), ("admin", ADMIN_KEY))
+    }
     b = world["b"]
     for (method, path), policy in sorted(POLICY.items()):
         for who, client in clients.items():
@@ -153,15 +170,31 @@ def test_a_customer_key_reads_its_own_customer(keyed, world):
     assert mine.delete(f"/memory/user/{a}").status_code == 403  # erasure is the admin's
 
 
-@pytest.mark.parametrize("crafted", [
-    "{a}%2F..", "{a}%2F..%2F{b}", "{a}%00", "{a}%20", "%20{a}", "{A}", "{a}%0A", "..%2F{b}", "{a}/../{b}", "{b}",
-])
+@pytest.mark.parametrize(
+    "crafted",
+    [
+        "{a}%2F..",
+        "{a}%2F..%2F{b}",
+        "{a}%00",
+        "{a}%20",
+        "%20{a}",
+        "{A}",
+        "{a}%0A",
+        "..%2F{b}",
+        "{a}/../{b}",
+        "{b}",
+    ],
+)
 def test_crafted_identifiers_never_reach_another_customer(keyed, world, crafted):
     svc, a = keyed
     mine = _client(svc.base, CUSTOMER_KEY)
     ident = crafted.format(a=a, b=world["b"], A=a.upper())
-    for url in (f"/memory/context/{ident}?query=sofa", f"/memory/user/{ident}/summary", f"/v1/sessions/{ident}",
-                f"/memory/user/{ident}/memories"):
+    for url in (
+        f"/memory/context/{ident}?query=sofa",
+        f"/memory/user/{ident}/summary",
+        f"/v1/sessions/{ident}",
+        f"/memory/user/{ident}/memories",
+    ):
         r = mine.get(url)
         assert r.status_code in (403, 404, 422), f"{url}: {r.status_code} {r.text[:200]}"
         assert "Bea" not in r.text and "velvet" not in r.text
@@ -172,8 +205,13 @@ def test_crafted_identifiers_never_reach_another_customer(keyed, world, crafted)
 
 def test_keys_are_checked_as_bytes_in_constant_time_and_only_names_are_kept(keyed, stack):
     svc, _ = keyed
-    for headers in ({"Authorization": "Bearer caf\u00e9-not-a-key"}, {"X-API-Key": "\u00fc" * 20},
-                    {"Authorization": "Basic " + ADMIN_KEY}, {"Authorization": "Bearer"}, {"X-API-Key": CHAT_KEY + "x"}):
+    for headers in (
+        {"Authorization": "Bearer caf\u00e9-not-a-key"},
+        {"X-API-Key": "\u00fc" * 20},
+        {"Authorization": "Basic " + ADMIN_KEY},
+        {"Authorization": "Bearer"},
+        {"X-API-Key": CHAT_KEY + "x"},
+    ):
         r = httpx.get(svc.base + "/v1/whoami", headers={k: v.encode("latin-1") for k, v in headers.items()})
         assert r.status_code == 401, (headers, r.text)
         assert r.json()["error"] == "unauthorized" and r.json()["request_id"] == r.headers["x-request-id"]
@@ -187,8 +225,9 @@ def test_sample_data_is_for_admins_in_development_from_this_origin(keyed, world)
     svc, _ = keyed
     admin = _client(svc.base, ADMIN_KEY)
     user = f"ks-{uuid.uuid4().hex[:8]}"
-    cross = admin.post("/memory/test/populate-sample-data", json={"user_identifier": user},
-                       headers={"Origin": "https://evil.example"})
+    cross = admin.post(
+        "/memory/test/populate-sample-data", json={"user_identifier": user}, headers={"Origin": "https://evil.example"}
+    )
     assert cross.status_code == 403 and "own pages" in cross.json()["detail"]
     form = admin.post("/memory/test/populate-sample-data", data={"user_identifier": user})
     assert form.status_code == 422  # a form post (what another site could send) is not JSON
@@ -198,8 +237,14 @@ def test_sample_data_is_for_admins_in_development_from_this_origin(keyed, world)
 
 def _serve(stack, env: dict[str, str], *args: str) -> subprocess.Popen:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LOFT_API_KEYS")}
-    return subprocess.Popen([sys.executable, "-m", "service.cli", "serve", *args], env=clean | stack.env | env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "serve", *args],
+        env=clean | stack.env | env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+    )
 
 
 def _wait_up(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
@@ -259,13 +304,16 @@ def test_without_keys_it_refuses_to_listen_on_other_addresses(stack):
         lab.wait(20)
 
 
-@pytest.mark.parametrize(("keys", "needle"), [
-    ("backend:chat:short", "at least 16"),
-    ("backend:root:" + "x" * 20, "role must be one of"),
-    ("nocolons", "name:role:secret"),
-    ("page:customer:" + "x" * 20, "LOFT_API_KEYS_FILE"),
-    (f"a:chat:{'x' * 20},a:admin:{'y' * 20}", "unique"),
-])
+@pytest.mark.parametrize(
+    ("keys", "needle"),
+    [
+        ("backend:chat:short", "at least 16"),
+        ("backend:root:" + "x" * 20, "role must be one of"),
+        ("nocolons", "name:role:secret"),
+        ("page:customer:" + "x" * 20, "LOFT_API_KEYS_FILE"),
+        (f"a:chat:{'x' * 20},a:admin:{'y' * 20}", "unique"),
+    ],
+)
 def test_a_malformed_key_configuration_stops_the_service_without_echoing_secrets(stack, keys, needle):
     proc = _serve(stack, {"LOFT_PORT": str(free_port()), "LOFT_API_KEYS": keys})
     out, _ = proc.communicate(timeout=60)
@@ -277,8 +325,11 @@ def test_key_file_may_hold_only_hashes(stack, tmp_path):
     import hashlib
 
     secret = "file-" + uuid.uuid4().hex
-    (tmp_path / "keys.json").write_text(json.dumps({"keys": [
-        {"name": "hashed", "role": "chat", "secret_sha256": hashlib.sha256(secret.encode()).hexdigest()}]}))
+    (tmp_path / "keys.json").write_text(
+        json.dumps(
+            {"keys": [{"name": "hashed", "role": "chat", "secret_sha256": hashlib.sha256(secret.encode()).hexdigest()}]}
+        )
+    )
     port = free_port()
     proc = _serve(stack, {"LOFT_PORT": str(port), "LOFT_API_KEYS_FILE": str(tmp_path / "keys.json")})
     try:

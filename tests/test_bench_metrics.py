@@ -35,7 +35,10 @@ def test_normalise_answer(raw, normalised):
 
 
 def test_normalise_text_keeps_lines_and_collapses_spaces():
-    assert normalise_text("[8 May 2023] Caroline:  I  LOVE\tit\n- Mel:   ok") == "[8 may 2023] caroline: i love it\n- mel: ok"
+    assert (
+        normalise_text("[8 May 2023] Caroline:  I  LOVE\tit\n- Mel:   ok")
+        == "[8 may 2023] caroline: i love it\n- mel: ok"
+    )
 
 
 def test_short_is_five_words_and_forty_characters():
@@ -47,23 +50,44 @@ def test_short_is_five_words_and_forty_characters():
     assert not is_short("responsibility, compassion and understanding")  # 4 words, 44 characters
 
 
-@pytest.mark.parametrize("answer", ["", "jo", "uk", "7", "yes", "no", "that", "three", "twice", "2022", "may 2023", "7 may 2023", "february, 2023", "in 2013", "the one"])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "",
+        "jo",
+        "uk",
+        "7",
+        "yes",
+        "no",
+        "that",
+        "three",
+        "twice",
+        "2022",
+        "may 2023",
+        "7 may 2023",
+        "february, 2023",
+        "in 2013",
+        "the one",
+    ],
+)
 def test_generic_answers(answer):
     assert is_generic(answer)
 
 
-@pytest.mark.parametrize("answer", ["sage", "woodhaven", "40 points", "10 years", "cyberpunk 2077", "the alchemist", "max"])
+@pytest.mark.parametrize(
+    "answer", ["sage", "woodhaven", "40 points", "10 years", "cyberpunk 2077", "the alchemist", "max"]
+)
 def test_specific_answers(answer):
     assert not is_generic(answer)
 
 
 def test_contains_answer_is_whole_words_case_insensitive_within_a_line():
     assert contains_answer("John: I added some SAGE to it.", "sage")
-    assert not contains_answer("John: that message was long", "sage")      # inside a word
+    assert not contains_answer("John: that message was long", "sage")  # inside a word
     assert not contains_answer("scored 140 points", "40 points")
     assert contains_answer("John: \u201cInception\u201d blew my mind", "inception")
     assert contains_answer("Nate: I  got\tthree turtles", "got three turtles")
-    assert not contains_answer("Nate: I got\nthree turtles", "got three turtles")   # across two lines
+    assert not contains_answer("Nate: I got\nthree turtles", "got three turtles")  # across two lines
     assert not contains_answer("anything", "")
 
 
@@ -84,7 +108,7 @@ def test_caption_counts_as_evidence():
 def test_answer_not_verbatim_in_evidence_is_not_eligible():
     # a paraphrase, or an answer found only in some other turn of the conversation
     assert answer_eligibility("pet turtles", EVIDENCE, EVIDENCE) == (None, "not_in_evidence")
-    assert answer_eligibility("hamster", EVIDENCE, EVIDENCE + ["Joanna: my hamster"]) == (None, "not_in_evidence")
+    assert answer_eligibility("hamster", EVIDENCE, [*EVIDENCE, "Joanna: my hamster"]) == (None, "not_in_evidence")
 
 
 def test_rules_in_order():
@@ -99,7 +123,10 @@ def test_rules_in_order():
 def test_numbers_become_text_but_a_bare_number_is_generic():
     # an int answer is compared as its digits; alone it is no evidence (dates stamp every line)
     assert normalise_answer(140) == "140"
-    assert answer_eligibility(140, ["John: I scored 140 in the game"], ["John: I scored 140 in the game"]) == (None, "generic")
+    assert answer_eligibility(140, ["John: I scored 140 in the game"], ["John: I scored 140 in the game"]) == (
+        None,
+        "generic",
+    )
     text = "John: I scored 40 points!"
     assert answer_eligibility("40 points", [text], [text]) == ("40 points", "eligible")
 

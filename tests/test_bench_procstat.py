@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from bench.procstat import CpuMeter, ProcessGroup, Snapshot, TICKS_PER_S, parse_stat, read_ticks, self_group
+from bench.procstat import TICKS_PER_S, CpuMeter, ProcessGroup, Snapshot, parse_stat, read_ticks, self_group
 from bench.pyspy import top_frames
 
 

@@ -25,6 +25,7 @@ def _product_in(catalog: Catalog, category: str):
 
 # -- the data -------------------------------------------------------------------------------
 
+
 def test_catalog_has_about_300_consistent_products(catalog):
     assert 250 <= len(catalog.products) <= 350
     skus = [p.sku for p in catalog.products]
@@ -69,22 +70,26 @@ def test_load_is_cached_and_lookup_by_sku(catalog):
 
 # -- matching vocabulary ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text, expected", [
-    ("I need a new couch", ["sofa"]),
-    ("show me sectionals", ["sectional"]),
-    ("any corner sofas or L-shaped couches?", ["sectional"]),
-    ("two night stands and a bedside table", ["nightstand"]),
-    ("BOOKSHELVES and benches", ["bookshelf", "bench"]),
-    ("a Dining Table and six dining chairs", ["dining table", "dining chair"]),
-    ("a sofa bed for the guest room", ["sleeper sofa"]),
-    ("we need barstools", ["bar stool"]),
-    ("a chest of drawers", ["dresser"]),
-    ("patio sets", ["outdoor dining set"]),
-    ("glass tables", ["table"]),
-    ("my sofabed", ["sleeper sofa"]),          # spaces and hyphens inside a synonym are optional
-    ("a tabletop in the bedrooms", []),        # no half-word matches
-    ("tablespoon of sofas-ish", ["sofa"]),
-])
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("I need a new couch", ["sofa"]),
+        ("show me sectionals", ["sectional"]),
+        ("any corner sofas or L-shaped couches?", ["sectional"]),
+        ("two night stands and a bedside table", ["nightstand"]),
+        ("BOOKSHELVES and benches", ["bookshelf", "bench"]),
+        ("a Dining Table and six dining chairs", ["dining table", "dining chair"]),
+        ("a sofa bed for the guest room", ["sleeper sofa"]),
+        ("we need barstools", ["bar stool"]),
+        ("a chest of drawers", ["dresser"]),
+        ("patio sets", ["outdoor dining set"]),
+        ("glass tables", ["table"]),
+        ("my sofabed", ["sleeper sofa"]),  # spaces and hyphens inside a synonym are optional
+        ("a tabletop in the bedrooms", []),  # no half-word matches
+        ("tablespoon of sofas-ish", ["sofa"]),
+    ],
+)
 def test_match_categories(catalog, text, expected):
     assert catalog.match_categories(text) == expected
 
@@ -97,7 +102,7 @@ def test_match_styles_prefers_the_longest_synonym(catalog):
 
 def test_match_materials_colors_and_brands(catalog):
     assert catalog.match_materials("walnut or oak, navy velvet and Bouclé") == ["walnut", "oak", "velvet", "boucle"]
-    assert catalog.match_materials("Oakridge") == []          # word boundaries
+    assert catalog.match_materials("Oakridge") == []  # word boundaries
     assert catalog.match_materials("wicker and faux leather") == ["rattan", "faux leather"]
     assert catalog.match_colors("navy blue, off-white or gray") == ["navy", "cream", "grey"]
     assert catalog.match_brands("anything from Marlowe or Oakridge and Co?") == ["Marlowe House", "Oakridge & Co"]
@@ -109,7 +114,7 @@ def test_match_products_by_full_name_and_by_first_word_plus_category(catalog):
     assert catalog.match_products(f"I love the {sectional.name}!") == [sectional]
     assert catalog.match_products(f"do you have the {first} sectional?") == [sectional]
     assert catalog.match_products(f"the {first.lower()} corner sofa") == [sectional]
-    assert catalog.match_products(f"{first} is my cousin") == []   # first word alone is not enough
+    assert catalog.match_products(f"{first} is my cousin") == []  # first word alone is not enough
     chair = _product_in(catalog, "dining chair")
     assert catalog.match_products(f"two {chair.name}s") == [chair]  # plural of a product name
 
@@ -133,11 +138,12 @@ def test_matching_is_fast(catalog):
 
 # -- ranking ------------------------------------------------------------------------------------------------
 
+
 def test_find_includes_subcategories_and_ranks_by_preferences(catalog):
     results = catalog.find(category="sofa", prefer={"material": ["walnut"], "style": ["modern"]}, limit=50)
     categories = {p.category for p, _, _ in results}
     assert categories <= catalog.descendants("sofa") and len(categories) > 1
-    top, score, reasons = results[0]
+    top, _score, reasons = results[0]
     assert "walnut" in top.materials and "modern" in top.styles
     assert reasons[:2] == ["modern style", "walnut"] or set(reasons[:2]) == {"modern style", "walnut"}
     scores = [s for _, s, _ in results]

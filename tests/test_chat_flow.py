@@ -4,12 +4,16 @@ from __future__ import annotations
 
 
 def test_sarah_is_remembered_across_sessions(service, api, user, stack):
-    first = api.post("/v1/chat", json={"user_identifier": user, "message": "Hi, my name is Sarah and I love modern furniture"})
+    first = api.post(
+        "/v1/chat", json={"user_identifier": user, "message": "Hi, my name is Sarah and I love modern furniture"}
+    )
     assert first.status_code == 200, first.text
     session = first.json()["session_id"]
     assert "No language model is configured" in first.json()["reply"]
 
-    sectionals = api.post("/v1/chat", json={"user_identifier": user, "message": "Show me sectionals", "session_id": session})
+    sectionals = api.post(
+        "/v1/chat", json={"user_identifier": user, "message": "Show me sectionals", "session_id": session}
+    )
     assert sectionals.status_code == 200, sectionals.text
     reply = sectionals.json()["reply"]
     assert "Sectional" in reply and "LOFT-" in reply
@@ -25,23 +29,39 @@ def test_sarah_is_remembered_across_sessions(service, api, user, stack):
 
 
 def test_chat_writes_all_three_tiers(service, api, user, stack):
-    r = api.post("/v1/chat", json={"user_identifier": user, "message": "My name is Dana. I love walnut and my wife Emma hates glass tables."})
+    r = api.post(
+        "/v1/chat",
+        json={
+            "user_identifier": user,
+            "message": "My name is Dana. I love walnut and my wife Emma hates glass tables.",
+        },
+    )
     assert r.status_code == 200, r.text
     message_id = r.json()["message_id"]
     service.wait_idle()
     # short-term: the turn and the reply, in order, with the embedding filled in by the worker
-    rows = stack.sql("SELECT id, role, content, embedding IS NOT NULL AS embedded FROM messages WHERE user_identifier = $1 ORDER BY id", user)
+    rows = stack.sql(
+        "SELECT id, role, content, embedding IS NOT NULL AS embedded FROM messages WHERE user_identifier = $1 ORDER BY id",
+        user,
+    )
     assert [r["role"] for r in rows] == ["user", "assistant"]
     assert all(r["embedded"] for r in rows)
     # medium-term: customer, preference with provenance, the wife as an entity
     prefs = stack.cypher(
         "MATCH (c:Customer {user_id: $u})-[r:PREFERS]->(m:Material) RETURN c.name AS name, m.name AS material, "
-        "r.source_message_ids AS sources, r.valid_to AS valid_to", u=user)
+        "r.source_message_ids AS sources, r.valid_to AS valid_to",
+        u=user,
+    )
     assert prefs == [{"name": "Dana", "material": "walnut", "sources": [message_id], "valid_to": None}]
-    people = stack.cypher("MATCH (:Customer {user_id: $u})-[m:MENTIONED]->(e:Entity {type: 'person'}) RETURN e.name AS name, m.relation AS relation", u=user)
+    people = stack.cypher(
+        "MATCH (:Customer {user_id: $u})-[m:MENTIONED]->(e:Entity {type: 'person'}) RETURN e.name AS name, m.relation AS relation",
+        u=user,
+    )
     assert {"name": "Emma", "relation": "wife"} in people
     # long-term: memories with their source message
-    memories = stack.sql("SELECT kind, content, source_message_ids FROM long_term_memories WHERE user_identifier = $1", user)
+    memories = stack.sql(
+        "SELECT kind, content, source_message_ids FROM long_term_memories WHERE user_identifier = $1", user
+    )
     assert any("walnut" in m["content"] and m["source_message_ids"] == [message_id] for m in memories)
 
 
@@ -59,10 +79,22 @@ def test_sessions_list_newest_first_with_pagination(api, user):
 
 
 def test_import_keeps_timestamps_roles_and_is_idempotent(service, api, user, stack):
-    body = {"messages": [
-        {"role": "user", "content": "I bought the Sloane Chaise Sectional last Tuesday", "created_at": "2024-05-16T09:00:00Z", "external_id": "crm-1"},
-        {"role": "assistant", "content": "Congratulations on the new sectional!", "created_at": "2024-05-16T09:00:05Z", "external_id": "crm-2"},
-    ]}
+    body = {
+        "messages": [
+            {
+                "role": "user",
+                "content": "I bought the Sloane Chaise Sectional last Tuesday",
+                "created_at": "2024-05-16T09:00:00Z",
+                "external_id": "crm-1",
+            },
+            {
+                "role": "assistant",
+                "content": "Congratulations on the new sectional!",
+                "created_at": "2024-05-16T09:00:05Z",
+                "external_id": "crm-2",
+            },
+        ]
+    }
     first = api.post(f"/v1/sessions/{user}/messages", json=body)
     assert first.status_code == 201, first.text
     assert first.json()["created"] == 2
@@ -74,7 +106,8 @@ def test_import_keeps_timestamps_roles_and_is_idempotent(service, api, user, sta
     assert [r["role"] for r in rows] == ["user", "assistant"]
     assert rows[0]["created_at"].isoformat() == "2024-05-16T09:00:00+00:00"
     purchase = stack.cypher(
-        "MATCH (:Customer {user_id: $u})-[r:PURCHASED]->(p:Product) RETURN p.name AS name, r.at AS at", u=user)
+        "MATCH (:Customer {user_id: $u})-[r:PURCHASED]->(p:Product) RETURN p.name AS name, r.at AS at", u=user
+    )
     assert purchase[0]["name"] == "Sloane Chaise Sectional"
     assert str(purchase[0]["at"])[:10] == "2024-05-14"  # "last Tuesday" resolved against the message's date
 
@@ -98,7 +131,12 @@ def test_cypher_and_sql_lookalikes_are_plain_text(service, api, user, stack):
         r = api.post("/v1/chat", json={"user_identifier": user, "message": text})
         assert r.status_code == 200, r.text
     service.wait_idle()
-    stored = [m["content"] for s in api.get(f"/v1/sessions/{user}").json()["sessions"] for m in s["messages"] if m["role"] == "user"]
+    stored = [
+        m["content"]
+        for s in api.get(f"/v1/sessions/{user}").json()["sessions"]
+        for m in s["messages"]
+        if m["role"] == "user"
+    ]
     assert sorted(stored) == sorted(hostile)
     assert stack.sql("SELECT count(*) AS n FROM messages")[0]["n"] > 0
     assert stack.cypher("MATCH (n) RETURN count(n) AS n")[0]["n"] >= before

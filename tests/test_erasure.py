@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -36,20 +36,36 @@ def _talk(api, stack, user: str, words: list[str]) -> None:
     _chat(api, user, f"My sister {relative} and our dog {pet} visit us in {city} every month.", s)
     _chat(api, user, "I bought the Sloane Chaise Sectional yesterday for $2,400.", s)
     _chat(api, user, f"I really don't like glass tables, and I keep my {thing} collection on the shelf.", s)
-    imported = api.post(f"/v1/sessions/{user}/messages", json={"messages": [
-        {"role": "user", "content": f"{first} here again: we are redoing the home office.",
-         "created_at": "2024-03-01T10:00:00Z", "speaker": first, "external_id": f"crm-{first}-1",
-         "metadata": {"crm_note": f"{first} {last} VIP"}},
-        {"role": "assistant", "content": f"Welcome back, {first}!", "created_at": "2024-03-01T10:00:05Z",
-         "external_id": f"crm-{first}-2"},
-    ]})
+    imported = api.post(
+        f"/v1/sessions/{user}/messages",
+        json={
+            "messages": [
+                {
+                    "role": "user",
+                    "content": f"{first} here again: we are redoing the home office.",
+                    "created_at": "2024-03-01T10:00:00Z",
+                    "speaker": first,
+                    "external_id": f"crm-{first}-1",
+                    "metadata": {"crm_note": f"{first} {last} VIP"},
+                },
+                {
+                    "role": "assistant",
+                    "content": f"Welcome back, {first}!",
+                    "created_at": "2024-03-01T10:00:05Z",
+                    "external_id": f"crm-{first}-2",
+                },
+            ]
+        },
+    )
     assert imported.status_code == 201, imported.text
     sample = api.post("/memory/test/populate-sample-data", json={"user_identifier": user})
     assert sample.status_code == 200, sample.text
     stack.sql(
         "INSERT INTO jobs (kind, user_identifier, dedupe_key, payload, status, last_error) "
         "VALUES ('ingest_message', $1, $2, '{}'::jsonb, 'failed', $3)",
-        user, f"ingest:failed-{user}", f"ValueError: could not parse '{thing}' said by {first}",
+        user,
+        f"ingest:failed-{user}",
+        f"ValueError: could not parse '{thing}' said by {first}",
     )
 
 
@@ -144,7 +160,7 @@ async def _add_unqueued(rt, user: str, texts: list[str]) -> list[int]:
     from service import history
 
     async with rt.pool.acquire() as conn, conn.transaction():
-        session = await history.ensure_session(conn, user, None, at=datetime.now(timezone.utc))
+        session = await history.ensure_session(conn, user, None, at=datetime.now(UTC))
         stored = await history.add_messages(
             conn, user, session, [history.NewMessage("user", t) for t in texts], summary_idle_s=3600
         )
@@ -158,8 +174,10 @@ def test_a_batch_in_flight_never_resurrects_an_erased_customer(service, api, sta
     moment) the worker writes. Nothing of the customer may exist afterwards."""
     from service import pipeline
 
-    texts = [f"Hi, I'm {A_WORDS[0]} and I love teak. My dog {A_WORDS[3]} sleeps in the {A_WORDS[4]} den.",
-             "I bought the Sloane Chaise Sectional last week."]
+    texts = [
+        f"Hi, I'm {A_WORDS[0]} and I love teak. My dog {A_WORDS[3]} sleeps in the {A_WORDS[4]} den.",
+        "I bought the Sloane Chaise Sectional last week.",
+    ]
 
     async def scenario():
         rt = await _runtime(stack)
@@ -189,8 +207,14 @@ def test_erasure_racing_the_worker_process_leaves_nothing(service, api, stack, u
     lands, several times at different moments."""
     for delay in (0.0, 0.3, 1.0):
         who = f"{user}-{int(delay * 10)}"
-        messages = [{"role": "user", "content": f"{A_WORDS[1]} note {i}: I love walnut and my friend {A_WORDS[2]} visits.",
-                     "created_at": f"2024-01-{1 + i % 28:02d}T10:{i % 60:02d}:00Z"} for i in range(150)]
+        messages = [
+            {
+                "role": "user",
+                "content": f"{A_WORDS[1]} note {i}: I love walnut and my friend {A_WORDS[2]} visits.",
+                "created_at": f"2024-01-{1 + i % 28:02d}T10:{i % 60:02d}:00Z",
+            }
+            for i in range(150)
+        ]
         assert api.post(f"/v1/sessions/{who}/messages", json={"messages": messages}).status_code == 201
         time.sleep(delay)
         r = api.delete(f"/memory/user/{who}")
@@ -202,8 +226,12 @@ def test_erasure_racing_the_worker_process_leaves_nothing(service, api, stack, u
 
 def _cli(stack, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "service.cli", *args], env=stack.env | {"PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        [sys.executable, "-m", "service.cli", *args],
+        env=stack.env | {"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
     )
 
 

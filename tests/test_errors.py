@@ -74,7 +74,8 @@ def test_a_job_that_breaks_the_pipeline_is_parked_and_does_not_block_the_queue(s
     stack.sql(
         "INSERT INTO jobs (kind, user_identifier, dedupe_key, payload, max_attempts) "
         "VALUES ('ingest_message', $1, $2, '{\"message_id\": \"not-a-number\"}'::jsonb, 1)",
-        user, f"ingest:poison-{user}",
+        user,
+        f"ingest:poison-{user}",
     )
     ok = api.post("/v1/chat", json={"user_identifier": user, "message": "My name is Theo and I love teak."})
     assert ok.status_code == 200

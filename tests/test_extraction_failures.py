@@ -13,12 +13,15 @@ import pytest
 
 from service.catalog import Catalog
 from service.extraction import Extraction, RuleExtractor
-from service.extraction.rules import clauses, entities, extractor as extractor_module, memories, preferences, purchases
+from service.extraction.rules import clauses, entities, memories, preferences, purchases
+from service.extraction.rules import extractor as extractor_module
 
 THURSDAY = datetime(2024, 5, 16, 15, 30, tzinfo=UTC)
 # one message that reaches every stage: a name, a clause split, a stance, a purchase, an event, memories
-EVERYTHING = ("My name is Dana. I love walnut but my wife Emma hates glass, and we bought a sofa last week. "
-              "We're hosting a housewarming party next Saturday.")
+EVERYTHING = (
+    "My name is Dana. I love walnut but my wife Emma hates glass, and we bought a sofa last week. "
+    "We're hosting a housewarming party next Saturday."
+)
 
 # the stages the extractor runs, and a few helpers deep inside them
 STAGES = [
@@ -61,7 +64,7 @@ def test_the_message_reaches_every_stage(extractor):
     assert "Emma is Dana's wife." in {m.text for m in r.memories}
 
 
-@pytest.mark.parametrize("module, helper", STAGES, ids=[f"{m.__name__.rsplit('.', 1)[1]}.{h}" for m, h in STAGES])
+@pytest.mark.parametrize(("module", "helper"), STAGES, ids=[f"{m.__name__.rsplit('.', 1)[1]}.{h}" for m, h in STAGES])
 def test_a_crash_in_any_rule_reaches_the_caller(extractor, monkeypatch, module, helper):
     assert callable(getattr(module, helper))
     monkeypatch.setattr(module, helper, broken)
@@ -69,7 +72,9 @@ def test_a_crash_in_any_rule_reaches_the_caller(extractor, monkeypatch, module, 
         extractor.extract(EVERYTHING, at=THURSDAY)
 
 
-@pytest.mark.parametrize("text, role", [("", "user"), ("   ", "user"), (EVERYTHING, "assistant"), (EVERYTHING, "system")])
+@pytest.mark.parametrize(
+    ("text", "role"), [("", "user"), ("   ", "user"), (EVERYTHING, "assistant"), (EVERYTHING, "system")]
+)
 def test_the_input_guards_answer_before_any_rule_runs(extractor, monkeypatch, text, role):
     for module, helper in STAGES:
         monkeypatch.setattr(module, helper, broken)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from service.catalog import Catalog
 from service.extraction import Extraction, RuleExtractor, resolve_dates
 
-THURSDAY = datetime(2024, 5, 16, 15, 30, tzinfo=UTC)   # 16 May 2024 is a Thursday
-LOCOMO_DAY = datetime(2023, 5, 8, 13, 56)                # naive, as imported conversations are
+THURSDAY = datetime(2024, 5, 16, 15, 30, tzinfo=UTC)  # 16 May 2024 is a Thursday
+LOCOMO_DAY = datetime(2023, 5, 8, 13, 56)  # naive, as imported conversations are
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +30,7 @@ def prefs_of(result: Extraction) -> dict[tuple[str, str], object]:
 
 # -- name and preferences -----------------------------------------------------------------------------
 
+
 def test_name_and_style_preference_with_a_memory_naming_the_customer(extractor):
     r = extractor.extract("Hi, my name is Sarah and I love modern furniture", at=THURSDAY)
     assert r.customer_name == "Sarah"
@@ -40,17 +41,20 @@ def test_name_and_style_preference_with_a_memory_naming_the_customer(extractor):
     assert any(m.kind == "fact" and "Sarah" in m.text and m.importance >= 0.8 for m in r.memories)
 
 
-@pytest.mark.parametrize("text, name", [
-    ("I'm Sarah", "Sarah"),
-    ("Hello! I am Sarah Connor.", "Sarah Connor"),
-    ("call me Sam, please", "Sam"),
-    ("Hi, this is Priya from Leeds", "Priya"),
-    ("my name's marco", "Marco"),
-    ("I'm looking for a sofa", None),
-    ("I'm so happy with the chair", None),
-    ("I'm Looking for a couch", None),
-    ("I'm Scandinavian at heart", None),
-])
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("I'm Sarah", "Sarah"),
+        ("Hello! I am Sarah Connor.", "Sarah Connor"),
+        ("call me Sam, please", "Sam"),
+        ("Hi, this is Priya from Leeds", "Priya"),
+        ("my name's marco", "Marco"),
+        ("I'm looking for a sofa", None),
+        ("I'm so happy with the chair", None),
+        ("I'm Looking for a couch", None),
+        ("I'm Scandinavian at heart", None),
+    ],
+)
 def test_customer_name_needs_a_real_name(extractor, text, name):
     assert extractor.extract(text, at=THURSDAY).customer_name == name
 
@@ -68,7 +72,8 @@ def test_change_of_mind_replaces_the_old_preference(extractor):
 def test_dislikes_are_about_the_modifier_not_the_furniture(extractor):
     r = extractor.extract("I hate glass tables", at=THURSDAY)
     assert [(p.attribute, p.value, p.polarity, p.strength) for p in r.preferences] == [
-        ("material", "glass", "dislikes", 0.9)]
+        ("material", "glass", "dislikes", 0.9)
+    ]
     r = extractor.extract("I don't like recliners", at=THURSDAY)
     assert prefs_of(r)[("category", "recliner")].polarity == "dislikes"
 
@@ -92,6 +97,7 @@ def test_preferring_one_thing_over_another(extractor):
 
 
 # -- purchases and interests ----------------------------------------------------------------------------------
+
 
 def test_purchase_of_a_catalog_product_last_tuesday(extractor, catalog):
     product = next(p for p in catalog.products if p.category == "sectional")
@@ -121,12 +127,15 @@ def test_buying_something_that_is_not_furniture_is_not_a_purchase(extractor):
     assert r.memories and "April 2024" in r.memories[0].text
 
 
-@pytest.mark.parametrize("text, category", [
-    ("show me sectionals", "sectional"),
-    ("Do you have oak dining tables?", "dining table"),
-    ("I'm looking for a desk", "desk"),
-    ("any bar stools in stock?", "bar stool"),
-])
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("show me sectionals", "sectional"),
+        ("Do you have oak dining tables?", "dining table"),
+        ("I'm looking for a desk", "desk"),
+        ("any bar stools in stock?", "bar stool"),
+    ],
+)
 def test_interests_from_requests_and_questions(extractor, text, category):
     r = extractor.extract(text, at=THURSDAY)
     assert [(i.category, i.kind) for i in r.interests] == [(category, "asked_about")]
@@ -149,6 +158,7 @@ def test_a_dislike_is_not_an_interest(extractor):
 
 # -- entities, relations, dates -------------------------------------------------------------------------------------
 
+
 def test_family_and_pets(extractor):
     r = extractor.extract("my wife Emma and our dog Max", at=THURSDAY)
     entities = {(e.type, e.name, e.relation) for e in r.entities}
@@ -159,8 +169,9 @@ def test_family_and_pets(extractor):
 
 
 def test_unnamed_relatives_rooms_places_and_work(extractor):
-    r = extractor.extract("My sister is helping me furnish the living room. We live in Seattle and I work at "
-                          "Microsoft.", at=THURSDAY)
+    r = extractor.extract(
+        "My sister is helping me furnish the living room. We live in Seattle and I work at Microsoft.", at=THURSDAY
+    )
     entities = {(e.type, e.name, e.relation) for e in r.entities}
     assert ("person", "sister", "sister") in entities
     assert ("room", "living room", "room") in entities
@@ -171,8 +182,9 @@ def test_unnamed_relatives_rooms_places_and_work(extractor):
 
 
 def test_events_are_dated(extractor):
-    r = extractor.extract("We're hosting a housewarming party next Saturday! We're moving to Denver in March.",
-                          at=THURSDAY)
+    r = extractor.extract(
+        "We're hosting a housewarming party next Saturday! We're moving to Denver in March.", at=THURSDAY
+    )
     party = next(e for e in r.entities if e.type == "event")
     assert party.name == "housewarming party" and party.at.date() == datetime(2024, 5, 18).date()
     assert ("place", "Denver", "moving to") in {(e.type, e.name, e.relation) for e in r.entities}
@@ -180,19 +192,24 @@ def test_events_are_dated(extractor):
 
 
 def test_locomo_style_line_becomes_a_dated_event_memory(extractor):
-    r = extractor.extract("I went to a LGBTQ support group yesterday and it was so powerful.",
-                          at=LOCOMO_DAY, speaker="Caroline")
+    r = extractor.extract(
+        "I went to a LGBTQ support group yesterday and it was so powerful.", at=LOCOMO_DAY, speaker="Caroline"
+    )
     events = [m for m in r.memories if m.kind == "event"]
     assert len(events) == 1
     assert events[0].text == "Caroline went to a LGBTQ support group on 7 May 2023 and it was so powerful."
-    assert events[0].at == datetime(2023, 5, 7, tzinfo=timezone.utc)  # a naive time is read as UTC, never kept naive
+    assert events[0].at == datetime(2023, 5, 7, tzinfo=UTC)  # a naive time is read as UTC, never kept naive
     assert r.customer_name is None and r.preferences == [] and r.purchases == []
     assert ("customer", "LGBTQ support group", "ATTENDED") in {(x.source, x.target, x.type) for x in r.relations}
 
 
 def test_general_self_disclosures_become_third_person_memories(extractor):
-    r = extractor.extract("I have two kids and a cat named Luna. My favourite book is Dune. "
-                          "I'm planning to paint the nursery next month.", at=LOCOMO_DAY, speaker="Melanie")
+    r = extractor.extract(
+        "I have two kids and a cat named Luna. My favourite book is Dune. "
+        "I'm planning to paint the nursery next month.",
+        at=LOCOMO_DAY,
+        speaker="Melanie",
+    )
     texts = [m.text for m in r.memories]
     assert "Melanie has two kids and a cat named Luna." in texts
     assert "Melanie's favourite book is Dune." in texts
@@ -200,22 +217,27 @@ def test_general_self_disclosures_become_third_person_memories(extractor):
     assert all("I " not in t and " my " not in t for t in texts)
 
 
-@pytest.mark.parametrize("text", [
-    "What do you think about velvet?",
-    "Do you have anything in navy?",
-    "How was your weekend?",
-    "Thanks!",
-    "Wow, that's great",
-    "I'm so happy for you! I'm so proud of you.",
-    "ok",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "What do you think about velvet?",
+        "Do you have anything in navy?",
+        "How was your weekend?",
+        "Thanks!",
+        "Wow, that's great",
+        "I'm so happy for you! I'm so proud of you.",
+        "ok",
+    ],
+)
 def test_questions_greetings_and_filler_produce_no_memories(extractor, text):
     assert extractor.extract(text, at=THURSDAY, speaker="Caroline").memories == []
 
 
 def test_importance_ranks_facts_above_small_talk(extractor):
     family = extractor.extract("My sister Anna is moving in with us.", at=THURSDAY).memories
-    chat = extractor.extract("I watched a movie and it was fine, pretty relaxing evening overall.", at=THURSDAY).memories
+    chat = extractor.extract(
+        "I watched a movie and it was fine, pretty relaxing evening overall.", at=THURSDAY
+    ).memories
     assert family and chat
     assert max(m.importance for m in family) > max(m.importance for m in chat)
 
@@ -227,13 +249,26 @@ def test_only_user_turns_are_mined(extractor):
     assert extractor.extract(text, at=THURSDAY, role="user").preferences
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("today", "2024-05-16"), ("yesterday", "2024-05-15"), ("last night", "2024-05-15"),
-    ("last week", "2024-05-09"), ("last Tuesday", "2024-05-14"), ("next Saturday", "2024-05-18"),
-    ("two weeks ago", "2024-05-02"), ("last month", "2024-04-01"), ("last year", "2023-01-01"),
-    ("we went in March", "2024-03-01"), ("we're moving in March", "2025-03-01"), ("on 5 May", "2024-05-05"),
-    ("May 2023", "2023-05-01"), ("back in 2022", "2022-01-01"), ("on May 7th, 2023", "2023-05-07"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("today", "2024-05-16"),
+        ("yesterday", "2024-05-15"),
+        ("last night", "2024-05-15"),
+        ("last week", "2024-05-09"),
+        ("last Tuesday", "2024-05-14"),
+        ("next Saturday", "2024-05-18"),
+        ("two weeks ago", "2024-05-02"),
+        ("last month", "2024-04-01"),
+        ("last year", "2023-01-01"),
+        ("we went in March", "2024-03-01"),
+        ("we're moving in March", "2025-03-01"),
+        ("on 5 May", "2024-05-05"),
+        ("May 2023", "2023-05-01"),
+        ("back in 2022", "2022-01-01"),
+        ("on May 7th, 2023", "2023-05-07"),
+    ],
+)
 def test_resolve_dates(text, expected):
     resolved = resolve_dates(text, THURSDAY)
     assert len(resolved) == 1
@@ -250,19 +285,24 @@ def test_resolve_dates_ignores_numbers_that_are_not_dates():
 NOTHING = Extraction()
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("", NOTHING),
-    ("   ", NOTHING),
-    ("'; DROP TABLE users; --", NOTHING),
-    ("MATCH (n) DETACH DELETE n", NOTHING),
-    # query text is only text: the stance at its end is still read
-    ("CALL apoc.periodic.iterate('MATCH (n) RETURN n', 'DETACH DELETE n', {}) // I love oak",
-     {("material", "oak", "prefers")}),
-    ("🛋️💥" * 20_000, NOTHING),
-    ("\x00\x01\ufffd" * 100, NOTHING),
-    ("I love " * 6000, set()),
-    ("a" * 40_000, NOTHING),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", NOTHING),
+        ("   ", NOTHING),
+        ("'; DROP TABLE users; --", NOTHING),
+        ("MATCH (n) DETACH DELETE n", NOTHING),
+        # query text is only text: the stance at its end is still read
+        (
+            "CALL apoc.periodic.iterate('MATCH (n) RETURN n', 'DETACH DELETE n', {}) // I love oak",
+            {("material", "oak", "prefers")},
+        ),
+        ("🛋️💥" * 20_000, NOTHING),
+        ("\x00\x01\ufffd" * 100, NOTHING),
+        ("I love " * 6000, set()),
+        ("a" * 40_000, NOTHING),
+    ],
+)
 def test_hostile_or_huge_input_returns_without_raising(extractor, text, expected):
     start = time.perf_counter()
     result = extractor.extract(text, at=THURSDAY)
@@ -302,6 +342,7 @@ def test_extraction_round_trips_through_json(extractor):
 
 # -- whose preference is it: clauses, subjects, polarity ----------------------------------------------------------
 
+
 def triples(result: Extraction) -> set[tuple[str, str, str]]:
     return {(p.attribute, p.value, p.polarity) for p in result.preferences}
 
@@ -317,16 +358,19 @@ def test_someone_elses_dislike_is_remembered_about_them_not_the_customer(extract
     assert "Emma is Dana's wife." in texts
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("I love oak but he prefers metal", {("material", "oak", "prefers")}),
-    ("I like velvet, while Tom likes leather", {("material", "velvet", "prefers")}),
-    ("I want walnut; she loves leather.", {("material", "walnut", "prefers")}),
-    ("I love walnut but my wife hates glass", {("material", "walnut", "prefers")}),
-    ("My husband loves leather but hates glass", set()),
-    ("My dog Max loves the velvet sofa", set()),
-    ("Dana's husband hates leather", set()),
-    ("My sister's budget is under $500", set()),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("I love oak but he prefers metal", {("material", "oak", "prefers")}),
+        ("I like velvet, while Tom likes leather", {("material", "velvet", "prefers")}),
+        ("I want walnut; she loves leather.", {("material", "walnut", "prefers")}),
+        ("I love walnut but my wife hates glass", {("material", "walnut", "prefers")}),
+        ("My husband loves leather but hates glass", set()),
+        ("My dog Max loves the velvet sofa", set()),
+        ("Dana's husband hates leather", set()),
+        ("My sister's budget is under $500", set()),
+    ],
+)
 def test_clauses_with_another_subject_give_no_customer_preference(extractor, text, expected):
     assert triples(extractor.extract(text, at=THURSDAY)) == expected
 
@@ -341,12 +385,18 @@ def test_a_named_persons_stance_becomes_a_memory_about_them(extractor):
     assert not any("leather" in m.text for m in r.memories)
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("I love walnut and hate glass", {("material", "walnut", "prefers"), ("material", "glass", "dislikes")}),
-    ("I hate glass but love walnut", {("material", "walnut", "prefers"), ("material", "glass", "dislikes")}),
-    ("I love walnut and I hate glass", {("material", "walnut", "prefers"), ("material", "glass", "dislikes")}),
-    ("Not a fan of velvet but I love leather", {("material", "velvet", "dislikes"), ("material", "leather", "prefers")}),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("I love walnut and hate glass", {("material", "walnut", "prefers"), ("material", "glass", "dislikes")}),
+        ("I hate glass but love walnut", {("material", "walnut", "prefers"), ("material", "glass", "dislikes")}),
+        ("I love walnut and I hate glass", {("material", "walnut", "prefers"), ("material", "glass", "dislikes")}),
+        (
+            "Not a fan of velvet but I love leather",
+            {("material", "velvet", "dislikes"), ("material", "leather", "prefers")},
+        ),
+    ],
+)
 def test_a_polarity_cue_holds_only_within_its_own_clause(extractor, text, expected):
     assert triples(extractor.extract(text, at=THURSDAY)) == expected
 
@@ -356,29 +406,35 @@ def test_coordinated_verbs_are_rewritten_for_the_speaker(extractor):
     assert [m.text for m in r.memories if m.kind == "preference"] == ["Dana loves walnut and hates glass."]
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("We're big fans of mid-century", {("style", "mid-century modern", "prefers")}),
-    ("Our family loves walnut", {("material", "walnut", "prefers")}),
-    ("My wife and I love walnut", {("material", "walnut", "prefers")}),
-    ("Me and my husband hate glass", {("material", "glass", "dislikes")}),
-    ("I'd like a walnut desk", {("material", "walnut", "prefers")}),
-    ("For me, it's walnut all the way", {("material", "walnut", "prefers")}),
-    ("show me oak tables", {("material", "oak", "prefers"), ("category", "table", "prefers")}),
-    ("looking for a walnut desk", {("material", "walnut", "prefers"), ("category", "desk", "prefers")}),
-    ("Honestly love walnut", {("material", "walnut", "prefers")}),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("We're big fans of mid-century", {("style", "mid-century modern", "prefers")}),
+        ("Our family loves walnut", {("material", "walnut", "prefers")}),
+        ("My wife and I love walnut", {("material", "walnut", "prefers")}),
+        ("Me and my husband hate glass", {("material", "glass", "dislikes")}),
+        ("I'd like a walnut desk", {("material", "walnut", "prefers")}),
+        ("For me, it's walnut all the way", {("material", "walnut", "prefers")}),
+        ("show me oak tables", {("material", "oak", "prefers"), ("category", "table", "prefers")}),
+        ("looking for a walnut desk", {("material", "walnut", "prefers"), ("category", "desk", "prefers")}),
+        ("Honestly love walnut", {("material", "walnut", "prefers")}),
+    ],
+)
 def test_the_speaker_and_subjectless_requests_are_the_customer(extractor, text, expected):
     assert triples(extractor.extract(text, at=THURSDAY)) == expected
 
 
-@pytest.mark.parametrize("text, value", [
-    ("I don't love glass", ("material", "glass")),
-    ("I'm not a fan of oak", ("material", "oak")),
-    ("never liked leather", ("material", "leather")),
-    ("I've never liked leather", ("material", "leather")),
-    ("We really don't want a sectional", ("category", "sectional")),
-    ("I no longer like farmhouse", ("style", "farmhouse")),
-])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("I don't love glass", ("material", "glass")),
+        ("I'm not a fan of oak", ("material", "oak")),
+        ("never liked leather", ("material", "leather")),
+        ("I've never liked leather", ("material", "leather")),
+        ("We really don't want a sectional", ("category", "sectional")),
+        ("I no longer like farmhouse", ("style", "farmhouse")),
+    ],
+)
 def test_negation_within_a_clause_flips_to_dislikes(extractor, text, value):
     p = prefs_of(extractor.extract(text, at=THURSDAY))
     assert set(p) == {value}
@@ -392,14 +448,16 @@ def test_a_negated_dislike_is_no_stance(extractor):
 def test_a_capitalised_word_is_only_a_subject_when_it_is_a_name(extractor):
     # "Our", "Walnut" and "Like" start sentences without being someone else
     assert triples(extractor.extract("Our budget is $3000 and my wife loves navy", at=THURSDAY)) == {
-        ("budget", "3000", "prefers")}
+        ("budget", "3000", "prefers")
+    }
     assert triples(extractor.extract("Walnut is what I love", at=THURSDAY)) == set()
     assert triples(extractor.extract("Like I said, oak is nice", at=THURSDAY)) == set()
 
 
 def test_locomo_lines_with_other_people_stay_third_person(extractor):
-    r = extractor.extract("Anyway, Melanie, I love painting sunsets and my kids love the beach.",
-                          at=LOCOMO_DAY, speaker="Caroline")
+    r = extractor.extract(
+        "Anyway, Melanie, I love painting sunsets and my kids love the beach.", at=LOCOMO_DAY, speaker="Caroline"
+    )
     texts = [m.text for m in r.memories]
     assert "Caroline loves painting sunsets." in texts
     assert "Caroline's kids love the beach." in texts
@@ -407,15 +465,19 @@ def test_locomo_lines_with_other_people_stay_third_person(extractor):
     r = extractor.extract("My friend Tom hates leather but I love it.", at=LOCOMO_DAY, speaker="Caroline")
     assert r.preferences == []
     assert {"Tom is Caroline's friend.", "Caroline's friend Tom hates leather."} <= {m.text for m in r.memories}
-    r = extractor.extract("My wife and I hosted a small get-together with friends yesterday.",
-                          at=LOCOMO_DAY, speaker="John")
+    r = extractor.extract(
+        "My wife and I hosted a small get-together with friends yesterday.", at=LOCOMO_DAY, speaker="John"
+    )
     assert [m.text for m in r.memories if m.kind == "event"] == [
-        "John's wife and John hosted a small get-together with friends on 7 May 2023."]
+        "John's wife and John hosted a small get-together with friends on 7 May 2023."
+    ]
 
 
 def test_clause_handling_stays_fast_and_total(extractor):
-    text = ("My name is Dana. I love walnut and my wife Emma hates glass tables, while Tom likes leather; "
-            "she's not a fan of oak but we never liked chrome.")
+    text = (
+        "My name is Dana. I love walnut and my wife Emma hates glass tables, while Tom likes leather; "
+        "she's not a fan of oak but we never liked chrome."
+    )
     extractor.extract(text, at=THURSDAY)
     runs = 200
     start = time.perf_counter()
@@ -436,10 +498,13 @@ def test_clause_handling_stays_fast_and_total(extractor):
         assert r.preferences == [] and r.entities == [] and r.purchases == []
 
 
-@pytest.mark.parametrize(("text", "sku"), [
-    ("Just bought the Winslow Armchair for the guest room, my sister Anna visits in May.", "LOFT-ARM-0001"),
-    ("Finally ordered the Kira U-Shaped Sectional!", "LOFT-SEC-0002"),
-])
+@pytest.mark.parametrize(
+    ("text", "sku"),
+    [
+        ("Just bought the Winslow Armchair for the guest room, my sister Anna visits in May.", "LOFT-ARM-0001"),
+        ("Finally ordered the Kira U-Shaped Sectional!", "LOFT-SEC-0002"),
+    ],
+)
 def test_a_purchase_without_a_subject_is_still_a_purchase(extractor, text, sku):
     r = extractor.extract(text, at=THURSDAY)
     assert [p.sku for p in r.purchases] == [sku]

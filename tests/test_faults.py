@@ -7,7 +7,6 @@ from __future__ import annotations
 import signal
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -41,14 +40,26 @@ def test_neo4j_stopped_while_200_messages_arrive_then_every_one_reaches_the_grap
     try:
         acked: list[int] = []
         for i in range(50):  # live chat: answered, degraded, and says so
-            r = api.post("/v1/chat", json={"user_identifier": user, "message": f"I bought the {PRODUCTS[i % 2]} on day {i}."})
+            r = api.post(
+                "/v1/chat", json={"user_identifier": user, "message": f"I bought the {PRODUCTS[i % 2]} on day {i}."}
+            )
             assert r.status_code == 200, r.text
             assert r.json()["context"]["tiers"]["neo4j"] is False
             acked.append(r.json()["message_id"])
-        imported = api.post(f"/v1/sessions/{user}/messages", json={"messages": [
-            {"role": "user", "content": f"I bought the {PRODUCTS[i % 2]} (import {i}).",
-             "created_at": f"2024-02-{1 + i % 28:02d}T10:{i % 60:02d}:00Z", "external_id": f"fault-{i}"}
-            for i in range(150)]})
+        imported = api.post(
+            f"/v1/sessions/{user}/messages",
+            json={
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": f"I bought the {PRODUCTS[i % 2]} (import {i}).",
+                        "created_at": f"2024-02-{1 + i % 28:02d}T10:{i % 60:02d}:00Z",
+                        "external_id": f"fault-{i}",
+                    }
+                    for i in range(150)
+                ]
+            },
+        )
         assert imported.status_code == 201
         acked += imported.json()["message_ids"]
         ctx = api.get(f"/memory/context/{user}", params={"query": "what did I buy?"})
@@ -103,13 +114,27 @@ def test_a_worker_killed_mid_batch_leaves_nothing_undone_or_doubled(stack, servi
     lease = {"LOFT_JOB_LEASE_S": "6", "LOFT_WORKER_BATCH": "32"}
     victim = Service(stack, extra_env=lease)
     try:
-        imported = api.post(f"/v1/sessions/{user}/messages", json={"messages": [
-            {"role": "user", "content": f"My friend Guest{i} loves velvet and I bought the {PRODUCTS[i % 2]}.",
-             "created_at": f"2024-03-{1 + i % 28:02d}T09:{i % 60:02d}:00Z"} for i in range(300)]})
+        imported = api.post(
+            f"/v1/sessions/{user}/messages",
+            json={
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": f"My friend Guest{i} loves velvet and I bought the {PRODUCTS[i % 2]}.",
+                        "created_at": f"2024-03-{1 + i % 28:02d}T09:{i % 60:02d}:00Z",
+                    }
+                    for i in range(300)
+                ]
+            },
+        )
         assert imported.status_code == 201
         ids = imported.json()["message_ids"]
-        _wait(lambda: stack.sql("SELECT 1 FROM jobs WHERE user_identifier = $1 AND status = 'running' LIMIT 1", user),
-              60, lambda: f"the worker to start a batch:\n{victim.log_tail()}", poll=0.05)
+        _wait(
+            lambda: stack.sql("SELECT 1 FROM jobs WHERE user_identifier = $1 AND status = 'running' LIMIT 1", user),
+            60,
+            lambda: f"the worker to start a batch:\n{victim.log_tail()}",
+            poll=0.05,
+        )
         victim.worker.send_signal(signal.SIGKILL)
         victim.worker.wait(10)
         assert stack.sql("SELECT count(*) AS n FROM jobs WHERE user_identifier = $1", user)[0]["n"] > 0
@@ -123,11 +148,17 @@ def test_a_worker_killed_mid_batch_leaves_nothing_undone_or_doubled(stack, servi
         service.worker.send_signal(signal.SIGCONT)
     unembedded = stack.sql("SELECT count(*) AS n FROM messages WHERE id = ANY($1::bigint[]) AND embedding IS NULL", ids)
     assert unembedded[0]["n"] == 0
-    left = stack.sql("SELECT count(*) AS n FROM jobs WHERE user_identifier = $1 AND (status = 'failed' OR kind = 'ingest_message')", user)
+    left = stack.sql(
+        "SELECT count(*) AS n FROM jobs WHERE user_identifier = $1 AND (status = 'failed' OR kind = 'ingest_message')",
+        user,
+    )
     assert left[0]["n"] == 0  # nothing parked: the killed batch's jobs were only retried
     _assert_once_in_effect(stack, user)
-    purchases = stack.cypher("MATCH (:Customer {user_id: $u})-[p:PURCHASED]->() RETURN count(p) AS n, "
-                             "count(DISTINCT p.message_id) AS distinct_messages", u=user)
+    purchases = stack.cypher(
+        "MATCH (:Customer {user_id: $u})-[p:PURCHASED]->() RETURN count(p) AS n, "
+        "count(DISTINCT p.message_id) AS distinct_messages",
+        u=user,
+    )
     assert purchases == [{"n": 300, "distinct_messages": 300}]
 
 
@@ -139,8 +170,14 @@ def test_two_workers_and_two_apis_process_every_message_once(stack, service, api
 
         def chat(i: int) -> int:
             base = service.base if i % 2 else second.base
-            r = httpx.post(base + "/v1/chat", timeout=30, json={
-                "user_identifier": users[i % 4], "message": f"I love walnut. My neighbour Nell{i} bought the {PRODUCTS[i % 2]}."})
+            r = httpx.post(
+                base + "/v1/chat",
+                timeout=30,
+                json={
+                    "user_identifier": users[i % 4],
+                    "message": f"I love walnut. My neighbour Nell{i} bought the {PRODUCTS[i % 2]}.",
+                },
+            )
             assert r.status_code == 200, r.text
             return r.json()["message_id"]
 
@@ -150,10 +187,15 @@ def test_two_workers_and_two_apis_process_every_message_once(stack, service, api
             _wait(lambda who=who: _queue_empty(stack, who), 240, "both workers to drain")
         for who in users:
             _assert_once_in_effect(stack, who)
-        embedded = stack.sql("SELECT count(*) AS n FROM messages WHERE id = ANY($1::bigint[]) AND embedding IS NOT NULL", acked)
+        embedded = stack.sql(
+            "SELECT count(*) AS n FROM messages WHERE id = ANY($1::bigint[]) AND embedding IS NOT NULL", acked
+        )
         assert embedded[0]["n"] == 200
-        prefs = stack.cypher("MATCH (c:Customer)-[r:PREFERS]->(:Material {name: 'walnut'}) WHERE c.user_id IN $us "
-                             "RETURN c.user_id AS u, r.mentions AS n", us=users)
+        prefs = stack.cypher(
+            "MATCH (c:Customer)-[r:PREFERS]->(:Material {name: 'walnut'}) WHERE c.user_id IN $us "
+            "RETURN c.user_id AS u, r.mentions AS n",
+            us=users,
+        )
         assert sorted(p["n"] for p in prefs) == [50, 50, 50, 50]  # each customer said it 50 times: counted 50 times
     finally:
         second.stop()
@@ -162,28 +204,40 @@ def test_two_workers_and_two_apis_process_every_message_once(stack, service, api
 def _assert_once_in_effect(stack, user: str) -> None:
     """Derived data equals what processing every message exactly once gives."""
     # document frequencies are counted once per message, when it is first embedded
-    drift = stack.sql("""
+    drift = stack.sql(
+        """
         WITH truth AS (
           SELECT t.lexeme, count(*) AS ndoc FROM messages m, unnest(m.tsv) AS t(lexeme, positions, weights)
           WHERE m.user_identifier = $1 AND m.embedding IS NOT NULL GROUP BY 1)
         SELECT count(*) AS n FROM truth FULL JOIN (SELECT lexeme, ndoc FROM user_terms WHERE user_identifier = $1) u
           USING (lexeme)
         WHERE truth.ndoc IS DISTINCT FROM u.ndoc
-    """, user)
+    """,
+        user,
+    )
     assert drift[0]["n"] == 0, "user_terms counted a message twice (or not at all)"
-    dup_sources = stack.sql("""
+    dup_sources = stack.sql(
+        """
         SELECT count(*) AS n FROM long_term_memories
         WHERE user_identifier = $1 AND cardinality(source_message_ids) <> (SELECT count(DISTINCT x) FROM unnest(source_message_ids) x)
-    """, user)
+    """,
+        user,
+    )
     assert dup_sources[0]["n"] == 0
-    mentions = stack.cypher("""
+    mentions = stack.cypher(
+        """
         MATCH (:Customer {user_id: $u})-[m:MENTIONED]->(e:Entity)
         RETURN count(*) AS rels, count(DISTINCT e) AS entities,
                sum(CASE WHEN m.mentions = size(m.source_message_ids) OR size(m.source_message_ids) = 50 THEN 0 ELSE 1 END) AS off
-    """, u=user)
+    """,
+        u=user,
+    )
     assert mentions[0]["rels"] == mentions[0]["entities"] and mentions[0]["off"] == 0, mentions
-    open_prefs = stack.cypher("""
+    open_prefs = stack.cypher(
+        """
         MATCH (:Customer {user_id: $u})-[r:PREFERS|DISLIKES]->(t) WHERE r.valid_to IS NULL
         WITH t, type(r) AS rel, count(*) AS n WHERE n > 1 RETURN count(*) AS doubled
-    """, u=user)
+    """,
+        u=user,
+    )
     assert open_prefs[0]["doubled"] == 0

@@ -4,7 +4,7 @@ query names (up to the calendar's edge), a memory ranking with its source turn."
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -12,18 +12,35 @@ from service.retrieval import DEFAULT, PRESETS
 from service.retrieval.candidates import Candidate, message_key
 from service.retrieval.fusion import apply_expansion, boost, fuse, period_of, plan_expansion, score
 
-UTC = timezone.utc
+UTC = UTC
 NOW = datetime(2024, 1, 15, 12, 0, tzinfo=UTC)
 
 
 def msg(mid: int, *, at: datetime = NOW, role: str = "user", raw: dict[str, float] | None = None) -> Candidate:
-    return Candidate(key=message_key(mid), kind="message", section="conversation", text=f"turn {mid}",
-                     timestamp=at, message_ids=[mid], role=role, group="15 Jan 2024", raw=dict(raw or {}))
+    return Candidate(
+        key=message_key(mid),
+        kind="message",
+        section="conversation",
+        text=f"turn {mid}",
+        timestamp=at,
+        message_ids=[mid],
+        role=role,
+        group="15 Jan 2024",
+        raw=dict(raw or {}),
+    )
 
 
 def mem(key: str, *, ids: list[int] = (), importance: float = 0.5, at: datetime = NOW) -> Candidate:
-    return Candidate(key=f"memory:{key}", kind="memory", section="memories", text=f"memory {key}", timestamp=at,
-                     message_ids=list(ids), memory_id=key, importance=importance)
+    return Candidate(
+        key=f"memory:{key}",
+        kind="memory",
+        section="memories",
+        text=f"memory {key}",
+        timestamp=at,
+        message_ids=list(ids),
+        memory_id=key,
+        importance=importance,
+    )
 
 
 # -- reciprocal-rank fusion ------------------------------------------------------------------------
@@ -31,10 +48,13 @@ def mem(key: str, *, ids: list[int] = (), importance: float = 0.5, at: datetime 
 
 def test_each_source_adds_its_weight_over_k_plus_rank():
     k = DEFAULT.rrf_k
-    fused = fuse({
-        "messages_vector": [msg(1, raw={"messages_vector": 0.9}), msg(2, raw={"messages_vector": 0.8})],
-        "messages_text": [msg(2, raw={"messages_text": 7.5})],
-    }, DEFAULT)
+    fused = fuse(
+        {
+            "messages_vector": [msg(1, raw={"messages_vector": 0.9}), msg(2, raw={"messages_vector": 0.8})],
+            "messages_text": [msg(2, raw={"messages_text": 7.5})],
+        },
+        DEFAULT,
+    )
     assert fused["message:1"].parts == {"messages_vector": pytest.approx(1.0 / (k + 1))}
     assert fused["message:2"].parts == {
         "messages_vector": pytest.approx(1.0 / (k + 2)),
@@ -89,8 +109,14 @@ def test_the_best_hits_are_expanded_with_a_decayed_share():
 
 
 def test_a_matched_entity_pulls_in_its_latest_mentions():
-    entity = Candidate(key="entity:pet:pixel", kind="entity", section="entities", text="Pixel (pet)", timestamp=NOW,
-                       mention_ids=[3, 4, 5, 6])
+    entity = Candidate(
+        key="entity:pet:pixel",
+        kind="entity",
+        section="entities",
+        text="Pixel (pet)",
+        timestamp=NOW,
+        mention_ids=[3, 4, 5, 6],
+    )
     fused = fuse({"graph_entities": [entity], "messages_vector": [msg(6)]}, DEFAULT)
     plan = plan_expansion(fused, DEFAULT.model_copy(update={"neighbour_width": 0}))
     assert plan is not None and plan.anchors == []
@@ -115,7 +141,9 @@ def test_importance_recency_and_the_assistant_weight():
     assert boost(important, config, NOW, None) == pytest.approx((1 + 0.3 * 0.4) * (1 + 0.1))
     old = msg(1, at=NOW - timedelta(days=config.recency_half_life_days))
     assert boost(old, config, NOW, None) == pytest.approx(1 + config.recency_weight * 0.5)
-    assert boost(msg(2, role="assistant"), config, NOW, None) == pytest.approx(config.assistant_weight * (1 + config.recency_weight))
+    assert boost(msg(2, role="assistant"), config, NOW, None) == pytest.approx(
+        config.assistant_weight * (1 + config.recency_weight)
+    )
     undated = msg(3)
     undated.timestamp = None
     assert boost(undated, config, NOW, None) == 1.0
@@ -126,17 +154,24 @@ def test_importance_recency_and_the_assistant_weight():
 def test_a_named_month_boosts_what_falls_in_it():
     period = period_of("what did I buy in May 2023?", NOW)
     assert period == (datetime(2023, 5, 1, tzinfo=UTC), datetime(2023, 6, 1, tzinfo=UTC))
-    first, inside, end = msg(1, at=period[0]), msg(2, at=datetime(2023, 5, 31, 23, 59, tzinfo=UTC)), msg(3, at=period[1])
+    first, inside, end = (
+        msg(1, at=period[0]),
+        msg(2, at=datetime(2023, 5, 31, 23, 59, tzinfo=UTC)),
+        msg(3, at=period[1]),
+    )
     candidates = fuse({"messages_vector": [first, inside, end]}, DEFAULT)
     score(candidates, DEFAULT, NOW, period)
     assert "period" in first.parts and "period" in inside.parts and "period" not in end.parts  # [start, end)
     assert inside.score == pytest.approx(inside.fused * boost(inside, DEFAULT, NOW, None) * DEFAULT.period_boost)
 
 
-@pytest.mark.parametrize("query, start", [
-    ("what happened on 9999-12-31?", datetime(9999, 12, 31, tzinfo=UTC)),
-    ("and on 0001-01-01?", datetime(1, 1, 1, tzinfo=UTC)),
-])
+@pytest.mark.parametrize(
+    ("query", "start"),
+    [
+        ("what happened on 9999-12-31?", datetime(9999, 12, 31, tzinfo=UTC)),
+        ("and on 0001-01-01?", datetime(1, 1, 1, tzinfo=UTC)),
+    ],
+)
 def test_a_period_at_the_calendars_edge_ends_at_the_edge(query, start):
     period = period_of(query, NOW)
     assert period is not None and period[0] == start and period[0] < period[1]

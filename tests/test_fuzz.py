@@ -9,8 +9,8 @@ the stack is up) and checked to be exactly the one the running API serves."""
 from __future__ import annotations
 
 import schemathesis
-from schemathesis import GenerationMode
 from hypothesis import HealthCheck, Phase, settings
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 
 from service.app import create_app
@@ -28,8 +28,14 @@ def test_the_fuzzed_schema_is_the_one_the_api_serves(api):
 
 
 @schema.parametrize()
-@settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
-          suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
+@settings(
+    max_examples=EXAMPLES,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+    phases=[Phase.explicit, Phase.generate],
+)
 def test_no_operation_answers_5xx_or_breaks_its_schema(case, service):
     case.call_and_validate(base_url=service.base, checks=[not_a_server_error, response_schema_conformance], timeout=60)
 

@@ -18,8 +18,17 @@ def _error(r, status: int, code: str | None = None) -> dict:
     return body
 
 
-@pytest.mark.parametrize("text", ["What did I buy on 9999-12-31?", "What about 0001-01-01?", "in year 1 I bought a sofa",
-                                  "in the year 9999 and 10000", "12/31/9999 at 23:59", "last May 9999"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "What did I buy on 9999-12-31?",
+        "What about 0001-01-01?",
+        "in year 1 I bought a sofa",
+        "in the year 9999 and 10000",
+        "12/31/9999 at 23:59",
+        "last May 9999",
+    ],
+)
 def test_dates_at_the_calendars_edges_are_answered(service, api, user, text):
     r = api.post("/v1/chat", json={"user_identifier": user, "message": text})
     assert r.status_code == 200, r.text
@@ -30,18 +39,31 @@ def test_dates_at_the_calendars_edges_are_answered(service, api, user, text):
     assert api.get(f"/memory/context/{user}", params={"query": text}).status_code == 200
 
 
-@pytest.mark.parametrize("created_at", ["9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z", "1969-12-31T23:59:59Z",
-                                        "2999-01-01T00:00:00+00:00"])
+@pytest.mark.parametrize(
+    "created_at", ["9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z", "1969-12-31T23:59:59Z", "2999-01-01T00:00:00+00:00"]
+)
 def test_import_timestamps_outside_real_history_are_a_422(api, user, created_at):
-    r = api.post(f"/v1/sessions/{user}/messages", json={"messages": [{"role": "user", "content": "hi", "created_at": created_at}]})
+    r = api.post(
+        f"/v1/sessions/{user}/messages",
+        json={"messages": [{"role": "user", "content": "hi", "created_at": created_at}]},
+    )
     assert "between 1970-01-01 and tomorrow" in _error(r, 422, "validation_error")["detail"]
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("speaker", "Ann\u0000a"), ("external_id", "id\u0000"), ("content", "hello \ud800 world"), ("speaker", "\udfff"),
-    ("external_id", "x\udc80"), ("metadata", {"note": "a\u0000b"}), ("metadata", {"k\ud800": 1}),
-    ("metadata", {"deep": {"a": {"b": {"c": {"d": {"e": 1}}}}}}), ("metadata", {"blob": "x" * 9000}),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("speaker", "Ann\u0000a"),
+        ("external_id", "id\u0000"),
+        ("content", "hello \ud800 world"),
+        ("speaker", "\udfff"),
+        ("external_id", "x\udc80"),
+        ("metadata", {"note": "a\u0000b"}),
+        ("metadata", {"k\ud800": 1}),
+        ("metadata", {"deep": {"a": {"b": {"c": {"d": {"e": 1}}}}}}),
+        ("metadata", {"blob": "x" * 9000}),
+    ],
+)
 def test_text_no_store_can_hold_is_a_422(api, user, field, value):
     message = {"role": "user", "content": "hi", "created_at": "2024-01-01T10:00:00Z"} | {field: value}
     # serialised by hand: the JSON may carry escapes of lone surrogates, which are valid JSON
@@ -53,8 +75,10 @@ def test_text_no_store_can_hold_is_a_422(api, user, field, value):
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
 def test_non_finite_numbers_in_metadata_are_a_422(api, user, literal):
-    body = ('{"messages": [{"role": "user", "content": "hi", "created_at": "2024-01-01T10:00:00Z", '
-            f'"metadata": {{"score": {literal}}}}}]}}')
+    body = (
+        '{"messages": [{"role": "user", "content": "hi", "created_at": "2024-01-01T10:00:00Z", '
+        f'"metadata": {{"score": {literal}}}}}]}}'
+    )
     r = api.post(f"/v1/sessions/{user}/messages", content=body, headers={"content-type": "application/json"})
     assert "finite" in _error(r, 422)["detail"]
 
@@ -101,30 +125,41 @@ def test_retrieval_query_is_clipped_the_same_way_on_every_route(service, api, us
 
 def test_a_retried_chat_turn_is_stored_once_and_answered_the_same(service, api, user, stack):
     key = f"turn-{uuid.uuid4().hex}"
-    first = api.post("/v1/chat", json={"user_identifier": user, "message": "I love teak furniture"},
-                     headers={"Idempotency-Key": key})
+    first = api.post(
+        "/v1/chat", json={"user_identifier": user, "message": "I love teak furniture"}, headers={"Idempotency-Key": key}
+    )
     assert first.status_code == 200 and first.json()["replayed"] is False
-    again = api.post("/v1/chat", json={"user_identifier": user, "message": "I love teak furniture"},
-                     headers={"Idempotency-Key": key})
+    again = api.post(
+        "/v1/chat", json={"user_identifier": user, "message": "I love teak furniture"}, headers={"Idempotency-Key": key}
+    )
     assert again.status_code == 200, again.text
     a, b = first.json(), again.json()
     assert b["replayed"] is True and (b["message_id"], b["reply"], b["reply_message_id"], b["session_id"]) == (
-        a["message_id"], a["reply"], a["reply_message_id"], a["session_id"])
+        a["message_id"],
+        a["reply"],
+        a["reply_message_id"],
+        a["session_id"],
+    )
     # the body's message_id is the same thing
     third = api.post("/v1/chat", json={"user_identifier": user, "message": "I love teak furniture", "message_id": key})
     assert third.json()["message_id"] == a["message_id"]
     rows = stack.sql("SELECT role FROM messages WHERE user_identifier = $1", user)
     assert sorted(r["role"] for r in rows) == ["assistant", "user"]
     # the same key for another message is a client bug, said plainly
-    other = api.post("/v1/chat", json={"user_identifier": user, "message": "something else"}, headers={"Idempotency-Key": key})
+    other = api.post(
+        "/v1/chat", json={"user_identifier": user, "message": "something else"}, headers={"Idempotency-Key": key}
+    )
     _error(other, 409, "conflict")
     _error(api.post("/v1/chat", json={"user_identifier": user, "message": "x", "message_id": "a b"}), 422)
 
 
 def test_every_error_is_json_with_a_request_id(api, user):
-    for r in (api.get("/nope"), api.get(f"/memory/context/{user}", params={"budget": 1}),
-              api.post("/v1/chat", content=b"{not json", headers={"content-type": "application/json"}),
-              api.delete("/v1/chat")):
+    for r in (
+        api.get("/nope"),
+        api.get(f"/memory/context/{user}", params={"budget": 1}),
+        api.post("/v1/chat", content=b"{not json", headers={"content-type": "application/json"}),
+        api.delete("/v1/chat"),
+    ):
         body = r.json()
         assert r.status_code in (404, 405, 422) and body["error"] and body["detail"]
         assert body["request_id"] == r.headers["x-request-id"]
@@ -136,9 +171,13 @@ def test_every_error_is_json_with_a_request_id(api, user):
 def test_the_reply_uses_what_this_turn_said_without_waiting_for_the_worker(service, api, user):
     service.worker.send_signal(__import__("signal").SIGSTOP)  # the worker is busy elsewhere
     try:
-        r = api.post("/v1/chat", json={"user_identifier": user, "message": "Hi, my name is Wenonah and I love boho furniture"})
+        r = api.post(
+            "/v1/chat", json={"user_identifier": user, "message": "Hi, my name is Wenonah and I love boho furniture"}
+        )
         assert "Wenonah" in r.json()["reply"] and "bohemian" in r.json()["reply"]
-        r = api.post("/v1/chat", json={"user_identifier": user, "message": "What do you remember about me? My name is Wenonah"})
+        r = api.post(
+            "/v1/chat", json={"user_identifier": user, "message": "What do you remember about me? My name is Wenonah"}
+        )
         assert "Wenonah" in r.json()["reply"]
     finally:
         service.worker.send_signal(__import__("signal").SIGCONT)

@@ -18,10 +18,15 @@ def llm_service(stack, service):
     service.wait_idle()
     service.worker.send_signal(signal.SIGSTOP)
     with FakeOpenAI(free_port()) as fake:
-        svc = Service(stack, extra_env={
-            "OPENAI_API_KEY": "test-key-not-secret", "OPENAI_BASE_URL": fake.base_url,
-            "LOFT_LLM_MODEL": "loft-test-model", "LOFT_EXTRACTOR": "llm",
-        })
+        svc = Service(
+            stack,
+            extra_env={
+                "OPENAI_API_KEY": "test-key-not-secret",
+                "OPENAI_BASE_URL": fake.base_url,
+                "LOFT_LLM_MODEL": "loft-test-model",
+                "LOFT_EXTRACTOR": "llm",
+            },
+        )
         try:
             yield svc, fake
         finally:
@@ -42,8 +47,12 @@ def test_llm_reply_extraction_and_summary(llm_service, user, stack):
     svc.wait_idle()
 
     # extraction came from the model, validated into the same facts
-    assert stack.cypher("MATCH (c:Customer {user_id: $u})-[:PREFERS]->(m:Material) RETURN c.name AS n, m.name AS m", u=user) == [{"n": "Noor", "m": "boucle"}]
-    memories = [r["content"] for r in stack.sql("SELECT content FROM long_term_memories WHERE user_identifier = $1", user)]
+    assert stack.cypher(
+        "MATCH (c:Customer {user_id: $u})-[:PREFERS]->(m:Material) RETURN c.name AS n, m.name AS m", u=user
+    ) == [{"n": "Noor", "m": "boucle"}]
+    memories = [
+        r["content"] for r in stack.sql("SELECT content FROM long_term_memories WHERE user_identifier = $1", user)
+    ]
     assert any(m.startswith("LLM memory:") for m in memories), svc.log_tail()
     # the summary came from the model too
     summary = stack.sql("SELECT summary, method FROM conversation_summaries WHERE user_identifier = $1", user)
@@ -67,7 +76,9 @@ def test_free_text_from_the_model_never_creates_shared_nodes_and_is_erased(llm_s
     svc.wait_idle()
     assert stack.cypher("MATCH (s:Style {name: 'vorpalcore'}) RETURN count(s) AS n") == [{"n": 0}]
     own = stack.cypher(
-        "MATCH (:Customer {user_id: $u})-[r:PREFERS]->(e:Entity {user_id: $u}) RETURN e.name AS name, r.attribute AS attribute", u=user)
+        "MATCH (:Customer {user_id: $u})-[r:PREFERS]->(e:Entity {user_id: $u}) RETURN e.name AS name, r.attribute AS attribute",
+        u=user,
+    )
     assert own == [{"name": "vorpalcore", "attribute": "style"}]
     summary = api.get(f"/memory/user/{user}/summary").json()
     assert any(p["value"] == "vorpalcore" and p["attribute"] == "style" for p in summary["preferences"])
@@ -82,11 +93,18 @@ def test_a_date_only_purchase_from_the_model_never_breaks_the_customer(llm_servi
     chat, context and summary keep answering."""
     svc, _ = llm_service
     api = svc.http
-    assert api.post("/v1/chat", json={"user_identifier": user, "message": "I'm Noor and I bought the big sectional."}).status_code == 200
+    assert (
+        api.post(
+            "/v1/chat", json={"user_identifier": user, "message": "I'm Noor and I bought the big sectional."}
+        ).status_code
+        == 200
+    )
     svc.wait_idle()
     at = stack.cypher("MATCH (:Customer {user_id: $u})-[p:PURCHASED]->() RETURN p.at AS at", u=user)
     assert at and at[0]["at"].tzinfo is not None
-    for r in (api.post("/v1/chat", json={"user_identifier": user, "message": "What did I buy?"}),
-              api.get(f"/memory/context/{user}", params={"query": "what did I buy in May 2024?"}),
-              api.get(f"/memory/user/{user}/summary")):
+    for r in (
+        api.post("/v1/chat", json={"user_identifier": user, "message": "What did I buy?"}),
+        api.get(f"/memory/context/{user}", params={"query": "what did I buy in May 2024?"}),
+        api.get(f"/memory/user/{user}/summary"),
+    ):
         assert r.status_code == 200, r.text

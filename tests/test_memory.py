@@ -17,12 +17,16 @@ def test_preference_change_closes_the_old_one_and_keeps_history(service, api, us
 
     # graph: the oak preference is closed, not deleted; walnut is current
     rels = stack.cypher(
-        "MATCH (:Customer {user_id: $u})-[r:PREFERS]->(m:Material) RETURN m.name AS m, r.valid_to IS NULL AS current ORDER BY m", u=user)
+        "MATCH (:Customer {user_id: $u})-[r:PREFERS]->(m:Material) RETURN m.name AS m, r.valid_to IS NULL AS current ORDER BY m",
+        u=user,
+    )
     assert rels == [{"m": "oak", "current": False}, {"m": "walnut", "current": True}]
 
     # long-term: the oak memory is superseded by the walnut one; both visible in history
     rows = stack.sql(
-        "SELECT id, content, valid_to, superseded_by FROM long_term_memories WHERE user_identifier = $1 AND kind = 'preference' ORDER BY created_at", user)
+        "SELECT id, content, valid_to, superseded_by FROM long_term_memories WHERE user_identifier = $1 AND kind = 'preference' ORDER BY created_at",
+        user,
+    )
     oak = next(r for r in rows if "oak" in r["content"])
     walnut = next(r for r in rows if "walnut" in r["content"])
     assert oak["valid_to"] is not None and oak["superseded_by"] == walnut["id"]
@@ -44,7 +48,10 @@ def test_the_same_fact_twice_is_one_memory(service, api, user, stack):
     _chat(api, user, "I love velvet.")
     _chat(api, user, "I love velvet.")
     service.wait_idle()
-    rows = stack.sql("SELECT content, source_message_ids FROM long_term_memories WHERE user_identifier = $1 AND content ILIKE '%velvet%'", user)
+    rows = stack.sql(
+        "SELECT content, source_message_ids FROM long_term_memories WHERE user_identifier = $1 AND content ILIKE '%velvet%'",
+        user,
+    )
     assert len(rows) == 1
     assert len(rows[0]["source_message_ids"]) == 2  # the second mention was absorbed, with its source
 
@@ -61,7 +68,9 @@ def test_entity_search_finds_people_with_relationships(service, api, user):
     anna = next(e for e in entities if e["name"] == "Anna")
     assert anna["relation"] == "sister" and anna["source_message_ids"]
     # scoped to this customer: another customer's search finds nothing of this one
-    other = api.post("/memory/search/entities", json={"query": "Anna", "user_identifier": user + "x", "limit": 5}).json()
+    other = api.post(
+        "/memory/search/entities", json={"query": "Anna", "user_identifier": user + "x", "limit": 5}
+    ).json()
     assert other["entities"] == []
 
 
@@ -72,7 +81,9 @@ def test_session_summary_is_written_with_key_entities_and_embedding(service, api
     service.wait_idle()
     rows = stack.sql(
         "SELECT summary, key_entities, method, message_count, embedding IS NOT NULL AS embedded, source_message_ids "
-        "FROM conversation_summaries WHERE user_identifier = $1", user)
+        "FROM conversation_summaries WHERE user_identifier = $1",
+        user,
+    )
     assert len(rows) == 1
     summary = rows[0]
     assert summary["method"] == "extractive" and summary["embedded"]
@@ -96,7 +107,9 @@ def test_statistics_count_every_tier(service, api, user):
 def test_context_endpoint_returns_sections_items_and_provenance(service, api, user):
     first = _chat(api, user, "My name is Lena and I love mid-century modern design.")
     service.wait_idle()
-    r = api.get(f"/memory/context/{user}", params={"query": "what style does she like?", "budget": 300, "explain": True})
+    r = api.get(
+        f"/memory/context/{user}", params={"query": "what style does she like?", "budget": 300, "explain": True}
+    )
     assert r.status_code == 200, r.text
     ctx = r.json()
     assert ctx["tokens"] <= 300 and len(ctx["text"]) <= 300 * 4
@@ -109,7 +122,9 @@ def test_context_endpoint_returns_sections_items_and_provenance(service, api, us
     assert item["provenance"]["memory_id"] or item["provenance"]["graph_path"].startswith("(:Customer)-[:PREFERS]")
     assert item["score_parts"] and item["timestamp"]
     # the raw turn it came from is not repeated next to it
-    assert not any(i["kind"] == "message" and i["provenance"]["message_ids"] == [first["message_id"]] for i in ctx["items"])
+    assert not any(
+        i["kind"] == "message" and i["provenance"]["message_ids"] == [first["message_id"]] for i in ctx["items"]
+    )
     # the customer's name comes from the graph profile
     assert any(i["kind"] == "profile" and "Lena" in i["text"] for i in ctx["items"])
 

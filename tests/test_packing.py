@@ -4,7 +4,7 @@ kept, turns grouped by day, sections in a fixed order."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,19 +15,41 @@ from service.retrieval.candidates import Candidate, day, message_key
 from service.retrieval.config import CHARS_PER_TOKEN
 from service.retrieval.packing import SECTION_ORDER, SECTION_TITLES, excluding, pack, render
 
-UTC = timezone.utc
+UTC = UTC
 T0 = datetime(2023, 5, 2, 10, 0, tzinfo=UTC)
 SECTION_OF = {
-    "profile": "profile", "preference": "preferences", "purchase": "purchases", "interest": "interests",
-    "entity": "entities", "memory": "memories", "summary": "summaries", "message": "conversation", "turn": "session",
+    "profile": "profile",
+    "preference": "preferences",
+    "purchase": "purchases",
+    "interest": "interests",
+    "entity": "entities",
+    "memory": "memories",
+    "summary": "summaries",
+    "message": "conversation",
+    "turn": "session",
 }
 
 
-def cand(kind: str, key: str, score: float, *, text: str | None = None, at: datetime | None = T0,
-         ids: list[int] = (), facts: tuple[str, ...] = ()) -> Candidate:
+def cand(
+    kind: str,
+    key: str,
+    score: float,
+    *,
+    text: str | None = None,
+    at: datetime | None = T0,
+    ids: list[int] = (),
+    facts: tuple[str, ...] = (),
+) -> Candidate:
     return Candidate(
-        key=key, kind=kind, section=SECTION_OF[kind], text=text or f"{kind} {key}", timestamp=at,
-        message_ids=list(ids), fact_keys=facts, score=score, pinned=kind in ("profile", "turn"),
+        key=key,
+        kind=kind,
+        section=SECTION_OF[kind],
+        text=text or f"{kind} {key}",
+        timestamp=at,
+        message_ids=list(ids),
+        fact_keys=facts,
+        score=score,
+        pinned=kind in ("profile", "turn"),
         group=day(at) if kind == "message" else None,
     )
 
@@ -46,8 +68,13 @@ def keys(packed: list[Candidate]) -> list[str]:
 def test_a_fact_from_two_tiers_is_packed_once():
     walnut = fact_key("prefers", "material", "Walnut")
     memory = cand("memory", "memory:a", 0.05, text="She prefers walnut now.", ids=[4], facts=(walnut,))
-    graph = cand("preference", "pref:PREFERS:material:walnut", 0.04, ids=[4],
-                 facts=(fact_key(POLARITY_OF["PREFERS"], "material", "walnut"),))
+    graph = cand(
+        "preference",
+        "pref:PREFERS:material:walnut",
+        0.04,
+        ids=[4],
+        facts=(fact_key(POLARITY_OF["PREFERS"], "material", "walnut"),),
+    )
     other = cand("preference", "pref:DISLIKES:material:oak", 0.03, facts=(fact_key("dislikes", "material", "oak"),))
     assert keys(pack([graph, memory, other], 1000, DEFAULT)) == ["memory:a", "pref:DISLIKES:material:oak"]
 
@@ -60,14 +87,23 @@ def test_a_turn_covered_by_its_memory_is_skipped():
 
 
 def test_a_memory_whose_turn_is_already_in_is_skipped_but_a_graph_fact_is_not():
-    packed = pack([message(5, 0.09), cand("memory", "memory:a", 0.05, ids=[5]),
-                   cand("purchase", "purchase:sku1:5", 0.04, ids=[5])], 1000, DEFAULT)
+    packed = pack(
+        [
+            message(5, 0.09),
+            cand("memory", "memory:a", 0.05, ids=[5]),
+            cand("purchase", "purchase:sku1:5", 0.04, ids=[5]),
+        ],
+        1000,
+        DEFAULT,
+    )
     assert keys(packed) == ["message:5", "purchase:sku1:5"]
 
 
 def test_the_turn_being_answered_is_left_out_but_not_what_was_derived_from_it():
-    kept = excluding([message(5, 0.1), cand("turn", "message:6", 0, ids=[6]), cand("memory", "memory:a", 0.1, ids=[6])],
-                     frozenset({6}))
+    kept = excluding(
+        [message(5, 0.1), cand("turn", "message:6", 0, ids=[6]), cand("memory", "memory:a", 0.1, ids=[6])],
+        frozenset({6}),
+    )
     assert keys(kept) == ["message:5", "memory:a"]
 
 
@@ -77,8 +113,12 @@ KINDS = list(SECTION_OF)
 candidate_sets = st.lists(
     st.builds(
         lambda kind, n, score, chars, days, ids, fact: cand(
-            kind, f"{kind}:{n}", score, text="x" * chars,
-            at=None if days is None else T0 + timedelta(days=days, minutes=n), ids=ids,
+            kind,
+            f"{kind}:{n}",
+            score,
+            text="x" * chars,
+            at=None if days is None else T0 + timedelta(days=days, minutes=n),
+            ids=ids,
             facts=(fact_key("prefers", "style", fact),) if fact else (),
         ),
         kind=st.sampled_from(KINDS),
@@ -116,10 +156,12 @@ def test_an_item_too_long_for_the_budget_makes_room_for_smaller_ones():
 
 
 def test_pinned_session_turns_are_kept_newest_first_and_shown_in_order():
-    turns = [cand("turn", message_key(i), 0, text=f"turn {i} " + "y" * 80, at=T0 + timedelta(minutes=i), ids=[i])
-             for i in range(10)]
+    turns = [
+        cand("turn", message_key(i), 0, text=f"turn {i} " + "y" * 80, at=T0 + timedelta(minutes=i), ids=[i])
+        for i in range(10)
+    ]
     budget = 300  # 30% of 1200 characters: three turns of ~90
-    packed = pack(list(reversed(turns)) + [message(50, 0.9)], budget, DEFAULT)
+    packed = pack([*list(reversed(turns)), message(50, 0.9)], budget, DEFAULT)
     assert keys(packed)[:3] == ["message:9", "message:8", "message:7"]
     _, sections = render(packed)
     assert [line.split()[1] for line in sections["session"]] == ["7", "8", "9"]
@@ -132,22 +174,50 @@ def test_the_profile_comes_first_whatever_its_score():
 
 def test_conversation_turns_are_grouped_by_day_in_order():
     may2, may20 = T0, T0 + timedelta(days=18)
-    packed = pack([message(3, 0.9, may20, "Harriet: the sideboard"), message(1, 0.5, may2, "Harriet: japandi"),
-                   message(2, 0.4, may2 + timedelta(hours=1), "Harriet: the armchair")], 1000, DEFAULT)
+    packed = pack(
+        [
+            message(3, 0.9, may20, "Harriet: the sideboard"),
+            message(1, 0.5, may2, "Harriet: japandi"),
+            message(2, 0.4, may2 + timedelta(hours=1), "Harriet: the armchair"),
+        ],
+        1000,
+        DEFAULT,
+    )
     text, sections = render(packed)
-    assert text == ("## From past conversations\n"
-                    "### 2 May 2023\n- Harriet: japandi\n- Harriet: the armchair\n"
-                    "### 20 May 2023\n- Harriet: the sideboard")
-    assert sections == {"conversation": ["[2 May 2023] Harriet: japandi", "[2 May 2023] Harriet: the armchair",
-                                         "[20 May 2023] Harriet: the sideboard"]}
+    assert text == (
+        "## From past conversations\n"
+        "### 2 May 2023\n- Harriet: japandi\n- Harriet: the armchair\n"
+        "### 20 May 2023\n- Harriet: the sideboard"
+    )
+    assert sections == {
+        "conversation": [
+            "[2 May 2023] Harriet: japandi",
+            "[2 May 2023] Harriet: the armchair",
+            "[20 May 2023] Harriet: the sideboard",
+        ]
+    }
 
 
 def test_sections_follow_a_fixed_order_and_titles():
-    packed = pack([message(1, 0.9), cand("memory", "memory:a", 0.5), cand("preference", "pref:x", 0.1),
-                   cand("profile", "profile:name", 0.0)], 1000, DEFAULT)
+    packed = pack(
+        [
+            message(1, 0.9),
+            cand("memory", "memory:a", 0.5),
+            cand("preference", "pref:x", 0.1),
+            cand("profile", "profile:name", 0.0),
+        ],
+        1000,
+        DEFAULT,
+    )
     text, sections = render(packed)
-    assert list(sections) == [s for s in SECTION_ORDER if s in sections] == ["profile", "preferences", "memories", "conversation"]
-    assert [line for line in text.splitlines() if line.startswith("## ")] == [f"## {SECTION_TITLES[s]}" for s in sections]
+    assert (
+        list(sections)
+        == [s for s in SECTION_ORDER if s in sections]
+        == ["profile", "preferences", "memories", "conversation"]
+    )
+    assert [line for line in text.splitlines() if line.startswith("## ")] == [
+        f"## {SECTION_TITLES[s]}" for s in sections
+    ]
 
 
 def test_nothing_packed_renders_nothing():

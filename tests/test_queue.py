@@ -9,7 +9,7 @@ import signal
 import time
 import uuid
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -82,12 +82,26 @@ def test_a_summary_rearmed_while_it_runs_runs_again(service, stack):
     async def scenario(pool):
         key = f"summary:{uuid.uuid4()}"
         async with pool.acquire() as conn:
-            await queue.enqueue(conn, "summarize_session", user, key, {"session_id": str(uuid.uuid4())}, debounce=True,
-                                run_after=datetime.now(timezone.utc))
+            await queue.enqueue(
+                conn,
+                "summarize_session",
+                user,
+                key,
+                {"session_id": str(uuid.uuid4())},
+                debounce=True,
+                run_after=datetime.now(UTC),
+            )
         (job,) = [j for j in await queue.claim(pool, "w1", 50, "summarize_session", lease=LEASE) if j.dedupe_key == key]
         async with pool.acquire() as conn:  # a new message arrives while the summary runs
-            await queue.enqueue(conn, "summarize_session", user, key, {"session_id": job.payload["session_id"]}, debounce=True,
-                                run_after=datetime.now(timezone.utc))
+            await queue.enqueue(
+                conn,
+                "summarize_session",
+                user,
+                key,
+                {"session_id": job.payload["session_id"]},
+                debounce=True,
+                run_after=datetime.now(UTC),
+            )
         await queue.complete(pool, "w1", [job])
         after = await pool.fetchrow("SELECT status, rearmed, locked_by FROM jobs WHERE dedupe_key = $1", key)
         await pool.execute("DELETE FROM jobs WHERE user_identifier = $1", user)
@@ -108,8 +122,11 @@ def test_every_change_of_a_job_is_fenced_by_its_holder_and_attempt(service, stac
         # w1 is stalled past its lease; w2 takes the job over
         await pool.execute("UPDATE jobs SET locked_until = now() - interval '1 second' WHERE id = $1", first.id)
         await queue.requeue_expired(pool)
-        (second,) = [j for j in await queue.claim(pool, "w2", 50, "ingest_message", lease=LEASE, crashed=True)
-                     if j.dedupe_key == key]
+        (second,) = [
+            j
+            for j in await queue.claim(pool, "w2", 50, "ingest_message", lease=LEASE, crashed=True)
+            if j.dedupe_key == key
+        ]
         assert second.attempts == first.attempts + 1
         # the stale holder's late answers change nothing
         await queue.retry(pool, "w1", first, "late failure")
@@ -134,15 +151,21 @@ def test_a_job_whose_worker_dies_twice_is_parked_alone(service, stack):
         keys = await _enqueue(pool, user, 3, "live")
         claimed = [j for j in await queue.claim(pool, "w1", 50, "ingest_message", lease=LEASE) if j.dedupe_key in keys]
         assert len(claimed) == 3
-        await pool.execute("UPDATE jobs SET locked_until = now() - interval '1 second' WHERE user_identifier = $1", user)
+        await pool.execute(
+            "UPDATE jobs SET locked_until = now() - interval '1 second' WHERE user_identifier = $1", user
+        )
         await queue.requeue_expired(pool)  # the worker died holding the batch
         # a normal claim does not take them: each runs alone, as a "crashed" job
-        normal = [j for j in await queue.claim(pool, "w2", 50, "ingest_message", lease=LEASE) if j.user_identifier == user]
+        normal = [
+            j for j in await queue.claim(pool, "w2", 50, "ingest_message", lease=LEASE) if j.user_identifier == user
+        ]
         alone = await queue.claim(pool, "w2", 1, "ingest_message", lease=LEASE, crashed=True)
         assert not normal and len(alone) == 1 and alone[0].crashes == 1
         await pool.execute("UPDATE jobs SET locked_until = now() - interval '1 second' WHERE id = $1", alone[0].id)
         await queue.requeue_expired(pool)  # it killed the worker again
-        rows = await pool.fetch("SELECT id, status, crashes, last_error FROM jobs WHERE user_identifier = $1 ORDER BY id", user)
+        rows = await pool.fetch(
+            "SELECT id, status, crashes, last_error FROM jobs WHERE user_identifier = $1 ORDER BY id", user
+        )
         await pool.execute("DELETE FROM jobs WHERE user_identifier = $1", user)
         return alone[0].id, rows
 
@@ -165,8 +188,14 @@ def test_only_real_connection_failures_are_outages(stack):
     socket_gone = asyncio.run(refused())
     assert is_outage(socket_gone)
     assert is_outage(ConnectionRefusedError()) and is_outage(asyncpg.CannotConnectNowError("starting"))
-    for bad in (asyncpg.DataError("bad"), asyncpg.UniqueViolationError("dup"), ValueError("x"), KeyError("k"),
-                FileNotFoundError("not a socket"), TimeoutError()):
+    for bad in (
+        asyncpg.DataError("bad"),
+        asyncpg.UniqueViolationError("dup"),
+        ValueError("x"),
+        KeyError("k"),
+        FileNotFoundError("not a socket"),
+        TimeoutError(),
+    ):
         assert not is_outage(bad), bad
 
 
@@ -179,9 +208,13 @@ def test_the_fair_queue_serves_a_live_customer_within_seconds_of_a_huge_import(s
     importer = f"imp-{uuid.uuid4().hex[:8]}"
     stack.sql("INSERT INTO users (user_identifier) VALUES ($1)", importer)
     session = uuid.uuid4()
-    stack.sql("INSERT INTO sessions (id, user_identifier, started_at, last_message_at) VALUES ($1, $2, now(), now())",
-              session, importer)
-    stack.sql("""
+    stack.sql(
+        "INSERT INTO sessions (id, user_identifier, started_at, last_message_at) VALUES ($1, $2, now(), now())",
+        session,
+        importer,
+    )
+    stack.sql(
+        """
         WITH m AS (
           INSERT INTO messages (session_id, user_identifier, role, content, created_at)
           SELECT $1, $2, 'user', 'Back-fill note ' || g || ': we love walnut and oak, budget $' || (1000 + g),
@@ -189,12 +222,20 @@ def test_the_fair_queue_serves_a_live_customer_within_seconds_of_a_huge_import(s
           FROM generate_series(1, 20000) g RETURNING id)
         INSERT INTO jobs (kind, user_identifier, dedupe_key, payload, lane)
         SELECT 'ingest_message', $2, 'ingest:' || id, jsonb_build_object('message_id', id), 'bulk' FROM m
-    """, session, importer)
+    """,
+        session,
+        importer,
+    )
     try:
         time.sleep(1.0)  # the worker is busy with the back-fill
         started = time.monotonic()
-        s = api.post("/v1/chat", json={"user_identifier": user, "message": "Hi, my name is Sarah and I love modern furniture"})
-        api.post("/v1/chat", json={"user_identifier": user, "message": "Show me sectionals", "session_id": s.json()["session_id"]})
+        s = api.post(
+            "/v1/chat", json={"user_identifier": user, "message": "Hi, my name is Sarah and I love modern furniture"}
+        )
+        api.post(
+            "/v1/chat",
+            json={"user_identifier": user, "message": "Show me sectionals", "session_id": s.json()["session_id"]},
+        )
         while True:
             summary = api.get(f"/memory/user/{user}/summary").json()
             prefs = {(p["attribute"], p["value"]) for p in summary.get("preferences", [])}
@@ -213,21 +254,38 @@ def test_the_fair_queue_serves_a_live_customer_within_seconds_of_a_huge_import(s
 def test_a_replayed_older_message_never_overrides_a_newer_fact(service, api, user, stack):
     """The change of mind is filed first; the older statement arrives later (a late
     import, a retry): walnut stays current, oak is history in the graph and in memory."""
-    newer = api.post(f"/v1/sessions/{user}/messages", json={"messages": [
-        {"role": "user", "content": "Actually I prefer walnut now.", "created_at": "2024-06-01T10:00:00Z"}]})
+    newer = api.post(
+        f"/v1/sessions/{user}/messages",
+        json={
+            "messages": [
+                {"role": "user", "content": "Actually I prefer walnut now.", "created_at": "2024-06-01T10:00:00Z"}
+            ]
+        },
+    )
     assert newer.status_code == 201
     service.wait_idle()
-    older = api.post(f"/v1/sessions/{user}/messages", json={"messages": [
-        {"role": "user", "content": "I prefer oak for the dining table.", "created_at": "2024-05-01T10:00:00Z"}]})
+    older = api.post(
+        f"/v1/sessions/{user}/messages",
+        json={
+            "messages": [
+                {"role": "user", "content": "I prefer oak for the dining table.", "created_at": "2024-05-01T10:00:00Z"}
+            ]
+        },
+    )
     assert older.status_code == 201
     service.wait_idle()
     rels = stack.cypher(
         "MATCH (:Customer {user_id: $u})-[r:PREFERS]->(m:Material) RETURN m.name AS m, r.valid_to IS NULL AS current, "
-        "toString(r.valid_to) AS until ORDER BY m", u=user)
+        "toString(r.valid_to) AS until ORDER BY m",
+        u=user,
+    )
     assert [(r["m"], r["current"]) for r in rels] == [("oak", False), ("walnut", True)], rels
     assert rels[0]["until"].startswith("2024-06-01")
-    current = stack.sql("SELECT content FROM long_term_memories WHERE user_identifier = $1 AND valid_to IS NULL "
-                        "AND subject = 'preference:material'", user)
+    current = stack.sql(
+        "SELECT content FROM long_term_memories WHERE user_identifier = $1 AND valid_to IS NULL "
+        "AND subject = 'preference:material'",
+        user,
+    )
     assert [r["content"] for r in current] and all("oak" not in r["content"] for r in current)
     summary = api.get(f"/memory/user/{user}/summary").json()
     likes = {p["value"] for p in summary["preferences"] if p["polarity"] == "prefers" and p["attribute"] == "material"}
@@ -240,11 +298,19 @@ def test_a_retried_message_counts_once(service, api, user, stack, replays):
     mid = r.json()["message_id"]
     service.wait_idle()
     for _ in range(replays):  # the same job again, as after a lease expiry
-        stack.sql("INSERT INTO jobs (kind, user_identifier, dedupe_key, payload) VALUES ('ingest_message', $1, $2, $3::jsonb)",
-                  user, f"replay:{uuid.uuid4()}", f'{{"message_id": {mid}}}')
+        stack.sql(
+            "INSERT INTO jobs (kind, user_identifier, dedupe_key, payload) VALUES ('ingest_message', $1, $2, $3::jsonb)",
+            user,
+            f"replay:{uuid.uuid4()}",
+            f'{{"message_id": {mid}}}',
+        )
         service.wait_idle()
-    prefs = stack.cypher("MATCH (:Customer {user_id: $u})-[r:PREFERS]->(m {name: 'velvet'}) RETURN r.mentions AS n", u=user)
-    mentions = stack.cypher("MATCH (:Customer {user_id: $u})-[r:MENTIONED]->(e {name: 'Ottilie'}) RETURN r.mentions AS n", u=user)
+    prefs = stack.cypher(
+        "MATCH (:Customer {user_id: $u})-[r:PREFERS]->(m {name: 'velvet'}) RETURN r.mentions AS n", u=user
+    )
+    mentions = stack.cypher(
+        "MATCH (:Customer {user_id: $u})-[r:MENTIONED]->(e {name: 'Ottilie'}) RETURN r.mentions AS n", u=user
+    )
     assert prefs == [{"n": 1}] and mentions == [{"n": 1}]
     memories = stack.sql("SELECT source_message_ids FROM long_term_memories WHERE user_identifier = $1", user)
     assert memories and all(list(m["source_message_ids"]).count(mid) == 1 for m in memories)
@@ -256,8 +322,15 @@ def test_a_summary_whose_worker_died_is_still_run(service, stack):
     async def scenario(pool):
         key = f"summary:{uuid.uuid4()}"
         async with pool.acquire() as conn:
-            await queue.enqueue(conn, "summarize_session", user, key, {"session_id": str(uuid.uuid4())}, debounce=True,
-                                run_after=datetime.now(timezone.utc))
+            await queue.enqueue(
+                conn,
+                "summarize_session",
+                user,
+                key,
+                {"session_id": str(uuid.uuid4())},
+                debounce=True,
+                run_after=datetime.now(UTC),
+            )
         (job,) = [j for j in await queue.claim(pool, "w1", 50, "summarize_session", lease=LEASE) if j.dedupe_key == key]
         await pool.execute("UPDATE jobs SET locked_until = now() - interval '1 second' WHERE id = $1", job.id)
         await queue.requeue_expired(pool)
@@ -280,15 +353,21 @@ def test_a_rearm_racing_the_completion_is_never_lost(service, stack):
         for round_ in range(30):
             key = f"summary:race:{uuid.uuid4()}"
             sid = str(uuid.uuid4())
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             async with pool.acquire() as conn:
-                await queue.enqueue(conn, "summarize_session", user, key, {"session_id": sid}, debounce=True, run_after=now)
-            (job,) = [j for j in await queue.claim(pool, "w1", 50, "summarize_session", lease=LEASE) if j.dedupe_key == key]
+                await queue.enqueue(
+                    conn, "summarize_session", user, key, {"session_id": sid}, debounce=True, run_after=now
+                )
+            (job,) = [
+                j for j in await queue.claim(pool, "w1", 50, "summarize_session", lease=LEASE) if j.dedupe_key == key
+            ]
 
             async def rearm(delay: float) -> None:
                 await asyncio.sleep(delay)
                 async with pool.acquire() as conn:
-                    await queue.enqueue(conn, "summarize_session", user, key, {"session_id": sid}, debounce=True, run_after=now)
+                    await queue.enqueue(
+                        conn, "summarize_session", user, key, {"session_id": sid}, debounce=True, run_after=now
+                    )
 
             await asyncio.gather(queue.complete(pool, "w1", [job]), rearm(round_ * 0.0005))
             row = await pool.fetchrow("SELECT status, locked_by FROM jobs WHERE dedupe_key = $1", key)

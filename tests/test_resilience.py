@@ -32,7 +32,10 @@ def test_neo4j_down_degrades_chat_keeps_answering_and_everything_recovers(stack,
         assert "neo4j" in body["stores"]["neo4j"]["error"].lower()
 
         # chat still answers from PostgreSQL, and says which tier was missing
-        reply = api.post("/v1/chat", json={"user_identifier": user, "message": "Hi, my name is Priya and I love scandinavian furniture"})
+        reply = api.post(
+            "/v1/chat",
+            json={"user_identifier": user, "message": "Hi, my name is Priya and I love scandinavian furniture"},
+        )
         assert reply.status_code == 200, reply.text
         ctx = reply.json()["context"]
         assert ctx["tiers"]["neo4j"] is False and ctx["tiers"]["postgres"] is True
@@ -43,7 +46,7 @@ def test_neo4j_down_degrades_chat_keeps_answering_and_everything_recovers(stack,
         )
         assert pending and all(r["status"] in ("queued", "running") for r in pending)
     finally:
-        uri, _ = neo4j.start()
+        _uri, _ = neo4j.start()
     body = _wait_status(api, 200, timeout=90)
     assert body["status"] == "ok"
     # the queued work completes once Neo4j is back (back-off is capped; wait for it)
@@ -51,21 +54,32 @@ def test_neo4j_down_degrades_chat_keeps_answering_and_everything_recovers(stack,
     while stack.sql("SELECT 1 FROM jobs WHERE user_identifier = $1 AND kind = 'ingest_message'", user):
         assert time.monotonic() < deadline, "queued ingestion never completed after Neo4j returned"
         time.sleep(1)
-    rows = stack.cypher("MATCH (c:Customer {user_id: $u})-[r:PREFERS]->(s:Style) RETURN c.name AS name, s.name AS style", u=user)
+    rows = stack.cypher(
+        "MATCH (c:Customer {user_id: $u})-[r:PREFERS]->(s:Style) RETURN c.name AS name, s.name AS style", u=user
+    )
     assert rows == [{"name": "Priya", "style": "scandinavian"}]
 
 
 @pytest.mark.slow
 def test_data_survives_a_restart_of_both_servers(stack, service, api, user):
-    imported = api.post(f"/v1/sessions/{user}/messages", json={"messages": [
-        {"role": "user", "content": "My name is Olu and I prefer walnut.", "created_at": "2024-03-01T10:00:00Z"}]})
+    imported = api.post(
+        f"/v1/sessions/{user}/messages",
+        json={
+            "messages": [
+                {"role": "user", "content": "My name is Olu and I prefer walnut.", "created_at": "2024-03-01T10:00:00Z"}
+            ]
+        },
+    )
     assert imported.status_code == 201, imported.text
     service.wait_idle()
     stack.stack.neo4j.stop()
     stack.stack.postgres.stop()
     stack.stack.postgres.start()
     stack.stack.neo4j.start()
-    assert stack.sql("SELECT content FROM messages WHERE user_identifier = $1", user)[0]["content"] == "My name is Olu and I prefer walnut."
+    assert (
+        stack.sql("SELECT content FROM messages WHERE user_identifier = $1", user)[0]["content"]
+        == "My name is Olu and I prefer walnut."
+    )
     assert stack.cypher("MATCH (c:Customer {user_id: $u}) RETURN c.name AS name", u=user) == [{"name": "Olu"}]
     _wait_status(api, 200, timeout=90)
     summary = api.get(f"/memory/user/{user}/summary")

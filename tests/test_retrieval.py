@@ -15,13 +15,37 @@ def _import(api, user, messages):
 
 @pytest.fixture
 def history(service, api, user):
-    ids = _import(api, user, [
-        {"role": "user", "content": "My name is Harriet and I love japandi furniture.", "created_at": "2023-05-02T10:00:00Z"},
-        {"role": "user", "content": "I bought a rattan armchair for the sunroom last week.", "created_at": "2023-05-20T10:00:00Z"},
-        {"role": "user", "content": "Our cat Pixel keeps scratching the linen sofa.", "created_at": "2023-09-03T10:00:00Z"},
-        {"role": "user", "content": "We are hosting a housewarming party in the new flat next Saturday.", "created_at": "2024-01-10T10:00:00Z"},
-        {"role": "user", "content": "I bought a walnut sideboard for the dining room yesterday.", "created_at": "2024-01-15T10:00:00Z"},
-    ])
+    ids = _import(
+        api,
+        user,
+        [
+            {
+                "role": "user",
+                "content": "My name is Harriet and I love japandi furniture.",
+                "created_at": "2023-05-02T10:00:00Z",
+            },
+            {
+                "role": "user",
+                "content": "I bought a rattan armchair for the sunroom last week.",
+                "created_at": "2023-05-20T10:00:00Z",
+            },
+            {
+                "role": "user",
+                "content": "Our cat Pixel keeps scratching the linen sofa.",
+                "created_at": "2023-09-03T10:00:00Z",
+            },
+            {
+                "role": "user",
+                "content": "We are hosting a housewarming party in the new flat next Saturday.",
+                "created_at": "2024-01-10T10:00:00Z",
+            },
+            {
+                "role": "user",
+                "content": "I bought a walnut sideboard for the dining room yesterday.",
+                "created_at": "2024-01-15T10:00:00Z",
+            },
+        ],
+    )
     service.wait_idle()
     return ids
 
@@ -36,7 +60,9 @@ def test_budget_is_never_exceeded(api, user, history, budget):
 def test_items_carry_correct_provenance(api, user, history, stack):
     ctx = api.get(f"/memory/context/{user}", params={"query": "what did I buy for the sunroom?", "budget": 1000}).json()
     assert ctx["items"]
-    own = {r["id"]: r["content"] for r in stack.sql("SELECT id, content FROM messages WHERE user_identifier = $1", user)}
+    own = {
+        r["id"]: r["content"] for r in stack.sql("SELECT id, content FROM messages WHERE user_identifier = $1", user)
+    }
     for item in ctx["items"]:
         for mid in item["provenance"]["message_ids"]:
             assert mid in own, item
@@ -44,7 +70,10 @@ def test_items_carry_correct_provenance(api, user, history, stack):
             (mid,) = item["provenance"]["message_ids"]
             assert item["text"].split(": ", 1)[1].rstrip("…")[:40] in own[mid]
         if item["kind"] == "memory":
-            row = stack.sql("SELECT user_identifier, source_message_ids FROM long_term_memories WHERE id = $1::uuid", item["provenance"]["memory_id"])
+            row = stack.sql(
+                "SELECT user_identifier, source_message_ids FROM long_term_memories WHERE id = $1::uuid",
+                item["provenance"]["memory_id"],
+            )
             assert row[0]["user_identifier"] == user
             assert list(row[0]["source_message_ids"]) == item["provenance"]["message_ids"]
     # the answer is in the context, with the turn it came from
@@ -54,8 +83,20 @@ def test_items_carry_correct_provenance(api, user, history, stack):
 
 def test_a_customers_context_never_contains_another_customers_data(service, api, user, stack):
     other = user + "-b"
-    _import(api, user, [{"role": "user", "content": "I love teak garden benches.", "created_at": "2024-02-01T10:00:00Z"}])
-    _import(api, other, [{"role": "user", "content": "My secret: I adore teak and my PIN is 4321.", "created_at": "2024-02-01T10:00:00Z"}])
+    _import(
+        api, user, [{"role": "user", "content": "I love teak garden benches.", "created_at": "2024-02-01T10:00:00Z"}]
+    )
+    _import(
+        api,
+        other,
+        [
+            {
+                "role": "user",
+                "content": "My secret: I adore teak and my PIN is 4321.",
+                "created_at": "2024-02-01T10:00:00Z",
+            }
+        ],
+    )
     service.wait_idle()
     theirs = {r["id"] for r in stack.sql("SELECT id FROM messages WHERE user_identifier = $1", other)}
     ctx = api.get(f"/memory/context/{user}", params={"query": "teak secret PIN 4321", "budget": 2000}).json()
@@ -74,7 +115,9 @@ def test_a_superseded_preference_is_not_presented_as_current(service, api, user)
 
 
 def test_items_show_dates_and_a_named_period_is_boosted(api, user, history):
-    ctx = api.get(f"/memory/context/{user}", params={"query": "what did I buy in May 2023?", "budget": 1000, "explain": True}).json()
+    ctx = api.get(
+        f"/memory/context/{user}", params={"query": "what did I buy in May 2023?", "budget": 1000, "explain": True}
+    ).json()
     assert "2023" in ctx["text"]
     assert all(i["timestamp"] for i in ctx["items"] if i["kind"] in ("message", "memory"))
     purchases = [i for i in ctx["items"] if "bought" in i["text"].lower() or "purchase" in i["kind"]]

@@ -45,14 +45,16 @@ def test_migrations_twice_leave_the_schema_unchanged(stack):
     assert applied == {"postgres": [], "neo4j": []}
     assert schema() == before
     recorded = stack.sql("SELECT version, name FROM schema_migrations ORDER BY version")
-    assert [r["name"] for r in recorded][0] == "0001_init.sql"
+    assert next(r["name"] for r in recorded) == "0001_init.sql"
     assert stack.cypher("MATCH (m:SchemaMigration) RETURN count(m) AS n")[0]["n"] >= 1
 
 
 def test_design_indexes_exist(stack):
     names = {r["indexname"]: r["indexdef"] for r in stack.sql("SELECT indexname, indexdef FROM pg_indexes")}
     assert "USING hnsw (embedding vector_cosine_ops)" in names["ltm_embedding_hnsw_idx"]
-    graph = {r["name"]: r for r in stack.cypher("SHOW INDEXES YIELD name, type, labelsOrTypes, properties, options RETURN *")}
+    graph = {
+        r["name"]: r for r in stack.cypher("SHOW INDEXES YIELD name, type, labelsOrTypes, properties, options RETURN *")
+    }
     vector = graph["entity_embedding"]
     assert vector["type"] == "VECTOR" and vector["labelsOrTypes"] == ["Entity"]
     assert vector["options"]["indexConfig"]["vector.dimensions"] == 384
@@ -65,15 +67,24 @@ def test_design_indexes_exist(stack):
 def _loftmem(args: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "NEO4J_"))}
     return subprocess.run(
-        [sys.executable, "-m", "service.cli", *args], env=clean | env, capture_output=True, text=True, timeout=timeout, cwd=ROOT
+        [sys.executable, "-m", "service.cli", *args],
+        env=clean | env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
     )
 
 
 def test_unreachable_database_url_fails_fast_with_a_clear_message(stack, tmp_path):
     result = _loftmem(
         ["migrate"],
-        {"DATABASE_URL": "postgresql://loft@127.0.0.1:1/loft", "NEO4J_URI": stack.env["NEO4J_URI"],
-         "NEO4J_PASSWORD": stack.env["NEO4J_PASSWORD"], "LOFT_DATA_DIR": str(tmp_path)},
+        {
+            "DATABASE_URL": "postgresql://loft@127.0.0.1:1/loft",
+            "NEO4J_URI": stack.env["NEO4J_URI"],
+            "NEO4J_PASSWORD": stack.env["NEO4J_PASSWORD"],
+            "LOFT_DATA_DIR": str(tmp_path),
+        },
     )
     assert result.returncode == 2
     assert "cannot reach PostgreSQL at postgresql://loft@127.0.0.1:1/loft" in result.stderr
@@ -84,8 +95,12 @@ def test_unreachable_database_url_fails_fast_with_a_clear_message(stack, tmp_pat
 def test_wrong_neo4j_password_fails_fast_with_a_clear_message(stack, tmp_path):
     result = _loftmem(
         ["migrate"],
-        {"DATABASE_URL": stack.env["DATABASE_URL"], "NEO4J_URI": stack.env["NEO4J_URI"],
-         "NEO4J_PASSWORD": "not-the-password", "LOFT_DATA_DIR": str(tmp_path)},
+        {
+            "DATABASE_URL": stack.env["DATABASE_URL"],
+            "NEO4J_URI": stack.env["NEO4J_URI"],
+            "NEO4J_PASSWORD": "not-the-password",
+            "LOFT_DATA_DIR": str(tmp_path),
+        },
     )
     assert result.returncode == 2
     assert "wrong NEO4J_USER/NEO4J_PASSWORD" in result.stderr
@@ -115,7 +130,9 @@ def test_neo4j_password_lives_in_the_data_dir_not_the_repo(stack):
     password_file = stack.data_dir / "neo4j" / "password"
     assert password_file.read_text().strip() == stack.env["NEO4J_PASSWORD"]
     assert oct(password_file.stat().st_mode & 0o777) == "0o600"
-    tracked = subprocess.run(["git", "grep", "-l", stack.env["NEO4J_PASSWORD"]], cwd=ROOT, capture_output=True, text=True)
+    tracked = subprocess.run(
+        ["git", "grep", "-l", stack.env["NEO4J_PASSWORD"]], cwd=ROOT, capture_output=True, text=True
+    )
     assert tracked.stdout == ""
 
 

@@ -166,7 +166,9 @@ async def add_memory(conn: asyncpg.Connection, user_identifier: str, memory: New
             "update",
             same["content"],
             same["content"],
-            json.dumps({"reason": reason, "candidate": memory.content, "source_message_ids": memory.source_message_ids}),
+            json.dumps(
+                {"reason": reason, "candidate": memory.content, "source_message_ids": memory.source_message_ids}
+            ),
         )
         closed = await _supersede(conn, user_identifier, same["id"], memory) if memory.replaces else 0
         return same["id"], "updated" if not closed else "superseded"
@@ -188,14 +190,27 @@ async def add_memory(conn: asyncpg.Connection, user_identifier: str, memory: New
         json.dumps(metadata),
     )
     await conn.execute(
-        EVENT, memory_id, user_identifier, "add", None, memory.content, json.dumps({"source_message_ids": memory.source_message_ids})
+        EVENT,
+        memory_id,
+        user_identifier,
+        "add",
+        None,
+        memory.content,
+        json.dumps({"source_message_ids": memory.source_message_ids}),
     )
     if memory.subject:
         newer = await conn.fetchrow(NEWER_REPLACEMENT, user_identifier, memory.subject, memory.valid_from)
         if newer is not None:  # said before a change of mind that was filed first
             await conn.execute(SUPERSEDE, memory_id, newer["valid_from"], newer["id"])
-            await conn.execute(EVENT, memory_id, user_identifier, "supersede", memory.content, newer["content"],
-                               json.dumps({"superseded_by": str(newer["id"]), "replayed": True}))
+            await conn.execute(
+                EVENT,
+                memory_id,
+                user_identifier,
+                "supersede",
+                memory.content,
+                newer["content"],
+                json.dumps({"superseded_by": str(newer["id"]), "replayed": True}),
+            )
             return memory_id, "added_superseded"
     closed = await _supersede(conn, user_identifier, memory_id, memory) if memory.replaces else 0
     return memory_id, "superseded" if closed else "added"
@@ -219,16 +234,24 @@ async def _supersede(conn: asyncpg.Connection, user_identifier: str, new_id: uui
     return len(old)
 
 
-async def history(conn: asyncpg.Connection | asyncpg.Pool, user_identifier: str, memory_id: uuid.UUID) -> list[asyncpg.Record]:
+async def history(
+    conn: asyncpg.Connection | asyncpg.Pool, user_identifier: str, memory_id: uuid.UUID
+) -> list[asyncpg.Record]:
     return await conn.fetch(HISTORY, memory_id, user_identifier)
 
 
-async def get(conn: asyncpg.Connection | asyncpg.Pool, user_identifier: str, memory_id: uuid.UUID) -> asyncpg.Record | None:
+async def get(
+    conn: asyncpg.Connection | asyncpg.Pool, user_identifier: str, memory_id: uuid.UUID
+) -> asyncpg.Record | None:
     return await conn.fetchrow(GET, memory_id, user_identifier)
 
 
 async def page(
-    conn: asyncpg.Connection | asyncpg.Pool, user_identifier: str, *, include_superseded: bool, limit: int,
+    conn: asyncpg.Connection | asyncpg.Pool,
+    user_identifier: str,
+    *,
+    include_superseded: bool,
+    limit: int,
     before: tuple[datetime, uuid.UUID] | None = None,
 ) -> list[asyncpg.Record]:
     """Newest first; ``before`` is the (created_at, id) of the previous page's last row."""
@@ -247,7 +270,9 @@ async def delete(conn: asyncpg.Connection, user_identifier: str, memory_id: uuid
     return int(scrubbed.split()[-1])
 
 
-async def list_for_user(conn: asyncpg.Connection | asyncpg.Pool, user_identifier: str, *, include_superseded: bool = False, limit: int = 100) -> list[asyncpg.Record]:
+async def list_for_user(
+    conn: asyncpg.Connection | asyncpg.Pool, user_identifier: str, *, include_superseded: bool = False, limit: int = 100
+) -> list[asyncpg.Record]:
     return await conn.fetch(LIST_FOR_USER, user_identifier, include_superseded, limit)
 
 

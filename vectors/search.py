@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncpg
 import numpy as np
+
 from vectors.embedder import DIM
 
 # -- every per-customer search in one round trip ---------------------------------------------
@@ -78,7 +79,15 @@ UNION ALL
 (SELECT 'latest', NULL, NULL, NULL, NULL, NULL, max(created_at), NULL, NULL, NULL, 0, NULL FROM msg)
 """
 
-HYBRID_SOURCES = ("memories_vector", "memories_text", "messages_vector", "messages_text", "summaries_vector", "summaries_text", "recent_turns")
+HYBRID_SOURCES = (
+    "memories_vector",
+    "memories_text",
+    "messages_vector",
+    "messages_text",
+    "summaries_vector",
+    "summaries_text",
+    "recent_turns",
+)
 
 
 async def hybrid(
@@ -135,7 +144,9 @@ UNION ALL
 """
 
 
-async def expand(conn: asyncpg.Connection, user: str, anchors: list[int], width: int, extra_ids: list[int]) -> list[asyncpg.Record]:
+async def expand(
+    conn: asyncpg.Connection, user: str, anchors: list[int], width: int, extra_ids: list[int]
+) -> list[asyncpg.Record]:
     """Neighbouring turns of ``anchors`` (``anchor`` set) and the turns ``extra_ids`` (``anchor`` NULL)."""
     if not (anchors and width) and not extra_ids:
         return []

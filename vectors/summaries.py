@@ -47,8 +47,17 @@ class Summary:
 
 async def upsert(conn: asyncpg.Connection, s: Summary) -> None:
     await conn.execute(
-        UPSERT, s.session_id, s.user_identifier, s.text, s.key_entities, s.embedding, s.message_count,
-        s.first_message_at, s.last_message_at, s.source_message_ids, s.method,
+        UPSERT,
+        s.session_id,
+        s.user_identifier,
+        s.text,
+        s.key_entities,
+        s.embedding,
+        s.message_count,
+        s.first_message_at,
+        s.last_message_at,
+        s.source_message_ids,
+        s.method,
     )
 
 

@@ -49,17 +49,30 @@ def ensure_server_jars(cache_dir: Path) -> Path:
         return lib
     mvn = shutil.which("mvn")
     if mvn is None:
-        raise Neo4jStartError("Maven (mvn) is needed to fetch the Neo4j server from Maven Central; install it (apt-get install maven) or set NEO4J_URI")
+        raise Neo4jStartError(
+            "Maven (mvn) is needed to fetch the Neo4j server from Maven Central; install it (apt-get install maven) or set NEO4J_URI"
+        )
     log.info("resolving Neo4j %s from Maven Central into %s (once per machine)", neo4j_version(), lib)
     shutil.rmtree(lib.parent, ignore_errors=True)
     lib.mkdir(parents=True)
     result = subprocess.run(
-        [mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies", f"-DoutputDirectory={lib}", "-DincludeScope=runtime"],
+        [
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(POM),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={lib}",
+            "-DincludeScope=runtime",
+        ],
         capture_output=True,
         text=True,
     )
     if result.returncode != 0:
-        raise Neo4jStartError(f"mvn could not resolve the Neo4j server:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+        raise Neo4jStartError(
+            f"mvn could not resolve the Neo4j server:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+        )
     marker.touch()
     return lib
 
@@ -131,7 +144,9 @@ class EmbeddedNeo4j:
         log_file = self.home / "logs" / "console.log"
         java = shutil.which("java")
         if java is None:
-            raise Neo4jStartError("Java 17+ is needed to run the local Neo4j server (apt-get install openjdk-17-jre-headless), or set NEO4J_URI")
+            raise Neo4jStartError(
+                "Java 17+ is needed to run the local Neo4j server (apt-get install openjdk-17-jre-headless), or set NEO4J_URI"
+            )
         with open(log_file, "ab") as out:
             proc = subprocess.Popen(
                 [
@@ -200,11 +215,11 @@ server.http.enabled=true
 server.http.listen_address=127.0.0.1:{self.http_port}
 server.http.advertised_address=127.0.0.1:{self.http_port}
 server.https.enabled=false
-server.directories.data={self.home / 'data'}
-server.directories.logs={self.home / 'logs'}
-server.directories.plugins={self.home / 'plugins'}
-server.directories.import={self.home / 'import'}
-server.directories.run={self.home / 'run'}
+server.directories.data={self.home / "data"}
+server.directories.logs={self.home / "logs"}
+server.directories.plugins={self.home / "plugins"}
+server.directories.import={self.home / "import"}
+server.directories.run={self.home / "run"}
 dbms.security.auth_enabled=true
 server.memory.pagecache.size=256m
 db.tx_log.rotation.retention_policy=100M size
@@ -218,12 +233,16 @@ server.jvm.additional=-XX:+ExitOnOutOfMemoryError
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 tail = log_file.read_text(errors="replace")[-3000:]
-                raise Neo4jStartError(f"Neo4j exited with code {proc.returncode} while starting; last log lines:\n{tail}")
+                raise Neo4jStartError(
+                    f"Neo4j exited with code {proc.returncode} while starting; last log lines:\n{tail}"
+                )
             if _port_open(self.bolt_port) and _port_open(self.http_port):
                 return
             time.sleep(0.25)
         self.stop()
-        raise Neo4jStartError(f"Neo4j did not open bolt port {self.bolt_port} within {START_TIMEOUT_S:.0f} s; see {log_file}")
+        raise Neo4jStartError(
+            f"Neo4j did not open bolt port {self.bolt_port} within {START_TIMEOUT_S:.0f} s; see {log_file}"
+        )
 
     def _set_initial_password(self) -> None:
         """A fresh server accepts neo4j/neo4j only to change it: set a generated password."""

@@ -27,20 +27,70 @@ from datetime import datetime, timedelta
 from dateutil.relativedelta import relativedelta
 
 MONTHS = {
-    "january": 1, "jan": 1, "february": 2, "feb": 2, "march": 3, "mar": 3, "april": 4, "apr": 4,
-    "may": 5, "june": 6, "jun": 6, "july": 7, "jul": 7, "august": 8, "aug": 8,
-    "september": 9, "sep": 9, "sept": 9, "october": 10, "oct": 10, "november": 11, "nov": 11,
-    "december": 12, "dec": 12,
+    "january": 1,
+    "jan": 1,
+    "february": 2,
+    "feb": 2,
+    "march": 3,
+    "mar": 3,
+    "april": 4,
+    "apr": 4,
+    "may": 5,
+    "june": 6,
+    "jun": 6,
+    "july": 7,
+    "jul": 7,
+    "august": 8,
+    "aug": 8,
+    "september": 9,
+    "sep": 9,
+    "sept": 9,
+    "october": 10,
+    "oct": 10,
+    "november": 11,
+    "nov": 11,
+    "december": 12,
+    "dec": 12,
 }
 WEEKDAYS = {
-    "monday": 0, "mon": 0, "tuesday": 1, "tue": 1, "tues": 1, "wednesday": 2, "wed": 2,
-    "thursday": 3, "thu": 3, "thurs": 3, "friday": 4, "fri": 4, "saturday": 5, "sat": 5,
-    "sunday": 6, "sun": 6,
+    "monday": 0,
+    "mon": 0,
+    "tuesday": 1,
+    "tue": 1,
+    "tues": 1,
+    "wednesday": 2,
+    "wed": 2,
+    "thursday": 3,
+    "thu": 3,
+    "thurs": 3,
+    "friday": 4,
+    "fri": 4,
+    "saturday": 5,
+    "sat": 5,
+    "sunday": 6,
+    "sun": 6,
 }
 NUMBERS = {
-    "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "a couple of": 2, "a couple": 2,
-    "couple of": 2, "a few": 3, "few": 3, "several": 3,
+    "a": 1,
+    "an": 1,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "a couple of": 2,
+    "a couple": 2,
+    "couple of": 2,
+    "a few": 3,
+    "few": 3,
+    "several": 3,
 }
 
 _MONTH = r"(january|february|march|april|may|june|july|august|september|october|november|december|jan|feb|mar|apr|jun|jul|aug|sept|sep|oct|nov|dec)"
@@ -53,45 +103,90 @@ _YEAR = r"((?:19|20)\d{2})"
 _I = re.IGNORECASE
 _ISO = re.compile(_PREP + r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b", _I)
 _DAY_MONTH = re.compile(
-    _PREP + r"(?:the\s+)?\b(\d{1,2})(?:st|nd|rd|th)?(?:\s+of)?\s+" + _MONTH + r"\b\.?(?:,?\s+" + _YEAR + r"\b)?", _I)
+    _PREP + r"(?:the\s+)?\b(\d{1,2})(?:st|nd|rd|th)?(?:\s+of)?\s+" + _MONTH + r"\b\.?(?:,?\s+" + _YEAR + r"\b)?", _I
+)
 _MONTH_DAY = re.compile(
-    _PREP + r"\b" + _MONTH + r"\.?\s+(\d{1,2})(?:st|nd|rd|th)?(?!\d)\b(?:,?\s+" + _YEAR + r"\b)?", _I)
+    _PREP + r"\b" + _MONTH + r"\.?\s+(\d{1,2})(?:st|nd|rd|th)?(?!\d)\b(?:,?\s+" + _YEAR + r"\b)?", _I
+)
 _MONTH_YEAR = re.compile(_PREP + r"\b" + _MONTH_FULL + r",?\s+" + _YEAR + r"\b", _I)
 _REL_DAY = re.compile(
     r"\b(the\s+day\s+before\s+yesterday|the\s+day\s+after\s+tomorrow|yesterday|last\s+night|today|tonight|"
-    r"this\s+(?:morning|afternoon|evening)|tomorrow)\b", _I)
+    r"this\s+(?:morning|afternoon|evening)|tomorrow)\b",
+    _I,
+)
 _REL_PERIOD = re.compile(r"\b(last|past|previous|next|this|coming)\s+(week|weekend|month|year)\b", _I)
 _REL_WEEKDAY = re.compile(r"(?:\b(last|next|this|coming|on|past)\s+)?\b" + _WEEKDAY + r"\b", _I)
 _AGO = re.compile(r"\b" + _NUM + r"\s+(day|week|weekend|month|year)s?\s+(ago|before|earlier|back)\b", _I)
-_IN_FUTURE = re.compile(r"\bin\s+" + _NUM + r"\s+(day|week|month|year)s?(?:'?\s*time)?\b|\b" + _NUM
-                        + r"\s+(day|week|month|year)s?\s+from\s+now\b", _I)
+_IN_FUTURE = re.compile(
+    r"\bin\s+"
+    + _NUM
+    + r"\s+(day|week|month|year)s?(?:'?\s*time)?\b|\b"
+    + _NUM
+    + r"\s+(day|week|month|year)s?\s+from\s+now\b",
+    _I,
+)
 _MONTH_ALONE = re.compile(
     r"\b(in|on|since|during|by|until|till|this|last|next|early|late|mid|back in|around|before|after)\s+"
-    + _MONTH_FULL + r"\b(?!\s+\d)", _I)
+    + _MONTH_FULL
+    + r"\b(?!\s+\d)",
+    _I,
+)
 _YEAR_ALONE = re.compile(
     r"(?:\b(in|since|during|of|back in|from|until|till|by|around|before|after)\s+)?(?<![\w$#£€.,/-])"
-    + _YEAR + r"(?![\w$%/-]|[.,]\d)", _I)
+    + _YEAR
+    + r"(?![\w$%/-]|[.,]\d)",
+    _I,
+)
 
 _PAST = re.compile(
     r"\b(went|was|were|did|had|ago|last|yesterday|bought|purchased|ordered|got|made|took|saw|moved|visited|"
     r"attended|started|finished|met|came|left|spent|gave|told|said|found|felt|ran|painted|joined|adopted|"
-    r"celebrated|hosted|tried|used to|earlier|back in|\w{3,}ed)\b", _I)
-_PAST_EXCEPT = {"need", "needed", "interested", "excited", "obsessed", "tired", "married", "based", "bed",
-                "shed", "speed", "seed", "feed", "indeed", "embed", "red", "wed", "prefered", "shaped",
-                "upholstered", "reclaimed", "powder-coated", "extended", "limited", "tempered", "used"}
+    r"celebrated|hosted|tried|used to|earlier|back in|\w{3,}ed)\b",
+    _I,
+)
+_PAST_EXCEPT = {
+    "need",
+    "needed",
+    "interested",
+    "excited",
+    "obsessed",
+    "tired",
+    "married",
+    "based",
+    "bed",
+    "shed",
+    "speed",
+    "seed",
+    "feed",
+    "indeed",
+    "embed",
+    "red",
+    "wed",
+    "prefered",
+    "shaped",
+    "upholstered",
+    "reclaimed",
+    "powder-coated",
+    "extended",
+    "limited",
+    "tempered",
+    "used",
+}
 _FUTURE = re.compile(
     r"\b(will|going to|gonna|plan|plans|planning|hope to|hoping to|want to|would like to|next|upcoming|soon|"
-    r"tomorrow|coming|due|expecting|about to|moving)\b|'ll\b|\b(?:am|are|is|'m|'re|'s)\s+\w+ing\b", _I)
+    r"tomorrow|coming|due|expecting|about to|moving)\b|'ll\b|\b(?:am|are|is|'m|'re|'s)\s+\w+ing\b",
+    _I,
+)
 
 
 @dataclass(frozen=True)
 class DateMention:
-    text: str          # the words as written ("last Tuesday")
+    text: str  # the words as written ("last Tuesday")
     start: int
     end: int
-    value: datetime    # resolved, midnight in at's timezone
-    precision: str     # "day" | "week" | "weekend" | "month" | "year"
-    phrase: str        # absolute wording to put in a memory ("on 14 May 2024")
+    value: datetime  # resolved, midnight in at's timezone
+    precision: str  # "day" | "week" | "weekend" | "month" | "year"
+    phrase: str  # absolute wording to put in a memory ("on 14 May 2024")
 
 
 def format_day(d: datetime) -> str:
@@ -183,8 +278,13 @@ def _resolve(m: re.Match[str], kind: str, at: datetime, tense: str | None) -> tu
         return (v, "month", _with_prep(prep, f"{v:%B %Y}", "")) if v else None
     if kind == "rel_day":
         word = re.sub(r"\s+", " ", g[0].lower())
-        offsets = {"the day before yesterday": -2, "the day after tomorrow": 2, "yesterday": -1,
-                   "last night": -1, "tomorrow": 1}
+        offsets = {
+            "the day before yesterday": -2,
+            "the day after tomorrow": 2,
+            "yesterday": -1,
+            "last night": -1,
+            "tomorrow": 1,
+        }
         v = today + timedelta(days=offsets.get(word, 0))
         if word == "last night":
             return v, "day", f"on the night of {format_day(v)}"
@@ -212,14 +312,18 @@ def _resolve(m: re.Match[str], kind: str, at: datetime, tense: str | None) -> tu
         return v, "year", f"in {v.year}"
     if kind == "rel_weekday":
         which, wd = (g[0] or "").lower(), WEEKDAYS[g[1].lower()]
-        delta_back = (today.weekday() - wd) % 7 or 7       # most recent, strictly before today
-        delta_fwd = (wd - today.weekday()) % 7 or 7        # next, strictly after today
+        delta_back = (today.weekday() - wd) % 7 or 7  # most recent, strictly before today
+        delta_fwd = (wd - today.weekday()) % 7 or 7  # next, strictly after today
         if which in ("last", "past"):
             v = today - timedelta(days=delta_back)
         elif which in ("next", "coming"):
             v = today + timedelta(days=delta_fwd)
         elif which == "this":
-            v = today + timedelta(days=(wd - today.weekday()) % 7) if tense != "past" else today - timedelta(days=(today.weekday() - wd) % 7)
+            v = (
+                today + timedelta(days=(wd - today.weekday()) % 7)
+                if tense != "past"
+                else today - timedelta(days=(today.weekday() - wd) % 7)
+            )
         else:  # "on Saturday", "Saturday"
             if tense == "past":
                 v = today - timedelta(days=delta_back)

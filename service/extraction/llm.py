@@ -65,7 +65,10 @@ class LLMExtractor:
                 last_error = exc
                 messages += [
                     {"role": "assistant", "content": content},
-                    {"role": "user", "content": f"That JSON did not validate: {exc.errors()[:5]}. Return corrected JSON only."},
+                    {
+                        "role": "user",
+                        "content": f"That JSON did not validate: {exc.errors()[:5]}. Return corrected JSON only.",
+                    },
                 ]
         raise ValueError(f"the model's extraction did not validate twice: {last_error}")
 

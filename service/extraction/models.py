@@ -9,7 +9,7 @@ so nothing here uses custom types. Values are canonical catalog names where one 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, field_validator
@@ -23,7 +23,7 @@ MAX_AMOUNT = 10_000_000
 
 def _utc_if_naive(value: datetime) -> datetime:
     """A date without a zone (an LLM's "2024-05-01") is read as UTC, never stored naive."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 When = Annotated[datetime, AfterValidator(_utc_if_naive)]
@@ -38,12 +38,16 @@ MemoryKind = Literal["fact", "preference", "event", "insight", "pattern"]
 
 class Preference(BaseModel):
     attribute: Attribute
-    value: str = Field(description="canonical catalog name (style/material/colour/category/brand), "
-                                   "product SKU, budget amount as digits ('2000'), or a short phrase ('large')")
+    value: str = Field(
+        description="canonical catalog name (style/material/colour/category/brand), "
+        "product SKU, budget amount as digits ('2000'), or a short phrase ('large')"
+    )
     polarity: Literal["prefers", "dislikes"]
     strength: float = Field(ge=0, le=1, description="love/hate 0.9, prefer/want 0.7, like/don't like 0.6")
     confidence: float = Field(ge=0, le=1)
-    replaces: bool = Field(default=False, description="an explicit change of mind: 'actually', 'now', 'no longer', 'instead'")
+    replaces: bool = Field(
+        default=False, description="an explicit change of mind: 'actually', 'now', 'no longer', 'instead'"
+    )
 
 
 class Purchase(BaseModel):
@@ -65,7 +69,9 @@ class ProductInterest(BaseModel):
 class Entity(BaseModel):
     type: EntityType
     name: str = Field(description="as written: 'my sister Anna' -> 'Anna', 'the living room' -> 'living room'")
-    relation: str | None = Field(default=None, description="relation to the customer: 'sister', 'dog', 'lives in', 'room'")
+    relation: str | None = Field(
+        default=None, description="relation to the customer: 'sister', 'dog', 'lives in', 'room'"
+    )
     at: When | None = None
 
 
@@ -101,5 +107,12 @@ class Extraction(BaseModel):
     memories: list[MemoryCandidate] = []
 
     def is_empty(self) -> bool:
-        return not (self.customer_name or self.preferences or self.purchases or self.interests
-                    or self.entities or self.relations or self.memories)
+        return not (
+            self.customer_name
+            or self.preferences
+            or self.purchases
+            or self.interests
+            or self.entities
+            or self.relations
+            or self.memories
+        )

@@ -12,4 +12,4 @@ from service.retrieval.candidates import Context
 from service.retrieval.config import DEFAULT, PRESETS, RetrievalConfig
 from service.retrieval.retriever import Retriever
 
-__all__ = ["Context", "DEFAULT", "PRESETS", "RetrievalConfig", "Retriever"]
+__all__ = ["DEFAULT", "PRESETS", "Context", "RetrievalConfig", "Retriever"]

@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -60,7 +61,8 @@ class Candidate:
             "section": self.section,
             "text": self.text,
             "score": round(self.score, 6),
-            "score_parts": {k: round(v, 6) for k, v in self.parts.items()} | {f"raw_{k}": round(v, 4) for k, v in self.raw.items()},
+            "score_parts": {k: round(v, 6) for k, v in self.parts.items()}
+            | {f"raw_{k}": round(v, 4) for k, v in self.raw.items()},
             "provenance": {"message_ids": self.message_ids, "memory_id": self.memory_id, "graph_path": self.graph_path},
             "timestamp": self.timestamp.isoformat() if self.timestamp else None,
         }
@@ -176,21 +178,32 @@ def clip(text: str, limit: int, query_terms: set[str]) -> str:
 def memory(r: Row, limit: int, terms: set[str]) -> Candidate:
     meta = json.loads(r["metadata"]) if isinstance(r["metadata"], str) else (r["metadata"] or {})
     return Candidate(
-        key=f"memory:{r['id']}", kind="memory", section="memories",
-        text=f"[{day(r['ts'])}] {clip(r['content'], limit, terms)}", timestamp=r["ts"],
-        message_ids=list(r["source_message_ids"]), memory_id=str(r["id"]), importance=r["importance"],
+        key=f"memory:{r['id']}",
+        kind="memory",
+        section="memories",
+        text=f"[{day(r['ts'])}] {clip(r['content'], limit, terms)}",
+        timestamp=r["ts"],
+        message_ids=list(r["source_message_ids"]),
+        memory_id=str(r["id"]),
+        importance=r["importance"],
         fact_keys=tuple(meta.get("fact_keys", ())),
     )
 
 
 def message(r: Row, limit: int, terms: set[str]) -> Candidate:
     who = r["speaker"] or r["role"]
-    at = r["ts"] if "ts" in r.keys() else r["created_at"]
+    at = r["ts"] if "ts" in r else r["created_at"]
     mid = int(r["id"])
     return Candidate(
-        key=message_key(mid), kind="message", section="conversation",
-        text=f"{who}: {clip(r['content'], limit, terms)}", timestamp=at, group=day(at),
-        message_ids=[mid], importance=0.5, role=r["role"],
+        key=message_key(mid),
+        kind="message",
+        section="conversation",
+        text=f"{who}: {clip(r['content'], limit, terms)}",
+        timestamp=at,
+        group=day(at),
+        message_ids=[mid],
+        importance=0.5,
+        role=r["role"],
     )
 
 
@@ -204,8 +217,11 @@ def turn(r: Row, limit: int, terms: set[str]) -> Candidate:
 
 def summary(r: Row, limit: int, terms: set[str]) -> Candidate:
     return Candidate(
-        key=f"summary:{r['id']}", kind="summary", section="summaries",
-        text=clip(r["content"], limit * 2, terms), timestamp=r["ts"],
+        key=f"summary:{r['id']}",
+        kind="summary",
+        section="summaries",
+        text=clip(r["content"], limit * 2, terms),
+        timestamp=r["ts"],
         message_ids=list(r["source_message_ids"]),
     )
 
@@ -216,14 +232,20 @@ def entity(r: Row) -> Candidate:
     related = ""
     if r.get("related") or r.get("relationships"):
         rels = r.get("related") or r.get("relationships")
-        related = "; " + ", ".join(f"{x['type'].lower().replace('_', ' ')} {x.get('other') or x.get('name')}" for x in rels[:3])
+        related = "; " + ", ".join(
+            f"{x['type'].lower().replace('_', ' ')} {x.get('other') or x.get('name')}" for x in rels[:3]
+        )
     return Candidate(
-        key=f"entity:{r['key']}", kind="entity", section="entities",
+        key=f"entity:{r['key']}",
+        kind="entity",
+        section="entities",
         text=f"{r['name']} ({r['type']}{relation}{when}; mentioned {r.get('mentions') or 1}×){related}",
         timestamp=r.get("last_seen"),
         # an entity points at the turns that mention it; those are pulled in as their own items
-        message_ids=[], graph_path=f"(:Customer)-[:MENTIONED]->(:Entity {{key: '{r['key']}'}})",
-        importance=0.5, mention_ids=list(r.get("source_message_ids") or []),
+        message_ids=[],
+        graph_path=f"(:Customer)-[:MENTIONED]->(:Entity {{key: '{r['key']}'}})",
+        importance=0.5,
+        mention_ids=list(r.get("source_message_ids") or []),
     )
 
 
@@ -242,9 +264,14 @@ def profile(facts: Mapping[str, Any], terms: set[str]) -> list[Candidate]:
 
 def _name(facts: Mapping[str, Any]) -> Candidate:
     return Candidate(
-        key="profile:name", kind="profile", section="profile",
+        key="profile:name",
+        kind="profile",
+        section="profile",
         text=f"Name: {facts['name']} (customer since {day(facts.get('first_seen'))})",
-        timestamp=facts.get("first_seen"), graph_path="(:Customer)", importance=1.0, pinned=True,
+        timestamp=facts.get("first_seen"),
+        graph_path="(:Customer)",
+        importance=1.0,
+        pinned=True,
     )
 
 
@@ -252,10 +279,14 @@ def _preference(p: Row, terms: set[str]) -> tuple[float, Candidate]:
     verb = "likes" if p["rel"] == "PREFERS" else "dislikes"
     since = day(p.get("valid_from"))
     c = Candidate(
-        key=f"pref:{p['rel']}:{p['attribute']}:{p['value']}", kind="preference", section="preferences",
+        key=f"pref:{p['rel']}:{p['attribute']}:{p['value']}",
+        kind="preference",
+        section="preferences",
         text=f"{verb} {p['attribute']}: {p['value']} (strength {p['strength']:.1f}, {p['mentions']}× since {since})",
-        timestamp=p.get("last_seen"), message_ids=list(p.get("source_message_ids") or [])[-5:],
-        graph_path=f"(:Customer)-[:{p['rel']}]->({p['value']})", importance=0.5 + 0.5 * (p.get("strength") or 0.5),
+        timestamp=p.get("last_seen"),
+        message_ids=list(p.get("source_message_ids") or [])[-5:],
+        graph_path=f"(:Customer)-[:{p['rel']}]->({p['value']})",
+        importance=0.5 + 0.5 * (p.get("strength") or 0.5),
         fact_keys=(fact_key(POLARITY_OF[p["rel"]], p["attribute"], p["value"]),),
     )
     overlap = len(terms & content_terms(f"{p['attribute']} {p['value']}"))
@@ -266,10 +297,14 @@ def _purchase(p: Row, terms: set[str]) -> tuple[float, Candidate]:
     price = f", ${p['price']:,.0f}" if p.get("price") else ""
     sku = f" ({p['sku']})" if p.get("sku") else ""
     c = Candidate(
-        key=f"purchase:{p.get('sku') or p['name']}:{(p.get('source_message_ids') or [0])[0]}", kind="purchase",
-        section="purchases", text=f"[{day(p.get('at'))}] bought {p['name']}{sku}{price}",
-        timestamp=p.get("at"), message_ids=list(p.get("source_message_ids") or []),
-        graph_path=f"(:Customer)-[:PURCHASED]->({p.get('sku') or p['name']})", importance=0.8,
+        key=f"purchase:{p.get('sku') or p['name']}:{(p.get('source_message_ids') or [0])[0]}",
+        kind="purchase",
+        section="purchases",
+        text=f"[{day(p.get('at'))}] bought {p['name']}{sku}{price}",
+        timestamp=p.get("at"),
+        message_ids=list(p.get("source_message_ids") or []),
+        graph_path=f"(:Customer)-[:PURCHASED]->({p.get('sku') or p['name']})",
+        importance=0.8,
     )
     overlap = len(terms & content_terms(f"{p['name']} {p.get('category') or ''} bought purchase order"))
     return 0.8 + overlap, c
@@ -277,9 +312,13 @@ def _purchase(p: Row, terms: set[str]) -> tuple[float, Candidate]:
 
 def _interest(i: Row, terms: set[str]) -> tuple[float, Candidate]:
     c = Candidate(
-        key=f"interest:{i['name']}", kind="interest", section="interests",
+        key=f"interest:{i['name']}",
+        kind="interest",
+        section="interests",
         text=f"[{day(i.get('at'))}] asked about {i['name']} ({i['mentions']}×)",
-        timestamp=i.get("at"), message_ids=list(i.get("source_message_ids") or [])[-3:],
-        graph_path=f"(:Customer)-[:{i['rel']}]->({i['name']})", importance=0.4,
+        timestamp=i.get("at"),
+        message_ids=list(i.get("source_message_ids") or [])[-3:],
+        graph_path=f"(:Customer)-[:{i['rel']}]->({i['name']})",
+        importance=0.4,
     )
     return 0.3 + len(terms & content_terms(i["name"])), c

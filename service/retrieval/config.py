@@ -46,7 +46,9 @@ class RetrievalConfig(BaseModel):
     recency_weight: float = Field(default=0.1, ge=0)
     recency_half_life_days: float = Field(default=60.0, gt=0)
     period_boost: float = Field(default=1.6, ge=1)
-    assistant_weight: float = Field(default=0.5, ge=0, description="the assistant's own turns matter less than the customer's")
+    assistant_weight: float = Field(
+        default=0.5, ge=0, description="the assistant's own turns matter less than the customer's"
+    )
     # packing
     max_item_chars: int = Field(default=320, ge=40)
     session_share: float = Field(default=0.3, ge=0, le=1, description="most of the budget the current session may take")

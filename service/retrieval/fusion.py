@@ -18,8 +18,15 @@ from service.retrieval.config import RetrievalConfig
 
 # the order candidates are collected in (a candidate found twice keeps its first form)
 SOURCE_ORDER = (
-    "memories_vector", "memories_text", "messages_vector", "messages_text",
-    "summaries_vector", "summaries_text", "recent_turns", "graph_profile", "graph_entities",
+    "memories_vector",
+    "memories_text",
+    "messages_vector",
+    "messages_text",
+    "summaries_vector",
+    "summaries_text",
+    "recent_turns",
+    "graph_profile",
+    "graph_entities",
 )
 Period = tuple[datetime, datetime]
 
@@ -65,12 +72,14 @@ class Expansion:
 def plan_expansion(candidates: Mapping[str, Candidate], config: RetrievalConfig) -> Expansion | None:
     """The neighbours of the ``neighbour_hits`` best message hits and the latest turns that
     mention each matched entity; None when there is nothing to expand."""
-    seeds = sorted((c for c in candidates.values() if c.kind == "message"), key=lambda c: -c.fused)[: config.neighbour_hits]
+    seeds = sorted((c for c in candidates.values() if c.kind == "message"), key=lambda c: -c.fused)[
+        : config.neighbour_hits
+    ]
     anchors = [c.message_ids[0] for c in seeds if c.message_ids] if config.neighbour_width else []
     mentions: dict[int, float] = {}
     for c in candidates.values():
         if c.kind == "entity" and config.entity_mentions:
-            for mid in c.mention_ids[-config.entity_mentions:]:
+            for mid in c.mention_ids[-config.entity_mentions :]:
                 mentions[mid] = max(mentions.get(mid, 0.0), c.fused * config.neighbour_decay)
     if not anchors and not mentions:
         return None
@@ -83,7 +92,10 @@ def plan_expansion(candidates: Mapping[str, Candidate], config: RetrievalConfig)
 
 
 def apply_expansion(
-    candidates: dict[str, Candidate], plan: Expansion, fetched: Iterable[tuple[Candidate, int | None]], config: RetrievalConfig
+    candidates: dict[str, Candidate],
+    plan: Expansion,
+    fetched: Iterable[tuple[Candidate, int | None]],
+    config: RetrievalConfig,
 ) -> None:
     """Add the fetched turns (``anchor`` set: a neighbour of that hit; None: a mentioned turn)
     with a decayed share of what led to them; a turn already a candidate keeps its form."""
@@ -93,7 +105,9 @@ def apply_expansion(
             contribution = plan.seed_score.get(anchor, 0.0) * config.neighbour_decay
             c.parts["neighbour"] = max(c.parts.get("neighbour", 0.0), contribution)
         else:
-            c.parts["entity_mention"] = max(c.parts.get("entity_mention", 0.0), plan.mentions.get(turn.message_ids[0], 0.0))
+            c.parts["entity_mention"] = max(
+                c.parts.get("entity_mention", 0.0), plan.mentions.get(turn.message_ids[0], 0.0)
+            )
 
 
 # -- boosts --------------------------------------------------------------------------------------
@@ -136,7 +150,9 @@ def boost(c: Candidate, config: RetrievalConfig, reference: datetime, period: Pe
     return factor
 
 
-def score(candidates: Mapping[str, Candidate], config: RetrievalConfig, reference: datetime, period: Period | None) -> None:
+def score(
+    candidates: Mapping[str, Candidate], config: RetrievalConfig, reference: datetime, period: Period | None
+) -> None:
     """Set every candidate's score: fused share times its boost; then lift each memory to
     the score of the turn it came from."""
     for c in candidates.values():

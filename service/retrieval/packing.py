@@ -10,7 +10,7 @@ text will hold (bullets, section and day headings), so the text never exceeds th
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from service.retrieval.candidates import Candidate
 from service.retrieval.config import CHARS_PER_TOKEN, RetrievalConfig
@@ -31,7 +31,7 @@ SECTION_ORDER = list(SECTION_TITLES)
 CHRONOLOGICAL = frozenset({"conversation", "session", "memories", "purchases", "summaries"})
 # a turn, memory or summary adds nothing once the messages it came from are covered
 COVERABLE = frozenset({"message", "memory", "summary"})
-_UNDATED = datetime.min.replace(tzinfo=timezone.utc)
+_UNDATED = datetime.min.replace(tzinfo=UTC)
 
 
 def excluding(candidates: Iterable[Candidate], message_ids: frozenset[int]) -> list[Candidate]:

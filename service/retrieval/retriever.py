@@ -23,7 +23,7 @@ import asyncio
 import logging
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -74,7 +74,7 @@ class Retriever:
         await self._expand(req, candidates)
         timings["expand"] = (time.perf_counter() - mark) * 1000
 
-        reference = found.latest or datetime.now(timezone.utc)
+        reference = found.latest or datetime.now(UTC)
         period = fusion.period_of(query, reference) if query else None
         fusion.score(candidates, config, reference, period)
 

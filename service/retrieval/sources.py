@@ -118,15 +118,20 @@ async def gather(rt: Runtime, req: Request, version: int | None) -> Found:
 async def postgres(rt: Runtime, req: Request) -> Found:
     """Every PostgreSQL source in one round trip, as candidates."""
     config = req.config
-    limits = {name: getattr(config, name).limit if getattr(config, name).enabled else 0 for name in search.HYBRID_SOURCES}
+    limits = {
+        name: getattr(config, name).limit if getattr(config, name).enabled else 0 for name in search.HYBRID_SOURCES
+    }
     async with rt.pool.acquire() as conn:
         rows = await search.hybrid(conn, req.user, req.embedding, req.query, limits, req.session_id)
     limit, terms = config.max_item_chars, req.terms
     ranked: dict[str, list[Candidate]] = {}
     for source, build in (
-        ("memories_vector", make.memory), ("memories_text", make.memory),
-        ("messages_vector", make.message), ("messages_text", make.message),
-        ("summaries_vector", make.summary), ("summaries_text", make.summary),
+        ("memories_vector", make.memory),
+        ("memories_text", make.memory),
+        ("messages_vector", make.message),
+        ("messages_text", make.message),
+        ("summaries_vector", make.summary),
+        ("summaries_text", make.summary),
     ):
         ranked[source] = [_scored(build(r, limit, terms), source, r["score"]) for r in rows[source]]
     ranked["recent_turns"] = [make.turn(r, limit, terms) for r in rows["recent_turns"]]
@@ -156,13 +161,19 @@ async def graph(rt: Runtime, req: Request, version: int | None) -> Found:
     view = entry.view(req.embedding, hits)
     if not view:
         return Found()
-    return Found(ranked={
-        "graph_profile": make.profile(view, req.terms),
-        "graph_entities": [_scored(make.entity(r), "graph_entities", r["score"]) for r in view.get("matched") or []],
-    })
+    return Found(
+        ranked={
+            "graph_profile": make.profile(view, req.terms),
+            "graph_entities": [
+                _scored(make.entity(r), "graph_entities", r["score"]) for r in view.get("matched") or []
+            ],
+        }
+    )
 
 
-async def expand(rt: Runtime, user: str, plan: Expansion, config: RetrievalConfig, terms: set[str]) -> list[tuple[Candidate, int | None]]:
+async def expand(
+    rt: Runtime, user: str, plan: Expansion, config: RetrievalConfig, terms: set[str]
+) -> list[tuple[Candidate, int | None]]:
     """The turns the plan asks for, each with the hit it neighbours (None: a mentioned turn)."""
     async with rt.pool.acquire() as conn:
         rows = await search.expand(conn, user, plan.anchors, config.neighbour_width, plan.fetch)

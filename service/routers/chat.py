@@ -12,7 +12,7 @@ while the first attempt is still being answered.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Depends, Header
 
@@ -28,7 +28,9 @@ router = APIRouter(prefix="/v1", tags=["chat"])
 
 
 @router.post(
-    "/chat", response_model=ChatResponse, summary="One chat turn: remember it, answer it",
+    "/chat",
+    response_model=ChatResponse,
+    summary="One chat turn: remember it, answer it",
     responses={409: {"model": ErrorResponse, "description": "the same turn (same client id) is still being answered"}},
 )
 async def chat_turn(
@@ -37,7 +39,8 @@ async def chat_turn(
     retr: Retriever = Depends(retriever),
     principal: Principal = Depends(allow(*ANY_ROLE)),
     idempotency_key: IdempotencyKey | None = Header(
-        default=None, description="a client id for this turn; a retry with the same key returns the stored reply"),
+        default=None, description="a client id for this turn; a retry with the same key returns the stored reply"
+    ),
 ) -> ChatResponse:
     principal.require_customer(body.user_identifier)
     if body.message_id and idempotency_key and body.message_id != idempotency_key:
@@ -52,11 +55,14 @@ async def chat_turn(
         if earlier is not None:
             return await _replay(rt, retr, body, earlier)
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     async with rt.pool.acquire() as conn, conn.transaction():
         session_id = await history.ensure_session(conn, user, body.session_id, at=now)
         (stored,) = await history.add_messages(
-            conn, user, session_id, [history.NewMessage("user", body.message, now, external_id=external_id)],
+            conn,
+            user,
+            session_id,
+            [history.NewMessage("user", body.message, now, external_id=external_id)],
             summary_idle_s=rt.settings.summary_idle_s,
         )
     if not stored.created:  # the same turn arrived twice at once: answer the retry from the first
@@ -65,25 +71,40 @@ async def chat_turn(
         return await _replay(rt, retr, body, earlier)
 
     context = await retr.context(
-        user, body.message, budget=body.budget, session_id=session_id, exclude_message_ids=frozenset({stored.id}),
+        user,
+        body.message,
+        budget=body.budget,
+        session_id=session_id,
+        exclude_message_ids=frozenset({stored.id}),
     )
     ctx = context.as_dict()
     turns: list[dict[str, str]] = []
     if rt.llm is not None:  # the LLM gets the session's turns as chat messages
         async with rt.pool.acquire() as conn:
             recent = await history.recent_turns(conn, user, session_id, 10)
-        turns = [{"role": t["role"], "content": t["content"]} for t in recent if t["id"] != stored.id and t["role"] != "system"]
+        turns = [
+            {"role": t["role"], "content": t["content"]}
+            for t in recent
+            if t["id"] != stored.id and t["role"] != "system"
+        ]
     # the facts of this very turn, without waiting for the worker
     said = rt.rules.extract(body.message, at=now, role="user")
     text = await chat.reply(rt, user, body.message, ctx, turns, said=said)
     async with rt.pool.acquire() as conn, conn.transaction():
         (answer,) = await history.add_messages(
-            conn, user, session_id,
-            [history.NewMessage("assistant", text, datetime.now(timezone.utc), external_id=history.reply_key(stored.id))],
+            conn,
+            user,
+            session_id,
+            [history.NewMessage("assistant", text, datetime.now(UTC), external_id=history.reply_key(stored.id))],
             summary_idle_s=rt.settings.summary_idle_s,
         )
     return ChatResponse(
-        session_id=session_id, message_id=stored.id, reply=text, reply_message_id=answer.id, context=ctx, llm=rt.llm is not None
+        session_id=session_id,
+        message_id=stored.id,
+        reply=text,
+        reply_message_id=answer.id,
+        context=ctx,
+        llm=rt.llm is not None,
     )
 
 
@@ -96,10 +117,19 @@ async def _replay(rt: Runtime, retr: Retriever, body: ChatRequest, earlier: dict
     if answer is None:
         raise Conflict("this turn is still being answered; retry in a moment")
     context = await retr.context(
-        body.user_identifier, body.message, budget=body.budget, session_id=earlier["session_id"],
-        exclude_message_ids=frozenset({earlier["id"]}), track_access=False,
+        body.user_identifier,
+        body.message,
+        budget=body.budget,
+        session_id=earlier["session_id"],
+        exclude_message_ids=frozenset({earlier["id"]}),
+        track_access=False,
     )
     return ChatResponse(
-        session_id=earlier["session_id"], message_id=earlier["id"], reply=answer["content"], reply_message_id=answer["id"],
-        context=context.as_dict(), llm=rt.llm is not None, replayed=True,
+        session_id=earlier["session_id"],
+        message_id=earlier["id"],
+        reply=answer["content"],
+        reply_message_id=answer["id"],
+        context=context.as_dict(),
+        llm=rt.llm is not None,
+        replayed=True,
     )

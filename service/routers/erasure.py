@@ -37,11 +37,15 @@ class ErasureReceipt(BaseModel):
     error: str | None = Field(description="why the erasure is still pending")
 
     @classmethod
-    def of(cls, receipt: erasure.Receipt) -> "ErasureReceipt":
+    def of(cls, receipt: erasure.Receipt) -> ErasureReceipt:
         return cls(
-            receipt_id=receipt.receipt_id, status=receipt.status, counts=receipt.counts,  # type: ignore[arg-type]
-            verification=receipt.verification, requested_at=receipt.requested_at,
-            completed_at=receipt.completed_at, error=receipt.error,
+            receipt_id=receipt.receipt_id,
+            status=receipt.status,
+            counts=receipt.counts,  # type: ignore[arg-type]
+            verification=receipt.verification,
+            requested_at=receipt.requested_at,
+            completed_at=receipt.completed_at,
+            error=receipt.error,
         )
 
 
@@ -71,10 +75,13 @@ async def get_receipt(receipt_id: uuid.UUID, rt: Runtime = Depends(runtime)) -> 
     return ErasureReceipt.of(receipt)
 
 
-@router.get("/memory/erasures", response_model=ErasureList, summary="Recent erasure receipts (of one customer, if named)")
+@router.get(
+    "/memory/erasures", response_model=ErasureList, summary="Recent erasure receipts (of one customer, if named)"
+)
 async def list_receipts(
     user_identifier: str | None = Query(
-        None, pattern=USER_ID_PATTERN,
+        None,
+        pattern=USER_ID_PATTERN,
         description="only this customer's receipts (matched through the keyed hash; the identifier is not stored)",
     ),
     limit: int = Query(20, ge=1, le=200),

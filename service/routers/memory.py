@@ -25,14 +25,14 @@ from service.schemas import (
     USER_ID_PATTERN,
     ContextResponse,
     CustomerSummary,
-    EntitySearchResponse,
-    SafeText,
     EntitySearchRequest,
+    EntitySearchResponse,
     LongTermMemory,
     MemoryDeleted,
     MemoryEvent,
     MemoryHistory,
     MemoryPage,
+    SafeText,
     SampleDataRequest,
     SampleDataResponse,
 )
@@ -45,11 +45,16 @@ router = APIRouter(prefix="/memory", tags=["memory"], dependencies=[Depends(allo
 UserPath = Path(pattern=USER_ID_PATTERN, description="the customer's identifier")
 
 
-@router.get("/context/{user_identifier}", response_model=ContextResponse,
-            summary="Prompt-ready context for a chat turn, with provenance")
+@router.get(
+    "/context/{user_identifier}",
+    response_model=ContextResponse,
+    summary="Prompt-ready context for a chat turn, with provenance",
+)
 async def context(
     user_identifier: str = UserPath,
-    query: Annotated[SafeText, Query(max_length=MAX_QUERY_CHARS, description="the customer's message or question")] = "",
+    query: Annotated[
+        SafeText, Query(max_length=MAX_QUERY_CHARS, description="the customer's message or question")
+    ] = "",
     budget: int = Query(1000, ge=50, le=16000, description="tokens (characters / 4)"),
     session_id: uuid.UUID | None = Query(None, description="the current session: its recent turns are included"),
     preset: str = Query("default", description=f"retrieval preset: {', '.join(PRESETS)}"),
@@ -59,13 +64,18 @@ async def context(
     config = PRESETS.get(preset)
     if config is None:
         raise InvalidInput(f"unknown preset '{preset}'; use one of {', '.join(PRESETS)}")
-    result = await retr.context(user_identifier, query, budget=budget, session_id=session_id, config=config, preset=preset)
+    result = await retr.context(
+        user_identifier, query, budget=budget, session_id=session_id, config=config, preset=preset
+    )
     # plain JSON types already: skip FastAPI's recursive encoder on the hot path
     return JSONResponse(result.as_dict(explain=explain))
 
 
-@router.get("/user/{user_identifier}/summary", response_model=CustomerSummary,
-            summary="Everything LOFT remembers about a customer")
+@router.get(
+    "/user/{user_identifier}/summary",
+    response_model=CustomerSummary,
+    summary="Everything LOFT remembers about a customer",
+)
 async def user_summary(
     user_identifier: str = UserPath,
     include_history: bool = Query(False, description="also closed preferences and superseded memories"),
@@ -77,8 +87,11 @@ async def user_summary(
     return profile
 
 
-@router.post("/search/entities", response_model=EntitySearchResponse,
-             summary="Semantic search over a customer's graph entities, with relationships")
+@router.post(
+    "/search/entities",
+    response_model=EntitySearchResponse,
+    summary="Semantic search over a customer's graph entities, with relationships",
+)
 async def search_entities(
     body: EntitySearchRequest, rt: Runtime = Depends(runtime), principal: Principal = Depends(allow(*ANY_ROLE))
 ) -> EntitySearchResponse:
@@ -95,22 +108,43 @@ async def search_entities(
         cached = rt.graph_cache.latest(body.user_identifier)
         hits = (cached.view(vector, body.limit) or {}).get("matched", []) if cached else []
         return EntitySearchResponse(
-            query=body.query, user_identifier=body.user_identifier,
-            entities=[_cached_hit(e) for e in hits], tiers={"neo4j": False},
-            errors={"neo4j": "Neo4j is unavailable; " + ("answered from this process's last copy of the customer's graph"
-                                                        if cached else "no copy of the customer's graph is at hand")},
+            query=body.query,
+            user_identifier=body.user_identifier,
+            entities=[_cached_hit(e) for e in hits],
+            tiers={"neo4j": False},
+            errors={
+                "neo4j": "Neo4j is unavailable; "
+                + (
+                    "answered from this process's last copy of the customer's graph"
+                    if cached
+                    else "no copy of the customer's graph is at hand"
+                )
+            },
         )
     return EntitySearchResponse(query=body.query, user_identifier=body.user_identifier, entities=found)
 
 
 def _cached_hit(e: dict) -> dict:
-    return {"key": e["key"], "name": e.get("name"), "type": e.get("type"), "summary": e.get("summary"),
-            "event_at": e.get("event_at"), "score": e["score"], "relation": e.get("relation"),
-            "mentions": e.get("mentions"), "last_seen": e.get("last_seen"),
-            "source_message_ids": e.get("source_message_ids"), "relationships": []}
+    return {
+        "key": e["key"],
+        "name": e.get("name"),
+        "type": e.get("type"),
+        "summary": e.get("summary"),
+        "event_at": e.get("event_at"),
+        "score": e["score"],
+        "relation": e.get("relation"),
+        "mentions": e.get("mentions"),
+        "last_seen": e.get("last_seen"),
+        "source_message_ids": e.get("source_message_ids"),
+        "relationships": [],
+    }
 
 
-@router.get("/user/{user_identifier}/memories", response_model=MemoryPage, summary="A customer's long-term memories, newest first")
+@router.get(
+    "/user/{user_identifier}/memories",
+    response_model=MemoryPage,
+    summary="A customer's long-term memories, newest first",
+)
 async def memories_list(
     user_identifier: str = UserPath,
     include_superseded: bool = Query(False, description="also memories a newer one replaced"),
@@ -119,7 +153,9 @@ async def memories_list(
     rt: Runtime = Depends(runtime),
 ) -> MemoryPage:
     before = decode_cursor(cursor) if cursor else None
-    rows = await ltm.page(rt.pool, user_identifier, include_superseded=include_superseded, limit=limit + 1, before=before)
+    rows = await ltm.page(
+        rt.pool, user_identifier, include_superseded=include_superseded, limit=limit + 1, before=before
+    )
     page, more = rows[:limit], len(rows) > limit
     return MemoryPage(
         user_identifier=user_identifier,
@@ -128,31 +164,53 @@ async def memories_list(
     )
 
 
-@router.get("/user/{user_identifier}/memories/{memory_id}", response_model=LongTermMemory, summary="One long-term memory")
-async def memory_get(memory_id: uuid.UUID, user_identifier: str = UserPath, rt: Runtime = Depends(runtime)) -> LongTermMemory:
+@router.get(
+    "/user/{user_identifier}/memories/{memory_id}", response_model=LongTermMemory, summary="One long-term memory"
+)
+async def memory_get(
+    memory_id: uuid.UUID, user_identifier: str = UserPath, rt: Runtime = Depends(runtime)
+) -> LongTermMemory:
     memory = await ltm.get(rt.pool, user_identifier, memory_id)
     if memory is None:  # also another customer's memory: the same answer, nothing revealed
         raise NotFound(f"no memory {memory_id} for customer '{user_identifier}'")
     return _memory(memory)
 
 
-@router.get("/user/{user_identifier}/memories/{memory_id}/history", response_model=MemoryHistory,
-            summary="Every change to one long-term memory (add, update, supersede, delete)")
-async def memory_history(memory_id: uuid.UUID, user_identifier: str = UserPath, rt: Runtime = Depends(runtime)) -> MemoryHistory:
+@router.get(
+    "/user/{user_identifier}/memories/{memory_id}/history",
+    response_model=MemoryHistory,
+    summary="Every change to one long-term memory (add, update, supersede, delete)",
+)
+async def memory_history(
+    memory_id: uuid.UUID, user_identifier: str = UserPath, rt: Runtime = Depends(runtime)
+) -> MemoryHistory:
     memory = await ltm.get(rt.pool, user_identifier, memory_id)
     events = await ltm.history(rt.pool, user_identifier, memory_id)
     if memory is None and not events:
         raise NotFound(f"no memory {memory_id} for customer '{user_identifier}'")
     return MemoryHistory(
         memory=_memory(memory) if memory is not None else None,
-        history=[MemoryEvent(event=e["event"], old_content=e["old_content"], new_content=e["new_content"],
-                             detail=_json(e["detail"]), at=e["created_at"]) for e in events],
+        history=[
+            MemoryEvent(
+                event=e["event"],
+                old_content=e["old_content"],
+                new_content=e["new_content"],
+                detail=_json(e["detail"]),
+                at=e["created_at"],
+            )
+            for e in events
+        ],
     )
 
 
-@router.delete("/user/{user_identifier}/memories/{memory_id}", response_model=MemoryDeleted,
-               summary="Delete one long-term memory (its words leave its history too)")
-async def memory_delete(memory_id: uuid.UUID, user_identifier: str = UserPath, rt: Runtime = Depends(runtime)) -> MemoryDeleted:
+@router.delete(
+    "/user/{user_identifier}/memories/{memory_id}",
+    response_model=MemoryDeleted,
+    summary="Delete one long-term memory (its words leave its history too)",
+)
+async def memory_delete(
+    memory_id: uuid.UUID, user_identifier: str = UserPath, rt: Runtime = Depends(runtime)
+) -> MemoryDeleted:
     async with rt.pool.acquire() as conn, conn.transaction():
         await users.lock_shared(conn, user_identifier)
         scrubbed = await ltm.delete(conn, user_identifier, memory_id)
@@ -169,17 +227,31 @@ def _json(value):
 
 def _memory(m) -> LongTermMemory:
     return LongTermMemory(
-        id=m["id"], kind=m["kind"], content=m["content"], subject=m["subject"], importance=m["importance"],
-        access_count=m["access_count"], last_accessed_at=m["last_accessed_at"], created_at=m["created_at"],
-        updated_at=m["updated_at"], valid_from=m["valid_from"], valid_to=m["valid_to"],
-        superseded_by=m["superseded_by"], source_message_ids=list(m["source_message_ids"]),
+        id=m["id"],
+        kind=m["kind"],
+        content=m["content"],
+        subject=m["subject"],
+        importance=m["importance"],
+        access_count=m["access_count"],
+        last_accessed_at=m["last_accessed_at"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        valid_from=m["valid_from"],
+        valid_to=m["valid_to"],
+        superseded_by=m["superseded_by"],
+        source_message_ids=list(m["source_message_ids"]),
     )
 
 
-@router.post("/test/populate-sample-data", response_model=SampleDataResponse,
-             summary="Load a sample customer history (LOFT_ENV=development only; admin)",
-             dependencies=[Depends(allow(*ADMIN_ONLY))])
-async def populate_sample_data(body: SampleDataRequest, request: Request, rt: Runtime = Depends(runtime)) -> SampleDataResponse:
+@router.post(
+    "/test/populate-sample-data",
+    response_model=SampleDataResponse,
+    summary="Load a sample customer history (LOFT_ENV=development only; admin)",
+    dependencies=[Depends(allow(*ADMIN_ONLY))],
+)
+async def populate_sample_data(
+    body: SampleDataRequest, request: Request, rt: Runtime = Depends(runtime)
+) -> SampleDataResponse:
     if rt.settings.env != "development":
         raise Forbidden(f"sample data is only available with LOFT_ENV=development (this is {rt.settings.env})")
     origin = request.headers.get("origin")

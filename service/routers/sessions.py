@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Depends, Path, Query
 
@@ -18,11 +17,17 @@ router = APIRouter(prefix="/v1/sessions", tags=["sessions"], dependencies=[Depen
 UserPath = Path(pattern=USER_ID_PATTERN, description="the customer's identifier")
 
 
-@router.post("/{user_identifier}/messages", response_model=ImportResponse, status_code=201,
-             summary="Import messages with their real timestamps and roles (back-fills, benchmarks)")
-async def import_messages(body: ImportRequest, user_identifier: str = UserPath, rt: Runtime = Depends(runtime)) -> ImportResponse:
+@router.post(
+    "/{user_identifier}/messages",
+    response_model=ImportResponse,
+    status_code=201,
+    summary="Import messages with their real timestamps and roles (back-fills, benchmarks)",
+)
+async def import_messages(
+    body: ImportRequest, user_identifier: str = UserPath, rt: Runtime = Depends(runtime)
+) -> ImportResponse:
     # messages are stored in the order given (ids follow it); the session starts at the earliest
-    first_at = min((m.created_at for m in body.messages if m.created_at), default=datetime.now(timezone.utc))
+    first_at = min((m.created_at for m in body.messages if m.created_at), default=datetime.now(UTC))
     async with rt.pool.acquire() as conn, conn.transaction():
         if body.session_id is None:
             session_id = await history.ensure_session(conn, user_identifier, None, at=first_at, channel=body.channel)
@@ -33,15 +38,22 @@ async def import_messages(body: ImportRequest, user_identifier: str = UserPath, 
             conn,
             user_identifier,
             session_id,
-            [history.NewMessage(m.role, m.content, m.created_at, m.speaker, m.external_id, m.metadata) for m in body.messages],
+            [
+                history.NewMessage(m.role, m.content, m.created_at, m.speaker, m.external_id, m.metadata)
+                for m in body.messages
+            ],
             summary_idle_s=rt.settings.summary_idle_s,
             lane="bulk",  # a back-fill must not hold up live conversations
         )
     created = sum(s.created for s in stored)
-    return ImportResponse(session_id=session_id, message_ids=[s.id for s in stored], created=created, duplicates=len(stored) - created)
+    return ImportResponse(
+        session_id=session_id, message_ids=[s.id for s in stored], created=created, duplicates=len(stored) - created
+    )
 
 
-@router.get("/{user_identifier}", response_model=SessionPage, summary="Sessions with their messages, newest first (paginated)")
+@router.get(
+    "/{user_identifier}", response_model=SessionPage, summary="Sessions with their messages, newest first (paginated)"
+)
 async def list_sessions(
     user_identifier: str = UserPath,
     limit: int = Query(20, ge=1, le=100),

@@ -12,10 +12,10 @@ from graph import reads as graph_reads
 from service import history, queue, users
 from service.access import Role, optional_principal
 from service.deps import runtime
+from service.runtime import Runtime
 from service.schemas import StatusResponse
 from vectors import memories as ltm
 from vectors import summaries as vector_summaries
-from service.runtime import Runtime
 
 router = APIRouter(tags=["status"])
 
@@ -25,7 +25,6 @@ PG_INFO = """
 SELECT current_setting('server_version') AS version,
        (SELECT extversion FROM pg_extension WHERE extname = 'vector') AS pgvector
 """
-
 
 
 async def _postgres(rt: Runtime) -> dict[str, Any]:
@@ -55,7 +54,9 @@ async def _check(name: str, probe) -> dict[str, Any]:
     "/memory/status",
     response_model=StatusResponse,
     summary="Health of every store, read from the servers (details with an admin key)",
-    responses={503: {"model": StatusResponse, "description": "a store is down: 'degraded' (Neo4j) or 'down' (PostgreSQL)"}},
+    responses={
+        503: {"model": StatusResponse, "description": "a store is down: 'degraded' (Neo4j) or 'down' (PostgreSQL)"}
+    },
 )
 async def status(request: Request, rt: Runtime = Depends(runtime)) -> JSONResponse:
     """Anyone may ask whether the service is ok, degraded or down; versions, counts, the

@@ -56,7 +56,7 @@ def is_question(sentence: str) -> bool:
 
 
 def subject_owner(phrase: str, known_people: set[str], catalog: Catalog) -> Owner | None:
-    """"other" for someone else ("my wife Emma", "he", "Tom"), "self" for the speaker's own name,
+    """ "other" for someone else ("my wife Emma", "he", "Tom"), "self" for the speaker's own name,
     None when the phrase is no subject at all ("Honestly", "Walnut", a lone "Our")."""
     words = phrase.split()
     if not words:
@@ -105,8 +105,8 @@ def _cuts(sentence: str, known_people: set[str], catalog: Catalog) -> list[tuple
 
 
 def _compound(sentence: str, cuts: list[tuple[int, int]], separator: str, start: int) -> bool:
-    """"Me and my husband", "My wife and I": one compound subject, not two clauses."""
-    head = sentence[max((e for _, e in cuts if e <= start), default=0):start]
+    """ "Me and my husband", "My wife and I": one compound subject, not two clauses."""
+    head = sentence[max((e for _, e in cuts if e <= start), default=0) : start]
     return bool(AND_SEP.match(separator) and COMPOUND_HEAD.match(head) and not CLAUSE_VERB.search(head))
 
 

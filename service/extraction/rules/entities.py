@@ -56,16 +56,19 @@ def customer_name(text: str, catalog: Catalog) -> str | None:
     return None
 
 
-def find_entities(sentence: str, at: datetime, date_value: datetime | None, known_people: set[str],
-                  catalog: Catalog) -> Found:
+def find_entities(
+    sentence: str, at: datetime, date_value: datetime | None, known_people: set[str], catalog: Catalog
+) -> Found:
     """Everything a sentence mentions, and each thing's relation to the customer."""
     people, people_relations, named = _people(sentence, catalog)
     rooms = _rooms(sentence, people)
     places, place_relations = _places(sentence, known_people | named, catalog)
     workplaces, work_relations = _workplaces(sentence)
     events, event_relations = _events(sentence, at, date_value)
-    return ([*people, *rooms, *places, *workplaces, *events],
-            [*people_relations, *place_relations, *work_relations, *event_relations])
+    return (
+        [*people, *rooms, *places, *workplaces, *events],
+        [*people_relations, *place_relations, *work_relations, *event_relations],
+    )
 
 
 def _clean_name(name: str) -> str | None:
@@ -118,8 +121,9 @@ def _person(rel_word: str, name: str | None, catalog: Catalog) -> tuple[Entity, 
     if name and (name.lower() in NOT_NAMES or name.lower() in NOT_PLACES or is_catalog_word(catalog, name)):
         name = None
     entity_name = name or rel_word
-    entity = Entity(type="pet" if rtype == "PET_OF" else "person", name=entity_name,
-                    relation=RELATION_NAMES.get(rel_word, rel_word))
+    entity = Entity(
+        type="pet" if rtype == "PET_OF" else "person", name=entity_name, relation=RELATION_NAMES.get(rel_word, rel_word)
+    )
     return entity, Relation(source=entity_name, target="customer", type=rtype), name
 
 
@@ -163,7 +167,7 @@ def _is_place(sentence: str, m: re.Match[str], place: str, catalog: Catalog) -> 
         return False
     if is_catalog_word(catalog, place) or catalog.match_brands(place) or catalog.product_spans(place + " sofa"):
         return False  # "in Walnut", "from Arlo": the catalog's words
-    return sentence[m.end("place"):m.end("place") + 2] != "'s"  # "at Anna's" is a person
+    return sentence[m.end("place") : m.end("place") + 2] != "'s"  # "at Anna's" is a person
 
 
 def _workplaces(sentence: str) -> Found:
@@ -199,7 +203,9 @@ def _is_event(sentence: str, m: re.Match[str], date_value: datetime | None) -> b
     event = re.sub(r"\s+", " ", m.group("event").lower())
     if event == "move" and not THE_MOVE.search(sentence):
         return False
-    return event not in EVENTS_NEEDING_CONTEXT or bool(date_value or ATTENDED.search(sentence) or HOSTING.search(sentence))
+    return event not in EVENTS_NEEDING_CONTEXT or bool(
+        date_value or ATTENDED.search(sentence) or HOSTING.search(sentence)
+    )
 
 
 def _event_relation(sentence: str, m: re.Match[str], at: datetime, when: datetime | None) -> str:
@@ -215,10 +221,10 @@ def _event_relation(sentence: str, m: re.Match[str], at: datetime, when: datetim
 
 def _event_name(sentence: str, start: int, word: str) -> str:
     """The event word with up to two modifiers before it: "housewarming party", "LGBTQ support group"."""
-    before = WORDS.findall(sentence[max(0, start - 40):start])
+    before = WORDS.findall(sentence[max(0, start - 40) : start])
     mods: list[str] = []
     for w in reversed(before[-2:] if before else []):
-        if w.lower() in EVENT_STOP or w.lower() in NOT_NAMES and not w.isupper():
+        if w.lower() in EVENT_STOP or (w.lower() in NOT_NAMES and not w.isupper()):
             break
         mods.insert(0, w)
     return " ".join([*mods, re.sub(r"\s+", " ", word)]).strip()

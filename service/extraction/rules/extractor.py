@@ -71,8 +71,17 @@ class RuleExtractor:
         out.interests.extend(find_interests(sentence, question, stances.disliked, purchase_span, self.catalog))
         out.entities.extend(entities)
         out.relations.extend(relations)
-        facts = SentenceFacts(sentence=sentence, at=at, subject=subject, dates=dates, clauses=clauses,
-                              prefs=stances.customer, others=stances.others, purchases=purchases, entities=entities)
+        facts = SentenceFacts(
+            sentence=sentence,
+            at=at,
+            subject=subject,
+            dates=dates,
+            clauses=clauses,
+            prefs=stances.customer,
+            others=stances.others,
+            purchases=purchases,
+            entities=entities,
+        )
         out.memories.extend(sentence_memories(facts, self.catalog))
 
 

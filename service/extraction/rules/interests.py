@@ -9,8 +9,13 @@ from service.extraction.models import ProductInterest
 from service.extraction.rules.lexicon import INTEREST_CUE, VIEWED_CUE
 
 
-def find_interests(sentence: str, question: bool, disliked: list[tuple[int, int]],
-                   purchase_span: tuple[int, int] | None, catalog: Catalog) -> list[ProductInterest]:
+def find_interests(
+    sentence: str,
+    question: bool,
+    disliked: list[tuple[int, int]],
+    purchase_span: tuple[int, int] | None,
+    catalog: Catalog,
+) -> list[ProductInterest]:
     cue = INTEREST_CUE.search(sentence)
     viewed = VIEWED_CUE.search(sentence)
     if not (cue or viewed or question):

@@ -90,14 +90,17 @@ def sentence_memories(facts: SentenceFacts, catalog: Catalog) -> list[MemoryCand
 def _who_is_who(entities: list[Entity], subject: str) -> list[MemoryCandidate]:
     """Named people and pets get a plain statement of who they are: "Emma is Dana's wife."."""
     possessive = "the customer's" if subject == CUSTOMER else subject + ("'" if subject.endswith("s") else "'s")
-    return [MemoryCandidate(kind="fact", text=f"{e.name} is {possessive} {e.relation}.", importance=0.8)
-            for e in entities if e.type in ("person", "pet") and e.relation and e.name.lower() != e.relation]
+    return [
+        MemoryCandidate(kind="fact", text=f"{e.name} is {possessive} {e.relation}.", importance=0.8)
+        for e in entities
+        if e.type in ("person", "pet") and e.relation and e.name.lower() != e.relation
+    ]
 
 
 def _statement(facts: SentenceFacts, clause: Clause, catalog: Catalog) -> _Statement | None:
     """The clause as a statement about the speaker (or a named someone's stance), or None when it is
     a question, a bare name, filler, small talk or a fragment."""
-    found = _said(facts.sentence[clause.start:clause.end])
+    found = _said(facts.sentence[clause.start : clause.end])
     if found is None:
         return None
     text, words = found
@@ -107,8 +110,11 @@ def _statement(facts: SentenceFacts, clause: Clause, catalog: Catalog) -> _State
     if not (FIRST_PERSON.search(text) or other_stance) or not CLAUSE_VERB.search(text):
         return None  # not about the speaker, or a fragment ("my wife Emma and our dog Max")
     low = text.lower()
-    purchases = [p for p in facts.purchases if p.product_name.lower() in low
-                 or (p.category and catalog.match_categories(text).count(p.category))]
+    purchases = [
+        p
+        for p in facts.purchases
+        if p.product_name.lower() in low or (p.category and catalog.match_categories(text).count(p.category))
+    ]
     entities = [e for e in facts.entities if e.name.lower() in low]
     if not (prefs or purchases or entities) and _says_nothing(text, words, clause.owner):
         return None
@@ -124,7 +130,7 @@ def _said(clause: str) -> tuple[str, list[str]] | None:
     words = WORDS.findall(text)
     if len(words) <= 6 and any(p.search(text) for p in NAME_PATTERNS):
         return None  # the name itself is already a fact
-    if len(words) < 3 or FILLER.match(text) and len(words) < 6:
+    if len(words) < 3 or (FILLER.match(text) and len(words) < 6):
         return None
     return text, words
 
@@ -160,7 +166,7 @@ def _kind_and_importance(s: _Statement) -> tuple[MemoryKind, float]:
         return "event", 0.5
     if FAVOURITE.search(s.text):
         return "preference", 0.6
-    if s.owner == "self" and LIKES.match(s.text) or s.other_stance:
+    if (s.owner == "self" and LIKES.match(s.text)) or s.other_stance:
         return "preference", 0.55
     return "fact", 0.45 if len(s.words) >= 6 else 0.35
 
@@ -183,7 +189,7 @@ def _memory(s: _Statement, facts: SentenceFacts) -> MemoryCandidate:
 def _standalone(text: str, dates: list[DateMention], subject: str, coordinate: bool) -> str:
     """Relative dates made absolute, the speaker named, no closing punctuation."""
     for d in sorted(dates, key=lambda d: d.start, reverse=True):
-        text = text[: d.start] + d.phrase + text[d.end:]
+        text = text[: d.start] + d.phrase + text[d.end :]
     text = third_person(text, subject, coordinate=coordinate)
     if subject == CUSTOMER:
         text = re.sub(r"(?<=\S\s)The customer", "the customer", text)
@@ -191,6 +197,7 @@ def _standalone(text: str, dates: list[DateMention], subject: str, coordinate: b
 
 
 # -- the third person ----------------------------------------------------------------------------------------
+
 
 def third_person(text: str, subject: str, coordinate: bool = False) -> str:
     """Rewrite first-person text about ``subject``: "I love my oak table" -> "Sarah loves Sarah's oak table".
@@ -218,7 +225,9 @@ def third_person_verb(verb: str) -> str:
 
 def _coordinated_verb(m: re.Match[str]) -> str:
     verb = m.group("verb")
-    return f"{m.group('conj')}{m.group('advs')} " + ("does not" if verb.lower().startswith("do ") else third_person_verb(verb))
+    return f"{m.group('conj')}{m.group('advs')} " + (
+        "does not" if verb.lower().startswith("do ") else third_person_verb(verb)
+    )
 
 
 class _ThirdPerson:
@@ -265,7 +274,9 @@ class _ThirdPerson:
         if contr == "'ve":
             return f"{self.subject} has"
         if contr == "'d":
-            return f"{self.subject} " + ("had" if verb.lower() in HAD_AFTER_D or verb.lower().endswith("ed") else "would")
+            return f"{self.subject} " + (
+                "had" if verb.lower() in HAD_AFTER_D or verb.lower().endswith("ed") else "would"
+            )
         if contr == "'ll":
             return f"{self.subject} will"
         return self.subject

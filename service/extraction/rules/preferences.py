@@ -96,7 +96,7 @@ def find_preferences(sentence: str, clauses: list[Clause], known_people: set[str
         covered.append(span)
         found.customer.extend(prefs)
         if stance.polarity == "prefers":
-            found.customer.extend(_sizes(sentence[span[0]:span[1]], span, mentions, stance.strength, replaces))
+            found.customer.extend(_sizes(sentence[span[0] : span[1]], span, mentions, stance.strength, replaces))
     found.customer.extend(_budgets(sentence, clauses, replaces))
     found.customer.extend(_soft_wishes(sentence, mentions, clauses, covered, found))
     return found
@@ -110,9 +110,13 @@ def catalog_mentions(catalog: Catalog, text: str) -> list[Mention]:
     def free(s: int, e: int) -> bool:
         return all(e <= m.start or s >= m.end for m in found)
 
-    for attribute, spans in (("style", catalog.style_spans(text)), ("material", catalog.material_spans(text)),
-                             ("color", catalog.color_spans(text)), ("brand", catalog.brand_spans(text)),
-                             ("category", catalog.category_spans(text))):
+    for attribute, spans in (
+        ("style", catalog.style_spans(text)),
+        ("material", catalog.material_spans(text)),
+        ("color", catalog.color_spans(text)),
+        ("brand", catalog.brand_spans(text)),
+        ("category", catalog.category_spans(text)),
+    ):
         for s, e, v in spans:
             if free(s, e):
                 found.append(Mention(s, e, attribute, v))
@@ -152,8 +156,12 @@ def _cues(sentence: str) -> list[re.Match[str]]:
     cues = []
     for cue in CUE_RE.finditer(sentence):
         bare = cue.group("bare")
-        if bare and bare.lower().startswith("like") and not cue.group("bneg") and \
-                (cue.group("conj") or "").lower() not in ("and", "but"):
+        if (
+            bare
+            and bare.lower().startswith("like")
+            and not cue.group("bneg")
+            and (cue.group("conj") or "").lower() not in ("and", "but")
+        ):
             continue  # "Like I said, ..."
         cues.append(cue)
     return cues
@@ -164,8 +172,11 @@ def _read_cue(cue: re.Match[str], owner: Owner, known_people: set[str], catalog:
     negated = False
     if cue.group("free"):  # "my favourite is", "not a fan of", "for me, it's"
         word = re.sub(r"\s+", " ", cue.group("free").lower())
-        polarity, strength, intent = ("dislikes", 0.6, False) if word.startswith("not") else (
-            ("prefers", 0.9, False) if "fan" in word else ("prefers", 0.85, False))
+        polarity, strength, intent = (
+            ("dislikes", 0.6, False)
+            if word.startswith("not")
+            else (("prefers", 0.9, False) if "fan" in word else ("prefers", 0.85, False))
+        )
         if word.startswith(("my ", "our ", "for ", "as for ")):
             owner = "self"
     elif cue.group("ofav"):  # "her favourite is"
@@ -182,7 +193,9 @@ def _read_cue(cue: re.Match[str], owner: Owner, known_people: set[str], catalog:
         negated = bool(cue.group("neg"))
         owner = "self" if cue.group("self") else subject_owner(cue.group("other"), known_people, catalog) or owner
     if negated:
-        return Stance(None, strength, intent, owner) if polarity == "dislikes" else Stance("dislikes", 0.6, intent, owner)
+        return (
+            Stance(None, strength, intent, owner) if polarity == "dislikes" else Stance("dislikes", 0.6, intent, owner)
+        )
     return Stance(polarity, strength, intent, owner)
 
 
@@ -196,8 +209,9 @@ def _cue_span(sentence: str, cues: list[re.Match[str]], i: int, clause: Clause |
     return start, (end.start() if end else max(start, limit))
 
 
-def _governed(sentence: str, span: Span, stance: Stance, mentions: list[Mention], replaces: bool
-              ) -> tuple[list[Preference], list[Span]]:
+def _governed(
+    sentence: str, span: Span, stance: Stance, mentions: list[Mention], replaces: bool
+) -> tuple[list[Preference], list[Span]]:
     """The preferences a cue gives for the catalog words in its span, and the spans of the
     words it turns into dislikes ("walnut rather than oak")."""
     start, end = span
@@ -211,11 +225,22 @@ def _governed(sentence: str, span: Span, stance: Stance, mentions: list[Mention]
         if inverse is not None and m.start > inverse.start():
             polarity, strength, confidence = "dislikes", 0.5, 0.6
             inverted.append((m.start, m.end))
-        if m.attribute == "category" and not (stance.intent and polarity == "prefers") \
-                and any(0 <= m.start - x.end <= 12 for x in modifiers):
+        if (
+            m.attribute == "category"
+            and not (stance.intent and polarity == "prefers")
+            and any(0 <= m.start - x.end <= 12 for x in modifiers)
+        ):
             continue  # "I hate glass tables" is about glass, not about tables
-        prefs.append(Preference(attribute=m.attribute, value=m.value, polarity=polarity, strength=strength,
-                                confidence=confidence, replaces=replaces and stance.owner == "self"))
+        prefs.append(
+            Preference(
+                attribute=m.attribute,
+                value=m.value,
+                polarity=polarity,
+                strength=strength,
+                confidence=confidence,
+                replaces=replaces and stance.owner == "self",
+            )
+        )
     return prefs, inverted
 
 
@@ -225,9 +250,17 @@ def _sizes(segment: str, span: Span, mentions: list[Mention], strength: float, r
     has_category = any(start <= m.start < end and m.attribute in ("category", "product") for m in mentions)
     if not (has_category or SOMETHING.search(segment)):
         return []
-    return [Preference(attribute="size", value=_size_value(m.group(1)), polarity="prefers", strength=strength,
-                       confidence=0.7, replaces=replaces)
-            for m in SIZE.finditer(segment)]
+    return [
+        Preference(
+            attribute="size",
+            value=_size_value(m.group(1)),
+            polarity="prefers",
+            strength=strength,
+            confidence=0.7,
+            replaces=replaces,
+        )
+        for m in SIZE.finditer(segment)
+    ]
 
 
 def _size_value(word: str) -> str:
@@ -243,7 +276,9 @@ def _budgets(sentence: str, clauses: list[Clause], replaces: bool) -> list[Prefe
         if _someone_elses(clauses, m.start()):
             continue
         word = m.group("word").lower()
-        has_currency = bool(m.group("cur") or m.group("mult") or m.group("curword")) or word.startswith(("budget", "spend"))
+        has_currency = bool(m.group("cur") or m.group("mult") or m.group("curword")) or word.startswith(
+            ("budget", "spend")
+        )
         value = amount(m.group("num"), m.group("mult"))
         if has_currency and value and value >= 20:
             found.append(_budget(value, 0.6 if word in APPROXIMATE else 0.7, replaces))
@@ -257,24 +292,42 @@ def _budgets(sentence: str, clauses: list[Clause], replaces: bool) -> list[Prefe
 
 
 def _budget(value: float, strength: float, replaces: bool) -> Preference:
-    return Preference(attribute="budget", value=format_amount(value), polarity="prefers", strength=strength,
-                      confidence=0.8, replaces=replaces)
+    return Preference(
+        attribute="budget",
+        value=format_amount(value),
+        polarity="prefers",
+        strength=strength,
+        confidence=0.8,
+        replaces=replaces,
+    )
 
 
-def _soft_wishes(sentence: str, mentions: list[Mention], clauses: list[Clause], covered: list[Span],
-                 found: Stances) -> list[Preference]:
+def _soft_wishes(
+    sentence: str, mentions: list[Mention], clauses: list[Clause], covered: list[Span], found: Stances
+) -> list[Preference]:
     """A colour or material asked for outside any cue's span: "in navy", "with a velvet ..."."""
     low = sentence.lower()
     wishes: list[Preference] = []
     for m in mentions:
         if m.attribute not in ("color", "material") or _within(m.start, covered):
             continue
-        if _someone_elses(clauses, m.start) or _within(m.start, found.disliked) \
-                or any(p.value == m.value for p in found.others):
+        if (
+            _someone_elses(clauses, m.start)
+            or _within(m.start, found.disliked)
+            or any(p.value == m.value for p in found.others)
+        ):
             continue
-        if SOFT_WISH_BEFORE.search(low[max(0, m.start - 12): m.start]):
-            wishes.append(Preference(attribute=m.attribute, value=m.value, polarity="prefers", strength=0.6,
-                                     confidence=0.6, replaces=False))
+        if SOFT_WISH_BEFORE.search(low[max(0, m.start - 12) : m.start]):
+            wishes.append(
+                Preference(
+                    attribute=m.attribute,
+                    value=m.value,
+                    polarity="prefers",
+                    strength=0.6,
+                    confidence=0.6,
+                    replaces=False,
+                )
+            )
     return wishes
 
 

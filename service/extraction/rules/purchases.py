@@ -25,8 +25,9 @@ from service.extraction.rules.lexicon import (
 )
 
 
-def find_purchases(sentence: str, at: datetime, date_value: datetime | None, catalog: Catalog
-                   ) -> tuple[list[Purchase], tuple[int, int] | None]:
+def find_purchases(
+    sentence: str, at: datetime, date_value: datetime | None, catalog: Catalog
+) -> tuple[list[Purchase], tuple[int, int] | None]:
     """The purchases a sentence reports, and the span that names them (no product interest)."""
     m = PURCHASE.search(sentence)
     if not m:
@@ -43,15 +44,31 @@ def find_purchases(sentence: str, at: datetime, date_value: datetime | None, cat
 def _items(span: str, order_id: str | None, when: datetime, catalog: Catalog) -> list[Purchase]:
     """Catalog products first, then categories outside them ("a new couch" -> "new couch")."""
     products = catalog.product_spans(span)
-    items = [Purchase(product_name=p.name, sku=p.sku, category=p.category, quantity=_quantity(span[:s]), price=None,
-                      order_id=order_id, at=when)
-             for s, _, p in products]
+    items = [
+        Purchase(
+            product_name=p.name,
+            sku=p.sku,
+            category=p.category,
+            quantity=_quantity(span[:s]),
+            price=None,
+            order_id=order_id,
+            at=when,
+        )
+        for s, _, p in products
+    ]
     taken = [(s, e) for s, e, _ in products]
     for s, e, category in catalog.category_spans(span):
         if any(s < te and ts < e for ts, te in taken):
             continue
-        items.append(Purchase(product_name=_noun_phrase(span[:e], category), category=category,
-                              quantity=_quantity(span[:s]), order_id=order_id, at=when))
+        items.append(
+            Purchase(
+                product_name=_noun_phrase(span[:e], category),
+                category=category,
+                quantity=_quantity(span[:s]),
+                order_id=order_id,
+                at=when,
+            )
+        )
         taken.append((s, e))
     return items
 
