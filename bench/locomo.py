@@ -65,7 +65,8 @@ def parse_when(text: str) -> datetime:
 
 
 def load_conversation(path: str) -> dict:
-    data = json.load(open(path))
+    with open(path) as f:
+        data = json.load(f)
     conv = data.get("conversation", data)  # the original release nests it
     sessions = []
     n = 1

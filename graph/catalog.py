@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from typing import Any
 
 from neo4j import AsyncDriver
 
@@ -51,15 +52,17 @@ CATALOG_VERSION = "MATCH (v:CatalogVersion) RETURN v.hash AS hash"
 SET_CATALOG_VERSION = "MERGE (v:CatalogVersion) SET v.hash = $hash, v.loaded_at = datetime(), v.products = $count"
 
 
-def catalog_hash(products: list[dict], categories: list[dict], vocabulary: dict[str, list[str]]) -> str:
+def catalog_hash(
+    products: list[dict[str, Any]], categories: list[dict[str, Any]], vocabulary: dict[str, list[str]]
+) -> str:
     blob = json.dumps([products, categories, vocabulary], sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
 async def ensure_catalog(
     driver: AsyncDriver,
-    products: list[dict],
-    categories: list[dict],
+    products: list[dict[str, Any]],
+    categories: list[dict[str, Any]],
     vocabulary: dict[str, list[str]],
     *,
     database: str,

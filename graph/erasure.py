@@ -92,14 +92,16 @@ class GraphErasure:
 async def erase_customer(driver: AsyncDriver, user_id: str, *, database: str) -> GraphErasure:
     """Delete the customer's nodes and relationships, then verify nothing is left."""
     async with driver.session(database=database) as session:
-        found = await (await session.run(COLLECT, user_id=user_id)).single()
+        found = await (await session.run(COLLECT, user_id=user_id)).single(strict=True)
         node_ids = list(found["customers"]) + list(found["entities"])
         rel_ids = list(found["relationships"])
         for query in (DELETE_ENTITIES, DELETE_CUSTOMER):
             await (await session.run(query, user_id=user_id, batch=BATCH_ROWS)).consume()
         orphans = 0
         if found["vocabulary"]:
-            record = await (await session.run(DELETE_ORPHANED_VOCABULARY, ids=list(found["vocabulary"]))).single()
+            record = await (await session.run(DELETE_ORPHANED_VOCABULARY, ids=list(found["vocabulary"]))).single(
+                strict=True
+            )
             orphans = record["deleted"]
         leftovers = await verify(driver, user_id, node_ids, rel_ids, database=database)
     return GraphErasure(len(node_ids), len(rel_ids), orphans, leftovers)

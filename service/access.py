@@ -28,14 +28,18 @@ import ipaddress
 import json
 import re
 import tomllib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 
 from service.errors import ConfigurationError, Forbidden, Unauthorized
+
+if TYPE_CHECKING:
+    from service.settings import Settings
 
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 MIN_SECRET_CHARS = 16
@@ -95,7 +99,7 @@ class KeyRing:
         return not self.keys
 
     @classmethod
-    def from_settings(cls, settings) -> KeyRing:
+    def from_settings(cls, settings: Settings) -> KeyRing:
         keys = [_parse_entry(entry) for entry in settings.api_keys]
         if settings.api_keys_file is not None:
             keys += _load_file(Path(settings.api_keys_file))
@@ -183,13 +187,13 @@ def presented_secret(request: Request) -> bytes | None:
         if name == b"authorization":
             scheme, _, token = value.partition(b" ")
             if scheme.lower() == b"bearer" and token.strip():
-                return token.strip()
+                return bytes(token.strip())
         elif name == b"x-api-key" and value.strip():
-            return value.strip()
+            return bytes(value.strip())
     return None
 
 
-def allow(*roles: Role):
+def allow(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
     """A dependency: the caller must hold one of ``roles``; a customer key must also be
     bound to the customer the path names (``{user_identifier}``)."""
     allowed = frozenset(roles)
@@ -210,7 +214,7 @@ def allow(*roles: Role):
 
 def identify(request: Request) -> Principal:
     """The caller of ``request`` (401 without a valid key when keys are configured)."""
-    known = getattr(request.state, "principal", None)
+    known: Principal | None = getattr(request.state, "principal", None)
     if known is not None:
         return known
     ring: KeyRing = request.app.state.keyring
@@ -242,7 +246,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_bind(settings, host: str) -> None:
+def check_bind(settings: Settings, host: str) -> None:
     """Refuse to serve an open API (no keys) on anything but the loopback interface."""
     ring = KeyRing.from_settings(settings)
     if ring.open and not is_loopback(host) and not settings.allow_open:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from service.erasure import ErasureListener
 from service.errors import LoftError
 from service.middleware import BodyLimit, RequestId, request_id_of
 from service.outages import is_outage
+from service.retrieval import Retriever
 from service.runtime import Runtime
 from service.schemas import ErrorResponse, WhoAmI
 from service.settings import Settings
@@ -30,7 +32,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     otherwise the lifespan opens one from ``settings`` and closes it on shutdown."""
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from service.retrieval import Retriever
 
         if runtime is not None:
@@ -105,7 +107,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     return app
 
 
-async def _warm_up(retriever) -> None:
+async def _warm_up(retriever: Retriever) -> None:
     """Pay for the model's first inference and the stores' first query plans before the
     first customer does (for an identifier no customer can have; a store that is down is
     skipped)."""
@@ -139,10 +141,10 @@ def install_error_boundary(app: FastAPI) -> None:
     body carries only the request id (the exception is logged with it, never sent)."""
 
     def reply(
-        request: Request, status: int, code: str, detail: str, headers: dict[str, str] | None = None
+        request: Request, status: int, code: str, detail: str, headers: Mapping[str, str] | None = None
     ) -> JSONResponse:
         rid = request_id_of(request.scope)
-        headers = (headers or {}) | ({"X-Request-ID": rid} if rid else {})
+        headers = dict(headers or {}) | ({"X-Request-ID": rid} if rid else {})
         return JSONResponse(
             {"error": code, "detail": detail, "request_id": rid or None}, status_code=status, headers=headers
         )

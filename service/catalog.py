@@ -15,8 +15,9 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -90,7 +91,7 @@ def _trie_regex(words: Iterable[str]) -> str:
     Greedy: at each node the longer continuations are tried before stopping, so the
     longest synonym wins. Spaces/hyphens in a word become an optional separator class.
     """
-    trie: dict = {}
+    trie: dict[str, Any] = {}
     for word in words:
         node = trie
         word = word.lower()
@@ -105,7 +106,7 @@ def _trie_regex(words: Iterable[str]) -> str:
             i += 1
         node[""] = {}
 
-    def build(node: dict) -> str:
+    def build(node: dict[str, Any]) -> str:
         ends = "" in node
         branches = []
         for ch in sorted(k for k in node if k):
@@ -115,7 +116,7 @@ def _trie_regex(words: Iterable[str]) -> str:
             return ""
         body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
         if ends:
-            return ("(?:" + body + ")?") if len(branches) > 1 else "(?:" + body + ")?"
+            return "(?:" + body + ")?"
         return body
 
     return build(trie)
@@ -152,7 +153,7 @@ class _Matcher:
 
 
 class Catalog:
-    def __init__(self, data: dict):
+    def __init__(self, data: dict[str, Any]) -> None:
         self.products: list[Product] = [Product.model_validate(p) for p in data["products"]]
         self.category_info: dict[str, Category] = {c["name"]: Category.model_validate(c) for c in data["categories"]}
         self.style_info = {s["name"]: Vocab.model_validate(s) for s in data["styles"]}
@@ -177,11 +178,11 @@ class Catalog:
                 parent = self.category_info[parent].parent
 
         cat_syns: dict[str, str] = {}
-        for c in self.category_info.values():
-            for s in [c.name, *c.synonyms]:
+        for info in self.category_info.values():
+            for s in [info.name, *info.synonyms]:
                 s = s.lower()
-                cat_syns.setdefault(s, c.name)
-                cat_syns.setdefault(_plural_phrase(s), c.name)
+                cat_syns.setdefault(s, info.name)
+                cat_syns.setdefault(_plural_phrase(s), info.name)
         self._categories = _Matcher(cat_syns)
         self._styles = _Matcher(self._synonyms(self.style_info.values()))
         self._materials = _Matcher(self._synonyms(self.material_info.values()))
@@ -243,12 +244,13 @@ class Catalog:
             return value if value in self._by_sku else None
         if attribute == "brand":
             return self._brand_names.get(value.strip().lower())
-        known = {
+        vocabularies: dict[str, Mapping[str, object]] = {
             "style": self.style_info,
             "material": self.material_info,
             "color": self.color_info,
             "category": self.category_info,
-        }.get(attribute)
+        }
+        known = vocabularies.get(attribute)
         name = value.strip().lower()
         return name if known is not None and name in known else None
 

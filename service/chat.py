@@ -8,6 +8,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from openai.types.chat import ChatCompletionMessageParam
+
 from service.extraction import Extraction
 from service.profile import customer_profile
 from service.runtime import Runtime
@@ -52,8 +54,16 @@ async def reply(
 
 
 async def _llm_reply(rt: Runtime, message: str, context: dict[str, Any], history: list[dict[str, str]]) -> str:
-    messages = [{"role": "system", "content": SYSTEM_PROMPT.format(context=context.get("text") or "(nothing yet)")}]
-    messages += history[-10:]
+    assert rt.llm is not None
+    messages: list[ChatCompletionMessageParam] = [
+        {"role": "system", "content": SYSTEM_PROMPT.format(context=context.get("text") or "(nothing yet)")}
+    ]
+    messages += [
+        {"role": "assistant", "content": turn["content"]}
+        if turn["role"] == "assistant"
+        else {"role": "user", "content": turn["content"]}
+        for turn in history[-10:]
+    ]
     messages.append({"role": "user", "content": message})
     response = await rt.llm.chat.completions.create(model=rt.settings.llm_model, messages=messages, temperature=0.3)
     text = (response.choices[0].message.content or "").strip()

@@ -21,11 +21,20 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import typer
 
 from service.errors import LoftError
 from service.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from service.devstack import Stack
+    from service.erasure import Receipt
+    from service.runtime import Runtime
+
+T = TypeVar("T")
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 log = logging.getLogger("loft.cli")
@@ -41,7 +50,7 @@ def _logging(verbose: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _fail(exc: Exception) -> None:
+def _fail(exc: Exception) -> NoReturn:
     typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2)
 
@@ -92,7 +101,7 @@ def up(
         env = os.environ | _env_of(settings)
         worker_proc = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], env=env)
 
-    http = settings.neo4j_http_port if settings.neo4j_uri and stack.neo4j else None
+    http = settings.neo4j_http_port if settings.neo4j_uri and stack is not None and stack.neo4j else None
     banner = f"LOFT memory: chat http://{host}:{port}/  ·  API docs http://{host}:{port}/docs  ·  status http://{host}:{port}/memory/status"
     if http:
         banner += f"  ·  Neo4j Browser http://127.0.0.1:{http}/browser/ (user neo4j, password: loftmem env)"
@@ -127,10 +136,9 @@ def _check_access(settings: Settings, host: str) -> bool:
         return KeyRing.from_settings(settings).open
     except LoftError as exc:
         _fail(exc)
-    return False
 
 
-def _stop_started(stack, was_running: dict[str, bool]) -> None:
+def _stop_started(stack: Stack, was_running: dict[str, bool]) -> None:
     """Stop the embedded servers this process started (not ones it found running)."""
     if stack.neo4j is not None and not was_running["neo4j"]:
         stack.neo4j.stop()
@@ -245,17 +253,17 @@ def env() -> None:
             typer.echo(f"export {key}={shlex.quote(value)}")
 
 
-def _with_runtime(work):
+def _with_runtime(work: Callable[[Runtime], Awaitable[T]]) -> T:
     """Run ``work(rt)`` against the configured (or running embedded) stores."""
     from service.devstack import running_stack
-    from service.runtime import Runtime
+    from service.runtime import Runtime as OpenRuntime
 
     settings = running_stack(get_settings())
     if not settings.database_url or not settings.neo4j_uri:
         _fail(LoftError("no stores: set DATABASE_URL and NEO4J_URI, or run `loftmem up`"))
 
-    async def run():
-        rt = await Runtime.open(settings, pool_size=2)
+    async def run() -> T:
+        rt = await OpenRuntime.open(settings, pool_size=2)
         try:
             return await work(rt)
         finally:
@@ -267,7 +275,7 @@ def _with_runtime(work):
         _fail(exc)
 
 
-def _receipt_json(receipt) -> str:
+def _receipt_json(receipt: Receipt) -> str:
     import json
 
     from service.routers.erasure import ErasureReceipt

@@ -28,6 +28,7 @@ table says nothing about whom it erased. The identifier itself remains only in t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -38,7 +39,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random
@@ -48,6 +49,10 @@ from service import queue, users
 from service.errors import InvalidInput
 from service.outages import is_outage
 from service.settings import Settings
+from vectors.pg import Conn
+
+if TYPE_CHECKING:
+    from service.runtime import Runtime
 
 log = logging.getLogger("loft.erasure")
 
@@ -189,7 +194,7 @@ def subject_hash(key: bytes, user: str) -> str:
 # -- erasing ----------------------------------------------------------------------------------
 
 
-async def erase(rt, user: str, *, graph_timeout_s: float = GRAPH_TIMEOUT_S) -> Receipt:
+async def erase(rt: Runtime, user: str, *, graph_timeout_s: float = GRAPH_TIMEOUT_S) -> Receipt:
     """Erase ``user`` everywhere; the receipt is ``complete`` only once both stores were
     re-checked and found clean, else ``pending`` (a worker completes it)."""
     receipt_id = uuid.uuid4()
@@ -227,7 +232,7 @@ async def erase(rt, user: str, *, graph_timeout_s: float = GRAPH_TIMEOUT_S) -> R
 
 
 async def finish(
-    rt,
+    rt: Runtime,
     receipt_id: uuid.UUID,
     user: str,
     *,
@@ -278,9 +283,9 @@ def _job_key(receipt_id: uuid.UUID) -> str:
     return f"erase:{receipt_id}"
 
 
-async def _delete_postgres(conn: asyncpg.Connection, user: str) -> tuple[dict[str, int], dict[str, list]]:
+async def _delete_postgres(conn: Conn, user: str) -> tuple[dict[str, int], dict[str, list[int]]]:
     counts: dict[str, int] = {}
-    ids: dict[str, list] = {}
+    ids: dict[str, list[int]] = {}
     jobs, job_ids = await queue.delete_for_user(conn, user)
     counts["jobs"], ids["jobs"] = jobs, job_ids
     known = {t.name for t in TABLES}
@@ -290,18 +295,19 @@ async def _delete_postgres(conn: asyncpg.Connection, user: str) -> tuple[dict[st
                 log.warning("erasing from %s, which erasure.TABLES does not list", extra)
                 counts[extra] = int(await conn.fetchval(f'DELETE FROM "{extra}" WHERE user_identifier = $1', user) or 0)
         row = await conn.fetchrow(table.delete, user)
+        assert row is not None  # the statement aggregates: one row
         counts[table.name] = row["n"]
         if table.by_id:
             ids[table.name] = list(row["ids"])
     return counts, ids
 
 
-async def _unlisted_tables(conn: asyncpg.Connection, known: set[str]) -> list[str]:
+async def _unlisted_tables(conn: Conn, known: set[str]) -> list[str]:
     names = [r["table_name"] for r in await conn.fetch(PER_USER_TABLES)]
     return [n for n in names if n not in known and n not in NOT_ERASED and n.replace("_", "").isalnum()]
 
 
-async def _postgres_leftovers(conn: asyncpg.Connection, user: str, deleted_ids: dict[str, list]) -> dict[str, int]:
+async def _postgres_leftovers(conn: Conn, user: str, deleted_ids: dict[str, list[int]]) -> dict[str, int]:
     """Rows still there: in every table with a user_identifier column, and by id."""
     left: dict[str, int] = {}
     for name in [r["table_name"] for r in await conn.fetch(PER_USER_TABLES)]:
@@ -321,12 +327,12 @@ async def _postgres_leftovers(conn: asyncpg.Connection, user: str, deleted_ids: 
 # -- reading receipts -------------------------------------------------------------------------
 
 
-async def get_receipt(pool: asyncpg.Pool | asyncpg.Connection, receipt_id: uuid.UUID) -> Receipt | None:
+async def get_receipt(pool: asyncpg.Pool | Conn, receipt_id: uuid.UUID) -> Receipt | None:
     row = await pool.fetchrow(GET_RECEIPT, receipt_id)
     return Receipt.from_row(row) if row else None
 
 
-async def receipts(rt, *, user: str | None = None, limit: int = 20) -> list[Receipt]:
+async def receipts(rt: Runtime, *, user: str | None = None, limit: int = 20) -> list[Receipt]:
     if user is not None:
         rows = await rt.pool.fetch(RECEIPTS_OF, subject_hash(rt.erasure_key, user), limit)
     else:
@@ -351,9 +357,9 @@ class ErasureListener:
     cached graph facts are keyed by a graph version that is never reused; this keeps
     erased words out of memory.)"""
 
-    def __init__(self, rt) -> None:
+    def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
 
     async def start(self) -> None:
@@ -366,13 +372,11 @@ class ErasureListener:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
 
-    def _on_notify(self, _conn, _pid, _channel, user: str) -> None:
-        self.rt.forget_cached(user)
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, user: object) -> None:
+        self.rt.forget_cached(str(user))
 
     async def _run(self) -> None:
         first = True
@@ -386,7 +390,7 @@ class ErasureListener:
                 first = False
                 self._connected.set()
                 closed = asyncio.Event()
-                conn.add_termination_listener(lambda _c: closed.set())
+                conn.add_termination_listener(lambda _c: closed.set())  # noqa: B023 (awaited below, same turn)
                 await closed.wait()
             except asyncio.CancelledError:
                 raise

@@ -17,6 +17,7 @@ import asyncpg
 from service import queue, users
 from service.errors import NotFound
 from service.pagination import decode_cursor, encode_cursor
+from vectors.pg import Conn
 
 CREATE_SESSION = """
 INSERT INTO sessions (id, user_identifier, channel, started_at, last_message_at, metadata)
@@ -68,6 +69,8 @@ BY_ID = """
 SELECT id, session_id, user_identifier, role, speaker, content, created_at
 FROM messages WHERE id = ANY($1::bigint[]) ORDER BY id
 """
+# the newest only: any ingestion still pending re-arms the summary when it completes anyway
+SESSION_UNEMBEDDED = "SELECT id FROM messages WHERE session_id = $1 AND embedding IS NULL ORDER BY id DESC LIMIT $2"
 # the messages of a batch that still exist, locked until the worker's transaction ends
 # (an erasure, which deletes them, waits for it)
 LOCK_LIVE = "SELECT id FROM messages WHERE id = ANY($1::bigint[]) FOR KEY SHARE"
@@ -124,7 +127,7 @@ class StoredMessage:
 
 
 async def ensure_session(
-    conn: asyncpg.Connection, user_identifier: str, session_id: uuid.UUID | None, *, at: datetime, channel: str = "chat"
+    conn: Conn, user_identifier: str, session_id: uuid.UUID | None, *, at: datetime, channel: str = "chat"
 ) -> uuid.UUID:
     await users.ensure(conn, user_identifier)
     if session_id is None:
@@ -141,7 +144,7 @@ async def ensure_session(
 
 
 async def create_session(
-    conn: asyncpg.Connection, user_identifier: str, session_id: uuid.UUID, *, at: datetime, channel: str
+    conn: Conn, user_identifier: str, session_id: uuid.UUID, *, at: datetime, channel: str
 ) -> None:
     """Create a session with a client-chosen id (imports); an existing one must be the user's."""
     await users.ensure(conn, user_identifier)
@@ -153,7 +156,7 @@ async def create_session(
 
 
 async def add_messages(
-    conn: asyncpg.Connection,
+    conn: Conn,
     user_identifier: str,
     session_id: uuid.UUID,
     messages: list[NewMessage],
@@ -189,27 +192,52 @@ async def add_messages(
                 user_identifier,
                 message.external_id,
             )
+            assert existing is not None  # the conflict that skipped the insert is this row
             stored.append(StoredMessage(existing["id"], existing["created_at"], False))
             continue
         stored.append(StoredMessage(row["id"], row["created_at"], True))
         latest = max(latest, at) if latest else at
         await queue.enqueue(
-            conn, "ingest_message", user_identifier, f"ingest:{row['id']}", {"message_id": row["id"]}, lane=lane
+            conn, "ingest_message", user_identifier, ingest_key(row["id"]), {"message_id": row["id"]}, lane=lane
         )
     if latest is not None:
         await conn.execute(TOUCH_SESSION, session_id, latest)
-        # (re)arm the session summary: it runs once the session has been quiet for a while
-        run_after = max(now, latest + timedelta(seconds=summary_idle_s))
-        await queue.enqueue(
-            conn,
-            "summarize_session",
-            user_identifier,
-            f"summary:{session_id}",
-            {"session_id": str(session_id)},
-            run_after=run_after,
-            debounce=True,
-        )
+        await arm_summary(conn, user_identifier, session_id, latest, summary_idle_s)
     return stored
+
+
+def ingest_key(message_id: int) -> str:
+    """The queue's key of a message's ingestion job."""
+    return f"ingest:{message_id}"
+
+
+async def arm_summary(
+    conn: Conn, user_identifier: str, session_id: uuid.UUID, latest: datetime, summary_idle_s: float
+) -> None:
+    """(Re)arm the session's summary: it runs once the session has been quiet for a while.
+
+    Armed when messages arrive and again when the worker has ingested them, so a summary that
+    ran while some of its messages were still being ingested is written again with them."""
+    run_after = max(datetime.now(UTC), latest + timedelta(seconds=summary_idle_s))
+    await queue.enqueue(
+        conn,
+        "summarize_session",
+        user_identifier,
+        f"summary:{session_id}",
+        {"session_id": str(session_id)},
+        run_after=run_after,
+        debounce=True,
+    )
+
+
+async def unembedded_ids(conn: Conn, session_id: uuid.UUID, limit: int = 50) -> list[int]:
+    """The session's newest messages that have no embedding (yet)."""
+    return [r["id"] for r in await conn.fetch(SESSION_UNEMBEDDED, session_id, limit)]
+
+
+async def ingestion_pending(conn: Conn, message_ids: list[int]) -> bool:
+    """Whether any of these messages still waits for (or is in) its ingestion job."""
+    return await queue.any_pending(conn, [ingest_key(i) for i in message_ids])
 
 
 BY_EXTERNAL_ID = """
@@ -222,49 +250,46 @@ def reply_key(message_id: int) -> str:
     return f"reply:{message_id}"
 
 
-async def message_by_external_id(
-    conn: asyncpg.Connection, user_identifier: str, external_id: str
-) -> dict[str, Any] | None:
+async def message_by_external_id(conn: Conn, user_identifier: str, external_id: str) -> dict[str, Any] | None:
     row = await conn.fetchrow(BY_EXTERNAL_ID, user_identifier, external_id)
     return dict(row) if row else None
 
 
-async def session_owner(conn: asyncpg.Connection, session_id: uuid.UUID) -> str | None:
-    return await conn.fetchval(SESSION_OWNER, session_id)
+async def session_owner(conn: Conn, session_id: uuid.UUID) -> str | None:
+    owner = await conn.fetchval(SESSION_OWNER, session_id)
+    return None if owner is None else str(owner)
 
 
-async def session_messages(
-    conn: asyncpg.Connection, user_identifier: str, session_id: uuid.UUID
-) -> list[asyncpg.Record]:
+async def session_messages(conn: Conn, user_identifier: str, session_id: uuid.UUID) -> list[asyncpg.Record]:
     """Every turn of a session, in order, with its embedding."""
     return await conn.fetch(SESSION_TURNS, session_id, user_identifier)
 
 
-async def mark_summarized(conn: asyncpg.Connection, session_id: uuid.UUID) -> None:
+async def mark_summarized(conn: Conn, session_id: uuid.UUID) -> None:
     await conn.execute(MARK_SUMMARIZED, session_id)
 
 
-async def recent_user_messages(conn: asyncpg.Connection, user_identifier: str, limit: int = 10) -> list[asyncpg.Record]:
+async def recent_user_messages(conn: Conn, user_identifier: str, limit: int = 10) -> list[asyncpg.Record]:
     return await conn.fetch(RECENT_USER_MESSAGES, user_identifier, limit)
 
 
-async def counts_for_user(conn: asyncpg.Connection, user_identifier: str) -> dict[str, int]:
-    return dict(await conn.fetchrow(COUNTS_FOR_USER, user_identifier))
+async def counts_for_user(conn: Conn, user_identifier: str) -> dict[str, int]:
+    return _counts(await conn.fetchrow(COUNTS_FOR_USER, user_identifier))
 
 
-async def counts(conn: asyncpg.Connection) -> dict[str, int]:
-    return dict(await conn.fetchrow(COUNTS))
+async def counts(conn: Conn) -> dict[str, int]:
+    return _counts(await conn.fetchrow(COUNTS))
 
 
-async def messages_by_id(conn: asyncpg.Connection, ids: list[int]) -> list[dict[str, Any]]:
+async def messages_by_id(conn: Conn, ids: list[int]) -> list[dict[str, Any]]:
     return [dict(r) for r in await conn.fetch(BY_ID, ids)]
 
 
-async def lock_live_messages(conn: asyncpg.Connection, ids: list[int]) -> set[int]:
+async def lock_live_messages(conn: Conn, ids: list[int]) -> set[int]:
     return {r["id"] for r in await conn.fetch(LOCK_LIVE, ids)}
 
 
-async def store_embeddings(conn: asyncpg.Connection, vectors: list[tuple[int, Any]]) -> None:
+async def store_embeddings(conn: Conn, vectors: list[tuple[int, Any]]) -> None:
     """Set message embeddings (idempotent) and count the terms of newly embedded ones."""
     if not vectors:
         return
@@ -276,13 +301,13 @@ async def store_embeddings(conn: asyncpg.Connection, vectors: list[tuple[int, An
 
 async def list_sessions(
     pool: asyncpg.Pool, user_identifier: str, *, limit: int, cursor: str | None
-) -> tuple[list[dict], str | None]:
+) -> tuple[list[dict[str, Any]], str | None]:
     before_at, before_id = decode_cursor(cursor) if cursor else (None, None)
     async with pool.acquire() as conn:
         sessions = await conn.fetch(LIST_SESSIONS, user_identifier, before_at, before_id, limit + 1)
         page, more = sessions[:limit], len(sessions) > limit
         messages = await conn.fetch(SESSION_MESSAGES, [s["id"] for s in page], user_identifier) if page else []
-    by_session: dict[uuid.UUID, list[dict]] = {}
+    by_session: dict[uuid.UUID, list[dict[str, Any]]] = {}
     for m in messages:
         by_session.setdefault(m["session_id"], []).append(
             {
@@ -308,7 +333,9 @@ async def list_sessions(
     return out, next_cursor
 
 
-async def recent_turns(
-    conn: asyncpg.Connection, user_identifier: str, session_id: uuid.UUID, limit: int
-) -> list[asyncpg.Record]:
+async def recent_turns(conn: Conn, user_identifier: str, session_id: uuid.UUID, limit: int) -> list[asyncpg.Record]:
     return await conn.fetch(RECENT_TURNS, session_id, user_identifier, limit)
+
+
+def _counts(row: asyncpg.Record | None) -> dict[str, int]:
+    return {k: int(v) for k, v in (row or {}).items()}

@@ -23,6 +23,7 @@ import asyncpg
 from neo4j import AsyncDriver
 
 from service.errors import ConfigurationError
+from vectors.pg import Conn
 
 log = logging.getLogger("loft.migrate")
 
@@ -55,7 +56,7 @@ def load(store: str) -> list[Migration]:
     return found
 
 
-async def migrate_postgres(conn: asyncpg.Connection) -> list[str]:
+async def migrate_postgres(conn: Conn) -> list[str]:
     """Apply pending PostgreSQL migrations; returns the names applied."""
     try:
         await conn.execute("CREATE EXTENSION IF NOT EXISTS vector")

@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -37,10 +39,11 @@ import numpy as np
 from graph import writes as graph_writes
 from graph.schema import entity_key, fact_key
 from service import history, users
-from service.extraction import Extraction
+from service.extraction import Entity, Extraction, Preference
 from service.runtime import Runtime
 from vectors import memories as ltm
 from vectors.embedder import DIM
+from vectors.pg import Conn
 
 log = logging.getLogger("loft.pipeline")
 
@@ -164,13 +167,13 @@ async def commit(rt: Runtime, plan: Plan) -> None:
                     await users.set_display_name(conn, user, item.extraction.customer_name)
                 for memory in item.memories:
                     await ltm.add_memory(conn, user, memory)
+            await _rearm_summaries(rt, conn, live)
 
         if not any(i.facts for i in plan.items):
             return
         async with conn.transaction():
-            live = [i for i in await _fence(conn, plan.items) if i.facts is not None]
-            if live:
-                facts = [i.facts for i in live]
+            facts = [i.facts for i in await _fence(conn, plan.items) if i.facts is not None]
+            if facts:
                 async with rt.graph.session(database=rt.settings.neo4j_database) as session:
                     await asyncio.wait_for(
                         session.execute_write(graph_writes.write_facts, facts), GRAPH_WRITE_TIMEOUT_S
@@ -179,7 +182,18 @@ async def commit(rt: Runtime, plan: Plan) -> None:
                 await users.bump_graph_version(conn, [f.user_id for f in facts])
 
 
-async def _fence(conn, items: list[Planned]) -> list[Planned]:
+async def _rearm_summaries(rt: Runtime, conn: Conn, items: list[Planned]) -> None:
+    """A summary that ran while these messages were still being ingested skipped them (or
+    waited for them): arm it again now that they are in."""
+    latest: dict[tuple[str, uuid.UUID], datetime] = {}
+    for item in items:
+        key = (item.row["user_identifier"], item.row["session_id"])
+        latest[key] = max(latest.get(key, item.row["created_at"]), item.row["created_at"])
+    for (user, session_id), at in latest.items():
+        await history.arm_summary(conn, user, session_id, at, rt.settings.summary_idle_s)
+
+
+async def _fence(conn: Conn, items: list[Planned]) -> list[Planned]:
     """Lock the customers and messages of a batch; the items whose message still exists."""
     alive_users = await users.lock_live(conn, [i.row["user_identifier"] for i in items])
     alive_ids = await history.lock_live_messages(conn, [i.row["id"] for i in items])
@@ -190,15 +204,15 @@ def _embedding_text(row: dict[str, Any]) -> str:
     return f"{row['speaker']}: {row['content']}" if row.get("speaker") else row["content"]
 
 
-def _entity_text(entity) -> str:
+def _entity_text(entity: Entity) -> str:
     relation = f", {entity.relation}" if entity.relation else ""
     return f"{entity.name} ({entity.type}{relation})"
 
 
-def _preference(rt: Runtime, pref) -> dict[str, Any]:
+def _preference(rt: Runtime, pref: Preference) -> dict[str, Any]:
     """A preference for the graph: a value the catalog knows points at its shared node
     (under the catalog's own name); any other value stays the customer's own."""
-    out = pref.model_dump()
+    out: dict[str, Any] = pref.model_dump()
     canonical = rt.catalog.canonical(pref.attribute, pref.value)
     out["shared"] = canonical is not None
     if canonical is not None:

@@ -34,14 +34,10 @@ async def customer_profile(rt: Runtime, user: str, *, include_history: bool = Fa
     except Exception as exc:
         graph_error = f"{type(exc).__name__}: {exc}"[:300]
     graph = graph or {}
-    topics: list[str] = []
-    for i in graph.get("interests") or []:
-        topics.append(i["name"])
+    topics: list[str] = [i["name"] for i in graph.get("interests") or []]
     for r in recent:
-        for category in rt.catalog.match_categories(r["content"]):
-            topics.append(category)
-    seen: set[str] = set()
-    topics = [t for t in topics if not (t.lower() in seen or seen.add(t.lower()))][:8]
+        topics.extend(rt.catalog.match_categories(r["content"]))
+    topics = list({t.lower(): t for t in reversed(topics)}.values())[::-1][:8]  # first spelling of each, in order
     return {
         "user_identifier": user,
         "name": graph.get("name") or row["display_name"],

@@ -31,6 +31,8 @@ from typing import Any, Literal
 
 import asyncpg
 
+from vectors.pg import Conn, Executor
+
 Lane = Literal["live", "bulk"]
 BACKOFF_BASE_S = 2.0
 BACKOFF_MAX_S = 300.0
@@ -143,6 +145,7 @@ SELECT count(*) FILTER (WHERE status = 'queued' AND run_after <= now()) AS ready
 FROM jobs
 """
 
+ANY_PENDING = "SELECT EXISTS (SELECT 1 FROM jobs WHERE dedupe_key = ANY($1::text[]) AND status <> 'failed')"
 PENDING_ERASURE = "SELECT EXISTS (SELECT 1 FROM jobs WHERE user_identifier = $1 AND kind = 'erase_user')"
 
 # an erasure drops the customer's queued and failed work (a failed job's error text can
@@ -170,7 +173,7 @@ class Job:
 
 
 async def enqueue(
-    conn: asyncpg.Connection,
+    conn: Conn,
     kind: str,
     user_identifier: str,
     dedupe_key: str,
@@ -191,7 +194,7 @@ async def enqueue(
     )
 
 
-async def requeue_expired(conn: asyncpg.Connection | asyncpg.Pool) -> None:
+async def requeue_expired(conn: Executor) -> None:
     await conn.execute(REQUEUE_EXPIRED)
 
 
@@ -218,7 +221,7 @@ async def claim(
 
 
 async def _claim_lane(
-    conn, worker_id: str, limit: int, kind: str, lane: str, lease: timedelta, crashed: bool
+    conn: Conn, worker_id: str, limit: int, kind: str, lane: str, lease: timedelta, crashed: bool
 ) -> list[Job]:
     if limit <= 0:
         return []
@@ -249,7 +252,7 @@ async def heartbeat(pool: asyncpg.Pool, worker_id: str, jobs: list[Job], lease: 
     return int(status.split()[-1])
 
 
-async def complete(conn: asyncpg.Connection | asyncpg.Pool, worker_id: str, jobs: list[Job]) -> None:
+async def complete(conn: Executor, worker_id: str, jobs: list[Job]) -> None:
     """Finish jobs this worker holds (this attempt): delete them, or queue the re-armed ones."""
     if jobs:
         ids, attempts = [j.id for j in jobs], [j.attempts for j in jobs]
@@ -276,26 +279,36 @@ async def retry(pool: asyncpg.Pool, worker_id: str, job: Job, error: str, *, cou
     await pool.execute(RETRY, job.id, backoff(job.attempts), counts, error[:4000], worker_id, job.attempts)
 
 
-async def counts(conn: asyncpg.Connection) -> dict[str, int]:
+async def counts(conn: Conn) -> dict[str, int]:
     """ready: waiting for a worker; scheduled: waiting for their time (debounced summaries,
     back-off); running; failed: parked with their error."""
-    return dict(await conn.fetchrow(COUNTS))
+    return _counts(await conn.fetchrow(COUNTS))
 
 
-async def erasure_pending(conn: asyncpg.Connection, user_identifier: str) -> bool:
-    return await conn.fetchval(PENDING_ERASURE, user_identifier)
+async def any_pending(conn: Conn, dedupe_keys: list[str]) -> bool:
+    """Whether a job with one of these keys is queued or running (a parked one is not)."""
+    return bool(dedupe_keys) and bool(await conn.fetchval(ANY_PENDING, dedupe_keys))
 
 
-async def delete_for_user(conn: asyncpg.Connection, user_identifier: str) -> tuple[int, list[int]]:
+async def erasure_pending(conn: Conn, user_identifier: str) -> bool:
+    return bool(await conn.fetchval(PENDING_ERASURE, user_identifier))
+
+
+async def delete_for_user(conn: Conn, user_identifier: str) -> tuple[int, list[int]]:
     """Drop the customer's jobs (not a pending erasure's); returns (count, job ids)."""
     row = await conn.fetchrow(DELETE_FOR_USER, user_identifier)
-    return row["n"], list(row["ids"])
+    assert row is not None  # an aggregate always answers one row
+    return int(row["n"]), list(row["ids"])
 
 
-async def left_for_user(conn: asyncpg.Connection, user_identifier: str, job_ids: list[int]) -> tuple[int, int]:
+async def left_for_user(conn: Conn, user_identifier: str, job_ids: list[int]) -> tuple[int, int]:
     """Jobs still there for the customer: (by identifier, by the ids deleted before)."""
     return await conn.fetchval(COUNT_FOR_USER, user_identifier), await conn.fetchval(COUNT_BY_ID, job_ids)
 
 
-async def delete_by_key(conn: asyncpg.Connection | asyncpg.Pool, dedupe_key: str) -> None:
+async def delete_by_key(conn: Executor, dedupe_key: str) -> None:
     await conn.execute(DELETE_BY_KEY, dedupe_key)
+
+
+def _counts(row: asyncpg.Record | None) -> dict[str, int]:
+    return {k: int(v) for k, v in (row or {}).items()}

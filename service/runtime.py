@@ -64,7 +64,8 @@ class Runtime:
         from service.catalog import Catalog
         from vectors.embedder import get_embedder
 
-        assert settings.database_url and settings.neo4j_uri, "resolve the stack before opening a runtime"
+        if not (settings.database_url and settings.neo4j_uri):
+            raise RuntimeError("resolve the stack before opening a runtime")
         pool = await create_pool(settings.database_url, max_size=pool_size)
         # not verified: the API must start (degraded) while Neo4j is down and recover
         # by itself when it returns
@@ -73,7 +74,7 @@ class Runtime:
 
         graph_reads.DATABASE = settings.neo4j_database
         llm = None
-        if settings.llm_enabled:
+        if settings.llm_enabled and settings.openai_api_key is not None:
             from openai import AsyncOpenAI
 
             llm = AsyncOpenAI(

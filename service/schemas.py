@@ -18,7 +18,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 # the context's models live with the retriever that builds them; re-exported here with
 # every other model of the API
-from service.retrieval.candidates import ContextItem, ContextResponse, Provenance  # noqa: F401
+from service.retrieval.candidates import ContextItem as ContextItem
+from service.retrieval.candidates import ContextResponse as ContextResponse
+from service.retrieval.candidates import Provenance as Provenance
 
 MAX_MESSAGE_BYTES = 32 * 1024
 MAX_QUERY_CHARS = 4000

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from neo4j import AsyncDriver
+
 from graph import catalog as graph_catalog
 from service import migrate
 from service.settings import Settings
@@ -13,7 +15,8 @@ log = logging.getLogger("loft.setup")
 
 
 async def migrate_all(settings: Settings, *, load_catalog: bool = True) -> dict[str, list[str]]:
-    assert settings.database_url and settings.neo4j_uri
+    if not (settings.database_url and settings.neo4j_uri):
+        raise RuntimeError("resolve the stack before migrating")
     conn = await connect_postgres(settings.database_url)
     try:
         pg = await migrate.migrate_postgres(conn)
@@ -29,7 +32,7 @@ async def migrate_all(settings: Settings, *, load_catalog: bool = True) -> dict[
     return {"postgres": pg, "neo4j": neo}
 
 
-async def ensure_catalog(driver, database: str = "neo4j") -> bool:
+async def ensure_catalog(driver: AsyncDriver, database: str = "neo4j") -> bool:
     """Load the bundled sample catalog into Neo4j unless this exact version is there."""
     from service.catalog import Catalog
 

@@ -16,6 +16,7 @@ from graph.driver import create_driver
 from service.db import redact_dsn
 from service.errors import ConfigurationError, StoreUnavailable
 from service.settings import Settings
+from vectors.pg import Conn
 
 
 async def open_graph(settings: Settings, *, verify: bool) -> AsyncDriver:
@@ -29,7 +30,8 @@ async def open_graph(settings: Settings, *, verify: bool) -> AsyncDriver:
     except AuthError as exc:
         await driver.close()
         raise ConfigurationError(
-            f"Neo4j at {settings.neo4j_uri} rejected user '{settings.neo4j_user}': wrong NEO4J_USER/NEO4J_PASSWORD ({exc.message})"
+            f"Neo4j at {settings.neo4j_uri} rejected user '{settings.neo4j_user}': "
+            f"wrong NEO4J_USER/NEO4J_PASSWORD ({exc.message})"
         ) from exc
     except (ServiceUnavailable, OSError) as exc:
         await driver.close()
@@ -37,7 +39,7 @@ async def open_graph(settings: Settings, *, verify: bool) -> AsyncDriver:
     return driver
 
 
-async def connect_postgres(dsn: str) -> asyncpg.Connection:
+async def connect_postgres(dsn: str) -> Conn:
     """One connection (migrations, set-up), with a clear message when it cannot be had."""
     try:
         return await asyncpg.connect(dsn, timeout=10)

@@ -38,11 +38,15 @@ async def summarize_session(rt: Runtime, session_id: str) -> bool:
         user = await history.session_owner(conn, sid)
         if user is None:
             return False
+        if await history.ingestion_pending(conn, await history.unembedded_ids(conn, sid)):
+            # not yet (an import is being ingested): the worker re-arms this summary when it has
+            # ingested the session's messages
+            return True
         rows = await history.session_messages(conn, user, sid)
-    first_id = rows[0]["id"] if rows else None
-    rows = [r for r in rows if r["embedding"] is not None] or list(rows)
     if not rows:
         return True
+    first_id: int = rows[0]["id"]
+    rows = [r for r in rows if r["embedding"] is not None] or list(rows)
     key_entities = _key_entities([r["content"] for r in rows])
     text, sources, method = None, [r["id"] for r in rows], "extractive"
     if rt.llm is not None:

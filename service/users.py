@@ -15,10 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
-
 from service import queue
 from service.errors import Conflict
+from vectors.pg import Conn, Executor
 
 # (classid, objid) advisory locks; this classid is the "customer" namespace
 _CUSTOMER_LOCK = 0x4C4F
@@ -41,14 +40,14 @@ COUNT = "SELECT count(*) FROM users"
 SET_DISPLAY_NAME = "UPDATE users SET display_name = $2, updated_at = now() WHERE user_identifier = $1"
 
 
-async def lock_shared(conn: asyncpg.Connection, user: str) -> None:
+async def lock_shared(conn: Conn, user: str) -> None:
     """Hold off an erasure of ``user`` until this transaction ends. Every transaction that
     writes the customer's rows from the API takes it first, so an erasure (which takes
     it exclusively, then the customer's row) never meets them half-way: no deadlock."""
     await conn.execute(SHARED_LOCK, _CUSTOMER_LOCK, user)
 
 
-async def ensure(conn: asyncpg.Connection, user: str) -> None:
+async def ensure(conn: Conn, user: str) -> None:
     """Create the customer if new (call inside the transaction that stores their data)."""
     await lock_shared(conn, user)
     if await queue.erasure_pending(conn, user):
@@ -59,35 +58,36 @@ async def ensure(conn: asyncpg.Connection, user: str) -> None:
     await conn.execute(ENSURE, user)
 
 
-async def lock_for_erasure(conn: asyncpg.Connection, user: str) -> bool:
+async def lock_for_erasure(conn: Conn, user: str) -> bool:
     """Exclusive: no customer creation or derived write for ``user`` until commit.
     Returns whether the customer row exists."""
     await conn.execute(EXCLUSIVE_LOCK, _CUSTOMER_LOCK, user)
     return await conn.fetchval(LOCK_FOR_ERASURE, user) is not None
 
 
-async def lock_live(conn: asyncpg.Connection, users: list[str]) -> set[str]:
+async def lock_live(conn: Conn, users: list[str]) -> set[str]:
     """Lock the rows of ``users`` that still exist (in a fixed order: no deadlocks) and
     return them; an erasure waits until this transaction ends."""
     return {r["user_identifier"] for r in await conn.fetch(LOCK_LIVE, sorted(set(users)))}
 
 
-async def get(conn: asyncpg.Connection | asyncpg.Pool, user: str) -> dict[str, Any] | None:
+async def get(conn: Executor, user: str) -> dict[str, Any] | None:
     row = await conn.fetchrow(GET, user)
     return dict(row) if row else None
 
 
-async def graph_version(conn: asyncpg.Connection | asyncpg.Pool, user: str) -> int | None:
-    return await conn.fetchval(GRAPH_VERSION, user)
+async def graph_version(conn: Executor, user: str) -> int | None:
+    version = await conn.fetchval(GRAPH_VERSION, user)
+    return None if version is None else int(version)
 
 
-async def bump_graph_version(conn: asyncpg.Connection, users: list[str]) -> None:
+async def bump_graph_version(conn: Conn, users: list[str]) -> None:
     await conn.execute(BUMP_GRAPH_VERSION, sorted(set(users)))
 
 
-async def set_display_name(conn: asyncpg.Connection, user: str, name: str) -> None:
+async def set_display_name(conn: Conn, user: str, name: str) -> None:
     await conn.execute(SET_DISPLAY_NAME, user, name)
 
 
-async def count(conn: asyncpg.Connection) -> int:
-    return await conn.fetchval(COUNT)
+async def count(conn: Conn) -> int:
+    return int(await conn.fetchval(COUNT))

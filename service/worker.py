@@ -20,7 +20,7 @@ import signal
 import socket
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TypeVar
 
@@ -279,7 +279,7 @@ async def warm_up(rt: Runtime) -> None:
     log.info("warmed up in %.1f s", time.perf_counter() - started)
 
 
-async def _loop(worker: Worker, name: str, step, stop: asyncio.Event) -> None:
+async def _loop(worker: Worker, name: str, step: Callable[[], Awaitable[int]], stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
             handled = await step()
@@ -292,7 +292,5 @@ async def _loop(worker: Worker, name: str, step, stop: asyncio.Event) -> None:
             handled = 0
             await asyncio.sleep(2)
         if handled == 0:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), IDLE_POLL_S)
-            except TimeoutError:
-                pass

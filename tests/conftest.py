@@ -152,7 +152,7 @@ class Service:
             time.sleep(0.2)
 
     def _spawn(self, args: list[str], name: str) -> subprocess.Popen:
-        log = open(self.logs / f"{name}.log", "wb")
+        log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 (the child writes to it for its lifetime)
         return subprocess.Popen(
             [sys.executable, "-m", "service.cli", *args], env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
         )

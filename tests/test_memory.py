@@ -139,3 +139,49 @@ def test_populate_sample_data_builds_a_history(service, api, user):
     prefs = {(p["attribute"], p["value"]) for p in summary["preferences"] if p["polarity"] == "prefers"}
     assert ("style", "modern") in prefs and ("material", "walnut") in prefs and ("material", "oak") not in prefs
     assert any(e["name"] == "Tom" for e in summary["entities"])
+
+
+def test_a_summary_due_before_its_messages_are_ingested_waits_for_them(stack, user):
+    """A summary that comes due while the session's messages still wait for ingestion (a
+    busy worker, an import) writes nothing yet; ingesting them re-arms it, and then it
+    covers every message. (It used to summarise the embedded half and never again.)"""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from service import history, pipeline, summaries
+    from service.runtime import Runtime
+
+    texts = ["Hi, I'm Marco and I'm furnishing a new flat in Berlin.", "I need an oak dining table for six."]
+
+    async def scenario() -> tuple[int, bool, int]:
+        rt = await Runtime.open(stack.settings, pool_size=4)
+        try:
+            async with rt.pool.acquire() as conn, conn.transaction():
+                session = await history.ensure_session(conn, user, None, at=datetime.now(UTC))
+                stored = await history.add_messages(
+                    conn, user, session, [history.NewMessage("user", t) for t in texts], summary_idle_s=0
+                )
+                # this test is the worker: hold the jobs so the suite's worker leaves them alone
+                await conn.execute(
+                    "UPDATE jobs SET status = 'running', locked_by = 'test', locked_until = now() + interval '1 hour' "
+                    "WHERE user_identifier = $1",
+                    user,
+                )
+            count = "SELECT count(*) FROM conversation_summaries WHERE session_id = $1"
+            assert await summaries.summarize_session(rt, str(session))
+            early = await rt.pool.fetchval(count, session)
+            await pipeline.ingest_messages(rt, [s.id for s in stored])
+            rearmed = await rt.pool.fetchval("SELECT rearmed FROM jobs WHERE dedupe_key = $1", f"summary:{session}")
+            await rt.pool.execute("DELETE FROM jobs WHERE user_identifier = $1", user)
+            assert await summaries.summarize_session(rt, str(session))
+            covered = await rt.pool.fetchval(
+                "SELECT message_count FROM conversation_summaries WHERE session_id = $1", session
+            )
+            return early, rearmed, covered
+        finally:
+            await rt.close()
+
+    early, rearmed, covered = asyncio.run(scenario())
+    assert early == 0, "the summary was written before its messages were ingested"
+    assert rearmed, "ingesting the messages did not re-arm the session's summary"
+    assert covered == 2

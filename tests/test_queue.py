@@ -362,7 +362,7 @@ def test_a_rearm_racing_the_completion_is_never_lost(service, stack):
                 j for j in await queue.claim(pool, "w1", 50, "summarize_session", lease=LEASE) if j.dedupe_key == key
             ]
 
-            async def rearm(delay: float) -> None:
+            async def rearm(delay: float, key: str = key, sid: str = sid, now: datetime = now) -> None:
                 await asyncio.sleep(delay)
                 async with pool.acquire() as conn:
                     await queue.enqueue(

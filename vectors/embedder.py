@@ -159,7 +159,8 @@ def _mean_pool_normalise(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     counts = np.clip(m.sum(axis=1), 1e-9, None)
     pooled = summed / counts
     norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-    return (pooled / norms).astype(np.float32, copy=False)
+    out: np.ndarray = (pooled / norms).astype(np.float32, copy=False)
+    return out
 
 
 def _max_seq_length(model_dir: Path) -> int:
@@ -209,7 +210,7 @@ class Embedder:
                 self._cache.move_to_end(key)
                 self._tag(key, user)
                 return hit
-        vector = self.embed([key])[0]
+        vector: np.ndarray = self.embed([key])[0]
         with self._lock:
             self._cache[key] = vector
             self._tag(key, user)

@@ -17,9 +17,12 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 import numpy as np
+
+from vectors.pg import Conn, Executor
 
 NEAR_DUPLICATE = 0.93
 
@@ -115,7 +118,8 @@ ORDER BY valid_from DESC, created_at DESC LIMIT $3
 """
 
 COUNTS_FOR_USER = """
-SELECT count(*) FILTER (WHERE valid_to IS NULL) AS memories, count(*) FILTER (WHERE valid_to IS NOT NULL) AS superseded_memories
+SELECT count(*) FILTER (WHERE valid_to IS NULL) AS memories,
+       count(*) FILTER (WHERE valid_to IS NOT NULL) AS superseded_memories
 FROM long_term_memories WHERE user_identifier = $1
 """
 COUNTS = """
@@ -138,7 +142,7 @@ class NewMemory:
     source_message_ids: list[int]
     subject: str | None = None
     replaces: bool = False
-    metadata: dict = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 def content_hash(text: str) -> str:
@@ -146,7 +150,7 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(normalised.encode()).hexdigest()[:32]
 
 
-async def add_memory(conn: asyncpg.Connection, user_identifier: str, memory: NewMemory) -> tuple[uuid.UUID, str]:
+async def add_memory(conn: Conn, user_identifier: str, memory: NewMemory) -> tuple[uuid.UUID, str]:
     """Add, absorb or supersede (call inside a transaction). Returns (id, what happened)."""
     digest = content_hash(memory.content)
     same = await conn.fetchrow(FIND_SAME, user_identifier, digest)
@@ -216,7 +220,7 @@ async def add_memory(conn: asyncpg.Connection, user_identifier: str, memory: New
     return memory_id, "superseded" if closed else "added"
 
 
-async def _supersede(conn: asyncpg.Connection, user_identifier: str, new_id: uuid.UUID, memory: NewMemory) -> int:
+async def _supersede(conn: Conn, user_identifier: str, new_id: uuid.UUID, memory: NewMemory) -> int:
     if not memory.subject:
         return 0
     old = await conn.fetch(CURRENT_OF_SUBJECT, user_identifier, memory.subject, new_id, memory.valid_from)
@@ -234,20 +238,16 @@ async def _supersede(conn: asyncpg.Connection, user_identifier: str, new_id: uui
     return len(old)
 
 
-async def history(
-    conn: asyncpg.Connection | asyncpg.Pool, user_identifier: str, memory_id: uuid.UUID
-) -> list[asyncpg.Record]:
+async def history(conn: Executor, user_identifier: str, memory_id: uuid.UUID) -> list[asyncpg.Record]:
     return await conn.fetch(HISTORY, memory_id, user_identifier)
 
 
-async def get(
-    conn: asyncpg.Connection | asyncpg.Pool, user_identifier: str, memory_id: uuid.UUID
-) -> asyncpg.Record | None:
+async def get(conn: Executor, user_identifier: str, memory_id: uuid.UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(GET, memory_id, user_identifier)
 
 
 async def page(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: Executor,
     user_identifier: str,
     *,
     include_superseded: bool,
@@ -259,7 +259,7 @@ async def page(
     return await conn.fetch(PAGE, user_identifier, include_superseded, at, mid, limit)
 
 
-async def delete(conn: asyncpg.Connection, user_identifier: str, memory_id: uuid.UUID) -> int | None:
+async def delete(conn: Conn, user_identifier: str, memory_id: uuid.UUID) -> int | None:
     """Delete one memory and scrub its words from the history (call inside a transaction);
     records a ``delete`` event. None when the customer has no such memory; else how many
     history entries were scrubbed."""
@@ -271,20 +271,24 @@ async def delete(conn: asyncpg.Connection, user_identifier: str, memory_id: uuid
 
 
 async def list_for_user(
-    conn: asyncpg.Connection | asyncpg.Pool, user_identifier: str, *, include_superseded: bool = False, limit: int = 100
+    conn: Executor, user_identifier: str, *, include_superseded: bool = False, limit: int = 100
 ) -> list[asyncpg.Record]:
     return await conn.fetch(LIST_FOR_USER, user_identifier, include_superseded, limit)
 
 
-async def touch(conn: asyncpg.Connection, user_identifier: str, memory_ids: list[uuid.UUID]) -> None:
+async def touch(conn: Conn, user_identifier: str, memory_ids: list[uuid.UUID]) -> None:
     """Count an access to memories served in a context (rows locked in id order)."""
     if memory_ids:
         await conn.execute(TOUCH, user_identifier, sorted(memory_ids))
 
 
-async def counts_for_user(conn: asyncpg.Connection, user_identifier: str) -> dict[str, int]:
-    return dict(await conn.fetchrow(COUNTS_FOR_USER, user_identifier))
+async def counts_for_user(conn: Conn, user_identifier: str) -> dict[str, int]:
+    return _counts(await conn.fetchrow(COUNTS_FOR_USER, user_identifier))
 
 
-async def counts(conn: asyncpg.Connection) -> dict[str, int]:
-    return dict(await conn.fetchrow(COUNTS))
+async def counts(conn: Conn) -> dict[str, int]:
+    return _counts(await conn.fetchrow(COUNTS))
+
+
+def _counts(row: asyncpg.Record | None) -> dict[str, int]:
+    return {k: int(v) for k, v in (row or {}).items()}

@@ -130,10 +130,13 @@ def _export_into(model_dir: Path, out: Path) -> None:
             super().__init__()
             self.model = model
 
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.model(
+        def forward(
+            self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+        ) -> torch.Tensor:
+            out: torch.Tensor = self.model(
                 input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
             ).last_hidden_state
+            return out
 
     # a padded batch, so that nothing about "no padding" is baked into the graph
     sample = tokenizer(["a short one", "and a rather longer second sentence here"], padding=True, return_tensors="pt")

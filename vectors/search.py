@@ -12,10 +12,15 @@ frequency, using per-customer document frequencies (``user_terms``, kept by the 
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
 import asyncpg
 import numpy as np
 
 from vectors.embedder import DIM
+from vectors.pg import Conn
 
 # -- every per-customer search in one round trip ---------------------------------------------
 # The hot path asks PostgreSQL once: the customer's current memories, turns and summaries are
@@ -90,15 +95,23 @@ HYBRID_SOURCES = (
 )
 
 
+@dataclass
+class Hybrid:
+    """What ``hybrid`` found: rows per source, and the customer's newest turn's time."""
+
+    rows: dict[str, list[asyncpg.Record]]
+    latest: datetime | None = None
+
+
 async def hybrid(
-    conn: asyncpg.Connection,
+    conn: Conn,
     user: str,
     embedding: np.ndarray | None,
     text: str,
     limits: dict[str, int],
-    session_id=None,
-) -> dict[str, list[asyncpg.Record] | object]:
-    """Every per-customer source in one statement; returns source -> rows (and 'latest')."""
+    session_id: uuid.UUID | None = None,
+) -> Hybrid:
+    """Every per-customer source in one statement: each source's rows, best first."""
     vector_ok = embedding is not None
     rows = await conn.fetch(
         HYBRID,
@@ -114,14 +127,13 @@ async def hybrid(
         session_id,
         limits.get("recent_turns", 0) if session_id is not None else 0,
     )
-    out: dict[str, list | object] = {name: [] for name in HYBRID_SOURCES}
-    out["latest"] = None
+    out = Hybrid({name: [] for name in HYBRID_SOURCES})
     for row in rows:
         if row["source"] == "latest":
-            out["latest"] = row["ts"]
+            out.latest = row["ts"]
         else:
-            out[row["source"]].append(row)
-    out["recent_turns"] = list(reversed(out["recent_turns"]))  # oldest first
+            out.rows[row["source"]].append(row)
+    out.rows["recent_turns"].reverse()  # oldest first
     return out
 
 
@@ -144,9 +156,7 @@ UNION ALL
 """
 
 
-async def expand(
-    conn: asyncpg.Connection, user: str, anchors: list[int], width: int, extra_ids: list[int]
-) -> list[asyncpg.Record]:
+async def expand(conn: Conn, user: str, anchors: list[int], width: int, extra_ids: list[int]) -> list[asyncpg.Record]:
     """Neighbouring turns of ``anchors`` (``anchor`` set) and the turns ``extra_ids`` (``anchor`` NULL)."""
     if not (anchors and width) and not extra_ids:
         return []

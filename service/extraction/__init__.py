@@ -5,9 +5,9 @@ relations and standalone memories.
 extractor produces the same ``Extraction`` model when ``OPENAI_API_KEY`` is set.
 """
 
+from graph.schema import RELATION_TYPES
 from service.extraction.dates import DateMention, find_dates, format_day, resolve_dates
 from service.extraction.models import (
-    RELATION_TYPES,
     Attribute,
     Entity,
     Extraction,

@@ -93,10 +93,16 @@ NUMBERS = {
     "several": 3,
 }
 
-_MONTH = r"(january|february|march|april|may|june|july|august|september|october|november|december|jan|feb|mar|apr|jun|jul|aug|sept|sep|oct|nov|dec)"
+_MONTH = (
+    r"(january|february|march|april|may|june|july|august|september|october|november|december"
+    r"|jan|feb|mar|apr|jun|jul|aug|sept|sep|oct|nov|dec)"
+)
 _MONTH_FULL = r"(january|february|march|april|may|june|july|august|september|october|november|december)"
 _WEEKDAY = r"(monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
-_NUM = r"(\d{1,3}|a couple of|a couple|couple of|a few|few|several|an|a|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)"
+_NUM = (
+    r"(\d{1,3}|a couple of|a couple|couple of|a few|few|several|an|a"
+    r"|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)"
+)
 _PREP = r"(?:(on|in|since|during|from|by|until|till|before|after|around|back in|early|late|mid)\s+)?"
 _YEAR = r"((?:19|20)\d{2})"
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletionMessageParam
 from pydantic import ValidationError
 
 from service.catalog import Catalog
@@ -35,7 +37,7 @@ Rules:
 
 
 class LLMExtractor:
-    def __init__(self, client, model: str, catalog: Catalog) -> None:
+    def __init__(self, client: AsyncOpenAI, model: str, catalog: Catalog) -> None:
         self.client = client
         self.model = model
         self.catalog = catalog
@@ -52,7 +54,10 @@ class LLMExtractor:
             at=at.isoformat(),
             who=speaker or "the customer",
         )
-        messages = [{"role": "system", "content": system}, {"role": "user", "content": text}]
+        messages: list[ChatCompletionMessageParam] = [
+            {"role": "system", "content": system},
+            {"role": "user", "content": text},
+        ]
         last_error: Exception | None = None
         for _ in range(2):
             response = await self.client.chat.completions.create(

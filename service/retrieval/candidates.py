@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+import asyncpg
 from pydantic import BaseModel, Field
 
 from graph.schema import POLARITY_OF, fact_key
@@ -24,7 +25,7 @@ from service.retrieval.config import CHARS_PER_TOKEN
 from service.text import content_terms
 
 ItemKind = Literal["profile", "preference", "purchase", "interest", "entity", "memory", "summary", "message", "turn"]
-Row = Mapping[str, Any]  # an asyncpg record or a graph read's dict
+Row = Mapping[str, Any] | asyncpg.Record  # an asyncpg record or a graph read's dict
 
 
 @dataclass
@@ -230,8 +231,8 @@ def entity(r: Row) -> Candidate:
     relation = f", {r['relation']}" if r.get("relation") else ""
     when = f", {day(r['event_at'])}" if r.get("event_at") else ""
     related = ""
-    if r.get("related") or r.get("relationships"):
-        rels = r.get("related") or r.get("relationships")
+    rels = r.get("related") or r.get("relationships")
+    if rels:
         related = "; " + ", ".join(
             f"{x['type'].lower().replace('_', ' ')} {x.get('other') or x.get('name')}" for x in rels[:3]
         )

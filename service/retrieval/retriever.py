@@ -46,7 +46,7 @@ class Retriever:
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        self._touch_tasks: set[asyncio.Task] = set()
+        self._touch_tasks: set[asyncio.Task[None]] = set()
 
     async def context(
         self,

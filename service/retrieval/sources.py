@@ -122,7 +122,8 @@ async def postgres(rt: Runtime, req: Request) -> Found:
         name: getattr(config, name).limit if getattr(config, name).enabled else 0 for name in search.HYBRID_SOURCES
     }
     async with rt.pool.acquire() as conn:
-        rows = await search.hybrid(conn, req.user, req.embedding, req.query, limits, req.session_id)
+        found = await search.hybrid(conn, req.user, req.embedding, req.query, limits, req.session_id)
+    rows = found.rows
     limit, terms = config.max_item_chars, req.terms
     ranked: dict[str, list[Candidate]] = {}
     for source, build in (
@@ -135,7 +136,7 @@ async def postgres(rt: Runtime, req: Request) -> Found:
     ):
         ranked[source] = [_scored(build(r, limit, terms), source, r["score"]) for r in rows[source]]
     ranked["recent_turns"] = [make.turn(r, limit, terms) for r in rows["recent_turns"]]
-    return Found(ranked=ranked, latest=rows["latest"])
+    return Found(ranked=ranked, latest=found.latest)
 
 
 async def graph(rt: Runtime, req: Request, version: int | None) -> Found:

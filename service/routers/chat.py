@@ -13,13 +13,14 @@ while the first attempt is still being answered.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import APIRouter, Depends, Header
 
 from service import chat, history
 from service.access import ANY_ROLE, Principal, allow
 from service.deps import retriever, runtime
-from service.errors import Conflict, InvalidInput
+from service.errors import Conflict, InvalidInput, NotFound
 from service.retrieval import Retriever
 from service.runtime import Runtime
 from service.schemas import ChatRequest, ChatResponse, ErrorResponse, IdempotencyKey
@@ -67,7 +68,10 @@ async def chat_turn(
         )
     if not stored.created:  # the same turn arrived twice at once: answer the retry from the first
         async with rt.pool.acquire() as conn:
+            assert external_id is not None  # only a turn with an id can be a duplicate
             earlier = await history.message_by_external_id(conn, user, external_id)
+        if earlier is None:  # erased in between: nothing to replay
+            raise NotFound(f"no turn '{external_id}' for customer '{user}'")
         return await _replay(rt, retr, body, earlier)
 
     context = await retr.context(
@@ -108,7 +112,7 @@ async def chat_turn(
     )
 
 
-async def _replay(rt: Runtime, retr: Retriever, body: ChatRequest, earlier: dict) -> ChatResponse:
+async def _replay(rt: Runtime, retr: Retriever, body: ChatRequest, earlier: dict[str, Any]) -> ChatResponse:
     """A retry of a turn already stored: its stored reply, with the context as it is now."""
     if earlier["content"] != body.message:
         raise Conflict("this message_id / Idempotency-Key was already used for a different message")

@@ -41,7 +41,7 @@ class ErasureReceipt(BaseModel):
         return cls(
             receipt_id=receipt.receipt_id,
             status=receipt.status,
-            counts=receipt.counts,  # type: ignore[arg-type]
+            counts=receipt.counts,
             verification=receipt.verification,
             requested_at=receipt.requested_at,
             completed_at=receipt.completed_at,

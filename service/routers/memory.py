@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 
+import asyncpg
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
@@ -80,7 +82,7 @@ async def user_summary(
     user_identifier: str = UserPath,
     include_history: bool = Query(False, description="also closed preferences and superseded memories"),
     rt: Runtime = Depends(runtime),
-) -> dict:
+) -> dict[str, Any]:
     profile = await customer_profile(rt, user_identifier, include_history=include_history)
     if profile is None:
         raise NotFound(f"no customer '{user_identifier}'")
@@ -124,7 +126,7 @@ async def search_entities(
     return EntitySearchResponse(query=body.query, user_identifier=body.user_identifier, entities=found)
 
 
-def _cached_hit(e: dict) -> dict:
+def _cached_hit(e: dict[str, Any]) -> dict[str, Any]:
     return {
         "key": e["key"],
         "name": e.get("name"),
@@ -219,13 +221,14 @@ async def memory_delete(
     return MemoryDeleted(id=memory_id, deleted=True, events_scrubbed=scrubbed)
 
 
-def _json(value):
+def _json(value: object) -> dict[str, Any]:
     import json
 
-    return json.loads(value) if isinstance(value, str) else (value or {})
+    loaded = json.loads(value) if isinstance(value, str) else value
+    return dict(loaded) if isinstance(loaded, dict) else {}
 
 
-def _memory(m) -> LongTermMemory:
+def _memory(m: Mapping[str, Any] | asyncpg.Record) -> LongTermMemory:
     return LongTermMemory(
         id=m["id"],
         kind=m["kind"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query
 
@@ -59,6 +60,6 @@ async def list_sessions(
     limit: int = Query(20, ge=1, le=100),
     cursor: str | None = Query(None, max_length=200, description="next_cursor of the previous page"),
     rt: Runtime = Depends(runtime),
-) -> dict:
+) -> dict[str, Any]:
     sessions, next_cursor = await history.list_sessions(rt.pool, user_identifier, limit=limit, cursor=cursor)
     return {"user_identifier": user_identifier, "sessions": sessions, "next_cursor": next_cursor}

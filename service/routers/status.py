@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -29,7 +30,7 @@ SELECT current_setting('server_version') AS version,
 
 async def _postgres(rt: Runtime) -> dict[str, Any]:
     async with rt.pool.acquire(timeout=CHECK_TIMEOUT_S) as conn:
-        info = await conn.fetchrow(PG_INFO)
+        info = dict(await conn.fetchrow(PG_INFO) or {})
         stats = {"users": await users.count(conn)} | await history.counts(conn) | await ltm.counts(conn)
         stats["summaries"] = await vector_summaries.count(conn)
         jobs = await queue.counts(conn)
@@ -42,7 +43,7 @@ async def _neo4j(rt: Runtime) -> dict[str, Any]:
     return {"ok": True, "version": info["version"], "edition": info["edition"], "stats": stats}
 
 
-async def _check(name: str, probe) -> dict[str, Any]:
+async def _check(name: str, probe: Awaitable[dict[str, Any]]) -> dict[str, Any]:
     try:
         return await asyncio.wait_for(probe, CHECK_TIMEOUT_S)
     except Exception as exc:  # any failure of a store is reported, not raised

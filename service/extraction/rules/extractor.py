@@ -8,7 +8,7 @@ written from what the others found. Duplicates across sentences are merged at th
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TypeVar
 
 from service.catalog import Catalog
@@ -38,8 +38,6 @@ class RuleExtractor:
         raises (the caller fails that one message) rather than losing its facts silently."""
         if role != "user" or not isinstance(text, str) or not text.strip():
             return Extraction()
-        if not isinstance(at, datetime):
-            at = datetime.now(UTC)
         speaker = speaker.strip() if isinstance(speaker, str) and speaker.strip() else None
         return self._extract(text[:MAX_CHARS].translate(_STRAIGHT_QUOTES), at, speaker)
 

@@ -10,6 +10,7 @@ categories, brands, products) is not here: ``Catalog`` owns it, as trie-shaped p
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from service.catalog import Catalog
 
@@ -261,7 +262,7 @@ NEG = (
     r"can't|cannot|isn't|aren't|wasn't|weren't|no\s+longer|hardly)"
 )
 # (cue regex, polarity, strength, intent?) - order matters: negatives before positives
-CUES: list[tuple[str, str, float, bool]] = [
+CUES: list[tuple[str, Literal["prefers", "dislikes"], float, bool]] = [
     (
         r"(?:hate|hates|hated|detest|detests|loathe|loathes|despise|despises|can't\s+stand|cannot\s+stand|can't\s+bear|cannot\s+bear|can't\s+do)",
         "dislikes",
@@ -323,7 +324,10 @@ REPLACES = re.compile(
 # catalog words that modify furniture: "I hate glass tables" is about glass, not tables
 MODIFIER_KIND = ("style", "material", "color", "brand")
 # bare cues whose meaning is not their catalog cue's
-BARE_CUE_MEANINGS = {"loving": ("prefers", 0.9, False), "no longer into": ("dislikes", 0.6, False)}
+BARE_CUE_MEANINGS: dict[str, tuple[Literal["prefers", "dislikes"], float, bool]] = {
+    "loving": ("prefers", 0.9, False),
+    "no longer into": ("dislikes", 0.6, False),
+}
 SIZE = re.compile(
     r"\b(small|smaller|compact|apartment[-\s]sized|tiny|space[-\s]saving|narrow|large|larger|big|bigger|huge|oversized|"
     r"extra[-\s]large|spacious|roomy|deep|deeper|low|tall|king[-\s]size|queen[-\s]size)\b",
@@ -348,13 +352,17 @@ SIZE_CANON = {
     "low": "low",
     "tall": "tall",
 }
-NUMBER = r"(?P<num>\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)\s*(?P<mult>k|thousand|grand)?\b(?:\s*(?P<curword>dollars|bucks|usd|eur|euros|pounds))?"
+NUMBER = (
+    r"(?P<num>\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)\s*(?P<mult>k|thousand|grand)?\b"
+    r"(?:\s*(?P<curword>dollars|bucks|usd|eur|euros|pounds))?"
+)
 BUDGET_LIMIT = re.compile(
     r"\b(?P<word>under|below|less\s+than|no\s+more\s+than|not\s+more\s+than|max(?:imum)?|at\s+most|up\s+to|within|around|about|"
     r"roughly|budget(?:\s+is|\s+of)?(?:\s+(?:around|about|roughly|under|of|is))*|spend(?:ing)?(?:\s+(?:up\s+to|around|about|roughly|under|max))*|cap\s+of)"
     r"\s*(?:of\s+)?(?:a\s+)?(?P<cur>[$£€])?\s?"
     + NUMBER
-    + r"(?!\s*(?:cm|mm|m\b|in\b|inch|inches|ft|feet|foot|\"|%|people|guests|seats|years|kids|days|weeks|months|hours|minutes|miles|km|kg|lbs))",
+    + r"(?!\s*(?:cm|mm|m\b|in\b|inch|inches|ft|feet|foot|\"|%|people|guests|seats|years|kids"
+    + r"|days|weeks|months|hours|minutes|miles|km|kg|lbs))",
     _I,
 )
 APPROXIMATE = ("around", "about", "roughly")

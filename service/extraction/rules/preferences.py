@@ -110,13 +110,14 @@ def catalog_mentions(catalog: Catalog, text: str) -> list[Mention]:
     def free(s: int, e: int) -> bool:
         return all(e <= m.start or s >= m.end for m in found)
 
-    for attribute, spans in (
+    spans_of: tuple[tuple[Attribute, list[tuple[int, int, str]]], ...] = (
         ("style", catalog.style_spans(text)),
         ("material", catalog.material_spans(text)),
         ("color", catalog.color_spans(text)),
         ("brand", catalog.brand_spans(text)),
         ("category", catalog.category_spans(text)),
-    ):
+    )
+    for attribute, spans in spans_of:
         for s, e, v in spans:
             if free(s, e):
                 found.append(Mention(s, e, attribute, v))
@@ -170,6 +171,7 @@ def _cues(sentence: str) -> list[re.Match[str]]:
 def _read_cue(cue: re.Match[str], owner: Owner, known_people: set[str], catalog: Catalog) -> Stance:
     """The stance a cue states; ``owner`` is whose it is unless the cue names its own subject."""
     negated = False
+    polarity: Polarity
     if cue.group("free"):  # "my favourite is", "not a fan of", "for me, it's"
         word = re.sub(r"\s+", " ", cue.group("free").lower())
         polarity, strength, intent = (

@@ -82,12 +82,17 @@ def _noun_phrase(text: str, category: str) -> str:
 def _set_prices(items: list[Purchase], prices: list[float], catalog: Catalog) -> None:
     """One item takes the price the sentence names, else its catalog price; several items
     take their catalog prices (a stated price could be any one's, or the total)."""
+
+    def listed(sku: str | None) -> float | None:
+        product = catalog.product(sku) if sku else None
+        return product.price if product else None
+
     if len(items) == 1:
-        items[0].price = prices[0] if prices else (catalog.product(items[0].sku).price if items[0].sku else None)
+        items[0].price = prices[0] if prices else listed(items[0].sku)
         return
     for item in items:
         if item.sku:
-            item.price = catalog.product(item.sku).price
+            item.price = listed(item.sku)
 
 
 def _order_id(sentence: str) -> str | None:
