@@ -199,9 +199,10 @@ def test_only_real_connection_failures_are_outages(stack):
         assert not is_outage(bad), bad
 
 
-def test_the_fair_queue_serves_a_live_customer_within_seconds_of_a_huge_import(service, api, stack, user):
+def test_the_fair_queue_serves_a_live_customer_before_a_huge_import(service, api, stack, user):
     """20,000 messages of one customer are queued (a back-fill); another customer chats:
-    their facts are in their profile within 5 seconds, and remembered in a new session."""
+    their facts are in their profile while most of the import still waits (the live lane
+    goes first), and remembered in a new session."""
     # a worker that has been running a while (as in production): not its very first batch
     api.post("/v1/chat", json={"user_identifier": f"warm-{user}", "message": "Hi, I'm Ada and I love oak."})
     service.wait_idle()
@@ -241,12 +242,14 @@ def test_the_fair_queue_serves_a_live_customer_within_seconds_of_a_huge_import(s
             prefs = {(p["attribute"], p["value"]) for p in summary.get("preferences", [])}
             if summary.get("name") == "Sarah" and ("style", "modern") in prefs:
                 break
-            assert time.monotonic() - started < 5, f"the live customer waited behind the import:\n{service.log_tail()}"
+            # a guard against a hang, not a speed target (that is bench.load's): fairness is
+            # the order below, which holds on a slow machine too
+            assert time.monotonic() - started < 120, f"the live customer was never served:\n{service.log_tail()}"
             time.sleep(0.2)
+        left = stack.sql("SELECT count(*) AS n FROM jobs WHERE user_identifier = $1", importer)[0]["n"]
+        assert left > 15_000, f"the live customer waited while {20_000 - left} imported messages went first"
         again = api.post("/v1/chat", json={"user_identifier": user, "message": "What do you remember about me?"}).json()
         assert "Sarah" in again["reply"] and "modern" in again["reply"]
-        left = stack.sql("SELECT count(*) AS n FROM jobs WHERE user_identifier = $1", importer)[0]["n"]
-        assert left > 15_000, "the back-fill is still queued (it was not skipped for the test)"
     finally:
         assert api.delete(f"/memory/user/{importer}").json()["status"] == "complete"  # drops its jobs
 
