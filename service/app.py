@@ -36,7 +36,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         if runtime is not None:
             app.state.runtime = runtime
             app.state.retriever = Retriever(runtime)
-            yield
+            async with agents.session_manager.run():
+                yield
             return
         app.state.runtime = await Runtime.open(settings)
         app.state.retriever = Retriever(app.state.runtime)
@@ -44,7 +45,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         await listener.start()
         await _warm_up(app.state.retriever)
         try:
-            yield
+            async with agents.session_manager.run():
+                yield
         finally:
             await listener.stop()
             await app.state.runtime.close()
@@ -76,6 +78,13 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
     # keys are read once, at start-up: a malformed key configuration stops the service
     app.state.keyring = KeyRing.from_settings(settings)
+
+    # agents: MCP over streamable HTTP at /mcp, the customer fixed by the key or X-Customer-Id
+    from service.mcp_server import McpGate, build_server, http_transport
+
+    agents = build_server(lambda: (app.state.runtime, app.state.retriever))
+    http_transport(agents, settings.host)
+    app.add_route("/mcp", McpGate(agents, app.state.keyring), include_in_schema=False)
 
     from service.routers import chat, erasure, memory, metrics, sessions, status
 
