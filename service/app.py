@@ -83,7 +83,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     from service.mcp_server import McpGate, build_server, http_transport
 
     agents = build_server(lambda: (app.state.runtime, app.state.retriever))
-    http_transport(agents, settings.host)
+    http_transport(agents, settings.host, keyless=app.state.keyring.open)
     app.add_route("/mcp", McpGate(agents, app.state.keyring), include_in_schema=False)
 
     from service.routers import chat, erasure, memory, metrics, sessions, status

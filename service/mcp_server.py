@@ -413,11 +413,13 @@ class McpGate:
         await send({"type": "http.response.body", "body": body})
 
 
-def http_transport(server: MCPServer, host: str) -> None:
+def http_transport(server: MCPServer, host: str, *, keyless: bool) -> None:
     """Prepare the stateless streamable-HTTP transport (its session manager runs in the
-    app's lifespan). Host/Origin checks guard a loopback service against DNS rebinding."""
-    security = None
-    if host in ("127.0.0.1", "localhost", "::1"):
+    app's lifespan). A keyless service (loopback only) checks Host and Origin, so a web page
+    cannot reach it through DNS rebinding; with keys, a key is required anyway, and a
+    reverse proxy may send its own Host."""
+    security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    if keyless:
         security = TransportSecuritySettings(
             enable_dns_rebinding_protection=True,
             allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*", "testserver"],

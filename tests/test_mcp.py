@@ -251,3 +251,14 @@ def assert_refused(results: dict, b: str, memories: list[str]) -> None:
     for tool in ("get_memory", "delete_memory"):
         assert results[tool].is_error and "not_found" in text_of(results[tool]), text_of(results[tool])
     assert results["delete_all_memories"].is_error and "forbidden" in text_of(results["delete_all_memories"])
+
+
+def test_a_keyless_service_refuses_other_hosts_and_origins(service, user):
+    """Without keys the API is open on loopback: a web page must not reach /mcp through DNS
+    rebinding (another Host) or a cross-site request (another Origin)."""
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    accept = {"Accept": "application/json, text/event-stream", "X-Customer-Id": user}
+    for extra in ({"Host": "evil.example"}, {"Origin": "https://evil.example"}):
+        r = httpx.post(service.base + "/mcp", json=ping, headers=accept | extra, timeout=30)
+        assert 400 <= r.status_code < 500, (extra, r.status_code, r.text)
+        assert "tools" not in r.text
