@@ -35,6 +35,7 @@ import httpx
 
 from bench.common import bench_stack, log, percentiles
 from bench.latency import Server
+from loft_memory import ApiError, AsyncLoftClient
 
 MIX = (("chat", 30), ("context", 50), ("entities", 10), ("import", 10))
 QUESTIONS = [
@@ -67,44 +68,42 @@ class Load:
             ]
         ).format(p=self.rng.choice(self.products))
 
-    async def one(self, client: httpx.AsyncClient) -> None:
+    async def one(self, client: AsyncLoftClient) -> None:
         kind = self.rng.choices([k for k, _ in MIX], weights=[w for _, w in MIX])[0]
         user = self.rng.choice(self.customers)
         started = time.perf_counter()
+        acked: list[int] = []
         try:
             if kind == "chat":
-                r = await client.post("/v1/chat", json={"user_identifier": user, "message": self._message()})
+                acked = [(await client.chat(user, self._message())).message_id]
+                status = 200
             elif kind == "context":
-                r = await client.get(f"/memory/context/{user}", params={"query": self.rng.choice(QUESTIONS)})
+                await client.context(user, self.rng.choice(QUESTIONS))
+                status = 200
             elif kind == "entities":
-                r = await client.post(
-                    "/memory/search/entities", json={"query": "family visiting", "user_identifier": user}
-                )
+                await client.search_entities(user, "family visiting")
+                status = 200
             else:
-                r = await client.post(
-                    f"/v1/sessions/{user}/messages",
-                    json={
-                        "messages": [
-                            {"role": "user", "content": self._message(), "external_id": f"load-{uuid.uuid4().hex}"}
-                            for _ in range(10)
-                        ]
-                    },
-                )
+                messages = [
+                    {"role": "user", "content": self._message(), "external_id": f"load-{uuid.uuid4().hex}"}
+                    for _ in range(10)
+                ]
+                acked = (await client.import_messages(user, messages)).message_ids
+                status = 201
+        except ApiError as exc:
+            status = exc.status
         except httpx.HTTPError:
             self.transport_errors += 1
             return
         self.latency[kind].append((time.perf_counter() - started) * 1000)
-        self.statuses[kind][r.status_code] += 1
-        if r.status_code == 200 and kind == "chat":
-            self.acked.append(r.json()["message_id"])
-        elif r.status_code == 201 and kind == "import":
-            self.acked += r.json()["message_ids"]
+        self.statuses[kind][status] += 1
+        self.acked += acked
 
     async def run(self, clients: int, seconds: float, during=None) -> float:
         deadline = time.monotonic() + seconds
 
         async def client_loop() -> None:
-            async with httpx.AsyncClient(base_url=self.base, timeout=60) as client:
+            async with AsyncLoftClient(self.base, timeout=60) as client:
                 while time.monotonic() < deadline:
                     await self.one(client)
 
@@ -134,11 +133,11 @@ class Load:
 
 async def drained(base: str, timeout: float) -> float:
     started = time.monotonic()
-    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+    async with AsyncLoftClient(base, timeout=30) as client:
         while time.monotonic() - started < timeout:
             try:
-                jobs = (await client.get("/memory/status")).json().get("stats", {}).get("jobs")
-            except httpx.HTTPError:
+                jobs = ((await client.status()).stats or {}).get("jobs")
+            except (httpx.HTTPError, ApiError):
                 jobs = None
             if jobs and jobs["ready"] == 0 and jobs["running"] == 0:
                 return time.monotonic() - started
@@ -165,22 +164,19 @@ async def audit(rt, acked: list[int]) -> dict:
 
 
 async def seed(base: str, customers: list[str], products: list[str]) -> None:
-    async with httpx.AsyncClient(base_url=base, timeout=120) as client:
+    async with AsyncLoftClient(base, timeout=120) as client:
         for i, user in enumerate(customers):
-            r = await client.post(
-                f"/v1/sessions/{user}/messages",
-                json={
-                    "messages": [
-                        {
-                            "role": "user",
-                            "content": f"Hi, I'm customer {i}. I bought the {products[(i + k) % len(products)]}.",
-                            "external_id": f"seed-{i}-{k}",
-                        }
-                        for k in range(10)
-                    ]
-                },
+            await client.import_messages(
+                user,
+                [
+                    {
+                        "role": "user",
+                        "content": f"Hi, I'm customer {i}. I bought the {products[(i + k) % len(products)]}.",
+                        "external_id": f"seed-{i}-{k}",
+                    }
+                    for k in range(10)
+                ],
             )
-            r.raise_for_status()
 
 
 async def run(args) -> dict:

@@ -38,7 +38,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         if runtime is not None:
             app.state.runtime = runtime
             app.state.retriever = Retriever(runtime)
-            yield
+            async with agents.session_manager.run():
+                yield
             return
         app.state.runtime = await Runtime.open(settings)
         app.state.retriever = Retriever(app.state.runtime)
@@ -46,7 +47,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         await listener.start()
         await _warm_up(app.state.retriever)
         try:
-            yield
+            async with agents.session_manager.run():
+                yield
         finally:
             await listener.stop()
             await app.state.runtime.close()
@@ -79,7 +81,15 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     # keys are read once, at start-up: a malformed key configuration stops the service
     app.state.keyring = KeyRing.from_settings(settings)
 
-    from service.routers import chat, erasure, memory, sessions, status
+    # agents: MCP over streamable HTTP at /mcp, the customer fixed by the key or X-Customer-Id
+    from service.mcp_server import McpGate, build_server, http_transport
+
+    agents = build_server(lambda: (app.state.runtime, app.state.retriever))
+    http_transport(agents, settings.host, keyless=app.state.keyring.open)
+    # an ASGI app, which Starlette runs as one (its stubs only know request handlers)
+    app.add_route("/mcp", McpGate(agents, app.state.keyring), include_in_schema=False)  # type: ignore[arg-type]
+
+    from service.routers import chat, erasure, memory, metrics, sessions, status
 
     # every router declares who may call it (service/access.py)
     app.include_router(status.router)
@@ -87,6 +97,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(sessions.router)
     app.include_router(erasure.router)
     app.include_router(memory.router)
+    app.include_router(metrics.router)
 
     @app.get("/v1/whoami", response_model=WhoAmI, tags=["access"], summary="The caller's key name and role")
     async def whoami(principal: Principal = Depends(allow(*ANY_ROLE))) -> WhoAmI:

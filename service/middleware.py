@@ -2,7 +2,9 @@
 
 Both are plain ASGI (no ``BaseHTTPMiddleware``): they add nothing to the hot path but a
 header lookup, and a body that is too large is refused with 413 before FastAPI reads a
-byte of it into a model.
+byte of it into a model. ``RequestId`` also writes the request's log line (``loft.access``)
+and counts it in the Prometheus metrics, both by route *template*: a customer's
+identifier appears in neither (the log carries a keyed hash of it).
 """
 
 from __future__ import annotations
@@ -58,14 +60,48 @@ class RequestId:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            log.debug(
-                "%s %s %s %.1f ms rid=%s",
-                scope["method"],
-                scope["path"],
-                status,
-                (time.perf_counter() - started) * 1000,
-                rid,
-            )
+            _access(scope, status, time.perf_counter() - started, rid)
+
+
+def note_customer(scope: MutableMapping[str, Any], user: str) -> None:
+    """Tell the request's log line which customer it was about (a body field, an MCP connection)."""
+    scope.setdefault("state", {})["customer"] = user
+
+
+def _access(scope: Scope, status: int, seconds: float, rid: str) -> None:
+    from service.logs import customer_tag
+    from service.metrics import observe_request
+
+    route = getattr(scope.get("route"), "path", None)
+    observe_request(scope["method"], route, status, seconds)
+    state = scope.get("state", {})
+    principal = state.get("principal")
+    user = (scope.get("path_params") or {}).get("user_identifier") or state.get("customer")
+    if user is None and principal is not None:
+        user = principal.customer
+    runtime = getattr(getattr(scope.get("app"), "state", None), "runtime", None)
+    tag = customer_tag(getattr(runtime, "erasure_key", b""), user) if user else None
+    key = principal.name if principal is not None else None
+    ms = round(seconds * 1000, 1)
+    log.info(
+        "%s %s %s %.1f ms rid=%s%s%s",
+        scope["method"],
+        route or "<unmatched>",
+        status,
+        ms,
+        rid,
+        f" customer={tag}" if tag else "",
+        f" key={key}" if key else "",
+        extra={
+            "request_id": rid,
+            "method": scope["method"],
+            "route": route or "<unmatched>",
+            "status": status,
+            "duration_ms": ms,
+            "customer": tag,
+            "key": key,
+        },
+    )
 
 
 class BodyLimit:

@@ -127,6 +127,7 @@ UPDATE jobs SET status = CASE WHEN $3 AND attempts >= max_attempts THEN 'failed'
                 run_after = now() + $2::interval, last_error = $4, rearmed = false,
                 locked_by = NULL, locked_until = NULL, updated_at = now()
 WHERE id = $1 AND locked_by = $5 AND attempts = $6
+RETURNING status
 """
 
 # after an outage: jobs this worker claimed but never heard back about (the claim's answer
@@ -146,6 +147,17 @@ FROM jobs
 """
 
 ANY_PENDING = "SELECT EXISTS (SELECT 1 FROM jobs WHERE dedupe_key = ANY($1::text[]) AND status <> 'failed')"
+# operators' view (GET /metrics): depth per kind, lane and state, and how long the oldest
+# ready job has waited
+STATS = """
+SELECT kind, lane,
+       CASE WHEN status = 'queued' AND run_after <= now() THEN 'ready'
+            WHEN status = 'queued' THEN 'scheduled' ELSE status END AS state,
+       count(*) AS n,
+       extract(epoch FROM now() - min(run_after)) AS oldest_s
+FROM jobs GROUP BY 1, 2, 3
+"""
+
 PENDING_ERASURE = "SELECT EXISTS (SELECT 1 FROM jobs WHERE user_identifier = $1 AND kind = 'erase_user')"
 
 # an erasure drops the customer's queued and failed work (a failed job's error text can
@@ -273,10 +285,14 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** max(0, attempts - 1)))
 
 
-async def retry(pool: asyncpg.Pool, worker_id: str, job: Job, error: str, *, counts: bool = True) -> None:
+async def retry(pool: asyncpg.Pool, worker_id: str, job: Job, error: str, *, counts: bool = True) -> str | None:
     """Put a job back with back-off (only if this worker still holds this attempt).
-    ``counts=False`` (a store outage) keeps its attempts."""
-    await pool.execute(RETRY, job.id, backoff(job.attempts), counts, error[:4000], worker_id, job.attempts)
+    ``counts=False`` (a store outage) keeps its attempts. Returns the job's new status
+    ('queued', or 'failed' once its attempts are spent; None if it was no longer ours)."""
+    status: str | None = await pool.fetchval(
+        RETRY, job.id, backoff(job.attempts), counts, error[:4000], worker_id, job.attempts
+    )
+    return status
 
 
 async def counts(conn: Conn) -> dict[str, int]:
@@ -288,6 +304,11 @@ async def counts(conn: Conn) -> dict[str, int]:
 async def any_pending(conn: Conn, dedupe_keys: list[str]) -> bool:
     """Whether a job with one of these keys is queued or running (a parked one is not)."""
     return bool(dedupe_keys) and bool(await conn.fetchval(ANY_PENDING, dedupe_keys))
+
+
+async def stats(conn: Executor) -> list[asyncpg.Record]:
+    """Rows of (kind, lane, state, n, oldest_s): the queue as an operator graphs it."""
+    return await conn.fetch(STATS)
 
 
 async def erasure_pending(conn: Conn, user_identifier: str) -> bool:

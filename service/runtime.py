@@ -84,12 +84,15 @@ class Runtime:
                 max_retries=1,
             )
         from service.erasure import erasure_key
+        from service.metrics import watch_embedder
 
+        embedder = get_embedder(settings.embedder, settings.cache_dir)
+        watch_embedder(embedder)
         return cls(
             settings,
             pool,
             graph,
-            get_embedder(settings.embedder, settings.cache_dir),
+            embedder,
             Catalog.load(),
             llm,
             erasure_key(settings),

@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     # a claimed job's lease; the worker renews it every third of this while it works
     job_lease_s: float = Field(default=300.0, alias="LOFT_JOB_LEASE_S", ge=3)
 
+    # operators: log lines as readable text (default) or one JSON object per line
+    log_format: Literal["text", "json"] = Field(default="text", alias="LOFT_LOG_FORMAT")
+    # the worker's own Prometheus endpoint (`loftmem worker --metrics-port`); 0: none
+    worker_metrics_port: int = Field(default=0, alias="LOFT_WORKER_METRICS_PORT", ge=0, le=65535)
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:

@@ -25,7 +25,7 @@ from datetime import timedelta
 from typing import TypeVar
 
 from graph import writes as graph_writes
-from service import erasure, pipeline, queue, summaries
+from service import erasure, metrics, pipeline, queue, summaries
 from service.outages import is_outage
 from service.runtime import Runtime
 from service.settings import Settings
@@ -65,6 +65,14 @@ class Worker:
             if not is_outage(exc):
                 raise
             self._unreleased.append((job, error))
+        else:
+            metrics.observe_jobs(job.kind, "deferred")
+
+    async def _retry(self, job: queue.Job, error: str) -> None:
+        """Put a failed job back with back-off (an attempt used; parked after the last)."""
+        status = await queue.retry(self.rt.pool, self.worker_id, job, error)
+        if status is not None:
+            metrics.observe_jobs(job.kind, "failed" if status == "failed" else "retried")
 
     async def _release_unreleased(self) -> None:
         if self.outage_seen:
@@ -85,6 +93,9 @@ class Worker:
             if not is_outage(exc):
                 raise
             self._uncompleted += jobs
+        else:
+            for job in jobs:
+                metrics.observe_jobs(job.kind, "done")
 
     async def step_system(self) -> int:
         """Unfinished erasures, a job whose last worker died (alone), summaries that are due."""
@@ -154,7 +165,10 @@ class Worker:
         started = time.perf_counter()
         try:
             results = await self._held(jobs, pipeline.ingest_messages(self.rt, list(by_message)))
-            log.info("ingested %d messages (%s) in %.2f s", len(jobs), jobs[0].lane, time.perf_counter() - started)
+            took = time.perf_counter() - started
+            log.info("ingested %d messages (%s) in %.2f s", len(jobs), jobs[0].lane, took)
+            metrics.BATCH_SIZE.labels(jobs[0].lane).observe(len(jobs))
+            metrics.BATCH_SECONDS.labels(jobs[0].lane).observe(took)
         except Exception as exc:
             if is_outage(exc):
                 self.outage_seen = True
@@ -166,7 +180,7 @@ class Worker:
                 return
             if len(jobs) == 1:
                 log.exception("job %s failed", jobs[0].id)
-                await queue.retry(self.rt.pool, self.worker_id, jobs[0], f"{type(exc).__name__}: {exc}")
+                await self._retry(jobs[0], f"{type(exc).__name__}: {exc}")
                 return
             # isolate the bad message: run the batch again one message at a time
             log.warning(
@@ -182,7 +196,7 @@ class Worker:
             if result.ok:
                 done.append(job)
             else:
-                await queue.retry(self.rt.pool, self.worker_id, job, result.error or "failed")
+                await self._retry(job, result.error or "failed")
         await self._complete(done)
 
     async def _erase(self, job: queue.Job) -> None:
@@ -196,12 +210,13 @@ class Worker:
                 await self._give_back(job, f"store unavailable: {type(exc).__name__}")
             else:
                 log.exception("erasure job %s failed", job.id)
-                await queue.retry(self.rt.pool, self.worker_id, job, type(exc).__name__)
+                await self._retry(job, type(exc).__name__)
             return
         if receipt is not None and receipt.status != "complete":  # a store is still away
             await self._give_back(job, receipt.error or "pending")
         else:
             log.info("erasure %s complete", job.payload["receipt_id"])
+            metrics.observe_jobs(job.kind, "done")
 
     async def _run_one(self, job: queue.Job, work: Awaitable[object]) -> None:
         try:
@@ -211,7 +226,7 @@ class Worker:
                 await self._give_back(job, f"store unavailable: {type(exc).__name__}")
             else:
                 log.exception("job %s (%s) failed", job.id, job.kind)
-                await queue.retry(self.rt.pool, self.worker_id, job, f"{type(exc).__name__}: {exc}")
+                await self._retry(job, f"{type(exc).__name__}: {exc}")
         else:
             await self._complete([job])
 
@@ -226,9 +241,11 @@ class Worker:
                 handled += n
 
 
-async def run_worker(settings: Settings, *, once: bool = False) -> None:
+async def run_worker(settings: Settings, *, once: bool = False, metrics_port: int | None = None) -> None:
     rt = await Runtime.open(settings, pool_size=8)
     worker = Worker(rt)
+    port = settings.worker_metrics_port if metrics_port is None else metrics_port
+    exporter = metrics.serve_worker_metrics(settings.host, port) if port else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -253,6 +270,8 @@ async def run_worker(settings: Settings, *, once: bool = False) -> None:
         )
     finally:
         await rt.close()
+        if exporter is not None:
+            exporter.shutdown()
         log.info("worker %s stopped", worker.worker_id)
 
 

@@ -249,6 +249,14 @@ def api(service) -> httpx.Client:
 
 
 @pytest.fixture
+def loft(service):
+    """The typed client (loft_memory) on the suite's API."""
+    from loft_memory import LoftClient
+
+    return LoftClient(service.base, http=service.http)
+
+
+@pytest.fixture
 def user() -> str:
     """A fresh customer per test: tests never see each other's data."""
     return f"t-{uuid.uuid4().hex[:10]}"

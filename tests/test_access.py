@@ -41,6 +41,7 @@ POLICY = {
     ("GET", "/memory/erasures/{receipt_id}"): "admin",
     ("GET", "/memory/erasures"): "admin",
     ("POST", "/memory/test/populate-sample-data"): "admin",
+    ("GET", "/metrics"): "admin",
 }
 
 

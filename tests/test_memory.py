@@ -1,18 +1,15 @@
-"""Long-term memories, entities, relations, summaries and statistics on real stores."""
+"""Long-term memories, entities, relations, summaries and statistics on real stores
+(spoken to through the typed client, ``loft_memory``)."""
 
 from __future__ import annotations
 
-
-def _chat(api, user, text, session=None):
-    r = api.post("/v1/chat", json={"user_identifier": user, "message": text, "session_id": session})
-    assert r.status_code == 200, r.text
-    return r.json()
+from loft_memory import LoftClient
 
 
-def test_preference_change_closes_the_old_one_and_keeps_history(service, api, user, stack):
-    _chat(api, user, "I prefer oak for the dining table.")
+def test_preference_change_closes_the_old_one_and_keeps_history(service, loft: LoftClient, user, stack):
+    loft.chat(user, "I prefer oak for the dining table.")
     service.wait_idle()
-    _chat(api, user, "Actually I prefer walnut now.")
+    loft.chat(user, "Actually I prefer walnut now.")
     service.wait_idle()
 
     # graph: the oak preference is closed, not deleted; walnut is current
@@ -31,22 +28,22 @@ def test_preference_change_closes_the_old_one_and_keeps_history(service, api, us
     walnut = next(r for r in rows if "walnut" in r["content"])
     assert oak["valid_to"] is not None and oak["superseded_by"] == walnut["id"]
     assert walnut["valid_to"] is None
-    history = api.get(f"/memory/user/{user}/memories/{oak['id']}/history").json()
-    assert [e["event"] for e in history["history"]] == ["add", "supersede"]
-    assert "walnut" in history["history"][1]["new_content"]
-    assert history["memory"]["superseded_by"] == str(walnut["id"])
+    history = loft.memory_history(user, oak["id"])
+    assert [e.event for e in history.history] == ["add", "supersede"]
+    assert "walnut" in (history.history[1].new_content or "")
+    assert history.memory is not None and str(history.memory.superseded_by) == str(walnut["id"])
 
     # what the customer likes *now*
-    summary = api.get(f"/memory/user/{user}/summary").json()
-    current = {(p["attribute"], p["value"]) for p in summary["preferences"] if p["polarity"] == "prefers"}
+    summary = loft.summary(user)
+    current = {(p.attribute, p.value) for p in summary.preferences if p.polarity == "prefers"}
     assert ("material", "walnut") in current and ("material", "oak") not in current
-    full = api.get(f"/memory/user/{user}/summary", params={"include_history": True}).json()
-    assert any(p["value"] == "oak" and p["valid_to"] for p in full["preferences"])
+    full = loft.summary(user, include_history=True)
+    assert any(p.value == "oak" and p.valid_to for p in full.preferences)
 
 
-def test_the_same_fact_twice_is_one_memory(service, api, user, stack):
-    _chat(api, user, "I love velvet.")
-    _chat(api, user, "I love velvet.")
+def test_the_same_fact_twice_is_one_memory(service, loft: LoftClient, user, stack):
+    loft.chat(user, "I love velvet.")
+    loft.chat(user, "I love velvet.")
     service.wait_idle()
     rows = stack.sql(
         "SELECT content, source_message_ids FROM long_term_memories WHERE user_identifier = $1 AND content ILIKE '%velvet%'",
@@ -56,28 +53,23 @@ def test_the_same_fact_twice_is_one_memory(service, api, user, stack):
     assert len(rows[0]["source_message_ids"]) == 2  # the second mention was absorbed, with its source
 
 
-def test_entity_search_finds_people_with_relationships(service, api, user):
-    _chat(api, user, "My sister Anna is visiting next month with her dog Biscuit.")
-    _chat(api, user, "We live in Portland and I'm redoing the home office.")
+def test_entity_search_finds_people_with_relationships(service, loft: LoftClient, user):
+    loft.chat(user, "My sister Anna is visiting next month with her dog Biscuit.")
+    loft.chat(user, "We live in Portland and I'm redoing the home office.")
     service.wait_idle()
-    r = api.post("/memory/search/entities", json={"query": "family member", "user_identifier": user, "limit": 5})
-    assert r.status_code == 200, r.text
-    entities = r.json()["entities"]
-    names = [e["name"] for e in entities]
+    entities = loft.search_entities(user, "family member", limit=5).entities
+    names = [e.name for e in entities]
     assert "Anna" in names
-    anna = next(e for e in entities if e["name"] == "Anna")
-    assert anna["relation"] == "sister" and anna["source_message_ids"]
+    anna = next(e for e in entities if e.name == "Anna")
+    assert anna.relation == "sister" and anna.source_message_ids
     # scoped to this customer: another customer's search finds nothing of this one
-    other = api.post(
-        "/memory/search/entities", json={"query": "Anna", "user_identifier": user + "x", "limit": 5}
-    ).json()
-    assert other["entities"] == []
+    assert loft.search_entities(user + "x", "Anna", limit=5).entities == []
 
 
-def test_session_summary_is_written_with_key_entities_and_embedding(service, api, user, stack):
-    s = _chat(api, user, "Hi, I'm Marco and I'm furnishing a new flat in Berlin.")["session_id"]
-    _chat(api, user, "I need a dining table for six people, ideally oak.", s)
-    _chat(api, user, "And some Scandinavian dining chairs to match.", s)
+def test_session_summary_is_written_with_key_entities_and_embedding(service, loft: LoftClient, user, stack):
+    s = loft.chat(user, "Hi, I'm Marco and I'm furnishing a new flat in Berlin.").session_id
+    loft.chat(user, "I need a dining table for six people, ideally oak.", session_id=s)
+    loft.chat(user, "And some Scandinavian dining chairs to match.", session_id=s)
     service.wait_idle()
     rows = stack.sql(
         "SELECT summary, key_entities, method, message_count, embedding IS NOT NULL AS embedded, source_message_ids "
@@ -92,11 +84,12 @@ def test_session_summary_is_written_with_key_entities_and_embedding(service, api
     assert summary["source_message_ids"]
 
 
-def test_statistics_count_every_tier(service, api, user):
-    before = api.get("/memory/status").json()["stats"]
-    _chat(api, user, "My name is Ines and I love rattan.")
+def test_statistics_count_every_tier(service, loft: LoftClient, user):
+    before = loft.status().stats
+    loft.chat(user, "My name is Ines and I love rattan.")
     service.wait_idle()
-    after = api.get("/memory/status").json()["stats"]
+    after = loft.status().stats
+    assert before is not None and after is not None
     assert after["postgres"]["messages"] == before["postgres"]["messages"] + 2
     assert after["postgres"]["users"] == before["postgres"]["users"] + 1
     assert after["postgres"]["memories_current"] > before["postgres"]["memories_current"]
@@ -104,41 +97,35 @@ def test_statistics_count_every_tier(service, api, user):
     assert after["neo4j"]["preferences"] == before["neo4j"]["preferences"] + 1
 
 
-def test_context_endpoint_returns_sections_items_and_provenance(service, api, user):
-    first = _chat(api, user, "My name is Lena and I love mid-century modern design.")
+def test_context_endpoint_returns_sections_items_and_provenance(service, loft: LoftClient, user):
+    first = loft.chat(user, "My name is Lena and I love mid-century modern design.")
     service.wait_idle()
-    r = api.get(
-        f"/memory/context/{user}", params={"query": "what style does she like?", "budget": 300, "explain": True}
-    )
-    assert r.status_code == 200, r.text
-    ctx = r.json()
-    assert ctx["tokens"] <= 300 and len(ctx["text"]) <= 300 * 4
-    assert ctx["tiers"] == {"postgres": True, "neo4j": True, "vectors": True}
+    ctx = loft.context(user, "what style does she like?", budget=300, explain=True)
+    assert ctx.tokens <= 300 and len(ctx.text) <= 300 * 4
+    assert ctx.tiers == {"postgres": True, "neo4j": True, "vectors": True}
     # the fact is stated once: as a memory or as a graph preference, not both
-    stating = [i for i in ctx["items"] if "mid-century modern" in i["text"] and i["kind"] in ("memory", "preference")]
+    stating = [i for i in ctx.items if "mid-century modern" in i.text and i.kind in ("memory", "preference")]
     assert len(stating) == 1, stating
     item = stating[0]
-    assert item["provenance"]["message_ids"] == [first["message_id"]]
-    assert item["provenance"]["memory_id"] or item["provenance"]["graph_path"].startswith("(:Customer)-[:PREFERS]")
-    assert item["score_parts"] and item["timestamp"]
+    assert item.provenance.message_ids == [first.message_id]
+    assert item.provenance.memory_id or (item.provenance.graph_path or "").startswith("(:Customer)-[:PREFERS]")
+    assert item.score_parts and item.timestamp
     # the raw turn it came from is not repeated next to it
-    assert not any(
-        i["kind"] == "message" and i["provenance"]["message_ids"] == [first["message_id"]] for i in ctx["items"]
-    )
+    assert not any(i.kind == "message" and i.provenance.message_ids == [first.message_id] for i in ctx.items)
     # the customer's name comes from the graph profile
-    assert any(i["kind"] == "profile" and "Lena" in i["text"] for i in ctx["items"])
+    assert any(i.kind == "profile" and "Lena" in i.text for i in ctx.items)
 
 
-def test_populate_sample_data_builds_a_history(service, api, user):
+def test_populate_sample_data_builds_a_history(service, api, loft: LoftClient, user):
     r = api.post("/memory/test/populate-sample-data", json={"user_identifier": user})
     assert r.status_code == 200, r.text
     assert r.json()["messages_created"] >= 8
     service.wait_idle()
-    summary = api.get(f"/memory/user/{user}/summary").json()
-    assert summary["name"] == "Sarah"
-    prefs = {(p["attribute"], p["value"]) for p in summary["preferences"] if p["polarity"] == "prefers"}
+    summary = loft.summary(user)
+    assert summary.name == "Sarah"
+    prefs = {(p.attribute, p.value) for p in summary.preferences if p.polarity == "prefers"}
     assert ("style", "modern") in prefs and ("material", "walnut") in prefs and ("material", "oak") not in prefs
-    assert any(e["name"] == "Tom" for e in summary["entities"])
+    assert any(e["name"] == "Tom" for e in summary.entities)
 
 
 def test_a_summary_due_before_its_messages_are_ingested_waits_for_them(stack, user):

@@ -190,6 +190,8 @@ class Embedder:
         self._askers: dict[str, set[str]] = {}  # cached query -> the customers who asked it
         self._cache_size = cache_size
         self._lock = threading.Lock()  # one encode at a time: the 2 cores are already in use
+        # plain counters (read by service/metrics.py): model calls, texts, query-cache hits and misses
+        self.stats: dict[str, int] = {"encode_calls": 0, "texts": 0, "query_cache_hits": 0, "query_cache_misses": 0}
         self.model_name = MODEL_NAME
         self.dim = DIM
 
@@ -198,6 +200,8 @@ class Embedder:
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32)
         with self._lock:
+            self.stats["encode_calls"] += 1
+            self.stats["texts"] += len(texts)
             return self._impl.encode(list(texts), batch_size)
 
     def embed_query(self, text: str, *, user: str | None = None) -> np.ndarray:
@@ -209,7 +213,9 @@ class Embedder:
             if hit is not None:
                 self._cache.move_to_end(key)
                 self._tag(key, user)
+                self.stats["query_cache_hits"] += 1
                 return hit
+            self.stats["query_cache_misses"] += 1
         vector: np.ndarray = self.embed([key])[0]
         with self._lock:
             self._cache[key] = vector
@@ -229,6 +235,7 @@ class Embedder:
             hit = self._cache.get(key)
             if hit is not None:
                 self._tag(key, user)
+                self.stats["query_cache_hits"] += 1
         if hit is not None:
             return hit
         return await asyncio.to_thread(self.embed_query, text, user=user)

@@ -29,7 +29,7 @@ import numpy as np
 
 # service.schemas re-exports this package's models: read it as a module, not a name, so either
 # may be imported first
-from service import schemas, users
+from service import metrics, schemas, users
 from service.errors import StoreUnavailable
 from service.retrieval import fusion, packing, sources
 from service.retrieval.candidates import Candidate, Context
@@ -68,22 +68,29 @@ class Retriever:
 
         found = await sources.gather(self.rt, req, version)
         timings |= found.timings
+        mark = time.perf_counter()
         candidates = fusion.fuse(found.ranked, config)
+        fuse_ms = (time.perf_counter() - mark) * 1000
 
         mark = time.perf_counter()
         await self._expand(req, candidates)
         timings["expand"] = (time.perf_counter() - mark) * 1000
 
+        mark = time.perf_counter()
         reference = found.latest or datetime.now(UTC)
         period = fusion.period_of(query, reference) if query else None
         fusion.score(candidates, config, reference, period)
+        timings["fuse"] = fuse_ms + (time.perf_counter() - mark) * 1000
 
+        mark = time.perf_counter()
         packed = packing.pack(packing.excluding(candidates.values(), exclude_message_ids), budget, config)
         text, sections = packing.render(packed)
+        timings["pack"] = (time.perf_counter() - mark) * 1000
         items = [c.as_item() for c in packed]
         if track_access:
             self._track_access(user, packed)
         took = (time.perf_counter() - started) * 1000
+        metrics.observe_context(timings, found.tiers)
         timings = {k: round(v, 2) for k, v in timings.items()}
         return Context(text, sections, items, found.tiers, took, budget, preset, found.errors, timings)
 

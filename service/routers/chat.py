@@ -15,12 +15,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends, Header, Request
 
 from service import chat, history
 from service.access import ANY_ROLE, Principal, allow
 from service.deps import retriever, runtime
 from service.errors import Conflict, InvalidInput, NotFound
+from service.middleware import note_customer
 from service.retrieval import Retriever
 from service.runtime import Runtime
 from service.schemas import ChatRequest, ChatResponse, ErrorResponse, IdempotencyKey
@@ -36,6 +37,7 @@ router = APIRouter(prefix="/v1", tags=["chat"])
 )
 async def chat_turn(
     body: ChatRequest,
+    request: Request,
     rt: Runtime = Depends(runtime),
     retr: Retriever = Depends(retriever),
     principal: Principal = Depends(allow(*ANY_ROLE)),
@@ -44,6 +46,7 @@ async def chat_turn(
     ),
 ) -> ChatResponse:
     principal.require_customer(body.user_identifier)
+    note_customer(request.scope, body.user_identifier)
     if body.message_id and idempotency_key and body.message_id != idempotency_key:
         raise InvalidInput("message_id and the Idempotency-Key header name different turns")
     key = body.message_id or idempotency_key

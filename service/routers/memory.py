@@ -17,6 +17,7 @@ from service import sample, users
 from service.access import ADMIN_ONLY, ANY_ROLE, Principal, allow
 from service.deps import retriever, runtime
 from service.errors import Forbidden, InvalidInput, NotFound
+from service.middleware import note_customer
 from service.outages import is_outage
 from service.pagination import decode_cursor, encode_cursor
 from service.profile import customer_profile
@@ -95,9 +96,13 @@ async def user_summary(
     summary="Semantic search over a customer's graph entities, with relationships",
 )
 async def search_entities(
-    body: EntitySearchRequest, rt: Runtime = Depends(runtime), principal: Principal = Depends(allow(*ANY_ROLE))
+    body: EntitySearchRequest,
+    request: Request,
+    rt: Runtime = Depends(runtime),
+    principal: Principal = Depends(allow(*ANY_ROLE)),
 ) -> EntitySearchResponse:
     principal.require_customer(body.user_identifier)
+    note_customer(request.scope, body.user_identifier)
     vector = await rt.embedder.aembed_query(body.query, user=body.user_identifier)
     try:
         found = await asyncio.wait_for(

@@ -1,0 +1,445 @@
+"""The memory as MCP tools, for agents: streamable HTTP at ``/mcp`` and stdio (``loftmem mcp``).
+
+Tool names follow the hosted peers (mem0, Zep, Graphiti): ``add_memory``,
+``search_memories``, ``get_context``, ``get_user_summary``, ``get_memories``,
+``get_memory``, ``delete_memory``, ``recommend_products``, ``delete_all_memories``.
+Each calls the same service functions as the REST route that does the same thing; none
+speaks HTTP to this service.
+
+**The customer is never a tool argument.** It is fixed by the connection:
+
+- over HTTP by the key: a ``customer`` key is bound to its customer; a ``chat`` or
+  ``admin`` key (or a keyless service, which listens on localhost only) names the customer
+  in the ``X-Customer-Id`` header, set by the backend, not by the model. :class:`McpGate`
+  checks both before the MCP transport sees a byte, and puts the :class:`Caller` in the
+  request's scope, where the tools read it;
+- over stdio by ``--user`` (the process has the stores' credentials, so whoever starts
+  it is trusted; ``--admin`` additionally allows ``delete_all_memories``).
+
+The HTTP transport is stateless with JSON responses: any API process can answer any
+call (nothing here assumes a single process).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, TypeVar, cast
+
+import asyncpg
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.transport_security import TransportSecuritySettings
+from pydantic import AfterValidator, BaseModel, Field
+from starlette.requests import Request
+from starlette.types import Receive, Scope, Send
+
+from service import erasure, history
+from service.access import LOCAL, KeyRing, Principal, Role, presented_secret
+from service.errors import LoftError
+from service.middleware import note_customer
+from service.outages import is_outage
+from service.retrieval import Retriever
+from service.retrieval.candidates import ContextItem
+from service.runtime import Runtime
+from service.schemas import (
+    MAX_QUERY_CHARS,
+    USER_ID_PATTERN,
+    CustomerSummary,
+    LongTermMemory,
+    MemoryDeleted,
+    MemoryPage,
+    check_text,
+)
+
+log = logging.getLogger("loft.mcp")
+
+CUSTOMER_HEADER = "x-customer-id"
+INSTRUCTIONS = (
+    "Long-term memory of one LOFT furniture-store customer (the connection decides which). "
+    "Call get_context with the customer's message before answering them; call add_memory with "
+    "what they said so it is remembered (it is filed in the background within seconds)."
+)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling (the key) and the one customer this connection is about."""
+
+    principal: Principal
+    customer: str
+
+
+Resources = Callable[[], tuple[Runtime, Retriever]]
+
+
+# -- tool results --------------------------------------------------------------------------
+
+
+class MemoryAdded(BaseModel):
+    session_id: uuid.UUID
+    message_id: int
+    queued: bool = Field(description="true: the worker files it into every tier shortly (facts, graph, memories)")
+
+
+class SearchResults(BaseModel):
+    query: str
+    results: list[ContextItem] = Field(description="best first; provenance names the messages and memory behind each")
+    tiers: dict[str, bool] = Field(description="which stores answered (false: answered without that store)")
+
+
+class Recommendations(BaseModel):
+    available: bool
+    detail: str | None = None
+    result: dict[str, Any] | None = Field(default=None, description="products, each with its reasons")
+
+
+class ErasureResult(BaseModel):
+    receipt_id: uuid.UUID
+    status: Literal["pending", "complete"]
+    counts: dict[str, Any]
+    error: str | None
+
+
+# -- tool inputs ---------------------------------------------------------------------------
+
+
+def _content(value: str) -> str:
+    check_text(value, "content")
+    if not value.strip():
+        raise ValueError("content must not be empty")
+    return value
+
+
+def _aware_past(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("created_at needs a timezone, e.g. 2024-05-01T10:00:00Z")
+    if not datetime(1970, 1, 1, tzinfo=UTC) <= value <= datetime.now(UTC):
+        raise ValueError("created_at must lie between 1970 and now")
+    return value
+
+
+Content = Annotated[
+    str,
+    AfterValidator(_content),
+    Field(min_length=1, max_length=8000, description="what was said, in the speaker's words"),
+]
+Query = Annotated[
+    str,
+    AfterValidator(check_text),
+    Field(min_length=1, max_length=MAX_QUERY_CHARS, description="the customer's message or a question about them"),
+]
+MemoryId = Annotated[uuid.UUID, Field(description="a memory id from get_memories or search_memories")]
+
+
+# -- the server ----------------------------------------------------------------------------
+
+
+def build_server(resources: Resources, *, stdio_caller: Caller | None = None) -> MCPServer:
+    """The MCP server; ``resources()`` gives the process's runtime and retriever when a tool
+    runs. ``stdio_caller`` is the fixed caller of a stdio server (None over HTTP)."""
+    server = MCPServer("loft-memory", instructions=INSTRUCTIONS, version="0.1.0", log_level="WARNING")
+
+    def caller_of(ctx: Context) -> Caller:
+        request = ctx.request_context.request
+        if request is None:  # stdio
+            if stdio_caller is None:
+                raise ToolError("this connection is not bound to a customer")
+            return stdio_caller
+        found = getattr(request, "scope", {}).get("state", {}).get("mcp_caller")
+        if not isinstance(found, Caller):  # never reached through McpGate: refuse rather than guess
+            raise ToolError("this connection is not bound to a customer")
+        return found
+
+    async def run(work: Awaitable[T]) -> T:
+        """Errors as the model should read them: what went wrong and what to do."""
+        try:
+            return await work
+        except ToolError:
+            raise
+        except LoftError as exc:
+            raise ToolError(f"{exc.code}: {exc.detail}") from exc
+        except Exception as exc:
+            if is_outage(exc) or isinstance(exc, TimeoutError):
+                raise ToolError("store_unavailable: a memory store is unavailable; retry in a few seconds") from exc
+            raise
+
+    @server.tool(
+        description="Remember something the customer said (or the assistant answered). It is stored as a message "
+        "of this customer and filed into long-term memory, the knowledge graph and the history in the background; "
+        "get_context shows it within seconds. Send the customer's own words; one message per call."
+    )
+    async def add_memory(
+        content: Content,
+        ctx: Context,
+        role: Annotated[
+            Literal["user", "assistant"], Field(description="'user': the customer said it; 'assistant': you did")
+        ] = "user",
+        created_at: Annotated[
+            datetime | None,
+            AfterValidator(lambda v: v if v is None else _aware_past(v)),
+            Field(description="when it was said (ISO 8601 with timezone); default now"),
+        ] = None,
+    ) -> MemoryAdded:
+        who = caller_of(ctx)
+        rt, _ = resources()
+
+        async def store() -> MemoryAdded:
+            at = created_at or datetime.now(UTC)
+            async with rt.pool.acquire() as proxy, proxy.transaction():
+                conn = cast(asyncpg.Connection, proxy)
+                session_id = await history.ensure_session(conn, who.customer, None, at=at, channel="mcp")
+                (stored,) = await history.add_messages(
+                    conn,
+                    who.customer,
+                    session_id,
+                    [history.NewMessage(role, content, created_at)],
+                    summary_idle_s=rt.settings.summary_idle_s,
+                )
+            return MemoryAdded(session_id=session_id, message_id=stored.id, queued=stored.created)
+
+        return await run(store())
+
+    @server.tool(
+        description="Search everything remembered about the customer (memories, past conversations, preferences, "
+        "purchases) for a query. Returns the best matches with their dates and provenance (source message ids, "
+        "memory id). Use get_context instead when you want prompt-ready text."
+    )
+    async def search_memories(
+        query: Query,
+        ctx: Context,
+        limit: Annotated[int, Field(ge=1, le=50, description="at most this many results")] = 10,
+    ) -> SearchResults:
+        who = caller_of(ctx)
+        _, retr = resources()
+        found = await run(retr.context(who.customer, query, budget=4000))
+        items = [ContextItem.model_validate(i) for i in found.items[:limit]]
+        return SearchResults(query=query, results=items, tiers=found.tiers)
+
+    @server.tool(
+        description="The prompt-ready context for answering the customer: their name, current preferences, "
+        "purchases and the relevant bits of past conversations, packed into max_tokens. Call it with the "
+        "customer's latest message before you reply, and put the text in your prompt."
+    )
+    async def get_context(
+        query: Query,
+        ctx: Context,
+        max_tokens: Annotated[int, Field(ge=50, le=16000, description="budget (tokens = characters / 4)")] = 1000,
+    ) -> str:
+        who = caller_of(ctx)
+        _, retr = resources()
+        found = await run(retr.context(who.customer, query, budget=max_tokens))
+        return found.text or "(nothing is remembered about this customer yet)"
+
+    @server.tool(
+        description="Everything remembered about the customer at once: name, preferences (current, or with "
+        "history), purchases, people and things they mentioned, memories and conversation summaries."
+    )
+    async def get_user_summary(
+        ctx: Context,
+        include_history: Annotated[
+            bool, Field(description="also preferences and memories that were replaced since")
+        ] = False,
+    ) -> CustomerSummary:
+        from service.routers import memory
+
+        who = caller_of(ctx)
+        rt, _ = resources()
+        profile = await run(memory.user_summary(who.customer, include_history=include_history, rt=rt))
+        return CustomerSummary.model_validate(profile)
+
+    @server.tool(
+        description="The customer's long-term memories, newest first, a page at a time: pass next_cursor back "
+        "as cursor for the next page (null on the last)."
+    )
+    async def get_memories(
+        ctx: Context,
+        limit: Annotated[int, Field(ge=1, le=200, description="memories per page")] = 20,
+        cursor: Annotated[
+            str | None, Field(max_length=200, description="next_cursor of the previous page; omit for the first")
+        ] = None,
+        include_superseded: Annotated[bool, Field(description="also memories a newer one replaced")] = False,
+    ) -> MemoryPage:
+        from service.routers import memory
+
+        who = caller_of(ctx)
+        rt, _ = resources()
+        return await run(
+            memory.memories_list(who.customer, include_superseded=include_superseded, limit=limit, cursor=cursor, rt=rt)
+        )
+
+    @server.tool(description="One long-term memory of the customer by id, with its dates and source messages.")
+    async def get_memory(memory_id: MemoryId, ctx: Context) -> LongTermMemory:
+        from service.routers import memory
+
+        who = caller_of(ctx)
+        rt, _ = resources()
+        return await run(memory.memory_get(memory_id, who.customer, rt=rt))
+
+    @server.tool(
+        description="Delete one long-term memory of the customer by id (for a fact that is wrong or that the "
+        "customer asked to forget). Its text leaves its history too. To forget the customer entirely, an "
+        "operator uses delete_all_memories."
+    )
+    async def delete_memory(memory_id: MemoryId, ctx: Context) -> MemoryDeleted:
+        from service.routers import memory
+
+        who = caller_of(ctx)
+        rt, _ = resources()
+        return await run(memory.memory_delete(memory_id, who.customer, rt=rt))
+
+    @server.tool(
+        description="Products to suggest to the customer, from what they like, bought and asked about, each with "
+        "the reasons it fits. Optionally only one category and up to a price."
+    )
+    async def recommend_products(
+        ctx: Context,
+        category: Annotated[
+            str | None,
+            AfterValidator(lambda v: v if v is None else check_text(v)),
+            Field(max_length=64, description="e.g. 'sofas', 'dining tables'; omit for any"),
+        ] = None,
+        limit: Annotated[int, Field(ge=1, le=50, description="how many products")] = 5,
+        max_price: Annotated[float | None, Field(gt=0, le=10_000_000, description="only products up to this")] = None,
+    ) -> Recommendations:
+        from service.routers import memory
+
+        who = caller_of(ctx)
+        rt, _ = resources()
+        recommend = getattr(memory, "user_recommendations", None)
+        if recommend is None:
+            return Recommendations(
+                available=False,
+                detail="recommendations are not available on this server yet; use get_context and the "
+                "customer's preferences to suggest products",
+            )
+        result = await run(recommend(who.customer, limit=limit, category=category, max_price=max_price, rt=rt))
+        return Recommendations(available=True, result=dict(result))
+
+    @server.tool(
+        description="ADMIN KEYS ONLY. Forget this customer completely: every message, memory, graph fact, cached "
+        "entry and queued job, with a receipt. Irreversible; only when the customer asked to be forgotten. Pass "
+        "confirm=true."
+    )
+    async def delete_all_memories(
+        ctx: Context,
+        confirm: Annotated[bool, Field(description="must be true: this cannot be undone")] = False,
+    ) -> ErasureResult:
+        who = caller_of(ctx)
+        if who.principal.role is not Role.ADMIN:
+            raise ToolError(
+                f"forbidden: key '{who.principal.name}' ({who.principal.role}) may not erase a customer; "
+                "it needs an admin key"
+            )
+        if not confirm:
+            raise ToolError("validation_error: pass confirm=true to erase this customer (irreversible)")
+        rt, _ = resources()
+        receipt = await run(erasure.erase(rt, who.customer, graph_timeout_s=20.0))
+        return ErasureResult(
+            receipt_id=receipt.receipt_id, status=receipt.status, counts=dict(receipt.counts), error=receipt.error
+        )
+
+    return server
+
+
+# -- HTTP: who is calling, and about whom ---------------------------------------------------
+
+
+class McpGate:
+    """ASGI guard in front of the MCP transport: a valid key (401), the customer from the key or
+    ``X-Customer-Id`` (403 when a customer key names another; 422 when none or an invalid one
+    is given), then the stateless transport with the :class:`Caller` in the request's scope."""
+
+    def __init__(self, server: MCPServer, keyring: KeyRing) -> None:
+        self.server = server
+        self.keyring = keyring
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope)
+        try:
+            caller = self.caller(request)
+        except LoftError as exc:
+            await self._refuse(scope, send, exc)
+            return
+        scope.setdefault("state", {})["mcp_caller"] = caller
+        scope["state"]["principal"] = caller.principal  # the request's log line names the key
+        note_customer(scope, caller.customer)
+        await self.server.session_manager.handle_request(scope, receive, send)
+
+    def caller(self, request: Request) -> Caller:
+        from service.errors import Forbidden, InvalidInput, Unauthorized
+
+        if self.keyring.open:
+            principal = LOCAL
+        else:
+            secret = presented_secret(request)
+            found = self.keyring.authenticate(secret) if secret is not None else None
+            if found is None:
+                raise Unauthorized(
+                    "a valid API key is required: send 'Authorization: Bearer <key>' (or 'X-API-Key: <key>')"
+                )
+            principal = found
+        named = request.headers.get(CUSTOMER_HEADER)
+        if principal.role is Role.CUSTOMER:
+            assert principal.customer is not None
+            if named is not None and named != principal.customer:
+                raise Forbidden(f"key '{principal.name}' acts for one customer only; X-Customer-Id names another")
+            return Caller(principal, principal.customer)
+        if named is None:
+            raise InvalidInput(
+                "say which customer this MCP connection is about: send the X-Customer-Id header "
+                "(or use a customer key, which is bound to one)"
+            )
+        if not re.fullmatch(USER_ID_PATTERN, named):
+            raise InvalidInput(f"X-Customer-Id must match {USER_ID_PATTERN}")
+        return Caller(principal, named)
+
+    async def _refuse(self, scope: Scope, send: Send, exc: LoftError) -> None:
+        import json
+
+        from service.middleware import request_id_of
+
+        rid = request_id_of(dict(scope))
+        body = json.dumps({"error": exc.code, "detail": exc.detail, "request_id": rid or None}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        if exc.status_code == 401:
+            headers.append((b"www-authenticate", b"Bearer"))
+        await send({"type": "http.response.start", "status": exc.status_code, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def http_transport(server: MCPServer, host: str, *, keyless: bool) -> None:
+    """Prepare the stateless streamable-HTTP transport (its session manager runs in the
+    app's lifespan). A keyless service (loopback only) checks Host and Origin, so a web page
+    cannot reach it through DNS rebinding; with keys, a key is required anyway, and a
+    reverse proxy may send its own Host."""
+    security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    if keyless:
+        security = TransportSecuritySettings(
+            enable_dns_rebinding_protection=True,
+            allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*", "testserver"],
+            allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"],
+        )
+    server.streamable_http_app(stateless_http=True, json_response=True, transport_security=security, host=host)
+
+
+async def serve_stdio(settings: Any, user: str, *, admin: bool = False) -> None:
+    """``loftmem mcp --user <id>``: one customer's memory over stdin/stdout."""
+    from service.erasure import ErasureListener
+
+    rt = await Runtime.open(settings, pool_size=4)
+    retr = Retriever(rt)
+    listener = ErasureListener(rt)  # an erasure elsewhere drops this process's cached copies too
+    await listener.start()
+    principal = Principal("stdio", Role.ADMIN, None) if admin else Principal("stdio", Role.CUSTOMER, user)
+    server = build_server(lambda: (rt, retr), stdio_caller=Caller(principal, user))
+    try:
+        await server.run_stdio_async()
+    finally:
+        await listener.stop()
+        await rt.close()

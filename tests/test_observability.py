@@ -1,0 +1,137 @@
+"""Operators can scrape and graph the service and follow a request through its log:
+Prometheus metrics of the API and the worker, one log line per request (text or JSON)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import Service, free_port
+
+
+def value(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples called ``name`` whose labels include ``labels`` (0 if none)."""
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
+
+
+def logged(svc: Service, ready) -> list[dict]:
+    """The API log's JSON lines, once ``ready(text)`` (a request's line is written as its
+    response finishes, so it may land a moment after the client has the response)."""
+    deadline = time.monotonic() + 30
+    while not ready(text := svc.log_tail("api", 2_000_000)):
+        assert time.monotonic() < deadline, f"the request's log line never appeared:\n{text[-2000:]}"
+        time.sleep(0.1)
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def families(text: str) -> set[str]:
+    return {f.name for f in text_string_to_metric_families(text)}
+
+
+@pytest.fixture(scope="module")
+def observed(stack):
+    """An API and a worker that serves its own metrics, logging JSON lines."""
+    port = free_port()
+    svc = Service(stack, extra_env={"LOFT_WORKER_METRICS_PORT": str(port), "LOFT_LOG_FORMAT": "json"})
+    try:
+        yield svc, f"http://127.0.0.1:{port}/metrics"
+    finally:
+        svc.stop()
+
+
+def test_api_metrics_parse_and_move_after_a_chat_turn(observed, user):
+    svc, _ = observed
+    before = svc.http.get("/metrics")
+    assert before.status_code == 200 and before.headers["content-type"].startswith("text/plain")
+    turn = svc.http.post("/v1/chat", json={"user_identifier": user, "message": "I love walnut coffee tables"})
+    assert turn.status_code == 200, turn.text
+    assert svc.http.get(f"/memory/context/{user}", params={"query": "walnut"}).status_code == 200
+    after = svc.http.get("/metrics").text
+
+    chat = {"method": "POST", "route": "/v1/chat", "status": "200"}
+    assert (
+        value(after, "loft_http_requests_total", **chat) >= value(before.text, "loft_http_requests_total", **chat) + 1
+    )
+    assert value(after, "loft_http_request_duration_seconds_count", **chat) >= 1
+    context_route = {"route": "/memory/context/{user_identifier}", "status": "200"}
+    assert value(after, "loft_http_requests_total", **context_route) >= 1
+    assert user not in after, "a customer's identifier must never become a label"
+    for stage in ("embed", "postgres", "graph", "fuse", "pack"):
+        moved = value(after, "loft_context_stage_seconds_count", stage=stage) - value(
+            before.text, "loft_context_stage_seconds_count", stage=stage
+        )
+        assert moved >= 2, f"stage {stage} moved by {moved}"  # the turn's context and the GET
+    assert value(after, "loft_context_tier_answers_total", tier="postgres", answered="true") >= 2
+    assert value(after, "loft_embedder_encode_calls_total") > value(before.text, "loft_embedder_encode_calls_total")
+    assert value(after, "loft_embedder_query_cache_misses_total") >= 1
+    assert value(after, "loft_store_up", store="postgres") == 1 and value(after, "loft_store_up", store="neo4j") == 1
+    assert {"loft_queue_jobs", "loft_queue_oldest_ready_age_seconds", "process_cpu_seconds"} <= families(after)
+
+
+def test_worker_metrics_move_after_a_batch(observed, user):
+    svc, worker_url = observed
+    before = httpx.get(worker_url, timeout=10).text
+    done = {"kind": "ingest_message", "outcome": "done"}
+    # the suite's own worker shares the queue and may take a turn first: a few turns make sure
+    # this one files at least one batch
+    for i in range(10):
+        turn = svc.http.post("/v1/chat", json={"user_identifier": user, "message": f"I bought {i + 2} oak chairs"})
+        assert turn.status_code == 200, turn.text
+        svc.wait_idle()
+        after = httpx.get(worker_url, timeout=10).text
+        if value(after, "loft_worker_jobs_total", **done) > value(before, "loft_worker_jobs_total", **done):
+            break
+    else:
+        pytest.fail("the worker's job counter never moved")
+    assert value(after, "loft_worker_batch_size_count", lane="live") > value(
+        before, "loft_worker_batch_size_count", lane="live"
+    )
+    assert value(after, "loft_worker_batch_duration_seconds_count", lane="live") >= 1
+    assert value(after, "loft_embedder_texts_total") >= 1
+
+
+def test_a_request_id_is_echoed_and_in_that_requests_json_log_line(observed, user):
+    svc, _ = observed
+    rid = f"trace-{uuid.uuid4().hex}"
+    secret_words = f"Zorblatt {uuid.uuid4().hex[:6]}"
+    r = svc.http.post(
+        "/v1/chat",
+        json={"user_identifier": user, "message": f"My cat is called {secret_words}"},
+        headers={"X-Request-ID": rid},
+    )
+    assert r.status_code == 200 and r.headers["x-request-id"] == rid
+    generated = svc.http.get(f"/memory/user/{user}/summary")
+    assert re.fullmatch(r"[0-9a-f]{32}", generated.headers["x-request-id"])
+
+    lines = logged(svc, lambda text: rid in text and generated.headers["x-request-id"] in text)
+    mine = [e for e in lines if e.get("request_id") == rid]
+    assert len(mine) == 1, mine
+    (entry,) = mine
+    assert entry["route"] == "/v1/chat" and entry["status"] == 200 and entry["method"] == "POST"
+    assert entry["duration_ms"] > 0 and entry["level"] == "info" and entry["logger"] == "loft.access"
+    assert re.fullmatch(r"[0-9a-f]{16}", entry["customer"]) and user not in json.dumps(entry)
+    summary_line = [e for e in lines if e.get("request_id") == generated.headers["x-request-id"]]
+    assert summary_line and summary_line[0]["customer"] == entry["customer"]  # one customer, one tag
+    log = svc.log_tail("api", 2_000_000)
+    assert secret_words not in log and user not in log, "message bodies and identifiers stay out of the log"
+
+
+def test_text_log_lines_by_default(service, user):
+    rid = f"text-{uuid.uuid4().hex}"
+    r = service.http.get(f"/memory/context/{user}", params={"query": "sofas"}, headers={"X-Request-ID": rid})
+    assert r.status_code == 200 and r.headers["x-request-id"] == rid
+    logged(service, lambda text: f"rid={rid}" in text)
+    (line,) = [ln for ln in service.log_tail("api", 2_000_000).splitlines() if f"rid={rid}" in ln]
+    assert "GET /memory/context/{user_identifier} 200" in line and " ms " in line
+    assert re.search(r"customer=[0-9a-f]{16}", line) and user not in line and "sofas" not in line
