@@ -114,6 +114,11 @@ class ChatRequest(BaseModel):
         description="the client's id for this turn (or send an Idempotency-Key header): a retry with the same id "
         "returns the stored reply instead of storing the turn twice",
     )
+    stream: bool = Field(
+        default=False,
+        description="answer as server-sent events (text/event-stream): `start`, `token`…, then `done` carrying "
+        "this call's JSON answer; see the operation's description",
+    )
 
 
 class ChatResponse(BaseModel):
@@ -260,6 +265,31 @@ class CustomerSummary(BaseModel):
     stats: dict[str, int]
     tiers: dict[str, bool]
     errors: dict[str, str]
+
+
+class GraphNode(BaseModel):
+    id: str = Field(description="stable within the answer: 'customer', or '<Label>:<key>'")
+    label: Literal["Customer", "Product", "Entity", "Style", "Material", "Color", "Category", "Brand"]
+    name: str
+    kind: str = Field(description="what to draw: 'customer', 'product', 'style', …, or an entity's type ('person', …)")
+
+
+class GraphEdge(BaseModel):
+    source: str
+    target: str
+    type: str = Field(description="PREFERS, DISLIKES, PURCHASED, ASKED_ABOUT, VIEWED, MENTIONED, IN_CATEGORY, …")
+    attribute: str | None = Field(default=None, description="a preference's attribute, or a mention's relation")
+    current: bool = Field(description="false for a preference that was superseded (valid_to set)")
+    at: datetime | None = None
+
+
+class CustomerGraph(BaseModel):
+    """The customer's neighbourhood in the knowledge graph, bounded (``limit`` per kind)."""
+
+    user_identifier: str
+    name: str | None
+    nodes: list[GraphNode]
+    edges: list[GraphEdge]
 
 
 class EntityRelationship(BaseModel):

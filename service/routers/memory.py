@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from graph import reads as graph_reads
-from service import sample, users
+from service import graph_view, sample, users
 from service.access import ADMIN_ONLY, ANY_ROLE, Principal, allow
 from service.deps import retriever, runtime
 from service.errors import Forbidden, InvalidInput, NotFound
@@ -24,6 +24,7 @@ from service.schemas import (
     MAX_QUERY_CHARS,
     USER_ID_PATTERN,
     ContextResponse,
+    CustomerGraph,
     CustomerSummary,
     EntitySearchRequest,
     EntitySearchResponse,
@@ -85,6 +86,28 @@ async def user_summary(
     if profile is None:
         raise NotFound(f"no customer '{user_identifier}'")
     return profile
+
+
+@router.get(
+    "/user/{user_identifier}/graph",
+    response_model=CustomerGraph,
+    summary="The customer's neighbourhood in the knowledge graph, as nodes and edges",
+)
+async def user_graph(
+    user_identifier: str = UserPath,
+    limit: int = Query(40, ge=1, le=200, description="at most this many facts, and as many mentioned entities"),
+    include_history: bool = Query(False, description="also preferences that were superseded"),
+    rt: Runtime = Depends(runtime),
+) -> dict:
+    """Preferences and dislikes, purchases, interests, mentioned people and things and how
+    they relate, and the category and styles of the products among them. Needs Neo4j
+    (503 while it is away)."""
+    rows = await asyncio.wait_for(
+        graph_reads.customer_graph(rt.graph, user_identifier, limit=limit, include_closed=include_history), 3.0
+    )
+    if rows is None:
+        raise NotFound(f"no customer '{user_identifier}' in the graph")
+    return graph_view.shape(user_identifier, rows)
 
 
 @router.post(
