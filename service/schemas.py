@@ -325,6 +325,43 @@ class EntitySearchResponse(BaseModel):
     )
 
 
+# -- recommendations -------------------------------------------------------------------------
+
+
+class RecommendationReason(BaseModel):
+    """Why one product is recommended, as data (``kind`` and its fields) and as a sentence."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: str = Field(description="co_purchase, preference, budget or popular (more kinds may come)")
+    text: str = Field(description='e.g. "bought by 12 customers who also bought the Arlo Sofa"')
+
+
+class PathNode(BaseModel):
+    """A node on the graph path behind a recommendation (other customers only as a count)."""
+
+    label: str
+    key: str
+    name: str
+
+
+class Recommendation(BaseModel):
+    sku: str
+    name: str
+    category: str | None
+    price: float | None
+    score: float = Field(description="0..1, comparable within one answer")
+    reasons: list[RecommendationReason]
+    path: list[PathNode]
+    path_text: str
+
+
+class RecommendationsResponse(BaseModel):
+    user_identifier: str
+    cold_start: bool = Field(description="true when the customer has no purchases yet")
+    explanation: str = Field(description='e.g. "No purchases yet: popular in your preferred styles (modern)"')
+    items: list[Recommendation]
+
+
 # -- sessions -------------------------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from graph import reads as graph_reads
-from service import graph_view, sample, users
+from service import graph_view, recommendations, sample, users
 from service.access import ADMIN_ONLY, ANY_ROLE, Principal, allow
 from service.deps import retriever, runtime
 from service.errors import Forbidden, InvalidInput, NotFound
@@ -33,6 +33,7 @@ from service.schemas import (
     MemoryEvent,
     MemoryHistory,
     MemoryPage,
+    RecommendationsResponse,
     SafeText,
     SampleDataRequest,
     SampleDataResponse,
@@ -108,6 +109,36 @@ async def user_graph(
     if rows is None:
         raise NotFound(f"no customer '{user_identifier}' in the graph")
     return graph_view.shape(user_identifier, rows)
+
+
+@router.get(
+    "/user/{user_identifier}/recommendations",
+    response_model=RecommendationsResponse,
+    summary="Products to suggest, each with its reasons and graph path",
+)
+async def user_recommendations(
+    user_identifier: str = UserPath,
+    limit: int = Query(10, ge=1, le=50, description="how many products"),
+    category: Annotated[
+        SafeText | None, Query(max_length=64, description="only this category and its sub-categories")
+    ] = None,
+    max_price: float | None = Query(None, gt=0, le=10_000_000, description="only products up to this price"),
+    rt: Runtime = Depends(runtime),
+) -> dict:
+    wanted = None
+    if category:
+        found = rt.catalog.match_categories(category)
+        if not found:
+            raise InvalidInput(f"unknown category '{category}'; use one of: {', '.join(rt.catalog.categories)}")
+        wanted = found[0]
+    return await recommendations.recommend(
+        rt.graph,
+        user_identifier,
+        database=rt.settings.neo4j_database,
+        limit=limit,
+        category=wanted,
+        max_price=max_price,
+    )
 
 
 @router.post(
