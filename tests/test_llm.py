@@ -123,6 +123,7 @@ def test_a_streamed_llm_reply_relays_the_models_tokens(llm_service, user, stack)
     done = events[-1][1]
     assert events[-1][0] == "done" and done["llm"] is True
     assert "".join(tokens).strip() == done["reply"] and done["reply"].startswith("(llm) Based on memory")
-    assert fake.requests[-1].get("stream") is True
+    replies = [r for r in fake.requests if "What LOFT remembers" in r["messages"][0]["content"]]
+    assert replies[-1].get("stream") is True and replies[-1]["messages"][-1]["content"] == "Hello, I'm Ravi."
     (stored,) = stack.sql("SELECT content FROM messages WHERE id = $1", done["reply_message_id"])
     assert stored["content"] == done["reply"]

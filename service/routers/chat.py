@@ -52,6 +52,16 @@ STREAM_DESCRIPTION = """With `"stream": true`: `text/event-stream`, one event pe
 - `error` `{error, detail, request_id}` — the reply could not be finished (nothing after it).
 """
 
+# one server-sent event as clients (and schema checkers) parse it: its name and its JSON text
+SSE_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": ["start", "token", "reset", "done", "error"]},
+        "data": {"type": "string", "description": "a JSON object (see the operation's description)"},
+    },
+}
+
 # replies being made for streams: a reference keeps each task alive when its client leaves
 _REPLYING: set[asyncio.Task[None]] = set()
 
@@ -63,7 +73,7 @@ _REPLYING: set[asyncio.Task[None]] = set()
     responses={
         200: {
             "description": "the answer (JSON), or with `stream: true` its server-sent events",
-            "content": {"text/event-stream": {"schema": {"type": "string"}, "example": STREAM_DESCRIPTION}},
+            "content": {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}},
         },
         409: {"model": ErrorResponse, "description": "the same turn (same client id) is still being answered"},
     },
