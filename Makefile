@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint setup worker migrate stop env bench-locomo bench-latency bench-ingest clean
+.PHONY: run test lint setup browser worker migrate stop env bench-locomo bench-latency bench-ingest clean
 
 setup:
 	@bash scripts/bootstrap.sh >/dev/null
@@ -12,8 +12,12 @@ setup:
 run: setup
 	@$(VENV)/bin/loftmem up
 
-test: setup lint
+test: setup lint browser
 	@$(PY) -m pytest $(PYTEST_ARGS)
+
+# Debian's chromium for the browser test (installed only when no chromium is on the PATH)
+browser:
+	@bash scripts/ensure_chromium.sh
 
 # lint, format and types (CI runs them through `make test`)
 lint: setup

@@ -17,6 +17,8 @@ from typing import Any
 from neo4j import AsyncDriver
 from neo4j.time import Date, DateTime
 
+from graph.schema import VOCABULARY_LABELS
+
 # The customer's current (or, for the profile, also closed) preferences, purchases and
 # interests: shared by the profile read and the retriever's hot-path read.
 _FACTS = """
@@ -99,6 +101,41 @@ RETURN e.key AS key, e.name AS name, e.type AS type, e.summary AS summary, e.eve
 ORDER BY score DESC
 """
 
+# a customer's neighbourhood as nodes and edges, for the chat page's graph view: what they
+# prefer or dislike, bought, asked about, the people and things they mentioned and how
+# those relate, and the catalog links (category, style) of the products among them
+GRAPH = """
+MATCH (c:Customer {user_id: $user_id})
+CALL (c) {
+  MATCH (c)-[r:PREFERS|DISLIKES|PURCHASED|ASKED_ABOUT|VIEWED]->(t)
+  WHERE NOT type(r) IN ['PREFERS', 'DISLIKES'] OR r.valid_to IS NULL OR $include_closed
+  WITH r, t ORDER BY coalesce(r.last_seen, r.at) DESC LIMIT $limit
+  RETURN collect({type: type(r), label: head([l IN labels(t) WHERE l IN $labels]), key: coalesce(t.sku, t.name),
+                  name: coalesce(t.name, t.sku), attribute: r.attribute, current: r.valid_to IS NULL,
+                  at: coalesce(r.at, r.last_seen, r.valid_from), order_id: r.order_id}) AS facts,
+         [x IN collect(CASE WHEN t:Product THEN t END) WHERE x IS NOT NULL] AS products
+}
+CALL (products) {
+  UNWIND products AS p
+  MATCH (p)-[l:IN_CATEGORY|HAS_STYLE]->(v)
+  RETURN collect({sku: p.sku, type: type(l), label: head([x IN labels(v) WHERE x IN $labels]), name: v.name})
+         AS catalog
+}
+CALL (c) {
+  MATCH (c)-[m:MENTIONED]->(e:Entity)
+  WITH m, e ORDER BY m.last_seen DESC LIMIT $limit
+  RETURN collect(e) AS mentioned,
+         collect({key: e.key, name: e.name, type: e.type, relation: m.relation, at: m.last_seen}) AS entities
+}
+CALL (mentioned) {
+  UNWIND mentioned AS e
+  MATCH (e)-[r:RELATED_TO]->(o:Entity)
+  WHERE o IN mentioned
+  RETURN collect({source: e.key, target: o.key, type: r.type, current: r.valid_to IS NULL}) AS related
+}
+RETURN c.name AS name, facts, catalog, entities, related
+"""
+
 STATS = """
 CALL () { MATCH (c:Customer) RETURN count(c) AS customers }
 CALL () { MATCH (e:Entity) RETURN count(e) AS entities }
@@ -139,6 +176,21 @@ async def neighbourhood(
         include_closed=include_closed,
         entity_limit=entity_limit,
         fact_limit=FACT_LIMIT,
+    )
+    return native(dict(records[0])) if records else None
+
+
+GRAPH_LABELS = ("Product", "Entity", *VOCABULARY_LABELS)
+
+
+async def customer_graph(
+    driver: AsyncDriver, user_id: str, *, limit: int = 40, include_closed: bool = False
+) -> dict[str, Any] | None:
+    """The customer's neighbourhood as ``{name, facts, catalog, entities, related}`` rows
+    (``None`` for an unknown customer); :func:`service.graph_view` shapes it into nodes and
+    edges."""
+    records = await _read(
+        driver, GRAPH, user_id=user_id, limit=limit, include_closed=include_closed, labels=list(GRAPH_LABELS)
     )
     return native(dict(records[0])) if records else None
 

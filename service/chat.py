@@ -1,14 +1,21 @@
 """Replies: the LLM when one is configured, otherwise an offline responder that answers
-from memory and the catalog (and says that it is offline)."""
+from memory and the catalog (and says that it is offline).
+
+:func:`reply` returns the whole answer; :func:`reply_stream` yields it as it is made (the
+LLM's tokens as the server streams them, the offline answer in pieces of a few words), for
+``POST /v1/chat`` with ``"stream": true``."""
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from openai.types.chat import ChatCompletionMessageParam
+from openai import AsyncStream
+from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
 from service.extraction import Extraction
 from service.profile import customer_profile
@@ -53,8 +60,7 @@ async def reply(
     return await offline_reply(rt, user, message, said=said)
 
 
-async def _llm_reply(rt: Runtime, message: str, context: dict[str, Any], history: list[dict[str, str]]) -> str:
-    assert rt.llm is not None
+def _prompt(message: str, context: dict[str, Any], history: list[dict[str, str]]) -> list[ChatCompletionMessageParam]:
     messages: list[ChatCompletionMessageParam] = [
         {"role": "system", "content": SYSTEM_PROMPT.format(context=context.get("text") or "(nothing yet)")}
     ]
@@ -65,11 +71,94 @@ async def _llm_reply(rt: Runtime, message: str, context: dict[str, Any], history
         for turn in history[-10:]
     ]
     messages.append({"role": "user", "content": message})
+    return messages
+
+
+async def _llm_reply(rt: Runtime, message: str, context: dict[str, Any], history: list[dict[str, str]]) -> str:
+    assert rt.llm is not None
+    messages = _prompt(message, context, history)
     response = await rt.llm.chat.completions.create(model=rt.settings.llm_model, messages=messages, temperature=0.3)
     text = (response.choices[0].message.content or "").strip()
     if not text:
         raise ValueError("empty completion")
     return text
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A part of a reply as it is made. ``reset``: drop what was sent so far (the LLM failed
+    mid-answer; the offline answer follows in full)."""
+
+    text: str = ""
+    reset: bool = False
+
+
+# the offline answer is sent a few words at a time, like a model's tokens
+OFFLINE_WORDS_PER_PIECE = 3
+_WORD = re.compile(r"\s*\S+\s*")
+
+
+def pieces(text: str, words: int = OFFLINE_WORDS_PER_PIECE) -> list[str]:
+    """``text`` cut into runs of ``words`` words, whitespace kept: joined, they are ``text``."""
+    found = _WORD.findall(text)
+    out = ["".join(found[i : i + words]) for i in range(0, len(found), words)]
+    rest = text[len("".join(out)) :]  # whitespace-only text, or a tail the pattern left
+    if rest:
+        out.append(rest)
+    return out
+
+
+async def reply_stream(
+    rt: Runtime,
+    user: str,
+    message: str,
+    context: dict[str, Any],
+    history: list[dict[str, str]],
+    *,
+    said: Extraction | None = None,
+) -> AsyncIterator[Piece]:
+    """The answer of :func:`reply`, piece by piece. The LLM's text is what it streams (the
+    joined pieces, stripped, are the reply); if it fails before saying anything the offline
+    answer follows seamlessly, if it fails mid-answer a ``reset`` piece comes first."""
+    if rt.llm is not None:
+        sent = False
+        try:
+            async for text in _llm_stream(rt, message, context, history):
+                sent = True
+                yield Piece(text)
+            if sent:
+                return
+            raise ValueError("empty completion")
+        except Exception as exc:  # the customer still gets an answer
+            log.warning("LLM reply stream failed (%s); answering offline", exc)
+            if sent:
+                yield Piece(reset=True)
+    for text in pieces(await offline_reply(rt, user, message, said=said)):
+        yield Piece(text)
+
+
+async def _llm_stream(
+    rt: Runtime, message: str, context: dict[str, Any], history: list[dict[str, str]]
+) -> AsyncIterator[str]:
+    """The model's tokens as its server streams them; leading whitespace is held back so
+    that an answer of only whitespace counts as empty."""
+    assert rt.llm is not None
+    stream: AsyncStream[ChatCompletionChunk] = await rt.llm.chat.completions.create(
+        model=rt.settings.llm_model,
+        messages=_prompt(message, context, history),
+        temperature=0.3,
+        stream=True,
+    )
+    started = False
+    async for chunk in stream:
+        if not chunk.choices:
+            continue
+        text = chunk.choices[0].delta.content or ""
+        if not started:
+            text = text.lstrip()
+            started = bool(text)
+        if text:
+            yield text
 
 
 async def offline_reply(rt: Runtime, user: str, message: str, *, said: Extraction | None = None) -> str:

@@ -116,6 +116,11 @@ class ChatRequest(BaseModel):
         description="the client's id for this turn (or send an Idempotency-Key header): a retry with the same id "
         "returns the stored reply instead of storing the turn twice",
     )
+    stream: bool = Field(
+        default=False,
+        description="answer as server-sent events (text/event-stream): `start`, `token`…, then `done` carrying "
+        "this call's JSON answer; see the operation's description",
+    )
 
 
 class ChatResponse(BaseModel):
@@ -264,6 +269,31 @@ class CustomerSummary(BaseModel):
     errors: dict[str, str]
 
 
+class GraphNode(BaseModel):
+    id: str = Field(description="stable within the answer: 'customer', or '<Label>:<key>'")
+    label: Literal["Customer", "Product", "Entity", "Style", "Material", "Color", "Category", "Brand"]
+    name: str
+    kind: str = Field(description="what to draw: 'customer', 'product', 'style', …, or an entity's type ('person', …)")
+
+
+class GraphEdge(BaseModel):
+    source: str
+    target: str
+    type: str = Field(description="PREFERS, DISLIKES, PURCHASED, ASKED_ABOUT, VIEWED, MENTIONED, IN_CATEGORY, …")
+    attribute: str | None = Field(default=None, description="a preference's attribute, or a mention's relation")
+    current: bool = Field(description="false for a preference that was superseded (valid_to set)")
+    at: datetime | None = None
+
+
+class CustomerGraph(BaseModel):
+    """The customer's neighbourhood in the knowledge graph, bounded (``limit`` per kind)."""
+
+    user_identifier: str
+    name: str | None
+    nodes: list[GraphNode]
+    edges: list[GraphEdge]
+
+
 class EntityRelationship(BaseModel):
     type: str
     name: str | None
@@ -295,6 +325,43 @@ class EntitySearchResponse(BaseModel):
         description="while Neo4j is away: why, and that the "
         "answer came from this process's last copy of the customer's graph (if any)",
     )
+
+
+# -- recommendations -------------------------------------------------------------------------
+
+
+class RecommendationReason(BaseModel):
+    """Why one product is recommended, as data (``kind`` and its fields) and as a sentence."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: str = Field(description="co_purchase, preference, budget or popular (more kinds may come)")
+    text: str = Field(description='e.g. "bought by 12 customers who also bought the Arlo Sofa"')
+
+
+class PathNode(BaseModel):
+    """A node on the graph path behind a recommendation (other customers only as a count)."""
+
+    label: str
+    key: str
+    name: str
+
+
+class Recommendation(BaseModel):
+    sku: str
+    name: str
+    category: str | None
+    price: float | None
+    score: float = Field(description="0..1, comparable within one answer")
+    reasons: list[RecommendationReason]
+    path: list[PathNode]
+    path_text: str
+
+
+class RecommendationsResponse(BaseModel):
+    user_identifier: str
+    cold_start: bool = Field(description="true when the customer has no purchases yet")
+    explanation: str = Field(description='e.g. "No purchases yet: popular in your preferred styles (modern)"')
+    items: list[Recommendation]
 
 
 # -- sessions -------------------------------------------------------------------------------

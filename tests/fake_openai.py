@@ -4,7 +4,8 @@ uses; no code ever calls the internet). It answers /v1/chat/completions:
 - extraction requests (system prompt asks for a JSON object) with a fixed, schema-valid
   extraction for the message;
 - summary requests with a one-line summary;
-- chat replies with a sentence that quotes the memory context it was given,
+- chat replies with a sentence that quotes the memory context it was given (with
+  ``stream: true`` as OpenAI's server-sent chunks, a few characters each, then ``[DONE]``),
 
 and records every request so tests can assert what the service sent.
 """
@@ -18,13 +19,16 @@ import time
 
 import uvicorn
 from fastapi import FastAPI, Request
+from fastapi.responses import StreamingResponse
+
+STREAM_CHUNK_CHARS = 7  # small pieces: a streamed reply arrives as many chunks
 
 
 def build_app(requests: list[dict]) -> FastAPI:
     app = FastAPI()
 
-    @app.post("/v1/chat/completions")
-    async def completions(request: Request) -> dict:
+    @app.post("/v1/chat/completions", response_model=None)
+    async def completions(request: Request) -> dict | StreamingResponse:
         body = await request.json()
         requests.append(body)
         system = body["messages"][0]["content"]
@@ -70,6 +74,8 @@ def build_app(requests: list[dict]) -> FastAPI:
         else:
             context = system.split("What LOFT remembers about this customer:", 1)[-1].strip()
             content = f"(llm) Based on memory: {context[:300]}"
+        if body.get("stream"):
+            return StreamingResponse(_chunks(body.get("model", "test"), content), media_type="text/event-stream")
         return {
             "id": "chatcmpl-test",
             "object": "chat.completion",
@@ -80,6 +86,27 @@ def build_app(requests: list[dict]) -> FastAPI:
         }
 
     return app
+
+
+def _chunks(model: str, content: str):
+    """``content`` as OpenAI's ``chat.completion.chunk`` events: the role, the text in pieces,
+    a finish reason, then ``[DONE]``."""
+
+    def event(delta: dict, finish: str | None = None) -> str:
+        chunk = {
+            "id": "chatcmpl-test",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+        return f"data: {json.dumps(chunk)}\n\n"
+
+    yield event({"role": "assistant", "content": ""})
+    for i in range(0, len(content), STREAM_CHUNK_CHARS):
+        yield event({"content": content[i : i + STREAM_CHUNK_CHARS]})
+    yield event({}, "stop")
+    yield "data: [DONE]\n\n"
 
 
 class FakeOpenAI:

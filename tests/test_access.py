@@ -32,6 +32,8 @@ POLICY = {
     ("GET", "/v1/sessions/{user_identifier}"): "customer",
     ("GET", "/memory/context/{user_identifier}"): "customer",
     ("GET", "/memory/user/{user_identifier}/summary"): "customer",
+    ("GET", "/memory/user/{user_identifier}/graph"): "customer",
+    ("GET", "/memory/user/{user_identifier}/recommendations"): "customer",
     ("POST", "/memory/search/entities"): "customer",
     ("GET", "/memory/user/{user_identifier}/memories"): "customer",
     ("GET", "/memory/user/{user_identifier}/memories/{memory_id}"): "customer",

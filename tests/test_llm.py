@@ -108,3 +108,22 @@ def test_a_date_only_purchase_from_the_model_never_breaks_the_customer(llm_servi
         api.get(f"/memory/user/{user}/summary"),
     ):
         assert r.status_code == 200, r.text
+
+
+def test_a_streamed_llm_reply_relays_the_models_tokens(llm_service, user, stack):
+    from tests.test_chat_stream import sse_events
+
+    svc, fake = llm_service
+    r = svc.http.post("/v1/chat", json={"user_identifier": user, "message": "Hello, I'm Ravi.", "stream": True})
+    assert r.status_code == 200, r.text
+    events = sse_events(r.text)
+    assert events[0][0] == "start" and events[0][1]["llm"] is True
+    tokens = [d["text"] for e, d in events if e == "token"]
+    assert len(tokens) > 3  # the model's chunks, relayed as they came
+    done = events[-1][1]
+    assert events[-1][0] == "done" and done["llm"] is True
+    assert "".join(tokens).strip() == done["reply"] and done["reply"].startswith("(llm) Based on memory")
+    replies = [r for r in fake.requests if "What LOFT remembers" in r["messages"][0]["content"]]
+    assert replies[-1].get("stream") is True and replies[-1]["messages"][-1]["content"] == "Hello, I'm Ravi."
+    (stored,) = stack.sql("SELECT content FROM messages WHERE id = $1", done["reply_message_id"])
+    assert stored["content"] == done["reply"]

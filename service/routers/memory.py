@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from graph import reads as graph_reads
-from service import sample, users
+from service import graph_view, recommendations, sample, users
 from service.access import ADMIN_ONLY, ANY_ROLE, Principal, allow
 from service.deps import retriever, runtime
 from service.errors import Forbidden, InvalidInput, NotFound
@@ -27,6 +27,7 @@ from service.schemas import (
     MAX_QUERY_CHARS,
     USER_ID_PATTERN,
     ContextResponse,
+    CustomerGraph,
     CustomerSummary,
     EntitySearchRequest,
     EntitySearchResponse,
@@ -35,6 +36,7 @@ from service.schemas import (
     MemoryEvent,
     MemoryHistory,
     MemoryPage,
+    RecommendationsResponse,
     SafeText,
     SampleDataRequest,
     SampleDataResponse,
@@ -88,6 +90,58 @@ async def user_summary(
     if profile is None:
         raise NotFound(f"no customer '{user_identifier}'")
     return profile
+
+
+@router.get(
+    "/user/{user_identifier}/graph",
+    response_model=CustomerGraph,
+    summary="The customer's neighbourhood in the knowledge graph, as nodes and edges",
+)
+async def user_graph(
+    user_identifier: str = UserPath,
+    limit: int = Query(40, ge=1, le=200, description="at most this many facts, and as many mentioned entities"),
+    include_history: bool = Query(False, description="also preferences that were superseded"),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    """Preferences and dislikes, purchases, interests, mentioned people and things and how
+    they relate, and the category and styles of the products among them. Needs Neo4j
+    (503 while it is away)."""
+    rows = await asyncio.wait_for(
+        graph_reads.customer_graph(rt.graph, user_identifier, limit=limit, include_closed=include_history), 3.0
+    )
+    if rows is None:
+        raise NotFound(f"no customer '{user_identifier}' in the graph")
+    return graph_view.shape(user_identifier, rows)
+
+
+@router.get(
+    "/user/{user_identifier}/recommendations",
+    response_model=RecommendationsResponse,
+    summary="Products to suggest, each with its reasons and graph path",
+)
+async def user_recommendations(
+    user_identifier: str = UserPath,
+    limit: int = Query(10, ge=1, le=50, description="how many products"),
+    category: Annotated[
+        SafeText | None, Query(max_length=64, description="only this category and its sub-categories")
+    ] = None,
+    max_price: float | None = Query(None, gt=0, le=10_000_000, description="only products up to this price"),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    wanted = None
+    if category:
+        found = rt.catalog.match_categories(category)
+        if not found:
+            raise InvalidInput(f"unknown category '{category}'; use one of: {', '.join(rt.catalog.categories)}")
+        wanted = found[0]
+    return await recommendations.recommend(
+        rt.graph,
+        user_identifier,
+        database=rt.settings.neo4j_database,
+        limit=limit,
+        category=wanted,
+        max_price=max_price,
+    )
 
 
 @router.post(
