@@ -77,3 +77,12 @@ async def ensure_catalog(
     await driver.execute_query(SET_CATALOG_VERSION, hash=digest, count=len(products), database_=database)
     log.info("loaded the catalog into Neo4j: %d products", len(products))
     return True
+
+
+KNOWN_SKUS = "UNWIND $skus AS sku MATCH (p:Product {sku: sku}) RETURN collect(p.sku) AS known"
+
+
+async def known_skus(driver: AsyncDriver, skus: list[str], *, database: str) -> set[str]:
+    """The SKUs of ``skus`` that the catalog in Neo4j knows (discontinued ones included)."""
+    records, _, _ = await driver.execute_query(KNOWN_SKUS, skus=sorted(set(skus)), database_=database, routing_="r")
+    return set(records[0]["known"])

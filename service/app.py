@@ -77,7 +77,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     # keys are read once, at start-up: a malformed key configuration stops the service
     app.state.keyring = KeyRing.from_settings(settings)
 
-    from service.routers import chat, erasure, memory, sessions, status
+    from service.routers import chat, erasure, memory, orders, sessions, status
 
     # every router declares who may call it (service/access.py)
     app.include_router(status.router)
@@ -85,6 +85,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(sessions.router)
     app.include_router(erasure.router)
     app.include_router(memory.router)
+    app.include_router(orders.router)
 
     @app.get("/v1/whoami", response_model=WhoAmI, tags=["access"], summary="The caller's key name and role")
     async def whoami(principal: Principal = Depends(allow(*ANY_ROLE))) -> WhoAmI:
