@@ -59,6 +59,7 @@ ORDER BY o.placed_at DESC, o.order_id
 LIMIT $2
 """
 COUNT = "SELECT count(*) FROM orders"
+EXISTING_IDS = "SELECT order_id FROM orders WHERE order_id = ANY($1::text[])"
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,11 @@ async def list_for(conn: Conn | asyncpg.Pool, user: str, limit: int) -> list[dic
             }
         )
     return out
+
+
+async def existing_ids(conn: Conn | asyncpg.Pool, order_ids: list[str]) -> set[str]:
+    """Which of these order ids are stored already."""
+    return {r["order_id"] for r in await conn.fetch(EXISTING_IDS, order_ids)}
 
 
 async def count(conn: Conn | asyncpg.Pool) -> int:
