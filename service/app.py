@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.access import ANY_ROLE, KeyRing, Principal, allow
@@ -96,6 +96,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     @app.get("/", include_in_schema=False)
     async def chat_page() -> FileResponse:
         return FileResponse(FRONTEND, media_type="text/html")
+
+    # the analysts' saved queries as a Neo4j Browser guide (`:play http://localhost:8001/analysts/guide`);
+    # only query text, no data, so public; Browser fetches it cross-origin
+    @app.get("/analysts/guide", include_in_schema=False)
+    async def analyst_guide() -> HTMLResponse:
+        from graph import analyst
+
+        return HTMLResponse(analyst.guide_html(analyst.load()), headers={"Access-Control-Allow-Origin": "*"})
 
     install_error_boundary(app)
     app.add_middleware(
