@@ -62,7 +62,7 @@ def _talk(api, stack, user: str, words: list[str]) -> None:
     order = api.post(
         f"/v1/customers/{user}/orders",
         json={
-            "order_id": f"{first}-order-1",
+            "order_id": f"{first}-{user}",
             "placed_at": "2024-03-02T09:00:00Z",
             "lines": [{"sku": "LOFT-SOF-0001", "qty": 1, "unit_price": 1129.0}],
         },
