@@ -89,42 +89,38 @@ CALL () {{
   WITH p, COUNT {{ (p)<-[:PURCHASED]-() }} AS n ORDER BY n DESC, p.sku LIMIT $popular_pool
   RETURN collect(p) AS popular
 }}
-WITH owned, likes, disliked, budget, co, matching, popular,
+WITH c, owned, likes, disliked, budget, co, matching, popular,
      CASE WHEN $max_price IS NOT NULL THEN $max_price ELSE budget END AS price_cap
 CALL (co, matching, popular) {{
   UNWIND [x IN co | x.sku] + [p IN matching | p.sku] + [p IN popular | p.sku] AS sku
   RETURN collect(DISTINCT sku) AS skus
 }}
-UNWIND skus AS sku
-MATCH (p:Product {{sku: sku}})
-WHERE coalesce(p.in_stock, true) AND NOT coalesce(p.discontinued, false) AND NOT p IN owned AND NOT p IN disliked
-  AND (price_cap IS NULL OR p.price <= price_cap)
-  AND ($category IS NULL
-       OR EXISTS {{ (p)-[:IN_CATEGORY]->(:Category)-[:SUBCATEGORY_OF*0..2]->(:Category {{name: $category}}) }})
-  AND NOT EXISTS {{ (p)-[:{ATTRIBUTE_RELS}]->(x) WHERE x IN disliked }}
-  AND NOT EXISTS {{ (p)-[:IN_CATEGORY]->(:Category)-[:SUBCATEGORY_OF*0..2]->(x) WHERE x IN disliked }}
-CALL (p, likes) {{
-  UNWIND likes AS l
-  WITH l WHERE l.node = p
-    OR EXISTS {{ (p)-[:{ATTRIBUTE_RELS}]->(x) WHERE x = l.node }}
-    OR EXISTS {{ (p)-[:IN_CATEGORY]->(:Category)-[:SUBCATEGORY_OF*0..2]->(x) WHERE x = l.node }}
-  RETURN collect({{attribute: l.attribute, name: l.name, strength: l.strength}}) AS matched
+// one row whatever happens (a subquery that aggregates): the customer's basis and the candidates
+CALL (skus, owned, disliked, likes, co, budget, price_cap) {{
+  UNWIND skus AS sku
+  MATCH (p:Product {{sku: sku}})
+  WHERE coalesce(p.in_stock, true) AND NOT coalesce(p.discontinued, false) AND NOT p IN owned AND NOT p IN disliked
+    AND (price_cap IS NULL OR p.price <= price_cap)
+    AND ($category IS NULL
+         OR EXISTS {{ (p)-[:IN_CATEGORY]->(:Category)-[:SUBCATEGORY_OF*0..2]->(:Category {{name: $category}}) }})
+    AND NOT EXISTS {{ (p)-[:{ATTRIBUTE_RELS}]->(x) WHERE x IN disliked }}
+    AND NOT EXISTS {{ (p)-[:IN_CATEGORY]->(:Category)-[:SUBCATEGORY_OF*0..2]->(x) WHERE x IN disliked }}
+  CALL (p, likes) {{
+    UNWIND likes AS l
+    WITH l WHERE l.node = p
+      OR EXISTS {{ (p)-[:{ATTRIBUTE_RELS}]->(x) WHERE x = l.node }}
+      OR EXISTS {{ (p)-[:IN_CATEGORY]->(:Category)-[:SUBCATEGORY_OF*0..2]->(x) WHERE x = l.node }}
+    RETURN collect({{attribute: l.attribute, name: l.name, strength: l.strength}}) AS matched
+  }}
+  WITH p, matched, [x IN co WHERE x.sku = p.sku][0] AS cp
+  RETURN collect({{sku: p.sku, name: p.name, category: p.category, price: p.price,
+                   buyers: COUNT {{ (p)<-[:PURCHASED]-() }}, matched: matched,
+                   co_weight: coalesce(cp.weight, 0.0), via: coalesce(cp.via, [])}}) AS items
 }}
-WITH p, matched, budget, price_cap, [x IN co WHERE x.sku = p.sku][0] AS cp
-RETURN p.sku AS sku, p.name AS name, p.category AS category, p.price AS price,
-       COUNT {{ (p)<-[:PURCHASED]-() }} AS buyers, matched,
-       coalesce(cp.weight, 0.0) AS co_weight, coalesce(cp.via, []) AS via, budget
-"""
-
-# the customer's own context for the answer: do they exist, what do they own and like
-PROFILE = """
-OPTIONAL MATCH (c:Customer {user_id: $user_id})
-RETURN c IS NOT NULL AS known, c.name AS name,
-       CASE WHEN c IS NULL THEN 0 ELSE COUNT { (c)-[:PURCHASED]->(:Product) } END AS owned,
-       CASE WHEN c IS NULL THEN [] ELSE
-         [(c)-[r:PREFERS]->(t)
-          WHERE r.valid_to IS NULL AND r.attribute IN ['style', 'category', 'material', 'color', 'brand']
-          | {attribute: r.attribute, name: coalesce(t.name, t.sku)}] END AS likes
+RETURN c IS NOT NULL AS known, c.name AS name, size(owned) AS owned, budget,
+       [l IN likes WHERE l.attribute IN ['style', 'category', 'material', 'color', 'brand']
+        | {{attribute: l.attribute, name: l.name}}] AS likes,
+       items
 """
 
 
@@ -176,21 +172,21 @@ async def candidates(
         database_=database,
         routing_="r",
     )
-    basis_records, _, _ = await driver.execute_query(PROFILE, user_id=user_id, database_=database, routing_="r")
-    b = basis_records[0]
-    basis = CustomerBasis(bool(b["known"]), b["name"], int(b["owned"]), list(b["likes"]))
+    r = records[0]
+    basis = CustomerBasis(bool(r["known"]), r["name"], int(r["owned"]), list(r["likes"]))
+    budget = r["budget"]
     found = [
         Candidate(
-            sku=r["sku"],
-            name=r["name"],
-            category=r["category"],
-            price=float(r["price"]) if r["price"] is not None else None,
-            buyers=int(r["buyers"]),
-            co_weight=float(r["co_weight"]),
-            via=list(r["via"]),
-            matched=list(r["matched"]),
-            budget=r["budget"],
+            sku=x["sku"],
+            name=x["name"],
+            category=x["category"],
+            price=float(x["price"]) if x["price"] is not None else None,
+            buyers=int(x["buyers"]),
+            co_weight=float(x["co_weight"]),
+            via=list(x["via"]),
+            matched=list(x["matched"]),
+            budget=budget,
         )
-        for r in records
+        for x in r["items"]
     ]
     return basis, found

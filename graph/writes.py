@@ -136,6 +136,10 @@ CALL (row) {
 
 # -- purchases and interests ----------------------------------------------------------------
 
+# A purchase said in chat (source 'chat'). If the order feed already sent a purchase of the
+# same product for this customer, the mention joins that order's relationship (its message
+# id is added, ``mentioned_in_chat``) instead of creating a second PURCHASED: one purchase,
+# counted once. (The order feed applies the same rule the other way round: WRITE_ORDER_LINES.)
 MERGE_PURCHASES = """
 UNWIND $rows AS row
 MATCH (c:Customer {user_id: row.user_id})
@@ -148,10 +152,52 @@ CALL (row) {
     ON CREATE SET e.name = row.name, e.type = 'thing', e.first_seen = row.at, e.category = row.category
   RETURN e AS target
 }
-MERGE (c)-[r:PURCHASED {message_id: row.message_id, item: row.key}]->(target)
-SET r.at = row.at, r.order_id = row.order_id, r.qty = row.quantity, r.price = row.price,
-    r.source_message_ids = [row.message_id]
+CALL (c, target) {
+  OPTIONAL MATCH (c)-[o:PURCHASED {source: 'order'}]->(target)
+  WITH o ORDER BY o.at DESC
+  RETURN head(collect(o)) AS ordered
+}
+FOREACH (_ IN CASE WHEN ordered IS NULL THEN [1] ELSE [] END |
+  MERGE (c)-[r:PURCHASED {message_id: row.message_id, item: row.key}]->(target)
+  SET r.at = row.at, r.order_id = row.order_id, r.qty = row.quantity, r.price = row.price, r.source = 'chat',
+      r.source_message_ids = [row.message_id])
+FOREACH (o IN CASE WHEN ordered IS NULL THEN [] ELSE [ordered] END |
+  SET o.mentioned_in_chat = true,
+      o.source_message_ids = CASE WHEN row.message_id IN coalesce(o.source_message_ids, []) THEN o.source_message_ids
+                                  ELSE coalesce(o.source_message_ids, [])[-49..] + row.message_id END)
 """
+
+# Order lines from the order feed (one row per order and SKU). Idempotent per (order, SKU).
+# A purchase of the same product the customer told us about in chat is taken to be this
+# one: the order absorbs it (its message ids move here, the chat relationship goes), so
+# the same sofa is never counted twice.
+WRITE_ORDER_LINES = """
+UNWIND $rows AS row
+MERGE (c:Customer {user_id: row.user_id})
+  ON CREATE SET c.created_at = row.at, c.first_seen = row.at
+SET c.last_seen = CASE WHEN c.last_seen IS NULL OR c.last_seen < row.at THEN row.at ELSE c.last_seen END
+WITH c, row
+MATCH (p:Product {sku: row.sku})
+MERGE (c)-[r:PURCHASED {order_id: row.order_id, item: row.sku}]->(p)
+SET r.at = row.at, r.qty = row.qty, r.price = row.price, r.source = 'order'
+WITH c, p, r
+CALL (c, p, r) {
+  OPTIONAL MATCH (c)-[s:PURCHASED {source: 'chat'}]->(p)
+  WITH r, collect(s) AS said
+  SET r.mentioned_in_chat = coalesce(r.mentioned_in_chat, false) OR size(said) > 0,
+      r.source_message_ids = reduce(ids = coalesce(r.source_message_ids, []), x IN said |
+                                    ids + [i IN coalesce(x.source_message_ids, []) WHERE NOT i IN ids])
+  FOREACH (x IN said | DELETE x)
+}
+"""
+
+
+@unit_of_work(timeout=60.0)
+async def write_orders(tx: AsyncManagedTransaction, rows: list[dict[str, Any]]) -> None:
+    """Order lines ``{user_id, order_id, sku, qty, price, at}`` as PURCHASED, in one transaction."""
+    if rows:
+        await tx.run(WRITE_ORDER_LINES, rows=rows)
+
 
 MERGE_INTERESTS = """
 UNWIND $rows AS row

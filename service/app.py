@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.access import ANY_ROLE, KeyRing, Principal, allow
@@ -89,7 +89,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     # an ASGI app, which Starlette runs as one (its stubs only know request handlers)
     app.add_route("/mcp", McpGate(agents, app.state.keyring), include_in_schema=False)  # type: ignore[arg-type]
 
-    from service.routers import chat, erasure, memory, metrics, sessions, status
+    from service.routers import chat, erasure, memory, metrics, orders, sessions, status
 
     # every router declares who may call it (service/access.py)
     app.include_router(status.router)
@@ -98,6 +98,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(erasure.router)
     app.include_router(memory.router)
     app.include_router(metrics.router)
+    app.include_router(orders.router)
 
     @app.get("/v1/whoami", response_model=WhoAmI, tags=["access"], summary="The caller's key name and role")
     async def whoami(principal: Principal = Depends(allow(*ANY_ROLE))) -> WhoAmI:
@@ -108,6 +109,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     @app.get("/", include_in_schema=False)
     async def chat_page() -> FileResponse:
         return FileResponse(FRONTEND, media_type="text/html")
+
+    # the analysts' saved queries as a Neo4j Browser guide (`:play http://localhost:8001/analysts/guide`);
+    # only query text, no data, so public; Browser fetches it cross-origin
+    @app.get("/analysts/guide", include_in_schema=False)
+    async def analyst_guide() -> HTMLResponse:
+        from graph import analyst
+
+        return HTMLResponse(analyst.guide_html(analyst.load()), headers={"Access-Control-Allow-Origin": "*"})
 
     install_error_boundary(app)
     app.add_middleware(

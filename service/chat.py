@@ -17,6 +17,7 @@ from typing import Any
 from openai import AsyncStream
 from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
+from service import recommendations
 from service.extraction import Extraction
 from service.profile import customer_profile
 from service.runtime import Runtime
@@ -30,13 +31,21 @@ Use what you remember about the customer (below) when it helps; never invent fac
 If the memory does not answer a question about the customer, say so.
 
 What LOFT remembers about this customer:
-{context}"""
+{context}
+
+## Recommendations for this customer (from purchase paths and preferences; suggest from these
+## when they ask for ideas, and say why in a few words)
+{recommendations}"""
 
 _REMEMBER = re.compile(
     r"\b(what do you (remember|know)|do you remember|who am i|what have i told you|remind me what)\b", re.I
 )
 _SHOPPING = re.compile(
     r"\b(show|looking for|look for|need|want|have|recommend|suggest|find|browse|any|see|got)\b", re.I
+)
+_SUGGEST = re.compile(
+    r"\b(recommend\w*|suggest\w*|ideas?|what (else )?(should|would|could) i (buy|get)|what goes with|inspire me)\b",
+    re.I,
 )
 _GREETING = re.compile(r"^\s*(hi|hello|hey|good (morning|afternoon|evening))\b", re.I)
 
@@ -54,16 +63,45 @@ async def reply(
     uses them even before the worker has filed them)."""
     if rt.llm is not None:
         try:
-            return await _llm_reply(rt, message, context, history)
+            return await _llm_reply(rt, user, message, context, history)
         except Exception as exc:  # the customer still gets an answer
             log.warning("LLM reply failed (%s); answering offline", exc)
     return await offline_reply(rt, user, message, said=said)
 
 
-def _prompt(message: str, context: dict[str, Any], history: list[dict[str, str]]) -> list[ChatCompletionMessageParam]:
-    messages: list[ChatCompletionMessageParam] = [
-        {"role": "system", "content": SYSTEM_PROMPT.format(context=context.get("text") or "(nothing yet)")}
-    ]
+async def _recommendations(rt: Runtime, user: str, *, limit: int = 5, category: str | None = None) -> dict[str, Any]:
+    """Recommendations for a reply; an empty answer when Neo4j cannot give them (the reply still goes out)."""
+    try:
+        return await recommendations.recommend(
+            rt.graph, user, database=rt.settings.neo4j_database, limit=limit, category=category
+        )
+    except Exception as exc:
+        log.warning("recommendations unavailable for a reply (%s: %s)", type(exc).__name__, exc)
+        return {"items": [], "cold_start": True, "explanation": ""}
+
+
+def recommendations_text(recs: dict[str, Any]) -> str:
+    """The prompt section: one line per product with its reasons."""
+    if not recs.get("items"):
+        return "(none available)"
+    lines = [f"({recs['explanation']})"] if recs.get("explanation") else []
+    for item in recs["items"]:
+        price = f", ${item['price']:,.0f}" if item.get("price") is not None else ""
+        why = "; ".join(r["text"] for r in item["reasons"][:3])
+        lines.append(f"- {item['name']} ({item['sku']}{price}): {why}")
+    return "\n".join(lines)
+
+
+async def _prompt(
+    rt: Runtime, user: str, message: str, context: dict[str, Any], history: list[dict[str, str]]
+) -> list[ChatCompletionMessageParam]:
+    """The messages for the model: the system prompt with the context and this customer's
+    recommendations, the last turns, and this message."""
+    recs = await _recommendations(rt, user)
+    system = SYSTEM_PROMPT.format(
+        context=context.get("text") or "(nothing yet)", recommendations=recommendations_text(recs)
+    )
+    messages: list[ChatCompletionMessageParam] = [{"role": "system", "content": system}]
     messages += [
         {"role": "assistant", "content": turn["content"]}
         if turn["role"] == "assistant"
@@ -74,9 +112,11 @@ def _prompt(message: str, context: dict[str, Any], history: list[dict[str, str]]
     return messages
 
 
-async def _llm_reply(rt: Runtime, message: str, context: dict[str, Any], history: list[dict[str, str]]) -> str:
+async def _llm_reply(
+    rt: Runtime, user: str, message: str, context: dict[str, Any], history: list[dict[str, str]]
+) -> str:
     assert rt.llm is not None
-    messages = _prompt(message, context, history)
+    messages = await _prompt(rt, user, message, context, history)
     response = await rt.llm.chat.completions.create(model=rt.settings.llm_model, messages=messages, temperature=0.3)
     text = (response.choices[0].message.content or "").strip()
     if not text:
@@ -123,7 +163,7 @@ async def reply_stream(
     if rt.llm is not None:
         sent = False
         try:
-            async for text in _llm_stream(rt, message, context, history):
+            async for text in _llm_stream(rt, user, message, context, history):
                 sent = True
                 yield Piece(text)
             if sent:
@@ -138,14 +178,14 @@ async def reply_stream(
 
 
 async def _llm_stream(
-    rt: Runtime, message: str, context: dict[str, Any], history: list[dict[str, str]]
+    rt: Runtime, user: str, message: str, context: dict[str, Any], history: list[dict[str, str]]
 ) -> AsyncIterator[str]:
     """The model's tokens as its server streams them; leading whitespace is held back so
     that an answer of only whitespace counts as empty."""
     assert rt.llm is not None
     stream: AsyncStream[ChatCompletionChunk] = await rt.llm.chat.completions.create(
         model=rt.settings.llm_model,
-        messages=_prompt(message, context, history),
+        messages=await _prompt(rt, user, message, context, history),
         temperature=0.3,
         stream=True,
     )
@@ -169,9 +209,33 @@ async def offline_reply(rt: Runtime, user: str, message: str, *, said: Extractio
     if _REMEMBER.search(message):
         return _remember(profile) + "\n\n" + OFFLINE_NOTE
     categories = rt.catalog.match_categories(message)
+    if _SUGGEST.search(message):
+        category = categories[0] if categories else None
+        return (
+            _suggestions(profile, await _recommendations(rt, user, category=category), category) + "\n\n" + OFFLINE_NOTE
+        )
     if categories and _SHOPPING.search(message):
         return _products(rt, profile, categories[0], message) + "\n\n" + OFFLINE_NOTE
     return _acknowledge(rt, profile, message, said) + "\n\n" + OFFLINE_NOTE
+
+
+def _suggestions(profile: dict[str, Any], recs: dict[str, Any], category: str | None) -> str:
+    items = recs.get("items") or []
+    if not items:
+        what = f" {category}" if category else ""
+        return f"I don't have{what} suggestions for you yet. Tell me what you like, and I'll find some."
+    name = profile.get("name")
+    lines = [
+        (
+            "Some ideas for you" + (f", {name}" if name else "") + f" ({recs['explanation'][:1].lower()}"
+            f"{recs['explanation'][1:]}):"
+        )
+    ]
+    for item in items:
+        why = "; ".join(r["text"] for r in item["reasons"][:2])
+        price = f", ${item['price']:,.0f}" if item.get("price") is not None else ""
+        lines.append(f"• {item['name']} ({item['sku']}{price}) — {why}")
+    return "\n".join(lines)
 
 
 def _current(profile: dict[str, Any], polarity: str) -> dict[str, list[str]]:

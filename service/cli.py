@@ -10,12 +10,15 @@ loftmem env       print the embedded stack's connection settings as shell export
 loftmem stop      stop the embedded servers of this data dir
 loftmem erase     forget a customer in every store (prints the receipt)
 loftmem erasures  list recent erasure receipts
+loftmem demo      load the demo shop (customers, orders, chat) through the real feeds
+loftmem catalog load FILE   load a catalog (JSON Lines or CSV) into Neo4j, all or nothing
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import shlex
@@ -93,6 +96,14 @@ def up(
             _stop_started(stack, was_running)
         _fail(exc)
     log.info("stores ready in %.1f s (migrations applied: %s)", time.monotonic() - t0, applied)
+    if settings.env == "development" and settings.demo_on_empty:
+        loaded = asyncio.run(_demo_if_empty(settings))
+        if loaded:
+            typer.secho(
+                f"Empty stores: loaded the demo shop ({loaded['customers']} customers, {loaded['orders']} orders); "
+                "the worker files it in the graph in the next minute (LOFT_DEMO=0 skips this)",
+                err=True,
+            )
 
     worker_proc = None
     if worker:
@@ -122,6 +133,21 @@ def up(
                 worker_proc.kill()
         _stop_started(stack, was_running)
         typer.secho("LOFT memory stopped", err=True)
+
+
+async def _demo_if_empty(settings: Settings) -> dict[str, int] | None:
+    """Write the demo shop's rows when there is no customer yet; the worker files them."""
+    from service import demo, users
+    from service.runtime import Runtime
+
+    rt = await Runtime.open(settings, pool_size=2)
+    try:
+        async with rt.pool.acquire() as conn:
+            if await users.count(conn) > 0:
+                return None
+        return await demo.load(rt, drain=False)
+    finally:
+        await rt.close()
 
 
 def _check_access(settings: Settings, host: str) -> bool:
@@ -368,6 +394,90 @@ def stop() -> None:
     EmbeddedNeo4j(settings.data_dir / "neo4j", cache_dir=settings.cache_dir).stop()
     EmbeddedPostgres(settings.data_dir / "postgres").stop()
     typer.echo("stopped")
+
+
+@app.command()
+def demo(
+    customers: int = typer.Option(300, min=1, max=20000, help="how many demo customers"),
+    seed: int = typer.Option(7, help="the same seed gives the same shop"),
+    drain: bool = typer.Option(True, help="file everything in the graph now (else a running worker does)"),
+) -> None:
+    """Load the demo shop: customers with orders following co-purchase patterns, and chat."""
+    _logging(False)
+    from rich.progress import Progress
+
+    from service import demo as demo_module
+
+    async def work(rt: Runtime) -> dict[str, int]:
+        with Progress(transient=True) as bar:
+            task = bar.add_task("writing customers", total=customers)
+            loaded = await demo_module.load(
+                rt, customers=customers, seed=seed, drain=False, progress=lambda n: bar.advance(task, n)
+            )
+            if drain:
+                bar.add_task("filing the graph (worker)", total=None)
+                from service.worker import Worker
+
+                loaded["jobs_run"] = await Worker(rt).drain(timeout=1800)
+        return loaded
+
+    loaded = _with_runtime(work)
+    typer.echo(json.dumps(loaded))
+
+
+catalog_app = typer.Typer(no_args_is_help=True, help="The product catalog in Neo4j.")
+app.add_typer(catalog_app, name="catalog")
+
+
+@catalog_app.command("load")
+def catalog_load(
+    file: str = typer.Argument(..., help="a .jsonl (JSON Lines) or .csv file of products"),
+    partial: bool = typer.Option(False, help="only add and update: do not discontinue products the file omits"),
+    dry_run: bool = typer.Option(False, help="check the file and print the summary without writing"),
+) -> None:
+    """Load the catalog (sku, name, category, style, material, colour, brand, price, in_stock):
+    all or nothing, with a summary of added, changed and discontinued products."""
+    _logging(False)
+    from pathlib import Path
+
+    from rich.progress import Progress
+
+    from graph import catalog as graph_catalog
+    from service import catalog_feed
+
+    path = Path(file)
+    if not path.is_file():
+        _fail(LoftError(f"no such file: {file}"))
+    parsed = catalog_feed.read(path)
+    if parsed.errors:
+        report = {
+            "error": "validation_error",
+            "detail": f"{len(parsed.errors)} bad line(s) in {path.name}; nothing was loaded",
+            "lines": [e.as_dict() for e in parsed.errors],
+        }
+        typer.echo(json.dumps(report, indent=2))
+        raise typer.Exit(1)
+
+    async def work(rt: Runtime) -> catalog_feed.Summary:
+        database = rt.settings.neo4j_database
+        existing = await graph_catalog.feed_existing(rt.graph, database=database)
+        summary = catalog_feed.diff(existing, parsed.products, full=not partial)
+        if not dry_run:
+            with Progress(transient=True) as bar:
+                task = bar.add_task(f"loading {len(parsed.products)} products", total=len(parsed.products))
+                await graph_catalog.feed_load(
+                    rt.graph,
+                    parsed.products,
+                    summary.discontinued,
+                    database=database,
+                    progress=lambda n: bar.advance(task, n),
+                )
+        return summary
+
+    summary = _with_runtime(work)
+    out = {"file": str(path), "products": len(parsed.products), "dry_run": dry_run, **summary.counts()}
+    out["examples"] = {k: v[:10] for k, v in vars(summary).items() if v and k != "unchanged"}
+    typer.echo(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -91,6 +91,8 @@ TABLES: tuple[Table, ...] = (
     _table("user_terms", None),
     _table("conversation_summaries", "id", "uuid"),
     _table("long_term_memories", "id", "uuid"),
+    _table("order_lines", None),
+    _table("orders", "order_id", "text"),
     _table("messages", "id"),
     _table("sessions", "id", "uuid"),
     _table("users", None),

@@ -38,7 +38,7 @@ import numpy as np
 
 from graph import writes as graph_writes
 from graph.schema import entity_key, fact_key
-from service import history, users
+from service import history, orders, users
 from service.extraction import Entity, Extraction, Preference
 from service.runtime import Runtime
 from vectors import memories as ltm
@@ -283,3 +283,45 @@ def _facts(rt: Runtime, row: dict[str, Any], ex: Extraction, entity_vectors: np.
         entities=entities,
         relations=relations,
     )
+
+
+# -- orders from the order feed ---------------------------------------------------------------
+
+
+async def ingest_orders(rt: Runtime, order_ids: list[str]) -> None:
+    """Write stored orders to the graph as PURCHASED (``source: 'order'``), under the same
+    fence as messages: the customers' and the orders' rows are locked, so an order erased
+    meanwhile writes nothing. Idempotent per (order, SKU); several lines of one SKU in an
+    order are one relationship with their quantities summed."""
+    async with rt.pool.acquire() as conn, conn.transaction():
+        lines = await orders.lines_of(conn, order_ids)
+        if not lines:
+            return
+        alive_users = await users.lock_live(conn, [x["user_identifier"] for x in lines])
+        alive_orders = await orders.lock_live(conn, [x["order_id"] for x in lines])
+        rows: dict[tuple[str, str], dict[str, Any]] = {}
+        for x in lines:
+            if x["user_identifier"] not in alive_users or x["order_id"] not in alive_orders:
+                continue
+            row = rows.setdefault(
+                (x["order_id"], x["sku"]),
+                {
+                    "user_id": x["user_identifier"],
+                    "order_id": x["order_id"],
+                    "sku": x["sku"],
+                    "qty": 0,
+                    "paid": 0.0,
+                    "at": x["placed_at"],
+                },
+            )
+            row["qty"] += x["qty"]
+            row["paid"] += float(x["unit_price"]) * x["qty"]
+        if not rows:
+            return
+        batch = [
+            {k: v for k, v in r.items() if k != "paid"} | {"price": round(r["paid"] / r["qty"], 2)}
+            for r in rows.values()
+        ]
+        async with rt.graph.session(database=rt.settings.neo4j_database) as session:
+            await asyncio.wait_for(session.execute_write(graph_writes.write_orders, batch), GRAPH_WRITE_TIMEOUT_S)
+        await users.bump_graph_version(conn, sorted({r["user_id"] for r in batch}))

@@ -161,7 +161,7 @@ def rank(
     best_buyers = max((c.buyers for c in found), default=0)
     scored = [(score(c, best_co=best_co, best_buyers=best_buyers, cold=cold), c) for c in found]
     scored.sort(key=lambda t: (-t[0], t[1].sku))
-    items = []
+    items: list[dict[str, Any]] = []
     for value, c in scored:
         why = reasons(c, cold=cold)
         if not why:  # nothing to say for it (never bought, no preference met): not a recommendation

@@ -327,6 +327,58 @@ class EntitySearchResponse(BaseModel):
     )
 
 
+# -- the order feed --------------------------------------------------------------------------
+
+ORDER_ID_PATTERN = r"^[A-Za-z0-9._:#/-]{1,128}$"
+SKU_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+MAX_ORDER_LINES = 500
+
+
+class OrderLine(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sku: Annotated[str, StringConstraints(pattern=SKU_PATTERN)] = Field(description="a SKU of the catalog")
+    qty: int = Field(1, ge=1, le=10_000)
+    unit_price: float = Field(ge=0, le=10_000_000, allow_inf_nan=False, description="price paid per unit")
+
+
+class OrderRequest(BaseModel):
+    """An order from the shop's system. Idempotent on ``order_id``."""
+
+    model_config = ConfigDict(extra="forbid")
+    order_id: Annotated[str, StringConstraints(pattern=ORDER_ID_PATTERN)] = Field(
+        description="the shop's order id, unique across the shop"
+    )
+    placed_at: MessageTime = Field(description="when the order was placed (with a timezone)")
+    lines: list[OrderLine] = Field(min_length=1, max_length=MAX_ORDER_LINES)
+
+
+class OrderLineOut(BaseModel):
+    sku: str
+    qty: int
+    unit_price: float
+
+
+class OrderRecord(BaseModel):
+    order_id: str
+    placed_at: datetime
+    received_at: datetime
+    total: float
+    lines: list[OrderLineOut]
+
+
+class OrderAccepted(BaseModel):
+    order_id: str
+    user_identifier: str
+    created: bool = Field(description="false: this order was already received (a retry); nothing changed")
+    lines: int
+    total: float
+
+
+class OrderPage(BaseModel):
+    user_identifier: str
+    orders: list[OrderRecord]
+
+
 # -- recommendations -------------------------------------------------------------------------
 
 

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     # HMAC key for erasure receipts' subject hash; unset: generated under LOFT_DATA_DIR
     erasure_key: SecretStr | None = Field(default=None, alias="LOFT_ERASURE_KEY")
     env: Literal["development", "test", "production"] = Field(default="development", alias="LOFT_ENV")
+    # `loftmem up` loads the demo shop (service/demo.py) into stores with no customers yet
+    # (development only; LOFT_DEMO=0 starts empty)
+    demo_on_empty: bool = Field(default=True, alias="LOFT_DEMO")
 
     # request bodies over these are refused with 413 before parsing
     max_body_bytes: int = Field(default=64 * 1024, alias="LOFT_MAX_BODY_BYTES", ge=1024)

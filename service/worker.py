@@ -26,6 +26,7 @@ from typing import TypeVar
 
 from graph import writes as graph_writes
 from service import erasure, metrics, pipeline, queue, summaries
+from service import orders as orders_module
 from service.outages import is_outage
 from service.runtime import Runtime
 from service.settings import Settings
@@ -132,11 +133,36 @@ class Worker:
         return len(jobs)
 
     async def step_bulk(self) -> int:
-        """A batch of imported messages."""
+        """A batch of imported messages, then a batch of orders from the order feed."""
         jobs = await self._claim(self.batch, "ingest_message", lane="bulk")
         if jobs:
             await self._ingest(jobs)
-        return len(jobs)
+        orders = await self._claim(self.batch, orders_module.JOB_KIND, lane="bulk")
+        if orders:
+            await self._ingest_orders(orders)
+        return len(jobs) + len(orders)
+
+    async def _ingest_orders(self, jobs: list[queue.Job]) -> None:
+        """Orders to the graph, a batch in one transaction; a failing batch is retried one
+        order at a time so one bad order never holds up the others."""
+        try:
+            await self._held(jobs, pipeline.ingest_orders(self.rt, [j.payload["order_id"] for j in jobs]))
+        except Exception as exc:
+            if is_outage(exc):
+                self.outage_seen = True
+                for job in jobs:
+                    await self._give_back(job, f"store unavailable: {type(exc).__name__}")
+                return
+            if len(jobs) == 1:
+                log.exception("order job %s failed", jobs[0].id)
+                await queue.retry(self.rt.pool, self.worker_id, jobs[0], f"{type(exc).__name__}: {exc}")
+                return
+            log.warning("a batch of %d orders failed (%s); retrying them one by one", len(jobs), exc)
+            self._holding |= {j.id for j in jobs}
+            for job in jobs:
+                await self._ingest_orders([job])
+            return
+        await self._complete(jobs)
 
     async def _held(self, jobs: list[queue.Job], work: Awaitable[T]) -> T:
         """Run ``work`` while renewing the lease of ``jobs`` (a slow LLM batch keeps them),

@@ -260,3 +260,26 @@ def loft(service):
 def user() -> str:
     """A fresh customer per test: tests never see each other's data."""
     return f"t-{uuid.uuid4().hex[:10]}"
+
+
+DEMO_CUSTOMERS = 300
+
+
+@pytest.fixture(scope="session")
+def demo_shop(stack, service):
+    """The demo shop loaded once per run through `loftmem demo` (the real feeds and the
+    worker); returns the same population computed in Python (same seed) to check against."""
+    from service import demo
+    from service.catalog import Catalog
+
+    done = subprocess.run(
+        [sys.executable, "-m", "service.cli", "demo", "--customers", str(DEMO_CUSTOMERS)],
+        env=os.environ | stack.env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    service.wait_idle(timeout=300)
+    return demo.population(Catalog.load(), customers=DEMO_CUSTOMERS), done.stdout

@@ -34,6 +34,8 @@ POLICY = {
     ("GET", "/memory/user/{user_identifier}/summary"): "customer",
     ("GET", "/memory/user/{user_identifier}/graph"): "customer",
     ("GET", "/memory/user/{user_identifier}/recommendations"): "customer",
+    ("POST", "/v1/customers/{user_identifier}/orders"): "admin",
+    ("GET", "/v1/customers/{user_identifier}/orders"): "customer",
     ("POST", "/memory/search/entities"): "customer",
     ("GET", "/memory/user/{user_identifier}/memories"): "customer",
     ("GET", "/memory/user/{user_identifier}/memories/{memory_id}"): "customer",
@@ -119,6 +121,12 @@ def _request(method: str, path: str, about: str, world: dict, fresh: str, stack)
     elif path.endswith("/messages"):
         kwargs["json"] = {
             "messages": [{"role": "user", "content": "importing a note", "created_at": "2024-01-01T10:00:00Z"}]
+        }
+    elif (method, path) == ("POST", "/v1/customers/{user_identifier}/orders"):
+        kwargs["json"] = {
+            "order_id": f"acc-{uuid.uuid4().hex}",
+            "placed_at": "2024-01-01T10:00:00Z",
+            "lines": [{"sku": "LOFT-SOF-0001", "qty": 1, "unit_price": 1129.0}],
         }
     elif path == "/memory/search/entities":
         kwargs["json"] = {"query": "sofa", "user_identifier": about}

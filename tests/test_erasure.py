@@ -58,6 +58,16 @@ def _talk(api, stack, user: str, words: list[str]) -> None:
         },
     )
     assert imported.status_code == 201, imported.text
+    # an order from the shop's feed, whose id quotes the customer (PostgreSQL and the graph)
+    order = api.post(
+        f"/v1/customers/{user}/orders",
+        json={
+            "order_id": f"{first}-{user}",
+            "placed_at": "2024-03-02T09:00:00Z",
+            "lines": [{"sku": "LOFT-SOF-0001", "qty": 1, "unit_price": 1129.0}],
+        },
+    )
+    assert order.status_code == 201, order.text
     sample = api.post("/memory/test/populate-sample-data", json={"user_identifier": user})
     assert sample.status_code == 200, sample.text
     stack.sql(
@@ -90,6 +100,7 @@ def test_erasure_leaves_nothing_in_any_store_and_the_other_customer_intact(servi
     assert receipt["status"] == "complete" and receipt["completed_at"]
     pg = receipt["counts"]["postgres"]
     assert pg["messages"] >= 14 and pg["sessions"] >= 5 and pg["long_term_memories"] > 0 and pg["users"] == 1
+    assert pg["orders"] == 1 and pg["order_lines"] == 1
     assert pg["jobs"] >= 1 and pg["memory_events"] > 0 and pg["user_terms"] > 0 and pg["conversation_summaries"] >= 1
     assert receipt["counts"]["neo4j"]["nodes"] >= 5 and receipt["counts"]["neo4j"]["relationships"] >= 8
     assert not any(receipt["verification"]["postgres"].values()) and not any(receipt["verification"]["neo4j"].values())

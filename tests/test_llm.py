@@ -64,6 +64,10 @@ def test_llm_reply_extraction_and_summary(llm_service, user, stack):
     chat_requests = [r for r in fake.requests if "What LOFT remembers" in r["messages"][0]["content"]]
     assert chat_requests[-1]["model"] == "loft-test-model"
     assert "boucle" in chat_requests[-1]["messages"][0]["content"]
+    # and the recommendations, with their reasons, as a section of its own
+    prompt = chat_requests[-1]["messages"][0]["content"]
+    section = prompt.split("## Recommendations for this customer", 1)[1]
+    assert "matches your preference for boucle" in section
 
 
 def test_free_text_from_the_model_never_creates_shared_nodes_and_is_erased(llm_service, user, stack):

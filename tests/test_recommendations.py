@@ -190,3 +190,14 @@ def test_unknown_customer_and_bad_filters(api):
     assert bad.status_code == 422 and "spaceships" in bad.json()["detail"]
     assert api.get(f"/memory/user/{fresh}/recommendations", params={"max_price": -1}).status_code == 422
     assert api.get(f"/memory/user/{fresh}/recommendations", params={"limit": 0}).status_code == 422
+
+
+def test_the_offline_assistant_suggests_with_reasons(service, api, user):
+    api.post("/v1/chat", json={"user_identifier": user, "message": "Hi, I love modern furniture"})
+    service.wait_idle()
+    reply = api.post("/v1/chat", json={"user_identifier": user, "message": "Can you recommend something?"}).json()
+    text = reply["reply"]
+    assert "Some ideas for you" in text and "no purchases yet: popular in your preferred styles (modern)" in text
+    assert "matches your preference for modern style" in text
+    sofas = api.post("/v1/chat", json={"user_identifier": user, "message": "Could you suggest a sofa?"}).json()
+    assert "in sofa" in sofas["reply"]  # the explanation names the category asked for

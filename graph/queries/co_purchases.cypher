@@ -1,6 +1,9 @@
-// Recommendations over purchase paths: products bought by customers who bought what this
-// customer bought, not yet bought by them, boosted by their current style preferences.
-// :param user_id => 'sarah'
+// What would we suggest to this customer from purchase paths alone? Products bought by
+// customers who bought what this customer bought, not owned yet, with how many such
+// customers and how many of the customer's current styles each matches. (The API's
+// recommendations, graph/recommend.py, add recency, preferences, dislikes, stock and budget.)
+// Parameters: $user_id, a customer's identifier.
+// :param user_id => 'demo-0001'
 MATCH (c:Customer {user_id: $user_id})-[:PURCHASED]->(:Product)<-[:PURCHASED]-(other:Customer)-[:PURCHASED]->(rec:Product)
 WHERE other <> c AND NOT (c)-[:PURCHASED]->(rec)
 WITH c, rec, count(DISTINCT other) AS co_buyers

@@ -1,6 +1,7 @@
-// A customer's neighbourhood for Neo4j Browser: people, places and things they mentioned,
-// how those relate, what they bought and what they like now.
-// :param user_id => 'sarah'
+// What does a customer's neighbourhood look like as a graph: the people, places and things
+// they mentioned, how those relate, what they bought and what they like now?
+// Parameters: $user_id, a customer's identifier.
+// :param user_id => 'demo-0001'
 MATCH (c:Customer {user_id: $user_id})
 OPTIONAL MATCH p1 = (c)-[:MENTIONED]->(e:Entity)
 OPTIONAL MATCH p2 = (e)-[:RELATED_TO]-(:Entity {user_id: $user_id})

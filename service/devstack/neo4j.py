@@ -214,6 +214,8 @@ server.http.enabled=true
 server.http.listen_address=127.0.0.1:{self.http_port}
 server.http.advertised_address=127.0.0.1:{self.http_port}
 server.https.enabled=false
+# Browser may play guides from these hosts (the API serves the analysts' guide)
+browser.remote_content_hostname_whitelist=guides.neo4j.com,localhost,127.0.0.1
 server.directories.data={self.home / "data"}
 server.directories.logs={self.home / "logs"}
 server.directories.plugins={self.home / "plugins"}

@@ -1,0 +1,149 @@
+"""Orders from the shop's order feed: the owner of the ``orders`` and ``order_lines`` tables.
+
+An order is the record of a purchase (PostgreSQL); the graph's ``PURCHASED {order_id, at,
+qty, price, source: 'order'}`` relationships are derived from it by the worker
+(``ingest_order`` jobs, bulk lane), exactly as messages are: the order, its lines and its
+job are written in one transaction, so an accepted order is never lost and a refused one
+leaves nothing behind.
+
+Idempotent on ``order_id`` (the shop's id, unique across the shop): the same order sent
+again is a replay (``created: false``); the same id with other lines, another time or
+another customer is refused (409), never merged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from service import queue, users
+from service.errors import Conflict
+
+JOB_KIND = "ingest_order"
+
+Conn = asyncpg.Connection | PoolConnectionProxy  # a connection, or one lent by the pool
+
+INSERT_ORDER = """
+INSERT INTO orders (order_id, user_identifier, placed_at, total, content_hash)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (order_id) DO NOTHING
+RETURNING order_id
+"""
+EXISTING = "SELECT user_identifier, content_hash FROM orders WHERE order_id = $1"
+INSERT_LINES = """
+INSERT INTO order_lines (order_id, line_no, user_identifier, sku, qty, unit_price)
+SELECT $1, t.line_no, $2, t.sku, t.qty, t.unit_price
+FROM unnest($3::int[], $4::text[], $5::int[], $6::numeric[]) AS t(line_no, sku, qty, unit_price)
+"""
+LOCK_LIVE = "SELECT order_id FROM orders WHERE order_id = ANY($1::text[]) ORDER BY order_id FOR SHARE"
+LINES_OF = """
+SELECT o.order_id, o.user_identifier, o.placed_at, l.line_no, l.sku, l.qty, l.unit_price
+FROM orders o JOIN order_lines l USING (order_id)
+WHERE o.order_id = ANY($1::text[])
+ORDER BY o.placed_at, o.order_id, l.line_no
+"""
+LIST = """
+SELECT o.order_id, o.placed_at, o.received_at, o.total,
+       json_agg(json_build_object('sku', l.sku, 'qty', l.qty, 'unit_price', l.unit_price) ORDER BY l.line_no) AS lines
+FROM orders o JOIN order_lines l USING (order_id)
+WHERE o.user_identifier = $1
+GROUP BY o.order_id
+ORDER BY o.placed_at DESC, o.order_id
+LIMIT $2
+"""
+COUNT = "SELECT count(*) FROM orders"
+EXISTING_IDS = "SELECT order_id FROM orders WHERE order_id = ANY($1::text[])"
+
+
+@dataclass(frozen=True)
+class Line:
+    sku: str
+    qty: int
+    unit_price: float
+
+
+@dataclass(frozen=True)
+class Order:
+    order_id: str
+    placed_at: datetime
+    lines: tuple[Line, ...]
+
+    @property
+    def total(self) -> Decimal:
+        return sum((Decimal(str(line.unit_price)) * line.qty for line in self.lines), Decimal(0))
+
+    def content_hash(self) -> str:
+        """The order's identity beyond its id: time and lines, in order."""
+        blob = json.dumps(
+            [self.placed_at.isoformat(), [[x.sku, x.qty, round(x.unit_price, 2)] for x in self.lines]],
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+async def record(conn: asyncpg.Connection, user: str, order: Order) -> bool:
+    """Store an order and queue its graph write (call inside a transaction); True when new,
+    False for a replay of the same order. Raises Conflict for a different order under a
+    known id, or while the customer's erasure is pending."""
+    await users.ensure(conn, user)
+    digest = order.content_hash()
+    inserted = await conn.fetchval(INSERT_ORDER, order.order_id, user, order.placed_at, order.total, digest)
+    if inserted is None:
+        row = await conn.fetchrow(EXISTING, order.order_id)
+        if row is None:  # deleted meanwhile by an erasure of its customer: not the same order
+            raise Conflict(f"order '{order.order_id}' was erased with its customer; send it under a new id")
+        if row["user_identifier"] != user or row["content_hash"] != digest:
+            raise Conflict(f"order '{order.order_id}' was already received with different content; ids are final")
+        return False
+    await conn.execute(
+        INSERT_LINES,
+        order.order_id,
+        user,
+        list(range(1, len(order.lines) + 1)),
+        [x.sku for x in order.lines],
+        [x.qty for x in order.lines],
+        [Decimal(str(x.unit_price)) for x in order.lines],
+    )
+    await queue.enqueue(conn, JOB_KIND, user, f"order:{order.order_id}", {"order_id": order.order_id}, lane="bulk")
+    return True
+
+
+async def lock_live(conn: Conn, order_ids: list[str]) -> set[str]:
+    """Lock the orders that still exist (an erasure waits for this transaction)."""
+    return {r["order_id"] for r in await conn.fetch(LOCK_LIVE, sorted(set(order_ids)))}
+
+
+async def lines_of(conn: Conn, order_ids: list[str]) -> list[dict[str, Any]]:
+    return [dict(r) for r in await conn.fetch(LINES_OF, order_ids)]
+
+
+async def list_for(conn: Conn | asyncpg.Pool, user: str, limit: int) -> list[dict[str, Any]]:
+    out = []
+    for r in await conn.fetch(LIST, user, limit):
+        lines = json.loads(r["lines"]) if isinstance(r["lines"], str) else r["lines"]
+        out.append(
+            {
+                "order_id": r["order_id"],
+                "placed_at": r["placed_at"],
+                "received_at": r["received_at"],
+                "total": float(r["total"]),
+                "lines": [{**x, "unit_price": float(x["unit_price"])} for x in lines],
+            }
+        )
+    return out
+
+
+async def existing_ids(conn: Conn | asyncpg.Pool, order_ids: list[str]) -> set[str]:
+    """Which of these order ids are stored already."""
+    return {r["order_id"] for r in await conn.fetch(EXISTING_IDS, order_ids)}
+
+
+async def count(conn: Conn | asyncpg.Pool) -> int:
+    return int(await conn.fetchval(COUNT))
