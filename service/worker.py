@@ -227,7 +227,7 @@ class Worker:
 
 
 async def run_worker(settings: Settings, *, once: bool = False) -> None:
-    rt = await Runtime.open(settings, pool_size=8)
+    rt = await Runtime.open(settings, pool_size=8, role="worker")
     worker = Worker(rt)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
