@@ -18,9 +18,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 log = logging.getLogger("loft.settings")
 
 
-# an API process embeds one short query at a time, and `serve --workers 2` runs one per
-# core; the worker embeds batches of 64 turns, alone on the cores while it drains
-API_EMBEDDER_THREADS = 1
+# Measured (bench.latency --ab, 16 clients, `serve --workers 2`, README "Performance"):
+# without spinning, 2 threads per API process cost the same CPU per request as 1 and
+# gave 1.49x the throughput (shorter embeddings queue less behind the embedder lock);
+# the worker embeds batches of 64 turns
+API_EMBEDDER_THREADS = 2
 WORKER_EMBEDDER_THREADS = 2
 
 
@@ -61,8 +63,8 @@ class Settings(BaseSettings):
 
     # embeddings: ONNX Runtime (default) or torch (sentence-transformers)
     embedder: Literal["onnx", "torch"] = Field(default="onnx", alias="LOFT_EMBEDDER")
-    # intra-op threads per embedding; unset: 1 in API processes (one per core under
-    # concurrency), 2 in the worker (batches); measured in bench.embedder and bench.latency
+    # intra-op threads per embedding; unset: the measured default of each kind of process
+    # (API_EMBEDDER_THREADS, WORKER_EMBEDDER_THREADS)
     embedder_threads: int | None = Field(default=None, alias="LOFT_EMBEDDER_THREADS", ge=1, le=64)
     # let ONNX Runtime's idle threads busy-wait for the next run (CPU the stores need)
     embedder_spinning: bool = Field(default=False, alias="LOFT_EMBEDDER_SPINNING")

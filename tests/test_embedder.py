@@ -189,8 +189,8 @@ def test_threading_options_reach_the_session_and_keep_the_vectors(onnx_embedder,
 def test_settings_pick_threads_per_role(monkeypatch):
     from service.settings import API_EMBEDDER_THREADS, WORKER_EMBEDDER_THREADS, Settings
 
-    assert Settings().embedder_threads_for("api") == API_EMBEDDER_THREADS == 1
-    assert Settings().embedder_threads_for("worker") == WORKER_EMBEDDER_THREADS == 2
+    assert Settings().embedder_threads_for("api") == API_EMBEDDER_THREADS
+    assert Settings().embedder_threads_for("worker") == WORKER_EMBEDDER_THREADS
     assert Settings().embedder_spinning is False
     monkeypatch.setenv("LOFT_EMBEDDER_THREADS", "3")
     monkeypatch.setenv("LOFT_EMBEDDER_SPINNING", "1")
