@@ -280,7 +280,7 @@ async def ingest(settings, users: int, per_user: int, seed: int, *, long: bool =
     from service.runtime import Runtime
     from service.worker import Worker
 
-    rt = await Runtime.open(settings)
+    rt = await Runtime.open(settings, role="worker")
     try:
         rng = random.Random(seed)
         start = datetime.now(UTC) - timedelta(days=30)

@@ -57,6 +57,14 @@ request; and ``ours_over_mem0`` (p50 and p95 ratios: below 1 we are faster; the
 throughput ratio: above 1 we are faster). Our context searches memories, messages,
 summaries and the graph and packs a budget; mem0 searches memories only.
 
+A/B (``--ab NAME=VALUE,… [--ab-base NAME=VALUE,…] [--ab-rounds 3] [--ab-only]``; ``ab``
+in the JSON): the 16-client load on two API configurations that differ only in their
+environment (e.g. ``--ab LOFT_EMBEDDER_SPINNING=1``; repeat ``--ab`` for C, D, …), each round on
+fresh servers (cold caches), the variants back to back in rotating order; medians over
+the rounds of throughput, p95 and CPU per request by group, and ``b_over_a`` (…) (also
+per round). On a
+shared machine the ratio is the number to quote. ``--ab-only`` skips every other phase.
+
 Progress on stderr, one JSON object on stdout; the same object is saved to
 ``bench/results/latency-<time>.json``.
 """
@@ -350,15 +358,19 @@ class QuestionStream:
 
 
 class Server:
-    def __init__(self, settings, workers: int) -> None:
+    def __init__(self, settings, workers: int, extra_env: dict[str, str] | None = None) -> None:
         self.port = free_port()
-        env = os.environ | {
-            "DATABASE_URL": settings.database_url,
-            "NEO4J_URI": settings.neo4j_uri,
-            "NEO4J_USER": settings.neo4j_user,
-            "NEO4J_PASSWORD": settings.neo4j_password.get_secret_value(),
-            "LOFT_PORT": str(self.port),
-        }
+        env = (
+            os.environ
+            | (extra_env or {})
+            | {
+                "DATABASE_URL": settings.database_url,
+                "NEO4J_URI": settings.neo4j_uri,
+                "NEO4J_USER": settings.neo4j_user,
+                "NEO4J_PASSWORD": settings.neo4j_password.get_secret_value(),
+                "LOFT_PORT": str(self.port),
+            }
+        )
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "service.cli", "serve", "--workers", str(workers)],
             env=env,
@@ -607,6 +619,98 @@ async def peer_run(
     return out
 
 
+def parse_env(spec: str | None) -> dict[str, str]:
+    """``"A=1,B=two"`` as a dict (an A/B variant's extra environment)."""
+    out: dict[str, str] = {}
+    for part in (spec or "").split(","):
+        if part.strip():
+            key, sep, value = part.partition("=")
+            if not sep or not key.strip():
+                raise SystemExit(f"--ab/--ab-base: expected NAME=VALUE, not {part!r}")
+            out[key.strip()] = value.strip()
+    return out
+
+
+async def ab_run(args, settings, users: list[str], stream: QuestionStream, pg, neo) -> dict:
+    """The 16-client load on API configurations that differ only in their environment
+    (A: ``--ab-base``; B, C, …: each ``--ab``), fresh servers every round, the order
+    rotating round by round (drift on a shared machine hits all alike); per variant the
+    median throughput, p95 and CPU per request by group, and each over A."""
+    names = [chr(ord("A") + i) for i in range(len(args.ab) + 1)]
+    variants = dict(zip(names, [parse_env(args.ab_base)] + [parse_env(x) for x in args.ab], strict=True))
+    runs: dict[str, list[dict]] = {n: [] for n in names}
+    n_conc = CLIENTS * args.concurrent_per_client
+    for r in range(args.ab_rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for name in order:
+            server = Server(settings, args.workers, variants[name])
+            try:
+                meter = cpu_meter(server, pg, neo)
+                rng = random.Random(args.seed + 100 + r)
+                warm, qs = stream.take(30), stream.take(n_conc)
+
+                async def context(client, i, qs=qs, rng=rng):
+                    return await client.get(
+                        f"/memory/context/{rng.choice(users)}", params={"query": qs[i], "budget": 1000}
+                    )
+
+                async with httpx.AsyncClient(
+                    base_url=server.base, timeout=60, limits=httpx.Limits(max_connections=32)
+                ) as client:
+                    for i in range(len(warm)):
+                        (await context(client, i, warm)).raise_for_status()
+                    cpu: dict = {}
+                    rps, lat = await metered(
+                        meter,
+                        "concurrent16",
+                        cpu,
+                        concurrent(client, context, CLIENTS, args.concurrent_per_client),
+                        label=f"ab round {r + 1} {name} {variants[name]}",
+                    )
+            finally:
+                server.stop()
+            runs[name].append({"rps": round(rps, 1), "p95_ms": percentiles(lat)["p95"], "cpu": cpu["concurrent16"]})
+
+    def summary(name: str) -> dict:
+        rs = runs[name]
+        per = [x["cpu"]["cpu_ms_per_request"] for x in rs]
+        return {
+            "env": variants[name],
+            "rps_median": round(statistics.median(x["rps"] for x in rs), 1),
+            "p95_ms_median": round(statistics.median(x["p95_ms"] for x in rs), 1),
+            "cpu_ms_per_request_median": {
+                g: round(statistics.median(p[g] for p in per), 2) if per[0][g] is not None else None for g in per[0]
+            },
+            "other_ms_per_request_median": round(statistics.median(x["cpu"]["other_ms_per_request"] for x in rs), 2),
+            "rounds": rs,
+        }
+
+    out: dict = {"rounds": args.ab_rounds} | {n: summary(n) for n in names}
+    a = out["A"]
+    for name in names[1:]:
+        b = out[name]
+        out[f"{name.lower()}_over_a"] = {
+            "rps": round(b["rps_median"] / a["rps_median"], 2) if a["rps_median"] else None,
+            "p95": round(b["p95_ms_median"] / a["p95_ms_median"], 2) if a["p95_ms_median"] else None,
+            "cpu_ms_per_request": {
+                g: round(v / a["cpu_ms_per_request_median"][g], 2) if v and a["cpu_ms_per_request_median"][g] else None
+                for g, v in b["cpu_ms_per_request_median"].items()
+            },
+            # the same ratio round by round (each round's variants ran back to back)
+            "rps_per_round": [
+                round(y["rps"] / x["rps"], 2) if x["rps"] else None for x, y in zip(runs["A"], runs[name], strict=True)
+            ],
+        }
+    for name in names:
+        v = out[name]
+        log(
+            f"ab: {name} {json.dumps({k: v[k] for k in ('env', 'rps_median', 'p95_ms_median', 'cpu_ms_per_request_median')})}"
+        )
+        if name != "A":
+            log(f"ab: {name} / A {json.dumps(out[f'{name.lower()}_over_a'])}")
+    return out
+
+
 async def run(args) -> dict:
     from service.runtime import Runtime
 
@@ -627,6 +731,8 @@ async def run(args) -> dict:
             stages = [s for s in (50, 500, 5000, 50000) if s < args.customers] + [args.customers]
             for stage in stages:
                 await population.add(stage - len(population.users), args.memories, args.messages)
+                if args.ab_only:
+                    continue
                 server = Server(settings, args.workers)
                 try:
                     lat = await measure(
@@ -660,6 +766,19 @@ async def run(args) -> dict:
                     peer_memories.setdefault(row["user_identifier"], []).append(row["content"])
         finally:
             await rt.close()
+
+        if args.ab_only:
+            ab = await ab_run(args, settings, population.users, stream, pg, neo)
+            result = {
+                "memories": population.memories,
+                "customers": len(population.users),
+                "api_workers": args.workers,
+                "ab": ab,
+                "machine": {"cpus": os.cpu_count(), "load_avg_at_end": [round(x, 2) for x in os.getloadavg()]},
+            }
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            (RESULTS / f"latency-{stamp}-ab.json").write_text(json.dumps(result, indent=2))
+            return result
 
         cpu: dict = {}
         profile: dict | None = None
@@ -753,6 +872,7 @@ async def run(args) -> dict:
         finally:
             server.stop()
 
+        ab = await ab_run(args, settings, population.users, stream, pg, neo) if args.ab is not None else None
         peer = None
         if args.peer:
             peer = await peer_run(args, settings, sorted(peer_memories), peer_memories, stream, pg, neo)
@@ -778,6 +898,8 @@ async def run(args) -> dict:
         result["profile"] = profile
     if peer is not None:
         result["peer"] = peer
+    if ab is not None:
+        result["ab"] = ab
     RESULTS.mkdir(parents=True, exist_ok=True)
     saved = RESULTS / f"latency-{stamp}.json"
     saved.write_text(json.dumps(result, indent=2))
@@ -813,11 +935,23 @@ def main() -> None:
         "--peer-customers", type=int, default=200, help="customers (with all their memories) loaded into the peer"
     )
     parser.add_argument("--peer-top-k", type=int, default=20, help="results per peer search")
+    parser.add_argument(
+        "--ab",
+        metavar="NAME=VALUE,…",
+        action="append",
+        help="also run the 16-client load on another API configuration (this extra environment) beside the first"
+        " (repeat for more: B, C, …)",
+    )
+    parser.add_argument("--ab-base", metavar="NAME=VALUE,…", default="", help="the first configuration's environment")
+    parser.add_argument("--ab-rounds", type=int, default=3, help="A/B rounds (fresh servers, order alternating)")
+    parser.add_argument("--ab-only", action="store_true", help="build the population and run only the A/B rounds")
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.ab_only and args.ab is None:
+        parser.error("--ab-only needs --ab")
     result = asyncio.run(run(args))
-    log(json.dumps({k: v for k, v in result.items() if k not in ("profile", "cpu")}, indent=2))
+    log(json.dumps({k: v for k, v in result.items() if k not in ("profile", "cpu", "ab")}, indent=2))
     if args.json:
         print(json.dumps(result))
 

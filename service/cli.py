@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Literal, NoReturn, TypeVar
 
 import typer
 
@@ -170,11 +170,24 @@ def _stop_started(stack: Stack, was_running: dict[str, bool]) -> None:
         stack.postgres.stop()
 
 
+def _event_loop_and_parser() -> tuple[Literal["uvloop", "asyncio"], Literal["httptools", "h11"]]:
+    """uvloop and httptools (both come with ``uvicorn[standard]``), named rather than left
+    to uvicorn's "auto", so a missing one is a logged choice, not a silent slowdown."""
+    from importlib.util import find_spec
+
+    loop: Literal["uvloop", "asyncio"] = "uvloop" if find_spec("uvloop") else "asyncio"
+    http: Literal["httptools", "h11"] = "httptools" if find_spec("httptools") else "h11"
+    if (loop, http) != ("uvloop", "httptools"):
+        log.warning("serving with the %s event loop and the %s HTTP parser (slower)", loop, http)
+    return loop, http
+
+
 def _serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
     import uvicorn
 
     from service.app import create_app
 
+    loop, http = _event_loop_and_parser()
     if workers > 1:
         # each process builds its app from the environment (settings resolved above)
         os.environ.update(_env_of(settings))
@@ -186,9 +199,11 @@ def _serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
             workers=workers,
             log_level="warning",
             access_log=False,
+            loop=loop,
+            http=http,
         )
         return
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False, loop=loop, http=http)
 
 
 @app.command()

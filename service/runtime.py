@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import asyncpg
 from neo4j import AsyncDriver
@@ -60,9 +60,10 @@ class Runtime:
         self.embedder.clear()
 
     @classmethod
-    async def open(cls, settings: Settings, *, pool_size: int = 10) -> Runtime:
+    async def open(cls, settings: Settings, *, pool_size: int = 10, role: Literal["api", "worker"] = "api") -> Runtime:
+        """``role`` picks the embedder's default threads (see ``Settings.embedder_threads_for``)."""
         from service.catalog import Catalog
-        from vectors.embedder import get_embedder
+        from vectors.embedder import Threading, get_embedder
 
         if not (settings.database_url and settings.neo4j_uri):
             raise RuntimeError("resolve the stack before opening a runtime")
@@ -86,7 +87,15 @@ class Runtime:
         from service.erasure import erasure_key
         from service.metrics import watch_embedder
 
-        embedder = get_embedder(settings.embedder, settings.cache_dir)
+        embedder = get_embedder(
+            settings.embedder,
+            settings.cache_dir,
+            Threading(
+                threads=settings.embedder_threads_for(role),
+                spinning=settings.embedder_spinning,
+                device=settings.embedder_device,
+            ),
+        )
         watch_embedder(embedder)
         return cls(
             settings,

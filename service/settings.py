@@ -18,6 +18,14 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 log = logging.getLogger("loft.settings")
 
 
+# Measured (bench.latency --ab, 16 clients, `serve --workers 2`, README "Performance"):
+# without spinning, 2 threads per API process cost the same CPU per request as 1 and
+# gave 1.49x the throughput (shorter embeddings queue less behind the embedder lock);
+# the worker embeds batches of 64 turns
+API_EMBEDDER_THREADS = 2
+WORKER_EMBEDDER_THREADS = 2
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
 
@@ -58,6 +66,13 @@ class Settings(BaseSettings):
 
     # embeddings: ONNX Runtime (default) or torch (sentence-transformers)
     embedder: Literal["onnx", "torch"] = Field(default="onnx", alias="LOFT_EMBEDDER")
+    # intra-op threads per embedding; unset: the measured default of each kind of process
+    # (API_EMBEDDER_THREADS, WORKER_EMBEDDER_THREADS)
+    embedder_threads: int | None = Field(default=None, alias="LOFT_EMBEDDER_THREADS", ge=1, le=64)
+    # let ONNX Runtime's idle threads busy-wait for the next run (CPU the stores need)
+    embedder_spinning: bool = Field(default=False, alias="LOFT_EMBEDDER_SPINNING")
+    # the torch backend's device ("cuda" where there is one; falls back to the CPU)
+    embedder_device: str = Field(default="cpu", alias="LOFT_EMBEDDER_DEVICE", min_length=1, max_length=32)
 
     # extraction: "rules" (deterministic, default) or "llm" (needs OPENAI_API_KEY)
     extractor: Literal["rules", "llm"] = Field(default="rules", alias="LOFT_EXTRACTOR")
@@ -82,6 +97,12 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    def embedder_threads_for(self, role: Literal["api", "worker"]) -> int:
+        """Intra-op threads for an embedding in this kind of process."""
+        if self.embedder_threads is not None:
+            return self.embedder_threads
+        return API_EMBEDDER_THREADS if role == "api" else WORKER_EMBEDDER_THREADS
 
     @property
     def llm_enabled(self) -> bool:

@@ -268,7 +268,7 @@ class Worker:
 
 
 async def run_worker(settings: Settings, *, once: bool = False, metrics_port: int | None = None) -> None:
-    rt = await Runtime.open(settings, pool_size=8)
+    rt = await Runtime.open(settings, pool_size=8, role="worker")
     worker = Worker(rt)
     port = settings.worker_metrics_port if metrics_port is None else metrics_port
     exporter = metrics.serve_worker_metrics(settings.host, port) if port else None

@@ -14,7 +14,7 @@ import pytest
 
 from vectors import embedder as embedder_mod
 from vectors import onnx_export
-from vectors.embedder import DIM, MODEL_NAME, Embedder
+from vectors.embedder import DIM, MODEL_NAME, Embedder, Threading
 
 SENTENCES = [
     "hi",
@@ -171,3 +171,41 @@ def test_failed_verification_falls_back_to_torch(cache_dir, monkeypatch, caplog)
     warnings = [r for r in caplog.records if "ONNX embedder unavailable" in r.getMessage()]
     assert len(warnings) == 1  # once per process
     assert e.embed(["still works"]).shape == (1, 384)
+
+
+def test_threading_options_reach_the_session_and_keep_the_vectors(onnx_embedder, cache_dir):
+    one = Embedder(backend="onnx", cache_dir=cache_dir, threads=Threading(threads=1, spinning=False))
+    two = Embedder(backend="onnx", cache_dir=cache_dir, threads=Threading(threads=2, spinning=True))
+    for e, threads, spinning in ((one, 1, "0"), (two, 2, "1")):
+        options = e._impl._session.get_session_options()
+        assert options.intra_op_num_threads == threads
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == spinning
+    # the default: no spinning (an idle pool must not burn the cores the stores need)
+    default = onnx_embedder._impl._session.get_session_options()
+    assert default.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert _cos(one.embed(SENTENCES), two.embed(SENTENCES)).min() >= 0.99999
+
+
+def test_settings_pick_threads_per_role(monkeypatch):
+    from service.settings import API_EMBEDDER_THREADS, WORKER_EMBEDDER_THREADS, Settings
+
+    assert Settings().embedder_threads_for("api") == API_EMBEDDER_THREADS
+    assert Settings().embedder_threads_for("worker") == WORKER_EMBEDDER_THREADS
+    assert Settings().embedder_spinning is False
+    monkeypatch.setenv("LOFT_EMBEDDER_THREADS", "3")
+    monkeypatch.setenv("LOFT_EMBEDDER_SPINNING", "1")
+    s = Settings()
+    assert s.embedder_threads_for("api") == s.embedder_threads_for("worker") == 3
+    assert s.embedder_spinning is True
+
+
+def test_unavailable_torch_device_runs_on_the_cpu(torch_embedder, caplog):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the device is available")
+    with caplog.at_level(logging.WARNING, logger="vectors.embedder"):
+        e = Embedder(backend="torch", threads=Threading(device="cuda"))
+    assert e.backend == "torch" and e.device == "cpu"
+    assert any("not available" in r.getMessage() for r in caplog.records)
+    assert _cos(e.embed(SENTENCES), torch_embedder.embed(SENTENCES)).min() >= 0.99999

