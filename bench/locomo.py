@@ -10,7 +10,8 @@ assistant); a shared photo becomes " [shares a photo: <caption>]". The derived
 annotations (observation, session_summary, event_summary) are never read.
 
 Then, for every question of categories 1-4, the same code that serves
-``/memory/context`` (``Retriever.context``) is asked at budgets 500, 1000 and 2000, and
+``/memory/context`` (``Retriever.context``) is asked at budgets 500, 1000 and 2000, as of
+the end of the conversation's last session (relative dates resolve against it), and
 evidence recall is scored from the provenance of the returned items (message ids mapped
 back to the turns' ``dia_id``). In the same run, on the same turns and budgets: BM25 over
 turns, dense all-MiniLM-L6-v2 over turns, and their reciprocal-rank fusion (k=60), each
@@ -313,6 +314,8 @@ async def run(paths: list[str], preset: str) -> dict:
                 turn_vecs = rt.embedder.embed([f"{r['speaker']}: {r['content']}" for r in rows])
                 valid = set(dia)
                 ingested = {t["dia_id"]: turn_text(t) for _, _, turns in conv["sessions"] for t in turns}
+                # the questions are asked after the conversation's last session ("as_of")
+                asked = max(when + timedelta(seconds=len(turns)) for _, when, turns in conv["sessions"])
                 conversation_texts = list(ingested.values())
                 for q in conv["qa"]:
                     category = str(q.get("category"))
@@ -340,7 +343,13 @@ async def run(paths: list[str], preset: str) -> dict:
                     for budget in BUDGETS:
                         started = time.perf_counter()
                         ctx = await retriever.context(
-                            conv["user"], question, budget=budget, config=config, preset=preset, track_access=False
+                            conv["user"],
+                            question,
+                            budget=budget,
+                            config=config,
+                            preset=preset,
+                            track_access=False,
+                            as_of=asked,
                         )
                         context_ms.append((time.perf_counter() - started) * 1000)
                         got = {dia_of.get(m) for item in ctx.items for m in item["provenance"]["message_ids"]}

@@ -89,6 +89,7 @@ def _table(name: str, id_column: str | None = None, id_type: str = "bigint") -> 
 TABLES: tuple[Table, ...] = (
     _table("memory_events", "id"),
     _table("user_terms", None),
+    _table("message_passages", None),
     _table("conversation_summaries", "id", "uuid"),
     _table("long_term_memories", "id", "uuid"),
     _table("order_lines", None),

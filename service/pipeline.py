@@ -3,7 +3,7 @@
 For a batch of claimed ``ingest_message`` jobs, :func:`prepare` reads and computes
 without writing anything:
 
-1. embed every message in one batch;
+1. embed every message in one batch, and each passage of a long message (``vectors.passages``);
 2. extract typed facts per message (rules by default, the LLM when configured; an LLM
    failure falls back to the rules so nothing is lost; one message failing fails only
    its own job);
@@ -16,7 +16,7 @@ exist, so a batch that was mid-flight when a customer was erased writes nothing 
 ids are never reused, so a customer created again under the same identifier is never
 handed the old customer's facts):
 
-4. PostgreSQL, one transaction: message embeddings, long-term memories (dedupe,
+4. PostgreSQL, one transaction: message and passage embeddings, long-term memories (dedupe,
    supersession, history);
 5. Neo4j, one transaction inside the second fence: customer, preferences, purchases,
    interests, entities; then the customers' graph versions move on.
@@ -42,6 +42,7 @@ from service import history, orders, users
 from service.extraction import Entity, Extraction, Preference
 from service.runtime import Runtime
 from vectors import memories as ltm
+from vectors import passages
 from vectors.embedder import DIM
 from vectors.pg import Conn
 
@@ -66,6 +67,8 @@ class Planned:
     row: dict[str, Any]
     vector: np.ndarray
     extraction: Extraction | None  # None: extraction failed (reported in the results)
+    spans: list[passages.Passage] = field(default_factory=list)  # a long message's passages, with their vectors
+    passage_vectors: np.ndarray | None = None
     memories: list[ltm.NewMemory] = field(default_factory=list)
     facts: graph_writes.MessageFacts | None = None
 
@@ -108,7 +111,13 @@ async def prepare(rt: Runtime, message_ids: list[int]) -> Plan:
     if not rows:
         return Plan([], results)
 
-    vectors = await rt.embedder.aembed([_embedding_text(r) for r in rows])
+    # a long message is also embedded passage by passage, in the same batch
+    split = [passages.split(r["content"]) for r in rows]
+    to_embed = [_embedding_text(r) for r in rows]
+    for r, ps in zip(rows, split, strict=True):
+        to_embed += [passages.embedding_text(r.get("speaker"), r["content"], p) for p in ps]
+    embedded = await rt.embedder.aembed(to_embed)
+    vectors, passage_vectors = embedded[: len(rows)], embedded[len(rows) :]
 
     # the rules take a millisecond; LLM calls overlap, a few at a time
     limit = asyncio.Semaphore(LLM_CONCURRENCY)
@@ -119,15 +128,18 @@ async def prepare(rt: Runtime, message_ids: list[int]) -> Plan:
 
     outcomes = await asyncio.gather(*(extract_one(r) for r in rows), return_exceptions=True)
     items: list[Planned] = []
-    for row, vector, outcome in zip(rows, vectors, outcomes, strict=False):
+    offset = 0
+    for row, vector, outcome, ps in zip(rows, vectors, outcomes, split, strict=False):
+        item = Planned(row, vector, None, ps, passage_vectors[offset : offset + len(ps)])
+        offset += len(ps)
+        items.append(item)
         if isinstance(outcome, BaseException):
             log.error("extraction failed for message %s: %r", row["id"], outcome)
             results[row["id"]] = MessageResult(
                 row["id"], False, f"extraction failed: {outcome.__class__.__name__}: {outcome}"
             )
-            items.append(Planned(row, vector, None))
             continue
-        items.append(Planned(row, vector, outcome[0]))
+        item.extraction = outcome[0]
 
     # one embedding batch for every memory candidate and entity of the batch
     texts: list[str] = []
@@ -159,6 +171,12 @@ async def commit(rt: Runtime, plan: Plan) -> None:
         async with conn.transaction():
             live = await _fence(conn, plan.items)
             await history.store_embeddings(conn, [(i.row["id"], i.vector) for i in live])
+            for item in live:
+                if item.spans and item.passage_vectors is not None:
+                    row = item.row
+                    await passages.store(
+                        conn, row["user_identifier"], row["id"], row["content"], item.spans, item.passage_vectors
+                    )
             for item in live:
                 if item.extraction is None:
                     continue

@@ -10,7 +10,15 @@ import pytest
 
 from service.retrieval import DEFAULT, PRESETS
 from service.retrieval.candidates import Candidate, message_key
-from service.retrieval.fusion import apply_expansion, boost, fuse, period_of, plan_expansion, score
+from service.retrieval.fusion import (
+    apply_expansion,
+    asks_now,
+    boost,
+    fuse,
+    period_of,
+    plan_expansion,
+    score,
+)
 
 UTC = UTC
 NOW = datetime(2024, 1, 15, 12, 0, tzinfo=UTC)
@@ -186,7 +194,41 @@ def test_no_period_named_no_period():
 
 def test_a_memory_ranks_at_least_as_high_as_its_source_turn():
     turn, memory, unrelated = msg(9), mem("a", ids=[9]), mem("b", ids=[99])
+    turn.text, memory.text = "Ana: I bought a walnut sideboard!", "[15 Jan 2024] Ana bought a walnut sideboard."
     candidates = fuse({"memories_vector": [unrelated, memory], "messages_vector": [turn]}, DEFAULT)
     score(candidates, DEFAULT, NOW, None)
     assert memory.score == turn.score and memory.parts["source_turn"] > 0
     assert "source_turn" not in unrelated.parts  # its turn is not a candidate
+
+
+def test_a_memory_holding_part_of_its_turn_ranks_just_below_it():
+    turn, memory = msg(9), mem("a", ids=[9])
+    turn.text = "Ana: I bought a walnut sideboard, and my sister Wilhelmina is allergic to wool."
+    memory.text = "[15 Jan 2024] Ana bought a walnut sideboard."
+    candidates = fuse({"memories_vector": [memory], "messages_vector": [turn]}, DEFAULT)
+    score(candidates, DEFAULT, NOW, None)
+    assert turn.score > memory.score > 0.99 * turn.score
+
+
+@pytest.mark.parametrize(
+    ("query", "now"),
+    [
+        ("what is my current sofa?", True),
+        ("where do we live now?", True),
+        ("do I still like oak?", True),
+        ("what did I like in May 2023?", False),
+        ("which sofa did I buy?", False),
+        ("what do I know about snow?", False),
+    ],
+)
+def test_a_question_about_now_is_recognised(query, now):
+    assert asks_now(query) is now
+
+
+def test_a_question_about_now_weighs_recency_more():
+    new, old = msg(1, at=NOW - timedelta(days=10)), msg(2, at=NOW - timedelta(days=400))
+    plain = boost(new, DEFAULT, NOW, None) / boost(old, DEFAULT, NOW, None)
+    current = boost(new, DEFAULT, NOW, None, now=True) / boost(old, DEFAULT, NOW, None, now=True)
+    assert current > plain > 1
+    # enough to put the newer of two equally matching facts clearly first
+    assert current > 1.5

@@ -80,10 +80,17 @@ def test_a_fact_from_two_tiers_is_packed_once():
 
 
 def test_a_turn_covered_by_its_memory_is_skipped():
-    memory = cand("memory", "memory:a", 0.05, ids=[5])
-    packed = pack([message(5, 0.05), memory, message(6, 0.01)], 1000, DEFAULT)
+    memory = cand("memory", "memory:a", 0.05, text="[2 May 2023] Ana bought a walnut sideboard.", ids=[5])
+    turn = message(5, 0.05, text="Ana: I bought a walnut sideboard!")
+    packed = pack([turn, memory, message(6, 0.01)], 1000, DEFAULT)
     # equal scores: the compact form first, and then the turn adds nothing
     assert keys(packed) == ["memory:a", "message:6"]
+
+
+def test_a_memory_that_says_only_part_of_its_turn_does_not_replace_it():
+    memory = cand("memory", "memory:a", 0.05, text="[2 May 2023] Ana bought a walnut sideboard.", ids=[5])
+    turn = message(5, 0.05, text="Ana: I bought a walnut sideboard, and my sister Wilhelmina is allergic to wool.")
+    assert keys(pack([turn, memory], 1000, DEFAULT)) == ["memory:a", "message:5"]
 
 
 def test_a_memory_whose_turn_is_already_in_is_skipped_but_a_graph_fact_is_not():

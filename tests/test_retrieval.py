@@ -182,3 +182,54 @@ def test_cached_graph_facts_never_go_stale(service, api, user, stack):
     second = api.get(f"/memory/context/{user}", params={"query": "what did I buy?", "explain": True}).json()
     purchases = [i for i in second["items"] if i["kind"] == "purchase"]  # read from the graph, not from memories
     assert purchases and "Sloane Chaise Sectional" in purchases[0]["text"], second["items"]
+
+
+def test_relative_dates_resolve_against_as_of(api, user, history):
+    # asked in June 2023, "last month" is May 2023: the rattan armchair, not the walnut sideboard
+    ctx = api.get(
+        f"/memory/context/{user}",
+        params={
+            "query": "what did I buy last month?",
+            "budget": 1000,
+            "explain": True,
+            "as_of": "2023-06-10T12:00:00Z",
+        },
+    ).json()
+    dated = [i for i in ctx["items"] if i["kind"] == "message"]
+    top = max(dated, key=lambda i: i["score"])
+    assert top["timestamp"].startswith("2023-05"), top
+    assert "period" in top["score_parts"]
+
+
+def test_as_of_needs_a_time_zone(api, user):
+    r = api.get(f"/memory/context/{user}", params={"query": "sofa", "as_of": "2023-06-10T12:00:00"})
+    assert r.status_code == 422 and "time zone" in r.json()["detail"], r.text
+
+
+def test_a_question_about_now_prefers_the_newest_of_conflicting_turns(service, api, user):
+    _import(
+        api,
+        user,
+        [
+            {
+                "role": "user",
+                "content": "Where do we live? In a small flat in Bristol.",
+                "created_at": "2023-01-05T10:00:00Z",
+            },
+            {
+                "role": "user",
+                "content": "We moved and now live in a house in Leeds.",
+                "created_at": "2024-06-05T10:00:00Z",
+            },
+            {"role": "user", "content": "The sofa arrived scratched.", "created_at": "2024-07-05T10:00:00Z"},
+        ],
+    )
+    service.wait_idle()
+    ctx = api.get(
+        f"/memory/context/{user}", params={"query": "where do we live now?", "budget": 1000, "explain": True}
+    ).json()
+
+    def best(word: str) -> float:
+        return max((i["score"] for i in ctx["items"] if word in i["text"]), default=0.0)
+
+    assert best("Leeds") > best("Bristol") > 0, ctx["items"]

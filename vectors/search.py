@@ -8,6 +8,11 @@ a few thousand rows per customer this is ~1 ms and never misses a row.
 Full-text search matches an OR of the query's lexemes (``plainto_tsquery`` would AND
 them, which natural questions rarely satisfy) and ranks hits by BM25 with binary term
 frequency, using per-customer document frequencies (``user_terms``, kept by the worker).
+
+A long message is also searched passage by passage (``vectors.passages``): it ranks by its
+best passage when that beats the whole, and the row says which passage it was
+(``passage_start``/``passage_end``, NULL when the message ranked as a whole), so its
+text can be clipped around it.
 """
 
 from __future__ import annotations
@@ -31,7 +36,9 @@ from vectors.pg import Conn
 HYBRID = """
 WITH terms AS (SELECT DISTINCT t.lexeme FROM unnest(to_tsvector('english', $3)) AS t(lexeme, positions, weights)),
 q AS (SELECT CASE WHEN count(*) = 0 THEN NULL
-                  ELSE to_tsquery('english', string_agg(quote_literal(lexeme), ' | ')) END AS query FROM terms),
+                  -- 'simple': the lexemes are stemmed already; stemming them again ('japanes' -> 'japan')
+                  -- would match words whose IDF was never looked up
+                  ELSE to_tsquery('simple', string_agg(quote_literal(lexeme), ' | ')) END AS query FROM terms),
 mem AS MATERIALIZED (
   SELECT id, kind, content, embedding, importance, valid_from, source_message_ids, metadata, tsv
   FROM long_term_memories WHERE user_identifier = $1 AND valid_to IS NULL
@@ -39,6 +46,10 @@ mem AS MATERIALIZED (
 msg AS MATERIALIZED (
   SELECT id, session_id, role, speaker, content, created_at, external_id, embedding, tsv, length(tsv) AS len
   FROM messages WHERE user_identifier = $1
+),
+pas AS MATERIALIZED (
+  SELECT message_id, start_char, end_char, embedding, tsv, length(tsv) AS len
+  FROM message_passages WHERE user_identifier = $1
 ),
 summ AS MATERIALIZED (
   SELECT id, session_id, summary, first_message_at, source_message_ids, embedding, tsv
@@ -53,35 +64,62 @@ idf AS MATERIALIZED (
 )
 (SELECT 'memories_vector' AS source, id::text AS id, kind, content, NULL::text AS speaker, NULL::text AS role,
         valid_from AS ts, importance, source_message_ids, metadata::text AS metadata, 1 - (embedding <=> $2) AS score,
-        NULL::uuid AS session_id
+        NULL::uuid AS session_id, NULL::int AS passage_start, NULL::int AS passage_end
  FROM mem ORDER BY embedding <=> $2 LIMIT $4)
 UNION ALL
 (SELECT 'memories_text', m.id::text, m.kind, m.content, NULL, NULL, m.valid_from, m.importance, m.source_message_ids,
-        m.metadata::text, (SELECT sum(w) FROM idf WHERE idf.lexeme = ANY(tsvector_to_array(m.tsv))), NULL
+        m.metadata::text, (SELECT sum(w) FROM idf WHERE idf.lexeme = ANY(tsvector_to_array(m.tsv))), NULL, NULL, NULL
  FROM mem m, q WHERE q.query IS NOT NULL AND m.tsv @@ q.query ORDER BY 11 DESC, 2 LIMIT $5)
 UNION ALL
-(SELECT 'messages_vector', id::text, 'message', content, speaker, role, created_at, 0.5, ARRAY[id], NULL,
-        1 - (embedding <=> $2), session_id
- FROM msg WHERE embedding IS NOT NULL ORDER BY embedding <=> $2 LIMIT $6)
+-- a message scores as its own embedding or its best passage's, whichever is nearer
+(SELECT 'messages_vector', m.id::text, 'message', m.content, m.speaker, m.role, m.created_at, 0.5, ARRAY[m.id], NULL,
+        v.score, m.session_id, v.start_char, v.end_char
+ FROM (SELECT DISTINCT ON (id) id, score, start_char, end_char FROM (
+         SELECT id, 1 - (embedding <=> $2) AS score, NULL::int AS start_char, NULL::int AS end_char
+         FROM msg WHERE embedding IS NOT NULL
+         UNION ALL
+         SELECT message_id, 1 - (embedding <=> $2), start_char, end_char FROM pas
+       ) s ORDER BY id, score DESC) v
+ JOIN msg m ON m.id = v.id
+ WHERE $6 > 0 ORDER BY v.score DESC, m.id LIMIT $6)
 UNION ALL
 -- BM25 with binary term frequency (k1 = 1.2, b = 0.75)
+-- (a long message also as each of its passages, scored by the best)
 (SELECT 'messages_text', m.id::text, 'message', m.content, m.speaker, m.role, m.created_at, 0.5, ARRAY[m.id], NULL,
-        (SELECT sum(w) FROM idf WHERE idf.lexeme = ANY(tsvector_to_array(m.tsv)))
-          * 2.2 / (1 + 1.2 * (0.25 + 0.75 * m.len / c.avglen)), m.session_id
- FROM msg m, q, corpus c WHERE q.query IS NOT NULL AND m.tsv @@ q.query ORDER BY 11 DESC, 2 LIMIT $7)
+        t.score, m.session_id, t.start_char, t.end_char
+ FROM (SELECT DISTINCT ON (id) id, score, start_char, end_char FROM (
+         SELECT m.id, (SELECT sum(w) FROM idf WHERE idf.lexeme = ANY(tsvector_to_array(m.tsv)))
+                        * 2.2 / (1 + 1.2 * (0.25 + 0.75 * m.len / c.avglen)) AS score,
+                NULL::int AS start_char, NULL::int AS end_char
+         FROM msg m, q, corpus c WHERE q.query IS NOT NULL AND m.tsv @@ q.query
+         UNION ALL
+         SELECT p.message_id, (SELECT sum(w) FROM idf WHERE idf.lexeme = ANY(tsvector_to_array(p.tsv)))
+                               * 2.2 / (1 + 1.2 * (0.25 + 0.75 * p.len / c.avglen)),
+                p.start_char, p.end_char
+         FROM pas p, q, corpus c WHERE q.query IS NOT NULL AND p.tsv @@ q.query
+       ) s ORDER BY id, score DESC) t
+ JOIN msg m ON m.id = t.id
+ WHERE $7 > 0 ORDER BY t.score DESC, m.id LIMIT $7)
+UNION ALL
+-- the turns inside the period the question names, nearest first
+(SELECT 'messages_period', id::text, 'message', content, speaker, role, created_at, 0.5, ARRAY[id], NULL,
+        1 - (embedding <=> $2), session_id, NULL, NULL
+ FROM msg WHERE embedding IS NOT NULL AND created_at >= $12 AND created_at < $13
+ ORDER BY embedding <=> $2, id LIMIT $14)
 UNION ALL
 (SELECT 'summaries_vector', id::text, 'summary', summary, NULL, NULL, first_message_at, 0.5, source_message_ids, NULL,
-        1 - (embedding <=> $2), session_id
+        1 - (embedding <=> $2), session_id, NULL, NULL
  FROM summ ORDER BY embedding <=> $2 LIMIT $8)
 UNION ALL
 (SELECT 'summaries_text', s.id::text, 'summary', s.summary, NULL, NULL, s.first_message_at, 0.5, s.source_message_ids,
-        NULL, (SELECT sum(w) FROM idf WHERE idf.lexeme = ANY(tsvector_to_array(s.tsv))), s.session_id
+        NULL, (SELECT sum(w) FROM idf WHERE idf.lexeme = ANY(tsvector_to_array(s.tsv))), s.session_id, NULL, NULL
  FROM summ s, q WHERE q.query IS NOT NULL AND s.tsv @@ q.query ORDER BY 11 DESC, 2 LIMIT $9)
 UNION ALL
-(SELECT 'recent_turns', id::text, 'message', content, speaker, role, created_at, 0.5, ARRAY[id], NULL, 0, session_id
+(SELECT 'recent_turns', id::text, 'message', content, speaker, role, created_at, 0.5, ARRAY[id], NULL, 0, session_id,
+        NULL, NULL
  FROM msg WHERE session_id = $10 ORDER BY created_at DESC, id DESC LIMIT $11)
 UNION ALL
-(SELECT 'latest', NULL, NULL, NULL, NULL, NULL, max(created_at), NULL, NULL, NULL, 0, NULL FROM msg)
+(SELECT 'latest', NULL, NULL, NULL, NULL, NULL, max(created_at), NULL, NULL, NULL, 0, NULL, NULL, NULL FROM msg)
 """
 
 HYBRID_SOURCES = (
@@ -89,6 +127,7 @@ HYBRID_SOURCES = (
     "memories_text",
     "messages_vector",
     "messages_text",
+    "messages_period",
     "summaries_vector",
     "summaries_text",
     "recent_turns",
@@ -110,8 +149,10 @@ async def hybrid(
     text: str,
     limits: dict[str, int],
     session_id: uuid.UUID | None = None,
+    period: tuple[datetime, datetime] | None = None,
 ) -> Hybrid:
-    """Every per-customer source in one statement: each source's rows, best first."""
+    """Every per-customer source in one statement: each source's rows, best first.
+    ``period``: the [start, end) the question names, for ``messages_period``."""
     vector_ok = embedding is not None
     rows = await conn.fetch(
         HYBRID,
@@ -126,6 +167,9 @@ async def hybrid(
         limits.get("summaries_text", 0) if text else 0,
         session_id,
         limits.get("recent_turns", 0) if session_id is not None else 0,
+        period[0] if period else None,
+        period[1] if period else None,
+        limits.get("messages_period", 0) if vector_ok and period else 0,
     )
     out = Hybrid({name: [] for name in HYBRID_SOURCES})
     for row in rows:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -150,27 +150,99 @@ def day(ts: datetime | None) -> str:
     return f"{ts.day} {ts:%b %Y}" if ts else "undated"
 
 
-def clip(text: str, limit: int, query_terms: set[str]) -> str:
-    """Keep a long turn to its sentences that best match the query (in their order)."""
-    text = " ".join(text.split())
-    if len(text) <= limit:
-        return text
-    sentences = re.split(r"(?<=[.!?])\s+", text)
-    if len(sentences) > 1 and query_terms:
-        scored = sorted(
-            range(len(sentences)),
-            key=lambda i: (-len(query_terms & set(re.findall(r"\w+", sentences[i].lower()))), i),
-        )
-        keep: list[int] = []
-        used = 0
-        for i in scored:
-            if used + len(sentences[i]) + 1 > limit:
-                continue
-            keep.append(i)
-            used += len(sentences[i]) + 1
-        if keep:
-            return " … ".join(sentences[i] for i in sorted(keep))
-    return text[: limit - 1].rsplit(" ", 1)[0] + "…"
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|\n\s*")
+_SUFFIXES = ("ing", "ed", "es", "s", "ly")
+
+
+def stem(word: str) -> str:
+    """A crude stem, enough to match "researching" with "research" and "dogs" with "dog"."""
+    for suffix in _SUFFIXES:
+        if len(word) - len(suffix) >= 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def stems(text: str) -> set[str]:
+    """The stems of the content words of ``text``."""
+    return {stem(w) for w in content_terms(text)}
+
+
+# a turn is covered by other items only when they hold this share of its content words
+COVER_SHARE = 0.8
+
+
+def says_most_of(words: set[str], text: str) -> bool:
+    """Whether ``words`` (stems) hold at least ``COVER_SHARE`` of the content words of ``text``."""
+    own = stems(text)
+    return not own or len(own & words) >= COVER_SHARE * len(own)
+
+
+def clip(text: str, limit: int, query_terms: set[str], focus: tuple[int, int] | None = None) -> str:
+    """A long text cut to one window of at most ``limit`` characters around what matched:
+    the passage that matched (``focus``, offsets into ``text``) or else the sentence that
+    shares the most query words; the window then grows by whole sentences, the following
+    one first, then the preceding (an answer tends to follow the words that ask for it).
+    A cut end is marked "…". With nothing matched, the text's head."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    spans = _sentences(text)
+    terms = {stem(t) for t in query_terms}
+    overlap = [len(terms & stems(text[a:b])) for a, b in spans]
+    inside = [i for i, (a, b) in enumerate(spans) if a < focus[1] and b > focus[0]] if focus else []
+    candidates: Sequence[int] = inside or range(len(spans))
+    best = max(candidates, key=lambda i: (overlap[i], -i))
+    if focus is None and overlap[best] == 0:
+        best = 0
+    first = last = best
+    size = len(" ".join(text[spans[best][0] : spans[best][1]].split()))
+    if inside:  # the whole matched passage, when it fits
+        whole = len(" ".join(text[spans[inside[0]][0] : spans[inside[-1]][1]].split()))
+        if whole <= limit - 2:
+            first, last, size = inside[0], inside[-1], whole
+    if size > limit - 2:
+        return _cut_sentence(text[spans[best][0] : spans[best][1]], limit, terms, best > 0, best < len(spans) - 1)
+    grew = True
+    while grew:
+        grew = False
+        for i in (last + 1, first - 1):
+            if 0 <= i < len(spans):
+                extra = len(" ".join(text[spans[i][0] : spans[i][1]].split())) + 1
+                if size + extra <= limit - 2:
+                    size += extra
+                    first, last = min(first, i), max(last, i)
+                    grew = True
+    body = " ".join(text[spans[first][0] : spans[last][1]].split())
+    return ("…" if first > 0 else "") + body + ("…" if last < len(spans) - 1 else "")
+
+
+def _sentences(text: str) -> list[tuple[int, int]]:
+    """Sentence spans of ``text`` (offsets), blank ones left out."""
+    spans, start = [], 0
+    for m in _SENTENCE_END.finditer(text):
+        if text[start : m.start()].strip():
+            spans.append((start, m.start()))
+        start = m.end()
+    if text[start:].strip():
+        spans.append((start, len(text)))
+    return spans or [(0, len(text))]
+
+
+def _cut_sentence(sentence: str, limit: int, terms: set[str], before: bool, after: bool) -> str:
+    """One sentence longer than ``limit``: a window starting a little before its first query word."""
+    flat = " ".join(sentence.split())
+    words = flat.split(" ")
+    hit = next((i for i, w in enumerate(words) if stem(re.sub(r"\W", "", w.lower())) in terms), 0)
+    start = max(0, len(" ".join(words[:hit])) - limit // 4)
+    if start:
+        start = flat.find(" ", start) + 1 or start
+    end = start + limit - 2
+    window = flat[start:end]
+    if end < len(flat):
+        window = window.rsplit(" ", 1)[0]
+    head = "…" if (start > 0 or before) else ""
+    tail = "…" if (end < len(flat) or after) else ""
+    return head + window + tail
 
 
 # -- rows -> candidates ------------------------------------------------------------------------
@@ -199,13 +271,19 @@ def message(r: Row, limit: int, terms: set[str]) -> Candidate:
         key=message_key(mid),
         kind="message",
         section="conversation",
-        text=f"{who}: {clip(r['content'], limit, terms)}",
+        text=f"{who}: {clip(r['content'], limit, terms, _focus(r))}",
         timestamp=at,
         group=day(at),
         message_ids=[mid],
         importance=0.5,
         role=r["role"],
     )
+
+
+def _focus(r: Row) -> tuple[int, int] | None:
+    """The passage a long message ranked by (offsets into its content), if it did."""
+    start = r.get("passage_start")
+    return (start, r["passage_end"]) if start is not None else None
 
 
 def turn(r: Row, limit: int, terms: set[str]) -> Candidate:

@@ -30,6 +30,8 @@ class RetrievalConfig(BaseModel):
     memories_text: Source = Source(limit=20, weight=0.7)
     messages_vector: Source = Source(limit=40, weight=1.0)
     messages_text: Source = Source(limit=40, weight=0.9)
+    # turns inside the period the question names ("last May"), nearest first
+    messages_period: Source = Source(limit=10, weight=0.8)
     summaries_vector: Source = Source(limit=4, weight=0.4)
     summaries_text: Source = Source(limit=4, weight=0.3)
     graph_profile: Source = Source(limit=30, weight=0.6)
@@ -46,12 +48,23 @@ class RetrievalConfig(BaseModel):
     recency_weight: float = Field(default=0.1, ge=0)
     recency_half_life_days: float = Field(default=60.0, gt=0)
     period_boost: float = Field(default=1.6, ge=1)
+    now_recency_weight: float = Field(
+        default=1.0, ge=0, description="recency's weight when the question asks about now ('my current…')"
+    )
     assistant_weight: float = Field(
         default=0.5, ge=0, description="the assistant's own turns matter less than the customer's"
     )
     # packing
-    max_item_chars: int = Field(default=320, ge=40)
+    max_item_chars: int = Field(default=320, ge=40, description="a long text is clipped to at least this")
+    item_share: float = Field(
+        default=0.15, ge=0, le=1, description="…or to this share of the budget, when larger: fewer, fuller items"
+    )
     session_share: float = Field(default=0.3, ge=0, le=1, description="most of the budget the current session may take")
+
+
+def item_chars(config: RetrievalConfig, budget: int) -> int:
+    """How long one item's text may be at ``budget`` tokens."""
+    return max(config.max_item_chars, int(budget * CHARS_PER_TOKEN * config.item_share))
 
 
 DEFAULT = RetrievalConfig()
@@ -83,6 +96,7 @@ PRESETS: dict[str, RetrievalConfig] = {
         update={
             "messages_vector": Source(enabled=False),
             "messages_text": Source(enabled=False),
+            "messages_period": Source(enabled=False),
             "summaries_vector": Source(enabled=False),
             "summaries_text": Source(enabled=False),
             "neighbour_hits": 0,

@@ -8,12 +8,13 @@ returns a value or sets the candidates' ``parts`` and ``score``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from service.extraction.dates import find_dates
-from service.retrieval.candidates import Candidate, message_key
+from service.retrieval.candidates import Candidate, message_key, says_most_of, stems
 from service.retrieval.config import RetrievalConfig
 
 # the order candidates are collected in (a candidate found twice keeps its first form)
@@ -22,6 +23,7 @@ SOURCE_ORDER = (
     "memories_text",
     "messages_vector",
     "messages_text",
+    "messages_period",
     "summaries_vector",
     "summaries_text",
     "recent_turns",
@@ -29,6 +31,8 @@ SOURCE_ORDER = (
     "graph_entities",
 )
 Period = tuple[datetime, datetime]
+# a memory holding only part of its turn ranks just below the turn
+PARTIAL_MEMORY = 0.999
 
 
 # -- fusion --------------------------------------------------------------------------------------
@@ -132,44 +136,71 @@ def period_of(query: str, reference: datetime) -> Period | None:
     return None
 
 
+_NOW = re.compile(
+    r"\b(now|nowadays|these days|at the moment|currently|current|still|anymore|latest|most recent(ly)?)\b", re.I
+)
+
+
+def asks_now(query: str) -> bool:
+    """Whether the question asks how things are now ("what is my current…", "do I still…"):
+    then the newest of conflicting facts should win."""
+    return bool(_NOW.search(query))
+
+
 def in_period(c: Candidate, period: Period | None) -> bool:
     return period is not None and c.timestamp is not None and period[0] <= c.timestamp < period[1]
 
 
-def boost(c: Candidate, config: RetrievalConfig, reference: datetime, period: Period | None) -> float:
+def boost(
+    c: Candidate, config: RetrievalConfig, reference: datetime, period: Period | None, now: bool = False
+) -> float:
     """The factor a candidate's fused score is multiplied by: importance (around 0.5),
-    the assistant's weight, recency (halving every ``recency_half_life_days``), the period."""
+    the assistant's weight, recency (halving every ``recency_half_life_days``; weighed
+    ``now_recency_weight`` when the question asks about now), the period."""
     factor = 1.0 + config.importance_weight * (c.importance - 0.5)
     if c.role == "assistant":
         factor *= config.assistant_weight
     if c.timestamp is not None:
         age_days = max(0.0, (reference - c.timestamp).total_seconds() / 86400)
-        factor *= 1.0 + config.recency_weight * 0.5 ** (age_days / config.recency_half_life_days)
+        weight = config.now_recency_weight if now else config.recency_weight
+        factor *= 1.0 + weight * 0.5 ** (age_days / config.recency_half_life_days)
         if in_period(c, period):
             factor *= config.period_boost
     return factor
 
 
 def score(
-    candidates: Mapping[str, Candidate], config: RetrievalConfig, reference: datetime, period: Period | None
+    candidates: Mapping[str, Candidate],
+    config: RetrievalConfig,
+    reference: datetime,
+    period: Period | None,
+    now: bool = False,
 ) -> None:
     """Set every candidate's score: fused share times its boost; then lift each memory to
     the score of the turn it came from."""
     for c in candidates.values():
         base = c.fused
-        c.score = base * boost(c, config, reference, period)
+        c.score = base * boost(c, config, reference, period, now)
         if in_period(c, period):
             c.parts["period"] = 0.0  # shown in explain: the boost applied
     lift_memories(candidates)
 
 
 def lift_memories(candidates: Mapping[str, Candidate]) -> None:
-    """A memory is the compact, standalone form of the turn it came from: it ranks at least
-    as high as that turn, and packing it first makes the turn redundant."""
+    """A memory is the compact, standalone form of the turn it came from: it ranks as high
+    as that turn, and when it says most of what the turn says it is packed first and makes
+    the turn redundant. A memory that holds only part of its turn (one fact of a long turn)
+    ranks just below it instead: the turn goes in whole, and the memory adds nothing."""
     for c in candidates.values():
         if c.kind == "memory":
-            sources = [candidates.get(message_key(m)) for m in c.message_ids]
-            best = max((s.score for s in sources if s is not None), default=0.0)
-            if best > c.score:
-                c.parts["source_turn"] = best - c.score
-                c.score = best
+            sources = [s for s in (candidates.get(message_key(m)) for m in c.message_ids) if s is not None]
+            best = max(sources, key=lambda s: s.score, default=None)
+            if best is None:
+                continue
+            if says_most_of(stems(c.text), best.text):
+                target = max(best.score, c.score)
+            else:  # unless it ranked above its turn on its own
+                target = best.score * PARTIAL_MEMORY if c.score <= best.score else c.score
+            if target != c.score:
+                c.parts["source_turn"] = target - c.score
+                c.score = target

@@ -2,9 +2,11 @@
 saying each thing once, and render them as prompt text and sections.
 
 A fact stated by a memory and by a graph preference counts once (their fact keys); a
-turn, memory or summary whose source messages are all covered by a packed item is
-skipped. Items are packed greedily, best first, counting every character the rendered
-text will hold (bullets, section and day headings), so the text never exceeds the budget.
+memory or summary whose source messages are all covered by a packed item is skipped, and
+so is a turn, but only when what covers it says most of what it says (a memory holds one
+fact of a turn; the turn may hold the answer too). Items are packed greedily, best first,
+counting every character the rendered text will hold (bullets, section and day headings),
+so the text never exceeds the budget.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from service.retrieval.candidates import Candidate
+from service.retrieval.candidates import Candidate, says_most_of, stems
 from service.retrieval.config import CHARS_PER_TOKEN, RetrievalConfig
 
 SECTION_TITLES = {
@@ -56,7 +58,7 @@ def pack(candidates: Iterable[Candidate], budget: int, config: RetrievalConfig) 
     used = 0
     sections_used: set[str] = set()
     groups_used: set[tuple[str, str]] = set()
-    covered: set[int] = set()
+    covered: dict[int, set[str]] = {}  # message id -> the content words of the packed items citing it
     facts: set[str] = set()
     session_limit = int(limit * config.session_share)
     session_used = 0
@@ -64,7 +66,12 @@ def pack(candidates: Iterable[Candidate], budget: int, config: RetrievalConfig) 
     for c in packing_order(candidates):
         if c.fact_keys and set(c.fact_keys) <= facts:
             continue  # the same fact from another tier is already in
-        if c.message_ids and c.kind in COVERABLE and set(c.message_ids) <= covered:
+        if (
+            c.message_ids
+            and c.kind in COVERABLE
+            and all(m in covered for m in c.message_ids)
+            and (c.kind != "message" or says_most_of(set().union(*(covered[m] for m in c.message_ids)), c.text))
+        ):
             continue
         cost = len(c.text) + 3  # "- " and newline
         if c.section not in sections_used:
@@ -82,7 +89,9 @@ def pack(candidates: Iterable[Candidate], budget: int, config: RetrievalConfig) 
         sections_used.add(c.section)
         if c.group:
             groups_used.add((c.section, c.group))
-        covered.update(c.message_ids)
+        words = stems(c.text)
+        for m in c.message_ids:
+            covered[m] = covered.get(m, set()) | words
         facts.update(c.fact_keys)
     return packed
 

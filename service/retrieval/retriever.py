@@ -59,12 +59,17 @@ class Retriever:
         preset: str = "default",
         exclude_message_ids: frozenset[int] = frozenset(),
         track_access: bool = True,
+        as_of: datetime | None = None,
     ) -> Context:
+        """The context for ``query`` asked at ``as_of`` (default now): the time periods and
+        relative dates the question names ("last May", "two weeks ago") are resolved against."""
         started = time.perf_counter()
         query = query.strip()[: schemas.MAX_QUERY_CHARS]  # the same clip on every route
+        asked = as_of or datetime.now(UTC)
+        period = fusion.period_of(query, asked) if query else None
         embedding, version, embed_ms = await self._embed(user, query)
         timings = {"embed": embed_ms}
-        req = sources.Request(user, query, content_terms(query), embedding, session_id, config)
+        req = sources.Request(user, query, content_terms(query), embedding, session_id, config, budget, period)
 
         found = await sources.gather(self.rt, req, version)
         timings |= found.timings
@@ -77,9 +82,9 @@ class Retriever:
         timings["expand"] = (time.perf_counter() - mark) * 1000
 
         mark = time.perf_counter()
-        reference = found.latest or datetime.now(UTC)
-        period = fusion.period_of(query, reference) if query else None
-        fusion.score(candidates, config, reference, period)
+        # recency counts from the time asked, or for a question with no time from the customer's newest turn
+        reference = as_of or found.latest or asked
+        fusion.score(candidates, config, reference, period, fusion.asks_now(query))
         timings["fuse"] = fuse_ms + (time.perf_counter() - mark) * 1000
 
         mark = time.perf_counter()
@@ -113,7 +118,7 @@ class Retriever:
         """Neighbouring turns of the best message hits, and turns that mention matched entities."""
         plan = fusion.plan_expansion(candidates, req.config)
         if plan is not None:
-            fetched = await sources.expand(self.rt, req.user, plan, req.config, req.terms)
+            fetched = await sources.expand(self.rt, req, plan)
             fusion.apply_expansion(candidates, plan, fetched, req.config)
 
     def _track_access(self, user: str, packed: list[Candidate]) -> None:

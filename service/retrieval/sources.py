@@ -33,8 +33,8 @@ from service.errors import StoreUnavailable
 from service.outages import is_outage
 from service.retrieval import candidates as make
 from service.retrieval.candidates import Candidate
-from service.retrieval.config import GRAPH_TIMEOUT_S, RetrievalConfig
-from service.retrieval.fusion import Expansion
+from service.retrieval.config import GRAPH_TIMEOUT_S, RetrievalConfig, item_chars
+from service.retrieval.fusion import Expansion, Period
 from service.runtime import Runtime
 from vectors import search
 
@@ -53,6 +53,8 @@ class Request:
     embedding: np.ndarray | None  # None for an empty query
     session_id: uuid.UUID | None
     config: RetrievalConfig
+    budget: int = 1000  # tokens: a long text is clipped to a share of it
+    period: Period | None = None  # the [start, end) the question names
 
 
 @dataclass
@@ -122,15 +124,16 @@ async def postgres(rt: Runtime, req: Request) -> Found:
         name: getattr(config, name).limit if getattr(config, name).enabled else 0 for name in search.HYBRID_SOURCES
     }
     async with rt.pool.acquire() as conn:
-        found = await search.hybrid(conn, req.user, req.embedding, req.query, limits, req.session_id)
+        found = await search.hybrid(conn, req.user, req.embedding, req.query, limits, req.session_id, req.period)
     rows = found.rows
-    limit, terms = config.max_item_chars, req.terms
+    limit, terms = item_chars(config, req.budget), req.terms
     ranked: dict[str, list[Candidate]] = {}
     for source, build in (
         ("memories_vector", make.memory),
         ("memories_text", make.memory),
         ("messages_vector", make.message),
         ("messages_text", make.message),
+        ("messages_period", make.message),
         ("summaries_vector", make.summary),
         ("summaries_text", make.summary),
     ):
@@ -172,13 +175,13 @@ async def graph(rt: Runtime, req: Request, version: int | None) -> Found:
     )
 
 
-async def expand(
-    rt: Runtime, user: str, plan: Expansion, config: RetrievalConfig, terms: set[str]
-) -> list[tuple[Candidate, int | None]]:
+async def expand(rt: Runtime, req: Request, plan: Expansion) -> list[tuple[Candidate, int | None]]:
     """The turns the plan asks for, each with the hit it neighbours (None: a mentioned turn)."""
+    config = req.config
     async with rt.pool.acquire() as conn:
-        rows = await search.expand(conn, user, plan.anchors, config.neighbour_width, plan.fetch)
-    return [(make.message(r, config.max_item_chars, terms), r["anchor"]) for r in rows]
+        rows = await search.expand(conn, req.user, plan.anchors, config.neighbour_width, plan.fetch)
+    limit = item_chars(config, req.budget)
+    return [(make.message(r, limit, req.terms), r["anchor"]) for r in rows]
 
 
 def _scored(c: Candidate, source: str, raw: float) -> Candidate:

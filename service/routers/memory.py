@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Annotated, Any
 
 import asyncpg
@@ -64,13 +65,20 @@ async def context(
     session_id: uuid.UUID | None = Query(None, description="the current session: its recent turns are included"),
     preset: str = Query("default", description=f"retrieval preset: {', '.join(PRESETS)}"),
     explain: bool = Query(False, description="include each item's score parts"),
+    as_of: datetime | None = Query(
+        None,
+        description="when the question is asked (ISO 8601 with a time zone; default now): periods and relative "
+        "dates it names ('last May', 'two weeks ago') are resolved against it, and recency counts from it",
+    ),
     retr: Retriever = Depends(retriever),
 ) -> JSONResponse:
+    if as_of is not None and as_of.tzinfo is None:
+        raise InvalidInput("as_of needs a time zone, e.g. 2024-05-01T10:00:00Z")
     config = PRESETS.get(preset)
     if config is None:
         raise InvalidInput(f"unknown preset '{preset}'; use one of {', '.join(PRESETS)}")
     result = await retr.context(
-        user_identifier, query, budget=budget, session_id=session_id, config=config, preset=preset
+        user_identifier, query, budget=budget, session_id=session_id, config=config, preset=preset, as_of=as_of
     )
     # plain JSON types already: skip FastAPI's recursive encoder on the hot path
     return JSONResponse(result.as_dict(explain=explain))

@@ -1,0 +1,107 @@
+"""Long messages are retrievable in full: a pasted e-mail or product sheet of 5,000 to
+30,000 characters is split into passages, each embedded and full-text indexed; a question
+about its last lines finds the message, and the context shows those lines (with the date
+and the speaker), not the message's head."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+FILLER = [
+    "The delivery team will call the day before to agree on a two-hour window.",
+    "Our showroom on Harbour Street is open from nine to six on weekdays.",
+    "Please keep the original packaging until the return period has ended.",
+    "Assembly instructions are included in the box and online in our help centre.",
+    "Gift cards can be used in store and online and never expire.",
+    "We plant a tree for every order placed during the spring campaign.",
+    "The loyalty programme gives members early access to seasonal collections.",
+    "Customer service answers within one working day, often sooner.",
+]
+
+
+def _long_text(chars: int, ending: str, seed: int) -> str:
+    rng = random.Random(seed)
+    parts: list[str] = []
+    while sum(len(p) + 1 for p in parts) < chars - len(ending):
+        parts.append(rng.choice(FILLER))
+    return " ".join(parts) + " " + ending
+
+
+CASES = [
+    # (length, the closing lines that hold the answer, the question, the answer)
+    (
+        5_000,
+        "P.S. my sister Wilhelmina is allergic to wool, so the throw for the guest room must be cotton.",
+        "Who is allergic to wool?",
+        "Wilhelmina",
+    ),
+    (
+        12_000,
+        "Finally, the order number for the Fjordline bookcase replacement is ZX-48213.",
+        "What is the order number for the bookcase replacement?",
+        "ZX-48213",
+    ),
+    (
+        30_000,
+        "One last thing: the parking code for our building's loading bay is 7781-Q.",
+        "What is the parking code for the loading bay?",
+        "7781-Q",
+    ),
+]
+
+
+@pytest.fixture
+def long_history(service, api, user):
+    messages = [
+        {
+            "role": "user",
+            "speaker": "Maren",
+            "content": _long_text(n, ending, seed),
+            "created_at": f"2024-03-0{seed}T10:00:00Z",
+        }
+        for seed, (n, ending, _, _) in enumerate(CASES, start=1)
+    ]
+    messages.append({"role": "user", "content": "I like oak shelves.", "created_at": "2024-03-09T10:00:00Z"})
+    r = api.post(f"/v1/sessions/{user}/messages", json={"messages": messages})
+    assert r.status_code == 201, r.text
+    service.wait_idle()
+    return r.json()["message_ids"]
+
+
+def test_long_messages_are_stored_as_passages(stack, user, long_history):
+    rows = stack.sql(
+        "SELECT m.id, length(m.content) AS len, count(p.*) AS n, max(p.end_char) AS last_end, "
+        "bool_and(p.embedding IS NOT NULL) AS embedded "
+        "FROM messages m LEFT JOIN message_passages p ON p.message_id = m.id "
+        "WHERE m.user_identifier = $1 GROUP BY m.id ORDER BY m.id",
+        user,
+    )
+    by_id = {r["id"]: r for r in rows}
+    for mid, (n, *_rest) in zip(long_history, CASES, strict=False):
+        row = by_id[mid]
+        assert row["n"] >= n // 500, row  # passages of a few hundred characters
+        assert row["last_end"] == row["len"], row  # the end of the message is covered
+        assert row["embedded"]
+    assert by_id[long_history[-1]]["n"] == 0  # a short message is its own passage
+
+
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_the_answer_at_the_end_of_a_long_message_is_in_the_context(api, user, long_history, case):
+    _, _, question, answer = CASES[case]
+    ctx = api.get(f"/memory/context/{user}", params={"query": question, "budget": 1000}).json()
+    assert answer in ctx["text"], ctx["text"]
+    cited = [i for i in ctx["items"] if answer in i["text"]]
+    assert cited and cited[0]["provenance"]["message_ids"] == [long_history[case]], [
+        (i["kind"], i["text"][:150], i["provenance"]["message_ids"]) for i in ctx["items"]
+    ]
+    assert cited[0]["text"].startswith("Maren: …")  # the speaker, and a clip that is not the head
+    assert len(ctx["text"]) <= 1000 * 4
+
+
+def test_passages_go_with_their_customer(api, stack, user, long_history):
+    assert stack.sql("SELECT count(*) FROM message_passages WHERE user_identifier = $1", user)[0][0] > 0
+    r = api.delete(f"/memory/user/{user}")
+    assert r.status_code in (200, 202), r.text
+    assert stack.sql("SELECT count(*) FROM message_passages WHERE user_identifier = $1", user)[0][0] == 0

@@ -1,0 +1,100 @@
+"""Long texts as pure functions (no stores): how a message is split into passages, and
+how a long text is clipped around what matched instead of to its head."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from service.retrieval.candidates import clip, stem
+from vectors.passages import LONG_MESSAGE_CHARS, PASSAGE_CHARS, split
+
+SENTENCES = [f"Sentence number {i} talks about topic {i % 7} at some length." for i in range(200)]
+TEXT = " ".join(SENTENCES)
+
+
+# -- split ---------------------------------------------------------------------------------------
+
+
+def test_a_short_message_has_no_passages():
+    assert split("A short turn about oak shelves.") == []
+    assert split("x" * LONG_MESSAGE_CHARS) == []
+
+
+def test_passages_are_whole_sentences_of_about_the_passage_size():
+    passages = split(TEXT)
+    assert len(passages) >= len(TEXT) // PASSAGE_CHARS
+    for p in passages:
+        body = TEXT[p.start : p.end]
+        assert len(body) <= PASSAGE_CHARS
+        assert body.startswith("Sentence") and body.endswith(".")
+    assert [p.ordinal for p in passages] == list(range(len(passages)))
+    assert passages[-1].end == len(TEXT)
+
+
+def test_a_sentence_longer_than_a_passage_is_cut_at_spaces():
+    text = " ".join(f"word{i}" for i in range(1000))  # no sentence end at all
+    passages = split(text)
+    assert all(len(text[p.start : p.end]) <= PASSAGE_CHARS for p in passages)
+    assert all(text[p.start] != " " and text[p.end - 1] != " " for p in passages)
+    assert " ".join(text[p.start : p.end] for p in passages) == text  # nothing lost
+
+
+@given(st.text(alphabet=st.sampled_from("ab .!?\n"), min_size=0, max_size=3000))
+def test_passages_cover_the_text_in_order_without_overlap(text):
+    passages = split(text, size=50, long=60)
+    ends = [0]
+    for p in passages:
+        assert ends[-1] <= p.start < p.end <= len(text)
+        assert len(text[p.start : p.end]) <= 50
+        # only whitespace between passages
+        assert not text[ends[-1] : p.start].strip()
+        ends.append(p.end)
+    if passages:
+        assert not text[ends[-1] :].strip()
+
+
+# -- clip ----------------------------------------------------------------------------------------
+
+
+def test_a_short_text_is_not_clipped():
+    assert clip("  Oak   shelves,\nplease. ", 100, {"oak"}) == "Oak shelves, please."
+
+
+def test_clip_keeps_one_window_around_the_best_matching_sentence():
+    text = TEXT + " The parking code for the loading bay is 7781-Q. " + TEXT
+    out = clip(text, 300, {"parking", "code", "loading"})
+    assert "The parking code for the loading bay is 7781-Q." in out
+    assert len(out) <= 300
+    assert out.startswith("…") and out.endswith("…")
+    assert " … " not in out  # one contiguous window, not fragments
+
+
+def test_clip_follows_the_matched_passage():
+    text = TEXT + " Wilhelmina is allergic to wool."
+    at = text.index("Wilhelmina")
+    out = clip(text, 200, set(), focus=(at - 60, len(text)))
+    assert out.endswith("Wilhelmina is allergic to wool.") and out.startswith("…")
+
+
+def test_clip_matches_words_by_their_stem():
+    text = TEXT + " She is researching adoption agencies. " + TEXT
+    assert "researching adoption" in clip(text, 200, {"research"})
+    assert stem("researching") == stem("research") and stem("dogs") == stem("dog")
+
+
+def test_with_nothing_matched_clip_keeps_the_head():
+    out = clip(TEXT, 120, {"zebra"})
+    assert out.startswith("Sentence number 0") and out.endswith("…") and len(out) <= 120
+
+
+def test_one_sentence_longer_than_the_limit_is_cut_around_the_query_word():
+    words = [f"w{i}" for i in range(400)]
+    words[300] = "walnut"
+    out = clip(" ".join(words), 100, {"walnut"})
+    assert "walnut" in out and len(out) <= 100 and out.startswith("…")
+
+
+@given(st.text(min_size=0, max_size=2000), st.integers(min_value=40, max_value=600))
+def test_clip_never_exceeds_its_limit(text, limit):
+    assert len(clip(text, limit, {"a", "b"})) <= limit

@@ -1,0 +1,126 @@
+"""Passages of long messages: how a message is split, and the ``message_passages`` table.
+
+A turn embedded whole is seen only up to the model's ~256 word pieces (about 1,000
+characters), and its full-text score is diluted by its length: the answer at the end of
+a pasted 20,000-character e-mail is invisible to both. So a message longer than
+``LONG_MESSAGE_CHARS`` is split on sentence boundaries into passages of about
+``PASSAGE_CHARS``, each embedded and full-text indexed on its own; the retriever scores
+the message by its best passage and clips its text around that passage
+(``vectors.search`` reads this table in its hybrid statement).
+
+Every statement on ``message_passages`` lives here. Rows index into ``messages.content``
+(``start_char``/``end_char``) instead of copying it; they go with their message
+(``ON DELETE CASCADE``) and their customer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from vectors.pg import Conn
+
+# a message at most this long is one passage already (its own embedding and tsv serve)
+LONG_MESSAGE_CHARS = 600
+# the target length of a passage: a few sentences, well inside the model's window
+PASSAGE_CHARS = 400
+
+_BOUNDARY = re.compile(r"(?<=[.!?…])\s+|\n\s*")
+
+INSERT = """
+INSERT INTO message_passages (message_id, ordinal, user_identifier, start_char, end_char, embedding, tsv)
+VALUES ($1, $2, $3, $4, $5, $6, to_tsvector('english', $7))
+ON CONFLICT (message_id, ordinal) DO NOTHING
+"""
+COUNT_FOR_USER = "SELECT count(*) FROM message_passages WHERE user_identifier = $1"
+OF_MESSAGE = """
+SELECT ordinal, start_char, end_char FROM message_passages WHERE message_id = $1 AND user_identifier = $2
+ORDER BY ordinal
+"""
+
+
+@dataclass(frozen=True)
+class Passage:
+    ordinal: int
+    start: int  # character offsets into the message's content
+    end: int
+
+
+def split(text: str, size: int = PASSAGE_CHARS, long: int = LONG_MESSAGE_CHARS) -> list[Passage]:
+    """The passages of a message (none when it is at most ``long`` characters): runs of
+    whole sentences of about ``size`` characters; a sentence longer than ``size`` is cut
+    at word boundaries. The spans cover the text without overlap, whitespace between
+    them left out."""
+    if len(text) <= long:
+        return []
+    pieces: list[tuple[int, int]] = []  # sentences (or cut parts of long ones)
+    start = 0
+    for m in _BOUNDARY.finditer(text):
+        pieces += _cut(text, start, m.start(), size)
+        start = m.end()
+    pieces += _cut(text, start, len(text), size)
+    spans: list[tuple[int, int]] = []
+    for s, e in pieces:
+        if spans and e - spans[-1][0] <= size:
+            spans[-1] = (spans[-1][0], e)
+        else:
+            spans.append((s, e))
+    return [Passage(i, s, e) for i, (s, e) in enumerate(spans)]
+
+
+def _cut(text: str, start: int, end: int, size: int) -> list[tuple[int, int]]:
+    """``text[start:end]`` (stripped) in parts of at most ``size`` characters, cut at spaces."""
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    out: list[tuple[int, int]] = []
+    while end - start > size:
+        cut = text.rfind(" ", start + size // 2, start + size)
+        cut = cut if cut > start else start + size
+        out.append((start, cut))
+        start = cut
+        while start < end and text[start].isspace():
+            start += 1
+    if end > start:
+        out.append((start, end))
+    return out
+
+
+def embedding_text(speaker: str | None, content: str, p: Passage) -> str:
+    """What a passage is embedded as: like its message, prefixed with the speaker."""
+    body = content[p.start : p.end]
+    return f"{speaker}: {body}" if speaker else body
+
+
+async def store(
+    conn: Conn,
+    user: str,
+    message_id: int,
+    content: str,
+    passages: Sequence[Passage],
+    vectors: np.ndarray,
+) -> None:
+    """Write a message's passages with their embeddings (idempotent: a retried job adds nothing)."""
+    if not passages:
+        return
+    await conn.executemany(
+        INSERT,
+        [
+            (message_id, p.ordinal, user, p.start, p.end, v, content[p.start : p.end])
+            for p, v in zip(passages, vectors, strict=True)
+        ],
+    )
+
+
+async def count_for_user(conn: Conn, user: str) -> int:
+    return int(await conn.fetchval(COUNT_FOR_USER, user))
+
+
+async def of_message(conn: Conn, user: str, message_id: int) -> list[Passage]:
+    return [
+        Passage(r["ordinal"], r["start_char"], r["end_char"]) for r in await conn.fetch(OF_MESSAGE, message_id, user)
+    ]
