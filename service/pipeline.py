@@ -3,7 +3,8 @@
 For a batch of claimed ``ingest_message`` jobs, :func:`prepare` reads and computes
 without writing anything:
 
-1. embed every message in one batch, and each passage of a long message (``vectors.passages``);
+1. embed every message in one batch, and each passage past the head its embedding covers
+   of a long message (``vectors.passages``);
 2. extract typed facts per message (rules by default, the LLM when configured; an LLM
    failure falls back to the rules so nothing is lost; one message failing fails only
    its own job);
@@ -111,11 +112,12 @@ async def prepare(rt: Runtime, message_ids: list[int]) -> Plan:
     if not rows:
         return Plan([], results)
 
-    # a long message is also embedded passage by passage, in the same batch
-    split = [passages.split(r["content"]) for r in rows]
+    # a message its embedding does not see whole is split into passages; those past the
+    # covered head are embedded in the same batch, the head ones take the message's vector
     to_embed = [_embedding_text(r) for r in rows]
-    for r, ps in zip(rows, split, strict=True):
-        to_embed += [passages.embedding_text(r.get("speaker"), r["content"], p) for p in ps]
+    split = [passages.for_message(r["content"], _covered(rt, r, text)) for r, text in zip(rows, to_embed, strict=True)]
+    for r, sp in zip(rows, split, strict=True):
+        to_embed += [passages.embedding_text(r.get("speaker"), r["content"], p) for p in sp.to_embed]
     embedded = await rt.embedder.aembed(to_embed)
     vectors, passage_vectors = embedded[: len(rows)], embedded[len(rows) :]
 
@@ -129,9 +131,10 @@ async def prepare(rt: Runtime, message_ids: list[int]) -> Plan:
     outcomes = await asyncio.gather(*(extract_one(r) for r in rows), return_exceptions=True)
     items: list[Planned] = []
     offset = 0
-    for row, vector, outcome, ps in zip(rows, vectors, outcomes, split, strict=False):
-        item = Planned(row, vector, None, ps, passage_vectors[offset : offset + len(ps)])
-        offset += len(ps)
+    for row, vector, outcome, sp in zip(rows, vectors, outcomes, split, strict=False):
+        own = passage_vectors[offset : offset + len(sp.to_embed)]
+        offset += len(sp.to_embed)
+        item = Planned(row, vector, None, sp.passages, np.concatenate([np.tile(vector, (sp.head, 1)), own]))
         items.append(item)
         if isinstance(outcome, BaseException):
             log.error("extraction failed for message %s: %r", row["id"], outcome)
@@ -220,6 +223,12 @@ async def _fence(conn: Conn, items: list[Planned]) -> list[Planned]:
 
 def _embedding_text(row: dict[str, Any]) -> str:
     return f"{row['speaker']}: {row['content']}" if row.get("speaker") else row["content"]
+
+
+def _covered(rt: Runtime, row: dict[str, Any], embedding_text: str) -> int:
+    """How many leading characters of the message's content its own embedding sees."""
+    prefix = len(embedding_text) - len(row["content"])  # "speaker: "
+    return max(0, rt.embedder.covered(embedding_text) - prefix)
 
 
 def _entity_text(entity: Entity) -> str:

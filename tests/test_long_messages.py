@@ -9,6 +9,8 @@ import random
 
 import pytest
 
+from vectors.passages import PASSAGE_CHARS
+
 FILLER = [
     "The delivery team will call the day before to agree on a two-hour window.",
     "Our showroom on Harbour Street is open from nine to six on weekdays.",
@@ -63,6 +65,8 @@ def long_history(service, api, user):
         }
         for seed, (n, ending, _, _) in enumerate(CASES, start=1)
     ]
+    # longer than the old 600-character threshold, inside the model's window: no passages
+    messages.append({"role": "user", "content": _long_text(900, "Thanks!", 7), "created_at": "2024-03-08T10:00:00Z"})
     messages.append({"role": "user", "content": "I like oak shelves.", "created_at": "2024-03-09T10:00:00Z"})
     r = api.post(f"/v1/sessions/{user}/messages", json={"messages": messages})
     assert r.status_code == 201, r.text
@@ -81,10 +85,27 @@ def test_long_messages_are_stored_as_passages(stack, user, long_history):
     by_id = {r["id"]: r for r in rows}
     for mid, (n, *_rest) in zip(long_history, CASES, strict=False):
         row = by_id[mid]
-        assert row["n"] >= n // 500, row  # passages of a few hundred characters
+        assert row["n"] >= n // (PASSAGE_CHARS + 100), row  # passages of a few hundred characters
         assert row["last_end"] == row["len"], row  # the end of the message is covered
         assert row["embedded"]
-    assert by_id[long_history[-1]]["n"] == 0  # a short message is its own passage
+    assert by_id[long_history[-2]]["n"] == 0  # a message its embedding sees whole is its own passage
+    assert by_id[long_history[-1]]["n"] == 0
+
+
+def test_only_passages_past_the_embedded_head_get_their_own_embedding(stack, user, long_history):
+    rows = stack.sql(
+        "SELECT p.message_id, p.start_char, p.end_char, p.embedding = m.embedding AS head "
+        "FROM message_passages p JOIN messages m ON m.id = p.message_id "
+        "WHERE p.user_identifier = $1 ORDER BY p.message_id, p.ordinal",
+        user,
+    )
+    for mid in long_history[: len(CASES)]:
+        mine = [r for r in rows if r["message_id"] == mid]
+        heads = [r for r in mine if r["head"]]
+        # the head (~1,000 characters the model reads of the message) takes the message's vector
+        assert heads and heads == mine[: len(heads)], mine[:5]
+        assert 500 < heads[-1]["end_char"] <= 1_100, heads[-1]
+        assert not any(r["head"] for r in mine[len(heads) :])
 
 
 @pytest.mark.parametrize("case", range(len(CASES)))

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from service.retrieval.candidates import clip, stem
-from vectors.passages import LONG_MESSAGE_CHARS, PASSAGE_CHARS, split
+from vectors.passages import PASSAGE_CHARS, for_message, split
 
 SENTENCES = [f"Sentence number {i} talks about topic {i % 7} at some length." for i in range(200)]
 TEXT = " ".join(SENTENCES)
@@ -16,9 +16,22 @@ TEXT = " ".join(SENTENCES)
 # -- split ---------------------------------------------------------------------------------------
 
 
-def test_a_short_message_has_no_passages():
-    assert split("A short turn about oak shelves.") == []
-    assert split("x" * LONG_MESSAGE_CHARS) == []
+def test_a_message_its_embedding_covers_has_no_passages():
+    text = "A short turn about oak shelves."
+    assert for_message(text, covered=len(text)).passages == []
+    assert for_message(TEXT, covered=len(TEXT)).passages == []
+    assert for_message(text + "  \n", covered=len(text)).passages == []  # trailing blanks are nothing to see
+
+
+def test_only_the_passages_past_the_covered_head_are_embedded():
+    covered = 1_000
+    sp = for_message(TEXT, covered=covered)
+    assert sp.passages == split(TEXT)  # full-text ranking per passage still covers the whole message
+    assert 0 < sp.head < len(sp.passages)
+    assert all(p.end <= covered for p in sp.passages[: sp.head])
+    assert sp.to_embed == sp.passages[sp.head :]
+    assert sp.to_embed[0].end > covered  # the passage the head's cut runs into is embedded
+    assert len(for_message(TEXT, covered=0).to_embed) == len(sp.passages)
 
 
 def test_passages_are_whole_sentences_of_about_the_passage_size():
@@ -42,7 +55,7 @@ def test_a_sentence_longer_than_a_passage_is_cut_at_spaces():
 
 @given(st.text(alphabet=st.sampled_from("ab .!?\n"), min_size=0, max_size=3000))
 def test_passages_cover_the_text_in_order_without_overlap(text):
-    passages = split(text, size=50, long=60)
+    passages = split(text, size=50)
     ends = [0]
     for p in passages:
         assert ends[-1] <= p.start < p.end <= len(text)

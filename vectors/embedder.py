@@ -40,10 +40,14 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from vectors import onnx_export
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -245,6 +249,10 @@ class Embedder:
         self.stats: dict[str, int] = {"encode_calls": 0, "texts": 0, "query_cache_hits": 0, "query_cache_misses": 0}
         self.model_name = MODEL_NAME
         self.dim = DIM
+        self.max_seq_length = _max_seq_length(model_dir)
+        self._model_dir = model_dir
+        self._window: Tokenizer | None = None  # loaded on first use of :meth:`covered`
+        self._window_lock = threading.Lock()
 
     def embed(self, texts: list[str], *, batch_size: int = 32) -> np.ndarray:
         """Normalised float32 embeddings, one row per text."""
@@ -254,6 +262,35 @@ class Embedder:
             self.stats["encode_calls"] += 1
             self.stats["texts"] += len(texts)
             return self._impl.encode(list(texts), batch_size)
+
+    def covered(self, text: str) -> int:
+        """How many leading characters of ``text`` its embedding sees: the model reads at
+        most ``max_seq_length`` word pieces (with [CLS] and [SEP]) and drops the rest, so a
+        long text is embedded by its head only. ``len(text)`` when nothing is dropped. A
+        word piece covers at least one character, so a text shorter than the window is
+        answered without tokenising it."""
+        if len(text) <= self.max_seq_length - 2:
+            return len(text)
+        with self._window_lock:  # not the model's lock: this must not wait for an encode
+            if self._window is None:
+                from tokenizers import Tokenizer
+
+                window = Tokenizer.from_file(str(self._model_dir / "tokenizer.json"))
+                window.no_padding()
+                window.enable_truncation(max_length=self.max_seq_length)
+                self._window = window
+            window = self._window
+        # the head is in the first few characters per word piece: tokenise a prefix cut at a
+        # space (not all of a 30,000-character paste), and all of it only if that prefix fits
+        prefix = text
+        if len(text) > 8 * self.max_seq_length:
+            cut = text.rfind(" ", 0, 8 * self.max_seq_length)
+            prefix = text[: cut if cut > 0 else 8 * self.max_seq_length]
+        for part in (prefix, text) if prefix is not text else (text,):
+            encoding = window.encode(part, add_special_tokens=True)
+            if encoding.overflowing:
+                return max(end for _start, end in encoding.offsets)
+        return len(text)
 
     def embed_query(self, text: str, *, user: str | None = None) -> np.ndarray:
         """The embedding of a query, cached. ``user`` tags the entry with who asked, so an

@@ -1,12 +1,18 @@
 """Passages of long messages: how a message is split, and the ``message_passages`` table.
 
 A turn embedded whole is seen only up to the model's ~256 word pieces (about 1,000
-characters), and its full-text score is diluted by its length: the answer at the end of
-a pasted 20,000-character e-mail is invisible to both. So a message longer than
-``LONG_MESSAGE_CHARS`` is split on sentence boundaries into passages of about
-``PASSAGE_CHARS``, each embedded and full-text indexed on its own; the retriever scores
-the message by its best passage and clips its text around that passage
-(``vectors.search`` reads this table in its hybrid statement).
+characters: ``Embedder.covered`` says exactly how many), and its full-text score is
+diluted by its length: the answer at the end of a pasted 20,000-character e-mail is
+invisible to both. So a message its embedding does not cover whole is split on sentence
+boundaries into passages of about ``PASSAGE_CHARS`` (:func:`for_message`), each full-text
+indexed on its own; the retriever scores the message by its best passage and clips its
+text around that passage (``vectors.search`` reads this table in its hybrid statement).
+
+Only the passages that reach past the covered head are embedded. The head's passages
+(``Split.head`` of them) are stored with the message's own embedding, which already
+stands for that text: they cost no model call, keep the head addressable for clipping,
+and let full-text ranking per passage cover the whole message. (On a tie the retriever
+prefers the message itself, so a head passage never wins the vector ranking.)
 
 Every statement on ``message_passages`` lives here. Rows index into ``messages.content``
 (``start_char``/``end_char``) instead of copying it; they go with their message
@@ -23,8 +29,6 @@ import numpy as np
 
 from vectors.pg import Conn
 
-# a message at most this long is one passage already (its own embedding and tsv serve)
-LONG_MESSAGE_CHARS = 600
 # the target length of a passage: a few sentences, well inside the model's window
 PASSAGE_CHARS = 400
 
@@ -49,13 +53,33 @@ class Passage:
     end: int
 
 
-def split(text: str, size: int = PASSAGE_CHARS, long: int = LONG_MESSAGE_CHARS) -> list[Passage]:
-    """The passages of a message (none when it is at most ``long`` characters): runs of
-    whole sentences of about ``size`` characters; a sentence longer than ``size`` is cut
-    at word boundaries. The spans cover the text without overlap, whitespace between
-    them left out."""
-    if len(text) <= long:
-        return []
+@dataclass(frozen=True)
+class Split:
+    """A message's passages; the first ``head`` of them lie inside the text its own
+    embedding covers, so they take the message's vector instead of one of their own."""
+
+    passages: list[Passage]
+    head: int = 0
+
+    @property
+    def to_embed(self) -> list[Passage]:
+        return self.passages[self.head :]
+
+
+def for_message(text: str, covered: int, size: int = PASSAGE_CHARS) -> Split:
+    """The passages of a message whose embedding sees its first ``covered`` characters:
+    none when that is all of it (its own embedding and tsv serve), else all of them
+    (full-text ranking covers the whole message), the head ones marked."""
+    if covered >= len(text.rstrip()):
+        return Split([])
+    passages = split(text, size)
+    return Split(passages, sum(1 for p in passages if p.end <= covered))
+
+
+def split(text: str, size: int = PASSAGE_CHARS) -> list[Passage]:
+    """``text`` in passages: runs of whole sentences of about ``size`` characters; a
+    sentence longer than ``size`` is cut at word boundaries. The spans cover the text
+    without overlap, whitespace between them left out."""
     pieces: list[tuple[int, int]] = []  # sentences (or cut parts of long ones)
     start = 0
     for m in _BOUNDARY.finditer(text):
@@ -104,7 +128,8 @@ async def store(
     passages: Sequence[Passage],
     vectors: np.ndarray,
 ) -> None:
-    """Write a message's passages with their embeddings (idempotent: a retried job adds nothing)."""
+    """Write a message's passages with their embeddings, one row of ``vectors`` per passage
+    (idempotent: a retried job adds nothing)."""
     if not passages:
         return
     await conn.executemany(

@@ -9,8 +9,9 @@ Full-text search matches an OR of the query's lexemes (``plainto_tsquery`` would
 them, which natural questions rarely satisfy) and ranks hits by BM25 with binary term
 frequency, using per-customer document frequencies (``user_terms``, kept by the worker).
 
-A long message is also searched passage by passage (``vectors.passages``): it ranks by its
-best passage when that beats the whole, and the row says which passage it was
+A long message is also searched passage by passage (``vectors.passages``; the passages
+of the head its own embedding covers carry that embedding): it ranks by its best passage
+when that beats the whole, and the row says which passage it was
 (``passage_start``/``passage_end``, NULL when the message ranked as a whole), so its
 text can be clipped around it.
 """
@@ -72,6 +73,7 @@ UNION ALL
  FROM mem m, q WHERE q.query IS NOT NULL AND m.tsv @@ q.query ORDER BY 11 DESC, 2 LIMIT $5)
 UNION ALL
 -- a message scores as its own embedding or its best passage's, whichever is nearer
+-- (a head passage carries the message's own vector: on a tie the message itself wins)
 (SELECT 'messages_vector', m.id::text, 'message', m.content, m.speaker, m.role, m.created_at, 0.5, ARRAY[m.id], NULL,
         v.score, m.session_id, v.start_char, v.end_char
  FROM (SELECT DISTINCT ON (id) id, score, start_char, end_char FROM (
@@ -79,7 +81,7 @@ UNION ALL
          FROM msg WHERE embedding IS NOT NULL
          UNION ALL
          SELECT message_id, 1 - (embedding <=> $2), start_char, end_char FROM pas
-       ) s ORDER BY id, score DESC) v
+       ) s ORDER BY id, score DESC, start_char NULLS FIRST) v
  JOIN msg m ON m.id = v.id
  WHERE $6 > 0 ORDER BY v.score DESC, m.id LIMIT $6)
 UNION ALL
