@@ -72,6 +72,13 @@ def shot(page, name: str) -> Path:
     return path
 
 
+def scroll_to(page, element_id: str) -> None:
+    """Scroll a panel section into view for a screenshot. The page re-renders the memory
+    panel a moment after each reply (extraction runs in the background), so the element is
+    looked up when the scroll runs, not held from before."""
+    page.evaluate("id => document.getElementById(id)?.scrollIntoView({block: 'start'})", element_id)
+
+
 def say(page, text: str) -> None:
     """Send a message and wait for its reply (the composer is free again)."""
     before = page.locator(".turn.assistant").count()
@@ -129,9 +136,9 @@ def test_sarah_is_remembered_recommended_and_forgotten(page, service, api, user)
     assert any("modern" in t for t in reasons.all_inner_texts()), reasons.all_inner_texts()
     expect(panel.locator("#mem-recommendations .rec-note")).to_contain_text("No purchases yet")
     shot(page, "3-remembered")
-    panel.locator("#mem-graph").scroll_into_view_if_needed()
+    scroll_to(page, "mem-graph")
     shot(page, "3b-graph")
-    panel.locator("#mem-recommendations").scroll_into_view_if_needed()
+    scroll_to(page, "mem-recommendations")
     shot(page, "4-recommendations")
 
     # "Forget me": asks first; cancelling keeps everything
