@@ -26,6 +26,22 @@ from datetime import datetime, timedelta
 
 from dateutil.relativedelta import relativedelta
 
+# the full names (the tables below also take abbreviations)
+MONTH_NAMES = (
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+)
+WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 MONTHS = {
     "january": 1,
     "jan": 1,
@@ -97,8 +113,8 @@ _MONTH = (
     r"(january|february|march|april|may|june|july|august|september|october|november|december"
     r"|jan|feb|mar|apr|jun|jul|aug|sept|sep|oct|nov|dec)"
 )
-_MONTH_FULL = r"(january|february|march|april|may|june|july|august|september|october|november|december)"
-_WEEKDAY = r"(monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
+_MONTH_FULL = "(" + "|".join(MONTH_NAMES) + ")"
+_WEEKDAY = "(" + "|".join(WEEKDAY_NAMES) + ")"
 _NUM = (
     r"(\d{1,3}|a couple of|a couple|couple of|a few|few|several|an|a"
     r"|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)"
