@@ -74,6 +74,14 @@ class Settings(BaseSettings):
     # the torch backend's device ("cuda" where there is one; falls back to the CPU)
     embedder_device: str = Field(default="cpu", alias="LOFT_EMBEDDER_DEVICE", min_length=1, max_length=32)
 
+    # the context reads a customer's graph facts from their snapshot in PostgreSQL when the
+    # process has no copy (service/graph_snapshots.py); 0: from Neo4j on every such miss
+    graph_snapshots: bool = Field(default=True, alias="LOFT_GRAPH_SNAPSHOTS")
+
+    # served memories' access counts gather this long in an API process before one write
+    # for all of them; 0: written after every context
+    access_flush_s: float = Field(default=1.0, alias="LOFT_ACCESS_FLUSH_S", ge=0, le=60)
+
     # extraction: "rules" (deterministic, default) or "llm" (needs OPENAI_API_KEY)
     extractor: Literal["rules", "llm"] = Field(default="rules", alias="LOFT_EXTRACTOR")
     worker_batch: int = Field(default=64, alias="LOFT_WORKER_BATCH", ge=1, le=1024)
