@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     embedder_threads: int | None = Field(default=None, alias="LOFT_EMBEDDER_THREADS", ge=1, le=64)
     # let ONNX Runtime's idle threads busy-wait for the next run (CPU the stores need)
     embedder_spinning: bool = Field(default=False, alias="LOFT_EMBEDDER_SPINNING")
+    # at most this many concurrent query embeddings share one model call (1: one each)
+    embedder_query_batch: int = Field(default=8, alias="LOFT_EMBEDDER_QUERY_BATCH", ge=1, le=64)
     # the torch backend's device ("cuda" where there is one; falls back to the CPU)
     embedder_device: str = Field(default="cpu", alias="LOFT_EMBEDDER_DEVICE", min_length=1, max_length=32)
 
