@@ -1,0 +1,144 @@
+"""Context latency for customers whose history is long messages, beside chat-length ones.
+
+    python -m bench.long_context --json [--users 2 --messages-per-user 240 --questions 60]
+
+Two populations are stored through the import path and drained by one in-process worker
+(embeddings, passages, extraction, graph, memories, summaries), in the same stores:
+
+* ``long``: ``bench.ingest``'s long-message customers (pasted product sheets and e-mails,
+  some over 10,000 characters, long questions, long assistant answers; about 1,300
+  characters on average), in sessions of 20 turns;
+* ``short``: the same number of chat-length turns per customer (``bench.ingest``'s
+  default population).
+
+Then ``Retriever.context`` (the code behind ``GET /memory/context``, budget 1,000 tokens)
+answers the same questions for both, interleaved (a long customer's question, then a
+short customer's), sequentially in this process: p50/p95 wall milliseconds, the
+process's CPU milliseconds per context, and the median of each stage
+(``Context.timings``: embed, postgres, graph, expand, fuse, pack), so the difference says
+where a long history costs. The graph cache is cleared before every question, and every
+question is new to the query-embedding cache. ``long_over_short`` gives the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from bench.common import bench_stack, log, percentiles
+from bench.ingest import long_messages_for, messages_for
+
+QUESTIONS = [
+    "what did the delivery e-mail say about the {p}?",
+    "which {p} did you recommend to me?",
+    "what were the measurements of the {p}?",
+    "did I ask about the price of the {p}?",
+    "when is the {p} being delivered?",
+    "what did I say about my {r} and the {p}?",
+    "which material was the {p} made of?",
+    "what did you compare the {p} with?",
+]
+RELATIONS = ["sister", "husband", "wife", "son", "daughter", "friend", "partner", "dog"]
+
+
+async def populate(rt, users: int, per_user: int, long: bool, rng: random.Random) -> list[str]:
+    from service import history
+
+    start = datetime.now(UTC) - timedelta(days=60)
+    made = []
+    for u in range(users):
+        user = f"{'long' if long else 'short'}-{u}-{uuid.uuid4().hex[:6]}"
+        turns = (
+            long_messages_for(rng, rt.catalog, per_user)
+            if long
+            else [("user", m) for m in messages_for(rng, rt.catalog, per_user)]
+        )
+        async with rt.pool.acquire() as conn, conn.transaction():
+            for s in range(0, len(turns), 20):
+                at = start + timedelta(days=s // 20)
+                sid = await history.ensure_session(conn, user, None, at=at)
+                await history.add_messages(
+                    conn,
+                    user,
+                    sid,
+                    [
+                        history.NewMessage(role, m, at + timedelta(minutes=i))
+                        for i, (role, m) in enumerate(turns[s : s + 20])
+                    ],
+                    summary_idle_s=0,
+                )
+        made.append(user)
+    return made
+
+
+async def run(args: argparse.Namespace) -> dict:
+    from service.retrieval import Retriever
+    from service.runtime import Runtime
+    from service.worker import Worker
+
+    async with bench_stack() as settings:
+        rt = await Runtime.open(settings)
+        try:
+            rng = random.Random(args.seed)
+            t0 = time.perf_counter()
+            long_users = await populate(rt, args.users, args.messages_per_user, True, rng)
+            short_users = await populate(rt, args.users, args.messages_per_user, False, rng)
+            log(f"stored {2 * args.users * args.messages_per_user} messages; draining through the worker…")
+            await Worker(rt).drain(timeout=3 * 3600)
+            log(f"populations ready in {time.perf_counter() - t0:.0f} s")
+            retriever = Retriever(rt)
+            products = [p.name for p in rt.catalog.products]
+            samples: dict[str, dict[str, list[float]]] = {"long": {}, "short": {}}
+            for i in range(args.questions):
+                q = rng.choice(QUESTIONS).format(p=rng.choice(products), r=rng.choice(RELATIONS))
+                for name, pool in (("long", long_users), ("short", short_users)):
+                    user = pool[i % len(pool)]
+                    rt.graph_cache.clear()
+                    question = f"{q} ({name} {i})"  # new to the query-embedding cache
+                    c0, w0 = time.process_time(), time.perf_counter()
+                    ctx = await retriever.context(user, question, budget=1000, track_access=False)
+                    wall, cpu = (time.perf_counter() - w0) * 1000, (time.process_time() - c0) * 1000
+                    got = samples[name]
+                    got.setdefault("wall_ms", []).append(wall)
+                    got.setdefault("cpu_ms", []).append(cpu)
+                    got.setdefault("items", []).append(len(ctx.items))
+                    for stage, ms in ctx.timings.items():
+                        got.setdefault(f"stage_{stage}_ms", []).append(ms)
+            out: dict = {"users_per_population": args.users, "messages_per_user": args.messages_per_user}
+            for name, got in samples.items():
+                out[name] = {"context": percentiles(got["wall_ms"])} | {
+                    k: round(statistics.median(v), 2) for k, v in got.items() if k != "wall_ms"
+                }
+                log(f"{name}: {json.dumps(out[name])}")
+            out["long_over_short"] = {
+                "p50": round(out["long"]["context"]["p50"] / out["short"]["context"]["p50"], 2),
+                "p95": round(out["long"]["context"]["p95"] / out["short"]["context"]["p95"], 2),
+                "cpu": round(out["long"]["cpu_ms"] / out["short"]["cpu_ms"], 2),
+            }
+            log(f"long over short: {json.dumps(out['long_over_short'])}")
+            return out
+        finally:
+            await rt.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=2, help="customers per population")
+    parser.add_argument("--messages-per-user", type=int, default=240)
+    parser.add_argument("--questions", type=int, default=60, help="questions asked of each population")
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    result = asyncio.run(run(args))
+    if args.json:
+        print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
