@@ -246,7 +246,13 @@ def rrf(*rankings: list[int], k: int = RRF_K) -> list[int]:
 # -- the run ---------------------------------------------------------------------------------
 
 
-async def run(paths: list[str], preset: str, store: Path | None = None, misses: Path | None = None) -> dict:
+async def run(
+    paths: list[str],
+    preset: str,
+    store: Path | None = None,
+    misses: Path | None = None,
+    overrides: dict | None = None,
+) -> dict:
     from rank_bm25 import BM25Okapi
     from tqdm import tqdm
 
@@ -308,6 +314,8 @@ async def run(paths: list[str], preset: str, store: Path | None = None, misses: 
             bar.close()
 
             config = PRESETS[preset]
+            if overrides:  # validated as the config's own fields
+                config = type(config).model_validate(config.model_dump() | overrides)
             names = ("system", "bm25", "dense", "rrf")
             scores = {str(b): {name: {c: [] for c in CATEGORIES} for name in names} for b in BUDGETS}
             # answer-in-context: 0/1 per eligible question; plus, for the system, eligible
@@ -508,11 +516,20 @@ def main() -> None:
     parser.add_argument(
         "--misses", type=Path, help="write the system's result per question at 1000 tokens here (JSON lines)"
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=JSON",
+        help="override a field of the preset's RetrievalConfig, e.g. --set neighbour_width=2 --set 'messages_speaker={\"limit\": 0}'",
+    )
     args = parser.parse_args()
+    overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     paths = sorted(glob.glob(args.data))
     if not paths:
         sys.exit(f"no LoCoMo files match {args.data!r}")
-    result = asyncio.run(run(paths, args.preset, args.store, args.misses))
+    result = asyncio.run(run(paths, args.preset, args.store, args.misses, overrides))
+    result["config_overrides"] = overrides
     log(table(result))
     if args.json:
         print(json.dumps(result))

@@ -159,6 +159,21 @@ def test_importance_recency_and_the_assistant_weight():
     assert boost(msg(4, at=NOW + timedelta(days=3)), config, NOW, None) == boost(msg(5), config, NOW, None)
 
 
+def test_a_question_naming_a_speaker_prefers_their_own_turns():
+    config = DEFAULT
+    hers, his, unnamed = msg(1), msg(2), msg(3)
+    hers.speaker, his.speaker = "Melanie", "Caroline"
+    named = frozenset({"melanie"})
+    assert boost(hers, config, NOW, None, speakers=named) == boost(unnamed, config, NOW, None, speakers=named)
+    assert boost(his, config, NOW, None, speakers=named) == pytest.approx(
+        config.other_speaker_weight * boost(hers, config, NOW, None, speakers=named)
+    )
+    # naming both, or nobody, weighs no one down
+    both = frozenset({"melanie", "caroline"})
+    assert boost(his, config, NOW, None, speakers=both) == boost(hers, config, NOW, None, speakers=both)
+    assert boost(his, config, NOW, None) == boost(hers, config, NOW, None)
+
+
 def test_a_named_month_boosts_what_falls_in_it():
     period = period_of("what did I buy in May 2023?", NOW)
     assert period == (datetime(2023, 5, 1, tzinfo=UTC), datetime(2023, 6, 1, tzinfo=UTC))
@@ -232,3 +247,16 @@ def test_a_question_about_now_weighs_recency_more():
     assert current > plain > 1
     # enough to put the newer of two equally matching facts clearly first
     assert current > 1.5
+
+
+def test_a_memory_counts_as_said_by_the_speaker_of_its_turn():
+    theirs, mine = msg(1), msg(2)
+    theirs.speaker, mine.speaker = "Caroline", "Melanie"
+    theirs.parts, mine.parts = {"messages_vector": 0.02}, {"messages_vector": 0.02}
+    their_fact, my_fact = mem("a", ids=[1]), mem("b", ids=[2])
+    their_fact.parts, my_fact.parts = {"memories_vector": 0.03}, {"memories_vector": 0.03}
+    candidates = {c.key: c for c in (theirs, mine, their_fact, my_fact)}
+    score(candidates, DEFAULT, NOW, None, speakers=frozenset({"melanie"}))
+    assert their_fact.speaker == "Caroline"
+    assert their_fact.score == pytest.approx(DEFAULT.other_speaker_weight * my_fact.score)
+    assert theirs.score == pytest.approx(DEFAULT.other_speaker_weight * mine.score)

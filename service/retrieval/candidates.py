@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import asyncpg
+import numpy as np
 from pydantic import BaseModel, Field
 
 from graph.schema import POLARITY_OF, fact_key
@@ -48,6 +49,8 @@ class Candidate:
     score: float = 0.0
     pinned: bool = False
     role: str | None = None
+    speaker: str | None = None  # who said it (a turn), when the history names speakers
+    embedding: np.ndarray | None = None  # the stored embedding, when asked for (packing's diversity)
     group: str | None = None  # conversation turns are listed under a "### <day>" heading
 
     @property
@@ -260,6 +263,7 @@ def memory(r: Row, limit: int, terms: set[str]) -> Candidate:
         memory_id=str(r["id"]),
         importance=r["importance"],
         fact_keys=tuple(meta.get("fact_keys", ())),
+        embedding=r.get("embedding"),
     )
 
 
@@ -277,6 +281,8 @@ def message(r: Row, limit: int, terms: set[str]) -> Candidate:
         message_ids=[mid],
         importance=0.5,
         role=r["role"],
+        speaker=r["speaker"],
+        embedding=r.get("embedding"),
     )
 
 
@@ -302,6 +308,7 @@ def summary(r: Row, limit: int, terms: set[str]) -> Candidate:
         text=clip(r["content"], limit * 2, terms),
         timestamp=r["ts"],
         message_ids=list(r["source_message_ids"]),
+        embedding=r.get("embedding"),
     )
 
 

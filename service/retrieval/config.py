@@ -51,6 +51,9 @@ class RetrievalConfig(BaseModel):
     now_recency_weight: float = Field(
         default=1.0, ge=0, description="recency's weight when the question asks about now ('my current…')"
     )
+    other_speaker_weight: float = Field(
+        default=0.6, ge=0, description="a turn said by someone other than the speakers the question names"
+    )
     assistant_weight: float = Field(
         default=0.5, ge=0, description="the assistant's own turns matter less than the customer's"
     )
@@ -60,6 +63,12 @@ class RetrievalConfig(BaseModel):
         default=0.15, ge=0, le=1, description="…or to this share of the budget, when larger: fewer, fuller items"
     )
     session_share: float = Field(default=0.3, ge=0, le=1, description="most of the budget the current session may take")
+    # diversity (maximal marginal relevance on the stored embeddings): a candidate's score is
+    # multiplied by 1 - mmr_weight * max(0, (s - mmr_threshold) / (1 - mmr_threshold)), s its
+    # highest cosine similarity to an item already packed; 0 turns it off (and the embeddings
+    # are then not read)
+    mmr_weight: float = Field(default=0.0, ge=0, le=1)
+    mmr_threshold: float = Field(default=0.5, ge=0, lt=1)
 
 
 def item_chars(config: RetrievalConfig, budget: int) -> int:

@@ -152,14 +152,23 @@ def in_period(c: Candidate, period: Period | None) -> bool:
 
 
 def boost(
-    c: Candidate, config: RetrievalConfig, reference: datetime, period: Period | None, now: bool = False
+    c: Candidate,
+    config: RetrievalConfig,
+    reference: datetime,
+    period: Period | None,
+    now: bool = False,
+    speakers: frozenset[str] = frozenset(),
 ) -> float:
     """The factor a candidate's fused score is multiplied by: importance (around 0.5),
     the assistant's weight, recency (halving every ``recency_half_life_days``; weighed
-    ``now_recency_weight`` when the question asks about now), the period."""
+    ``now_recency_weight`` when the question asks about now), the period, and
+    ``other_speaker_weight`` for a turn said by someone else when the question names
+    ``speakers`` (case-folded): a question about a person is answered by what they said."""
     factor = 1.0 + config.importance_weight * (c.importance - 0.5)
     if c.role == "assistant":
         factor *= config.assistant_weight
+    if speakers and c.speaker and c.speaker.casefold() not in speakers:
+        factor *= config.other_speaker_weight
     if c.timestamp is not None:
         age_days = max(0.0, (reference - c.timestamp).total_seconds() / 86400)
         weight = config.now_recency_weight if now else config.recency_weight
@@ -175,12 +184,19 @@ def score(
     reference: datetime,
     period: Period | None,
     now: bool = False,
+    speakers: frozenset[str] = frozenset(),
 ) -> None:
     """Set every candidate's score: fused share times its boost; then lift each memory to
-    the score of the turn it came from."""
+    the score of the turn it came from. A memory counts as said by the speaker of the turn
+    it came from (when that turn is a candidate)."""
+    if speakers:
+        for c in candidates.values():
+            if c.kind == "memory" and c.speaker is None:
+                said = (candidates.get(message_key(m)) for m in c.message_ids)
+                c.speaker = next((t.speaker for t in said if t is not None and t.speaker), None)
     for c in candidates.values():
         base = c.fused
-        c.score = base * boost(c, config, reference, period, now)
+        c.score = base * boost(c, config, reference, period, now, speakers)
         if in_period(c, period):
             c.parts["period"] = 0.0  # shown in explain: the boost applied
     lift_memories(candidates)

@@ -84,7 +84,7 @@ class Retriever:
         mark = time.perf_counter()
         # recency counts from the time asked, or for a question with no time from the customer's newest turn
         reference = as_of or found.latest or asked
-        fusion.score(candidates, config, reference, period, fusion.asks_now(query))
+        fusion.score(candidates, config, reference, period, fusion.asks_now(query), found.speakers)
         timings["fuse"] = fuse_ms + (time.perf_counter() - mark) * 1000
 
         mark = time.perf_counter()
