@@ -134,6 +134,28 @@ def test_a_matched_entity_pulls_in_its_latest_mentions():
     assert fused["message:4"].parts == {"entity_mention": pytest.approx(entity.fused * DEFAULT.neighbour_decay)}
 
 
+def test_a_second_round_follows_the_best_hits_entities_to_their_other_mentions():
+    config = DEFAULT.model_copy(update={"neighbour_width": 0, "co_mention_hits": 2, "co_mention_decay": 0.5})
+    fused = fuse({"messages_vector": [msg(1), msg(2), msg(9)]}, config)
+    # entities as the turns that mention them: a rare one shared with hit 1, a common one with
+    # hit 2, one only turn 9 (not a best hit) mentions, and one mentioned once
+    mentioned = [[1, 30], [2, 40, 41, 42], [9, 50], [1]]
+    plan = plan_expansion(fused, config, mentioned)
+    assert plan is not None
+    assert plan.co_mentions == {
+        30: pytest.approx(fused["message:1"].fused * 0.5 / 2),
+        40: pytest.approx(fused["message:2"].fused * 0.5 / 4),
+        41: pytest.approx(fused["message:2"].fused * 0.5 / 4),
+        42: pytest.approx(fused["message:2"].fused * 0.5 / 4),
+    }
+    assert plan.fetch == [30, 40, 41, 42]
+    apply_expansion(fused, plan, [(msg(30), None)], config)
+    assert fused["message:30"].parts == {"co_mention": pytest.approx(plan.co_mentions[30])}
+    # an entity in more than co_mention_max turns is too common to follow
+    common = config.model_copy(update={"co_mention_max": 3})
+    assert set(plan_expansion(fused, common, mentioned).co_mentions) == {30}
+
+
 def test_nothing_to_expand_is_no_plan():
     assert plan_expansion(fuse({"memories_vector": [mem("a")]}, DEFAULT), DEFAULT) is None
     assert plan_expansion(fuse({"messages_vector": [msg(1)]}, DEFAULT), PRESETS["fast"]) is None

@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 from graph.schema import POLARITY_OF, fact_key
 from service.retrieval.config import CHARS_PER_TOKEN
 from service.text import content_terms
+from vectors.embedder import as_array
 
 ItemKind = Literal["profile", "preference", "purchase", "interest", "entity", "memory", "summary", "message", "turn"]
 Row = Mapping[str, Any] | asyncpg.Record  # an asyncpg record or a graph read's dict
@@ -263,7 +264,7 @@ def memory(r: Row, limit: int, terms: set[str]) -> Candidate:
         memory_id=str(r["id"]),
         importance=r["importance"],
         fact_keys=tuple(meta.get("fact_keys", ())),
-        embedding=r.get("embedding"),
+        embedding=_embedding(r),
     )
 
 
@@ -282,8 +283,14 @@ def message(r: Row, limit: int, terms: set[str]) -> Candidate:
         importance=0.5,
         role=r["role"],
         speaker=r["speaker"],
-        embedding=r.get("embedding"),
+        embedding=_embedding(r),
     )
+
+
+def _embedding(r: Row) -> np.ndarray | None:
+    """The row's stored embedding (when the search returned it) as float32 numpy."""
+    value = r.get("embedding")
+    return as_array(value) if value is not None else None
 
 
 def _focus(r: Row) -> tuple[int, int] | None:
@@ -308,7 +315,7 @@ def summary(r: Row, limit: int, terms: set[str]) -> Candidate:
         text=clip(r["content"], limit * 2, terms),
         timestamp=r["ts"],
         message_ids=list(r["source_message_ids"]),
-        embedding=r.get("embedding"),
+        embedding=_embedding(r),
     )
 
 

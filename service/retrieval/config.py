@@ -43,6 +43,11 @@ class RetrievalConfig(BaseModel):
     neighbour_width: int = Field(default=1, ge=0, le=5)
     neighbour_decay: float = Field(default=0.55, ge=0, le=1)
     entity_mentions: int = Field(default=3, ge=0, description="turns pulled in per matched entity")
+    # a second round seeded by the first round's entities: the turns that mention an entity
+    # one of the best hits mentions
+    co_mention_hits: int = Field(default=0, ge=0, description="best message hits whose entities are followed")
+    co_mention_decay: float = Field(default=0.5, ge=0, le=1)
+    co_mention_max: int = Field(default=12, ge=2, description="an entity in more turns than this is too common")
     # boosts
     importance_weight: float = Field(default=0.3, ge=0)
     recency_weight: float = Field(default=0.1, ge=0)

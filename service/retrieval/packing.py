@@ -132,10 +132,11 @@ def diverse_order(
     has = np.array([c.embedding is not None for c in ranked])
     matrix = np.zeros((n, DIM), dtype=np.float32)
     if has.any():
-        matrix[has] = np.stack([np.asarray(c.embedding, dtype=np.float32) for c in ranked if c.embedding is not None])
+        matrix[has] = np.stack([c.embedding for c in ranked if c.embedding is not None])
     closest = np.full(n, -1.0, dtype=np.float32)
     for c in already:
-        closest = np.maximum(closest, matrix @ np.asarray(c.embedding, dtype=np.float32))
+        if c.embedding is not None:
+            closest = np.maximum(closest, matrix @ c.embedding)
     scores = np.array([c.score for c in ranked], dtype=np.float64)
     open_ = np.ones(n, dtype=bool)
     span = 1.0 - config.mmr_threshold

@@ -78,7 +78,7 @@ class Retriever:
         fuse_ms = (time.perf_counter() - mark) * 1000
 
         mark = time.perf_counter()
-        await self._expand(req, candidates)
+        await self._expand(req, candidates, found.mentioned)
         timings["expand"] = (time.perf_counter() - mark) * 1000
 
         mark = time.perf_counter()
@@ -114,9 +114,11 @@ class Retriever:
             raise
         return embedding, version, embed_ms
 
-    async def _expand(self, req: sources.Request, candidates: dict[str, Candidate]) -> None:
-        """Neighbouring turns of the best message hits, and turns that mention matched entities."""
-        plan = fusion.plan_expansion(candidates, req.config)
+    async def _expand(self, req: sources.Request, candidates: dict[str, Candidate], mentioned: list[list[int]]) -> None:
+        """Neighbouring turns of the best message hits, turns that mention matched entities,
+        and turns that share an entity with the best hits (``mentioned``: the customer's
+        entities as the turns that mention them)."""
+        plan = fusion.plan_expansion(candidates, req.config, mentioned)
         if plan is not None:
             fetched = await sources.expand(self.rt, req, plan)
             fusion.apply_expansion(candidates, plan, fetched, req.config)

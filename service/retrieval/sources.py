@@ -64,6 +64,7 @@ class Found:
     ranked: dict[str, list[Candidate]] = field(default_factory=dict)
     latest: datetime | None = None  # the customer's newest turn: "now" for recency and periods
     speakers: frozenset[str] = frozenset()  # the speakers the query names (case-folded)
+    mentioned: list[list[int]] = field(default_factory=list)  # each graph entity: the turns that mention it
     tiers: dict[str, bool] = field(default_factory=lambda: {"postgres": True, "neo4j": True, "vectors": True})
     errors: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
@@ -116,6 +117,7 @@ async def gather(rt: Runtime, req: Request, version: int | None) -> Found:
         found.ranked.update(part.ranked)
         found.latest = found.latest or part.latest
         found.speakers |= part.speakers
+        found.mentioned += part.mentioned
     return found
 
 
@@ -172,12 +174,13 @@ async def graph(rt: Runtime, req: Request, version: int | None) -> Found:
     if not view:
         return Found()
     return Found(
+        mentioned=[e["source_message_ids"] for e in entry.entities if e.get("source_message_ids")],
         ranked={
             "graph_profile": make.profile(view, req.terms),
             "graph_entities": [
                 _scored(make.entity(r), "graph_entities", r["score"]) for r in view.get("matched") or []
             ],
-        }
+        },
     )
 
 
