@@ -256,7 +256,7 @@ def test_a_question_naming_a_speaker_prefers_what_that_speaker_said(service, api
             {
                 "role": "user",
                 "speaker": "Tom",
-                "content": "The rug in the hall is worn out.",
+                "content": "Anna, the rug in the hall is worn out.",
                 "created_at": "2024-03-02T10:00:00Z",
             },
         ],
@@ -274,3 +274,6 @@ def test_a_question_naming_a_speaker_prefers_what_that_speaker_said(service, api
     assert best(anna, "blue linen") > best(anna, "green velvet") > 0, anna
     tom = items("What sofa does Tom like?")
     assert best(tom, "green velvet") > best(tom, "blue linen") > 0, tom
+    # a speaker's name in a turn mostly addresses them: the turns' full-text search leaves it out
+    named = items("Anna")
+    assert not [i for i in named if i["kind"] == "message" and "messages_text" in i["score_parts"]], named

@@ -57,6 +57,14 @@ summ AS MATERIALIZED (
   FROM conversation_summaries WHERE user_identifier = $1
 ),
 corpus AS (SELECT greatest(count(*), 1) AS n, greatest(avg(len), 1) AS avglen FROM msg),
+-- the speakers' names: in a turn they mostly address the other speaker ("Thanks, Melanie!"), so
+-- a question naming someone matches the turns said *to* them; the turns' full-text search
+-- leaves them out (memories, written in the third person, keep them)
+spk AS (SELECT DISTINCT t.lexeme FROM (SELECT DISTINCT speaker FROM msg WHERE speaker IS NOT NULL) s,
+        unnest(to_tsvector('english', s.speaker)) AS t(lexeme, positions, weights)),
+qm AS (SELECT CASE WHEN count(*) = 0 THEN NULL
+                   ELSE to_tsquery('simple', string_agg(quote_literal(lexeme), ' | ')) END AS query
+       FROM terms WHERE lexeme NOT IN (SELECT lexeme FROM spk)),
 -- BM25 inverse document frequency of each query lexeme over this customer's messages
 idf AS MATERIALIZED (
   SELECT t.lexeme, ln(1 + (c.n - coalesce(u.ndoc, 0) + 0.5) / (coalesce(u.ndoc, 0) + 0.5)) AS w
@@ -92,15 +100,17 @@ UNION ALL
 (SELECT 'messages_text', m.id::text, 'message', m.content, m.speaker, m.role, m.created_at, 0.5, ARRAY[m.id], NULL,
         t.score, m.session_id, t.start_char, t.end_char, CASE WHEN $15 THEN m.embedding END
  FROM (SELECT DISTINCT ON (id) id, score, start_char, end_char FROM (
-         SELECT m.id, (SELECT sum(w) FROM idf WHERE idf.lexeme = ANY(tsvector_to_array(m.tsv)))
+         SELECT m.id, (SELECT sum(w) FROM idf WHERE idf.lexeme = ANY(tsvector_to_array(m.tsv))
+                                                  AND idf.lexeme NOT IN (SELECT lexeme FROM spk))
                         * 2.2 / (1 + 1.2 * (0.25 + 0.75 * m.len / c.avglen)) AS score,
                 NULL::int AS start_char, NULL::int AS end_char
-         FROM msg m, q, corpus c WHERE q.query IS NOT NULL AND m.tsv @@ q.query
+         FROM msg m, qm, corpus c WHERE qm.query IS NOT NULL AND m.tsv @@ qm.query
          UNION ALL
-         SELECT p.message_id, (SELECT sum(w) FROM idf WHERE idf.lexeme = ANY(tsvector_to_array(p.tsv)))
+         SELECT p.message_id, (SELECT sum(w) FROM idf WHERE idf.lexeme = ANY(tsvector_to_array(p.tsv))
+                                                         AND idf.lexeme NOT IN (SELECT lexeme FROM spk))
                                * 2.2 / (1 + 1.2 * (0.25 + 0.75 * p.len / c.avglen)),
                 p.start_char, p.end_char
-         FROM pas p, q, corpus c WHERE q.query IS NOT NULL AND p.tsv @@ q.query
+         FROM pas p, qm, corpus c WHERE qm.query IS NOT NULL AND p.tsv @@ qm.query
        ) s ORDER BY id, score DESC) t
  JOIN msg m ON m.id = t.id
  WHERE $7 > 0 ORDER BY t.score DESC, m.id LIMIT $7)
