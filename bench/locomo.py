@@ -8,7 +8,11 @@ servers running: the next run with the same DIR skips ingestion (a conversation 
 customer per file content) and only re-runs the retrievers, which is what a change to
 retrieval needs (a change to ingestion needs a new DIR). ``--misses FILE`` writes the
 system's result per question at 1000 tokens (the gold turns it missed, with their text;
-whether the answer is in the context) as JSON lines.
+whether the answer is in the context) as JSON lines. ``--set FIELD=JSON`` overrides a field
+of the preset's ``RetrievalConfig`` for the run (``--set other_speaker_weight=1``), so a
+variant is measured without editing code. Next to the context's wall time (``context_ms``)
+the output gives this process's CPU per context (``context_cpu_ms``: every thread, the
+query embedding included, PostgreSQL's not), steadier than wall time on a shared machine.
 
 For each conversation a fresh customer is created and every turn is ingested through the
 service's own path (stored as a message at its session's date, queued, processed by the

@@ -7,8 +7,11 @@ graph facts (current preferences, purchases, interests, the entities nearest the
 
 Candidates are fused with weighted reciprocal-rank fusion, the best message hits are
 expanded with their neighbouring turns and a matched entity with the turns that mention
-it, and every candidate is nudged by importance, recency and (when the query names a
-period: "last May", "in 2022") by whether it falls in that period (``fusion``). A memory
+it, and every candidate is nudged by importance, recency, (when the query names a
+period: "last May", "in 2022") by whether it falls in that period, and (when it names
+someone who speaks in the history: "what does Melanie…") by whether that person said it
+(``fusion``). Optionally (``co_mention_hits``) the turns that share an entity with the best
+hits are followed too, and packing prefers diversity (``mmr_weight``). A memory
 and a graph fact that state the same thing count once; a turn whose source messages are
 already covered by a packed item is skipped. Items are packed greedily into the token
 budget, and the prompt text never exceeds it (``packing``).
