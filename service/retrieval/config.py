@@ -40,7 +40,7 @@ class RetrievalConfig(BaseModel):
     rrf_k: float = Field(default=60.0, gt=0)
     # expansion
     neighbour_hits: int = Field(default=10, ge=0, description="top message hits expanded with their neighbours")
-    neighbour_width: int = Field(default=1, ge=0, le=5)
+    neighbour_width: int = Field(default=2, ge=0, le=5)
     neighbour_decay: float = Field(default=0.55, ge=0, le=1)
     entity_mentions: int = Field(default=3, ge=0, description="turns pulled in per matched entity")
     # a second round seeded by the first round's entities: the turns that mention an entity
