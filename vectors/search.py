@@ -57,6 +57,14 @@ summ AS MATERIALIZED (
   FROM conversation_summaries WHERE user_identifier = $1
 ),
 corpus AS (SELECT greatest(count(*), 1) AS n, greatest(avg(len), 1) AS avglen FROM msg),
+-- the speakers' names: in a turn they mostly address the other speaker ("Thanks, Melanie!"), so
+-- a question naming someone matches the turns said *to* them; the turns' full-text search
+-- leaves them out (memories, written in the third person, keep them)
+spk AS (SELECT DISTINCT t.lexeme FROM (SELECT DISTINCT speaker FROM msg WHERE speaker IS NOT NULL) s,
+        unnest(to_tsvector('english', s.speaker)) AS t(lexeme, positions, weights)),
+qm AS (SELECT CASE WHEN count(*) = 0 THEN NULL
+                   ELSE to_tsquery('simple', string_agg(quote_literal(lexeme), ' | ')) END AS query
+       FROM terms WHERE lexeme NOT IN (SELECT lexeme FROM spk)),
 -- BM25 inverse document frequency of each query lexeme over this customer's messages
 idf AS MATERIALIZED (
   SELECT t.lexeme, ln(1 + (c.n - coalesce(u.ndoc, 0) + 0.5) / (coalesce(u.ndoc, 0) + 0.5)) AS w
@@ -65,17 +73,19 @@ idf AS MATERIALIZED (
 )
 (SELECT 'memories_vector' AS source, id::text AS id, kind, content, NULL::text AS speaker, NULL::text AS role,
         valid_from AS ts, importance, source_message_ids, metadata::text AS metadata, 1 - (embedding <=> $2) AS score,
-        NULL::uuid AS session_id, NULL::int AS passage_start, NULL::int AS passage_end
+        NULL::uuid AS session_id, NULL::int AS passage_start, NULL::int AS passage_end,
+        CASE WHEN $15 THEN embedding END AS embedding
  FROM mem ORDER BY embedding <=> $2 LIMIT $4)
 UNION ALL
 (SELECT 'memories_text', m.id::text, m.kind, m.content, NULL, NULL, m.valid_from, m.importance, m.source_message_ids,
-        m.metadata::text, (SELECT sum(w) FROM idf WHERE idf.lexeme = ANY(tsvector_to_array(m.tsv))), NULL, NULL, NULL
+        m.metadata::text, (SELECT sum(w) FROM idf WHERE idf.lexeme = ANY(tsvector_to_array(m.tsv))), NULL, NULL, NULL,
+        CASE WHEN $15 THEN m.embedding END
  FROM mem m, q WHERE q.query IS NOT NULL AND m.tsv @@ q.query ORDER BY 11 DESC, 2 LIMIT $5)
 UNION ALL
 -- a message scores as its own embedding or its best passage's, whichever is nearer
 -- (a head passage carries the message's own vector: on a tie the message itself wins)
 (SELECT 'messages_vector', m.id::text, 'message', m.content, m.speaker, m.role, m.created_at, 0.5, ARRAY[m.id], NULL,
-        v.score, m.session_id, v.start_char, v.end_char
+        v.score, m.session_id, v.start_char, v.end_char, CASE WHEN $15 THEN m.embedding END
  FROM (SELECT DISTINCT ON (id) id, score, start_char, end_char FROM (
          SELECT id, 1 - (embedding <=> $2) AS score, NULL::int AS start_char, NULL::int AS end_char
          FROM msg WHERE embedding IS NOT NULL
@@ -88,40 +98,44 @@ UNION ALL
 -- BM25 with binary term frequency (k1 = 1.2, b = 0.75)
 -- (a long message also as each of its passages, scored by the best)
 (SELECT 'messages_text', m.id::text, 'message', m.content, m.speaker, m.role, m.created_at, 0.5, ARRAY[m.id], NULL,
-        t.score, m.session_id, t.start_char, t.end_char
+        t.score, m.session_id, t.start_char, t.end_char, CASE WHEN $15 THEN m.embedding END
  FROM (SELECT DISTINCT ON (id) id, score, start_char, end_char FROM (
-         SELECT m.id, (SELECT sum(w) FROM idf WHERE idf.lexeme = ANY(tsvector_to_array(m.tsv)))
+         SELECT m.id, (SELECT sum(w) FROM idf WHERE idf.lexeme = ANY(tsvector_to_array(m.tsv))
+                                                  AND idf.lexeme NOT IN (SELECT lexeme FROM spk))
                         * 2.2 / (1 + 1.2 * (0.25 + 0.75 * m.len / c.avglen)) AS score,
                 NULL::int AS start_char, NULL::int AS end_char
-         FROM msg m, q, corpus c WHERE q.query IS NOT NULL AND m.tsv @@ q.query
+         FROM msg m, qm, corpus c WHERE qm.query IS NOT NULL AND m.tsv @@ qm.query
          UNION ALL
-         SELECT p.message_id, (SELECT sum(w) FROM idf WHERE idf.lexeme = ANY(tsvector_to_array(p.tsv)))
+         SELECT p.message_id, (SELECT sum(w) FROM idf WHERE idf.lexeme = ANY(tsvector_to_array(p.tsv))
+                                                         AND idf.lexeme NOT IN (SELECT lexeme FROM spk))
                                * 2.2 / (1 + 1.2 * (0.25 + 0.75 * p.len / c.avglen)),
                 p.start_char, p.end_char
-         FROM pas p, q, corpus c WHERE q.query IS NOT NULL AND p.tsv @@ q.query
+         FROM pas p, qm, corpus c WHERE qm.query IS NOT NULL AND p.tsv @@ qm.query
        ) s ORDER BY id, score DESC) t
  JOIN msg m ON m.id = t.id
  WHERE $7 > 0 ORDER BY t.score DESC, m.id LIMIT $7)
 UNION ALL
 -- the turns inside the period the question names, nearest first
 (SELECT 'messages_period', id::text, 'message', content, speaker, role, created_at, 0.5, ARRAY[id], NULL,
-        1 - (embedding <=> $2), session_id, NULL, NULL
+        1 - (embedding <=> $2), session_id, NULL, NULL, CASE WHEN $15 THEN embedding END
  FROM msg WHERE embedding IS NOT NULL AND created_at >= $12 AND created_at < $13
  ORDER BY embedding <=> $2, id LIMIT $14)
 UNION ALL
 (SELECT 'summaries_vector', id::text, 'summary', summary, NULL, NULL, first_message_at, 0.5, source_message_ids, NULL,
-        1 - (embedding <=> $2), session_id, NULL, NULL
+        1 - (embedding <=> $2), session_id, NULL, NULL, CASE WHEN $15 THEN embedding END
  FROM summ ORDER BY embedding <=> $2 LIMIT $8)
 UNION ALL
 (SELECT 'summaries_text', s.id::text, 'summary', s.summary, NULL, NULL, s.first_message_at, 0.5, s.source_message_ids,
-        NULL, (SELECT sum(w) FROM idf WHERE idf.lexeme = ANY(tsvector_to_array(s.tsv))), s.session_id, NULL, NULL
+        NULL, (SELECT sum(w) FROM idf WHERE idf.lexeme = ANY(tsvector_to_array(s.tsv))), s.session_id, NULL, NULL,
+        CASE WHEN $15 THEN s.embedding END
  FROM summ s, q WHERE q.query IS NOT NULL AND s.tsv @@ q.query ORDER BY 11 DESC, 2 LIMIT $9)
 UNION ALL
 (SELECT 'recent_turns', id::text, 'message', content, speaker, role, created_at, 0.5, ARRAY[id], NULL, 0, session_id,
-        NULL, NULL
+        NULL, NULL, CASE WHEN $15 THEN embedding END
  FROM msg WHERE session_id = $10 ORDER BY created_at DESC, id DESC LIMIT $11)
 UNION ALL
-(SELECT 'latest', NULL, NULL, NULL, NULL, NULL, max(created_at), NULL, NULL, NULL, 0, NULL, NULL, NULL FROM msg)
+(SELECT 'latest', NULL, NULL, NULL, NULL, NULL, max(created_at), NULL, NULL, NULL, 0, NULL, NULL, NULL, NULL::vector
+ FROM msg)
 """
 
 HYBRID_SOURCES = (
@@ -152,9 +166,12 @@ async def hybrid(
     limits: dict[str, int],
     session_id: uuid.UUID | None = None,
     period: tuple[datetime, datetime] | None = None,
+    with_embeddings: bool = False,
 ) -> Hybrid:
     """Every per-customer source in one statement: each source's rows, best first.
-    ``period``: the [start, end) the question names, for ``messages_period``."""
+    ``period``: the [start, end) the question names, for ``messages_period``;
+    ``with_embeddings``: each row's stored embedding in ``embedding`` (else NULL), for
+    packing that leaves out near-duplicates."""
     vector_ok = embedding is not None
     rows = await conn.fetch(
         HYBRID,
@@ -172,6 +189,7 @@ async def hybrid(
         period[0] if period else None,
         period[1] if period else None,
         limits.get("messages_period", 0) if vector_ok and period else 0,
+        with_embeddings,
     )
     out = Hybrid({name: [] for name in HYBRID_SOURCES})
     for row in rows:

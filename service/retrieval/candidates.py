@@ -20,12 +20,14 @@ from functools import lru_cache
 from typing import Any, Literal
 
 import asyncpg
+import numpy as np
 from pydantic import BaseModel, Field
 
 from graph.schema import POLARITY_OF, fact_key
 from service.extraction.dates import MONTH_NAMES
 from service.retrieval.config import CHARS_PER_TOKEN
 from service.text import STOPWORDS, content_terms
+from vectors.embedder import as_array
 
 ItemKind = Literal["profile", "preference", "purchase", "interest", "entity", "memory", "summary", "message", "turn"]
 Row = Mapping[str, Any] | asyncpg.Record  # an asyncpg record or a graph read's dict
@@ -51,6 +53,8 @@ class Candidate:
     score: float = 0.0
     pinned: bool = False
     role: str | None = None
+    speaker: str | None = None  # who said it (a turn), when the history names speakers
+    embedding: np.ndarray | None = None  # the stored embedding, when asked for (packing's diversity)
     group: str | None = None  # conversation turns are listed under a "### <day>" heading
 
     @property
@@ -297,6 +301,7 @@ def memory(r: Row, limit: int, terms: set[str]) -> Candidate:
         memory_id=str(r["id"]),
         importance=r["importance"],
         fact_keys=tuple(meta.get("fact_keys", ())),
+        embedding=_embedding(r),
     )
 
 
@@ -314,7 +319,15 @@ def message(r: Row, limit: int, terms: set[str]) -> Candidate:
         message_ids=[mid],
         importance=0.5,
         role=r["role"],
+        speaker=r["speaker"],
+        embedding=_embedding(r),
     )
+
+
+def _embedding(r: Row) -> np.ndarray | None:
+    """The row's stored embedding (when the search returned it) as float32 numpy."""
+    value = r.get("embedding")
+    return as_array(value) if value is not None else None
 
 
 def _focus(r: Row) -> tuple[int, int] | None:
@@ -339,6 +352,7 @@ def summary(r: Row, limit: int, terms: set[str]) -> Candidate:
         text=clip(r["content"], limit * 2, terms),
         timestamp=r["ts"],
         message_ids=list(r["source_message_ids"]),
+        embedding=_embedding(r),
     )
 
 

@@ -40,9 +40,14 @@ class RetrievalConfig(BaseModel):
     rrf_k: float = Field(default=60.0, gt=0)
     # expansion
     neighbour_hits: int = Field(default=10, ge=0, description="top message hits expanded with their neighbours")
-    neighbour_width: int = Field(default=1, ge=0, le=5)
+    neighbour_width: int = Field(default=2, ge=0, le=5)
     neighbour_decay: float = Field(default=0.55, ge=0, le=1)
     entity_mentions: int = Field(default=3, ge=0, description="turns pulled in per matched entity")
+    # a second round seeded by the first round's entities: the turns that mention an entity
+    # one of the best hits mentions
+    co_mention_hits: int = Field(default=0, ge=0, description="best message hits whose entities are followed")
+    co_mention_decay: float = Field(default=0.5, ge=0, le=1)
+    co_mention_max: int = Field(default=12, ge=2, description="an entity in more turns than this is too common")
     # boosts
     importance_weight: float = Field(default=0.3, ge=0)
     recency_weight: float = Field(default=0.1, ge=0)
@@ -50,6 +55,9 @@ class RetrievalConfig(BaseModel):
     period_boost: float = Field(default=1.6, ge=1)
     now_recency_weight: float = Field(
         default=1.0, ge=0, description="recency's weight when the question asks about now ('my current…')"
+    )
+    other_speaker_weight: float = Field(
+        default=0.6, ge=0, description="a turn said by someone other than the speakers the question names"
     )
     assistant_weight: float = Field(
         default=0.5, ge=0, description="the assistant's own turns matter less than the customer's"
@@ -60,6 +68,12 @@ class RetrievalConfig(BaseModel):
         default=0.15, ge=0, le=1, description="…or to this share of the budget, when larger: fewer, fuller items"
     )
     session_share: float = Field(default=0.3, ge=0, le=1, description="most of the budget the current session may take")
+    # diversity (maximal marginal relevance on the stored embeddings): a candidate's score is
+    # multiplied by 1 - mmr_weight * max(0, (s - mmr_threshold) / (1 - mmr_threshold)), s its
+    # highest cosine similarity to an item already packed; 0 turns it off (and the embeddings
+    # are then not read)
+    mmr_weight: float = Field(default=0.0, ge=0, le=1)
+    mmr_threshold: float = Field(default=0.5, ge=0, lt=1)
 
 
 def item_chars(config: RetrievalConfig, budget: int) -> int:

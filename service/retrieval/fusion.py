@@ -9,8 +9,8 @@ returns a value or sets the candidates' ``parts`` and ``score``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from service.extraction.dates import find_dates
@@ -71,28 +71,59 @@ class Expansion:
     seed_score: dict[int, float]  # anchor -> its fused score
     mentions: dict[int, float]  # a turn that mentions a matched entity -> the score it inherits
     fetch: list[int]  # the mentioned turns that are not candidates yet
+    # a turn that mentions an entity one of the best hits mentions -> the score it inherits
+    co_mentions: dict[int, float] = field(default_factory=dict)
 
 
-def plan_expansion(candidates: Mapping[str, Candidate], config: RetrievalConfig) -> Expansion | None:
-    """The neighbours of the ``neighbour_hits`` best message hits and the latest turns that
-    mention each matched entity; None when there is nothing to expand."""
-    seeds = sorted((c for c in candidates.values() if c.kind == "message"), key=lambda c: -c.fused)[
-        : config.neighbour_hits
-    ]
+def plan_expansion(
+    candidates: Mapping[str, Candidate], config: RetrievalConfig, mentioned: Sequence[Sequence[int]] = ()
+) -> Expansion | None:
+    """The neighbours of the ``neighbour_hits`` best message hits, the latest turns that
+    mention each matched entity, and (a second round seeded by the first round's entities)
+    the turns that mention an entity one of the ``co_mention_hits`` best hits mentions;
+    ``mentioned``: each of the customer's entities as the turns that mention it. None when
+    there is nothing to expand."""
+    messages = sorted((c for c in candidates.values() if c.kind == "message"), key=lambda c: -c.fused)
+    seeds = messages[: config.neighbour_hits]
     anchors = [c.message_ids[0] for c in seeds if c.message_ids] if config.neighbour_width else []
     mentions: dict[int, float] = {}
     for c in candidates.values():
         if c.kind == "entity" and config.entity_mentions:
             for mid in c.mention_ids[-config.entity_mentions :]:
                 mentions[mid] = max(mentions.get(mid, 0.0), c.fused * config.neighbour_decay)
-    if not anchors and not mentions:
+    co_mentions = co_mentioned(messages[: config.co_mention_hits], mentioned, config)
+    if not anchors and not mentions and not co_mentions:
         return None
     return Expansion(
         anchors=anchors,
         seed_score={c.message_ids[0]: c.fused for c in seeds if c.message_ids},
         mentions=mentions,
-        fetch=[m for m in mentions if message_key(m) not in candidates],
+        fetch=sorted(m for m in mentions.keys() | co_mentions.keys() if message_key(m) not in candidates),
+        co_mentions=co_mentions,
     )
+
+
+def co_mentioned(
+    hits: Sequence[Candidate], mentioned: Sequence[Sequence[int]], config: RetrievalConfig
+) -> dict[int, float]:
+    """The turns that mention an entity one of ``hits`` mentions, each with the best share
+    it inherits: the hit's fused score times ``co_mention_decay``, divided by how many turns
+    mention the entity (a rare entity says more than "family" does). Entities mentioned in
+    more than ``co_mention_max`` turns are left out."""
+    score_of = {c.message_ids[0]: c.fused for c in hits if c.message_ids}
+    out: dict[int, float] = {}
+    if not score_of or config.co_mention_decay <= 0:
+        return out
+    for turns in mentioned:
+        if not 1 < len(turns) <= config.co_mention_max:
+            continue
+        seed = max((score_of[m] for m in turns if m in score_of), default=0.0)
+        if seed:
+            share = seed * config.co_mention_decay / len(turns)
+            for m in turns:
+                if m not in score_of:
+                    out[m] = max(out.get(m, 0.0), share)
+    return out
 
 
 def apply_expansion(
@@ -102,16 +133,22 @@ def apply_expansion(
     config: RetrievalConfig,
 ) -> None:
     """Add the fetched turns (``anchor`` set: a neighbour of that hit; None: a mentioned turn)
-    with a decayed share of what led to them; a turn already a candidate keeps its form."""
+    with a decayed share of what led to them; a turn already a candidate keeps its form.
+    A turn that shares an entity with a best hit gets its share whether it was fetched or
+    already a candidate."""
     for turn, anchor in fetched:
         c = candidates.setdefault(turn.key, turn)
         if anchor is not None:
             contribution = plan.seed_score.get(anchor, 0.0) * config.neighbour_decay
             c.parts["neighbour"] = max(c.parts.get("neighbour", 0.0), contribution)
-        else:
+        elif turn.message_ids[0] in plan.mentions:
             c.parts["entity_mention"] = max(
                 c.parts.get("entity_mention", 0.0), plan.mentions.get(turn.message_ids[0], 0.0)
             )
+    for mid, share in plan.co_mentions.items():
+        found = candidates.get(message_key(mid))
+        if found is not None:
+            found.parts["co_mention"] = max(found.parts.get("co_mention", 0.0), share)
 
 
 # -- boosts --------------------------------------------------------------------------------------
@@ -152,14 +189,23 @@ def in_period(c: Candidate, period: Period | None) -> bool:
 
 
 def boost(
-    c: Candidate, config: RetrievalConfig, reference: datetime, period: Period | None, now: bool = False
+    c: Candidate,
+    config: RetrievalConfig,
+    reference: datetime,
+    period: Period | None,
+    now: bool = False,
+    speakers: frozenset[str] = frozenset(),
 ) -> float:
     """The factor a candidate's fused score is multiplied by: importance (around 0.5),
     the assistant's weight, recency (halving every ``recency_half_life_days``; weighed
-    ``now_recency_weight`` when the question asks about now), the period."""
+    ``now_recency_weight`` when the question asks about now), the period, and
+    ``other_speaker_weight`` for a turn said by someone else when the question names
+    ``speakers`` (case-folded): a question about a person is answered by what they said."""
     factor = 1.0 + config.importance_weight * (c.importance - 0.5)
     if c.role == "assistant":
         factor *= config.assistant_weight
+    if speakers and c.speaker and c.speaker.casefold() not in speakers:
+        factor *= config.other_speaker_weight
     if c.timestamp is not None:
         age_days = max(0.0, (reference - c.timestamp).total_seconds() / 86400)
         weight = config.now_recency_weight if now else config.recency_weight
@@ -175,12 +221,19 @@ def score(
     reference: datetime,
     period: Period | None,
     now: bool = False,
+    speakers: frozenset[str] = frozenset(),
 ) -> None:
     """Set every candidate's score: fused share times its boost; then lift each memory to
-    the score of the turn it came from."""
+    the score of the turn it came from. A memory counts as said by the speaker of the turn
+    it came from (when that turn is a candidate)."""
+    if speakers:
+        for c in candidates.values():
+            if c.kind == "memory" and c.speaker is None:
+                said = (candidates.get(message_key(m)) for m in c.message_ids)
+                c.speaker = next((t.speaker for t in said if t is not None and t.speaker), None)
     for c in candidates.values():
         base = c.fused
-        c.score = base * boost(c, config, reference, period, now)
+        c.score = base * boost(c, config, reference, period, now, speakers)
         if in_period(c, period):
             c.parts["period"] = 0.0  # shown in explain: the boost applied
     lift_memories(candidates)

@@ -11,11 +11,14 @@ so the text never exceeds the budget.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+
+import numpy as np
 
 from service.retrieval.candidates import Candidate, says_most_of, stems
 from service.retrieval.config import CHARS_PER_TOKEN, RetrievalConfig
+from vectors.embedder import DIM
 
 SECTION_TITLES = {
     "profile": "Customer",
@@ -53,7 +56,9 @@ def packing_order(candidates: Iterable[Candidate]) -> list[Candidate]:
 
 def pack(candidates: Iterable[Candidate], budget: int, config: RetrievalConfig) -> list[Candidate]:
     """The candidates that fit ``budget`` tokens once rendered, chosen greedily in packing
-    order; the current session's turns take at most ``session_share`` of it."""
+    order; the current session's turns take at most ``session_share`` of it. With
+    ``mmr_weight``, the unpinned candidates are chosen by their score discounted for how
+    close they are to what is already packed (:func:`diverse_order`)."""
     limit = budget * CHARS_PER_TOKEN
     used = 0
     sections_used: set[str] = set()
@@ -63,26 +68,28 @@ def pack(candidates: Iterable[Candidate], budget: int, config: RetrievalConfig) 
     session_limit = int(limit * config.session_share)
     session_used = 0
     packed: list[Candidate] = []
-    for c in packing_order(candidates):
+
+    def take(c: Candidate) -> bool:
+        nonlocal used, session_used
         if c.fact_keys and set(c.fact_keys) <= facts:
-            continue  # the same fact from another tier is already in
+            return False  # the same fact from another tier is already in
         if (
             c.message_ids
             and c.kind in COVERABLE
             and all(m in covered for m in c.message_ids)
             and (c.kind != "message" or says_most_of(set().union(*(covered[m] for m in c.message_ids)), c.text))
         ):
-            continue
+            return False
         cost = len(c.text) + 3  # "- " and newline
         if c.section not in sections_used:
             cost += len(SECTION_TITLES[c.section]) + 5  # "## " + title + newline (+ blank line)
         if c.group and (c.section, c.group) not in groups_used:
             cost += len(c.group) + 5  # "### " + day + newline
         if used + cost > limit:
-            continue
+            return False
         if c.kind == "turn":
             if session_used + cost > session_limit:
-                continue
+                return False
             session_used += cost
         packed.append(c)
         used += cost
@@ -93,7 +100,53 @@ def pack(candidates: Iterable[Candidate], budget: int, config: RetrievalConfig) 
         for m in c.message_ids:
             covered[m] = covered.get(m, set()) | words
         facts.update(c.fact_keys)
+        return True
+
+    order = packing_order(candidates)
+    if config.mmr_weight <= 0:
+        for c in order:
+            take(c)
+        return packed
+    fixed = [c for c in order if c.pinned or c.kind == "turn"]
+    for c in fixed:
+        take(c)
+    rest = [c for c in order if not (c.pinned or c.kind == "turn")]
+    diverse_order(rest, [c for c in packed if c.embedding is not None], config, take)
     return packed
+
+
+def diverse_order(
+    ranked: list[Candidate],
+    already: list[Candidate],
+    config: RetrievalConfig,
+    take: Callable[[Candidate], bool],
+) -> None:
+    """Maximal marginal relevance: offer ``take`` the candidates of ``ranked`` (best first)
+    one at a time, each time the one whose score, discounted by ``mmr_weight`` times how
+    far its highest cosine similarity to an item taken so far (``already`` included) exceeds
+    ``mmr_threshold``, is highest; ``take`` says whether it was packed. Candidates without an
+    embedding are never discounted and never discount others."""
+    n = len(ranked)
+    if not n:
+        return
+    has = np.array([c.embedding is not None for c in ranked])
+    matrix = np.zeros((n, DIM), dtype=np.float32)
+    if has.any():
+        matrix[has] = np.stack([c.embedding for c in ranked if c.embedding is not None])
+    closest = np.full(n, -1.0, dtype=np.float32)
+    for c in already:
+        if c.embedding is not None:
+            closest = np.maximum(closest, matrix @ c.embedding)
+    scores = np.array([c.score for c in ranked], dtype=np.float64)
+    open_ = np.ones(n, dtype=bool)
+    span = 1.0 - config.mmr_threshold
+    for _ in range(n):
+        discount = config.mmr_weight * np.clip((closest - config.mmr_threshold) / span, 0.0, 1.0)
+        adjusted = np.where(open_, scores * (1.0 - discount), -np.inf)
+        i = int(np.argmax(adjusted))  # on a tie the first: packing order
+        open_[i] = False
+        if take(ranked[i]) and has[i]:
+            closest = np.maximum(closest, matrix @ matrix[i])
 
 
 def render(packed: Iterable[Candidate]) -> tuple[str, dict[str, list[str]]]:

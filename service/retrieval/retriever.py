@@ -7,8 +7,11 @@ graph facts (current preferences, purchases, interests, the entities nearest the
 
 Candidates are fused with weighted reciprocal-rank fusion, the best message hits are
 expanded with their neighbouring turns and a matched entity with the turns that mention
-it, and every candidate is nudged by importance, recency and (when the query names a
-period: "last May", "in 2022") by whether it falls in that period (``fusion``). A memory
+it, and every candidate is nudged by importance, recency, (when the query names a
+period: "last May", "in 2022") by whether it falls in that period, and (when it names
+someone who speaks in the history: "what does Melanie…") by whether that person said it
+(``fusion``). Optionally (``co_mention_hits``) the turns that share an entity with the best
+hits are followed too, and packing prefers diversity (``mmr_weight``). A memory
 and a graph fact that state the same thing count once; a turn whose source messages are
 already covered by a packed item is skipped. Items are packed greedily into the token
 budget, and the prompt text never exceeds it (``packing``).
@@ -81,13 +84,13 @@ class Retriever:
         fuse_ms = (time.perf_counter() - mark) * 1000
 
         mark = time.perf_counter()
-        await self._expand(req, candidates)
+        await self._expand(req, candidates, found.mentioned)
         timings["expand"] = (time.perf_counter() - mark) * 1000
 
         mark = time.perf_counter()
         # recency counts from the time asked, or for a question with no time from the customer's newest turn
         reference = as_of or found.latest or asked
-        fusion.score(candidates, config, reference, period, fusion.asks_now(query))
+        fusion.score(candidates, config, reference, period, fusion.asks_now(query), found.speakers)
         timings["fuse"] = fuse_ms + (time.perf_counter() - mark) * 1000
 
         mark = time.perf_counter()
@@ -117,9 +120,11 @@ class Retriever:
             raise
         return embedding, state, embed_ms
 
-    async def _expand(self, req: sources.Request, candidates: dict[str, Candidate]) -> None:
-        """Neighbouring turns of the best message hits, and turns that mention matched entities."""
-        plan = fusion.plan_expansion(candidates, req.config)
+    async def _expand(self, req: sources.Request, candidates: dict[str, Candidate], mentioned: list[list[int]]) -> None:
+        """Neighbouring turns of the best message hits, turns that mention matched entities,
+        and turns that share an entity with the best hits (``mentioned``: the customer's
+        entities as the turns that mention them)."""
+        plan = fusion.plan_expansion(candidates, req.config, mentioned)
         if plan is not None:
             fetched = await sources.expand(self.rt, req, plan)
             fusion.apply_expansion(candidates, plan, fetched, req.config)

@@ -66,6 +66,8 @@ class Found:
 
     ranked: dict[str, list[Candidate]] = field(default_factory=dict)
     latest: datetime | None = None  # the customer's newest turn: "now" for recency and periods
+    speakers: frozenset[str] = frozenset()  # the speakers the query names (case-folded)
+    mentioned: list[list[int]] = field(default_factory=list)  # each graph entity: the turns that mention it
     tiers: dict[str, bool] = field(default_factory=lambda: {"postgres": True, "neo4j": True, "vectors": True})
     errors: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
@@ -121,6 +123,8 @@ async def gather(rt: Runtime, req: Request, state: graph_snapshots.GraphState) -
         found.timings[name] = (time.perf_counter() - started) * 1000
         found.ranked.update(part.ranked)
         found.latest = found.latest or part.latest
+        found.speakers |= part.speakers
+        found.mentioned += part.mentioned
     return found
 
 
@@ -131,7 +135,9 @@ async def postgres(rt: Runtime, req: Request) -> Found:
         name: getattr(config, name).limit if getattr(config, name).enabled else 0 for name in search.HYBRID_SOURCES
     }
     async with rt.pool.acquire() as conn:
-        found = await search.hybrid(conn, req.user, req.embedding, req.query, limits, req.session_id, req.period)
+        found = await search.hybrid(
+            conn, req.user, req.embedding, req.query, limits, req.session_id, req.period, config.mmr_weight > 0
+        )
     rows = found.rows
     limit, terms = item_chars(config, req.budget), req.terms
     ranked: dict[str, list[Candidate]] = {}
@@ -146,7 +152,9 @@ async def postgres(rt: Runtime, req: Request) -> Found:
     ):
         ranked[source] = [_scored(build(r, limit, terms), source, r["score"]) for r in rows[source]]
     ranked["recent_turns"] = [make.turn(r, limit, terms) for r in rows["recent_turns"]]
-    return Found(ranked=ranked, latest=found.latest)
+    # the query names a speaker when one of its words is the name of someone whose turns were found
+    said_by = {c.speaker.casefold() for cs in ranked.values() for c in cs if c.speaker}
+    return Found(ranked=ranked, latest=found.latest, speakers=frozenset(said_by & terms))
 
 
 async def graph(rt: Runtime, req: Request, state: graph_snapshots.GraphState) -> Found:
@@ -178,12 +186,13 @@ async def graph(rt: Runtime, req: Request, state: graph_snapshots.GraphState) ->
     if not view:
         return Found()
     return Found(
+        mentioned=[e["source_message_ids"] for e in entry.entities if e.get("source_message_ids")],
         ranked={
             "graph_profile": make.profile(view, req.terms),
             "graph_entities": [
                 _scored(make.entity(r), "graph_entities", r["score"]) for r in view.get("matched") or []
             ],
-        }
+        },
     )
 
 
