@@ -34,7 +34,7 @@ from service.settings import Settings
 log = logging.getLogger("loft.worker")
 
 IDLE_POLL_S = 0.25
-SUMMARIES_PER_STEP = 4
+SUMMARIES_PER_STEP = 16  # claimed and embedded together
 JOB_TIMEOUT_S = 600.0  # a batch of 64 messages through a slow LLM fits well within this
 T = TypeVar("T")
 
@@ -111,10 +111,31 @@ class Worker:
             log.warning("job %s was held by a worker that stopped; running it alone", crashed[0].id)
             await self._ingest(crashed)
             handled += 1
-        for job in await self._claim(SUMMARIES_PER_STEP, "summarize_session"):
-            await self._run_one(job, summaries.summarize_session(self.rt, job.payload["session_id"]))
-            handled += 1
+        due = await self._claim(SUMMARIES_PER_STEP, "summarize_session")
+        if due:
+            await self._summarize(due)
+            handled += len(due)
         return handled
+
+    async def _summarize(self, jobs: list[queue.Job]) -> None:
+        """Session summaries, a few at a time (their embeddings in one model call); each job
+        completes or is retried on its own outcome."""
+        try:
+            outcomes = await self._held(
+                jobs, summaries.summarize_sessions(self.rt, [j.payload["session_id"] for j in jobs])
+            )
+        except Exception as exc:  # the batch as a whole (its model call): every job shares the outcome
+            outcomes = [exc] * len(jobs)
+        done = []
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            if not isinstance(outcome, Exception):
+                done.append(job)
+            elif is_outage(outcome):
+                await self._give_back(job, f"store unavailable: {type(outcome).__name__}")
+            else:
+                log.error("job %s (%s) failed: %r", job.id, job.kind, outcome)
+                await self._retry(job, f"{type(outcome).__name__}: {outcome}")
+        await self._complete(done)
 
     async def _claim(
         self, limit: int, kind: str, *, lane: queue.Lane = "live", crashed: bool = False
@@ -243,18 +264,6 @@ class Worker:
         else:
             log.info("erasure %s complete", job.payload["receipt_id"])
             metrics.observe_jobs(job.kind, "done")
-
-    async def _run_one(self, job: queue.Job, work: Awaitable[object]) -> None:
-        try:
-            await self._held([job], work)
-        except Exception as exc:
-            if is_outage(exc):
-                await self._give_back(job, f"store unavailable: {type(exc).__name__}")
-            else:
-                log.exception("job %s (%s) failed", job.id, job.kind)
-                await self._retry(job, f"{type(exc).__name__}: {exc}")
-        else:
-            await self._complete([job])
 
     async def drain(self, *, timeout: float = 300.0) -> int:
         """Run until no job is ready (tests, benchmarks, `loftmem worker --once`)."""
