@@ -12,14 +12,17 @@
      worker made to the embedder during the drain is recorded (texts and batch size) and
      replayed after it, alone, in the same order: ``speaker: content`` of each batch of
      ``LOFT_WORKER_BATCH`` (64) messages, the batch's memory candidates and entities, the
-     session summaries. The replay runs twice (``embed_replay_s``) and the bound takes
+     session summaries (each distinct text of a batch once, as the worker sends them). The replay runs twice (``embed_replay_s``) and the bound takes
      the faster. ``embed_only_messages_per_s`` is the older, looser bound: the
      message texts alone, in batches of ``LOFT_WORKER_BATCH``.
-   * ``drain_embed_share``: the share of the drain's wall time spent inside the
-     embedder (every ``embed`` call timed, by monkeypatching the runtime's embedder in
-     this process: measurement only), with ``embed_calls`` broken down by call site
-     (``function:line`` of the caller of ``aembed``); the rest is extraction, the
-     PostgreSQL and Neo4j writes and the queue.
+   * ``drain_embed_share``: the share of the drain's wall time during which the
+     embedder was running (every ``embed`` call timed, by monkeypatching the runtime's
+     embedder in this process: measurement only; the union of the calls' spans, since the
+     worker prepares the next batch while it writes the last and one call may wait for
+     another), with ``embed_calls`` broken down by call site (``function:line`` of the
+     pipeline's call; its ``seconds`` include such waits); the rest of the drain is the
+     part of extraction, the PostgreSQL and Neo4j writes and the queue that did not
+     overlap an embedding.
    * ``cpu``: CPU milliseconds per message during the drain, by process group
      (``worker``: this process; ``postgres``; ``neo4j``), read from ``/proc``
      (:mod:`bench.procstat`).
@@ -221,6 +224,7 @@ class EmbedMeter:
 
         self.embedder = embedder
         self.calls: list[tuple[str, list[str], int, float]] = []  # (site, texts, batch_size, seconds)
+        self.spans: list[tuple[float, float]] = []  # (start, end) of each call
         self._site: contextvars.ContextVar[str] = contextvars.ContextVar("embed_site", default="direct")
         self._embed, self._aembed = embedder.embed, embedder.aembed
         meter = self
@@ -228,7 +232,9 @@ class EmbedMeter:
         def embed(texts, *, batch_size: int = 32):
             t0 = time.perf_counter()
             out = meter._embed(texts, batch_size=batch_size)
-            meter.calls.append((meter._site.get(), list(texts), batch_size, time.perf_counter() - t0))
+            t1 = time.perf_counter()
+            meter.calls.append((meter._site.get(), list(texts), batch_size, t1 - t0))
+            meter.spans.append((t0, t1))
             return out
 
         async def aembed(texts):
@@ -247,7 +253,15 @@ class EmbedMeter:
         del self.embedder.embed, self.embedder.aembed  # the instance attributes: back to the class's methods
 
     def seconds(self) -> float:
-        return sum(c[3] for c in self.calls)
+        """Wall time during which the embedder was running: the union of the calls' spans
+        (the worker prepares two batches side by side, so one call can wait for another's
+        turn at the model; summing the calls would count that wait twice)."""
+        total, end = 0.0, float("-inf")
+        for t0, t1 in sorted(self.spans):
+            if t1 > end:
+                total += t1 - max(t0, end)
+                end = t1
+        return total
 
     def by_site(self) -> dict[str, dict]:
         out: dict[str, dict] = {}

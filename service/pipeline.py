@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -96,10 +97,17 @@ async def extract(rt: Runtime, message: dict[str, Any]) -> tuple[Extraction, str
     return rt.rules.extract(message["content"], **kwargs), "rules"
 
 
-async def ingest_messages(rt: Runtime, message_ids: list[int]) -> dict[int, MessageResult]:
+async def ingest_messages(
+    rt: Runtime, message_ids: list[int], *, before_commit: Callable[[], Awaitable[None]] | None = None
+) -> dict[int, MessageResult]:
     """Process messages into every tier. Store outages raise (the caller retries the batch);
-    a message whose extraction fails is reported in the result and skipped."""
+    a message whose extraction fails is reported in the result and skipped.
+    ``before_commit`` is awaited between the preparation and the writes (the worker waits
+    there for the previous batch's writes, so batches prepare side by side but commit in
+    order)."""
     plan = await prepare(rt, message_ids)
+    if before_commit is not None:
+        await before_commit()
     await commit(rt, plan)
     return plan.results
 

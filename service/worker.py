@@ -35,6 +35,7 @@ log = logging.getLogger("loft.worker")
 
 IDLE_POLL_S = 0.25
 SUMMARIES_PER_STEP = 16  # claimed and embedded together
+BATCHES_PER_STEP = 8  # message batches per lane before the worker looks at its other work
 JOB_TIMEOUT_S = 600.0  # a batch of 64 messages through a slow LLM fits well within this
 T = TypeVar("T")
 
@@ -147,21 +148,45 @@ class Worker:
         return jobs
 
     async def step_live(self) -> int:
-        """A batch of live chat turns."""
-        jobs = await self._claim(self.batch, "ingest_message", lane="live")
-        if jobs:
-            await self._ingest(jobs)
-        return len(jobs)
+        """Batches of live chat turns."""
+        return await self._ingest_lane("live")
 
     async def step_bulk(self) -> int:
-        """A batch of imported messages, then a batch of orders from the order feed."""
-        jobs = await self._claim(self.batch, "ingest_message", lane="bulk")
-        if jobs:
-            await self._ingest(jobs)
+        """Batches of imported messages, then a batch of orders from the order feed."""
+        handled = await self._ingest_lane("bulk")
         orders = await self._claim(self.batch, orders_module.JOB_KIND, lane="bulk")
         if orders:
             await self._ingest_orders(orders)
-        return len(jobs) + len(orders)
+        return handled + len(orders)
+
+    async def _ingest_lane(self, lane: queue.Lane) -> int:
+        """Up to ``BATCHES_PER_STEP`` batches of a lane, two in flight: while one batch is
+        written (PostgreSQL, then Neo4j: mostly waiting on the stores), the next one is
+        claimed and prepared (embedding, extraction), so the embedder is not idle during the
+        writes. Writes stay in claim order: a batch commits only after the one before it
+        has finished (whatever its outcome)."""
+        handled = 0
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            for _ in range(BATCHES_PER_STEP):
+                if len(tasks) >= 2:
+                    await asyncio.wait([tasks[-2]])  # at most two batches in flight
+                jobs = await self._claim(self.batch, "ingest_message", lane=lane)
+                if not jobs:
+                    break
+                handled += len(jobs)
+                tasks.append(asyncio.create_task(self._ingest(jobs, after=tasks[-1] if tasks else None)))
+        except asyncio.CancelledError:
+            for task in tasks:  # a cancelled worker (a drain's timeout) cancels its batches too
+                task.cancel()
+            raise
+        finally:
+            # a failed claim lets the batches already claimed finish first (their jobs are held)
+            if tasks:
+                await asyncio.wait(tasks)
+        for task in tasks:
+            task.result()  # an error of a batch's own handling goes up, as it did unpipelined
+        return handled
 
     async def _ingest_orders(self, jobs: list[queue.Job]) -> None:
         """Orders to the graph, a batch in one transaction; a failing batch is retried one
@@ -207,11 +232,19 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
 
-    async def _ingest(self, jobs: list[queue.Job]) -> None:
+    async def _ingest(self, jobs: list[queue.Job], *, after: asyncio.Task[None] | None = None) -> None:
+        """One batch; with ``after``, its writes wait until that batch is done."""
         by_message = {job.payload["message_id"]: job for job in jobs}
         started = time.perf_counter()
+
+        async def previous_done() -> None:
+            if after is not None:
+                await asyncio.wait([after])  # its outcome is its own (it handles its errors)
+
         try:
-            results = await self._held(jobs, pipeline.ingest_messages(self.rt, list(by_message)))
+            results = await self._held(
+                jobs, pipeline.ingest_messages(self.rt, list(by_message), before_commit=previous_done)
+            )
             took = time.perf_counter() - started
             log.info("ingested %d messages (%s) in %.2f s", len(jobs), jobs[0].lane, took)
             metrics.BATCH_SIZE.labels(jobs[0].lane).observe(len(jobs))
@@ -235,7 +268,7 @@ class Worker:
             )
             self._holding |= {j.id for j in jobs}  # still ours while we retry them one by one
             for job in jobs:
-                await self._ingest([job])
+                await self._ingest([job], after=after)
             return
         done = []
         for message_id, result in results.items():
