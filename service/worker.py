@@ -36,6 +36,7 @@ log = logging.getLogger("loft.worker")
 IDLE_POLL_S = 0.25
 SUMMARIES_PER_STEP = 16  # claimed and embedded together
 BATCHES_PER_STEP = 8  # message batches per lane before the worker looks at its other work
+IN_FLIGHT = 2  # batches of a lane prepared or written at once
 JOB_TIMEOUT_S = 600.0  # a batch of 64 messages through a slow LLM fits well within this
 T = TypeVar("T")
 
@@ -169,8 +170,8 @@ class Worker:
         tasks: list[asyncio.Task[None]] = []
         try:
             for _ in range(BATCHES_PER_STEP):
-                if len(tasks) >= 2:
-                    await asyncio.wait([tasks[-2]])  # at most two batches in flight
+                if len(tasks) >= IN_FLIGHT:
+                    await asyncio.wait([tasks[-IN_FLIGHT]])
                 jobs = await self._claim(self.batch, "ingest_message", lane=lane)
                 if not jobs:
                     break
