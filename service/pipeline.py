@@ -311,7 +311,7 @@ def _facts(rt: Runtime, row: dict[str, Any], ex: Extraction, entity_vectors: np.
                 "relation": entity.relation,
                 "summary": summary,
                 "at": entity.at,
-                "embedding": [float(x) for x in vector],
+                "embedding": vector.tolist(),
             }
         )
     relations = []

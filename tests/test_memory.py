@@ -234,3 +234,38 @@ def test_a_memory_joins_its_duplicate_or_near_duplicate_and_every_change_is_in_i
     assert outcomes == ["added", "updated", "updated", "unchanged", "new:added"]
     assert events == [("add", None), ("update", "duplicate"), ("update", "near_duplicate")]
     assert rows == 2
+
+
+def test_an_entity_named_in_several_messages_of_a_batch_keeps_its_last_embedding_and_every_mention(stack, user):
+    """The graph write of a batch sets an entity's embedding once, from its last mention
+    (what writing the messages one by one leaves), and still counts every mention."""
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    from graph import writes
+    from service.runtime import Runtime
+
+    at = datetime.now(UTC) - timedelta(hours=1)
+
+    def facts(message_id: int, relation: str, vector: list[float]) -> writes.MessageFacts:
+        entity = {"key": "person:anna", "type": "person", "name": "Anna", "relation": relation, "embedding": vector}
+        return writes.MessageFacts(user, message_id, at + timedelta(minutes=message_id), entities=[entity])
+
+    first, last = [1.0] + [0.0] * 383, [0.0, 1.0] + [0.0] * 382
+
+    async def scenario() -> None:
+        rt = await Runtime.open(stack.settings, pool_size=2)
+        try:
+            async with rt.graph.session(database=rt.settings.neo4j_database) as session:
+                await session.execute_write(writes.write_facts, [facts(1, "sister", first), facts(2, "cousin", last)])
+        finally:
+            await rt.close()
+
+    asyncio.run(scenario())
+    (row,) = stack.cypher(
+        "MATCH (:Customer {user_id: $u})-[m:MENTIONED]->(e:Entity {user_id: $u, key: 'person:anna'}) "
+        "RETURN e.embedding AS embedding, m.mentions AS mentions, m.relation AS relation",
+        u=user,
+    )
+    assert row["mentions"] == 2 and row["relation"] == "cousin"
+    assert [round(x, 3) for x in row["embedding"][:2]] == [0.0, 1.0]
