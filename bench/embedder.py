@@ -17,6 +17,12 @@ interleaved round by round:
 
 Medians over ``--repeats`` rounds; ratios are to the default configuration (2 threads,
 spinning), which was the behaviour before the threading options existed.
+
+``query_batches``: with the service's setting (2 threads, no spinning), short distinct
+queries embedded ``k`` per model call for each of ``--query-batch-sizes`` (interleaved
+round by round): CPU and wall milliseconds per query and the CPU ratio to one per call.
+This is what the API's natural batching of concurrent query embeddings buys
+(``vectors.embedder._QueryBatcher``).
 """
 
 from __future__ import annotations
@@ -96,6 +102,14 @@ def batch_round(e: Embedder, batches: list[list[str]]) -> dict[str, float]:
     return {"texts_per_s": round(n / wall, 1), "cpu_ms_per_text": round((time.process_time() - cpu0) * 1000 / n, 2)}
 
 
+def query_batch_round(e: Embedder, qs: list[str], k: int) -> dict[str, float]:
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    for start in range(0, len(qs), k):
+        e.embed(qs[start : start + k], batch_size=k)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    return {"cpu_ms_per_query": round(cpu * 1000 / len(qs), 2), "wall_ms_per_query": round(wall * 1000 / len(qs), 2)}
+
+
 def median_of(rounds: list[dict[str, float]]) -> dict[str, float]:
     return {k: round(statistics.median(r[k] for r in rounds), 2) for k in rounds[0]}
 
@@ -126,6 +140,19 @@ def run(args: argparse.Namespace) -> dict:
             "batch_rate_ratio": round(b["texts_per_s"] / base_b["texts_per_s"], 2),
         }
         log(f"{name:24s} {json.dumps(out['configs'][name])}")
+    sizes = [int(x) for x in args.query_batch_sizes.split(",") if x.strip()]
+    service = embedders["2 threads, no spinning"]
+    per_size: dict[int, list[dict[str, float]]] = {k: [] for k in sizes}
+    for r in range(args.repeats):
+        for k in sizes:
+            per_size[k].append(query_batch_round(service, texts(rng, args.queries, 4, 16), k))
+        log(f"round {r + 1}: query batches {json.dumps({k: v[-1] for k, v in per_size.items()})}")
+    one = median_of(per_size[sizes[0]])["cpu_ms_per_query"]
+    out["query_batches"] = {
+        str(k): median_of(v) | {"cpu_ratio": round(median_of(v)["cpu_ms_per_query"] / one, 2)}
+        for k, v in per_size.items()
+    }
+    log(f"query batches (2 threads, no spinning): {json.dumps(out['query_batches'])}")
     return out
 
 
@@ -134,6 +161,9 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300, help="query embeddings per configuration and round")
     parser.add_argument("--gap-ms", type=float, default=5.0, help="idle time after each query embedding")
     parser.add_argument("--batches", type=int, default=3, help="batches of 64 texts per configuration and round")
+    parser.add_argument(
+        "--query-batch-sizes", default="1,2,4,8", help="queries per model call to compare (the first is the baseline)"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", action="store_true")

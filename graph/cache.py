@@ -5,7 +5,9 @@ customer. The retriever reads that version (concurrently with embedding the quer
 uses a cached copy only if it was read at the same version, so an API process never
 serves facts older than the last committed graph write, whichever process made it. A
 hit saves the Neo4j round trip on the hot path; the customer's entities nearest the
-query are then ranked in-process from their cached embeddings.
+query are then ranked in-process from their cached embeddings. A miss is filled from the
+customer's snapshot in PostgreSQL when it is at the same version
+(:mod:`service.graph_snapshots`), else from Neo4j.
 """
 
 from __future__ import annotations
@@ -64,10 +66,13 @@ class GraphCache:
             return entry
 
     def put(self, user: str, version: int, facts: dict[str, Any] | None) -> CustomerGraph:
-        entry = CustomerGraph.build(version, facts)
+        return self.put_entry(user, CustomerGraph.build(version, facts))
+
+    def put_entry(self, user: str, entry: CustomerGraph) -> CustomerGraph:
+        """Keep ``entry`` (built from a graph read or a snapshot) unless a newer copy is held."""
         with self._lock:
             current = self._entries.get(user)
-            if current is None or current.version <= version:
+            if current is None or current.version <= entry.version:
                 self._entries[user] = entry
                 self._entries.move_to_end(user)
                 while len(self._entries) > self._size:

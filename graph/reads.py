@@ -21,9 +21,8 @@ from graph.schema import VOCABULARY_LABELS
 
 # The customer's current (or, for the profile, also closed) preferences, purchases and
 # interests: shared by the profile read and the retriever's hot-path read.
-_FACTS = """
-MATCH (c:Customer {user_id: $user_id})
-CALL (c) {
+_CUSTOMER = "MATCH (c:Customer {user_id: $user_id})\n"
+_FACTS_OF_C = """CALL (c) {
   MATCH (c)-[r:PREFERS|DISLIKES]->(t)
   WHERE r.valid_to IS NULL OR $include_closed
   WITH r, t ORDER BY r.last_seen DESC LIMIT $fact_limit
@@ -45,6 +44,7 @@ CALL (c) {
                   source_message_ids: r.source_message_ids}) AS interests
 }
 """
+_FACTS = _CUSTOMER + _FACTS_OF_C
 
 # the whole profile: every entity the customer mentioned, with how they relate
 NEIGHBOURHOOD = (
@@ -68,8 +68,8 @@ RETURN c.name AS name, c.first_seen AS first_seen, c.last_seen AS last_seen,
 
 # what the retriever caches per customer: current facts and every mentioned entity with
 # its embedding (the entities nearest a query are then found in-process)
-CUSTOMER_FACTS = (
-    _FACTS
+_RETRIEVER_FACTS_OF_C = (
+    _FACTS_OF_C
     + """
 CALL (c) {
   MATCH (c)-[m:MENTIONED]->(e:Entity)
@@ -79,7 +79,22 @@ CALL (c) {
                   event_at: e.event_at, mentions: m.mentions, last_seen: m.last_seen,
                   source_message_ids: m.source_message_ids, embedding: e.embedding}) AS entities
 }
-RETURN c.name AS name, c.first_seen AS first_seen, c.last_seen AS last_seen,
+"""
+)
+CUSTOMER_FACTS = (
+    _CUSTOMER
+    + _RETRIEVER_FACTS_OF_C
+    + """RETURN c.name AS name, c.first_seen AS first_seen, c.last_seen AS last_seen,
+       preferences, purchases, interests, entities
+"""
+)
+# the same for many customers in one round trip (the worker's graph snapshots)
+CUSTOMERS_FACTS = (
+    """UNWIND $user_ids AS user_id
+MATCH (c:Customer {user_id: user_id})
+"""
+    + _RETRIEVER_FACTS_OF_C
+    + """RETURN user_id, c.name AS name, c.first_seen AS first_seen, c.last_seen AS last_seen,
        preferences, purchases, interests, entities
 """
 )
@@ -201,6 +216,24 @@ async def customer_facts(driver: AsyncDriver, user_id: str) -> dict[str, Any] | 
         driver, CUSTOMER_FACTS, user_id=user_id, include_closed=False, fact_limit=FACT_LIMIT, entity_limit=ENTITY_LIMIT
     )
     return native(dict(records[0])) if records else None
+
+
+async def customers_facts(driver: AsyncDriver, user_ids: list[str]) -> dict[str, dict[str, Any] | None]:
+    """:func:`customer_facts` for many customers in one read; ``None`` for one with no
+    Customer node (yet, or any more)."""
+    records = await _read(
+        driver,
+        CUSTOMERS_FACTS,
+        user_ids=user_ids,
+        include_closed=False,
+        fact_limit=FACT_LIMIT,
+        entity_limit=ENTITY_LIMIT,
+    )
+    found: dict[str, dict[str, Any] | None] = dict.fromkeys(user_ids)
+    for record in records:
+        facts = native(record)
+        found[facts.pop("user_id")] = facts
+    return found
 
 
 async def search_entities(

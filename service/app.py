@@ -51,6 +51,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
                 yield
         finally:
             await listener.stop()
+            await app.state.retriever.flush_access()
             await app.state.runtime.close()
 
     app = FastAPI(

@@ -94,6 +94,7 @@ TABLES: tuple[Table, ...] = (
     _table("long_term_memories", "id", "uuid"),
     _table("order_lines", None),
     _table("orders", "order_id", "text"),
+    _table("graph_snapshots", None),
     _table("messages", "id"),
     _table("sessions", "id", "uuid"),
     _table("users", None),

@@ -442,4 +442,5 @@ async def serve_stdio(settings: Any, user: str, *, admin: bool = False) -> None:
         await server.run_stdio_async()
     finally:
         await listener.stop()
+        await retr.flush_access()
         await rt.close()

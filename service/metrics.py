@@ -123,6 +123,7 @@ class EmbedderCollector(Collector):
             ("texts", "Texts embedded by the model"),
             ("query_cache_hits", "Query embeddings served from the cache"),
             ("query_cache_misses", "Query embeddings computed (not in the cache)"),
+            ("query_batches", "Model calls that embedded queries for the event loop (several queries may share one)"),
         ):
             family = CounterMetricFamily(f"loft_embedder_{key}", doc)
             family.add_metric([], totals.get(key, 0))

@@ -20,7 +20,8 @@ handed the old customer's facts):
 4. PostgreSQL, one transaction: message and passage embeddings, long-term memories (dedupe,
    supersession, history);
 5. Neo4j, one transaction inside the second fence: customer, preferences, purchases,
-   interests, entities; then the customers' graph versions move on.
+   interests, entities; then the customers' graph versions move on and their graph
+   snapshots (what the retriever reads, ``service.graph_snapshots``) are read back at them.
 
 Both store writes are idempotent per message, so a job retried after a store outage
 (step 5 failing after step 4 committed) re-runs harmlessly.
@@ -40,7 +41,7 @@ import numpy as np
 
 from graph import writes as graph_writes
 from graph.schema import entity_key, fact_key
-from service import history, orders, users
+from service import graph_snapshots, history, orders, users
 from service.extraction import Entity, Extraction, Preference
 from service.runtime import Runtime
 from vectors import memories as ltm
@@ -207,8 +208,10 @@ async def commit(rt: Runtime, plan: Plan) -> None:
                     await asyncio.wait_for(
                         session.execute_write(graph_writes.write_facts, facts), GRAPH_WRITE_TIMEOUT_S
                     )
-                # after the graph commit: API processes holding an older copy will re-read it
-                await users.bump_graph_version(conn, [f.user_id for f in facts])
+                # after the graph commit: API processes holding an older copy will re-read it,
+                # from the snapshot written here (still inside the fence)
+                versions = await users.bump_graph_version(conn, [f.user_id for f in facts])
+                await graph_snapshots.refresh(conn, rt.graph, versions)
 
 
 async def _rearm_summaries(rt: Runtime, conn: Conn, items: list[Planned]) -> None:
@@ -372,4 +375,5 @@ async def ingest_orders(rt: Runtime, order_ids: list[str]) -> None:
         ]
         async with rt.graph.session(database=rt.settings.neo4j_database) as session:
             await asyncio.wait_for(session.execute_write(graph_writes.write_orders, batch), GRAPH_WRITE_TIMEOUT_S)
-        await users.bump_graph_version(conn, sorted({r["user_id"] for r in batch}))
+        versions = await users.bump_graph_version(conn, sorted({r["user_id"] for r in batch}))
+        await graph_snapshots.refresh(conn, rt.graph, versions)

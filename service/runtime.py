@@ -95,6 +95,7 @@ class Runtime:
                 spinning=settings.embedder_spinning,
                 device=settings.embedder_device,
             ),
+            query_batch=settings.embedder_query_batch,
         )
         watch_embedder(embedder)
         return cls(

@@ -71,8 +71,18 @@ class Settings(BaseSettings):
     embedder_threads: int | None = Field(default=None, alias="LOFT_EMBEDDER_THREADS", ge=1, le=64)
     # let ONNX Runtime's idle threads busy-wait for the next run (CPU the stores need)
     embedder_spinning: bool = Field(default=False, alias="LOFT_EMBEDDER_SPINNING")
+    # at most this many concurrent query embeddings share one model call (1: one each)
+    embedder_query_batch: int = Field(default=8, alias="LOFT_EMBEDDER_QUERY_BATCH", ge=1, le=64)
     # the torch backend's device ("cuda" where there is one; falls back to the CPU)
     embedder_device: str = Field(default="cpu", alias="LOFT_EMBEDDER_DEVICE", min_length=1, max_length=32)
+
+    # the context reads a customer's graph facts from their snapshot in PostgreSQL when the
+    # process has no copy (service/graph_snapshots.py); 0: from Neo4j on every such miss
+    graph_snapshots: bool = Field(default=True, alias="LOFT_GRAPH_SNAPSHOTS")
+
+    # served memories' access counts gather this long in an API process before one write
+    # for all of them; 0: written after every context
+    access_flush_s: float = Field(default=1.0, alias="LOFT_ACCESS_FLUSH_S", ge=0, le=60)
 
     # extraction: "rules" (deterministic, default) or "llm" (needs OPENAI_API_KEY)
     extractor: Literal["rules", "llm"] = Field(default="rules", alias="LOFT_EXTRACTOR")

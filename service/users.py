@@ -22,11 +22,11 @@ from vectors.pg import Conn, Executor
 # (classid, objid) advisory locks; this classid is the "customer" namespace
 _CUSTOMER_LOCK = 0x4C4F
 SHARED_LOCK = "SELECT pg_advisory_xact_lock_shared($1, hashtext($2))"
+SHARED_LOCKS = "SELECT pg_advisory_xact_lock_shared($1, hashtext(u)) FROM unnest($2::text[]) AS u ORDER BY u"
 EXCLUSIVE_LOCK = "SELECT pg_advisory_xact_lock($1, hashtext($2))"
 
 ENSURE = "INSERT INTO users (user_identifier) VALUES ($1) ON CONFLICT DO NOTHING"
 GET = "SELECT user_identifier, display_name, created_at, graph_version FROM users WHERE user_identifier = $1"
-GRAPH_VERSION = "SELECT graph_version FROM users WHERE user_identifier = $1"
 LOCK_LIVE = """
 SELECT user_identifier FROM users WHERE user_identifier = ANY($1::text[])
 ORDER BY user_identifier FOR NO KEY UPDATE
@@ -35,6 +35,7 @@ LOCK_FOR_ERASURE = "SELECT user_identifier FROM users WHERE user_identifier = $1
 # versions come from one sequence: never reused, even by a customer created again
 BUMP_GRAPH_VERSION = """
 UPDATE users SET graph_version = nextval('graph_version_seq') WHERE user_identifier = ANY($1::text[])
+RETURNING user_identifier, graph_version
 """
 COUNT = "SELECT count(*) FROM users"
 SET_DISPLAY_NAME = "UPDATE users SET display_name = $2, updated_at = now() WHERE user_identifier = $1"
@@ -45,6 +46,11 @@ async def lock_shared(conn: Conn, user: str) -> None:
     writes the customer's rows from the API takes it first, so an erasure (which takes
     it exclusively, then the customer's row) never meets them half-way: no deadlock."""
     await conn.execute(SHARED_LOCK, _CUSTOMER_LOCK, user)
+
+
+async def lock_shared_many(conn: Conn, users: list[str]) -> None:
+    """:func:`lock_shared` for many customers in one round trip (in a fixed order)."""
+    await conn.execute(SHARED_LOCKS, _CUSTOMER_LOCK, sorted(set(users)))
 
 
 async def ensure(conn: Conn, user: str) -> None:
@@ -76,13 +82,10 @@ async def get(conn: Executor, user: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
-async def graph_version(conn: Executor, user: str) -> int | None:
-    version = await conn.fetchval(GRAPH_VERSION, user)
-    return None if version is None else int(version)
-
-
-async def bump_graph_version(conn: Conn, users: list[str]) -> None:
-    await conn.execute(BUMP_GRAPH_VERSION, sorted(set(users)))
+async def bump_graph_version(conn: Conn, users: list[str]) -> dict[str, int]:
+    """Move the customers' graph versions on (after a graph write); their new versions."""
+    rows = await conn.fetch(BUMP_GRAPH_VERSION, sorted(set(users)))
+    return {r["user_identifier"]: int(r["graph_version"]) for r in rows}
 
 
 async def set_display_name(conn: Conn, user: str, name: str) -> None:

@@ -209,3 +209,50 @@ def test_unavailable_torch_device_runs_on_the_cpu(torch_embedder, caplog):
     assert e.backend == "torch" and e.device == "cpu"
     assert any("not available" in r.getMessage() for r in caplog.records)
     assert _cos(e.embed(SENTENCES), torch_embedder.embed(SENTENCES)).min() >= 0.99999
+
+
+def test_concurrent_queries_share_model_calls_and_keep_their_vectors(onnx_embedder):
+    """Queries that miss the cache while one is being embedded go together in the next
+    model call; each still gets its own vector (equal to embedding it alone)."""
+    questions = [
+        f"which {w} sofa did my sister like in {m}?" for w in ("oak", "linen", "grey") for m in ("May", "June")
+    ]
+    questions.append(questions[0])  # asked twice at once: embedded once
+
+    async def ask_all() -> list[np.ndarray]:
+        return await asyncio.gather(*(onnx_embedder.aembed_query(q, user="u-batch") for q in questions))
+
+    onnx_embedder.clear()
+    calls, batches = onnx_embedder.stats["encode_calls"], onnx_embedder.stats["query_batches"]
+    got = asyncio.run(ask_all())
+    used = onnx_embedder.stats["encode_calls"] - calls
+    assert 1 <= used < len(set(questions)), used  # the first alone, the rest together
+    assert onnx_embedder.stats["query_batches"] - batches == used
+    alone = np.stack([onnx_embedder.embed([q])[0] for q in questions])
+    assert _cos(np.stack(got), alone).min() >= 0.99999
+    assert got[-1] is got[0]
+    assert asyncio.run(onnx_embedder.aembed_query(questions[3])) is got[3]  # cached as usual
+    assert onnx_embedder.forget("u-batch") == len(set(questions))  # tagged with who asked
+
+
+def test_a_failed_model_call_fails_its_waiters_and_not_the_next_batch(onnx_embedder, monkeypatch):
+    real = onnx_embedder.embed
+    failures = iter([RuntimeError("model call failed")])
+
+    def flaky(texts, *, batch_size=32):
+        for exc in failures:
+            raise exc
+        return real(texts, batch_size=batch_size)
+
+    monkeypatch.setattr(onnx_embedder, "embed", flaky)  # a fault in the model call, not a stand-in for it
+
+    async def ask(n: int) -> list:
+        return await asyncio.gather(
+            *(onnx_embedder.aembed_query(f"failing question {i}") for i in range(n)), return_exceptions=True
+        )
+
+    onnx_embedder.clear()
+    first = asyncio.run(ask(3))
+    assert all(isinstance(v, RuntimeError) for v in first), first  # one model call, three waiters told
+    again = asyncio.run(ask(3))
+    assert all(isinstance(v, np.ndarray) and v.shape == (384,) for v in again), again

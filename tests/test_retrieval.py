@@ -154,14 +154,24 @@ def test_presets_and_explain(api, user, history):
 
 
 def test_context_answers_from_postgres_when_neo4j_is_down(stack, service, api, user, history):
-    """The graph tier is unreachable: the context still answers, from PostgreSQL, and says so."""
+    """The graph tier is unreachable. The customer's graph facts still come from their
+    snapshot at the current graph version (no Neo4j read is needed); without one, the
+    context answers from PostgreSQL alone and says so."""
     from tests.conftest import Service
 
     broken = Service(stack, extra_env={"NEO4J_URI": "bolt://127.0.0.1:1"}, worker=False)
     try:
-        ctx = broken.http.get(f"/memory/context/{user}", params={"query": "what did I buy?", "budget": 500}).json()
+        params = {"query": "which style do I like? what did I buy?", "budget": 500}
+        ctx = broken.http.get(f"/memory/context/{user}", params=params).json()
+        assert ctx["tiers"] == {"postgres": True, "neo4j": True, "vectors": True} and not ctx["errors"], ctx
+        assert any(i["kind"] == "preference" and "japandi" in i["text"].lower() for i in ctx["items"]), ctx["items"]
+
+        stack.sql("DELETE FROM graph_snapshots WHERE user_identifier = $1", user)
+        stack.sql("UPDATE users SET graph_version = nextval('graph_version_seq') WHERE user_identifier = $1", user)
+        ctx = broken.http.get(f"/memory/context/{user}", params=params).json()
         assert ctx["tiers"]["neo4j"] is False and ctx["tiers"]["postgres"] is True
         assert "graph" in ctx["errors"]
+        assert not any(i["kind"] == "preference" for i in ctx["items"])
         assert any("bought" in i["text"] for i in ctx["items"])
     finally:
         broken.stop()

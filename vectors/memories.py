@@ -144,9 +144,11 @@ COUNTS = """
 SELECT count(*) FILTER (WHERE valid_to IS NULL) AS memories_current, count(*) AS memories_total FROM long_term_memories
 """
 
+# how often each memory was served since the last flush, many customers in one statement
 TOUCH = """
-UPDATE long_term_memories SET access_count = access_count + 1, last_accessed_at = now()
-WHERE user_identifier = $1 AND id = ANY($2::uuid[])
+UPDATE long_term_memories m SET access_count = m.access_count + t.n, last_accessed_at = now()
+FROM unnest($1::text[], $2::uuid[], $3::int[]) AS t (user_identifier, id, n)
+WHERE m.user_identifier = t.user_identifier AND m.id = t.id
 """
 
 
@@ -284,10 +286,11 @@ async def list_for_user(
     return await conn.fetch(LIST_FOR_USER, user_identifier, include_superseded, limit)
 
 
-async def touch(conn: Conn, user_identifier: str, memory_ids: list[uuid.UUID]) -> None:
-    """Count an access to memories served in a context (rows locked in id order)."""
-    if memory_ids:
-        await conn.execute(TOUCH, user_identifier, sorted(memory_ids))
+async def touch(conn: Conn, served: dict[tuple[str, uuid.UUID], int]) -> None:
+    """Count accesses to memories served in contexts: ``(customer, memory) -> times``."""
+    if served:
+        keys = sorted(served, key=lambda k: k[1])  # the same order in every process
+        await conn.execute(TOUCH, [u for u, _ in keys], [m for _, m in keys], [served[k] for k in keys])
 
 
 async def counts_for_user(conn: Conn, user_identifier: str) -> dict[str, int]:

@@ -21,6 +21,7 @@ import asyncpg
 from pydantic import BaseModel, Field
 
 from graph.schema import POLARITY_OF, fact_key
+from service.extraction.dates import MONTH_NAMES
 from service.retrieval.config import CHARS_PER_TOKEN
 from service.text import content_terms
 
@@ -146,8 +147,13 @@ def message_key(message_id: int) -> str:
     return f"message:{message_id}"
 
 
+# "%b" through strftime costs more than the rest of a candidate's text and depends on the locale
+_MONTH_ABBR = tuple(name[:3].title() for name in MONTH_NAMES)
+
+
 def day(ts: datetime | None) -> str:
-    return f"{ts.day} {ts:%b %Y}" if ts else "undated"
+    """``1 May 2024``: how every item is dated in the prompt."""
+    return f"{ts.day} {_MONTH_ABBR[ts.month - 1]} {ts.year}" if ts else "undated"
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|\n\s*")

@@ -31,6 +31,7 @@ import numpy as np
 # may be imported first
 from service import metrics, schemas, users
 from service.errors import StoreUnavailable
+from service.graph_snapshots import GraphState
 from service.retrieval import fusion, packing, sources
 from service.retrieval.candidates import Candidate, Context
 from service.retrieval.config import DEFAULT, RetrievalConfig
@@ -46,7 +47,9 @@ class Retriever:
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        self._touch_tasks: set[asyncio.Task[None]] = set()
+        # memories served since the last flush: (customer, memory) -> times
+        self._served: dict[tuple[str, uuid.UUID], int] = {}
+        self._flusher: asyncio.Task[None] | None = None
 
     async def context(
         self,
@@ -67,11 +70,11 @@ class Retriever:
         query = query.strip()[: schemas.MAX_QUERY_CHARS]  # the same clip on every route
         asked = as_of or datetime.now(UTC)
         period = fusion.period_of(query, asked) if query else None
-        embedding, version, embed_ms = await self._embed(user, query)
+        embedding, graph_state, embed_ms = await self._embed(user, query)
         timings = {"embed": embed_ms}
         req = sources.Request(user, query, content_terms(query), embedding, session_id, config, budget, period)
 
-        found = await sources.gather(self.rt, req, version)
+        found = await sources.gather(self.rt, req, graph_state)
         timings |= found.timings
         mark = time.perf_counter()
         candidates = fusion.fuse(found.ranked, config)
@@ -99,20 +102,20 @@ class Retriever:
         timings = {k: round(v, 2) for k, v in timings.items()}
         return Context(text, sections, items, found.tiers, took, budget, preset, found.errors, timings)
 
-    async def _embed(self, user: str, query: str) -> tuple[np.ndarray | None, int | None, float]:
-        """The query's embedding, the customer's graph version (read meanwhile) and the
-        milliseconds the embedding took."""
+    async def _embed(self, user: str, query: str) -> tuple[np.ndarray | None, GraphState, float]:
+        """The query's embedding, the customer's graph version and snapshot (read meanwhile)
+        and the milliseconds the embedding took."""
         started = time.perf_counter()
-        version_task = asyncio.create_task(sources.graph_version(self.rt, user))
+        version_task = asyncio.create_task(sources.graph_state(self.rt, user))
         embedding = await self.rt.embedder.aembed_query(query, user=user) if query else None
         embed_ms = (time.perf_counter() - started) * 1000
         try:
-            version = await version_task
+            state = await version_task
         except Exception as exc:  # PostgreSQL is down: the context cannot be built
             if sources.unreachable(exc):
                 raise StoreUnavailable("postgres", sources.POSTGRES_DOWN) from exc
             raise
-        return embedding, version, embed_ms
+        return embedding, state, embed_ms
 
     async def _expand(self, req: sources.Request, candidates: dict[str, Candidate]) -> None:
         """Neighbouring turns of the best message hits, and turns that mention matched entities."""
@@ -122,17 +125,30 @@ class Retriever:
             fusion.apply_expansion(candidates, plan, fetched, req.config)
 
     def _track_access(self, user: str, packed: list[Candidate]) -> None:
-        """Count the memories served, off the hot path."""
-        served = [uuid.UUID(c.memory_id) for c in packed if c.memory_id]
-        if served:
-            task = asyncio.create_task(self._touch(user, served))
-            self._touch_tasks.add(task)
-            task.add_done_callback(self._touch_tasks.discard)
+        """Count the memories served, off the hot path: counted in memory and written at most
+        once every ``LOFT_ACCESS_FLUSH_S`` for every customer served meanwhile (one
+        transaction, not one per request: an update that cannot be HOT also writes an entry
+        in each of the table's indexes)."""
+        for c in packed:
+            if c.memory_id:
+                key = (user, uuid.UUID(c.memory_id))
+                self._served[key] = self._served.get(key, 0) + 1
+        if self._served and (self._flusher is None or self._flusher.done()):
+            self._flusher = asyncio.create_task(self._flush_later())
 
-    async def _touch(self, user: str, ids: list[uuid.UUID]) -> None:
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(self.rt.settings.access_flush_s)
+        await self.flush_access()
+
+    async def flush_access(self) -> None:
+        """Write the access counts gathered so far (also on shutdown)."""
+        served, self._served = self._served, {}
+        if not served:
+            return
         try:
             async with self.rt.pool.acquire() as conn, conn.transaction():
-                await users.lock_shared(conn, user)  # an erasure waits rather than deadlocks
-                await ltm.touch(conn, user, ids)
+                # an erasure waits rather than deadlocks; an erased customer's rows are simply gone
+                await users.lock_shared_many(conn, [u for u, _ in served])
+                await ltm.touch(conn, served)
         except Exception as exc:
-            log.warning("could not record memory access: %s", exc)
+            log.warning("could not record access to %d memories: %s", len(served), exc)

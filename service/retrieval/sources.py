@@ -4,8 +4,10 @@
   pgvector and BM25 full-text over long-term memories, turns and summaries, and the
   current session's recent turns.
 - The graph: the customer's current facts and the entities nearest the query, from the
-  per-customer cache when it holds the customer's graph version, else one Cypher read
-  (``graph.reads.customer_facts``) behind the circuit breaker.
+  per-customer cache when it holds the customer's graph version, else from the customer's
+  snapshot in PostgreSQL at that version (read with the version, same round trip:
+  ``service.graph_snapshots``), else one Cypher read (``graph.reads.customer_facts``)
+  behind the circuit breaker, written back as the snapshot off the hot path.
 - The expansion: the neighbouring turns of the best hits and the turns that mention a
   matched entity (``vectors.search.expand``).
 
@@ -28,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from graph import reads as graph_reads
-from service import users
+from graph.cache import CustomerGraph
+from service import graph_snapshots
 from service.errors import StoreUnavailable
 from service.outages import is_outage
 from service.retrieval import candidates as make
@@ -82,19 +85,23 @@ def describe(exc: BaseException) -> str:
     return f"Neo4j is unavailable ({type(exc).__name__})"
 
 
-async def graph_version(rt: Runtime, user: str) -> int | None:
-    """The customer's graph version (None: no such customer); the graph cache is valid at it."""
-    return await users.graph_version(rt.pool, user)
+async def graph_state(rt: Runtime, user: str) -> graph_snapshots.GraphState:
+    """The customer's graph version (None: no such customer), and the snapshot at it when
+    this process's cached copy is not at it."""
+    cached = rt.graph_cache.latest(user)
+    return await graph_snapshots.state(
+        rt.pool, user, cached.version if cached else None, with_snapshot=rt.settings.graph_snapshots
+    )
 
 
-async def gather(rt: Runtime, req: Request, version: int | None) -> Found:
+async def gather(rt: Runtime, req: Request, state: graph_snapshots.GraphState) -> Found:
     """Run the sources concurrently. PostgreSQL failing fails the request (StoreUnavailable
     when it is away); the graph failing is reported in ``tiers`` and ``errors``."""
     found = Found()
     started = time.perf_counter()
     runs: dict[str, Coroutine[Any, Any, Found]] = {"postgres": postgres(rt, req)}
     if req.config.graph_profile.enabled:
-        runs["graph"] = graph(rt, req, version)
+        runs["graph"] = graph(rt, req, state)
     tasks = {name: asyncio.create_task(run) for name, run in runs.items()}
     for name, task in tasks.items():
         try:
@@ -142,13 +149,16 @@ async def postgres(rt: Runtime, req: Request) -> Found:
     return Found(ranked=ranked, latest=found.latest)
 
 
-async def graph(rt: Runtime, req: Request, version: int | None) -> Found:
+async def graph(rt: Runtime, req: Request, state: graph_snapshots.GraphState) -> Found:
     """The customer's graph facts and the ``graph_entities`` entities nearest the query: from
-    the cache when it holds this version, else one Cypher read (then cached). No users row:
-    nothing in the graph either."""
+    the cache when it holds this version, else the snapshot at it, else one Cypher read
+    (then cached, and written back as the snapshot). No users row: nothing in the graph either."""
+    version = state.version
     if version is None:
         return Found()
     entry = rt.graph_cache.get(req.user, version)
+    if entry is None and state.snapshot is not None:
+        entry = rt.graph_cache.put_entry(req.user, state.snapshot)
     if entry is None:
         breaker = rt.graph_breaker
         if not breaker.allow():
@@ -161,6 +171,8 @@ async def graph(rt: Runtime, req: Request, version: int | None) -> Found:
             raise
         breaker.success()
         entry = rt.graph_cache.put(req.user, version, facts)
+        if rt.settings.graph_snapshots:
+            _write_back(rt, req.user, entry)
     hits = req.config.graph_entities.limit if req.config.graph_entities.enabled else 0
     view = entry.view(req.embedding, hits)
     if not view:
@@ -182,6 +194,23 @@ async def expand(rt: Runtime, req: Request, plan: Expansion) -> list[tuple[Candi
         rows = await search.expand(conn, req.user, plan.anchors, config.neighbour_width, plan.fetch)
     limit = item_chars(config, req.budget)
     return [(make.message(r, limit, req.terms), r["anchor"]) for r in rows]
+
+
+_write_backs: set[asyncio.Task[None]] = set()
+
+
+def _write_back(rt: Runtime, user: str, entry: CustomerGraph) -> None:
+    """Store a graph read as the customer's snapshot, off the hot path."""
+
+    async def run() -> None:
+        try:
+            await graph_snapshots.write_back(rt.pool, user, entry)
+        except Exception as exc:  # an optimisation: the next cold read goes to the graph again
+            log.warning("could not store a graph snapshot: %r", exc)
+
+    task = asyncio.create_task(run())
+    _write_backs.add(task)
+    task.add_done_callback(_write_backs.discard)
 
 
 def _scored(c: Candidate, source: str, raw: float) -> Candidate:

@@ -1,0 +1,135 @@
+"""Graph snapshots: the retriever's graph facts kept in PostgreSQL at the graph version they
+were read at, so a context needs no Neo4j read when its process has no copy of the customer."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import numpy as np
+
+from graph.cache import CustomerGraph
+from service import graph_snapshots
+
+
+def _version(stack, user: str) -> int:
+    return stack.sql("SELECT graph_version FROM users WHERE user_identifier = $1", user)[0]["graph_version"]
+
+
+def _snapshot(stack, user: str):
+    rows = stack.sql(
+        "SELECT version, facts::text AS facts, entities FROM graph_snapshots WHERE user_identifier = $1", user
+    )
+    return rows[0] if rows else None
+
+
+def _profile_name(api, user: str) -> str:
+    ctx = api.get(f"/memory/context/{user}", params={"query": "who am I?", "explain": True}).json()
+    names = [i["text"] for i in ctx["items"] if i["kind"] == "profile"]
+    assert names, ctx["items"]
+    return names[0]
+
+
+def _bump(stack, user: str) -> int:
+    """A graph version no process has cached (as after a write by another process)."""
+    return stack.sql(
+        "UPDATE users SET graph_version = nextval('graph_version_seq') WHERE user_identifier = $1 RETURNING graph_version",
+        user,
+    )[0]["graph_version"]
+
+
+def test_the_worker_writes_the_snapshot_at_the_version_it_moves_to(service, api, user, stack):
+    api.post(
+        "/v1/chat",
+        json={"user_identifier": user, "message": "My name is Odile. I love coastal furniture and my dog Biscuit."},
+    )
+    service.wait_idle()
+    snap = _snapshot(stack, user)
+    assert snap is not None and snap["version"] == _version(stack, user) > 0
+    decoded = graph_snapshots.decode(snap["version"], snap["facts"], snap["entities"])
+    assert decoded.facts is not None and decoded.facts["name"] == "Odile"
+    assert any(p["value"].lower() == "coastal" for p in decoded.facts["preferences"]), decoded.facts
+    assert isinstance(decoded.facts["first_seen"], datetime) and decoded.facts["first_seen"].tzinfo is not None
+    # one normalised embedding per entity, in the facts' order, equal to the graph's
+    names = [e["name"] for e in decoded.entities]
+    assert "Biscuit" in names, names
+    assert decoded.matrix.shape == (len(names), 384)
+    stored = stack.cypher("MATCH (e:Entity {user_id: $user, name: 'Biscuit'}) RETURN e.embedding AS v", user=user)[0][
+        "v"
+    ]
+    row = decoded.matrix[names.index("Biscuit")]
+    assert float(row @ (np.asarray(stored) / np.linalg.norm(stored))) > 0.9999
+
+
+def test_a_cold_process_reads_the_snapshot_and_not_the_graph(service, api, user, stack):
+    """The graph is changed behind the service's back (no version moves): a context built
+    from the snapshot still says what the snapshot says, so Neo4j was not read."""
+    api.post("/v1/chat", json={"user_identifier": user, "message": "My name is Odile."})
+    service.wait_idle()
+    assert "Odile" in _profile_name(api, user)  # cached in the API process at this version
+    stack.cypher("MATCH (c:Customer {user_id: $user}) SET c.name = 'Graphonly'", user=user)
+    version = _bump(stack, user)  # the process's copy is now old; the snapshot is moved along
+    stack.sql("UPDATE graph_snapshots SET version = $2 WHERE user_identifier = $1", user, version)
+    assert "Odile" in _profile_name(api, user)
+
+
+def test_without_a_snapshot_at_the_version_the_graph_is_read_and_written_back(service, api, user, stack):
+    api.post("/v1/chat", json={"user_identifier": user, "message": "My name is Odile."})
+    service.wait_idle()
+    stack.cypher("MATCH (c:Customer {user_id: $user}) SET c.name = 'Graphonly'", user=user)
+    version = _bump(stack, user)  # the snapshot stays at the old version: it must not be used
+    assert "Graphonly" in _profile_name(api, user)
+    deadline = time.monotonic() + 10
+    while (snap := _snapshot(stack, user))["version"] != version and time.monotonic() < deadline:
+        time.sleep(0.1)  # written back off the request's path
+    assert snap["version"] == version and "Graphonly" in snap["facts"]
+
+
+def test_snapshots_are_erased_with_the_customer(service, api, user, stack):
+    api.post("/v1/chat", json={"user_identifier": user, "message": "My name is Odile. I love coastal furniture."})
+    service.wait_idle()
+    assert _snapshot(stack, user) is not None
+    r = api.delete(f"/memory/user/{user}")
+    assert r.status_code == 200, r.text
+    assert r.json()["counts"]["postgres"]["graph_snapshots"] == 1, r.json()
+    assert _snapshot(stack, user) is None
+
+
+def test_encoding_keeps_timestamps_entities_and_an_empty_graph():
+    at = datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
+    facts = {
+        "name": "Odile",
+        "first_seen": at,
+        "last_seen": at,
+        "preferences": [{"rel": "PREFERS", "value": "coastal", "valid_from": at, "valid_to": None}],
+        "purchases": [],
+        "interests": [],
+        "entities": [
+            {
+                "key": "pet:biscuit",
+                "name": "Biscuit",
+                "event_at": None,
+                "last_seen": at,
+                "embedding": [1.0] + [0.0] * 383,
+            },
+            {
+                "key": "person:emma",
+                "name": "Emma",
+                "event_at": at,
+                "last_seen": at,
+                "embedding": [0.0, 2.0] + [0.0] * 382,
+            },
+        ],
+    }
+    graph = CustomerGraph.build(7, facts)
+    back = graph_snapshots.decode(7, *graph_snapshots.encode(graph))
+    assert back.version == 7 and back.facts is not None
+    assert back.facts["first_seen"] == at and back.facts["preferences"][0]["valid_from"] == at
+    assert back.facts["preferences"][0]["valid_to"] is None
+    assert [e["name"] for e in back.entities] == ["Biscuit", "Emma"] and back.entities[1]["event_at"] == at
+    assert np.allclose(back.matrix, graph.matrix) and np.isclose(back.matrix[1, 1], 1.0)  # normalised
+    query = np.zeros(384, dtype=np.float32)
+    query[1] = 1.0
+    assert back.view(query, 1) == graph.view(query, 1)
+    empty = graph_snapshots.decode(3, *graph_snapshots.encode(CustomerGraph.build(3, None)))
+    assert empty.facts is None and empty.view(query, 5) is None
