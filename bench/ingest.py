@@ -12,17 +12,25 @@
      worker made to the embedder during the drain is recorded (texts and batch size) and
      replayed after it, alone, in the same order: ``speaker: content`` of each batch of
      ``LOFT_WORKER_BATCH`` (64) messages, the batch's memory candidates and entities, the
-     session summaries. The replay runs twice (``embed_replay_s``) and the bound takes
+     session summaries (each distinct text of a batch once, as the worker sends them). The replay runs twice (``embed_replay_s``) and the bound takes
      the faster. ``embed_only_messages_per_s`` is the older, looser bound: the
      message texts alone, in batches of ``LOFT_WORKER_BATCH``.
-   * ``drain_embed_share``: the share of the drain's wall time spent inside the
-     embedder (every ``embed`` call timed, by monkeypatching the runtime's embedder in
-     this process: measurement only), with ``embed_calls`` broken down by call site
-     (``function:line`` of the caller of ``aembed``); the rest is extraction, the
-     PostgreSQL and Neo4j writes and the queue.
+   * ``drain_embed_share``: the share of the drain's wall time during which the
+     embedder was running (every ``embed`` call timed, by monkeypatching the runtime's
+     embedder in this process: measurement only; the union of the calls' spans, since the
+     worker prepares the next batch while it writes the last and one call may wait for
+     another), with ``embed_calls`` broken down by call site (``function:line`` of the
+     pipeline's call; its ``seconds`` include such waits); the rest of the drain is the
+     part of extraction, the PostgreSQL and Neo4j writes and the queue that did not
+     overlap an embedding.
    * ``cpu``: CPU milliseconds per message during the drain, by process group
      (``worker``: this process; ``postgres``; ``neo4j``), read from ``/proc``
-     (:mod:`bench.procstat`).
+     (:mod:`bench.procstat`). ``embed_cpu_ms_per_message``: this process's CPU during
+     the faster replay, per message (the embedder's own cost, all its threads);
+     ``worker_cpu_outside_embed_share``: the share of the worker's drain CPU beyond that
+     (extraction, drivers, the queue): on a busy machine, where the drain's embedding
+     competes for the cores with everything else, CPU is the figure that does not
+     depend on the neighbours.
 
    The default population: short messages from templates (names, preferences,
    purchases, people, small talk), all from the customer. ``--long``: long messages
@@ -221,6 +229,7 @@ class EmbedMeter:
 
         self.embedder = embedder
         self.calls: list[tuple[str, list[str], int, float]] = []  # (site, texts, batch_size, seconds)
+        self.spans: list[tuple[float, float]] = []  # (start, end) of each call
         self._site: contextvars.ContextVar[str] = contextvars.ContextVar("embed_site", default="direct")
         self._embed, self._aembed = embedder.embed, embedder.aembed
         meter = self
@@ -228,11 +237,15 @@ class EmbedMeter:
         def embed(texts, *, batch_size: int = 32):
             t0 = time.perf_counter()
             out = meter._embed(texts, batch_size=batch_size)
-            meter.calls.append((meter._site.get(), list(texts), batch_size, time.perf_counter() - t0))
+            t1 = time.perf_counter()
+            meter.calls.append((meter._site.get(), list(texts), batch_size, t1 - t0))
+            meter.spans.append((t0, t1))
             return out
 
         async def aembed(texts):
             caller = sys._getframe(1)
+            if caller.f_code.co_name == "_embed_distinct" and caller.f_back is not None:
+                caller = caller.f_back  # the pipeline's helper: label by the call site that used it
             token = meter._site.set(f"{caller.f_code.co_name}:{caller.f_lineno}")
             try:
                 return await meter._aembed(texts)
@@ -245,7 +258,15 @@ class EmbedMeter:
         del self.embedder.embed, self.embedder.aembed  # the instance attributes: back to the class's methods
 
     def seconds(self) -> float:
-        return sum(c[3] for c in self.calls)
+        """Wall time during which the embedder was running: the union of the calls' spans
+        (the worker prepares two batches side by side, so one call can wait for another's
+        turn at the model; summing the calls would count that wait twice)."""
+        total, end = 0.0, float("-inf")
+        for t0, t1 in sorted(self.spans):
+            if t1 > end:
+                total += t1 - max(t0, end)
+                end = t1
+        return total
 
     def by_site(self) -> dict[str, dict]:
         out: dict[str, dict] = {}
@@ -256,12 +277,13 @@ class EmbedMeter:
             row["seconds"] += seconds
         return {k: v | {"seconds": round(v["seconds"], 2)} for k, v in out.items()}
 
-    def replay(self) -> float:
-        """The same calls again, alone, in the same order and batch sizes: seconds."""
-        t0 = time.perf_counter()
+    def replay(self) -> tuple[float, float]:
+        """The same calls again, alone, in the same order and batch sizes: (seconds, CPU
+        seconds of this process, all its threads)."""
+        t0, c0 = time.perf_counter(), time.process_time()
         for _, texts, batch_size, _ in self.calls:
             self._embed(texts, batch_size=batch_size)
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, time.process_time() - c0
 
 
 def text_stats(texts: list[str]) -> dict:
@@ -330,8 +352,10 @@ async def ingest(settings, users: int, per_user: int, seed: int, *, long: bool =
         cpu = {k.replace("request", "message"): v for k, v in cpu.items()}
         # the bound: the embedder alone, every call of the drain replayed as it was made;
         # best of two, since whatever else runs on a shared machine only ever slows it down
-        replays = [embed_meter.replay() for _ in range(2)]
+        replayed = [embed_meter.replay() for _ in range(2)]
+        replays = [wall for wall, _ in replayed]
         replay_s = min(replays)
+        replay_cpu_s = min(cpu for _, cpu in replayed)
         # the older bound: message texts alone, in batches of the worker's size
         t0 = time.perf_counter()
         for i in range(0, len(texts), rt.settings.worker_batch):
@@ -352,6 +376,10 @@ async def ingest(settings, users: int, per_user: int, seed: int, *, long: bool =
             "embed_bound_messages_per_s": round(len(texts) / replay_s, 1),
             "embed_replay_s": [round(x, 1) for x in replays],
             "embed_only_messages_per_s": round(len(texts) / embed_s, 1),
+            "embed_cpu_ms_per_message": round(1000 * replay_cpu_s / len(texts), 2),
+            "worker_cpu_outside_embed_share": round(
+                max(0.0, 1 - 1000 * replay_cpu_s / len(texts) / cpu["cpu_ms_per_message"]["worker"]), 3
+            ),
             "drain_embed_s": round(in_drain, 1),
             "drain_embed_share": round(in_drain / drain_s, 3),
             "embed_calls": embed_meter.by_site(),

@@ -8,6 +8,7 @@ message ids and an embedding, so the retriever can find it and cite its turns.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import uuid
@@ -33,7 +34,45 @@ _CAPITALISED = re.compile(r"\b([A-Z][a-z]{2,}(?:\s[A-Z][a-z]{2,})?)\b")
 
 async def summarize_session(rt: Runtime, session_id: str) -> bool:
     """Write (or refresh) a session's summary. False when the session no longer exists."""
-    sid = uuid.UUID(session_id)
+    (outcome,) = await summarize_sessions(rt, [session_id])
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
+async def summarize_sessions(rt: Runtime, session_ids: list[str]) -> list[bool | Exception]:
+    """Write (or refresh) the summaries of several sessions, their embeddings in one model
+    call (one call per summary cost more than the summaries themselves: a single short text
+    pays the model's whole per-call overhead). One outcome per session, in order: True
+    (written, or not due yet), False (the session no longer exists), or the exception that
+    session met; one session failing never fails the others."""
+    outcomes: list[bool | Exception] = []
+    drafts: list[tuple[int, summaries.Summary, int]] = []  # (position, summary without its vector, first message id)
+    for position, session_id in enumerate(session_ids):
+        try:
+            draft = await _draft(rt, uuid.UUID(session_id))
+        except Exception as exc:  # reported to the worker, which retries this job alone
+            outcomes.append(exc)
+            continue
+        if isinstance(draft, bool):
+            outcomes.append(draft)
+        else:
+            outcomes.append(True)
+            drafts.append((position, *draft))
+    if not drafts:
+        return outcomes
+    vectors = await rt.embedder.aembed([summary.text for _, summary, _ in drafts])
+    for (position, summary, first_id), vector in zip(drafts, vectors, strict=True):
+        try:
+            outcomes[position] = await _write(rt, dataclasses.replace(summary, embedding=vector), first_id)
+        except Exception as exc:
+            outcomes[position] = exc
+    return outcomes
+
+
+async def _draft(rt: Runtime, sid: uuid.UUID) -> bool | tuple[summaries.Summary, int]:
+    """A session's summary, not embedded yet, with the id of its first message; or the
+    outcome when there is nothing to write (False: the session is gone; True: not yet)."""
     async with rt.pool.acquire() as conn:
         user = await history.session_owner(conn, sid)
         if user is None:
@@ -53,20 +92,26 @@ async def summarize_session(rt: Runtime, session_id: str) -> bool:
         try:
             text, method = await _llm_summary(rt, rows), "llm"
         except Exception as exc:  # the extractive summary stands in; nothing is lost
-            log.warning("LLM summary failed for session %s (%s); using the extractive summary", session_id, exc)
+            log.warning("LLM summary failed for session %s (%s); using the extractive summary", sid, exc)
     if text is None:
         text, sources = _extractive_summary(rows, key_entities)
-    vector = (await rt.embedder.aembed([text]))[0]
+    empty = np.zeros(0, dtype=np.float32)  # the vector comes with the batch's one model call
     summary = summaries.Summary(
-        sid, user, text, key_entities, vector, len(rows), rows[0]["created_at"], rows[-1]["created_at"], sources, method
+        sid, user, text, key_entities, empty, len(rows), rows[0]["created_at"], rows[-1]["created_at"], sources, method
     )
+    return summary, first_id
+
+
+async def _write(rt: Runtime, summary: summaries.Summary, first_id: int) -> bool:
     async with rt.pool.acquire() as conn, conn.transaction():
         # fence: the customer and the session's first message must still be there (erased
         # meanwhile: write nothing)
-        if not await users.lock_live(conn, [user]) or not await history.lock_live_messages(conn, [first_id]):
+        if not await users.lock_live(conn, [summary.user_identifier]) or not await history.lock_live_messages(
+            conn, [first_id]
+        ):
             return False
         await summaries.upsert(conn, summary)
-        await history.mark_summarized(conn, sid)
+        await history.mark_summarized(conn, summary.session_id)
     return True
 
 

@@ -34,7 +34,9 @@ from service.settings import Settings
 log = logging.getLogger("loft.worker")
 
 IDLE_POLL_S = 0.25
-SUMMARIES_PER_STEP = 4
+SUMMARIES_PER_STEP = 16  # claimed and embedded together
+BATCHES_PER_STEP = 8  # message batches per lane before the worker looks at its other work
+IN_FLIGHT = 2  # batches of a lane prepared or written at once
 JOB_TIMEOUT_S = 600.0  # a batch of 64 messages through a slow LLM fits well within this
 T = TypeVar("T")
 
@@ -111,10 +113,31 @@ class Worker:
             log.warning("job %s was held by a worker that stopped; running it alone", crashed[0].id)
             await self._ingest(crashed)
             handled += 1
-        for job in await self._claim(SUMMARIES_PER_STEP, "summarize_session"):
-            await self._run_one(job, summaries.summarize_session(self.rt, job.payload["session_id"]))
-            handled += 1
+        due = await self._claim(SUMMARIES_PER_STEP, "summarize_session")
+        if due:
+            await self._summarize(due)
+            handled += len(due)
         return handled
+
+    async def _summarize(self, jobs: list[queue.Job]) -> None:
+        """Session summaries, a few at a time (their embeddings in one model call); each job
+        completes or is retried on its own outcome."""
+        try:
+            outcomes = await self._held(
+                jobs, summaries.summarize_sessions(self.rt, [j.payload["session_id"] for j in jobs])
+            )
+        except Exception as exc:  # the batch as a whole (its model call): every job shares the outcome
+            outcomes = [exc] * len(jobs)
+        done = []
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            if not isinstance(outcome, Exception):
+                done.append(job)
+            elif is_outage(outcome):
+                await self._give_back(job, f"store unavailable: {type(outcome).__name__}")
+            else:
+                log.error("job %s (%s) failed: %r", job.id, job.kind, outcome)
+                await self._retry(job, f"{type(outcome).__name__}: {outcome}")
+        await self._complete(done)
 
     async def _claim(
         self, limit: int, kind: str, *, lane: queue.Lane = "live", crashed: bool = False
@@ -126,21 +149,45 @@ class Worker:
         return jobs
 
     async def step_live(self) -> int:
-        """A batch of live chat turns."""
-        jobs = await self._claim(self.batch, "ingest_message", lane="live")
-        if jobs:
-            await self._ingest(jobs)
-        return len(jobs)
+        """Batches of live chat turns."""
+        return await self._ingest_lane("live")
 
     async def step_bulk(self) -> int:
-        """A batch of imported messages, then a batch of orders from the order feed."""
-        jobs = await self._claim(self.batch, "ingest_message", lane="bulk")
-        if jobs:
-            await self._ingest(jobs)
+        """Batches of imported messages, then a batch of orders from the order feed."""
+        handled = await self._ingest_lane("bulk")
         orders = await self._claim(self.batch, orders_module.JOB_KIND, lane="bulk")
         if orders:
             await self._ingest_orders(orders)
-        return len(jobs) + len(orders)
+        return handled + len(orders)
+
+    async def _ingest_lane(self, lane: queue.Lane) -> int:
+        """Up to ``BATCHES_PER_STEP`` batches of a lane, two in flight: while one batch is
+        written (PostgreSQL, then Neo4j: mostly waiting on the stores), the next one is
+        claimed and prepared (embedding, extraction), so the embedder is not idle during the
+        writes. Writes stay in claim order: a batch commits only after the one before it
+        has finished (whatever its outcome)."""
+        handled = 0
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            for _ in range(BATCHES_PER_STEP):
+                if len(tasks) >= IN_FLIGHT:
+                    await asyncio.wait([tasks[-IN_FLIGHT]])
+                jobs = await self._claim(self.batch, "ingest_message", lane=lane)
+                if not jobs:
+                    break
+                handled += len(jobs)
+                tasks.append(asyncio.create_task(self._ingest(jobs, after=tasks[-1] if tasks else None)))
+        except asyncio.CancelledError:
+            for task in tasks:  # a cancelled worker (a drain's timeout) cancels its batches too
+                task.cancel()
+            raise
+        finally:
+            # a failed claim lets the batches already claimed finish first (their jobs are held)
+            if tasks:
+                await asyncio.wait(tasks)
+        for task in tasks:
+            task.result()  # an error of a batch's own handling goes up, as it did unpipelined
+        return handled
 
     async def _ingest_orders(self, jobs: list[queue.Job]) -> None:
         """Orders to the graph, a batch in one transaction; a failing batch is retried one
@@ -186,11 +233,19 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
 
-    async def _ingest(self, jobs: list[queue.Job]) -> None:
+    async def _ingest(self, jobs: list[queue.Job], *, after: asyncio.Task[None] | None = None) -> None:
+        """One batch; with ``after``, its writes wait until that batch is done."""
         by_message = {job.payload["message_id"]: job for job in jobs}
         started = time.perf_counter()
+
+        async def previous_done() -> None:
+            if after is not None:
+                await asyncio.wait([after])  # its outcome is its own (it handles its errors)
+
         try:
-            results = await self._held(jobs, pipeline.ingest_messages(self.rt, list(by_message)))
+            results = await self._held(
+                jobs, pipeline.ingest_messages(self.rt, list(by_message), before_commit=previous_done)
+            )
             took = time.perf_counter() - started
             log.info("ingested %d messages (%s) in %.2f s", len(jobs), jobs[0].lane, took)
             metrics.BATCH_SIZE.labels(jobs[0].lane).observe(len(jobs))
@@ -214,7 +269,7 @@ class Worker:
             )
             self._holding |= {j.id for j in jobs}  # still ours while we retry them one by one
             for job in jobs:
-                await self._ingest([job])
+                await self._ingest([job], after=after)
             return
         done = []
         for message_id, result in results.items():
@@ -243,18 +298,6 @@ class Worker:
         else:
             log.info("erasure %s complete", job.payload["receipt_id"])
             metrics.observe_jobs(job.kind, "done")
-
-    async def _run_one(self, job: queue.Job, work: Awaitable[object]) -> None:
-        try:
-            await self._held([job], work)
-        except Exception as exc:
-            if is_outage(exc):
-                await self._give_back(job, f"store unavailable: {type(exc).__name__}")
-            else:
-                log.exception("job %s (%s) failed", job.id, job.kind)
-                await self._retry(job, f"{type(exc).__name__}: {exc}")
-        else:
-            await self._complete([job])
 
     async def drain(self, *, timeout: float = 300.0) -> int:
         """Run until no job is ready (tests, benchmarks, `loftmem worker --once`)."""

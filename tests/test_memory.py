@@ -176,3 +176,96 @@ def test_a_summary_due_before_its_messages_are_ingested_waits_for_them(stack, us
     assert early == 0, "the summary was written before its messages were ingested"
     assert rearmed, "ingesting the messages did not re-arm the session's summary"
     assert covered == 2
+
+
+def test_a_memory_joins_its_duplicate_or_near_duplicate_and_every_change_is_in_its_history(stack, user):
+    """``add_memory`` on its own: the same words join the memory ("duplicate"), a nearly
+    identical vector joins it too ("near_duplicate"), a replacing memory never merges by
+    similarity, and a retried message changes nothing. Each change is one history event."""
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    import numpy as np
+
+    from service import users
+    from service.runtime import Runtime
+    from vectors import memories
+
+    base = np.zeros(384, dtype=np.float32)
+    base[0] = 1.0
+    near = base.copy()
+    near[1] = 0.2  # cosine 0.98 to base
+    near /= np.linalg.norm(near)
+    far = np.zeros(384, dtype=np.float32)
+    far[2] = 1.0
+    at = datetime.now(UTC) - timedelta(days=1)
+
+    def memory(
+        content: str, vector: np.ndarray, message_id: int, subject: str | None = None, replaces: bool = False
+    ) -> memories.NewMemory:
+        return memories.NewMemory("fact", content, vector, 0.5, at, [message_id], subject, replaces)
+
+    async def scenario() -> tuple[list[str], list[tuple[str, str | None]], int]:
+        history = """
+        SELECT e.event, e.detail->>'reason' AS reason FROM memory_events e
+        WHERE e.memory_id = $1 AND e.user_identifier = $2 ORDER BY e.id
+        """
+        rt = await Runtime.open(stack.settings, pool_size=2)
+        try:
+            async with rt.pool.acquire() as conn, conn.transaction():
+                await users.ensure(conn, user)
+                first, added = await memories.add_memory(conn, user, memory("The customer has a dog.", base, 1))
+                outcomes = [added]
+                for new in (
+                    memory("The customer has a dog!", far, 2),  # same words (hash ignores punctuation)
+                    memory("The customer owns a dog.", near, 3),  # other words, near-identical vector
+                    memory("The customer owns a dog.", near, 3),  # a retried message
+                    memory("The customer now owns a cat.", near, 4, subject="pet", replaces=True),
+                ):
+                    memory_id, outcome = await memories.add_memory(conn, user, new)
+                    outcomes.append(outcome if memory_id == first else f"new:{outcome}")
+                events = [(e["event"], e["reason"]) for e in await conn.fetch(history, first, user)]
+                rows = await conn.fetchval("SELECT count(*) FROM long_term_memories WHERE user_identifier = $1", user)
+            return outcomes, events, rows
+        finally:
+            await rt.close()
+
+    outcomes, events, rows = asyncio.run(scenario())
+    assert outcomes == ["added", "updated", "updated", "unchanged", "new:added"]
+    assert events == [("add", None), ("update", "duplicate"), ("update", "near_duplicate")]
+    assert rows == 2
+
+
+def test_an_entity_named_in_several_messages_of_a_batch_keeps_its_last_embedding_and_every_mention(stack, user):
+    """The graph write of a batch sets an entity's embedding once, from its last mention
+    (what writing the messages one by one leaves), and still counts every mention."""
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    from graph import writes
+    from service.runtime import Runtime
+
+    at = datetime.now(UTC) - timedelta(hours=1)
+
+    def facts(message_id: int, relation: str, vector: list[float]) -> writes.MessageFacts:
+        entity = {"key": "person:anna", "type": "person", "name": "Anna", "relation": relation, "embedding": vector}
+        return writes.MessageFacts(user, message_id, at + timedelta(minutes=message_id), entities=[entity])
+
+    first, last = [1.0] + [0.0] * 383, [0.0, 1.0] + [0.0] * 382
+
+    async def scenario() -> None:
+        rt = await Runtime.open(stack.settings, pool_size=2)
+        try:
+            async with rt.graph.session(database=rt.settings.neo4j_database) as session:
+                await session.execute_write(writes.write_facts, [facts(1, "sister", first), facts(2, "cousin", last)])
+        finally:
+            await rt.close()
+
+    asyncio.run(scenario())
+    (row,) = stack.cypher(
+        "MATCH (:Customer {user_id: $u})-[m:MENTIONED]->(e:Entity {user_id: $u, key: 'person:anna'}) "
+        "RETURN e.embedding AS embedding, m.mentions AS mentions, m.relation AS relation",
+        u=user,
+    )
+    assert row["mentions"] == 2 and row["relation"] == "cousin"
+    assert [round(x, 3) for x in row["embedding"][:2]] == [0.0, 1.0]

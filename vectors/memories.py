@@ -26,37 +26,55 @@ from vectors.pg import Conn, Executor
 
 NEAR_DUPLICATE = 0.93
 
-FIND_SAME = """
-SELECT id, content, source_message_ids FROM long_term_memories WHERE user_identifier = $1 AND content_hash = $2
-"""
-
-# exact nearest current memory of this user (MATERIALIZED keeps the planner on the
-# per-user rows instead of the global HNSW index)
-NEAREST = """
-WITH mine AS MATERIALIZED (
+# the memory a new one would join, in one round trip: the customer's memory with the same
+# content hash, else (unless $4: a replacing memory never merges by similarity) their
+# nearest current memory if it is a near-duplicate. MATERIALIZED keeps the planner on the
+# per-user rows instead of the global HNSW index.
+FIND_SAME_OR_NEAR = """
+WITH same AS (
+  SELECT id, content, source_message_ids FROM long_term_memories
+  WHERE user_identifier = $1 AND content_hash = $2 LIMIT 1
+),
+mine AS MATERIALIZED (
   SELECT id, content, source_message_ids, embedding FROM long_term_memories
-  WHERE user_identifier = $1 AND valid_to IS NULL
+  WHERE user_identifier = $1 AND valid_to IS NULL AND NOT $4 AND NOT EXISTS (SELECT 1 FROM same)
+),
+near AS (
+  SELECT id, content, source_message_ids, 1 - (embedding <=> $3) AS similarity FROM mine
+  ORDER BY embedding <=> $3 LIMIT 1
 )
-SELECT id, content, source_message_ids, 1 - (embedding <=> $2) AS similarity FROM mine
-ORDER BY embedding <=> $2 LIMIT 1
+SELECT id, content, source_message_ids, 'duplicate' AS reason FROM same
+UNION ALL
+SELECT id, content, source_message_ids, 'near_duplicate' FROM near WHERE similarity >= $5
 """
 
+# a new memory and its ``add`` event, in one round trip
 INSERT = """
-INSERT INTO long_term_memories (id, user_identifier, kind, content, subject, embedding, importance,
-                                valid_from, source_message_ids, content_hash, metadata)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb)
+WITH added AS (
+  INSERT INTO long_term_memories (id, user_identifier, kind, content, subject, embedding, importance,
+                                  valid_from, source_message_ids, content_hash, metadata)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb)
+  RETURNING id, user_identifier, content
+)
+INSERT INTO memory_events (memory_id, user_identifier, event, old_content, new_content, detail)
+SELECT id, user_identifier, 'add', NULL, content, $12::jsonb FROM added
 """
 
 # a repeated statement strengthens the memory; it is current again only if it was said
-# at or after the time it had been superseded (an older replay never re-opens it)
+# at or after the time it had been superseded (an older replay never re-opens it). Its
+# ``update`` event goes in the same round trip.
 ABSORB = """
-UPDATE long_term_memories
-SET source_message_ids = (SELECT array_agg(DISTINCT x ORDER BY x) FROM unnest(source_message_ids || $2::bigint[]) x),
-    importance = greatest(importance, $3), updated_at = now(),
-    superseded_by = CASE WHEN valid_to IS NOT NULL AND $4 >= valid_to THEN NULL ELSE superseded_by END,
-    valid_to = CASE WHEN valid_to IS NOT NULL AND $4 >= valid_to THEN NULL ELSE valid_to END
-WHERE id = $1
-RETURNING valid_to
+WITH absorbed AS (
+  UPDATE long_term_memories
+  SET source_message_ids = (SELECT array_agg(DISTINCT x ORDER BY x) FROM unnest(source_message_ids || $2::bigint[]) x),
+      importance = greatest(importance, $3), updated_at = now(),
+      superseded_by = CASE WHEN valid_to IS NOT NULL AND $4 >= valid_to THEN NULL ELSE superseded_by END,
+      valid_to = CASE WHEN valid_to IS NOT NULL AND $4 >= valid_to THEN NULL ELSE valid_to END
+  WHERE id = $1
+  RETURNING id
+)
+INSERT INTO memory_events (memory_id, user_identifier, event, old_content, new_content, detail)
+SELECT id, $5, 'update', $6, $6, $7::jsonb FROM absorbed
 """
 
 # what a replacing memory closes: the current memories of its subject that are older
@@ -155,22 +173,20 @@ def content_hash(text: str) -> str:
 async def add_memory(conn: Conn, user_identifier: str, memory: NewMemory) -> tuple[uuid.UUID, str]:
     """Add, absorb or supersede (call inside a transaction). Returns (id, what happened)."""
     digest = content_hash(memory.content)
-    same = await conn.fetchrow(FIND_SAME, user_identifier, digest)
-    reason = "duplicate"
-    if same is None and not memory.replaces:
-        near = await conn.fetchrow(NEAREST, user_identifier, memory.embedding)
-        if near is not None and near["similarity"] >= NEAR_DUPLICATE:
-            same, reason = near, "near_duplicate"
+    same = await conn.fetchrow(
+        FIND_SAME_OR_NEAR, user_identifier, digest, memory.embedding, memory.replaces, NEAR_DUPLICATE
+    )
     if same is not None:
+        reason = same["reason"]  # "duplicate" or "near_duplicate"
         if set(memory.source_message_ids) <= set(same["source_message_ids"]):
             return same["id"], "unchanged"  # a retried job: this message was already absorbed
-        await conn.execute(ABSORB, same["id"], memory.source_message_ids, memory.importance, memory.valid_from)
         await conn.execute(
-            EVENT,
+            ABSORB,
             same["id"],
+            memory.source_message_ids,
+            memory.importance,
+            memory.valid_from,
             user_identifier,
-            "update",
-            same["content"],
             same["content"],
             json.dumps(
                 {"reason": reason, "candidate": memory.content, "source_message_ids": memory.source_message_ids}
@@ -194,14 +210,6 @@ async def add_memory(conn: Conn, user_identifier: str, memory: NewMemory) -> tup
         memory.source_message_ids,
         digest,
         json.dumps(metadata),
-    )
-    await conn.execute(
-        EVENT,
-        memory_id,
-        user_identifier,
-        "add",
-        None,
-        memory.content,
         json.dumps({"source_message_ids": memory.source_message_ids}),
     )
     if memory.subject:
