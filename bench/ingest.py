@@ -296,9 +296,29 @@ def text_stats(texts: list[str]) -> dict:
     }
 
 
+async def store_turns(rt, user: str, turns: list[tuple[str, str]], start: datetime, session_size: int) -> None:
+    """Store ``(role, text)`` turns through the import path, a session of ``session_size``
+    turns a day from ``start`` (queued for the worker, as an import is)."""
+    from service import history
+
+    async with rt.pool.acquire() as conn, conn.transaction():
+        for s in range(0, len(turns), session_size):
+            at = start + timedelta(days=s // session_size)
+            sid = await history.ensure_session(conn, user, None, at=at)
+            await history.add_messages(
+                conn,
+                user,
+                sid,
+                [
+                    history.NewMessage(role, m, at + timedelta(minutes=i))
+                    for i, (role, m) in enumerate(turns[s : s + session_size])
+                ],
+                summary_idle_s=0,
+            )
+
+
 async def ingest(settings, users: int, per_user: int, seed: int, *, long: bool = False) -> dict:
     from bench.procstat import CpuMeter, describe, neo4j_group, postgres_group, self_group
-    from service import history
     from service.runtime import Runtime
     from service.worker import Worker
 
@@ -317,20 +337,7 @@ async def ingest(settings, users: int, per_user: int, seed: int, *, long: bool =
                 turns = [("user", m) for m in messages_for(rng, rt.catalog, per_user)]
                 session_size = len(turns)
             texts += [t for _, t in turns]
-            async with rt.pool.acquire() as conn, conn.transaction():
-                for s in range(0, len(turns), session_size):
-                    at = start + timedelta(days=s // session_size)
-                    sid = await history.ensure_session(conn, user, None, at=at)
-                    await history.add_messages(
-                        conn,
-                        user,
-                        sid,
-                        [
-                            history.NewMessage(role, m, at + timedelta(minutes=i))
-                            for i, (role, m) in enumerate(turns[s : s + session_size])
-                        ],
-                        summary_idle_s=0,
-                    )
+            await store_turns(rt, user, turns, start, session_size)
         stored_s = time.perf_counter() - t0
         async with rt.pool.acquire() as conn:
             pg = await postgres_group(conn)

@@ -32,7 +32,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from bench.common import bench_stack, log, percentiles
-from bench.ingest import long_messages_for, messages_for
+from bench.ingest import long_messages_for, messages_for, store_turns
 
 QUESTIONS = [
     "what did the delivery e-mail say about the {p}?",
@@ -48,8 +48,6 @@ RELATIONS = ["sister", "husband", "wife", "son", "daughter", "friend", "partner"
 
 
 async def populate(rt, users: int, per_user: int, long: bool, rng: random.Random) -> list[str]:
-    from service import history
-
     start = datetime.now(UTC) - timedelta(days=60)
     made = []
     for u in range(users):
@@ -59,20 +57,7 @@ async def populate(rt, users: int, per_user: int, long: bool, rng: random.Random
             if long
             else [("user", m) for m in messages_for(rng, rt.catalog, per_user)]
         )
-        async with rt.pool.acquire() as conn, conn.transaction():
-            for s in range(0, len(turns), 20):
-                at = start + timedelta(days=s // 20)
-                sid = await history.ensure_session(conn, user, None, at=at)
-                await history.add_messages(
-                    conn,
-                    user,
-                    sid,
-                    [
-                        history.NewMessage(role, m, at + timedelta(minutes=i))
-                        for i, (role, m) in enumerate(turns[s : s + 20])
-                    ],
-                    summary_idle_s=0,
-                )
+        await store_turns(rt, user, turns, start, 20)
         made.append(user)
     return made
 
