@@ -99,17 +99,23 @@ async def extract(rt: Runtime, message: dict[str, Any]) -> tuple[Extraction, str
 
 
 async def ingest_messages(
-    rt: Runtime, message_ids: list[int], *, before_commit: Callable[[], Awaitable[None]] | None = None
+    rt: Runtime,
+    message_ids: list[int],
+    *,
+    before_commit: Callable[[], Awaitable[None]] | None = None,
+    refresh_snapshots: bool = True,
 ) -> dict[int, MessageResult]:
     """Process messages into every tier. Store outages raise (the caller retries the batch);
     a message whose extraction fails is reported in the result and skipped.
     ``before_commit`` is awaited between the preparation and the writes (the worker waits
     there for the previous batch's writes, so batches prepare side by side but commit in
-    order)."""
+    order). ``refresh_snapshots``: read the customers' graph snapshots back after the graph
+    write (chat turns: the customer is about to ask; an import leaves it to the first
+    context, which reads the graph once and writes the snapshot back)."""
     plan = await prepare(rt, message_ids)
     if before_commit is not None:
         await before_commit()
-    await commit(rt, plan)
+    await commit(rt, plan, refresh_snapshots=refresh_snapshots)
     return plan.results
 
 
@@ -175,7 +181,7 @@ async def prepare(rt: Runtime, message_ids: list[int]) -> Plan:
     return Plan(items, results)
 
 
-async def commit(rt: Runtime, plan: Plan) -> None:
+async def commit(rt: Runtime, plan: Plan, *, refresh_snapshots: bool = True) -> None:
     """Write a prepared batch, each store inside a fence (see the module docstring)."""
     if not plan.items:
         return
@@ -211,7 +217,8 @@ async def commit(rt: Runtime, plan: Plan) -> None:
                 # after the graph commit: API processes holding an older copy will re-read it,
                 # from the snapshot written here (still inside the fence)
                 versions = await users.bump_graph_version(conn, [f.user_id for f in facts])
-                await graph_snapshots.refresh(conn, rt.graph, versions)
+                if refresh_snapshots and rt.settings.graph_snapshots:
+                    await graph_snapshots.refresh(conn, rt.graph, versions)
 
 
 async def _rearm_summaries(rt: Runtime, conn: Conn, items: list[Planned]) -> None:
@@ -376,4 +383,5 @@ async def ingest_orders(rt: Runtime, order_ids: list[str]) -> None:
         async with rt.graph.session(database=rt.settings.neo4j_database) as session:
             await asyncio.wait_for(session.execute_write(graph_writes.write_orders, batch), GRAPH_WRITE_TIMEOUT_S)
         versions = await users.bump_graph_version(conn, sorted({r["user_id"] for r in batch}))
-        await graph_snapshots.refresh(conn, rt.graph, versions)
+        if rt.settings.graph_snapshots:
+            await graph_snapshots.refresh(conn, rt.graph, versions)

@@ -244,7 +244,15 @@ class Worker:
 
         try:
             results = await self._held(
-                jobs, pipeline.ingest_messages(self.rt, list(by_message), before_commit=previous_done)
+                jobs,
+                pipeline.ingest_messages(
+                    self.rt,
+                    list(by_message),
+                    before_commit=previous_done,
+                    # chat turns: the customer asks next, so the snapshot is read back now;
+                    # an import's customer gets it written back by their first context
+                    refresh_snapshots=jobs[0].lane == "live",
+                ),
             )
             took = time.perf_counter() - started
             log.info("ingested %d messages (%s) in %.2f s", len(jobs), jobs[0].lane, took)

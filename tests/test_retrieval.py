@@ -159,9 +159,16 @@ def test_context_answers_from_postgres_when_neo4j_is_down(stack, service, api, u
     context answers from PostgreSQL alone and says so."""
     from tests.conftest import Service
 
+    params = {"query": "which style do I like? what did I buy?", "budget": 500}
+    # an import leaves the snapshot to the first context, which reads the graph and writes it back
+    assert api.get(f"/memory/context/{user}", params=params).status_code == 200
+    version = stack.sql("SELECT graph_version FROM users WHERE user_identifier = $1", user)[0]["graph_version"]
+    deadline = time.monotonic() + 10
+    while not stack.sql("SELECT 1 FROM graph_snapshots WHERE user_identifier = $1 AND version = $2", user, version):
+        assert time.monotonic() < deadline, "the first context never wrote the snapshot back"
+        time.sleep(0.1)
     broken = Service(stack, extra_env={"NEO4J_URI": "bolt://127.0.0.1:1"}, worker=False)
     try:
-        params = {"query": "which style do I like? what did I buy?", "budget": 500}
         ctx = broken.http.get(f"/memory/context/{user}", params=params).json()
         assert ctx["tiers"] == {"postgres": True, "neo4j": True, "vectors": True} and not ctx["errors"], ctx
         assert any(i["kind"] == "preference" and "japandi" in i["text"].lower() for i in ctx["items"]), ctx["items"]
