@@ -109,11 +109,11 @@ class Retriever:
         """The query's embedding, the customer's graph version and snapshot (read meanwhile)
         and the milliseconds the embedding took."""
         started = time.perf_counter()
-        version_task = asyncio.create_task(sources.graph_state(self.rt, user))
+        state_task = asyncio.create_task(sources.graph_state(self.rt, user))
         embedding = await self.rt.embedder.aembed_query(query, user=user) if query else None
         embed_ms = (time.perf_counter() - started) * 1000
         try:
-            state = await version_task
+            state = await state_task
         except Exception as exc:  # PostgreSQL is down: the context cannot be built
             if sources.unreachable(exc):
                 raise StoreUnavailable("postgres", sources.POSTGRES_DOWN) from exc
