@@ -78,6 +78,17 @@ class TestStack:
                 found.append(text[:300])
         return found
 
+    def loftmem(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        """Run the CLI (``loftmem …``) against this stack, output captured."""
+        return subprocess.run(
+            [sys.executable, "-m", "service.cli", *args],
+            env=os.environ | self.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
     def cypher(self, query: str, **params):
         from neo4j import GraphDatabase
 
@@ -236,6 +247,22 @@ class Service:
                     proc.kill()
 
 
+def keyed_service(
+    stack: TestStack, keys_dir: Path, *, chat: str, admin: str, customer: str, secret: str, name: str
+) -> Service:
+    """An API (no worker) that requires keys: a chat and an admin key from
+    ``LOFT_API_KEYS``, and ``customer``'s own key (called ``name``) from a keys file in ``keys_dir``."""
+    keys_file = keys_dir / "keys.toml"
+    keys_file.write_text(
+        f'[[keys]]\nname = "{name}"\nrole = "customer"\ncustomer = "{customer}"\nsecret = "{secret}"\n'
+    )
+    return Service(
+        stack,
+        worker=False,
+        extra_env={"LOFT_API_KEYS": f"backend:chat:{chat}, ops:admin:{admin}", "LOFT_API_KEYS_FILE": str(keys_file)},
+    )
+
+
 @pytest.fixture(scope="session")
 def service(stack):
     svc = Service(stack)
@@ -272,14 +299,7 @@ def demo_shop(stack, service):
     from service import demo
     from service.catalog import Catalog
 
-    done = subprocess.run(
-        [sys.executable, "-m", "service.cli", "demo", "--customers", str(DEMO_CUSTOMERS)],
-        env=os.environ | stack.env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
+    done = stack.loftmem("demo", "--customers", str(DEMO_CUSTOMERS), timeout=1200)
     assert done.returncode == 0, done.stderr[-4000:]
     service.wait_idle(timeout=300)
     return demo.population(Catalog.load(), customers=DEMO_CUSTOMERS), done.stdout

@@ -14,7 +14,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.conftest import ROOT, Service, free_port
+from tests.conftest import ROOT, free_port, keyed_service
 
 CHAT_KEY = "chat-" + uuid.uuid4().hex
 ADMIN_KEY = "admin-" + uuid.uuid4().hex
@@ -54,15 +54,14 @@ def keyed(stack, service, tmp_path_factory):
     """An API with chat, admin and customer keys (customer A), beside the suite's open one
     (the suite's worker does the ingestion for both: they share the stores)."""
     a = f"ka-{uuid.uuid4().hex[:8]}"
-    keys_file = tmp_path_factory.mktemp("keys") / "keys.toml"
-    keys_file.write_text(f'[[keys]]\nname = "page-a"\nrole = "customer"\ncustomer = "{a}"\nsecret = "{CUSTOMER_KEY}"\n')
-    svc = Service(
+    svc = keyed_service(
         stack,
-        worker=False,
-        extra_env={
-            "LOFT_API_KEYS": f"backend:chat:{CHAT_KEY}, ops:admin:{ADMIN_KEY}",
-            "LOFT_API_KEYS_FILE": str(keys_file),
-        },
+        tmp_path_factory.mktemp("keys"),
+        chat=CHAT_KEY,
+        admin=ADMIN_KEY,
+        customer=a,
+        secret=CUSTOMER_KEY,
+        name="page-a",
     )
     try:
         yield svc, a

@@ -4,24 +4,13 @@ or nothing, reports bad lines by number, and summarises what changed."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 
 from service import catalog_feed
-from tests.conftest import ROOT
 
 
 def _load(stack, path, *args):
-    return subprocess.run(
-        [sys.executable, "-m", "service.cli", "catalog", "load", str(path), *args],
-        env=os.environ | stack.env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return stack.loftmem("catalog", "load", str(path), *args)
 
 
 def _products(stack, prefix):

@@ -4,15 +4,11 @@ enough that recommendations explain themselves on first start."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections import Counter
 from datetime import UTC, datetime
 
 from service import demo
 from service.catalog import Catalog
-from tests.conftest import ROOT
 
 
 def test_the_population_is_deterministic_and_follows_rooms():
@@ -63,14 +59,7 @@ def test_loftmem_demo_loads_through_the_feeds_and_recommends(demo_shop, api, sta
 
 def test_loading_the_demo_again_adds_nothing(demo_shop, stack):
     before = stack.sql("SELECT count(*) AS n FROM orders")[0]["n"]
-    done = subprocess.run(
-        [sys.executable, "-m", "service.cli", "demo", "--customers", "50", "--no-drain"],
-        env=os.environ | stack.env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = stack.loftmem("demo", "--customers", "50", "--no-drain", timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     again = json.loads(done.stdout.strip().splitlines()[-1])
     assert again["orders_created"] == 0 and again["messages_created"] == 0

@@ -15,7 +15,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.conftest import ROOT, Service
+from tests.conftest import ROOT, Service, keyed_service
 
 TOOLS = {
     "add_memory",
@@ -88,17 +88,14 @@ def keyed(stack, service, tmp_path_factory):
     """An API with chat, admin and customer keys (the customer key bound to A); the suite's
     worker ingests for it (they share the stores)."""
     a = f"ma-{uuid.uuid4().hex[:8]}"
-    keys_file = tmp_path_factory.mktemp("mcp-keys") / "keys.toml"
-    keys_file.write_text(
-        f'[[keys]]\nname = "agent-a"\nrole = "customer"\ncustomer = "{a}"\nsecret = "{CUSTOMER_KEY}"\n'
-    )
-    svc = Service(
+    svc = keyed_service(
         stack,
-        worker=False,
-        extra_env={
-            "LOFT_API_KEYS": f"backend:chat:{CHAT_KEY}, ops:admin:{ADMIN_KEY}",
-            "LOFT_API_KEYS_FILE": str(keys_file),
-        },
+        tmp_path_factory.mktemp("mcp-keys"),
+        chat=CHAT_KEY,
+        admin=ADMIN_KEY,
+        customer=a,
+        secret=CUSTOMER_KEY,
+        name="agent-a",
     )
     try:
         yield svc, a
