@@ -10,7 +10,7 @@
 
    * ``embed_bound_messages_per_s``: the bound the embedder alone allows. Every call the
      worker made to the embedder during the drain is recorded (texts and batch size) and
-     replayed after it, alone, in the same order: ``speaker: content`` of each batch of
+     replayed after it, alone, in the same order: the content of each message of each batch of
      ``LOFT_WORKER_BATCH`` (64) messages, the batch's memory candidates and entities, the
      session summaries (each distinct text of a batch once, as the worker sends them). The replay runs twice (``embed_replay_s``) and the bound takes
      the faster. ``embed_only_messages_per_s`` is the older, looser bound: the

@@ -54,13 +54,13 @@ TEMPORAL_KEYS = frozenset({"first_seen", "last_seen", "valid_from", "valid_to", 
 # the version, and the snapshot only when it is at that version and the caller's copy is
 # not: one round trip either way, and no payload when the caller's cache is current
 STATE = """
-SELECT u.graph_version AS version, s.facts, s.entities
+SELECT u.graph_version AS version, u.speakers, s.facts, s.entities
 FROM users u
 LEFT JOIN graph_snapshots s
   ON s.user_identifier = u.user_identifier AND s.version = u.graph_version AND u.graph_version <> $2
 WHERE u.user_identifier = $1
 """
-VERSION = "SELECT graph_version FROM users WHERE user_identifier = $1"
+VERSION = "SELECT graph_version AS version, speakers FROM users WHERE user_identifier = $1"
 # never replaces a newer snapshot with an older one
 UPSERT = """
 INSERT INTO graph_snapshots (user_identifier, version, facts, entities)
@@ -83,24 +83,26 @@ COUNT = "SELECT count(*) FROM graph_snapshots"
 @dataclass(frozen=True)
 class GraphState:
     """A customer's graph version (None: no such customer) and, when the caller's copy is
-    not at that version, the snapshot at it if there is one."""
+    not at that version, the snapshot at it if there is one; read with them, the names of
+    the people who speak in the customer's history (``users.speakers``)."""
 
     version: int | None
     snapshot: CustomerGraph | None = None
+    speakers: tuple[str, ...] = ()
 
 
 async def state(conn: Executor, user: str, cached_version: int | None, *, with_snapshot: bool = True) -> GraphState:
     """``cached_version``: the version of the caller's copy, if any (no snapshot is sent at it)."""
     if not with_snapshot:
-        version = await conn.fetchval(VERSION, user)
-        return GraphState(None if version is None else int(version))
-    row = await conn.fetchrow(STATE, user, -1 if cached_version is None else cached_version)
+        row = await conn.fetchrow(VERSION, user)
+    else:
+        row = await conn.fetchrow(STATE, user, -1 if cached_version is None else cached_version)
     if row is None:
         return GraphState(None)
-    version = int(row["version"])
-    if row["facts"] is None:
-        return GraphState(version)
-    return GraphState(version, decode(version, row["facts"], row["entities"]))
+    version, speakers = int(row["version"]), tuple(row["speakers"])
+    if not with_snapshot or row["facts"] is None:
+        return GraphState(version, None, speakers)
+    return GraphState(version, decode(version, row["facts"], row["entities"]), speakers)
 
 
 def encode(graph: CustomerGraph) -> tuple[str, bytes]:

@@ -28,6 +28,11 @@ ON CONFLICT (id) DO NOTHING
 SESSION_OWNER = "SELECT user_identifier FROM sessions WHERE id = $1"
 SESSION_OF_USER = "SELECT 1 FROM sessions WHERE id = $1 AND user_identifier = $2 FOR KEY SHARE"
 
+# the names of the people who speak in the customer's history (users.speakers), sorted
+ADD_SPEAKERS = """
+UPDATE users SET speakers = ARRAY(SELECT DISTINCT s FROM unnest(speakers || $2::text[]) AS s ORDER BY 1)
+WHERE user_identifier = $1 AND NOT speakers @> $2::text[]
+"""
 INSERT_MESSAGE = """
 INSERT INTO messages (session_id, user_identifier, role, speaker, content, external_id, created_at, metadata)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb)
@@ -200,6 +205,9 @@ async def add_messages(
         await queue.enqueue(
             conn, "ingest_message", user_identifier, ingest_key(row["id"]), {"message_id": row["id"]}, lane=lane
         )
+    speakers = sorted({m.speaker for m in messages if m.speaker})
+    if speakers:
+        await conn.execute(ADD_SPEAKERS, user_identifier, speakers)
     if latest is not None:
         await conn.execute(TOUCH_SESSION, session_id, latest)
         await arm_summary(conn, user_identifier, session_id, latest, summary_idle_s)

@@ -129,10 +129,12 @@ async def prepare(rt: Runtime, message_ids: list[int]) -> Plan:
 
     # a message its embedding does not see whole is split into passages; those past the
     # covered head are embedded in the same batch, the head ones take the message's vector
-    to_embed = [_embedding_text(r) for r in rows]
-    split = [passages.for_message(r["content"], _covered(rt, r, text)) for r, text in zip(rows, to_embed, strict=True)]
+    # (what was said, not who said it: a turn is embedded without its speaker's name, and a
+    # question without the names of the history's speakers; see service.retrieval.retriever)
+    to_embed = [r["content"] for r in rows]
+    split = [passages.for_message(r["content"], rt.embedder.covered(r["content"])) for r in rows]
     for r, sp in zip(rows, split, strict=True):
-        to_embed += [passages.embedding_text(r.get("speaker"), r["content"], p) for p in sp.to_embed]
+        to_embed += [passages.embedding_text(r["content"], p) for p in sp.to_embed]
     embedded = await _embed_distinct(rt, to_embed)
     vectors, passage_vectors = embedded[: len(rows)], embedded[len(rows) :]
 
@@ -250,16 +252,6 @@ async def _embed_distinct(rt: Runtime, texts: list[str]) -> np.ndarray:
     rows = [index.setdefault(t, len(index)) for t in texts]
     vectors: np.ndarray = await rt.embedder.aembed(list(index))
     return vectors[rows]
-
-
-def _embedding_text(row: dict[str, Any]) -> str:
-    return f"{row['speaker']}: {row['content']}" if row.get("speaker") else row["content"]
-
-
-def _covered(rt: Runtime, row: dict[str, Any], embedding_text: str) -> int:
-    """How many leading characters of the message's content its own embedding sees."""
-    prefix = len(embedding_text) - len(row["content"])  # "speaker: "
-    return max(0, rt.embedder.covered(embedding_text) - prefix)
 
 
 def _entity_text(entity: Entity) -> str:

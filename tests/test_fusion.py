@@ -15,9 +15,11 @@ from service.retrieval.fusion import (
     asks_now,
     boost,
     fuse,
+    named_speakers,
     period_of,
     plan_expansion,
     score,
+    without_names,
 )
 
 UTC = UTC
@@ -282,3 +284,14 @@ def test_a_memory_counts_as_said_by_the_speaker_of_its_turn():
     assert their_fact.speaker == "Caroline"
     assert their_fact.score == pytest.approx(DEFAULT.other_speaker_weight * my_fact.score)
     assert theirs.score == pytest.approx(DEFAULT.other_speaker_weight * mine.score)
+
+
+def test_the_speakers_a_question_names_are_found_and_taken_out_of_what_is_embedded():
+    speakers = ["Caroline", "Melanie", "Anna Lee"]
+    assert named_speakers("What is Caroline's identity?", speakers) == {"caroline"}
+    assert named_speakers("did anna lee and MELANIE meet?", speakers) == {"anna lee", "melanie"}
+    assert named_speakers("What do Carolines like?", speakers) == frozenset()  # whole words only
+    assert without_names("What is Caroline's identity?", {"caroline"}) == "What is identity?"
+    assert without_names("Did Anna Lee meet Melanie?", {"anna lee", "melanie"}) == "Did meet?"
+    assert without_names("Did Mel meet Melanie, then?", {"melanie"}) == "Did Mel meet, then?"
+    assert without_names("Caroline?", {"caroline"}) == "Caroline?"  # nothing else to ask

@@ -294,3 +294,50 @@ def test_a_question_naming_a_speaker_prefers_what_that_speaker_said(service, api
     # a speaker's name in a turn mostly addresses them: the turns' full-text search leaves it out
     named = items("Anna")
     assert not [i for i in named if i["kind"] == "message" and "messages_text" in i["score_parts"]], named
+
+
+def test_a_question_is_embedded_without_the_speakers_it_names(service, api, user, stack):
+    # who said it is weighed separately (above); the embedding is asked what was said, so a
+    # speaker's name does not pull in everything they said ("Anna: thanks!")
+    _import(
+        api,
+        user,
+        [
+            {
+                "role": "user",
+                "speaker": "Tom",
+                "content": "Anna loves the walnut bookcase.",
+                "created_at": "2024-03-01T10:00:00Z",
+            },
+            {
+                "role": "user",
+                "speaker": "Anna",
+                "content": "Thanks Tom, it fits the study.",
+                "created_at": "2024-03-01T10:01:00Z",
+            },
+            {
+                "role": "user",
+                "speaker": "Tom",
+                "content": "The study gets the morning sun.",
+                "created_at": "2024-03-01T10:02:00Z",
+            },
+        ],
+    )
+    service.wait_idle()
+    assert stack.sql("SELECT speakers FROM users WHERE user_identifier = $1", user)[0]["speakers"] == ["Anna", "Tom"]
+
+    def nearness(query: str) -> dict[str, float]:
+        ctx = api.get(f"/memory/context/{user}", params={"query": query, "explain": True}).json()
+        return {
+            i["text"]: i["score_parts"]["raw_messages_vector"]
+            for i in ctx["items"]
+            if "raw_messages_vector" in i["score_parts"]
+        }
+
+    named, unnamed = nearness("Which bookcase does Anna's study have?"), nearness("Which bookcase does study have?")
+    assert named and named == unnamed, (named, unnamed)
+    # a name nobody in the history has stays in the question
+    assert nearness("Which bookcase does Zoe's study have?") != named
+    # the turns themselves are embedded as said, without "Tom: " in front
+    said = "The study gets the morning sun."
+    assert nearness(said)[f"Tom: {said}"] == pytest.approx(1.0, abs=1e-4)

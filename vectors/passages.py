@@ -114,10 +114,9 @@ def _cut(text: str, start: int, end: int, size: int) -> list[tuple[int, int]]:
     return out
 
 
-def embedding_text(speaker: str | None, content: str, p: Passage) -> str:
-    """What a passage is embedded as: like its message, prefixed with the speaker."""
-    body = content[p.start : p.end]
-    return f"{speaker}: {body}" if speaker else body
+def embedding_text(content: str, p: Passage) -> str:
+    """What a passage is embedded as: its text, as its message is (without the speaker)."""
+    return content[p.start : p.end]
 
 
 async def store(

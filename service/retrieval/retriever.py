@@ -1,6 +1,9 @@
 """The hybrid retriever: graph neighbourhood + vector + full-text, fused into a budgeted context.
 
-One request embeds the query once (cached), then runs every enabled source concurrently
+One request reads the customer's graph version (with the snapshot when this process's copy
+is older, and the names of the people who speak in the history), embeds the query once
+(cached; without the speakers' names it holds: who said what is weighed apart, below),
+then runs every enabled source concurrently
 (``sources``): PostgreSQL in one statement (pgvector and full-text over long-term
 memories, turns and summaries; the current session's recent turns) and the customer's
 graph facts (current preferences, purchases, interests, the entities nearest the query).
@@ -27,8 +30,6 @@ import logging
 import time
 import uuid
 from datetime import UTC, datetime
-
-import numpy as np
 
 # service.schemas re-exports this package's models: read it as a module, not a name, so either
 # may be imported first
@@ -73,9 +74,17 @@ class Retriever:
         query = query.strip()[: schemas.MAX_QUERY_CHARS]  # the same clip on every route
         asked = as_of or datetime.now(UTC)
         period = fusion.period_of(query, asked) if query else None
-        embedding, graph_state, embed_ms = await self._embed(user, query)
-        timings = {"embed": embed_ms}
-        req = sources.Request(user, query, content_terms(query), embedding, session_id, config, budget, period)
+        mark = time.perf_counter()
+        graph_state = await self._graph_state(user)
+        timings = {"state": (time.perf_counter() - mark) * 1000}
+        # who a question is about is weighed by who said what (``other_speaker_weight``); its
+        # embedding asks what was said: a speaker's name would pull in all their small talk
+        named = fusion.named_speakers(query, graph_state.speakers)
+        mark = time.perf_counter()
+        what = fusion.without_names(query, named)
+        embedding = await self.rt.embedder.aembed_query(what, user=user) if query else None
+        timings["embed"] = (time.perf_counter() - mark) * 1000
+        req = sources.Request(user, query, content_terms(query), embedding, session_id, config, budget, period, named)
 
         found = await sources.gather(self.rt, req, graph_state)
         timings |= found.timings
@@ -90,7 +99,7 @@ class Retriever:
         mark = time.perf_counter()
         # recency counts from the time asked, or for a question with no time from the customer's newest turn
         reference = as_of or found.latest or asked
-        fusion.score(candidates, config, reference, period, fusion.asks_now(query), found.speakers)
+        fusion.score(candidates, config, reference, period, fusion.asks_now(query), named)
         timings["fuse"] = fuse_ms + (time.perf_counter() - mark) * 1000
 
         mark = time.perf_counter()
@@ -105,20 +114,15 @@ class Retriever:
         timings = {k: round(v, 2) for k, v in timings.items()}
         return Context(text, sections, items, found.tiers, took, budget, preset, found.errors, timings)
 
-    async def _embed(self, user: str, query: str) -> tuple[np.ndarray | None, GraphState, float]:
-        """The query's embedding, the customer's graph version and snapshot (read meanwhile)
-        and the milliseconds the embedding took."""
-        started = time.perf_counter()
-        state_task = asyncio.create_task(sources.graph_state(self.rt, user))
-        embedding = await self.rt.embedder.aembed_query(query, user=user) if query else None
-        embed_ms = (time.perf_counter() - started) * 1000
+    async def _graph_state(self, user: str) -> GraphState:
+        """The customer's graph version, snapshot and speakers (read before the query is
+        embedded: the speakers' names are taken out of it)."""
         try:
-            state = await state_task
+            return await sources.graph_state(self.rt, user)
         except Exception as exc:  # PostgreSQL is down: the context cannot be built
             if sources.unreachable(exc):
                 raise StoreUnavailable("postgres", sources.POSTGRES_DOWN) from exc
             raise
-        return embedding, state, embed_ms
 
     async def _expand(self, req: sources.Request, candidates: dict[str, Candidate], mentioned: list[list[int]]) -> None:
         """Neighbouring turns of the best message hits, turns that mention matched entities,

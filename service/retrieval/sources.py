@@ -58,6 +58,7 @@ class Request:
     config: RetrievalConfig
     budget: int = 1000  # tokens: a long text is clipped to a share of it
     period: Period | None = None  # the [start, end) the question names
+    speakers: frozenset[str] = frozenset()  # the history's speakers the question names (case-folded)
 
 
 @dataclass
@@ -66,7 +67,6 @@ class Found:
 
     ranked: dict[str, list[Candidate]] = field(default_factory=dict)
     latest: datetime | None = None  # the customer's newest turn: "now" for recency and periods
-    speakers: frozenset[str] = frozenset()  # the speakers the query names (case-folded)
     mentioned: list[list[int]] = field(default_factory=list)  # each graph entity: the turns that mention it
     tiers: dict[str, bool] = field(default_factory=lambda: {"postgres": True, "neo4j": True, "vectors": True})
     errors: dict[str, str] = field(default_factory=dict)
@@ -123,7 +123,6 @@ async def gather(rt: Runtime, req: Request, state: graph_snapshots.GraphState) -
         found.timings[name] = (time.perf_counter() - started) * 1000
         found.ranked.update(part.ranked)
         found.latest = found.latest or part.latest
-        found.speakers |= part.speakers
         found.mentioned += part.mentioned
     return found
 
@@ -152,9 +151,7 @@ async def postgres(rt: Runtime, req: Request) -> Found:
     ):
         ranked[source] = [_scored(build(r, limit, terms), source, r["score"]) for r in rows[source]]
     ranked["recent_turns"] = [make.turn(r, limit, terms) for r in rows["recent_turns"]]
-    # the query names a speaker when one of its words is the name of someone whose turns were found
-    said_by = {c.speaker.casefold() for cs in ranked.values() for c in cs if c.speaker}
-    return Found(ranked=ranked, latest=found.latest, speakers=frozenset(said_by & terms))
+    return Found(ranked=ranked, latest=found.latest)
 
 
 async def graph(rt: Runtime, req: Request, state: graph_snapshots.GraphState) -> Found:
