@@ -1,12 +1,15 @@
 """Words, defined once: the function words that carry no topic, and a text's content terms.
 
 Used wherever text is matched by its words (query terms in the retriever, sentence
-openers that are not names in session summaries).
+openers that are not names in session summaries), and the speakers' names a question is
+embedded without (the retriever).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 STOPWORDS = frozenset(
     [
@@ -125,3 +128,23 @@ _WORD = re.compile(r"\w+")
 def content_terms(text: str) -> set[str]:
     """The content words of ``text``: lower-cased, stop words and single characters left out."""
     return {w for w in _WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 1}
+
+
+def named_speakers(query: str, speakers: Sequence[str]) -> frozenset[str]:
+    """The history's ``speakers`` the query names, as whole words (case-folded)."""
+    return frozenset(s.casefold() for s in speakers if _names(s).search(query))
+
+
+def without_names(query: str, speakers: Iterable[str]) -> str:
+    """The query with these speakers' names (and a possessive "'s") taken out, spaces tidied;
+    the query itself when nothing else would be left."""
+    stripped = query
+    for s in speakers:
+        stripped = _names(s).sub("", stripped)
+    stripped = " ".join(re.sub(r"\s+([,.?!;:])", r"\1", stripped).split())
+    return stripped if re.search(r"\w", stripped) else query
+
+
+@lru_cache(maxsize=4096)
+def _names(speaker: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<!\w){re.escape(speaker)}(?!\w)(?:['’]s(?!\w))?", re.IGNORECASE)

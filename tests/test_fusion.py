@@ -15,12 +15,11 @@ from service.retrieval.fusion import (
     asks_now,
     boost,
     fuse,
-    named_speakers,
     period_of,
     plan_expansion,
     score,
-    without_names,
 )
+from service.text import named_speakers, without_names
 
 UTC = UTC
 NOW = datetime(2024, 1, 15, 12, 0, tzinfo=UTC)

@@ -12,7 +12,6 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
 
 from service.extraction.dates import find_dates
 from service.retrieval.candidates import Candidate, message_key, says_most_of, stems
@@ -183,26 +182,6 @@ def asks_now(query: str) -> bool:
     """Whether the question asks how things are now ("what is my current…", "do I still…"):
     then the newest of conflicting facts should win."""
     return bool(_NOW.search(query))
-
-
-def named_speakers(query: str, speakers: Sequence[str]) -> frozenset[str]:
-    """The history's ``speakers`` the query names, as whole words (case-folded)."""
-    return frozenset(s.casefold() for s in speakers if _names(s).search(query))
-
-
-def without_names(query: str, speakers: Iterable[str]) -> str:
-    """The query with these speakers' names (and a possessive "'s") taken out, spaces tidied;
-    the query itself when nothing else would be left."""
-    stripped = query
-    for s in speakers:
-        stripped = _names(s).sub("", stripped)
-    stripped = " ".join(re.sub(r"\s+([,.?!;:])", r"\1", stripped).split())
-    return stripped if re.search(r"\w", stripped) else query
-
-
-@lru_cache(maxsize=4096)
-def _names(speaker: str) -> re.Pattern[str]:
-    return re.compile(rf"(?<!\w){re.escape(speaker)}(?!\w)(?:['’]s(?!\w))?", re.IGNORECASE)
 
 
 def in_period(c: Candidate, period: Period | None) -> bool:

@@ -40,7 +40,7 @@ from service.retrieval import fusion, packing, sources
 from service.retrieval.candidates import Candidate, Context
 from service.retrieval.config import DEFAULT, RetrievalConfig
 from service.runtime import Runtime
-from service.text import content_terms
+from service.text import content_terms, named_speakers, without_names
 from vectors import memories as ltm
 
 log = logging.getLogger("loft.retriever")
@@ -79,9 +79,9 @@ class Retriever:
         timings = {"state": (time.perf_counter() - mark) * 1000}
         # who a question is about is weighed by who said what (``other_speaker_weight``); its
         # embedding asks what was said: a speaker's name would pull in all their small talk
-        named = fusion.named_speakers(query, graph_state.speakers)
+        named = named_speakers(query, graph_state.speakers)
         mark = time.perf_counter()
-        what = fusion.without_names(query, named)
+        what = without_names(query, named)
         embedding = await self.rt.embedder.aembed_query(what, user=user) if query else None
         timings["embed"] = (time.perf_counter() - mark) * 1000
         req = sources.Request(user, query, content_terms(query), embedding, session_id, config, budget, period, named)
