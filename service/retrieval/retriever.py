@@ -81,7 +81,7 @@ class Retriever:
         # embedding asks what was said: a speaker's name would pull in all their small talk
         named = named_speakers(query, graph_state.speakers)
         mark = time.perf_counter()
-        what = without_names(query, named)
+        what = without_names(query, graph_state.speakers)
         embedding = await self.rt.embedder.aembed_query(what, user=user) if query else None
         timings["embed"] = (time.perf_counter() - mark) * 1000
         req = sources.Request(user, query, content_terms(query), embedding, session_id, config, budget, period, named)
