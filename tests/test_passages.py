@@ -3,9 +3,10 @@ how a long text is clipped around what matched instead of to its head."""
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from service.retrieval import candidates
 from service.retrieval.candidates import clip, stem
 from vectors.passages import PASSAGE_CHARS, for_message, split
 
@@ -111,3 +112,31 @@ def test_one_sentence_longer_than_the_limit_is_cut_around_the_query_word():
 @given(st.text(min_size=0, max_size=2000), st.integers(min_value=40, max_value=600))
 def test_clip_never_exceeds_its_limit(text, limit):
     assert len(clip(text, limit, {"a", "b"})) <= limit
+
+
+_PIECES = st.lists(
+    st.one_of(
+        st.sampled_from(["oak", "table", "delivery", "120", "cm", "Walnut", "the", "week"]),
+        st.sampled_from([". ", "! ", "? ", "… ", ".\n", "\n", "\n\n", "  ", "\t", ".  "]),
+    ),
+    min_size=50,
+    max_size=1500,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_PIECES, st.integers(min_value=40, max_value=400), st.floats(0, 1), st.integers(1, 1500))
+def test_a_focused_clip_reads_only_around_the_focus_and_says_the_same(pieces, limit, where, size):
+    # a long text is read only within ``limit`` of its focus: the window must be exactly the
+    # one the whole text would give (with its "…" marks)
+    text = " ".join(pieces)
+    start = int(where * (len(text) - 1))
+    focus = (start, min(len(text), start + size))
+    windowed = clip(text, limit, {"oak", "delivery"}, focus)
+    windowed_from = candidates._WINDOWED
+    candidates._WINDOWED = 10**9  # never windowed: the whole text is split and scanned
+    try:
+        whole = clip(text, limit, {"oak", "delivery"}, focus)
+    finally:
+        candidates._WINDOWED = windowed_from
+    assert windowed == whole

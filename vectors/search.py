@@ -65,9 +65,13 @@ spk AS (SELECT DISTINCT t.lexeme FROM (SELECT DISTINCT speaker FROM msg WHERE sp
 qm AS (SELECT CASE WHEN count(*) = 0 THEN NULL
                    ELSE to_tsquery('simple', string_agg(quote_literal(lexeme), ' | ')) END AS query
        FROM terms WHERE lexeme NOT IN (SELECT lexeme FROM spk)),
--- BM25 inverse document frequency of each query lexeme over this customer's messages
+-- BM25 inverse document frequency of each query lexeme over this customer's messages, the
+-- lexeme as a one-term tsquery (a text holds it when ``tsv @@ one``: a binary search in the
+-- sorted tsvector, not an unnest of a long message's every lexeme) and whether it is a
+-- speaker's name (left out of the turns' scores)
 idf AS MATERIALIZED (
-  SELECT t.lexeme, ln(1 + (c.n - coalesce(u.ndoc, 0) + 0.5) / (coalesce(u.ndoc, 0) + 0.5)) AS w
+  SELECT t.lexeme, ln(1 + (c.n - coalesce(u.ndoc, 0) + 0.5) / (coalesce(u.ndoc, 0) + 0.5)) AS w,
+         quote_literal(t.lexeme)::tsquery AS one, t.lexeme IN (SELECT lexeme FROM spk) AS named
   FROM terms t CROSS JOIN corpus c
   LEFT JOIN user_terms u ON u.user_identifier = $1 AND u.lexeme = t.lexeme
 )
@@ -78,7 +82,7 @@ idf AS MATERIALIZED (
  FROM mem ORDER BY embedding <=> $2 LIMIT $4)
 UNION ALL
 (SELECT 'memories_text', m.id::text, m.kind, m.content, NULL, NULL, m.valid_from, m.importance, m.source_message_ids,
-        m.metadata::text, (SELECT sum(w) FROM idf WHERE idf.lexeme = ANY(tsvector_to_array(m.tsv))), NULL, NULL, NULL,
+        m.metadata::text, (SELECT sum(w) FROM idf WHERE m.tsv @@ idf.one), NULL, NULL, NULL,
         CASE WHEN $15 THEN m.embedding END
  FROM mem m, q WHERE q.query IS NOT NULL AND m.tsv @@ q.query ORDER BY 11 DESC, 2 LIMIT $5)
 UNION ALL
@@ -100,14 +104,12 @@ UNION ALL
 (SELECT 'messages_text', m.id::text, 'message', m.content, m.speaker, m.role, m.created_at, 0.5, ARRAY[m.id], NULL,
         t.score, m.session_id, t.start_char, t.end_char, CASE WHEN $15 THEN m.embedding END
  FROM (SELECT DISTINCT ON (id) id, score, start_char, end_char FROM (
-         SELECT m.id, (SELECT sum(w) FROM idf WHERE idf.lexeme = ANY(tsvector_to_array(m.tsv))
-                                                  AND idf.lexeme NOT IN (SELECT lexeme FROM spk))
+         SELECT m.id, (SELECT sum(w) FROM idf WHERE NOT idf.named AND m.tsv @@ idf.one)
                         * 2.2 / (1 + 1.2 * (0.25 + 0.75 * m.len / c.avglen)) AS score,
                 NULL::int AS start_char, NULL::int AS end_char
          FROM msg m, qm, corpus c WHERE qm.query IS NOT NULL AND m.tsv @@ qm.query
          UNION ALL
-         SELECT p.message_id, (SELECT sum(w) FROM idf WHERE idf.lexeme = ANY(tsvector_to_array(p.tsv))
-                                                         AND idf.lexeme NOT IN (SELECT lexeme FROM spk))
+         SELECT p.message_id, (SELECT sum(w) FROM idf WHERE NOT idf.named AND p.tsv @@ idf.one)
                                * 2.2 / (1 + 1.2 * (0.25 + 0.75 * p.len / c.avglen)),
                 p.start_char, p.end_char
          FROM pas p, qm, corpus c WHERE qm.query IS NOT NULL AND p.tsv @@ qm.query
@@ -126,7 +128,7 @@ UNION ALL
  FROM summ ORDER BY embedding <=> $2 LIMIT $8)
 UNION ALL
 (SELECT 'summaries_text', s.id::text, 'summary', s.summary, NULL, NULL, s.first_message_at, 0.5, s.source_message_ids,
-        NULL, (SELECT sum(w) FROM idf WHERE idf.lexeme = ANY(tsvector_to_array(s.tsv))), s.session_id, NULL, NULL,
+        NULL, (SELECT sum(w) FROM idf WHERE s.tsv @@ idf.one), s.session_id, NULL, NULL,
         CASE WHEN $15 THEN s.embedding END
  FROM summ s, q WHERE q.query IS NOT NULL AND s.tsv @@ q.query ORDER BY 11 DESC, 2 LIMIT $9)
 UNION ALL

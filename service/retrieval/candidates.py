@@ -194,7 +194,18 @@ def clip(text: str, limit: int, query_terms: set[str], focus: tuple[int, int] | 
     the passage that matched (``focus``, offsets into ``text``) or else the sentence that
     shares the most query words; the window then grows by whole sentences, the following
     one first, then the preceding (an answer tends to follow the words that ask for it).
-    A cut end is marked "…". With nothing matched, the text's head."""
+    A cut end is marked "…". With nothing matched, the text's head.
+
+    With a ``focus``, only the sentences within ``limit`` characters of it can be in the
+    window, so only they are read (a pasted 30,000-character text is not split and scanned
+    whole for one window of a few hundred)."""
+    if focus is not None and len(text) > _WINDOWED * limit:
+        start, end = _around(text, focus, limit)
+        if start > 0 or end < len(text):
+            inner = clip(text[start:end], limit, query_terms, (focus[0] - start, focus[1] - start))
+            head = "…" if start > 0 and not inner.startswith("…") else ""
+            tail = "…" if end < len(text) and not inner.endswith("…") else ""
+            return head + inner + tail
     flat = " ".join(text.split())
     if len(flat) <= limit:
         return flat
@@ -226,6 +237,29 @@ def clip(text: str, limit: int, query_terms: set[str], focus: tuple[int, int] | 
                     grew = True
     body = " ".join(text[spans[first][0] : spans[last][1]].split())
     return ("…" if first > 0 else "") + body + ("…" if last < len(spans) - 1 else "")
+
+
+# a text this many times the window or longer is read only around its focus
+_WINDOWED = 4
+
+
+def _around(text: str, focus: tuple[int, int], limit: int) -> tuple[int, int]:
+    """The whole sentences of ``text`` that reach within ``limit`` characters of ``focus``:
+    from the start of the sentence holding ``focus[0] - limit`` to the end of the one
+    holding ``focus[1] + limit`` (offsets)."""
+    low, high = max(0, focus[0] - limit), min(len(text), focus[1] + limit)
+    start, reach = 0, limit
+    while low > 0:  # back to the nearest sentence boundary, looking further each time
+        begin = max(0, low - reach)
+        ends = [m.end() for m in _SENTENCE_END.finditer(text, begin, low)]
+        if ends:
+            start = ends[-1]
+            break
+        if begin == 0:
+            break
+        reach *= 2
+    after = _SENTENCE_END.search(text, high)
+    return start, after.start() if after else len(text)
 
 
 def _overlaps(text: str, spans: list[tuple[int, int]], terms: frozenset[str]) -> list[int]:
