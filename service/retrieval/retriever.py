@@ -130,7 +130,7 @@ class Retriever:
         entities as the turns that mention them)."""
         plan = fusion.plan_expansion(candidates, req.config, mentioned)
         if plan is not None:
-            fetched = await sources.expand(self.rt, req, plan)
+            fetched = await sources.expand(self.rt, req, plan, candidates)
             fusion.apply_expansion(candidates, plan, fetched, req.config)
 
     def _track_access(self, user: str, packed: list[Candidate]) -> None:

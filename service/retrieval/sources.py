@@ -22,8 +22,8 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -140,6 +140,9 @@ async def postgres(rt: Runtime, req: Request) -> Found:
     rows = found.rows
     limit, terms = item_chars(config, req.budget), req.terms
     ranked: dict[str, list[Candidate]] = {}
+    # a row several sources found is built (and its text clipped) once: fusion keeps the
+    # first source's form (this order is its order) and only adds the others' scores
+    built: dict[tuple[object, str], Candidate] = {}
     for source, build in (
         ("memories_vector", make.memory),
         ("memories_text", make.memory),
@@ -149,7 +152,13 @@ async def postgres(rt: Runtime, req: Request) -> Found:
         ("summaries_vector", make.summary),
         ("summaries_text", make.summary),
     ):
-        ranked[source] = [_scored(build(r, limit, terms), source, r["score"]) for r in rows[source]]
+        ranked[source] = []
+        for r in rows[source]:
+            key = (build, r["id"])
+            first = built.get(key)
+            c = replace(first, raw={}, parts={}) if first is not None else build(r, limit, terms)
+            built.setdefault(key, c)
+            ranked[source].append(_scored(c, source, r["score"]))
     ranked["recent_turns"] = [make.turn(r, limit, terms) for r in rows["recent_turns"]]
     return Found(ranked=ranked, latest=found.latest)
 
@@ -193,13 +202,16 @@ async def graph(rt: Runtime, req: Request, state: graph_snapshots.GraphState) ->
     )
 
 
-async def expand(rt: Runtime, req: Request, plan: Expansion) -> list[tuple[Candidate, int | None]]:
-    """The turns the plan asks for, each with the hit it neighbours (None: a mentioned turn)."""
+async def expand(
+    rt: Runtime, req: Request, plan: Expansion, known: Mapping[str, Candidate]
+) -> list[tuple[Candidate, int | None]]:
+    """The turns the plan asks for, each with the hit it neighbours (None: a mentioned turn).
+    A turn already among the candidates (``known``) keeps its form there, so it is not built again."""
     config = req.config
     async with rt.pool.acquire() as conn:
         rows = await search.expand(conn, req.user, plan.anchors, config.neighbour_width, plan.fetch)
     limit = item_chars(config, req.budget)
-    return [(make.message(r, limit, req.terms), r["anchor"]) for r in rows]
+    return [(known.get(make.message_key(int(r["id"]))) or make.message(r, limit, req.terms), r["anchor"]) for r in rows]
 
 
 _write_backs: set[asyncio.Task[None]] = set()
