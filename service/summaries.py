@@ -86,7 +86,7 @@ async def _draft(rt: Runtime, sid: uuid.UUID) -> bool | tuple[summaries.Summary,
         return True
     first_id: int = rows[0]["id"]
     rows = [r for r in rows if r["embedding"] is not None] or list(rows)
-    key_entities = _key_entities([r["content"] for r in rows])
+    mentioned = key_entities([r["content"] for r in rows])
     text, sources, method = None, [r["id"] for r in rows], "extractive"
     if rt.llm is not None:
         try:
@@ -94,10 +94,10 @@ async def _draft(rt: Runtime, sid: uuid.UUID) -> bool | tuple[summaries.Summary,
         except Exception as exc:  # the extractive summary stands in; nothing is lost
             log.warning("LLM summary failed for session %s (%s); using the extractive summary", sid, exc)
     if text is None:
-        text, sources = _extractive_summary(rows, key_entities)
+        text, sources = _extractive_summary(rows, mentioned)
     empty = np.zeros(0, dtype=np.float32)  # the vector comes with the batch's one model call
     summary = summaries.Summary(
-        sid, user, text, key_entities, empty, len(rows), rows[0]["created_at"], rows[-1]["created_at"], sources, method
+        sid, user, text, mentioned, empty, len(rows), rows[0]["created_at"], rows[-1]["created_at"], sources, method
     )
     return summary, first_id
 
@@ -131,9 +131,21 @@ async def _llm_summary(rt: Runtime, rows: list[Any]) -> str:
     return text
 
 
-def _key_entities(texts: list[str], limit: int = 8) -> list[str]:
-    counts = Counter(m for t in texts for m in _CAPITALISED.findall(t) if m.split()[0] not in NOT_NAMES)
+def key_entities(texts: list[str], limit: int = 8) -> list[str]:
+    """The capitalised words and pairs the session mentions most: names, places, titles. A
+    word counts only if it is capitalised somewhere inside a sentence at least once: a
+    capital at a sentence's start says nothing ("Yep!", "Congrats on the move")."""
+    found = [(m.group(1), _opens_sentence(t, m.start())) for t in texts for m in _CAPITALISED.finditer(t)]
+    named = {name for name, opening in found if not opening}
+    counts = Counter(name for name, _ in found if name in named and name.split()[0] not in NOT_NAMES)
     return [name for name, _ in counts.most_common(limit)]
+
+
+def _opens_sentence(text: str, at: int) -> bool:
+    """Whether ``text[at]`` starts a sentence: nothing but quotes, brackets and spaces
+    between it and the text's start or the end of the sentence before."""
+    before = text[:at].rstrip(" \t\"'“‘([")
+    return not before or before[-1] in ".!?…:\n"
 
 
 def _extractive_summary(

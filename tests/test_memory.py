@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from loft_memory import LoftClient
+from service.summaries import key_entities
 
 
 def test_preference_change_closes_the_old_one_and_keeps_history(service, loft: LoftClient, user, stack):
@@ -269,3 +270,17 @@ def test_an_entity_named_in_several_messages_of_a_batch_keeps_its_last_embedding
     )
     assert row["mentions"] == 2 and row["relation"] == "cousin"
     assert [round(x, 3) for x in row["embedding"][:2]] == [0.0, 1.0]
+
+
+def test_a_summary_mentions_what_is_capitalised_inside_a_sentence():
+    # a capital at a sentence's start is grammar, not a name: "Yep!", "Congrats", "Awesome"
+    found = key_entities(
+        [
+            "Yep! I went to Galway last Friday.",
+            "Congrats, Tim! Awesome, Galway looks amazing.",
+            "Something awesome happened. Harry Potter is great, I love Harry Potter.",
+        ]
+    )
+    assert found[:2] == ["Galway", "Harry Potter"], found
+    assert not {"Yep", "Congrats", "Awesome", "Something"} & set(found), found
+    assert {"Tim", "Friday"} <= set(found)
