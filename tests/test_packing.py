@@ -250,3 +250,15 @@ def test_diversity_lets_a_second_piece_of_evidence_past_near_duplicates():
     assert [c.key for c in plain] == ["message:1", "message:2"]
     diverse = pack([same, twin, other], room, DEFAULT.model_copy(update={"mmr_weight": 0.5, "mmr_threshold": 0.5}))
     assert [c.key for c in diverse] == ["message:1", "message:3"]
+
+
+def test_equal_scores_are_ordered_by_time_and_text_never_by_a_random_id():
+    # a memory's key holds a random UUID: re-ingesting the same history must not reorder
+    # equally scored memories (and so change what fits the budget)
+    older = cand("memory", "memory:ffffffff", 0.5, text="Tim read Dune.", at=T0)
+    newer = cand("memory", "memory:00000000", 0.5, text="Tim read Emma.", at=T0 + timedelta(days=1))
+    same_day = cand("memory", "memory:11111111", 0.5, text="Tim read Beowulf.", at=T0)
+    room = len(SECTION_TITLES["memories"]) + 5 + len(same_day.text) + 3 + len(older.text) + 3  # two of the three fit
+    for order in ([older, newer, same_day], [newer, same_day, older]):
+        packed = pack(order, -(-room // CHARS_PER_TOKEN), DEFAULT)
+        assert [c.text for c in packed] == ["Tim read Beowulf.", "Tim read Dune."]

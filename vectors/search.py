@@ -79,12 +79,12 @@ idf AS MATERIALIZED (
         valid_from AS ts, importance, source_message_ids, metadata::text AS metadata, 1 - (embedding <=> $2) AS score,
         NULL::uuid AS session_id, NULL::int AS passage_start, NULL::int AS passage_end,
         CASE WHEN $15 THEN embedding END AS embedding
- FROM mem ORDER BY embedding <=> $2 LIMIT $4)
+ FROM mem ORDER BY embedding <=> $2, valid_from, content LIMIT $4)
 UNION ALL
 (SELECT 'memories_text', m.id::text, m.kind, m.content, NULL, NULL, m.valid_from, m.importance, m.source_message_ids,
         m.metadata::text, (SELECT sum(w) FROM idf WHERE m.tsv @@ idf.one), NULL, NULL, NULL,
         CASE WHEN $15 THEN m.embedding END
- FROM mem m, q WHERE q.query IS NOT NULL AND m.tsv @@ q.query ORDER BY 11 DESC, 2 LIMIT $5)
+ FROM mem m, q WHERE q.query IS NOT NULL AND m.tsv @@ q.query ORDER BY 11 DESC, m.valid_from, m.content LIMIT $5)
 UNION ALL
 -- a message scores as its own embedding or its best passage's, whichever is nearer
 -- (a head passage carries the message's own vector: on a tie the message itself wins)
@@ -125,12 +125,12 @@ UNION ALL
 UNION ALL
 (SELECT 'summaries_vector', id::text, 'summary', summary, NULL, NULL, first_message_at, 0.5, source_message_ids, NULL,
         1 - (embedding <=> $2), session_id, NULL, NULL, CASE WHEN $15 THEN embedding END
- FROM summ ORDER BY embedding <=> $2 LIMIT $8)
+ FROM summ ORDER BY embedding <=> $2, first_message_at LIMIT $8)
 UNION ALL
 (SELECT 'summaries_text', s.id::text, 'summary', s.summary, NULL, NULL, s.first_message_at, 0.5, s.source_message_ids,
         NULL, (SELECT sum(w) FROM idf WHERE s.tsv @@ idf.one), s.session_id, NULL, NULL,
         CASE WHEN $15 THEN s.embedding END
- FROM summ s, q WHERE q.query IS NOT NULL AND s.tsv @@ q.query ORDER BY 11 DESC, 2 LIMIT $9)
+ FROM summ s, q WHERE q.query IS NOT NULL AND s.tsv @@ q.query ORDER BY 11 DESC, s.first_message_at LIMIT $9)
 UNION ALL
 (SELECT 'recent_turns', id::text, 'message', content, speaker, role, created_at, 0.5, ARRAY[id], NULL, 0, session_id,
         NULL, NULL, CASE WHEN $15 THEN embedding END

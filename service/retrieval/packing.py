@@ -48,10 +48,17 @@ def packing_order(candidates: Iterable[Candidate]) -> list[Candidate]:
     """Pinned items first (the profile, then the session's turns newest first, so the latest
     survive a small budget), then by score; on equal scores the compact forms (memories,
     graph facts) before raw turns."""
-    order = sorted(candidates, key=lambda c: (not c.pinned, -c.score, c.kind == "message", c.key))
+    order = sorted(candidates, key=_packing_key)
     turns = sorted((c for c in order if c.kind == "turn"), key=lambda c: c.timestamp or _UNDATED, reverse=True)
     order = [c for c in order if c.kind != "turn"]
     return [c for c in order if c.pinned] + turns + [c for c in order if not c.pinned]
+
+
+def _packing_key(c: Candidate) -> tuple[bool, float, bool, datetime, str, str]:
+    """Pinned first, then by score; on equal scores the compact forms (memories, graph facts)
+    before raw turns, then the older, then by text: never by a random id (a memory's is a
+    UUID), so the same history gives the same context however often it is re-ingested."""
+    return (not c.pinned, -c.score, c.kind == "message", c.timestamp or _UNDATED, c.text, c.key)
 
 
 def pack(candidates: Iterable[Candidate], budget: int, config: RetrievalConfig) -> list[Candidate]:
@@ -162,7 +169,7 @@ def render(packed: Iterable[Candidate]) -> tuple[str, dict[str, list[str]]]:
         if not items:
             continue
         if name in CHRONOLOGICAL:
-            items = sorted(items, key=lambda c: (c.timestamp or _UNDATED, c.key))
+            items = sorted(items, key=lambda c: (c.timestamp or _UNDATED, c.text, c.key))
         sections[name] = [f"[{c.group}] {c.text}" if c.group else c.text for c in items]
         lines, group = [], None
         for c in items:
