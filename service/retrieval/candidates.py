@@ -199,15 +199,21 @@ def clip(text: str, limit: int, query_terms: set[str], focus: tuple[int, int] | 
     With a ``focus``, only the sentences within ``limit`` characters of it can be in the
     window, so only they are read (a pasted 30,000-character text is not split and scanned
     whole for one window of a few hundred)."""
-    if focus is not None and len(text) > _WINDOWED * limit:
+    if focus is not None and len(text) > _WINDOWED * limit and text[focus[0] : focus[1]].strip():
         start, end = _around(text, focus, limit)
         if start > 0 or end < len(text):
-            inner = clip(text[start:end], limit, query_terms, (focus[0] - start, focus[1] - start))
+            inner = _clip(text[start:end], limit, query_terms, (focus[0] - start, focus[1] - start), cut=True)
             head = "…" if start > 0 and not inner.startswith("…") else ""
             tail = "…" if end < len(text) and not inner.endswith("…") else ""
             return head + inner + tail
+    return _clip(text, limit, query_terms, focus)
+
+
+def _clip(text: str, limit: int, query_terms: set[str], focus: tuple[int, int] | None, cut: bool = False) -> str:
+    """:func:`clip` on ``text`` whole; ``cut``: ``text`` is a window of a longer text, so it
+    is never returned whole just because it fits (the longer text would not be)."""
     flat = " ".join(text.split())
-    if len(flat) <= limit:
+    if len(flat) <= limit and not cut:
         return flat
     spans = _sentences(text)
     terms = frozenset(stem(t) for t in query_terms)
@@ -244,10 +250,11 @@ _WINDOWED = 4
 
 
 def _around(text: str, focus: tuple[int, int], limit: int) -> tuple[int, int]:
-    """The whole sentences of ``text`` that reach within ``limit`` characters of ``focus``:
-    from the start of the sentence holding ``focus[0] - limit`` to the end of the one
-    holding ``focus[1] + limit`` (offsets)."""
-    low, high = max(0, focus[0] - limit), min(len(text), focus[1] + limit)
+    """The whole sentences of ``text`` that reach within ``limit`` characters of ``focus``,
+    counted as the window counts them (runs of whitespace as one): from the start of the
+    sentence holding the first such character before it to the end of the one holding the
+    last after it (offsets)."""
+    low, high = _reach(text, focus[0], -limit), _reach(text, focus[1], limit)
     start, reach = 0, limit
     while low > 0:  # back to the nearest sentence boundary, looking further each time
         begin = max(0, low - reach)
@@ -260,6 +267,19 @@ def _around(text: str, focus: tuple[int, int], limit: int) -> tuple[int, int]:
         reach *= 2
     after = _SENTENCE_END.search(text, high)
     return start, after.start() if after else len(text)
+
+
+def _reach(text: str, at: int, chars: int) -> int:
+    """The offset ``chars`` characters of flattened text (runs of whitespace count as one)
+    before (negative) or after ``at``, or the text's edge: raw offsets first, widened
+    until the flattened span is long enough."""
+    step = abs(chars)
+    while True:
+        edge = max(0, at - step) if chars < 0 else min(len(text), at + step)
+        span = text[edge:at] if chars < 0 else text[at:edge]
+        if edge in (0, len(text)) or len(" ".join(span.split())) > abs(chars):
+            return edge
+        step *= 2
 
 
 def _overlaps(text: str, spans: list[tuple[int, int]], terms: frozenset[str]) -> list[int]:
