@@ -473,7 +473,7 @@ def _preference(p: Row, terms: set[str]) -> tuple[float, Candidate]:
         importance=0.5 + 0.5 * (p.get("strength") or 0.5),
         fact_keys=(fact_key(POLARITY_OF[p["rel"]], p["attribute"], p["value"]),),
     )
-    overlap = len(terms & _words(f"{p['attribute']} {p['value']}"))
+    overlap = len(terms & content_terms(f"{p['attribute']} {p['value']}"))
     return (p.get("strength") or 0.5) + overlap, c
 
 
@@ -490,7 +490,7 @@ def _purchase(p: Row, terms: set[str]) -> tuple[float, Candidate]:
         graph_path=f"(:Customer)-[:PURCHASED]->({p.get('sku') or p['name']})",
         importance=0.8,
     )
-    overlap = len(terms & _words(f"{p['name']} {p.get('category') or ''} bought purchase order"))
+    overlap = len(terms & content_terms(f"{p['name']} {p.get('category') or ''} bought purchase order"))
     return 0.8 + overlap, c
 
 
@@ -505,11 +505,4 @@ def _interest(i: Row, terms: set[str]) -> tuple[float, Candidate]:
         graph_path=f"(:Customer)-[:{i['rel']}]->({i['name']})",
         importance=0.4,
     )
-    return 0.3 + len(terms & _words(i["name"])), c
-
-
-@lru_cache(maxsize=16384)
-def _words(fact: str) -> frozenset[str]:
-    """The content words of a graph fact's name or value (the same few hundred per customer,
-    asked on every request: ranked against each query's words)."""
-    return frozenset(content_terms(fact))
+    return 0.3 + len(terms & content_terms(i["name"])), c
