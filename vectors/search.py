@@ -19,6 +19,7 @@ text can be clipped around it.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -59,8 +60,8 @@ summ AS MATERIALIZED (
 corpus AS (SELECT greatest(count(*), 1) AS n, greatest(avg(len), 1) AS avglen FROM msg),
 -- the speakers' names: in a turn they mostly address the other speaker ("Thanks, Melanie!"), so
 -- a question naming someone matches the turns said *to* them; the turns' full-text search
--- leaves them out (memories, written in the third person, keep them)
-spk AS (SELECT DISTINCT t.lexeme FROM (SELECT DISTINCT speaker FROM msg WHERE speaker IS NOT NULL) s,
+-- leaves them out (memories, written in the third person, keep them); users.speakers, passed in
+spk AS (SELECT DISTINCT t.lexeme FROM unnest($16::text[]) AS s(speaker),
         unnest(to_tsvector('english', s.speaker)) AS t(lexeme, positions, weights)),
 qm AS (SELECT CASE WHEN count(*) = 0 THEN NULL
                    ELSE to_tsquery('simple', string_agg(quote_literal(lexeme), ' | ')) END AS query
@@ -169,11 +170,13 @@ async def hybrid(
     session_id: uuid.UUID | None = None,
     period: tuple[datetime, datetime] | None = None,
     with_embeddings: bool = False,
+    speakers: Sequence[str] = (),
 ) -> Hybrid:
     """Every per-customer source in one statement: each source's rows, best first.
     ``period``: the [start, end) the question names, for ``messages_period``;
     ``with_embeddings``: each row's stored embedding in ``embedding`` (else NULL), for
-    packing that leaves out near-duplicates."""
+    packing that leaves out near-duplicates; ``speakers``: the names of the people who speak
+    in the history (``users.speakers``), left out of the turns' full-text search."""
     vector_ok = embedding is not None
     rows = await conn.fetch(
         HYBRID,
@@ -192,6 +195,7 @@ async def hybrid(
         period[1] if period else None,
         limits.get("messages_period", 0) if vector_ok and period else 0,
         with_embeddings,
+        list(speakers),
     )
     out = Hybrid({name: [] for name in HYBRID_SOURCES})
     for row in rows:

@@ -84,7 +84,9 @@ class Retriever:
         what = without_names(query, graph_state.speakers)
         embedding = await self.rt.embedder.aembed_query(what, user=user) if query else None
         timings["embed"] = (time.perf_counter() - mark) * 1000
-        req = sources.Request(user, query, content_terms(query), embedding, session_id, config, budget, period, named)
+        req = sources.Request(
+            user, query, content_terms(query), embedding, session_id, config, budget, period, graph_state.speakers
+        )
 
         found = await sources.gather(self.rt, req, graph_state)
         timings |= found.timings

@@ -58,7 +58,7 @@ class Request:
     config: RetrievalConfig
     budget: int = 1000  # tokens: a long text is clipped to a share of it
     period: Period | None = None  # the [start, end) the question names
-    speakers: frozenset[str] = frozenset()  # the history's speakers the question names (case-folded)
+    speakers: tuple[str, ...] = ()  # the names of the people who speak in the history
 
 
 @dataclass
@@ -135,7 +135,15 @@ async def postgres(rt: Runtime, req: Request) -> Found:
     }
     async with rt.pool.acquire() as conn:
         found = await search.hybrid(
-            conn, req.user, req.embedding, req.query, limits, req.session_id, req.period, config.mmr_weight > 0
+            conn,
+            req.user,
+            req.embedding,
+            req.query,
+            limits,
+            req.session_id,
+            req.period,
+            config.mmr_weight > 0,
+            req.speakers,
         )
     rows = found.rows
     limit, terms = item_chars(config, req.budget), req.terms
