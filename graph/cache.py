@@ -1,7 +1,7 @@
 """A per-process cache of each customer's graph facts, consistent by construction.
 
 The worker bumps ``users.graph_version`` in PostgreSQL after every graph write for a
-customer. The retriever reads that version (concurrently with embedding the query) and
+customer. The retriever reads that version (before it embeds the query, with the speakers) and
 uses a cached copy only if it was read at the same version, so an API process never
 serves facts older than the last committed graph write, whichever process made it. A
 hit saves the Neo4j round trip on the hot path; the customer's entities nearest the
