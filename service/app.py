@@ -16,7 +16,7 @@ from service.access import ANY_ROLE, KeyRing, Principal, allow
 from service.erasure import ErasureListener
 from service.errors import LoftError
 from service.middleware import BodyLimit, RequestId, request_id_of
-from service.outages import is_outage
+from service.outages import OUTAGES, is_outage
 from service.retrieval import Retriever
 from service.runtime import Runtime
 from service.schemas import ErrorResponse, WhoAmI
@@ -189,7 +189,6 @@ def install_error_boundary(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return reply(request, exc.status_code, CODES.get(exc.status_code, "error"), str(exc.detail), exc.headers)
 
-    @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         rid = request_id_of(request.scope)
         if is_outage(exc) or isinstance(exc, TimeoutError):  # a store away, or too slow to answer
@@ -208,6 +207,15 @@ def install_error_boundary(app: FastAPI) -> None:
         return reply(
             request, 500, "internal_error", f"an internal error occurred; quote request id {rid} when reporting it"
         )
+
+    # A handler for ``Exception`` runs in Starlette's outermost middleware, which re-raises
+    # after replying, and uvicorn then closes the connection: a client that reuses it for the
+    # next request meets a reset. Store outages are expected, so their classes (and the
+    # OSError/TimeoutError a driver raises) are handled where other errors are, and the
+    # connection stays open; anything else still goes to the outermost handler.
+    for outage in (*(c for c in OUTAGES if not issubclass(c, LoftError)), OSError, TimeoutError):
+        app.add_exception_handler(outage, unexpected)
+    app.add_exception_handler(Exception, unexpected)
 
 
 def app_from_env() -> FastAPI:

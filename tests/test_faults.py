@@ -91,6 +91,7 @@ def test_postgres_restarted_while_requests_flow_is_a_503_then_recovers_with_noth
                 i += 1
                 time.sleep(0.05)
 
+    logged = len(service.log_tail("api", 10**9))
     worker = threading.Thread(target=client)
     worker.start()
     try:
@@ -103,6 +104,10 @@ def test_postgres_restarted_while_requests_flow_is_a_503_then_recovers_with_noth
         stop.set()
         worker.join(60)
     assert 503 in statuses and set(statuses) <= {200, 503}, sorted(set(statuses))
+    # an outage is answered where other errors are, not re-raised to the server, which would
+    # close the connection under a client about to reuse it (and log the reply as a 500)
+    during = service.log_tail("api", 10**9)[logged:]
+    assert "POST /v1/chat 503" in during and "Exception in ASGI application" not in during, during[-3000:]
     stored = {r["id"] for r in stack.sql("SELECT id FROM messages WHERE user_identifier = $1 AND role = 'user'", user)}
     assert set(acked) <= stored  # every acknowledged turn is there
 
