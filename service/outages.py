@@ -21,6 +21,11 @@ OUTAGES: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,  # CannotConnectNowError, ConnectionFailureError, ...
     asyncpg.ConnectionDoesNotExistError,
     asyncpg.InterfaceError,  # "connection is closed", "pool is closing"
+    # "cannot switch to state 12; another operation (2) is in progress": asyncpg's protocol
+    # state machine, when the server ends a session in the middle of an operation (met here
+    # on a PostgreSQL restart under load; MagicStack/asyncpg#1069). No query or value causes
+    # it, so it is no more a bad job than InterfaceError's "connection is closed".
+    asyncpg.InternalClientError,
     asyncpg.AdminShutdownError,
     asyncpg.CannotConnectNowError,
     asyncpg.CrashShutdownError,

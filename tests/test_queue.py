@@ -188,6 +188,8 @@ def test_only_real_connection_failures_are_outages(stack):
     socket_gone = asyncio.run(refused())
     assert is_outage(socket_gone)
     assert is_outage(ConnectionRefusedError()) and is_outage(asyncpg.CannotConnectNowError("starting"))
+    # what asyncpg raises on a connection whose session the server ended mid-operation
+    assert is_outage(asyncpg.InternalClientError("cannot switch to state 12; another operation (2) is in progress"))
     for bad in (
         asyncpg.DataError("bad"),
         asyncpg.UniqueViolationError("dup"),
