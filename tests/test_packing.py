@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from graph.schema import POLARITY_OF, fact_key
 from service.retrieval import DEFAULT
-from service.retrieval.candidates import Candidate, day, message_key
+from service.retrieval.candidates import Candidate, day, message_key, without_small_talk
+from service.retrieval.candidates import message as from_row
 from service.retrieval.config import CHARS_PER_TOKEN
 from service.retrieval.packing import SECTION_ORDER, SECTION_TITLES, excluding, pack, render
 
@@ -262,3 +263,33 @@ def test_equal_scores_are_ordered_by_time_and_text_never_by_a_random_id():
     for order in ([older, newer, same_day], [newer, same_day, older]):
         packed = pack(order, -(-room // CHARS_PER_TOKEN), DEFAULT)
         assert [c.text for c in packed] == ["Tim read Beowulf.", "Tim read Dune."]
+
+
+def test_a_turn_is_listed_without_the_small_talk_it_opens_with():
+    row = {"id": 7, "speaker": "Melanie", "role": "user", "created_at": T0, "passage_start": None}
+    text = "Wow, Caroline! That's great! I just signed up for a pottery class yesterday."
+    assert (
+        from_row(row | {"content": text}, 320, set()).text == "Melanie: I just signed up for a pottery class yesterday."
+    )
+    for text, listed in [
+        ("The Minnesota Wolves! I can't wait to play with them!", None),  # an answer, not a greeting
+        ("Thanks! How are you? I won.", "How are you? I won."),  # a question is never dropped
+        ("Rome! It was lovely.", None),
+        ("Thanks, Maria!", None),  # all small talk: kept as it is
+        ("Wow! Cool!", None),
+        ("I paint. Cool!", None),  # only what a turn opens with
+        ("Hey John, long time no see! Thanks so much. I went to Rome.", "I went to Rome."),
+    ]:
+        assert without_small_talk(text) == (listed or text), text
+
+
+@given(
+    st.lists(
+        st.sampled_from(["Wow,", "Caroline!", "Thanks.", "I", "paint", "the", "Wolves!", "?", " ", "  "]), max_size=12
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_small_talk_is_only_ever_cut_from_the_front(words):
+    text = " ".join(words)
+    out = without_small_talk(text)
+    assert text.endswith(out) and (out.strip() or not text.strip() or out == text)

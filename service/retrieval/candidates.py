@@ -367,7 +367,7 @@ def message(r: Row, limit: int, terms: set[str]) -> Candidate:
         key=message_key(mid),
         kind="message",
         section="conversation",
-        text=f"{who}: {clip(r['content'], limit, terms, _focus(r))}",
+        text=f"{who}: {without_small_talk(clip(r['content'], limit, terms, _focus(r)))}",
         timestamp=at,
         group=day(at),
         message_ids=[mid],
@@ -376,6 +376,125 @@ def message(r: Row, limit: int, terms: set[str]) -> Candidate:
         speaker=r["speaker"],
         embedding=_embedding(r),
     )
+
+
+# The words of a sentence that says nothing: a greeting, thanks, an exclamation.
+SMALL_TALK = frozenset(
+    (
+        "thanks",
+        "thank",
+        "you",
+        "ya",
+        "wow",
+        "cool",
+        "awesome",
+        "great",
+        "hey",
+        "hi",
+        "hello",
+        "bye",
+        "goodbye",
+        "yeah",
+        "yes",
+        "yep",
+        "yup",
+        "sure",
+        "definitely",
+        "congrats",
+        "congratulations",
+        "totally",
+        "absolutely",
+        "nice",
+        "amazing",
+        "oh",
+        "ah",
+        "aw",
+        "aww",
+        "haha",
+        "lol",
+        "ok",
+        "okay",
+        "sounds",
+        "good",
+        "that's",
+        "thats",
+        "it's",
+        "so",
+        "really",
+        "keep",
+        "it",
+        "up",
+        "take",
+        "care",
+        "talk",
+        "to",
+        "later",
+        "soon",
+        "see",
+        "glad",
+        "exactly",
+        "true",
+        "agreed",
+        "same",
+        "me",
+        "too",
+        "long",
+        "time",
+        "no",
+        "indeed",
+        "wonderful",
+        "fantastic",
+        "incredible",
+        "sweet",
+        "lovely",
+        "man",
+        "buddy",
+        "dude",
+        "hope",
+        "well",
+        "you're",
+        "welcome",
+        "right",
+        "fun",
+        "much",
+        "very",
+        "got",
+    )
+)
+
+
+def without_small_talk(text: str) -> str:
+    """``text`` without the small talk it opens with ("Wow, Caroline! That's great! I just
+    signed up for…"): sentences of at most six words, each one of :data:`SMALL_TALK` but
+    for one name after the first. It is most of a dialogue's small talk (a twentieth of its
+    characters), never holds a fact and costs the budget other turns. A question is never
+    dropped, nor a text that is all small talk."""
+    start = 0
+    while True:
+        window = text[start : start + 48]
+        ends = [i for i in (window.find("! "), window.find(". ")) if i >= 0]
+        if not ends:
+            break
+        end = min(ends) + 1
+        if not _small_talk(window[:end]):
+            break
+        start += end + 1
+    rest = text[start:].lstrip()
+    return rest if start and rest and not _small_talk(rest) else text
+
+
+def _small_talk(sentence: str) -> bool:
+    words = sentence.split()
+    if len(words) > 6 or "?" in sentence:
+        return False
+    names = 0
+    for i, word in enumerate(words):
+        word = word.strip(",.!")
+        if word.lower() not in SMALL_TALK:
+            names += 1  # one name, addressed: "Wow, Caroline!" (not "The Minnesota Wolves!")
+            if i == 0 or names > 1 or not word[:1].isupper():
+                return False
+    return True
 
 
 def _embedding(r: Row) -> np.ndarray | None:
