@@ -293,3 +293,19 @@ def test_small_talk_is_only_ever_cut_from_the_front(words):
     text = " ".join(words)
     out = without_small_talk(text)
     assert text.endswith(out) and (out.strip() or not text.strip() or out == text)
+
+
+def test_past_half_the_budget_a_turn_is_listed_by_its_opening():
+    said = "Melanie: I signed up for a pottery class. " + "It is like therapy for me, letting me be creative. " * 6
+    turns = [message(i, 1 - i / 100, at=T0 + timedelta(minutes=i), text=said) for i in range(12)]
+    packed = pack(turns, 300, DEFAULT)  # 1,200 characters: two whole turns take half of them
+    assert keys(packed) == [message_key(i) for i in range(len(packed))]  # best first, none skipped
+    assert [c.text for c in packed[:2]] == [said, said]
+    assert len(packed) > 4 and all(
+        c.text.startswith("Melanie: I signed up for a pottery class.") and c.text.endswith(" …") and len(c.text) <= 142
+        for c in packed[2:]
+    )
+    assert all(t.text == said for t in turns)  # the candidates themselves are left whole
+    assert len(render(packed)[0]) <= 1200
+    whole = pack(turns, 300, DEFAULT.model_copy(update={"short_item_chars": 0}))
+    assert [c.text for c in whole] == [said] * 3

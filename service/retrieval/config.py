@@ -68,6 +68,11 @@ class RetrievalConfig(BaseModel):
         default=0.15, ge=0, le=1, description="…or to this share of the budget, when larger: fewer, fuller items"
     )
     session_share: float = Field(default=0.3, ge=0, le=1, description="most of the budget the current session may take")
+    # the best turns are listed whole (up to max_item_chars); past short_items_after of the
+    # budget, a turn is listed by its opening short_item_chars (0: never): a context then
+    # holds more pieces of evidence, which list questions ("What books has Tim read?") need
+    short_item_chars: int = Field(default=140, ge=0, description="a turn past short_items_after of the budget")
+    short_items_after: float = Field(default=0.5, ge=0, le=1)
     # diversity (maximal marginal relevance on the stored embeddings): a candidate's score is
     # multiplied by 1 - mmr_weight * max(0, (s - mmr_threshold) / (1 - mmr_threshold)), s its
     # highest cosine similarity to an item already packed; 0 turns it off (and the embeddings

@@ -6,12 +6,13 @@ memory or summary whose source messages are all covered by a packed item is skip
 so is a turn, but only when what covers it says most of what it says (a memory holds one
 fact of a turn; the turn may hold the answer too). Items are packed greedily, best first,
 counting every character the rendered text will hold (bullets, section and day headings),
-so the text never exceeds the budget.
+so the text never exceeds the budget; past half of it, a turn is listed by its opening.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -63,7 +64,9 @@ def _packing_key(c: Candidate) -> tuple[bool, float, bool, datetime, str, str]:
 
 def pack(candidates: Iterable[Candidate], budget: int, config: RetrievalConfig) -> list[Candidate]:
     """The candidates that fit ``budget`` tokens once rendered, chosen greedily in packing
-    order; the current session's turns take at most ``session_share`` of it. With
+    order; the current session's turns take at most ``session_share`` of it, and once
+    ``short_items_after`` of it is used a past turn is listed by its opening
+    ``short_item_chars`` (:func:`shortened`; the best turns are whole, more turns fit). With
     ``mmr_weight``, the unpinned candidates are chosen by their score discounted for how
     close they are to what is already packed (:func:`diverse_order`)."""
     limit = budget * CHARS_PER_TOKEN
@@ -73,6 +76,8 @@ def pack(candidates: Iterable[Candidate], budget: int, config: RetrievalConfig) 
     covered: dict[int, set[str]] = {}  # message id -> the content words of the packed items citing it
     facts: set[str] = set()
     session_limit = int(limit * config.session_share)
+    # past this much of the budget, a turn is listed by its opening (more turns, each shorter)
+    short_from = limit * config.short_items_after if config.short_item_chars else limit + 1
     session_used = 0
     packed: list[Candidate] = []
 
@@ -87,6 +92,10 @@ def pack(candidates: Iterable[Candidate], budget: int, config: RetrievalConfig) 
             and (c.kind != "message" or says_most_of(set().union(*(covered[m] for m in c.message_ids)), c.text))
         ):
             return False
+        if c.kind == "message" and used >= short_from:
+            short = shortened(c.text, config.short_item_chars)
+            if short is not c.text:
+                c = replace(c, text=short)  # the candidate itself stays whole (packing is pure)
         cost = len(c.text) + 3  # "- " and newline
         if c.section not in sections_used:
             cost += len(SECTION_TITLES[c.section]) + 5  # "## " + title + newline (+ blank line)
@@ -120,6 +129,20 @@ def pack(candidates: Iterable[Candidate], budget: int, config: RetrievalConfig) 
     rest = [c for c in order if not (c.pinned or c.kind == "turn")]
     diverse_order(rest, [c for c in packed if c.embedding is not None], config, take)
     return packed
+
+
+def shortened(text: str, limit: int) -> str:
+    """A turn cut to its first ``limit`` characters or so, at the end of a sentence when one
+    ends in the last third of them, else of a word, marked "…". A turn says what it is
+    about first (the small talk it opens with is already left out), and what matched the
+    query in a long one opens the window it was clipped to."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit + 1]
+    end = max(head.rfind(". "), head.rfind("! "), head.rfind("? "))
+    if end >= limit * 2 // 3:
+        return head[: end + 1] + " …"
+    return head[:limit].rsplit(" ", 1)[0].rstrip(",;:-") + " …"
 
 
 def diverse_order(
