@@ -4,6 +4,7 @@ kept, turns grouped by day, sections in a fixed order."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
@@ -309,3 +310,5 @@ def test_past_half_the_budget_a_turn_is_listed_by_its_opening():
     assert len(render(packed)[0]) <= 1200
     whole = pack(turns, 300, DEFAULT.model_copy(update={"short_item_chars": 0}))
     assert [c.text for c in whole] == [said] * 3
+    windows = [replace(t, clipped=True) for t in turns]  # long turns, each a window around what matched
+    assert [c.text for c in pack(windows, 300, DEFAULT)] == [said] * 3  # not cut again

@@ -56,6 +56,7 @@ class Candidate:
     speaker: str | None = None  # who said it (a turn), when the history names speakers
     embedding: np.ndarray | None = None  # the stored embedding, when asked for (packing's diversity)
     group: str | None = None  # conversation turns are listed under a "### <day>" heading
+    clipped: bool = False  # a turn too long to list whole, listed as a window around what matched
 
     @property
     def fused(self) -> float:
@@ -375,6 +376,7 @@ def message(r: Row, limit: int, terms: set[str]) -> Candidate:
         role=r["role"],
         speaker=r["speaker"],
         embedding=_embedding(r),
+        clipped=len(r["content"]) > limit,
     )
 
 

@@ -70,7 +70,9 @@ class RetrievalConfig(BaseModel):
     session_share: float = Field(default=0.3, ge=0, le=1, description="most of the budget the current session may take")
     # the best turns are listed whole (up to max_item_chars); past short_items_after of the
     # budget, a turn is listed by its opening short_item_chars (0: never): a context then
-    # holds more pieces of evidence, which list questions ("What books has Tim read?") need
+    # holds more pieces of evidence, which list questions ("What books has Tim read?") need.
+    # A turn too long to list whole keeps its window around what matched: its answer is
+    # there, not in its opening
     short_item_chars: int = Field(default=140, ge=0, description="a turn past short_items_after of the budget")
     short_items_after: float = Field(default=0.5, ge=0, le=1)
     # diversity (maximal marginal relevance on the stored embeddings): a candidate's score is

@@ -66,7 +66,8 @@ def pack(candidates: Iterable[Candidate], budget: int, config: RetrievalConfig) 
     """The candidates that fit ``budget`` tokens once rendered, chosen greedily in packing
     order; the current session's turns take at most ``session_share`` of it, and once
     ``short_items_after`` of it is used a past turn is listed by its opening
-    ``short_item_chars`` (:func:`shortened`; the best turns are whole, more turns fit). With
+    ``short_item_chars`` (:func:`shortened`; the best turns are whole, more turns fit; a
+    long one, already a window around what matched, is left as it is). With
     ``mmr_weight``, the unpinned candidates are chosen by their score discounted for how
     close they are to what is already packed (:func:`diverse_order`)."""
     limit = budget * CHARS_PER_TOKEN
@@ -92,7 +93,7 @@ def pack(candidates: Iterable[Candidate], budget: int, config: RetrievalConfig) 
             and (c.kind != "message" or says_most_of(set().union(*(covered[m] for m in c.message_ids)), c.text))
         ):
             return False
-        if c.kind == "message" and used >= short_from:
+        if c.kind == "message" and used >= short_from and not c.clipped:
             short = shortened(c.text, config.short_item_chars)
             if short is not c.text:
                 c = replace(c, text=short)  # the candidate itself stays whole (packing is pure)
