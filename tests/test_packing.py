@@ -15,7 +15,7 @@ from service.retrieval import DEFAULT
 from service.retrieval.candidates import Candidate, day, message_key, without_small_talk
 from service.retrieval.candidates import message as from_row
 from service.retrieval.config import CHARS_PER_TOKEN
-from service.retrieval.packing import SECTION_ORDER, SECTION_TITLES, excluding, pack, render
+from service.retrieval.packing import SECTION_ORDER, SECTION_TITLES, excluding, pack, render, shortened
 
 UTC = UTC
 T0 = datetime(2023, 5, 2, 10, 0, tzinfo=UTC)
@@ -310,5 +310,9 @@ def test_past_half_the_budget_a_turn_is_listed_by_its_opening():
     assert len(render(packed)[0]) <= 1200
     whole = pack(turns, 300, DEFAULT.model_copy(update={"short_item_chars": 0}))
     assert [c.text for c in whole] == [said] * 3
+    photo = "Melanie: I'm lucky to have my husband and kids; they keep me motivated. [shares a photo: a man and a girl]"
+    assert shortened(photo, 90) == "Melanie: I'm lucky to have my husband and kids; they keep me motivated. …"
+    camping = "Melanie: We went camping with the kids [shares a photo: a man and a little girl in front of a waterfall]"
+    assert shortened(camping, 90) == "Melanie: We went camping with the kids …"  # never into the photo's brackets
     windows = [replace(t, clipped=True) for t in turns]  # long turns, each a window around what matched
     assert [c.text for c in pack(windows, 300, DEFAULT)] == [said] * 3  # not cut again

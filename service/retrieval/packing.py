@@ -143,7 +143,11 @@ def shortened(text: str, limit: int) -> str:
     end = max(head.rfind(". "), head.rfind("! "), head.rfind("? "))
     if end >= limit * 2 // 3:
         return head[: end + 1] + " …"
-    return head[:limit].rsplit(" ", 1)[0].rstrip(",;:-") + " …"
+    head = head[:limit].rsplit(" ", 1)[0]
+    bracket = head.rfind("[")
+    if bracket > head.rfind("]") and bracket >= limit // 3:  # not into a "[shares a photo: …]"
+        head = head[:bracket]
+    return head.rstrip(" ,;:-") + " …"
 
 
 def diverse_order(
