@@ -381,88 +381,15 @@ def message(r: Row, limit: int, terms: set[str]) -> Candidate:
 
 
 # The words of a sentence that says nothing: a greeting, thanks, an exclamation.
-SMALL_TALK = frozenset(
-    (
-        "thanks",
-        "thank",
-        "you",
-        "ya",
-        "wow",
-        "cool",
-        "awesome",
-        "great",
-        "hey",
-        "hi",
-        "hello",
-        "bye",
-        "goodbye",
-        "yeah",
-        "yes",
-        "yep",
-        "yup",
-        "sure",
-        "definitely",
-        "congrats",
-        "congratulations",
-        "totally",
-        "absolutely",
-        "nice",
-        "amazing",
-        "oh",
-        "ah",
-        "aw",
-        "aww",
-        "haha",
-        "lol",
-        "ok",
-        "okay",
-        "sounds",
-        "good",
-        "that's",
-        "thats",
-        "it's",
-        "so",
-        "really",
-        "keep",
-        "it",
-        "up",
-        "take",
-        "care",
-        "talk",
-        "to",
-        "later",
-        "soon",
-        "see",
-        "glad",
-        "exactly",
-        "true",
-        "agreed",
-        "same",
-        "me",
-        "too",
-        "long",
-        "time",
-        "no",
-        "indeed",
-        "wonderful",
-        "fantastic",
-        "incredible",
-        "sweet",
-        "lovely",
-        "man",
-        "buddy",
-        "dude",
-        "hope",
-        "well",
-        "you're",
-        "welcome",
-        "right",
-        "fun",
-        "much",
-        "very",
-        "got",
-    )
-)
+_SMALL_TALK_WORDS = """
+    thanks thank you ya wow cool awesome great hey hi hello bye goodbye yeah yes yep yup
+    sure definitely congrats congratulations totally absolutely nice amazing oh ah aw aww
+    haha lol ok okay sounds good that's thats it's so really keep it up take care talk to
+    later soon see glad exactly true agreed same me too long time no indeed wonderful
+    fantastic incredible sweet lovely man buddy dude hope well you're welcome right fun
+    much very got
+"""
+SMALL_TALK = frozenset(_SMALL_TALK_WORDS.split())
 
 
 def without_small_talk(text: str) -> str:

@@ -134,9 +134,9 @@ def pack(candidates: Iterable[Candidate], budget: int, config: RetrievalConfig) 
 
 def shortened(text: str, limit: int) -> str:
     """A turn cut to its first ``limit`` characters or so, at the end of a sentence when one
-    ends in the last third of them, else of a word, marked "…". A turn says what it is
-    about first (the small talk it opens with is already left out), and what matched the
-    query in a long one opens the window it was clipped to."""
+    ends in the last third of them, else of a word (never inside brackets: a shared photo's
+    caption), marked "…". A turn says what it is about first, once the small talk it opens
+    with is left out."""
     if len(text) <= limit:
         return text
     head = text[: limit + 1]
