@@ -280,6 +280,7 @@ def test_a_turn_is_listed_without_the_small_talk_it_opens_with():
         ("Wow! Cool!", None),
         ("I paint. Cool!", None),  # only what a turn opens with
         ("Hey John, long time no see! Thanks so much. I went to Rome.", "I went to Rome."),
+        ("Hi there! I'm looking for a sofa for my new flat.", "I'm looking for a sofa for my new flat."),
     ]:
         assert without_small_talk(text) == (listed or text), text
 

@@ -382,7 +382,7 @@ def message(r: Row, limit: int, terms: set[str]) -> Candidate:
 
 # The words of a sentence that says nothing: a greeting, thanks, an exclamation.
 _SMALL_TALK_WORDS = """
-    thanks thank you ya wow cool awesome great hey hi hello bye goodbye yeah yes yep yup
+    thanks thank you ya wow cool awesome great hey hi hello there bye goodbye yeah yes yep yup
     sure definitely congrats congratulations totally absolutely nice amazing oh ah aw aww
     haha lol ok okay sounds good that's thats it's so really keep it up take care talk to
     later soon see glad exactly true agreed same me too long time no indeed wonderful
