@@ -317,3 +317,14 @@ def test_past_half_the_budget_a_turn_is_listed_by_its_opening():
     assert shortened(camping, 90) == "Melanie: We went camping with the kids …"  # never into the photo's brackets
     windows = [replace(t, clipped=True) for t in turns]  # long turns, each a window around what matched
     assert [c.text for c in pack(windows, 300, DEFAULT)] == [said] * 3  # not cut again
+
+
+@given(text=st.text(max_size=400), limit=st.integers(20, 300))
+@settings(max_examples=300, deadline=None, derandomize=True)
+def test_a_shortened_turn_is_an_opening_of_it_within_the_limit(text, limit):
+    out = shortened(text, limit)
+    if len(text) <= limit:
+        assert out == text
+    else:
+        assert out.endswith(" …") and text.startswith(out[:-2]) and len(out) <= limit + 2
+    assert text.endswith(without_small_talk(text))  # any text: small talk only ever cut from the front
