@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -303,3 +304,15 @@ def demo_shop(stack, service):
     assert done.returncode == 0, done.stderr[-4000:]
     service.wait_idle(timeout=300)
     return demo.population(Catalog.load(), customers=DEMO_CUSTOMERS), done.stdout
+
+
+@contextmanager
+def paused(service: Service):
+    """``service``'s worker stops claiming (the queue is drained first) while a test drives
+    the queue by hand or counts what another worker does."""
+    service.wait_idle()
+    service.worker.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        service.worker.send_signal(signal.SIGCONT)

@@ -5,29 +5,17 @@ messages never override newer facts."""
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
 import uuid
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from service import queue
 from service.outages import is_outage
+from tests.conftest import paused
 
 LEASE = timedelta(seconds=30)
-
-
-@contextmanager
-def paused(service):
-    """The suite's worker stops claiming while a test drives the queue by hand."""
-    service.wait_idle()
-    service.worker.send_signal(signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        service.worker.send_signal(signal.SIGCONT)
 
 
 def _with_pool(stack, work):
