@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.retrieval import candidates
-from service.retrieval.candidates import clip, stem
+from service.retrieval.candidates import clip, stem, stems
 from vectors.passages import PASSAGE_CHARS, for_message, split
 
 SENTENCES = [f"Sentence number {i} talks about topic {i % 7} at some length." for i in range(200)]
@@ -95,6 +95,52 @@ def test_clip_matches_words_by_their_stem():
     text = TEXT + " She is researching adoption agencies. " + TEXT
     assert "researching adoption" in clip(text, 200, {"research"})
     assert stem("researching") == stem("research") and stem("dogs") == stem("dog")
+
+
+_STEMMED = [
+    "paint",
+    "painting",
+    "paints",
+    "painted",
+    "painter",
+    "Paintings",
+    "care",
+    "cares",
+    "cared",
+    "car",
+    "cars",
+    "shelves",
+    "shelved",
+    "shelf",
+    "dresses",
+    "dress",
+    "use",
+    "uses",
+    "user",
+    "the",
+    "a",
+    "x1",
+]
+
+
+@settings(max_examples=300, derandomize=True)
+@given(
+    st.lists(st.tuples(st.sampled_from(_STEMMED), st.sampled_from([" ", ", ", ". ", "! ", "\n"])), max_size=60),
+    st.sets(st.sampled_from(_STEMMED), max_size=5),
+)
+def test_the_words_matched_per_sentence_are_those_whose_stem_is_a_query_term(words, query):
+    text = "".join(w + sep for w, sep in words)
+    terms = frozenset(stem(t) for t in query)
+    spans = candidates._sentences(text)
+    # what clip ranks sentences by: found with one regular expression instead of stemming every word
+    assert candidates._overlaps(text, spans, terms) == [len(terms & stems(text[a:b])) for a, b in spans]
+
+
+def test_words_are_counted_in_their_own_sentence_after_a_letter_whose_lower_case_is_longer():
+    text = "İİİİİ. A. Paris"  # "İ".lower() is two characters: offsets into the lower-cased text shift
+    spans = candidates._sentences(text)
+    assert [text[a:b] for a, b in spans] == ["İİİİİ.", "A.", "Paris"]
+    assert candidates._overlaps(text, spans, frozenset({stem("paris")})) == [0, 0, 1]
 
 
 def test_with_nothing_matched_clip_keeps_the_head():
