@@ -43,6 +43,14 @@ ingested (caption included), and occurs in at most 5 turns of its conversation. 
 0. Reported per category and overall at every budget for the system and every baseline,
 with the number of eligible questions and why the others are not (the rules and their
 reasons are spelled out above ``answer_eligibility``).
+
+A whole answer is rarely eligible when it is a list ("Pride parade, school speech, support
+group": too long, and said in three turns), so answer-in-context says little about
+multi-hop questions (11 of 142 eligible on the shared files). A third metric, **answer
+items in context**, splits every gold answer into its items (at commas, semicolons, "&"
+and the word "and"; ``answer_items``), keeps the items eligible under the same rules,
+and scores a question by the share of its eligible items that occur in the text; a
+question with none is not counted. A one-item answer scores as answer-in-context does.
 """
 
 from __future__ import annotations
@@ -218,6 +226,27 @@ def answer_eligibility(
     return norm, "eligible"
 
 
+_ITEM_SEPARATOR = re.compile(r"\s*(?:[,;&]|\band\b)\s*", re.IGNORECASE)
+
+
+def answer_items(answer: object, evidence_texts: list[str], conversation_texts: list[str]) -> list[str]:
+    """The eligible items of a gold answer (:func:`answer_eligibility` on each part of it
+    split at commas, semicolons, "&" and "and"), normalised, each once, in order."""
+    if answer is None or isinstance(answer, bool):
+        return []
+    items: list[str] = []
+    for part in _ITEM_SEPARATOR.split(str(answer)):
+        item, _ = answer_eligibility(part, evidence_texts, conversation_texts) if part.strip() else (None, "")
+        if item is not None and item not in items:
+            items.append(item)
+    return items
+
+
+def items_found(text: str, items: list[str]) -> float:
+    """The share of ``items`` that occur in ``text`` as whole words (see :func:`contains_answer`)."""
+    return sum(contains_answer(text, item) for item in items) / len(items)
+
+
 # -- baselines -------------------------------------------------------------------------------
 
 _TOKEN = re.compile(r"\w+")
@@ -326,6 +355,8 @@ async def run(
             # questions where an item cites a gold turn that holds the answer but the text lacks it
             aic = {str(b): {name: {c: [] for c in CATEGORIES} for name in names} for b in BUDGETS}
             cited_not_in_text = {str(b): 0 for b in BUDGETS}
+            # answer items in context: the share of a question's eligible answer items in the text
+            aii = {str(b): {name: {c: [] for c in CATEGORIES} for name in names} for b in BUDGETS}
             eligibility: dict[str, int] = {}
             context_ms: list[float] = []
             context_cpu_ms: list[float] = []  # this process's CPU (all its threads) per context
@@ -373,6 +404,7 @@ async def run(
                     answer_turns = {
                         g for g in gold if answer and contains_answer(" ".join(ingested[g].split()), answer)
                     }
+                    items = answer_items(q.get("answer"), [ingested[g] for g in sorted(gold)], conversation_texts)
                     question = q["question"]
                     qvec = rt.embedder.embed_query(question)
                     bm25_order = list(np.argsort(-bm25.get_scores(tokenize(question)), kind="stable"))
@@ -399,6 +431,8 @@ async def run(
                             aic[b]["system"][category].append(float(found))
                             if not found and answer_turns & got:
                                 cited_not_in_text[b] += 1
+                        if items:
+                            aii[b]["system"][category].append(items_found(ctx.text, items))
                         if per_question is not None and budget == 1000:
                             per_question.append(
                                 {
@@ -407,6 +441,7 @@ async def run(
                                     "question": question,
                                     "answer": q.get("answer"),
                                     "answer_in_context": found,
+                                    "answer_items": {i: contains_answer(ctx.text, i) for i in items},
                                     "gold": sorted(gold),
                                     "missing": {g: ingested[g] for g in sorted(gold - got)},
                                     "cited": sorted(x for x in got if x),
@@ -417,10 +452,11 @@ async def run(
                             packed = pack(order, lines, budget)
                             chosen = {dia[i] for i in packed}
                             scores[b][name][category].append(len(gold & chosen) / len(gold))
+                            text = "\n".join(lines[i] for i in packed)
                             if answer:
-                                aic[b][name][category].append(
-                                    float(contains_answer("\n".join(lines[i] for i in packed), answer))
-                                )
+                                aic[b][name][category].append(float(contains_answer(text, answer)))
+                            if items:
+                                aii[b][name][category].append(items_found(text, items))
             qbar.close()
         finally:
             await rt.close()
@@ -462,40 +498,59 @@ async def run(
             "budgets": {b: {name: summarise_aic(per) for name, per in by_name.items()} for b, by_name in aic.items()},
             "system_cited_answer_turn_not_in_text": cited_not_in_text,
         },
+        "answer_items_in_context": {
+            "definition": (
+                "mean over questions of the share of the gold answer's eligible items (split at commas, semicolons, "
+                "'&' and 'and'; each eligible under the answer-in-context rules) that occur as whole words in the "
+                "context text; questions without an eligible item are not counted"
+            ),
+            "questions": sum(len(v) for v in aii[some_budget]["system"].values()),
+            "questions_by_category": {c: len(v) for c, v in aii[some_budget]["system"].items()},
+            "budgets": {b: {name: summarise_aic(per) for name, per in by_name.items()} for b, by_name in aii.items()},
+        },
     }
 
 
+def _cell(v: float | None, width: int) -> str:
+    return f"{v:>{width}.3f}" if v is not None else f"{'-':>{width}}"
+
+
+def _rows(title: str, budgets: dict) -> list[str]:
+    """One metric's block of the table: a title, then a row per budget and retriever."""
+    out = [
+        "",
+        title,
+        "",
+        f"{'budget':>6} {'retriever':<8} {'overall':>8} " + " ".join(f"{'cat' + c:>6}" for c in CATEGORIES),
+    ]
+    for budget, by_name in budgets.items():
+        for name, r in by_name.items():
+            out.append(
+                f"{budget:>6} {name:<8} {_cell(r['overall'], 8)} "
+                + " ".join(_cell(r["by_category"][c], 6) for c in CATEGORIES)
+            )
+    return out
+
+
+def _counts(by_category: dict[str, int]) -> str:
+    return ", ".join(f"cat{c} {n}" for c, n in by_category.items())
+
+
 def table(result: dict) -> str:
-    out = [f"LoCoMo evidence recall ({result['questions']} questions)", ""]
-    out.append(f"{'budget':>6} {'retriever':<8} {'overall':>8} " + " ".join(f"{'cat' + c:>6}" for c in CATEGORIES))
-    for budget, by_name in result["budgets"].items():
-        for name, r in by_name.items():
-            out.append(
-                f"{budget:>6} {name:<8} {r['overall']:>8.3f} "
-                + " ".join(f"{r['by_category'][c]:>6.3f}" for c in CATEGORIES)
-            )
-    a = result["answer_in_context"]
-    out.append("")
-    out.append(
-        f"LoCoMo answer-in-context ({a['questions']} eligible questions: "
-        + ", ".join(f"cat{c} {n}" for c, n in a["questions_by_category"].items())
-        + ")"
+    a, items = result["answer_in_context"], result["answer_items_in_context"]
+    out = _rows(f"LoCoMo evidence recall ({result['questions']} questions)", result["budgets"])[1:]
+    out += _rows(
+        f"LoCoMo answer-in-context ({a['questions']} eligible questions: {_counts(a['questions_by_category'])})",
+        a["budgets"],
     )
-    out.append("")
-    out.append(f"{'budget':>6} {'retriever':<8} {'overall':>8} " + " ".join(f"{'cat' + c:>6}" for c in CATEGORIES))
-
-    def cell(v: float | None, width: int) -> str:
-        return f"{v:>{width}.3f}" if v is not None else f"{'-':>{width}}"
-
-    for budget, by_name in a["budgets"].items():
-        for name, r in by_name.items():
-            out.append(
-                f"{budget:>6} {name:<8} {cell(r['overall'], 8)} "
-                + " ".join(cell(r["by_category"][c], 6) for c in CATEGORIES)
-            )
     out.append(
         "system cites a gold turn holding the answer but its text lacks it: "
         + ", ".join(f"{n} at {b}" for b, n in a["system_cited_answer_turn_not_in_text"].items())
+    )
+    out += _rows(
+        f"LoCoMo answer items in context ({items['questions']} questions with an eligible item: "
+        f"{_counts(items['questions_by_category'])})",
+        items["budgets"],
     )
     out.append("")
     out.append(

@@ -1,4 +1,4 @@
-"""The LoCoMo benchmark's answer-in-context rules (pure Python, no stores)."""
+"""The LoCoMo benchmark's answer-in-context and answer-items rules (pure Python, no stores)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import pytest
 
 from bench.locomo import (
     answer_eligibility,
+    answer_items,
     contains_answer,
     is_generic,
     is_short,
+    items_found,
     normalise_answer,
     normalise_text,
     turn_text,
@@ -135,3 +137,38 @@ def test_answer_said_in_many_turns_is_not_specific():
     turns = [f"Tim: the turtles again, day {i}" for i in range(6)]
     assert answer_eligibility("turtles", turns[:1], turns) == (None, "frequent")
     assert answer_eligibility("turtles", turns[:1], turns[:5]) == ("turtles", "eligible")
+
+
+# -- answer items ---------------------------------------------------------------------------------
+
+LIST_EVIDENCE = [
+    "Caroline: I went to the pride parade last week!",
+    "Caroline: I gave a school speech about my journey.",
+    "Caroline: The support group & the mentoring program keep me going.",
+]
+
+
+def test_a_list_answer_is_scored_by_its_eligible_items():
+    answer = "Pride parade, school speech, support group and a conference"
+    # "a conference" was never said in a gold turn: it cannot be looked for
+    items = answer_items(answer, LIST_EVIDENCE, LIST_EVIDENCE)
+    assert items == ["pride parade", "school speech", "support group"]
+    assert answer_eligibility(answer, LIST_EVIDENCE, LIST_EVIDENCE) == (None, "long")  # whole, it is no use
+    context = "## From past conversations\n- Caroline: I went to the pride parade\n- Caroline: a support group"
+    assert items_found(context, items) == 2 / 3
+
+
+def test_items_split_at_commas_semicolons_ampersands_and_the_word_and():
+    evidence = ["Nate: dogs; cats & fish and a SANDwich"]
+    assert answer_items("dogs; cats & fish AND sandwich", evidence, evidence) == ["dogs", "cats", "fish", "sandwich"]
+    # "and" inside a word is no separator, and an item said twice counts once
+    assert answer_items("sandwich, Sandwich.", evidence, evidence) == ["sandwich"]
+
+
+def test_items_follow_the_answer_rules():
+    turns = [f"Tim: the turtles again, day {i}" for i in range(6)] + ["Tim: and my iguana"]
+    # generic, frequent and unsaid items are left out; an answer without eligible items has none
+    assert answer_items("yes, turtles, iguana, two", turns[-1:] + turns[:1], turns) == ["iguana"]
+    assert answer_items("Yes", turns, turns) == []
+    assert answer_items(None, turns, turns) == [] and answer_items(True, turns, turns) == []
+    assert answer_items(7, ["Tim: 7 iguanas"], ["Tim: 7 iguanas"]) == []
