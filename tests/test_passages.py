@@ -136,6 +136,13 @@ def test_the_words_matched_per_sentence_are_those_whose_stem_is_a_query_term(wor
     assert candidates._overlaps(text, spans, terms) == [len(terms & stems(text[a:b])) for a, b in spans]
 
 
+@settings(max_examples=500, derandomize=True)
+@given(st.text(alphabet="abdegilnsy", max_size=9))
+def test_a_stem_is_the_word_less_the_first_suffix_it_ends_with(word):
+    first = next((s for s in candidates._SUFFIXES if word.endswith(s) and len(word) - len(s) >= 3), "")
+    assert stem(word) == word[: len(word) - len(first)]
+
+
 def test_words_are_counted_in_their_own_sentence_after_a_letter_whose_lower_case_is_longer():
     text = "İİİİİ. A. Paris"  # "İ".lower() is two characters: offsets into the lower-cased text shift
     spans = candidates._sentences(text)

@@ -169,11 +169,17 @@ _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|\n\s*")
 _SENTENCE_MARK = re.compile(r"[.!?…]\s+|\n\s*")
 _WORD = re.compile(r"\w+")
 _SUFFIXES = ("ing", "ed", "es", "s", "ly")
+# the suffixes by their last letter, in their order: a word is tested only against those
+# it can end with (stemming is most of the CPU of comparing a long turn's words)
+_SUFFIXES_ENDING: dict[str, tuple[str, ...]] = {}
+for _suffix in _SUFFIXES:
+    _SUFFIXES_ENDING[_suffix[-1]] = (*_SUFFIXES_ENDING.get(_suffix[-1], ()), _suffix)
 
 
 def stem(word: str) -> str:
-    """A crude stem, enough to match "researching" with "research" and "dogs" with "dog"."""
-    for suffix in _SUFFIXES:
+    """A crude stem, enough to match "researching" with "research" and "dogs" with "dog":
+    the word less the first of ``_SUFFIXES`` it ends with, when three letters remain."""
+    for suffix in _SUFFIXES_ENDING.get(word[-1:], ()):
         if len(word) - len(suffix) >= 3 and word.endswith(suffix):
             return word[: -len(suffix)]
     return word
