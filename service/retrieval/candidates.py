@@ -171,9 +171,7 @@ _WORD = re.compile(r"\w+")
 _SUFFIXES = ("ing", "ed", "es", "s", "ly")
 # the suffixes by their last letter, in their order: a word is tested only against those
 # it can end with (stemming is most of the CPU of comparing a long turn's words)
-_SUFFIXES_ENDING: dict[str, tuple[str, ...]] = {}
-for _suffix in _SUFFIXES:
-    _SUFFIXES_ENDING[_suffix[-1]] = (*_SUFFIXES_ENDING.get(_suffix[-1], ()), _suffix)
+_SUFFIXES_ENDING = {end: tuple(s for s in _SUFFIXES if s.endswith(end)) for end in {s[-1] for s in _SUFFIXES}}
 
 
 def stem(word: str) -> str:
