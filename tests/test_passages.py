@@ -3,6 +3,8 @@ how a long text is clipped around what matched instead of to its head."""
 
 from __future__ import annotations
 
+import re
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -132,7 +134,7 @@ def test_the_words_matched_per_sentence_are_those_whose_stem_is_a_query_term(wor
     text = "".join(w + sep for w, sep in words)
     terms = frozenset(stem(t) for t in query)
     spans = candidates._sentences(text)
-    # what clip ranks sentences by: found with one regular expression instead of stemming every word
+    # what clip ranks sentences by: found term by term instead of stemming every word
     assert candidates._overlaps(text, spans, terms) == [len(terms & stems(text[a:b])) for a, b in spans]
 
 
@@ -141,6 +143,16 @@ def test_the_words_matched_per_sentence_are_those_whose_stem_is_a_query_term(wor
 def test_a_stem_is_the_word_less_the_first_suffix_it_ends_with(word):
     first = next((s for s in candidates._SUFFIXES if word.endswith(s) and len(word) - len(s) >= 3), "")
     assert stem(word) == word[: len(word) - len(first)]
+
+
+@settings(max_examples=500, derandomize=True)
+@given(st.text(alphabet=st.sampled_from("ab .!?…\n\t\u00a0"), max_size=40))
+def test_sentences_are_the_text_between_sentence_ends(text):
+    # a sentence end: blanks after ".", "!", "?" or "…", or a line break and the blanks after it
+    ends = list(re.finditer(r"(?<=[.!?…])\s+|\n\s*", text))
+    between = zip([0] + [m.end() for m in ends], [m.start() for m in ends] + [len(text)], strict=True)
+    expected = [(a, b) for a, b in between if text[a:b].strip()] or [(0, len(text))]
+    assert candidates._sentences(text) == expected
 
 
 def test_words_are_counted_in_their_own_sentence_after_a_letter_whose_lower_case_is_longer():
