@@ -32,7 +32,10 @@ from vectors.pg import Conn
 # the target length of a passage: a few sentences, well inside the model's window
 PASSAGE_CHARS = 400
 
-_BOUNDARY = re.compile(r"(?<=[.!?…])\s+|\n\s*")
+# what ends a sentence: one of these marks and the blanks after it, or a line break (and
+# the blanks after it); the retriever clips around passages by the same definition
+END_MARKS = ".!?…"
+SENTENCE_END = re.compile(rf"(?<=[{END_MARKS}])\s+|\n\s*")
 
 INSERT = """
 INSERT INTO message_passages (message_id, ordinal, user_identifier, start_char, end_char, embedding, tsv)
@@ -82,7 +85,7 @@ def split(text: str, size: int = PASSAGE_CHARS) -> list[Passage]:
     without overlap, whitespace between them left out."""
     pieces: list[tuple[int, int]] = []  # sentences (or cut parts of long ones)
     start = 0
-    for m in _BOUNDARY.finditer(text):
+    for m in SENTENCE_END.finditer(text):
         pieces += _cut(text, start, m.start(), size)
         start = m.end()
     pieces += _cut(text, start, len(text), size)

@@ -28,6 +28,7 @@ from service.extraction.dates import MONTH_NAMES
 from service.retrieval.config import CHARS_PER_TOKEN
 from service.text import STOPWORDS, content_terms
 from vectors.embedder import as_array
+from vectors.passages import END_MARKS, SENTENCE_END
 
 ItemKind = Literal["profile", "preference", "purchase", "interest", "entity", "memory", "summary", "message", "turn"]
 Row = Mapping[str, Any] | asyncpg.Record  # an asyncpg record or a graph read's dict
@@ -163,11 +164,10 @@ def day(ts: datetime | None) -> str:
     return f"{ts.day} {_MONTH_ABBR[ts.month - 1]} {ts.year}" if ts else "undated"
 
 
-_END_MARKS = ".!?…"
-_SENTENCE_END = re.compile(rf"(?<=[{_END_MARKS}])\s+|\n\s*")
-# the same boundaries, each found from the mark that ends its sentence (the mark stays with
-# the sentence): without the look-behind, splitting a long text takes 40 % less time
-_SENTENCE_MARK = re.compile(rf"[{_END_MARKS}]\s+|\n\s*")
+# ``SENTENCE_END``'s boundaries (a passage's sentences are the clip's), each found from the
+# mark that ends its sentence, which stays with it: without the look-behind, splitting a
+# long text takes 40 % less time
+_SENTENCE_MARK = re.compile(rf"[{END_MARKS}]\s+|\n\s*")
 _WORD = re.compile(r"\w+")
 _SUFFIXES = ("ing", "ed", "es", "s", "ly")
 # the suffixes by their last letter, in their order: a word is tested only against those
@@ -268,14 +268,14 @@ def _around(text: str, focus: tuple[int, int], limit: int) -> tuple[int, int]:
     start, reach = 0, limit
     while low > 0:  # back to the nearest sentence boundary, looking further each time
         begin = max(0, low - reach)
-        ends = [m.end() for m in _SENTENCE_END.finditer(text, begin, low)]
+        ends = [m.end() for m in SENTENCE_END.finditer(text, begin, low)]
         if ends:
             start = ends[-1]
             break
         if begin == 0:
             break
         reach *= 2
-    after = _SENTENCE_END.search(text, high)
+    after = SENTENCE_END.search(text, high)
     return start, after.start() if after else len(text)
 
 
