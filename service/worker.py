@@ -24,6 +24,8 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TypeVar
 
+import asyncpg
+
 from graph import writes as graph_writes
 from service import erasure, metrics, pipeline, queue, summaries
 from service import orders as orders_module
@@ -90,11 +92,17 @@ class Worker:
         await self._complete(done)
 
     async def _complete(self, jobs: list[queue.Job]) -> None:
+        """Finish jobs whose work is done. If PostgreSQL cannot hear it now (an outage, or a
+        deadlock with a transaction re-arming the same summaries: PostgreSQL aborts one of
+        the two), they are completed at the next system step, not left running until their
+        lease runs out and then counted as crashed."""
         try:
             await queue.complete(self.rt.pool, self.worker_id, jobs)
         except Exception as exc:
-            if not is_outage(exc):
+            if not (is_outage(exc) or isinstance(exc, asyncpg.exceptions.TransactionRollbackError)):
                 raise
+            if not is_outage(exc):
+                log.warning("completing %d jobs was rolled back (%s); completing them at the next step", len(jobs), exc)
             self._uncompleted += jobs
         else:
             for job in jobs:

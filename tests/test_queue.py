@@ -371,3 +371,71 @@ def test_a_rearm_racing_the_completion_is_never_lost(service, stack):
     with paused(service):
         outcomes = _with_pool(stack, scenario)
     assert all(o == ("queued", None) for o in outcomes), outcomes
+
+
+def test_a_completion_rolled_back_by_a_deadlock_is_completed_at_the_next_step(service, stack):
+    """A worker's completion and a transaction re-arming the same summaries lock the jobs in
+    opposite orders: PostgreSQL aborts one of them. If it aborts the completion, the jobs are
+    completed at the next step, not left running until their lease runs out (seen in a full
+    run: two summaries held for the 5-minute lease, three tests timed out waiting)."""
+    import asyncpg
+
+    from service.runtime import Runtime
+    from service.worker import Worker
+
+    user = f"dl-{uuid.uuid4().hex[:6]}"
+
+    async def scenario():
+        rt = await Runtime.open(stack.settings, pool_size=4)
+        other = await asyncpg.connect(stack.settings.database_url)
+        try:
+            worker = Worker(rt, worker_id=f"test-{user}")
+            async with rt.pool.acquire() as conn:
+                for _ in range(2):
+                    sid = str(uuid.uuid4())
+                    await queue.enqueue(
+                        conn, "summarize_session", user, f"summary:{sid}", {"session_id": sid},
+                        debounce=True, run_after=datetime.now(UTC),
+                    )  # fmt: skip
+            jobs = [
+                j
+                for j in await queue.claim(rt.pool, worker.worker_id, 50, "summarize_session", lease=LEASE)
+                if j.user_identifier == user
+            ]
+            assert len(jobs) == 2
+            first, last = sorted(jobs, key=lambda j: j.id)
+            # the other transaction holds the last job; the completion locks the first and waits
+            # for it; then the other asks for the first. Only the completion's session looks for
+            # the deadlock in time, so it is the one aborted
+            await other.execute("SET deadlock_timeout = '60s'")
+            tx = other.transaction()
+            await tx.start()
+            await other.execute("SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE", last.id)
+            completing = asyncio.create_task(worker._complete([first, last]))
+            for _ in range(200):
+                waiting = await rt.pool.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%DELETE FROM jobs%'"
+                )
+                if waiting:
+                    break
+                await asyncio.sleep(0.02)
+            await other.execute("UPDATE jobs SET updated_at = now() WHERE id = $1", first.id)  # the deadlock
+            await tx.rollback()
+            await completing  # no error: the jobs wait for the next step
+            held = await rt.pool.fetch(
+                "SELECT status, locked_by FROM jobs WHERE user_identifier = $1 ORDER BY id", user
+            )
+            pending = list(worker._uncompleted)
+            await worker.step_system()
+            left = await rt.pool.fetchval("SELECT count(*) FROM jobs WHERE user_identifier = $1", user)
+            return held, {j.id for j in pending}, {first.id, last.id}, left
+        finally:
+            await other.close()
+            await rt.pool.execute("DELETE FROM jobs WHERE user_identifier = $1", user)
+            await rt.close()
+
+    with paused(service):
+        held, pending, claimed, left = asyncio.run(scenario())
+    assert [(r["status"], r["locked_by"]) for r in held] == [("running", f"test-{user}")] * 2  # still held
+    assert pending == claimed
+    assert left == 0  # completed at the next step
