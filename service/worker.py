@@ -99,9 +99,10 @@ class Worker:
         try:
             await queue.complete(self.rt.pool, self.worker_id, jobs)
         except Exception as exc:
-            if not (is_outage(exc) or isinstance(exc, asyncpg.exceptions.TransactionRollbackError)):
+            rolled_back = isinstance(exc, asyncpg.exceptions.TransactionRollbackError)
+            if not (rolled_back or is_outage(exc)):
                 raise
-            if not is_outage(exc):
+            if rolled_back:
                 log.warning("completing %d jobs was rolled back (%s); completing them at the next step", len(jobs), exc)
             self._uncompleted += jobs
         else:

@@ -16,7 +16,6 @@ from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
 from typing import Any, Literal
 
 import asyncpg
@@ -300,10 +299,8 @@ def _overlaps(text: str, spans: list[tuple[int, int]], terms: frozenset[str]) ->
     pasted text cost ~1.5 ms a clip; finding the words with one regular expression of
     every term, more than half of a clip of a turn of 1,000–2,000 characters)."""
     found: list[set[str]] = [set() for _ in spans]
-    low = text.lower()
-    if len(low) != len(text):  # a character whose lower case is longer ("İ"): offsets would shift
-        return _overlaps_matched(text, spans, terms)
     starts = [a for a, _ in spans]
+    low = _lower_in_place(text)
     for term in terms:
         at = low.find(term)
         while at >= 0:
@@ -314,15 +311,11 @@ def _overlaps(text: str, spans: list[tuple[int, int]], terms: frozenset[str]) ->
     return [len(f) for f in found]
 
 
-def _overlaps_matched(text: str, spans: list[tuple[int, int]], terms: frozenset[str]) -> list[int]:
-    """:func:`_overlaps` with one regular expression of every term, for any text."""
-    found: list[set[str]] = [set() for _ in spans]
-    pattern = _term_starts(terms)
-    if pattern is not None:
-        starts = [a for a, _ in spans]
-        for m in pattern.finditer(text):
-            _count(found, spans, starts, m.start(), m.group().lower(), terms)
-    return [len(f) for f in found]
+def _lower_in_place(text: str) -> str:
+    """``text`` lower-cased, offset for offset: a character whose lower case is longer
+    ("İ" -> "i̇") is left as it is (no word holding it stems to a query term either way)."""
+    low = text.lower()
+    return low if len(low) == len(text) else "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
 
 
 def _count(
@@ -336,14 +329,6 @@ def _count(
         i = bisect_right(starts, at) - 1
         if i >= 0 and at < spans[i][1]:
             found[i].add(root)
-
-
-@lru_cache(maxsize=1024)
-def _term_starts(terms: frozenset[str]) -> re.Pattern[str] | None:
-    if not terms:
-        return None
-    alternatives = "|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True))
-    return re.compile(rf"\b(?:{alternatives})\w*", re.IGNORECASE)
 
 
 def _sentences(text: str) -> list[tuple[int, int]]:
