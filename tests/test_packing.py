@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from graph.schema import POLARITY_OF, fact_key
 from service.retrieval import DEFAULT
-from service.retrieval.candidates import Candidate, day, message_key, without_small_talk
+from service.retrieval.candidates import Candidate, day, message_key, without_closing_questions, without_small_talk
 from service.retrieval.candidates import message as from_row
 from service.retrieval.config import CHARS_PER_TOKEN
 from service.retrieval.packing import SECTION_ORDER, SECTION_TITLES, excluding, pack, render, shortened
@@ -283,6 +283,37 @@ def test_a_turn_is_listed_without_the_small_talk_it_opens_with():
         ("Hi there! I'm looking for a sofa for my new flat.", "I'm looking for a sofa for my new flat."),
     ]:
         assert without_small_talk(text) == (listed or text), text
+
+
+def test_a_dialogue_turn_is_listed_without_the_questions_it_closes_with():
+    row = {"id": 7, "speaker": "Joanna", "role": "user", "created_at": T0, "passage_start": None}
+    text = "Wow, Nate! I wrapped up my second script last week. How's the new job going? Any news?"
+    assert from_row(row | {"content": text}, 320, set()).text == "Joanna: I wrapped up my second script last week."
+    # the customer's own closing question is what they want; the assistant's only asks
+    customer = {"id": 8, "speaker": None, "role": "user", "created_at": T0, "passage_start": None}
+    asked = "I bought the Oslo sofa last month. Does it come in blue?"
+    assert from_row(customer | {"content": asked}, 320, set()).text == f"user: {asked}"
+    offer = "The Oslo sofa comes in blue and grey. Shall I reserve one for you?"
+    assistant = customer | {"id": 9, "role": "assistant", "content": offer}
+    assert from_row(assistant, 320, set()).text == "assistant: The Oslo sofa comes in blue and grey."
+    for text, listed in [
+        ("What do you think?", None),  # the whole turn: kept
+        ("Wow! Did you see that band?", None),  # after small talk only: kept
+        ("I read it. Is it good? I think so.", None),  # not at the end
+        ("I love it. What about you? Any plans?", "I love it."),  # every closing question
+        ("Look at this! [shares a photo: a cat on a sofa] Isn't it cute?", None),  # a caption before it
+        ("I moved in May... Guess where?", "I moved in May..."),
+        ("We went camping! How about you?  ", "We went camping!"),
+    ]:
+        assert without_closing_questions(text) == (listed or text), text
+
+
+@given(st.lists(st.sampled_from(["I", "paint.", "Wow!", "you?", "How", "[photo]", "?", " ", "..."]), max_size=12))
+@settings(max_examples=300, deadline=None, derandomize=True)
+def test_closing_questions_are_only_ever_cut_from_the_end(words):
+    text = " ".join(words)
+    out = without_closing_questions(text)
+    assert out == text or (text.startswith(out) and out[-1] in ".!" and text.rstrip().endswith("?"))
 
 
 @given(
