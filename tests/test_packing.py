@@ -301,7 +301,7 @@ def test_a_dialogue_turn_is_listed_without_the_questions_it_closes_with():
         ("Wow! Did you see that band?", None),  # after small talk only: kept
         ("I read it. Is it good? I think so.", None),  # not at the end
         ("I love it. What about you? Any plans?", "I love it."),  # every closing question
-        ("Look at this! [shares a photo: a cat on a sofa] Isn't it cute?", None),  # a caption before it
+        ("Look at this! [shares a photo: a cat on a sofa] Isn't it cute?", None),  # never cuts a photo's caption
         ("I moved in May... Guess where?", "I moved in May..."),
         ("We went camping! How about you?  ", "We went camping!"),
     ]:

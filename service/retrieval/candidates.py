@@ -450,9 +450,9 @@ def without_closing_questions(text: str) -> str:
     week. How's the new job going?"). In a dialogue they ask the other person about
     themselves and say nothing of the speaker: 8.5 % of the characters of LoCoMo's turns,
     that other turns' facts can use. Kept: a question that is the whole text or follows only
-    small talk ("Wow! Did you see that band?"), or one before a shared photo's caption. A
-    customer's own closing question ("Does it come in blue?") is what they want; the caller
-    keeps it."""
+    small talk ("Wow! Did you see that band?"); what is cut never holds a shared photo's
+    caption ("[shares a photo: …]"). A customer's own closing question ("Does it come in
+    blue?") is what they want; the caller keeps it."""
     if not text.rstrip().endswith("?"):
         return text
     m = _CLOSING_QUESTIONS.search(text)
