@@ -303,6 +303,7 @@ def test_a_dialogue_turn_is_listed_without_the_questions_it_closes_with():
         ("I love it. What about you? Any plans?", "I love it."),  # every closing question
         ("Look at this! [shares a photo: a cat on a sofa] Isn't it cute?", None),  # never cuts a photo's caption
         ("I moved in May... Guess where?", "I moved in May..."),
+        ("I moved in May… Guess where?", "I moved in May…"),  # the sentence ends the passages know
         ("We went camping! How about you?  ", "We went camping!"),
     ]:
         assert without_closing_questions(text) == (listed or text), text

@@ -441,8 +441,11 @@ def _what_was_said(r: Row, limit: int, terms: set[str]) -> str:
     return without_closing_questions(text) if r["speaker"] or r["role"] == "assistant" else text
 
 
-# the questions a text closes with, after a sentence that ends with "." or "!"
-_CLOSING_QUESTIONS = re.compile(r"(?<=[.!])\s+[^.!?\[\]]*\?(?:\s+[^.!?\[\]]*\?)*\s*$")
+# the questions a text closes with, after a sentence that ends otherwise (``END_MARKS``
+# but "?"), none holding a bracket
+_STATEMENT_END = END_MARKS.replace("?", "")
+_QUESTION = rf"[^{END_MARKS}\[\]]*\?"
+_CLOSING_QUESTIONS = re.compile(rf"(?<=[{_STATEMENT_END}])\s+{_QUESTION}(?:\s+{_QUESTION})*\s*$")
 
 
 def without_closing_questions(text: str) -> str:
