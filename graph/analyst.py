@@ -7,14 +7,24 @@ So a file can be pasted into Browser (or dragged into its Favorites drawer) as i
 :func:`guide_html` turns all of them into a guide Browser plays with
 ``:play http://localhost:8001/analysts/guide``: one slide per question, the ``:param``
 lines and the query as click-to-run blocks.
+
+The same limits hold for every analyst query, run from Browser or from code: the server's
+``db.transaction.timeout`` and ``db.memory.transaction.max`` (the embedded server sets
+them: ``service/devstack/limits.py``), and :func:`run`'s own transaction timeout. A
+question over the whole shop (``bought_together``) is ended by them on a large shop rather
+than stalling the server for everyone.
 """
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from neo4j import AsyncDriver, Query, RoutingControl
 
 QUERIES_DIR = Path(__file__).resolve().parent / "queries"
 _PARAM = re.compile(r"^//\s*:param\s+(\w+)\s*=>\s*(.+?)\s*$")
@@ -58,6 +68,28 @@ def load(directory: Path = QUERIES_DIR) -> list[AnalystQuery]:
     return [parse(p) for p in sorted(directory.glob("*.cypher"))]
 
 
+ANALYST_TIMEOUT_S = 30.0
+
+
+async def run(
+    driver: AsyncDriver,
+    query: AnalystQuery,
+    *,
+    database: str,
+    timeout: float = ANALYST_TIMEOUT_S,
+    **params: Any,
+) -> list[dict[str, Any]]:
+    """Run a saved query (read-only) with a transaction timeout: the server ends it after
+    ``timeout`` seconds, and ``wait_for`` stops waiting shortly after."""
+    records, _, _ = await asyncio.wait_for(
+        driver.execute_query(
+            Query(query.cypher, timeout=timeout), params, database_=database, routing_=RoutingControl.READ
+        ),
+        timeout + 1.0,
+    )
+    return [dict(r) for r in records]
+
+
 def guide_html(queries: list[AnalystQuery]) -> str:
     """A Neo4j Browser guide (HTML slides): one per query, each block runnable with a click."""
     slides = [
@@ -65,6 +97,9 @@ def guide_html(queries: list[AnalystQuery]) -> str:
 <h3>LOFT: questions for the customer graph</h3>
 <p class="lead">Each slide is one saved query from <code>graph/queries/</code>. Click a block to put it in
 the editor: first the <code>:param</code> lines (example values; change them), then the query.</p>
+<p>The server ends a query that runs longer than its transaction timeout or holds more memory than its
+transaction limit (<code>db.transaction.timeout</code>, <code>db.memory.transaction.max</code>): narrow it
+(a customer, a period, a category) and run it again.</p>
 <p>The model: <code>(:Customer)-[:PURCHASED {order_id, at, qty, price, source}]-&gt;(:Product)</code>,
 <code>(:Customer)-[:PREFERS|DISLIKES {valid_from, valid_to}]-&gt;(:Style|:Material|:Color|:Category|:Brand)</code>,
 <code>(:Product)-[:IN_CATEGORY|HAS_STYLE|MADE_OF|HAS_COLOR|MADE_BY]-&gt;(…)</code>,

@@ -98,6 +98,7 @@ FEED_EXISTING = """
 MATCH (p:Product)
 RETURN p.sku AS sku, p.name AS name, p.category AS category, p.brand AS brand, p.price AS price,
        coalesce(p.in_stock, true) AS in_stock, coalesce(p.discontinued, false) AS discontinued,
+       coalesce(p.consumable, false) AS consumable,
        [(p)-[:HAS_STYLE]->(s) | s.name] AS styles, [(p)-[:MADE_OF]->(m) | m.name] AS materials,
        [(p)-[:HAS_COLOR]->(c) | c.name] AS colors
 """
@@ -108,7 +109,8 @@ FEED_UPSERT = """
 UNWIND $products AS p
 MERGE (prod:Product {sku: p.sku})
 SET prod.name = p.name, prod.price = p.price, prod.category = p.category, prod.brand = p.brand,
-    prod.in_stock = p.in_stock, prod.discontinued = false, prod.updated_at = datetime()
+    prod.in_stock = p.in_stock, prod.consumable = p.consumable, prod.discontinued = false,
+    prod.updated_at = datetime()
 WITH prod, p
 CALL (prod) {
   MATCH (prod)-[old:IN_CATEGORY|HAS_STYLE|MADE_OF|HAS_COLOR|MADE_BY]->()

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from neo4j import AsyncDriver
+from neo4j import AsyncDriver, Query
 from neo4j.time import Date, DateTime
 
 from graph.schema import VOCABULARY_LABELS
@@ -165,13 +165,16 @@ SERVER_INFO = "CALL dbms.components() YIELD name, versions, edition RETURN name,
 
 
 DATABASE = "neo4j"
+# the server ends any of these reads that runs longer (callers also wait_for less than this)
+READ_TIMEOUT_S = 10.0
 
 
 async def _read(driver: AsyncDriver, query: str, **params: Any) -> list[dict[str, Any]]:
     """An auto-commit read: one round trip, about half the latency of ``execute_query``'s
-    managed transaction (BEGIN/RUN/COMMIT) on the hot path."""
+    managed transaction (BEGIN/RUN/COMMIT) on the hot path. The server ends it after
+    :data:`READ_TIMEOUT_S` (a caller's ``wait_for`` only stops waiting for it)."""
     async with driver.session(database=DATABASE, default_access_mode="READ") as session:
-        result = await session.run(query, params)
+        result = await session.run(Query(query, timeout=READ_TIMEOUT_S), params)
         return [dict(r) async for r in result]
 
 

@@ -1,110 +1,90 @@
-"""Recommendation candidates over the graph, with the evidence for each.
+"""Recommendation candidates checked against the graph, with the customer's basis.
 
-One read query gathers, for one customer:
+The candidates themselves come from PostgreSQL (:mod:`service.co_purchases`: the
+precomputed neighbours of the customer's products, their categories' best sellers, the
+shop's best sellers, the consumables they buy again); one bounded read here adds what only
+the graph knows, for one customer:
 
-- what they own (every ``PURCHASED`` product, from the order feed or from chat);
-- their current preferences and dislikes (open ``PREFERS``/``DISLIKES``) and budget;
-- **co-purchase paths**: products bought by customers who bought what this customer
-  bought, each (their product, co-buyer) pair weighted by how recently the co-buyer
-  bought the candidate (half-life ``$half_life_days``), grouped by the customer's own
-  product so every candidate can say "bought by 12 customers who also bought the Arlo
-  sofa";
+- their current preferences (the :data:`LIKE_LIMIT` most recent), dislikes and budget;
 - products linked to what they like (style, category and its sub-categories, material,
-  colour, brand, a liked product itself);
-- the most bought products of the shop (for a customer with nothing else to go on).
+  colour, brand, a liked product itself): at most :data:`EXPAND_LIMIT` per liked thing,
+  the :data:`PREFERENCE_POOL` most bought of them;
+- for every candidate: in stock and not discontinued, none of its style/category/material/
+  colour/brand disliked (a dislike is a veto, not a demotion), not over ``$max_price``
+  (the customer's budget, when no explicit limit is given: -1), in ``$category[0]`` (or
+  under it; '' for any), not owned unless the catalog says it is consumable; and which
+  preferences it meets.
 
-Every candidate is then filtered *in the query*: in stock and not discontinued, not
-owned, none of its style/category/material/colour/brand disliked (a dislike is a veto,
-not a demotion), not over ``$max_price`` (the customer's budget, when no explicit
-limit is given), in ``$category`` (or under it). Scoring and the sentences that explain a
-score are pure Python (:mod:`service.recommendations`), so they are unit-tested without a
-store. Other customers are never named: a path shows "12 customers", not who they are.
+No step walks other customers: the work is bounded by the candidates passed in, the
+customer's own preferences and the catalog, never by the shop's purchases. The query runs
+with a transaction timeout (the server ends it) and the caller's ``wait_for``; the
+server's ``db.memory.transaction.max`` bounds its memory. Scoring and the sentences that
+explain a score are pure Python (:mod:`service.recommendations`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from neo4j import AsyncDriver
+from neo4j import AsyncDriver, Query
 
 # how products point at the vocabulary a customer can like or dislike (fixed here, never text)
 ATTRIBUTE_RELS = "HAS_STYLE|MADE_OF|HAS_COLOR|MADE_BY"
-CO_PURCHASE_POOL = 60  # co-purchased candidates kept before filtering
+LIKE_LIMIT = 20  # current preferences considered, most recent first
+DISLIKE_LIMIT = 200  # current dislikes applied as vetoes
+EXPAND_LIMIT = 1000  # products followed from one liked style, category, material, colour or brand
 PREFERENCE_POOL = 60  # preference-matched candidates kept (most bought first)
-POPULAR_POOL = 40
 
 RECOMMEND = f"""
-OPTIONAL MATCH (c:Customer {{user_id: $user_id}})
+OPTIONAL MATCH (c:Customer {{user_id: $user_id[0]}})
 CALL (c) {{
-  OPTIONAL MATCH (c)-[:PURCHASED]->(o:Product)
-  RETURN collect(DISTINCT o) AS owned
-}}
-CALL (c) {{
-  OPTIONAL MATCH (c)-[r:PREFERS]->(t)
+  MATCH (c)-[r:PREFERS]->(t)
   WHERE r.valid_to IS NULL AND (t:Style OR t:Category OR t:Material OR t:Color OR t:Brand OR t:Product)
+  WITH r, t ORDER BY r.last_seen DESC LIMIT $like_limit
   RETURN collect(t) AS liked,
          collect({{node: t, attribute: r.attribute, name: coalesce(t.name, t.sku), strength: r.strength}}) AS likes
 }}
 CALL (c) {{
-  OPTIONAL MATCH (c)-[r:DISLIKES]->(t)
+  MATCH (c)-[r:DISLIKES]->(t)
   WHERE r.valid_to IS NULL AND (t:Style OR t:Category OR t:Material OR t:Color OR t:Brand OR t:Product)
+  WITH t LIMIT $dislike_limit
   RETURN collect(t) AS disliked
 }}
 CALL (c) {{
-  OPTIONAL MATCH (c)-[r:PREFERS {{attribute: 'budget'}}]->(e:Entity)
+  MATCH (c)-[r:PREFERS {{attribute: 'budget'}}]->(e:Entity)
   WHERE r.valid_to IS NULL
   WITH e ORDER BY r.valid_from DESC
   RETURN head(collect(toFloat(e.name))) AS budget
 }}
-// co-purchase paths: mine <- other customer -> candidate, weighted by recency of the other's purchase
-CALL (c, owned) {{
-  UNWIND owned AS mine
-  MATCH (mine)<-[:PURCHASED]-(other:Customer)-[b:PURCHASED]->(rec:Product)
-  WHERE other <> c AND NOT rec IN owned
-  WITH rec, mine, other, max(b.at) AS at
-  WITH rec, mine, count(other) AS buyers,
-       sum(exp(-0.693 * (($now - coalesce(at.epochSeconds, $now)) / 86400.0) / $half_life_days)) AS weight
-  ORDER BY weight DESC
-  WITH rec, sum(weight) AS weight, collect({{sku: mine.sku, name: mine.name, buyers: buyers}}) AS via
-  ORDER BY weight DESC LIMIT $co_pool
-  RETURN collect({{sku: rec.sku, weight: weight, via: via[..3]}}) AS co
-}}
-CALL (liked, owned) {{
+CALL (liked) {{
   UNWIND liked AS t
   CALL (t) {{
-    MATCH (t)<-[:{ATTRIBUTE_RELS}]-(p:Product) RETURN p
+    MATCH (t)<-[:{ATTRIBUTE_RELS}]-(p:Product) RETURN p LIMIT $expand_limit
     UNION
-    MATCH (t)<-[:SUBCATEGORY_OF*0..2]-(:Category)<-[:IN_CATEGORY]-(p:Product) RETURN p
+    MATCH (t)<-[:SUBCATEGORY_OF*0..2]-(:Category)<-[:IN_CATEGORY]-(p:Product) RETURN p LIMIT $expand_limit
     UNION
     WITH t WHERE t:Product RETURN t AS p
   }}
-  WITH DISTINCT p WHERE NOT p IN owned AND coalesce(p.in_stock, true)
+  WITH DISTINCT p WHERE coalesce(p.in_stock, true) AND NOT coalesce(p.discontinued, false)
   WITH p, COUNT {{ (p)<-[:PURCHASED]-() }} AS n ORDER BY n DESC, p.sku LIMIT $pref_pool
-  RETURN collect(p) AS matching
+  RETURN collect(p.sku) AS matching
 }}
-CALL () {{
-  MATCH (p:Product) WHERE coalesce(p.in_stock, true)
-  WITH p, COUNT {{ (p)<-[:PURCHASED]-() }} AS n ORDER BY n DESC, p.sku LIMIT $popular_pool
-  RETURN collect(p) AS popular
-}}
-WITH c, owned, likes, disliked, budget, co, matching, popular,
-     CASE WHEN $max_price IS NOT NULL THEN $max_price ELSE budget END AS price_cap
-CALL (co, matching, popular) {{
-  UNWIND [x IN co | x.sku] + [p IN matching | p.sku] + [p IN popular | p.sku] AS sku
-  RETURN collect(DISTINCT sku) AS skus
-}}
-// one row whatever happens (a subquery that aggregates): the customer's basis and the candidates
-CALL (skus, owned, disliked, likes, co, budget, price_cap) {{
-  UNWIND skus AS sku
+WITH c, likes, disliked, budget, matching,
+     CASE WHEN $max_price >= 0 THEN $max_price ELSE budget END AS price_cap
+// one row whatever happens (a subquery that aggregates): the candidates that pass every filter
+CALL (c, matching, disliked, likes, price_cap) {{
+  UNWIND $skus + matching AS sku
+  WITH DISTINCT sku
   MATCH (p:Product {{sku: sku}})
-  WHERE coalesce(p.in_stock, true) AND NOT coalesce(p.discontinued, false) AND NOT p IN owned AND NOT p IN disliked
+  WHERE coalesce(p.in_stock, true) AND NOT coalesce(p.discontinued, false) AND NOT p IN disliked
     AND (price_cap IS NULL OR p.price <= price_cap)
-    AND ($category IS NULL
-         OR EXISTS {{ (p)-[:IN_CATEGORY]->(:Category)-[:SUBCATEGORY_OF*0..2]->(:Category {{name: $category}}) }})
+    AND ($category[0] = ''
+         OR EXISTS {{ (p)-[:IN_CATEGORY]->(:Category)-[:SUBCATEGORY_OF*0..2]->(:Category {{name: $category[0]}}) }})
     AND NOT EXISTS {{ (p)-[:{ATTRIBUTE_RELS}]->(x) WHERE x IN disliked }}
     AND NOT EXISTS {{ (p)-[:IN_CATEGORY]->(:Category)-[:SUBCATEGORY_OF*0..2]->(x) WHERE x IN disliked }}
+  WITH p, coalesce(p.consumable, false) AS consumable, EXISTS {{ (c)-[:PURCHASED]->(p) }} AS owned
+  WHERE consumable OR NOT owned
   CALL (p, likes) {{
     UNWIND likes AS l
     WITH l WHERE l.node = p
@@ -112,16 +92,41 @@ CALL (skus, owned, disliked, likes, co, budget, price_cap) {{
       OR EXISTS {{ (p)-[:IN_CATEGORY]->(:Category)-[:SUBCATEGORY_OF*0..2]->(x) WHERE x = l.node }}
     RETURN collect({{attribute: l.attribute, name: l.name, strength: l.strength}}) AS matched
   }}
-  WITH p, matched, [x IN co WHERE x.sku = p.sku][0] AS cp
-  RETURN collect({{sku: p.sku, name: p.name, category: p.category, price: p.price,
-                   buyers: COUNT {{ (p)<-[:PURCHASED]-() }}, matched: matched,
-                   co_weight: coalesce(cp.weight, 0.0), via: coalesce(cp.via, [])}}) AS items
+  RETURN collect({{sku: p.sku, name: p.name, category: p.category, price: p.price, consumable: consumable,
+                   owned: owned, matched: matched}}) AS items
 }}
-RETURN c IS NOT NULL AS known, c.name AS name, size(owned) AS owned, budget,
+// the names of the customer's own products that explain a candidate
+CALL () {{
+  UNWIND $named AS sku
+  MATCH (p:Product {{sku: sku}})
+  RETURN collect({{sku: p.sku, name: p.name}}) AS names
+}}
+RETURN c IS NOT NULL AS known, c.name AS name, COUNT {{ (c)-[:PURCHASED]->() }} AS owned, budget,
        [l IN likes WHERE l.attribute IN ['style', 'category', 'material', 'color', 'brand']
         | {{attribute: l.attribute, name: l.name}}] AS likes,
-       items
+       items, names
 """
+
+
+# The server's plan cache is keyed by the query text and its parameters' types *and size
+# buckets* (a string's or a list's length: 0, 1, up to 10, up to 100, up to 1000, ...); each
+# new key costs a plan (a second or two on a busy machine, counted in the transaction's time).
+# So every call sends one shape: the customer's identifier and the category as short lists,
+# "no price cap" as -1, and the lists of SKUs padded with '' (no product has it) into one
+# bucket. The first call of a process still allows for planning (``first_call_timeout``).
+PLANNING_S = 30.0
+PADDED = 101  # lists of SKUs are padded to at least this many: the bucket of 101-1000
+_planned = False
+
+
+def first_call_timeout(timeout: float) -> float:
+    """The timeout to give :func:`check`: ``timeout``, or room to plan the query if this
+    process has not run it yet."""
+    return timeout if _planned else max(timeout, PLANNING_S)
+
+
+def _padded(skus: list[str]) -> list[str]:
+    return skus + [""] * (PADDED - len(skus))
 
 
 @dataclass
@@ -132,11 +137,15 @@ class Candidate:
     name: str
     category: str | None
     price: float | None
-    buyers: int  # distinct purchases of it in the whole shop (popularity)
-    co_weight: float  # recency-weighted co-purchase pairs (0 without purchases)
-    via: list[dict[str, Any]] = field(default_factory=list)  # [{sku, name, buyers}] of the customer's own products
+    buyers: int  # distinct customers who ordered it (popularity)
+    co_weight: float = 0.0  # the customer's products' weighted cosine to it (0 without purchases)
+    via: list[dict[str, Any]] = field(default_factory=list)  # [{sku, name, customers}] of the customer's own products
     matched: list[dict[str, Any]] = field(default_factory=list)  # [{attribute, name, strength}] preferences met
     budget: float | None = None
+    consumable: bool = False
+    repeat: float = 0.0  # a consumable the customer buys again: how regularly and how lately (0..1)
+    orders: int = 0  # how many of the customer's recent orders held it (a repeat)
+    best_in: str | None = None  # a best seller of this category the customer buys in
 
 
 @dataclass
@@ -147,46 +156,50 @@ class CustomerBasis:
     likes: list[dict[str, Any]]
 
 
-async def candidates(
+@dataclass
+class GraphCheck:
+    """What the graph says: the basis, the budget, and the candidates that passed."""
+
+    basis: CustomerBasis
+    budget: float | None
+    items: dict[str, dict[str, Any]]  # sku -> {name, category, price, consumable, owned, matched}
+    names: dict[str, str]  # sku -> name, of the products asked for in ``named``
+
+
+async def check(
     driver: AsyncDriver,
     user_id: str,
+    skus: list[str],
     *,
+    named: list[str],
     database: str,
+    timeout: float,
     category: str | None = None,
     max_price: float | None = None,
-    half_life_days: float = 180.0,
-    now: datetime | None = None,
-) -> tuple[CustomerBasis, list[Candidate]]:
-    """The customer's basis and every candidate that passed the filters (unscored)."""
-    at = (now or datetime.now(UTC)).timestamp()
-    records, _, _ = await driver.execute_query(
-        RECOMMEND,
-        user_id=user_id,
-        category=category,
-        max_price=max_price,
-        half_life_days=half_life_days,
-        now=int(at),
-        co_pool=CO_PURCHASE_POOL,
-        pref_pool=PREFERENCE_POOL,
-        popular_pool=POPULAR_POOL,
-        database_=database,
-        routing_="r",
-    )
-    r = records[0]
-    basis = CustomerBasis(bool(r["known"]), r["name"], int(r["owned"]), list(r["likes"]))
-    budget = r["budget"]
-    found = [
-        Candidate(
-            sku=x["sku"],
-            name=x["name"],
-            category=x["category"],
-            price=float(x["price"]) if x["price"] is not None else None,
-            buyers=int(x["buyers"]),
-            co_weight=float(x["co_weight"]),
-            via=list(x["via"]),
-            matched=list(x["matched"]),
-            budget=budget,
-        )
-        for x in r["items"]
-    ]
-    return basis, found
+) -> GraphCheck:
+    """Filter ``skus`` (and the products the customer's preferences lead to) for ``user_id``,
+    and name the products of ``named``. The server ends the transaction after ``timeout``
+    seconds."""
+    if len(skus) > 1000 or len(named) > 1000:
+        raise ValueError("at most 1000 candidates and 1000 named products (one plan size bucket)")
+    params = {
+        "user_id": [user_id],
+        "skus": _padded(skus),
+        "named": _padded(named),
+        "category": [category or "", ""],
+        "max_price": float(max_price) if max_price is not None else -1.0,
+        "like_limit": LIKE_LIMIT,
+        "dislike_limit": DISLIKE_LIMIT,
+        "expand_limit": EXPAND_LIMIT,
+        "pref_pool": PREFERENCE_POOL,
+    }
+    # auto-commit: one round trip instead of a managed transaction's three
+    async with driver.session(database=database, default_access_mode="READ") as session:
+        result = await session.run(Query(RECOMMEND, timeout=timeout), params)
+        r = await result.single(strict=True)
+    global _planned
+    _planned = True
+    basis = CustomerBasis(bool(r["known"]), r["name"], int(r["owned"] or 0), list(r["likes"]))
+    budget = float(r["budget"]) if r["budget"] is not None else None
+    items = {x["sku"]: dict(x) for x in r["items"]}
+    return GraphCheck(basis, budget, items, {x["sku"]: x["name"] for x in r["names"]})

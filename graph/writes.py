@@ -189,14 +189,24 @@ CALL (c, p, r) {
                                     ids + [i IN coalesce(x.source_message_ids, []) WHERE NOT i IN ids])
   FOREACH (x IN said | DELETE x)
 }
+WITH DISTINCT p
+RETURN p.sku AS sku, p.name AS name, p.category AS category, coalesce(p.consumable, false) AS consumable,
+       p.price AS price,
+       [(p)-[:HAS_STYLE]->(x) | 'style:' + x.name] + [(p)-[:MADE_OF]->(x) | 'material:' + x.name]
+       + [(p)-[:HAS_COLOR]->(x) | 'color:' + x.name] + [(p)-[:MADE_BY]->(x) | 'brand:' + x.name] AS facets
 """
 
 
 @unit_of_work(timeout=60.0)
-async def write_orders(tx: AsyncManagedTransaction, rows: list[dict[str, Any]]) -> None:
-    """Order lines ``{user_id, order_id, sku, qty, price, at}`` as PURCHASED, in one transaction."""
-    if rows:
-        await tx.run(WRITE_ORDER_LINES, rows=rows)
+async def write_orders(tx: AsyncManagedTransaction, rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Order lines ``{user_id, order_id, sku, qty, price, at}`` as PURCHASED, in one transaction.
+    Returns what the catalog says of each product written (``{sku: {name, category,
+    consumable, price, facets}}``; a SKU the graph does not know is missing), for the co-purchase
+    statistics (``service.co_purchases``)."""
+    if not rows:
+        return {}
+    result = await tx.run(WRITE_ORDER_LINES, rows=rows)
+    return {r["sku"]: {k: r[k] for k in ("name", "category", "consumable", "price", "facets")} async for r in result}
 
 
 MERGE_INTERESTS = """

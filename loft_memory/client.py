@@ -36,6 +36,7 @@ from service.schemas import (
     MemoryDeleted,
     MemoryHistory,
     MemoryPage,
+    RecommendationsResponse,
     SessionPage,
     StatusResponse,
     WhoAmI,
@@ -163,6 +164,13 @@ class Calls:
         return Call("POST", "/memory/search/entities", EntitySearchResponse, json=body)
 
     @staticmethod
+    def recommendations(
+        user: str, *, limit: int = 10, category: str | None = None, max_price: float | None = None
+    ) -> Call[RecommendationsResponse]:
+        params = _drop_none({"limit": limit, "category": category, "max_price": max_price})
+        return Call("GET", f"/memory/user/{user}/recommendations", RecommendationsResponse, params=params)
+
+    @staticmethod
     def memories(
         user: str, *, limit: int = 50, cursor: str | None = None, include_superseded: bool = False
     ) -> Call[MemoryPage]:
@@ -274,6 +282,12 @@ class LoftClient:
     def search_entities(self, user: str, query: str, *, limit: int = 10) -> EntitySearchResponse:
         return self.send(Calls.search_entities(user, query, limit=limit))
 
+    def recommendations(
+        self, user: str, *, limit: int = 10, category: str | None = None, max_price: float | None = None
+    ) -> RecommendationsResponse:
+        """Products to suggest, with reasons; ``degraded`` says when it is the cheaper answer."""
+        return self.send(Calls.recommendations(user, limit=limit, category=category, max_price=max_price))
+
     def memories(
         self, user: str, *, limit: int = 50, cursor: str | None = None, include_superseded: bool = False
     ) -> MemoryPage:
@@ -370,6 +384,12 @@ class AsyncLoftClient:
 
     async def search_entities(self, user: str, query: str, *, limit: int = 10) -> EntitySearchResponse:
         return await self.send(Calls.search_entities(user, query, limit=limit))
+
+    async def recommendations(
+        self, user: str, *, limit: int = 10, category: str | None = None, max_price: float | None = None
+    ) -> RecommendationsResponse:
+        """Products to suggest, with reasons; ``degraded`` says when it is the cheaper answer."""
+        return await self.send(Calls.recommendations(user, limit=limit, category=category, max_price=max_price))
 
     async def memories(
         self, user: str, *, limit: int = 50, cursor: str | None = None, include_superseded: bool = False

@@ -1,7 +1,10 @@
 """The catalog feed: ``loftmem catalog load FILE`` (JSON Lines or CSV).
 
 Columns (CSV header or JSON keys): ``sku, name, category, style, material, colour, brand,
-price, in_stock``. ``style``, ``material`` and ``colour`` (``color`` too) may hold several
+price, in_stock, consumable``. ``consumable`` (true/false, default false) says a customer
+buys the product again and again (candles, paper napkins, gift wrap): recommendations then
+offer it again to the customers who buy it, where any other product they own is never
+suggested back. ``style``, ``material`` and ``colour`` (``color`` too) may hold several
 values: a JSON list, or ``|``-separated in CSV. Every line is checked before anything is
 written; a file with any bad line loads nothing and the report names each bad line
 (line number, SKU, what is wrong), like a 422. A good file is upserted in **one** Neo4j
@@ -24,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 SKU = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-FIELDS = ("sku", "name", "category", "style", "material", "colour", "brand", "price", "in_stock")
-COMPARED = ("name", "category", "styles", "materials", "colors", "brand", "price", "in_stock")
+FIELDS = ("sku", "name", "category", "style", "material", "colour", "brand", "price", "in_stock", "consumable")
+COMPARED = ("name", "category", "styles", "materials", "colors", "brand", "price", "in_stock", "consumable")
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f", ""}
 
@@ -95,6 +98,9 @@ def check(record: dict[str, Any], line: int) -> tuple[dict[str, Any] | None, Lin
     in_stock = _bool(record.get("in_stock"))
     if in_stock is None:
         errors.append(f"in_stock: true or false (got {record.get('in_stock')!r})")
+    consumable = _bool(record.get("consumable")) if record.get("consumable") is not None else False
+    if consumable is None:
+        errors.append(f"consumable: true or false (got {record.get('consumable')!r})")
     text = json.dumps(record, default=str)
     if "\x00" in text or "\\u0000" in text:
         errors.append("NUL characters are not allowed")
@@ -111,6 +117,7 @@ def check(record: dict[str, Any], line: int) -> tuple[dict[str, Any] | None, Lin
         "brand": brand,
         "price": round(price or 0.0, 2),
         "in_stock": bool(in_stock),
+        "consumable": bool(consumable),
     }, None
 
 

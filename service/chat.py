@@ -72,9 +72,7 @@ async def reply(
 async def _recommendations(rt: Runtime, user: str, *, limit: int = 5, category: str | None = None) -> dict[str, Any]:
     """Recommendations for a reply; an empty answer when Neo4j cannot give them (the reply still goes out)."""
     try:
-        return await recommendations.recommend(
-            rt.graph, user, database=rt.settings.neo4j_database, limit=limit, category=category
-        )
+        return await recommendations.recommend(rt, user, limit=limit, category=category)
     except Exception as exc:
         log.warning("recommendations unavailable for a reply (%s: %s)", type(exc).__name__, exc)
         return {"items": [], "cold_start": True, "explanation": ""}

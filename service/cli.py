@@ -105,6 +105,10 @@ def up(
                 err=True,
             )
 
+    from service.devstack.supervisor import Supervisor
+
+    # an embedded server that dies is started again; the API and the worker reconnect
+    supervisor = Supervisor(neo4j=stack.neo4j, postgres=stack.postgres).start()
     worker_proc = None
     if worker:
         env = os.environ | _env_of(settings)
@@ -125,6 +129,7 @@ def up(
     try:
         _serve(settings, host, port)
     finally:
+        supervisor.stop()
         if worker_proc is not None:
             worker_proc.send_signal(signal.SIGTERM)
             try:
@@ -450,7 +455,7 @@ def catalog_load(
     partial: bool = typer.Option(False, help="only add and update: do not discontinue products the file omits"),
     dry_run: bool = typer.Option(False, help="check the file and print the summary without writing"),
 ) -> None:
-    """Load the catalog (sku, name, category, style, material, colour, brand, price, in_stock):
+    """Load the catalog (sku, name, category, style, material, colour, brand, price, in_stock, consumable):
     all or nothing, with a summary of added, changed and discontinued products."""
     _logging(False)
     from pathlib import Path

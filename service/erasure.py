@@ -45,7 +45,7 @@ import asyncpg
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random
 
 from graph import erasure as graph_erasure
-from service import queue, users
+from service import co_purchases, queue, users
 from service.errors import InvalidInput
 from service.outages import is_outage
 from service.settings import Settings
@@ -217,6 +217,8 @@ async def erase(rt: Runtime, user: str, *, graph_timeout_s: float = GRAPH_TIMEOU
                 async with conn.transaction():
                     await conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
                     await users.lock_for_erasure(conn, user)
+                    # before their orders go: what they added to the co-purchase statistics leaves them
+                    await co_purchases.withdraw(conn, user)
                     pg_counts, deleted_ids = await _delete_postgres(conn, user)
                     await queue.enqueue(
                         conn,

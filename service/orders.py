@@ -59,6 +59,30 @@ ORDER BY o.placed_at DESC, o.order_id
 LIMIT $2
 """
 COUNT = "SELECT count(*) FROM orders"
+# the products whose first line was counted in the co-purchase statistics (service.co_purchases)
+COUNTED = """
+SELECT user_identifier, array_agg(DISTINCT sku) AS skus
+FROM order_lines WHERE user_identifier = ANY($1::text[]) AND counted
+GROUP BY user_identifier
+"""
+MARK_COUNTED = """
+UPDATE order_lines l SET counted = true
+FROM unnest($1::text[], $2::int[]) AS t(order_id, line_no)
+WHERE l.order_id = t.order_id AND l.line_no = t.line_no
+"""
+# a customer's products in their most recent orders: how many of those orders hold each,
+# and when it was last bought (bounded: a customer with thousands of orders costs no more)
+RECENT_PRODUCTS = """
+WITH o AS (
+  SELECT order_id, placed_at, row_number() OVER (ORDER BY placed_at DESC, order_id DESC) - 1 AS ago
+  FROM orders WHERE user_identifier = $1 ORDER BY placed_at DESC, order_id DESC LIMIT $2
+)
+SELECT l.sku, count(DISTINCT o.order_id)::int AS orders, min(o.ago)::int AS ago, max(o.placed_at) AS last_at,
+       (SELECT count(*) FROM o)::int AS of_orders
+FROM o JOIN order_lines l USING (order_id)
+GROUP BY l.sku
+ORDER BY ago, orders DESC, l.sku
+"""
 EXISTING_IDS = "SELECT order_id FROM orders WHERE order_id = ANY($1::text[])"
 
 
@@ -143,6 +167,28 @@ async def list_for(conn: Conn | asyncpg.Pool, user: str, limit: int) -> list[dic
 async def existing_ids(conn: Conn | asyncpg.Pool, order_ids: list[str]) -> set[str]:
     """Which of these order ids are stored already."""
     return {r["order_id"] for r in await conn.fetch(EXISTING_IDS, order_ids)}
+
+
+async def counted_products(conn: Conn, users: list[str]) -> dict[str, set[str]]:
+    """Each customer's products already counted in the co-purchase statistics."""
+    rows = await conn.fetch(COUNTED, sorted(set(users)))
+    return {r["user_identifier"]: set(r["skus"]) for r in rows}
+
+
+async def mark_counted(conn: Conn, lines: list[tuple[str, int]]) -> None:
+    """Mark ``(order_id, line_no)`` lines as the ones that brought their product into the
+    statistics (call in the transaction that adds their counts)."""
+    if lines:
+        await conn.execute(MARK_COUNTED, [o for o, _ in lines], [n for _, n in lines])
+
+
+async def recent_products(
+    conn: Conn | asyncpg.Pool, user: str, *, orders: int, timeout: float | None = None
+) -> list[dict[str, Any]]:
+    """The products of the customer's ``orders`` most recent orders, most recently bought
+    first: ``{sku, orders, ago, last_at, of_orders}`` (``orders``: how many of those orders
+    hold it; ``ago``: 0 when the latest one does; ``of_orders``: how many orders were read)."""
+    return [dict(r) for r in await conn.fetch(RECENT_PRODUCTS, user, orders, timeout=timeout)]
 
 
 async def count(conn: Conn | asyncpg.Pool) -> int:

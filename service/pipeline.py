@@ -41,7 +41,7 @@ import numpy as np
 
 from graph import writes as graph_writes
 from graph.schema import entity_key, fact_key
-from service import graph_snapshots, history, orders, users
+from service import co_purchases, graph_snapshots, history, orders, users
 from service.extraction import Entity, Extraction, Preference
 from service.runtime import Runtime
 from vectors import memories as ltm
@@ -342,7 +342,8 @@ async def ingest_orders(rt: Runtime, order_ids: list[str]) -> None:
     """Write stored orders to the graph as PURCHASED (``source: 'order'``), under the same
     fence as messages: the customers' and the orders' rows are locked, so an order erased
     meanwhile writes nothing. Idempotent per (order, SKU); several lines of one SKU in an
-    order are one relationship with their quantities summed."""
+    order are one relationship with their quantities summed. The co-purchase statistics
+    (``service.co_purchases``) are added in the same transaction, as idempotently."""
     async with rt.pool.acquire() as conn, conn.transaction():
         lines = await orders.lines_of(conn, order_ids)
         if not lines:
@@ -373,7 +374,12 @@ async def ingest_orders(rt: Runtime, order_ids: list[str]) -> None:
             for r in rows.values()
         ]
         async with rt.graph.session(database=rt.settings.neo4j_database) as session:
-            await asyncio.wait_for(session.execute_write(graph_writes.write_orders, batch), GRAPH_WRITE_TIMEOUT_S)
+            facts = await asyncio.wait_for(
+                session.execute_write(graph_writes.write_orders, batch), GRAPH_WRITE_TIMEOUT_S
+            )
+        # the co-purchase statistics, in the same fence and transaction (idempotent per order and SKU)
+        counted = [x for x in lines if x["user_identifier"] in alive_users and x["order_id"] in alive_orders]
+        await co_purchases.count_orders(conn, counted, facts)
         versions = await users.bump_graph_version(conn, sorted({r["user_id"] for r in batch}))
         if rt.settings.graph_snapshots:
             await graph_snapshots.refresh(conn, rt.graph, versions)

@@ -386,8 +386,11 @@ class RecommendationReason(BaseModel):
     """Why one product is recommended, as data (``kind`` and its fields) and as a sentence."""
 
     model_config = ConfigDict(extra="allow")
-    kind: str = Field(description="co_purchase, preference, budget or popular (more kinds may come)")
-    text: str = Field(description='e.g. "bought by 12 customers who also bought the Arlo Sofa"')
+    kind: str = Field(description="co_purchase, repeat, preference, budget or popular (more kinds may come)")
+    text: str = Field(
+        description='e.g. "bought by 12 customers who also bought the Arlo Sofa" (a co-purchase reason never '
+        "states fewer customers than LOFT_MIN_CROWD: it is left out instead)"
+    )
 
 
 class PathNode(BaseModel):
@@ -413,6 +416,12 @@ class RecommendationsResponse(BaseModel):
     user_identifier: str
     cold_start: bool = Field(description="true when the customer has no purchases yet")
     explanation: str = Field(description='e.g. "No purchases yet: popular in your preferred styles (modern)"')
+    degraded: bool = Field(
+        False,
+        description="true when the full recommendation could not be computed in time (or the graph was away) "
+        "and this is the cheaper answer: the best sellers of the customer's categories",
+    )
+    degraded_reason: str | None = Field(None, description="why the answer is degraded, when it is")
     items: list[Recommendation]
 
 

@@ -91,6 +91,20 @@ class Settings(BaseSettings):
     # a claimed job's lease; the worker renews it every third of this while it works
     job_lease_s: float = Field(default=300.0, alias="LOFT_JOB_LEASE_S", ge=3)
 
+    # recommendations: a co-purchase reason or path never states fewer distinct customers
+    # than this (it is dropped instead), and no neighbour bought by fewer is used at all
+    min_crowd: int = Field(default=5, alias="LOFT_MIN_CROWD", ge=1, le=1000)
+    # each store read of a recommendation gives up after this long (driver and server side);
+    # the answer then degrades to the best sellers of the customer's categories, flagged
+    recommend_timeout_s: float = Field(default=2.0, alias="LOFT_RECOMMEND_TIMEOUT_S", gt=0, le=60)
+    # the embedded Neo4j's own limits on every transaction, whoever runs it (the service,
+    # the analysts in Browser): db.transaction.timeout, and db.memory.transaction.max
+    # (unset: a quarter of LOFT_NEO4J_HEAP; dbms.memory.transaction.total.max is 60% of it)
+    neo4j_tx_timeout_s: int = Field(default=120, alias="LOFT_NEO4J_TX_TIMEOUT_S", ge=1, le=86400)
+    neo4j_tx_memory: str | None = Field(
+        default=None, alias="LOFT_NEO4J_TX_MEMORY", pattern=r"^[0-9]+[kKmMgG]?$", max_length=16
+    )
+
     # operators: log lines as readable text (default) or one JSON object per line
     log_format: Literal["text", "json"] = Field(default="text", alias="LOFT_LOG_FORMAT")
     # the worker's own Prometheus endpoint (`loftmem worker --metrics-port`); 0: none

@@ -45,6 +45,8 @@ def ensure_stack(settings: Settings, *, start_postgres: bool = True, start_neo4j
             bolt_port=settings.neo4j_bolt_port,
             http_port=settings.neo4j_http_port,
             heap=settings.neo4j_heap,
+            tx_timeout_s=settings.neo4j_tx_timeout_s,
+            tx_memory=settings.neo4j_tx_memory,
         )
         uri, password = neo.start()
         update |= {"neo4j_uri": uri, "neo4j_user": "neo4j", "neo4j_password": SecretStr(password)}

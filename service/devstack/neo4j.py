@@ -26,6 +26,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from service.devstack.limits import transaction_limits
+
 log = logging.getLogger("loft.devstack.neo4j")
 
 POM = Path(__file__).with_name("neo4j-pom.xml")
@@ -94,12 +96,16 @@ class EmbeddedNeo4j:
         bolt_port: int = 7687,
         http_port: int = 7474,
         heap: str = "1g",
+        tx_timeout_s: int = 120,
+        tx_memory: str | None = None,
     ) -> None:
         self.home = home.resolve()
         self.cache_dir = cache_dir
         self.bolt_port = bolt_port
         self.http_port = http_port
         self.heap = heap
+        self.tx_timeout_s = tx_timeout_s  # db.transaction.timeout (service/devstack/limits.py)
+        self.tx_memory = tx_memory  # db.memory.transaction.max; None: a quarter of the heap
         self.pid_file = self.home / "neo4j.pid"
         self.password_file = self.home / "password"
         self.ports_file = self.home / "ports"
@@ -119,6 +125,11 @@ class EmbeddedNeo4j:
         if cmdline.exists() and b"CommunityEntryPoint" not in cmdline.read_bytes():
             return None  # the pid was reused by something else
         return pid
+
+    def died(self) -> bool:
+        """The server was started for this directory and is gone without being stopped
+        (``stop`` removes the pid file; a killed or crashed server leaves it)."""
+        return self.pid_file.exists() and self._pid() is None
 
     def running(self) -> tuple[str, str] | None:
         """(bolt uri, password) of the server running for this directory, if any."""
@@ -227,6 +238,7 @@ db.tx_log.rotation.retention_policy=100M size
 dbms.usage_report.enabled=false
 server.jvm.additional=-XX:+ExitOnOutOfMemoryError
 """
+        conf += transaction_limits(self.heap, timeout_s=self.tx_timeout_s, tx_memory=self.tx_memory)
         (self.home / "conf" / "neo4j.conf").write_text(conf)
 
     def _wait_ready(self, proc: subprocess.Popen[bytes], log_file: Path) -> None:

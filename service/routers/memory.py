@@ -136,20 +136,18 @@ async def user_recommendations(
     max_price: float | None = Query(None, gt=0, le=10_000_000, description="only products up to this price"),
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
+    """From the precomputed co-purchase neighbours of the customer's products, the
+    consumables they buy again, their preferences and their categories' best sellers. The
+    work is bounded and every store read has a timeout: a read that runs out of time or
+    memory, or a graph that is away, gives a cheaper answer flagged ``degraded``, never an
+    error. 409 while the customer's erasure is pending."""
     wanted = None
     if category:
         found = rt.catalog.match_categories(category)
         if not found:
             raise InvalidInput(f"unknown category '{category}'; use one of: {', '.join(rt.catalog.categories)}")
         wanted = found[0]
-    return await recommendations.recommend(
-        rt.graph,
-        user_identifier,
-        database=rt.settings.neo4j_database,
-        limit=limit,
-        category=wanted,
-        max_price=max_price,
-    )
+    return await recommendations.recommend(rt, user_identifier, limit=limit, category=wanted, max_price=max_price)
 
 
 @router.post(
