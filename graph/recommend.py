@@ -12,8 +12,8 @@ the graph knows, for one customer:
 - for every candidate: in stock and not discontinued, none of its style/category/material/
   colour/brand disliked (a dislike is a veto, not a demotion), not over ``$max_price``
   (the customer's budget, when no explicit limit is given: -1), in ``$category[0]`` (or
-  under it; '' for any), not owned unless the catalog says it is consumable; and which
-  preferences it meets.
+  under it; '' for any), not claimed in chat unless the catalog says it is consumable (the
+  caller leaves out what the order feed says they own); and which preferences it meets.
 
 No step walks other customers: the work is bounded by the candidates passed in, the
 customer's own preferences and the catalog, never by the shop's purchases. The query runs
@@ -51,6 +51,11 @@ CALL (c) {{
   WITH t LIMIT $dislike_limit
   RETURN collect(t) AS disliked
 }}
+// what they said in chat they bought (the order feed's purchases the caller knows already)
+CALL (c) {{
+  MATCH (c)-[r:PURCHASED]->(o:Product) WHERE r.source = 'chat'
+  RETURN collect(o) AS claimed
+}}
 CALL (c) {{
   MATCH (c)-[r:PREFERS {{attribute: 'budget'}}]->(e:Entity)
   WHERE r.valid_to IS NULL
@@ -70,10 +75,10 @@ CALL (liked) {{
   WITH p, COUNT {{ (p)<-[:PURCHASED]-() }} AS n ORDER BY n DESC, p.sku LIMIT $pref_pool
   RETURN collect(p.sku) AS matching
 }}
-WITH c, likes, disliked, budget, matching,
+WITH c, likes, disliked, claimed, budget, matching,
      CASE WHEN $max_price >= 0 THEN $max_price ELSE budget END AS price_cap
 // one row whatever happens (a subquery that aggregates): the candidates that pass every filter
-CALL (c, matching, disliked, likes, price_cap) {{
+CALL (c, matching, disliked, claimed, likes, price_cap) {{
   UNWIND $skus + matching AS sku
   WITH DISTINCT sku
   MATCH (p:Product {{sku: sku}})
@@ -81,9 +86,10 @@ CALL (c, matching, disliked, likes, price_cap) {{
     AND (price_cap IS NULL OR p.price <= price_cap)
     AND ($category[0] = ''
          OR EXISTS {{ (p)-[:IN_CATEGORY]->(:Category)-[:SUBCATEGORY_OF*0..2]->(:Category {{name: $category[0]}}) }})
-    AND NOT EXISTS {{ (p)-[:{ATTRIBUTE_RELS}]->(x) WHERE x IN disliked }}
-    AND NOT EXISTS {{ (p)-[:IN_CATEGORY]->(:Category)-[:SUBCATEGORY_OF*0..2]->(x) WHERE x IN disliked }}
-  WITH p, coalesce(p.consumable, false) AS consumable, EXISTS {{ (c)-[:PURCHASED]->(p) }} AS owned
+    AND (size(disliked) = 0
+         OR (NOT EXISTS {{ (p)-[:{ATTRIBUTE_RELS}]->(x) WHERE x IN disliked }}
+             AND NOT EXISTS {{ (p)-[:IN_CATEGORY]->(:Category)-[:SUBCATEGORY_OF*0..2]->(x) WHERE x IN disliked }}))
+  WITH p, coalesce(p.consumable, false) AS consumable, p IN claimed AS owned
   WHERE consumable OR NOT owned
   CALL (p, likes) {{
     UNWIND likes AS l
@@ -162,7 +168,7 @@ class GraphCheck:
 
     basis: CustomerBasis
     budget: float | None
-    items: dict[str, dict[str, Any]]  # sku -> {name, category, price, consumable, owned, matched}
+    items: dict[str, dict[str, Any]]  # sku -> {name, category, price, consumable, owned (claimed in chat), matched}
     names: dict[str, str]  # sku -> name, of the products asked for in ``named``
 
 

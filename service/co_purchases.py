@@ -15,12 +15,12 @@ What is counted, and why it is exact:
   (a reseller's) weigh no more than anyone's. Measured on the benchmark's realistic shop,
   the cap also ranks better than counting everything (``bench.recommend``).
 
-Each product keeps its :data:`NEIGHBOURS` best neighbours by cosine
-(``customers(a, b) / sqrt(customers(a) * customers(b))``, pairs of at least
-:data:`MIN_SUPPORT` customers), computed again once the pairs of that product have moved by
-:data:`REFRESH_SHARE` of their mass since the last time (at once for a new product), so a
-busy product is not recomputed on every order. Cosine beat lift by far on the benchmark's
-shop (lift favours rare pairs).
+A pair is one row (``sku < other``). Each product keeps its :data:`NEIGHBOURS` best
+neighbours by cosine (``customers(a, b) / sqrt(customers(a) * customers(b))``, pairs of at
+least :data:`MIN_SUPPORT` customers), computed again once the pairs of that product have
+moved by :data:`REFRESH_SHARE` of their mass (the sum of their counts) since the last time
+(at once for a new product), so a busy product is not recomputed on every order. Cosine
+beat lift by far on the benchmark's shop (lift favours rare pairs).
 """
 
 from __future__ import annotations
@@ -38,28 +38,32 @@ import asyncpg
 from service import orders
 from vectors.pg import Conn
 
-MIN_SUPPORT = 3  # the fewest distinct customers behind a stored neighbour
+# the fewest distinct customers behind a stored neighbour: LOFT_MIN_CROWD's default, so a
+# product's top neighbours are ones that may be said (support 3 ranked no better on the
+# benchmark's shop, and let rarer pairs crowd the lists); a larger crowd filters at read time
+MIN_SUPPORT = 5
 NEIGHBOURS = 50  # neighbours kept per product
 CONTRIBUTION_CAP = 100  # a customer's first distinct products that count
 REFRESH_SHARE = 0.1  # recompute a product's neighbours once its pairs moved by this share
 
 # the facets of a product travel as one text joined by '\x1f' (unnest flattens an array of arrays)
 UPSERT_STATS = """
-INSERT INTO product_stats AS s (sku, customers, changes, name, category, consumable, price, facets)
-SELECT t.sku, t.customers, t.changes, t.name, t.category, coalesce(t.consumable, false), t.price,
+INSERT INTO product_stats AS s (sku, customers, mass, changes, name, category, consumable, price, facets)
+SELECT t.sku, t.customers, t.changes, t.changes, t.name, t.category, coalesce(t.consumable, false), t.price,
        coalesce(string_to_array(t.facets, chr(31)), '{}')
 FROM unnest($1::text[], $2::int[], $3::int[], $4::text[], $5::text[], $6::boolean[], $7::numeric[], $8::text[])
      AS t(sku, customers, changes, name, category, consumable, price, facets)
 ORDER BY t.sku
 ON CONFLICT (sku) DO UPDATE SET
   customers = s.customers + excluded.customers,
+  mass = s.mass + excluded.changes,
   changes = s.changes + excluded.changes,
   name = coalesce(excluded.name, s.name),
   category = coalesce(excluded.category, s.category),
   consumable = CASE WHEN excluded.category IS NULL THEN s.consumable ELSE excluded.consumable END,
   price = coalesce(excluded.price, s.price),
   facets = CASE WHEN excluded.category IS NULL THEN s.facets ELSE excluded.facets END
-RETURNING sku, changes, mass
+RETURNING sku, changes, mass_refreshed
 """
 UPSERT_PAIRS = """
 INSERT INTO product_pairs AS p (sku, other, customers)
@@ -71,9 +75,13 @@ UPDATE product_pairs p SET customers = greatest(p.customers - t.n, 0)
 FROM unnest($1::text[], $2::text[], $3::int[]) AS t(sku, other, n)
 WHERE p.sku = t.sku AND p.other = t.other
 """
-DROP_EMPTY_PAIRS = "DELETE FROM product_pairs WHERE sku = ANY($1::text[]) AND customers = 0"
+DROP_EMPTY_PAIRS = """
+DELETE FROM product_pairs p USING unnest($1::text[], $2::text[]) AS t(sku, other)
+WHERE p.sku = t.sku AND p.other = t.other AND p.customers = 0
+"""
 SUBTRACT_STATS = """
-UPDATE product_stats s SET customers = greatest(s.customers - t.n, 0), changes = s.changes + t.changes
+UPDATE product_stats s SET customers = greatest(s.customers - t.n, 0), mass = greatest(s.mass - t.changes, 0),
+                           changes = s.changes + t.changes
 FROM unnest($1::text[], $2::int[], $3::int[]) AS t(sku, n, changes)
 WHERE s.sku = t.sku
 """
@@ -82,30 +90,68 @@ COMPUTE_NEIGHBOURS = """
 INSERT INTO product_neighbours (sku, neighbour, score, customers)
 SELECT sku, other, score, customers
 FROM (
-  SELECT p.sku, p.other, p.customers,
-         p.customers / sqrt(greatest(a.customers, 1)::float8 * greatest(b.customers, 1)) AS score,
+  SELECT x.sku, x.other, x.customers,
+         x.customers / sqrt(greatest(a.customers, 1)::float8 * greatest(b.customers, 1)) AS score,
          row_number() OVER (
-           PARTITION BY p.sku
-           ORDER BY p.customers / sqrt(greatest(a.customers, 1)::float8 * greatest(b.customers, 1)) DESC, p.other
+           PARTITION BY x.sku
+           ORDER BY x.customers / sqrt(greatest(a.customers, 1)::float8 * greatest(b.customers, 1)) DESC, x.other
          ) AS r
-  FROM product_pairs p
-  JOIN product_stats a ON a.sku = p.sku
-  JOIN product_stats b ON b.sku = p.other
-  WHERE p.sku = ANY($1::text[]) AND p.customers >= $2
+  FROM (
+    SELECT p.sku, p.other, p.customers FROM product_pairs p WHERE p.sku = ANY($1::text[]) AND p.customers >= $2
+    UNION ALL
+    SELECT p.other, p.sku, p.customers FROM product_pairs p WHERE p.other = ANY($1::text[]) AND p.customers >= $2
+  ) x
+  JOIN product_stats a ON a.sku = x.sku
+  JOIN product_stats b ON b.sku = x.other
 ) ranked
 WHERE r <= $3
 """
-RESET_CHANGES = """
-UPDATE product_stats s SET changes = 0, mass = coalesce(m.mass, 0)
-FROM (
-  SELECT x.sku, (SELECT sum(p.customers) FROM product_pairs p WHERE p.sku = x.sku)::int AS mass
-  FROM unnest($1::text[]) AS x(sku)
-) m
-WHERE s.sku = m.sku
-"""
+RESET_CHANGES = "UPDATE product_stats SET changes = 0, mass_refreshed = mass WHERE sku = ANY($1::text[])"
 
 # -- reads for recommendations (bounded: by the seeds, by LIMITs) ------------------------------
 
+# Every candidate PostgreSQL knows for one customer, in one round trip: the neighbours of
+# their seed products (summed, weighted, not owned, bought with a seed by at least $4
+# customers), their consumables, the best sellers of the categories they buy in most, and
+# the shop's best sellers.
+CANDIDATES = """
+WITH seeds AS (
+  SELECT * FROM unnest($1::text[], $2::float8[]) AS s(sku, weight)
+), owned AS (
+  SELECT DISTINCT unnest($3::text[]) AS sku
+), near AS (
+  SELECT n.neighbour AS sku, sum(n.score * s.weight) AS score,
+         array_agg(n.sku ORDER BY n.score * s.weight DESC, n.sku) AS via
+  FROM seeds s JOIN product_neighbours n ON n.sku = s.sku
+  WHERE n.customers >= $4 AND NOT EXISTS (SELECT 1 FROM owned o WHERE o.sku = n.neighbour)
+  GROUP BY n.neighbour
+  ORDER BY score DESC, n.neighbour
+  LIMIT $5
+), mine AS (
+  SELECT p.* FROM owned o JOIN product_stats p USING (sku)
+), cats AS (
+  SELECT category FROM mine WHERE category IS NOT NULL
+  GROUP BY category ORDER BY count(*) DESC, category LIMIT $6
+)
+SELECT 'near' AS kind, p.sku, x.score, x.via[1:2] AS via,
+       -- the two strongest paths' counts as they are now (a list may be a little older)
+       ARRAY(SELECT coalesce(q.customers, 0)
+             FROM unnest(x.via[1:2]) WITH ORDINALITY AS u(v, i)
+             LEFT JOIN product_pairs q ON q.sku = least(u.v, x.sku) AND q.other = greatest(u.v, x.sku)
+             ORDER BY u.i) AS via_customers,
+       p.customers, p.name, p.category, p.consumable, p.price, p.facets
+FROM near x JOIN product_stats p ON p.sku = x.sku
+UNION ALL
+SELECT 'mine', sku, NULL, NULL, NULL, customers, name, category, consumable, price, facets FROM mine WHERE consumable
+UNION ALL
+SELECT 'best', b.sku, NULL, NULL, NULL, b.customers, b.name, b.category, b.consumable, b.price, b.facets
+FROM cats CROSS JOIN LATERAL (
+  SELECT * FROM product_stats s WHERE s.category = cats.category ORDER BY s.customers DESC, s.sku LIMIT $7
+) b
+UNION ALL
+(SELECT 'popular', sku, NULL, NULL, NULL, customers, name, category, consumable, price, facets
+ FROM product_stats ORDER BY customers DESC, sku LIMIT $8)
+"""
 NEIGHBOURS_OF = """
 SELECT n.sku AS via, n.neighbour AS sku, n.score, n.customers, s.customers AS buyers
 FROM product_neighbours n JOIN product_stats s ON s.sku = n.neighbour
@@ -113,13 +159,6 @@ WHERE n.sku = ANY($1::text[]) AND n.customers >= $2
 """
 STATS_OF = """
 SELECT sku, customers, name, category, consumable, price, facets FROM product_stats WHERE sku = ANY($1::text[])
-"""
-BEST_SELLERS_IN = """
-SELECT b.sku, b.customers, b.name, b.category, b.consumable, b.price, b.facets
-FROM unnest($1::text[]) AS c(category)
-CROSS JOIN LATERAL (
-  SELECT * FROM product_stats s WHERE s.category = c.category ORDER BY s.customers DESC, s.sku LIMIT $2
-) b
 """
 BEST_SELLERS = """
 SELECT sku, customers, name, category, consumable, price, facets FROM product_stats
@@ -133,7 +172,7 @@ class Contribution:
 
     lines: list[tuple[str, int]] = field(default_factory=list)  # (order_id, line_no) now counted
     buyers: Counter[str] = field(default_factory=Counter)  # sku -> new distinct customers
-    pairs: Counter[tuple[str, str]] = field(default_factory=Counter)  # both directions
+    pairs: Counter[tuple[str, str]] = field(default_factory=Counter)  # (a, b) with a < b
 
 
 def contribution(
@@ -151,8 +190,7 @@ def contribution(
         if sku in mine or len(mine) >= cap:
             continue
         for other in mine:
-            out.pairs[(sku, other)] += 1
-            out.pairs[(other, sku)] += 1
+            out.pairs[(sku, other) if sku < other else (other, sku)] += 1
         mine.add(sku)
         out.buyers[sku] += 1
         out.lines.append((line["order_id"], line["line_no"]))
@@ -162,7 +200,7 @@ def contribution(
 def withdrawal(products: set[str]) -> Contribution:
     """What a customer whose counted products are ``products`` added (their erasure takes it away)."""
     out = Contribution(buyers=Counter(products))
-    for a, b in itertools.permutations(sorted(products), 2):
+    for a, b in itertools.combinations(sorted(products), 2):
         out.pairs[(a, b)] += 1
     return out
 
@@ -195,14 +233,15 @@ async def withdraw(conn: Conn, user: str) -> int:
 
 
 async def _apply(conn: Conn, c: Contribution, facts: Mapping[str, Mapping[str, Any]], *, sign: int) -> None:
-    changes: Counter[str] = Counter()
-    for (a, _), n in c.pairs.items():
+    changes: Counter[str] = Counter()  # how much of each product's pair mass moves
+    for (a, b), n in c.pairs.items():
         changes[a] += n
+        changes[b] += n
     skus = sorted(set(c.buyers) | set(changes) | set(facts))
-    if c.pairs:
-        keys = sorted(c.pairs)
-        args = ([a for a, _ in keys], [b for _, b in keys], [c.pairs[k] for k in keys])
-        await conn.execute(UPSERT_PAIRS if sign > 0 else SUBTRACT_PAIRS, *args)
+    keys = sorted(c.pairs)
+    firsts, seconds = [a for a, _ in keys], [b for _, b in keys]
+    if keys:
+        await conn.execute(UPSERT_PAIRS if sign > 0 else SUBTRACT_PAIRS, firsts, seconds, [c.pairs[k] for k in keys])
     if sign > 0:
         rows = await conn.fetch(
             UPSERT_STATS,
@@ -215,9 +254,9 @@ async def _apply(conn: Conn, c: Contribution, facts: Mapping[str, Mapping[str, A
             [_price(facts.get(s, {}).get("price")) for s in skus],
             ["\x1f".join(facts.get(s, {}).get("facets") or []) or None for s in skus],
         )
-        due = [r["sku"] for r in rows if r["changes"] > 0 and r["changes"] >= REFRESH_SHARE * r["mass"]]
+        due = [r["sku"] for r in rows if r["changes"] > 0 and r["changes"] >= REFRESH_SHARE * r["mass_refreshed"]]
     else:
-        await conn.execute(DROP_EMPTY_PAIRS, sorted(changes))
+        await conn.execute(DROP_EMPTY_PAIRS, firsts, seconds)
         await conn.execute(SUBTRACT_STATS, skus, [c.buyers[s] for s in skus], [changes[s] for s in skus])
         due = sorted(changes)  # an erased customer's counts leave every list they were in at once
     await refresh(conn, due)
@@ -293,21 +332,60 @@ async def stats_of(
     return {r["sku"]: _stats(r) for r in rows}
 
 
-async def best_sellers(
+async def best_sellers(conn: Conn | asyncpg.Pool, *, limit: int, timeout: float | None = None) -> list[dict[str, Any]]:
+    """The shop's most bought products (by distinct customers)."""
+    return [_stats(r) for r in await conn.fetch(BEST_SELLERS, limit, timeout=timeout)]
+
+
+@dataclass
+class Candidates:
+    """What PostgreSQL offers for one customer (see ``CANDIDATES``)."""
+
+    neighbours: list[Neighbour] = field(default_factory=list)
+    consumables: dict[str, dict[str, Any]] = field(default_factory=dict)  # the customer's, by SKU
+    best: list[dict[str, Any]] = field(default_factory=list)  # of the categories they buy in most
+    popular: list[dict[str, Any]] = field(default_factory=list)  # of the shop
+
+
+async def candidates(
     conn: Conn | asyncpg.Pool,
+    seeds: Mapping[str, float],
+    owned: list[str],
     *,
-    categories: list[str] | None = None,
-    per_category: int = 20,
-    limit: int = 40,
+    min_customers: int,
+    neighbours: int,
+    categories: int,
+    per_category: int,
+    popular: int,
     timeout: float | None = None,
-) -> list[dict[str, Any]]:
-    """The most bought products (by distinct customers): in ``categories`` (``per_category``
-    each) when given, else of the whole shop."""
-    if categories:
-        rows = await conn.fetch(BEST_SELLERS_IN, categories, per_category, timeout=timeout)
-    else:
-        rows = await conn.fetch(BEST_SELLERS, limit, timeout=timeout)
-    return [_stats(r) for r in rows]
+) -> Candidates:
+    """Every candidate for a customer whose ``seeds`` (SKU -> weight) lead to neighbours and
+    who owns ``owned``, in one statement (bounded by its limits)."""
+    rows = await conn.fetch(
+        CANDIDATES,
+        list(seeds),
+        list(seeds.values()),
+        owned,
+        min_customers,
+        neighbours,
+        categories,
+        per_category,
+        popular,
+        timeout=timeout,
+    )
+    out = Candidates()
+    for r in rows:
+        kind = r["kind"]
+        if kind == "near":
+            via = [{"sku": v, "customers": int(n)} for v, n in zip(r["via"], r["via_customers"], strict=True)]
+            out.neighbours.append(Neighbour(r["sku"], float(r["score"]), int(r["customers"]), via))
+        elif kind == "mine":
+            out.consumables[r["sku"]] = _stats(r)
+        elif kind == "best":
+            out.best.append(_stats(r))
+        else:
+            out.popular.append(_stats(r))
+    return out
 
 
 def _stats(r: asyncpg.Record) -> dict[str, Any]:

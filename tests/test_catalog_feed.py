@@ -29,6 +29,15 @@ def test_lines_are_checked_one_by_one():
     )
     assert error is None and good is not None
     assert good["category"] == "sofa" and good["styles"] == ["modern", "japandi"] and good["in_stock"] is True
+    assert good["consumable"] is False  # unless the file says so
+    candle, _ = catalog_feed.check(
+        {"sku": "C-1", "name": "Candle", "category": "candle", "price": 4, "consumable": "yes"}, 2
+    )
+    assert candle is not None and candle["consumable"] is True
+    _, error = catalog_feed.check(
+        {"sku": "C-2", "name": "Candle", "category": "candle", "price": 4, "consumable": "?"}, 3
+    )
+    assert error is not None and error.errors[0].startswith("consumable")
     _, error = catalog_feed.check({"sku": "bad sku", "name": "", "category": "sofa", "price": "-3", "in_stock": "x"}, 7)
     assert error is not None and error.line == 7
     assert [e.split(":")[0] for e in error.errors] == ["sku", "name", "price", "in_stock"]
@@ -135,3 +144,25 @@ def test_csv_load_adds_then_a_second_load_changes(stack, service, tmp_path):
     # the same file again changes nothing; orders may now name the new products
     again = json.loads(_load(stack, second, "--partial").stdout.strip().splitlines()[-1])
     assert (again["changed"], again["unchanged"]) == (0, 2)
+
+
+def test_the_catalog_says_which_products_are_consumable(stack, service, tmp_path):
+    """A consumable (bought again and again) is offered again to the customers who buy it."""
+    prefix = f"CF{uuid.uuid4().hex[:6].upper()}-"
+    path = tmp_path / "catalog.csv"
+    path.write_text(
+        "sku,name,category,price,consumable\n"
+        + f"{prefix}1,Beeswax Feed Candle,candle,4.5,true\n"
+        + f"{prefix}2,Oak Feed Stool,stool,89,\n"
+    )
+    done = _load(stack, path, "--partial")
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = stack.cypher(
+        "MATCH (p:Product) WHERE p.sku STARTS WITH $p RETURN p.sku AS sku, p.consumable AS consumable ORDER BY sku",
+        p=prefix,
+    )
+    assert rows == [{"sku": f"{prefix}1", "consumable": True}, {"sku": f"{prefix}2", "consumable": False}]
+    flipped = tmp_path / "flipped.csv"
+    flipped.write_text(path.read_text().replace(",true\n", ",false\n"))
+    again = json.loads(_load(stack, flipped, "--partial").stdout.strip().splitlines()[-1])
+    assert (again["changed"], again["unchanged"]) == (1, 1)

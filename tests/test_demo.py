@@ -49,12 +49,40 @@ def test_loftmem_demo_loads_through_the_feeds_and_recommends(demo_shop, api, sta
     distinct_lines = sum(len({(o.order_id, x.sku) for x in o.lines}) for c in people for o in c.orders)
     assert graph == {"n": distinct_lines, "customers": len(people)}
 
-    # a customer with purchases gets co-purchase recommendations, explained
+    # a customer with purchases gets recommendations, none of what they own
     body = api.get("/memory/user/demo-0001/recommendations").json()
     assert body["cold_start"] is False and len(body["items"]) == 10
-    assert any(r["kind"] == "co_purchase" for i in body["items"] for r in i["reasons"])
     owned = {x.sku for o in people[0].orders for x in o.lines}
     assert not owned & {i["sku"] for i in body["items"]}
+    # co-purchase reasons, explained, wherever at least LOFT_MIN_CROWD (5) customers bought both
+    said = [r for i in body["items"] for r in i["reasons"] if r["kind"] == "co_purchase"]
+    assert all(r["customers"] >= 5 for r in said)
+    user, mine, theirs, n = _strongest_pair_to_suggest(people)
+    assert n >= 5
+    body = api.get(f"/memory/user/{user}/recommendations").json()
+    reasons = {i["sku"]: i["reasons"] for i in body["items"]}
+    assert theirs in reasons, body
+    co = [r for r in reasons[theirs] if r["kind"] == "co_purchase"]
+    assert co and co[0]["customers"] >= 5 and co[0]["sku"] in mine
+
+
+def _strongest_pair_to_suggest(people):
+    """A customer who said nothing, owns one product of the shop's most bought pair and not
+    the other: (customer, what they own, the other product, how many customers bought both)."""
+    owned = {c.user: {x.sku for o in c.orders for x in o.lines} for c in people}
+    pairs: Counter[tuple[str, str]] = Counter()
+    for skus in owned.values():
+        ordered = sorted(skus)
+        pairs.update((a, b) for i, a in enumerate(ordered) for b in ordered[i + 1 :])
+    for (a, b), n in pairs.most_common():
+        for c in people:
+            if c.messages:
+                continue
+            if a in owned[c.user] and b not in owned[c.user]:
+                return c.user, owned[c.user], b, n
+            if b in owned[c.user] and a not in owned[c.user]:
+                return c.user, owned[c.user], a, n
+    raise AssertionError("no pair to suggest in the demo shop")
 
 
 def test_loading_the_demo_again_adds_nothing(demo_shop, stack):

@@ -94,11 +94,13 @@ def test_consumables_come_back_and_repeat_scores_regular_recent_buys_higher():
     assert rec.repeat_score(0, 6, 0) == 0.0
     basis = CustomerBasis(known=True, name=None, owned=8, likes=[])
     again = _cand("CANDLE", consumable=True, repeat=rec.repeat_score(5, 6, 0), orders=5)
+    once = _cand("NAPKIN", consumable=True, repeat=rec.repeat_score(1, 6, 4), orders=1)
     best = _cand("LAMP", co_weight=1.0, via=[_via("S", "Arlo Sofa", 9)])
-    weaker = _cand("VASE", co_weight=0.4, via=[_via("S", "Arlo Sofa", 6)])
-    out = rec.rank(basis, [weaker, again, best], "x", limit=5, min_crowd=5)
-    assert [i["sku"] for i in out["items"]] == ["LAMP", "CANDLE", "VASE"]
-    candle = out["items"][1]
+    weaker = _cand("VASE", co_weight=0.3, via=[_via("S", "Arlo Sofa", 6)])
+    out = rec.rank(basis, [weaker, once, again, best], "x", limit=5, min_crowd=5)
+    # bought in five of six orders, lately: before the best co-purchase; bought once, long ago: after it
+    assert [i["sku"] for i in out["items"]] == ["CANDLE", "LAMP", "NAPKIN", "VASE"]
+    candle = out["items"][0]
     assert candle["reasons"][0]["kind"] == "repeat" and candle["reasons"][0]["orders"] == 5
     assert candle["path"][-1]["key"] == "CANDLE" and "PURCHASED" in candle["path_text"]
 
@@ -186,7 +188,7 @@ def shop(stack, service, api):
         },
     )
     for i in range(6):
-        bought = [sku["SOFA"], sku["OAK"]] + ([sku["VELVET"], sku["GONE"], sku["LONE"]] if i < 5 else [])
+        bought = [sku["SOFA"], sku["OAK"]] + ([sku["VELVET"], sku["GONE"], sku["LONE"]] if i > 0 else [])
         order(api, f"co-{tag}-{i}", f"co-{tag}-{i}", bought, at=datetime.now(UTC) - timedelta(days=10 + i))
     service.wait_idle()
     yield tag, sku
@@ -364,6 +366,27 @@ def test_a_statistics_read_that_waits_on_a_lock_degrades_too(stack, service, api
         assert asyncio.run(locked()) == 200
     finally:
         quick.stop()
+
+
+def test_nothing_is_recommended_while_an_erasure_is_pending(service, api, stack, user, shop):
+    """N13: an erasure that is not finished (its Neo4j part waits for a worker) leaves the
+    customer's graph for a while; recommendations answer 409 meanwhile, as chat does."""
+    tag, sku = shop
+    order(api, user, f"pend-{tag}", [sku["SOFA"]])
+    service.wait_idle()
+    key = f"erase:{uuid.uuid4()}"
+    stack.sql(
+        "INSERT INTO jobs (kind, user_identifier, dedupe_key, payload, run_after, lane) "
+        "VALUES ('erase_user', $1, $2, '{}'::jsonb, now() + interval '1 hour', 'live')",
+        user,
+        key,
+    )
+    try:
+        r = api.get(f"/memory/user/{user}/recommendations")
+        assert r.status_code == 409 and "being erased" in r.json()["detail"]
+    finally:
+        stack.sql("DELETE FROM jobs WHERE dedupe_key = $1", key)
+    assert api.get(f"/memory/user/{user}/recommendations").status_code == 200
 
 
 def test_cold_start_popular_in_preferred_style(service, api, user):

@@ -3,6 +3,8 @@ survives restarts, and queued work completes when the store returns."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import pytest
@@ -84,3 +86,44 @@ def test_data_survives_a_restart_of_both_servers(stack, service, api, user):
     _wait_status(api, 200, timeout=90)
     summary = api.get(f"/memory/user/{user}/summary")
     assert summary.status_code == 200 and summary.json()["name"] == "Olu"
+
+
+def _wait(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+@pytest.mark.slow
+def test_a_killed_server_is_started_again_by_the_supervisor_and_the_service_recovers(stack, service, api, user):
+    """`loftmem up` supervises its embedded servers: Neo4j killed (as an out-of-memory exit
+    would), then PostgreSQL killed; each is started again on the same data, and the API
+    answers again without being restarted itself."""
+    from service.devstack.supervisor import Supervisor
+
+    neo4j, postgres = stack.stack.neo4j, stack.stack.postgres
+    assert neo4j is not None and postgres is not None, "needs the embedded servers"
+    r = api.post("/v1/chat", json={"user_identifier": user, "message": "Hi, my name is Ines and I love rattan."})
+    assert r.status_code == 200
+    service.wait_idle()
+    supervisor = Supervisor(neo4j=neo4j, postgres=postgres, interval=0.5).start()
+    try:
+        killed = int(neo4j.pid_file.read_text())
+        os.kill(killed, signal.SIGKILL)
+        _wait(lambda: supervisor.restarts["neo4j"] == 1, 180, "the supervisor to start Neo4j again")
+        assert int(neo4j.pid_file.read_text()) != killed and neo4j.running() is not None
+        _wait_status(api, 200, timeout=120)
+        assert stack.cypher("MATCH (c:Customer {user_id: $u}) RETURN c.name AS name", u=user) == [{"name": "Ines"}]
+        recs = api.get(f"/memory/user/{user}/recommendations")
+        assert recs.status_code == 200 and recs.json()["degraded"] is False, recs.text
+
+        postmaster = int((postgres.pgdata / "postmaster.pid").read_text().split()[0])
+        os.kill(postmaster, signal.SIGKILL)
+        _wait(lambda: supervisor.restarts["postgres"] == 1, 180, "the supervisor to start PostgreSQL again")
+        _wait_status(api, 200, timeout=120)
+        summary = api.get(f"/memory/user/{user}/summary")
+        assert summary.status_code == 200 and summary.json()["name"] == "Ines"
+        assert supervisor.restarts == {"neo4j": 1, "postgres": 1}
+    finally:
+        supervisor.stop()

@@ -5,10 +5,11 @@
 -- product_stats        one row per product ever ordered: how many distinct customers bought
 --                      it, and what the catalog said of it when it was last ordered (name,
 --                      category, consumable, price, "attribute:value" facets) so a degraded
---                      answer can be given without Neo4j; changes/mass decide when its
---                      neighbours are computed again
--- product_pairs        both directions of every pair bought by the same customer, with how
---                      many distinct customers bought both
+--                      answer can be given without Neo4j; mass (the sum of its pairs'
+--                      counts), changes and mass_refreshed decide when its neighbours are
+--                      computed again
+-- product_pairs        every pair bought by the same customer (sku < other), with how many
+--                      distinct customers bought both
 -- product_neighbours   each product's top neighbours by cosine (pairs of at least the minimum
 --                      support), what recommendations read
 -- order_lines.counted  the line whose product entered its customer's counted products: a
@@ -22,8 +23,9 @@ CREATE TABLE product_stats (
   consumable boolean NOT NULL DEFAULT false,
   price      numeric(12, 2),
   facets     text[] NOT NULL DEFAULT '{}',
+  mass       integer NOT NULL DEFAULT 0,
   changes    integer NOT NULL DEFAULT 0,
-  mass       integer NOT NULL DEFAULT 0
+  mass_refreshed integer NOT NULL DEFAULT 0
 );
 CREATE INDEX product_stats_category_idx ON product_stats (category, customers DESC, sku);
 CREATE INDEX product_stats_popular_idx ON product_stats (customers DESC, sku);
@@ -32,8 +34,10 @@ CREATE TABLE product_pairs (
   sku       text NOT NULL,
   other     text NOT NULL,
   customers integer NOT NULL CHECK (customers >= 0),
-  PRIMARY KEY (sku, other)
+  PRIMARY KEY (sku, other),
+  CHECK (sku < other)
 ) WITH (fillfactor = 80);  -- room for in-place (HOT) updates of the counts
+CREATE INDEX product_pairs_other_idx ON product_pairs (other);
 
 CREATE TABLE product_neighbours (
   sku       text NOT NULL,
