@@ -41,8 +41,9 @@ top-50 neighbours of products whose pairs moved by 10%): PostgreSQL tables
 (``service.co_purchases``, what the service uses) against Neo4j relationships
 (``(:Product)-[:CO_BOUGHT {customers}]->(:Product)`` for every pair and
 ``-[:BOUGHT_WITH {score, customers}]->`` for the top 50, written here only). It reports the
-write time per order, the read time of 60 seeds' neighbours, and the space each takes
-(after a checkpoint, on disk).
+write time per order, the read time of 60 seeds' neighbours, and the space each takes (on
+disk: PostgreSQL's tables with their indexes; Neo4j's store files, without transaction
+logs, after a restart).
 
 JSON on stdout; progress on stderr.
 """
@@ -678,8 +679,7 @@ async def compare_stores(args: argparse.Namespace) -> dict[str, Any]:
                     await orders.record(conn, user, o)
                 await conn.execute("DELETE FROM jobs")  # no worker: the orders are replayed here
             db = settings.neo4j_database
-            await rt.graph.execute_query("CALL db.checkpoint()", database_=db)
-            neo_before = _du(databases)
+            neo_before = await asyncio.to_thread(_flushed_size, stack, databases)
             heap_before = await heap(rt)
             pg_ms: list[float] = []
             neo_ms: list[float] = []
@@ -728,8 +728,7 @@ async def compare_stores(args: argparse.Namespace) -> dict[str, Any]:
                     result = await session.run(NEO_NEIGHBOURS, seeds=list(seeds), min=5)
                     _ = [r async for r in result]
                 read_neo.append((time.perf_counter() - t) * 1000)
-            await rt.graph.execute_query("CALL db.checkpoint()", database_=db)
-            neo_after = _du(databases)
+            neo_after = await asyncio.to_thread(_flushed_size, stack, databases)
             counts, _, _ = await rt.graph.execute_query(
                 "CALL () { MATCH ()-[r:CO_BOUGHT]->() RETURN count(r) AS pairs } "
                 "CALL () { MATCH ()-[r:BOUGHT_WITH]->() RETURN count(r) AS neighbours } RETURN pairs, neighbours",
@@ -752,7 +751,7 @@ async def compare_stores(args: argparse.Namespace) -> dict[str, Any]:
             "write_total_s": round(sum(neo_ms) / 1000, 1),
             "read_60_seeds": _latency(read_neo),
             "relationships": dict(counts[0]),
-            "store_growth_mb": round((neo_after - neo_before) / 2**20, 1),
+            "store_growth_mb": round((neo_after - neo_before) / 2**20, 1),  # bytes after a restart
             "heap_before": heap_before,
             "heap_after": heap_after,
         },
@@ -776,11 +775,15 @@ async def _neo4j_apply(tx: Any, pairs: list[list[Any]], rows: list[list[Any]]) -
         await (await tx.run(query, skus=due, min_support=co_purchases.MIN_SUPPORT, k=co_purchases.NEIGHBOURS)).consume()
 
 
-def _du(path: Path | None) -> int:
-    """Bytes under ``path`` (an external server's store is not at hand: 0)."""
-    if path is None:
+def _flushed_size(stack: Any, path: Path | None) -> int:
+    """Bytes of the Neo4j store on disk, after a restart has flushed everything (Community
+    has no checkpoint procedure); an external server's store is not at hand: 0."""
+    if path is None or stack.neo4j is None:
         return 0
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    stack.neo4j.stop()
+    size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and "transactions" not in p.parts)
+    stack.neo4j.start()
+    return size
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:

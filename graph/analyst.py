@@ -69,6 +69,9 @@ def load(directory: Path = QUERIES_DIR) -> list[AnalystQuery]:
 
 
 ANALYST_TIMEOUT_S = 30.0
+# the server checks its transactions' timeouts every db.transaction.monitor.check.interval
+# (2 s by default): wait that much longer before giving up on the answer
+MONITOR_S = 3.0
 
 
 async def run(
@@ -80,12 +83,12 @@ async def run(
     **params: Any,
 ) -> list[dict[str, Any]]:
     """Run a saved query (read-only) with a transaction timeout: the server ends it after
-    ``timeout`` seconds, and ``wait_for`` stops waiting shortly after."""
+    ``timeout`` seconds, and ``wait_for`` stops waiting :data:`MONITOR_S` after that."""
     records, _, _ = await asyncio.wait_for(
         driver.execute_query(
             Query(query.cypher, timeout=timeout), params, database_=database, routing_=RoutingControl.READ
         ),
-        timeout + 1.0,
+        timeout + MONITOR_S,
     )
     return [dict(r) for r in records]
 
