@@ -1,6 +1,15 @@
 """Item-to-item "bought with" statistics, kept as orders are filed: the owner of the
 ``product_stats``, ``product_pairs`` and ``product_neighbours`` tables.
 
+Why PostgreSQL and not Neo4j relationships: the same work per order, measured both ways on
+the benchmark's realistic shop (``python -m bench.recommend --compare-stores 1500``: 1,500
+orders, 363,613 pairs), costs 9.0 ms p50 / 31.8 ms p95 here against 28.1 / 114 ms (max
+4.9 s) as ``(:Product)-[:CO_BOUGHT]->(:Product)`` merges on dense product nodes; the
+neighbours of 60 products read in 2.2 ms against 8.8 ms; the counts change in the same
+transaction as the fence and the erasure that hold the customer's rows, so they are exact
+without a second store's transaction; and nothing of it sits in Neo4j's heap or page cache.
+Neo4j's store was the more compact (27 MB against 45 MB of tables and indexes).
+
 What is counted, and why it is exact:
 
 - Only the order feed counts (``pipeline.ingest_orders`` calls :func:`count_orders` in the
