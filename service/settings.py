@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 log = logging.getLogger("loft.settings")
 
 
-# Measured (bench.latency --ab, 16 clients, `serve --workers 2`, README "Performance"):
+# Measured (bench.latency --ab, 16 clients, `serve --workers 2`; docs/configuration.md#embeddings):
 # without spinning, 2 threads per API process cost the same CPU per request as 1 and
 # gave 1.49x the throughput (shorter embeddings queue less behind the embedder lock);
 # the worker embeds batches of 64 turns

@@ -24,7 +24,7 @@ Threads (:class:`Threading`): how many intra-op threads one inference may use, a
 whether ONNX Runtime's pool busy-waits (spins) after each run for the next one. Spinning
 buys a little latency on an idle machine and costs CPU on a busy one: on the 2 cores
 here the API, PostgreSQL and Neo4j share, an API process's pool spun ~20 ms of CPU after
-every query embedding, so it is off by default (see README, "Performance"). ``device``
+every query embedding, so it is off by default (docs/configuration.md#embeddings). ``device``
 is for the torch backend (``cuda`` on a machine that has one; without CUDA it warns and
 runs on the CPU); the ONNX backend runs on the CPU.
 """
@@ -379,8 +379,8 @@ class _QueryBatcher:
     that miss while it runs queue up and go together in the next call, up to
     ``MAX_QUERY_BATCH``. Under load several requests share one model call and one thread
     hand-off: per query, 4 short queries in one call cost 0.82x the CPU of one alone and 8
-    cost 0.78x (``python -m bench.embedder --queries 96 --batches 1``, 2026-11-30, on
-    a loaded machine). A query's vector in a batch equals its vector
+    cost 0.78x (``python -m bench.embedder --queries 96 --batches 1``, on a loaded machine;
+    docs/benchmarks.md). A query's vector in a batch equals its vector
     alone to float rounding (the padding is masked)."""
 
     def __init__(self, embedder: Embedder, loop: asyncio.AbstractEventLoop) -> None:
