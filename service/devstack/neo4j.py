@@ -2,8 +2,9 @@
 
 ``neo4j-pom.xml`` (beside this file) names the server and Neo4j Browser; ``mvn
 dependency:copy-dependencies`` resolves them once per machine into
-``$LOFT_CACHE_DIR/neo4j-<version>/lib`` (Maven's own ``~/.m2`` caches the downloads).
-The server runs as ``java -cp lib/* org.neo4j.server.CommunityEntryPoint`` with its
+``$LOFT_CACHE_DIR/neo4j-<version>/lib`` (Maven's own ``~/.m2`` caches the downloads),
+and every jar is checked against the sha256 pinned in ``neo4j-jars.lock``
+(:mod:`service.devstack.jars`). The server runs as ``java -cp lib/* org.neo4j.server.CommunityEntryPoint`` with its
 home, configuration, data and logs under ``$LOFT_DATA_DIR/neo4j``, authentication on,
 and a generated password in ``$LOFT_DATA_DIR/neo4j/password`` (mode 0600).
 
@@ -26,9 +27,11 @@ import subprocess
 import time
 from pathlib import Path
 
+from service.devstack import jars
+
 log = logging.getLogger("loft.devstack.neo4j")
 
-POM = Path(__file__).with_name("neo4j-pom.xml")
+POM = jars.POM
 START_TIMEOUT_S = 120.0
 
 
@@ -42,40 +45,28 @@ def neo4j_version() -> str:
     return match.group(1)
 
 
-def ensure_server_jars(cache_dir: Path) -> Path:
-    """Resolve the server's classpath once per machine; returns the lib directory."""
+def ensure_server_jars(cache_dir: Path, *, lock: Path = jars.LOCK) -> Path:
+    """Resolve the server's classpath once per machine, every jar checked against the
+    checksums pinned in ``neo4j-jars.lock`` (:mod:`service.devstack.jars`); returns the lib
+    directory. The marker records which lock the jars were checked against."""
     lib = cache_dir / f"neo4j-{neo4j_version()}" / "lib"
     marker = lib.parent / ".complete"
-    if marker.exists():
-        return lib
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise Neo4jStartError(
-            "Maven (mvn) is needed to fetch the Neo4j server from Maven Central; "
-            "install it (apt-get install maven) or set NEO4J_URI"
-        )
-    log.info("resolving Neo4j %s from Maven Central into %s (once per machine)", neo4j_version(), lib)
-    shutil.rmtree(lib.parent, ignore_errors=True)
-    lib.mkdir(parents=True)
-    result = subprocess.run(
-        [
-            mvn,
-            "-q",
-            "-B",
-            "-f",
-            str(POM),
-            "dependency:copy-dependencies",
-            f"-DoutputDirectory={lib}",
-            "-DincludeScope=runtime",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode != 0:
-        raise Neo4jStartError(
-            f"mvn could not resolve the Neo4j server:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
-        )
-    marker.touch()
+    checked = jars.lock_id(lock)
+    try:
+        if marker.exists():
+            if marker.read_text().strip() != checked:
+                # resolved before this lock existed, or against another one: check what is there
+                jars.verify(lib, lock)
+                marker.write_text(checked)
+            return lib
+        log.info("resolving Neo4j %s from Maven Central into %s (once per machine)", neo4j_version(), lib)
+        shutil.rmtree(lib.parent, ignore_errors=True)
+        lib.mkdir(parents=True)
+        jars.resolve(lib)
+        jars.verify(lib, lock)
+    except jars.JarChecksumError as exc:
+        raise Neo4jStartError(str(exc)) from exc
+    marker.write_text(checked)
     return lib
 
 
