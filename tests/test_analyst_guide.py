@@ -20,7 +20,7 @@ import pytest
 
 from graph import analyst
 from tests.conftest import ROOT
-from tests.test_browser import chromium_binary
+from tests.test_browser import launched_chromium
 
 pytestmark = pytest.mark.browser
 
@@ -31,16 +31,8 @@ SHOT = "neo4j-browser-guide.png"
 
 @pytest.fixture(scope="module")
 def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=chromium_binary(), headless=True, args=["--no-sandbox", "--disable-gpu"]
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with launched_chromium() as browser:
+        yield browser
 
 
 def _received(frames: list[bytes | str], needle: bytes) -> bool:
