@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -25,6 +25,14 @@ from service.settings import Settings
 log = logging.getLogger("loft.api")
 
 FRONTEND = Path(__file__).resolve().parent.parent / "frontend" / "index.html"
+GUIDE_PATH = "/analysts/guide"
+# what Neo4j Browser's guide fetch needs from a preflight (a public page, never with credentials)
+GUIDE_PREFLIGHT_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET",
+    "Access-Control-Allow-Headers": "Cache-Control, Pragma",
+    "Access-Control-Max-Age": "600",
+}
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
@@ -111,13 +119,23 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     async def chat_page() -> FileResponse:
         return FileResponse(FRONTEND, media_type="text/html")
 
-    # the analysts' saved queries as a Neo4j Browser guide (`:play http://localhost:8001/analysts/guide`);
-    # only query text, no data, so public; Browser fetches it cross-origin
-    @app.get("/analysts/guide", include_in_schema=False)
+    # the analysts' saved queries as a Neo4j Browser guide (`:play http://127.0.0.1:8001/analysts/guide`);
+    # only query text, no data, so public. Browser fetches it cross-origin with `Cache-Control` and
+    # `Pragma` request headers, so Chromium sends a CORS preflight first: without an answer to it
+    # Browser falls back to its own guide names and says "No guide by that name"
+    @app.get(GUIDE_PATH, include_in_schema=False)
     async def analyst_guide() -> HTMLResponse:
         from graph import analyst
 
         return HTMLResponse(analyst.guide_html(analyst.load()), headers={"Access-Control-Allow-Origin": "*"})
+
+    @app.options(GUIDE_PATH, include_in_schema=False)
+    async def analyst_guide_preflight(request: Request) -> Response:
+        headers = dict(GUIDE_PREFLIGHT_HEADERS)
+        # a Browser served from a non-loopback address asks before reading a loopback API
+        if request.headers.get("access-control-request-private-network") == "true":
+            headers["Access-Control-Allow-Private-Network"] = "true"
+        return Response(status_code=204, headers=headers)
 
     install_error_boundary(app)
     app.add_middleware(

@@ -9,13 +9,15 @@ carries prometheus-client's process metrics (CPU, memory, open files).
 
 The API and the worker are separate processes, so each serves its own counters: the
 API at ``/metrics`` (admin key), the worker on ``loftmem worker --metrics-port N``
-(``LOFT_WORKER_METRICS_PORT``; listening on LOFT_HOST, loopback by default). The queue's
+(``LOFT_WORKER_METRICS_PORT``; listening on ``LOFT_WORKER_METRICS_HOST``, loopback unless set:
+it has no authentication, and LOFT_HOST, which opens the API, does not open it). The queue's
 gauges come from PostgreSQL, so any API process reports the same depth.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import weakref
 from collections.abc import Iterable, Mapping
@@ -202,4 +204,6 @@ def serve_worker_metrics(host: str, port: int) -> Any:
 
     server, _thread = start_http_server(port, addr=host)
     log.info("worker metrics on http://%s:%d/metrics", host, port)
+    if not ipaddress.ip_address(str(server.server_address[0])).is_loopback:
+        log.warning("the worker's metrics (no authentication) are reachable beyond this machine on %s", host)
     return server

@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field(default="text", alias="LOFT_LOG_FORMAT")
     # the worker's own Prometheus endpoint (`loftmem worker --metrics-port`); 0: none
     worker_metrics_port: int = Field(default=0, alias="LOFT_WORKER_METRICS_PORT", ge=0, le=65535)
+    # where that endpoint listens: it has no authentication, so loopback unless set here
+    # (LOFT_HOST opens the API, never this)
+    worker_metrics_host: str = Field(default="127.0.0.1", alias="LOFT_WORKER_METRICS_HOST", min_length=1)
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -331,7 +331,7 @@ async def run_worker(settings: Settings, *, once: bool = False, metrics_port: in
     rt = await Runtime.open(settings, pool_size=8, role="worker")
     worker = Worker(rt)
     port = settings.worker_metrics_port if metrics_port is None else metrics_port
-    exporter = metrics.serve_worker_metrics(settings.host, port) if port else None
+    exporter = metrics.serve_worker_metrics(settings.worker_metrics_host, port) if port else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
