@@ -80,6 +80,19 @@ class Settings(BaseSettings):
     # process has no copy (service/graph_snapshots.py); 0: from Neo4j on every such miss
     graph_snapshots: bool = Field(default=True, alias="LOFT_GRAPH_SNAPSHOTS")
 
+    # bounds of what one request reads about one customer, however much history they have:
+    # the context searches the newest this many of their turns, memories and summaries (older
+    # turns still reach it through the period a question names, memories, summaries and the graph)
+    search_window: int = Field(default=5000, alias="LOFT_SEARCH_WINDOW", ge=100)
+    # a session listing shows each session's newest this many turns (older ones page through
+    # GET /v1/sessions/{customer}/{session}/messages)
+    session_list_messages: int = Field(default=20, alias="LOFT_SESSION_LIST_MESSAGES", ge=1, le=200)
+    # a session summary reads the session's newest this many turns
+    summary_turns: int = Field(default=500, alias="LOFT_SUMMARY_TURNS", ge=10, le=100_000)
+    # the table counts of an admin's GET /memory/status are reused for this long (one
+    # computation at a time per process; anonymous callers get a probe, never counts)
+    status_stats_ttl_s: float = Field(default=5.0, alias="LOFT_STATUS_STATS_TTL_S", ge=0, le=3600)
+
     # served memories' access counts gather this long in an API process before one write
     # for all of them; 0: written after every context
     access_flush_s: float = Field(default=1.0, alias="LOFT_ACCESS_FLUSH_S", ge=0, le=60)

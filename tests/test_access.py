@@ -30,6 +30,7 @@ POLICY = {
     ("POST", "/v1/chat"): "customer",
     ("POST", "/v1/sessions/{user_identifier}/messages"): "customer",
     ("GET", "/v1/sessions/{user_identifier}"): "customer",
+    ("GET", "/v1/sessions/{user_identifier}/{session_id}/messages"): "customer",
     ("GET", "/memory/context/{user_identifier}"): "customer",
     ("GET", "/memory/user/{user_identifier}/summary"): "customer",
     ("GET", "/memory/user/{user_identifier}/graph"): "customer",
@@ -91,7 +92,8 @@ def world(keyed, service, stack):
     assert len(memories) >= 2, "B needs memories to address"
     throwaway = f"kc-{uuid.uuid4().hex[:8]}"
     receipt = _client(svc.base, ADMIN_KEY).delete(f"/memory/user/{throwaway}").json()["receipt_id"]
-    return {"a": a, "b": b, "memories": memories, "receipt": receipt}
+    (session,) = stack.sql("SELECT id FROM sessions WHERE user_identifier = $1", b)
+    return {"a": a, "b": b, "memories": memories, "receipt": receipt, "session": str(session["id"])}
 
 
 def _memory_of(stack, user: str) -> str:
@@ -113,11 +115,12 @@ def _request(method: str, path: str, about: str, world: dict, fresh: str, stack)
         path.replace("{user_identifier}", target)
         .replace("{memory_id}", memory)
         .replace("{receipt_id}", world["receipt"])
+        .replace("{session_id}", world["session"])
     )
     kwargs: dict = {}
     if path == "/v1/chat":
         kwargs["json"] = {"user_identifier": about, "message": "What sofas do you have?"}
-    elif path.endswith("/messages"):
+    elif method == "POST" and path.endswith("/messages"):
         kwargs["json"] = {
             "messages": [{"role": "user", "content": "importing a note", "created_at": "2024-01-01T10:00:00Z"}]
         }
