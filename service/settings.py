@@ -53,6 +53,19 @@ class Settings(BaseSettings):
     api_keys_file: Path | None = Field(default=None, alias="LOFT_API_KEYS_FILE")
     # serve without keys on a non-loopback address (a lab only)
     allow_open: bool = Field(default=False, alias="LOFT_ALLOW_OPEN")
+    # without keys the API answers only requests addressed to a loopback name (Host, and Origin
+    # when sent), so a web page cannot reach it through DNS rebinding; more names, comma-separated
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list, alias="LOFT_ALLOWED_HOSTS")
+
+    # requests per minute of each key, per API process (a key may make N times this through N
+    # processes: divide the budget you want by LOFT's process count); admin keys and a service
+    # without keys are not limited; 0: no limit
+    rate_limit_per_min: int = Field(default=6000, alias="LOFT_RATE_LIMIT_PER_MIN", ge=0)
+    customer_rate_limit_per_min: int = Field(default=120, alias="LOFT_CUSTOMER_RATE_LIMIT_PER_MIN", ge=0)
+    # streamed chat replies a key may have in progress at once, per API process (a reply goes on
+    # after its client leaves, so it is counted until it is stored); 0: no cap
+    streams_per_key: int = Field(default=64, alias="LOFT_STREAMS_PER_KEY", ge=0)
+    customer_streams_per_key: int = Field(default=2, alias="LOFT_CUSTOMER_STREAMS_PER_KEY", ge=0)
     # HMAC key for erasure receipts' subject hash; unset: generated under LOFT_DATA_DIR
     erasure_key: SecretStr | None = Field(default=None, alias="LOFT_ERASURE_KEY")
     env: Literal["development", "test", "production"] = Field(default="development", alias="LOFT_ENV")
@@ -109,7 +122,7 @@ class Settings(BaseSettings):
     # the worker's own Prometheus endpoint (`loftmem worker --metrics-port`); 0: none
     worker_metrics_port: int = Field(default=0, alias="LOFT_WORKER_METRICS_PORT", ge=0, le=65535)
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "allowed_hosts", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):

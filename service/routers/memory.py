@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from graph import reads as graph_reads
 from service import graph_view, recommendations, sample, users
-from service.access import ADMIN_ONLY, ANY_ROLE, Principal, allow
+from service.access import ADMIN_ONLY, ANY_ROLE, Principal, allow, own_origin
 from service.deps import retriever, runtime
 from service.errors import Forbidden, InvalidInput, NotFound
 from service.middleware import note_customer
@@ -333,7 +333,8 @@ async def populate_sample_data(
 ) -> SampleDataResponse:
     if rt.settings.env != "development":
         raise Forbidden(f"sample data is only available with LOFT_ENV=development (this is {rt.settings.env})")
+    # the address the request reached, not its Host (which a rebinding page chooses)
     origin = request.headers.get("origin")
-    if origin is not None and origin.rstrip("/") != f"{request.url.scheme}://{request.headers.get('host', '')}":
+    if origin is not None and not own_origin(origin, request.scope.get("server"), rt.settings.allowed_hosts):
         raise Forbidden("sample data may only be requested from this service's own pages")
     return await sample.populate(rt, body.user_identifier)
