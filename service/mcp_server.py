@@ -167,7 +167,9 @@ def build_server(resources: Resources, *, stdio_caller: Caller | None = None) ->
         except Exception as exc:
             if is_outage(exc) or isinstance(exc, TimeoutError):
                 raise ToolError("store_unavailable: a memory store is unavailable; retry in a few seconds") from exc
-            raise
+            # the exception's own text may quote a driver's message or stored text: logged, never sent
+            log.exception("MCP tool failed (%s)", type(exc).__name__)
+            raise ToolError("internal_error: the tool failed; the service logged why") from exc
 
     @server.tool(
         description="Remember something the customer said (or the assistant answered). It is stored as a message "
