@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     # bounds of what one request reads about one customer, however much history they have:
     # the context searches the newest this many of their turns, memories and summaries (older
     # turns still reach it through the period a question names, memories, summaries and the graph)
-    search_window: int = Field(default=5000, alias="LOFT_SEARCH_WINDOW", ge=100)
+    search_window: int = Field(default=2000, alias="LOFT_SEARCH_WINDOW", ge=100)
     # a session listing shows each session's newest this many turns (older ones page through
     # GET /v1/sessions/{customer}/{session}/messages)
     session_list_messages: int = Field(default=20, alias="LOFT_SESSION_LIST_MESSAGES", ge=1, le=200)

@@ -153,7 +153,7 @@ UNION ALL
 """
 
 # the customer's newest rows of each kind a context searches (LOFT_SEARCH_WINDOW)
-WINDOW = 5000
+WINDOW = 2000
 
 HYBRID_SOURCES = (
     "memories_vector",
