@@ -251,7 +251,10 @@ def is_loopback(host: str) -> bool:
 
 
 def _hostname(authority: str) -> str | None:
-    """The host name of a ``Host`` header (``name[:port]``, ``[::1]:8001``), lower-cased."""
+    """The host name of a ``Host`` header (``name[:port]``, ``[::1]:8001``), lower-cased;
+    None for anything else (a user part, a path: no browser sends those)."""
+    if any(c in authority for c in "@/\\?# "):
+        return None
     try:
         parts = urlsplit(f"//{authority}")
         parts.port  # noqa: B018 (a malformed port raises here)

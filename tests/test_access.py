@@ -287,6 +287,9 @@ def test_a_keyless_service_answers_only_requests_addressed_to_this_machine(servi
                 assert r.status_code == 403, (method, path, r.status_code, r.text)
                 assert "without API keys" in r.json()["detail"] and "attacker.example" in r.json()["detail"]
                 assert "mine" not in r.text
+        # a loopback name smuggled into a Host no browser would send
+        for host in (f"attacker.example@127.0.0.1:{service.port}", f"127.0.0.1:{service.port}/x", "127.0.0.1:port"):
+            assert http.get(f"/v1/sessions/{user}", headers={"Host": host}).status_code in (400, 403), host
         # another site's page sending to 127.0.0.1 directly
         r = http.get(f"/v1/sessions/{user}", headers={"Origin": "https://evil.example"})
         assert r.status_code == 403 and "evil.example" in r.json()["detail"]
