@@ -78,9 +78,17 @@ def _plausible(value: datetime) -> datetime:
 
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
 MessageTime = Annotated[datetime, AfterValidator(_plausible)]
+
+
+def _question_time(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("as_of needs a time zone, e.g. 2024-05-01T10:00:00Z")
+    return _plausible(value)
+
+
 # when a question is asked: the same window as a message's time (its offset is kept: it says
 # which calendar day "today" and "last week" are)
-QuestionTime = Annotated[datetime, AfterValidator(_plausible)]
+QuestionTime = Annotated[datetime, AfterValidator(_question_time)]
 QUESTION_TIME_EXAMPLES = ["2024-05-01T10:00:00Z", "2024-05-01T10:00:00-04:00", "2024-05-01T10:00:00+05:30"]
 
 

@@ -210,7 +210,7 @@ def test_edge_dates_with_an_as_of_in_any_time_zone_are_answered(api, user, query
         ("0001-01-01T00:00:00+05:30", "between 1970-01-01 and tomorrow"),
         ("1969-12-31T23:59:59Z", "between 1970-01-01 and tomorrow"),
         ("2999-01-01T00:00:00+00:00", "between 1970-01-01 and tomorrow"),
-        ("2024-05-01T10:00:00", "needs a timezone"),
+        ("2024-05-01T10:00:00", "needs a time zone"),
         ("yesterday", "as_of"),
     ],
 )
