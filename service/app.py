@@ -12,10 +12,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.access import ANY_ROLE, KeyRing, Principal, allow
+from service.access import ANY_ROLE, Budgets, KeyRing, Principal, TooManyRequests, allow
 from service.erasure import ErasureListener
 from service.errors import LoftError
-from service.middleware import BodyLimit, RequestId, request_id_of
+from service.middleware import BodyLimit, HostGuard, KeyBudget, RequestId, loggable, request_id_of
 from service.outages import OUTAGES, is_outage
 from service.retrieval import Retriever
 from service.runtime import Runtime
@@ -82,23 +82,31 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             },
             413: {"model": ErrorResponse, "description": "the request body is over the limit"},
             422: {"model": ErrorResponse, "description": "invalid input, with a readable reason"},
+            429: {
+                "model": ErrorResponse,
+                "description": "the key spent its budget (requests per minute, or streamed replies at once); "
+                "retry after Retry-After seconds",
+                "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
+            },
             500: {"model": ErrorResponse, "description": "an internal error; the body quotes the request id"},
             503: {"model": ErrorResponse, "description": "a store is unavailable; retry after Retry-After seconds"},
         },
     )
 
+    from service.routers import chat, erasure, memory, metrics, orders, sessions, status
+
     # keys are read once, at start-up: a malformed key configuration stops the service
     app.state.keyring = KeyRing.from_settings(settings)
+    app.state.budgets = Budgets(settings)
+    app.state.health = status.Health(settings.status_stats_ttl_s)
 
     # agents: MCP over streamable HTTP at /mcp, the customer fixed by the key or X-Customer-Id
     from service.mcp_server import McpGate, build_server, http_transport
 
     agents = build_server(lambda: (app.state.runtime, app.state.retriever))
-    http_transport(agents, settings.host, keyless=app.state.keyring.open)
+    http_transport(agents, settings.host)
     # an ASGI app, which Starlette runs as one (its stubs only know request handlers)
     app.add_route("/mcp", McpGate(agents, app.state.keyring), include_in_schema=False)  # type: ignore[arg-type]
-
-    from service.routers import chat, erasure, memory, metrics, orders, sessions, status
 
     # every router declares who may call it (service/access.py)
     app.include_router(status.router)
@@ -142,6 +150,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         BodyLimit,
         limit_for=lambda path: settings.max_import_bytes if path.endswith(IMPORT_PATHS) else settings.max_body_bytes,
     )
+    app.add_middleware(KeyBudget)
+    if app.state.keyring.open:  # every route, /mcp included: one check
+        app.add_middleware(HostGuard, allowed=settings.allowed_hosts)
     app.add_middleware(RequestId)  # outermost: every response, even a 413, carries the id
     return app
 
@@ -193,6 +204,8 @@ def install_error_boundary(app: FastAPI) -> None:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         if exc.status_code == 503:
             headers = {"Retry-After": RETRY_AFTER_S}
+        if isinstance(exc, TooManyRequests):
+            headers = {"Retry-After": str(exc.retry_after)}
         return reply(request, exc.status_code, exc.code, exc.detail, headers)
 
     @app.exception_handler(RequestValidationError)
@@ -211,9 +224,7 @@ def install_error_boundary(app: FastAPI) -> None:
         rid = request_id_of(request.scope)
         if is_outage(exc) or isinstance(exc, TimeoutError):  # a store away, or too slow to answer
             store = "neo4j" if type(exc).__module__.startswith("neo4j") else "postgres"
-            log.warning(
-                "%s %s: %s unavailable (%s) rid=%s", request.method, request.url.path, store, type(exc).__name__, rid
-            )
+            log.warning("%s: %s unavailable (%s) rid=%s", loggable(request.scope), store, type(exc).__name__, rid)
             return reply(
                 request,
                 503,
@@ -221,7 +232,7 @@ def install_error_boundary(app: FastAPI) -> None:
                 f"{'Neo4j' if store == 'neo4j' else 'PostgreSQL'} is unavailable; retry shortly",
                 {"Retry-After": RETRY_AFTER_S},
             )
-        log.exception("%s %s failed rid=%s", request.method, request.url.path, rid)
+        log.exception("%s failed rid=%s", loggable(request.scope), rid)
         return reply(
             request, 500, "internal_error", f"an internal error occurred; quote request id {rid} when reporting it"
         )

@@ -55,10 +55,25 @@ ORDER BY last_message_at DESC, id DESC
 LIMIT $4
 """
 
+# the newest turns of each listed session (one more than shown: whether older ones exist)
 SESSION_MESSAGES = """
-SELECT id, session_id, role, speaker, content, external_id, created_at
-FROM messages WHERE session_id = ANY($1::uuid[]) AND user_identifier = $2
-ORDER BY created_at, id
+SELECT s.id AS session_id, m.id, m.role, m.speaker, m.content, m.external_id, m.created_at
+FROM unnest($1::uuid[]) AS s(id)
+CROSS JOIN LATERAL (
+  SELECT id, role, speaker, content, external_id, created_at FROM messages
+  WHERE session_id = s.id AND user_identifier = $2
+  ORDER BY created_at DESC, id DESC LIMIT $3
+) m
+"""
+
+SESSION_OF = "SELECT 1 FROM sessions WHERE id = $1 AND user_identifier = $2"
+# a session's turns older than a cursor, newest first (the page is put in order afterwards)
+SESSION_PAGE = """
+SELECT id, role, speaker, content, external_id, created_at FROM messages
+WHERE session_id = $1 AND user_identifier = $2
+  AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4::bigint))
+ORDER BY created_at DESC, id DESC
+LIMIT $5
 """
 
 RECENT_TURNS = """
@@ -95,8 +110,10 @@ ON CONFLICT (user_identifier, lexeme) DO UPDATE SET ndoc = user_terms.ndoc + exc
 # -- what a session summary reads and marks ------------------------------------------------
 
 SESSION_TURNS = """
-SELECT id, role, speaker, content, created_at, embedding FROM messages
-WHERE session_id = $1 AND user_identifier = $2 ORDER BY created_at, id
+SELECT id, role, speaker, content, created_at, embedding FROM (
+  SELECT id, role, speaker, content, created_at, embedding FROM messages
+  WHERE session_id = $1 AND user_identifier = $2 ORDER BY created_at DESC, id DESC LIMIT $3
+) t ORDER BY created_at, id
 """
 MARK_SUMMARIZED = "UPDATE sessions SET summarized_at = now() WHERE id = $1"
 RECENT_USER_MESSAGES = """
@@ -268,9 +285,9 @@ async def session_owner(conn: Conn, session_id: uuid.UUID) -> str | None:
     return None if owner is None else str(owner)
 
 
-async def session_messages(conn: Conn, user_identifier: str, session_id: uuid.UUID) -> list[asyncpg.Record]:
-    """Every turn of a session, in order, with its embedding."""
-    return await conn.fetch(SESSION_TURNS, session_id, user_identifier)
+async def session_messages(conn: Conn, user_identifier: str, session_id: uuid.UUID, limit: int) -> list[asyncpg.Record]:
+    """A session's newest ``limit`` turns, in order, with their embeddings."""
+    return await conn.fetch(SESSION_TURNS, session_id, user_identifier, limit)
 
 
 async def mark_summarized(conn: Conn, session_id: uuid.UUID) -> None:
@@ -308,37 +325,97 @@ async def store_embeddings(conn: Conn, vectors: list[tuple[int, Any]]) -> None:
 
 
 async def list_sessions(
-    pool: asyncpg.Pool, user_identifier: str, *, limit: int, cursor: str | None
+    pool: asyncpg.Pool,
+    user_identifier: str,
+    *,
+    limit: int,
+    cursor: str | None,
+    key: bytes,
+    per_session: int,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    before_at, before_id = decode_cursor(cursor) if cursor else (None, None)
+    """A page of the customer's sessions, newest first, each with its newest ``per_session``
+    turns (in order) and, when it has older ones, the cursor of :func:`session_page` that
+    reads them: one listing never holds more than ``limit * per_session`` turns."""
+    before_at, before_id = (
+        decode_cursor(key, _sessions_list(user_identifier), cursor, uuid.UUID) if cursor else (None, None)
+    )
     async with pool.acquire() as conn:
         sessions = await conn.fetch(LIST_SESSIONS, user_identifier, before_at, before_id, limit + 1)
         page, more = sessions[:limit], len(sessions) > limit
-        messages = await conn.fetch(SESSION_MESSAGES, [s["id"] for s in page], user_identifier) if page else []
-    by_session: dict[uuid.UUID, list[dict[str, Any]]] = {}
+        messages = (
+            await conn.fetch(SESSION_MESSAGES, [s["id"] for s in page], user_identifier, per_session + 1)
+            if page
+            else []
+        )
+    by_session: dict[uuid.UUID, list[asyncpg.Record]] = {}
     for m in messages:
-        by_session.setdefault(m["session_id"], []).append(
+        by_session.setdefault(m["session_id"], []).append(m)
+    out = []
+    for s in page:
+        newest = by_session.get(s["id"], [])
+        shown = newest[:per_session][::-1]
+        out.append(
             {
-                "id": m["id"],
-                "role": m["role"],
-                "speaker": m["speaker"],
-                "content": m["content"],
-                "external_id": m["external_id"],
-                "created_at": m["created_at"],
+                "id": str(s["id"]),
+                "channel": s["channel"],
+                "started_at": s["started_at"],
+                "last_message_at": s["last_message_at"],
+                "messages": [_message(m) for m in shown],
+                "messages_cursor": _older(key, user_identifier, s["id"], shown[0])
+                if len(newest) > per_session
+                else None,
             }
         )
-    out = [
-        {
-            "id": str(s["id"]),
-            "channel": s["channel"],
-            "started_at": s["started_at"],
-            "last_message_at": s["last_message_at"],
-            "messages": by_session.get(s["id"], []),
-        }
-        for s in page
-    ]
-    next_cursor = encode_cursor(page[-1]["last_message_at"], page[-1]["id"]) if more else None
+    next_cursor = (
+        encode_cursor(key, _sessions_list(user_identifier), page[-1]["last_message_at"], page[-1]["id"])
+        if more
+        else None
+    )
     return out, next_cursor
+
+
+async def session_page(
+    pool: asyncpg.Pool, user_identifier: str, session_id: uuid.UUID, *, limit: int, cursor: str | None, key: bytes
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A session's turns older than ``cursor`` (its newest without one), at most ``limit``,
+    in order, and the cursor of the page before them (None at the session's start).
+    Another customer's session is not found, exactly as a session that does not exist."""
+    before_at, before_id = (
+        decode_cursor(key, _session_turns(user_identifier, session_id), cursor, int) if cursor else (None, None)
+    )
+    async with pool.acquire() as conn:
+        if await conn.fetchval(SESSION_OF, session_id, user_identifier) is None:
+            raise NotFound(f"session {session_id} does not exist")
+        rows = await conn.fetch(SESSION_PAGE, session_id, user_identifier, before_at, before_id, limit + 1)
+    shown = list(rows[:limit])[::-1]
+    older = _older(key, user_identifier, session_id, shown[0]) if len(rows) > limit else None
+    return [_message(m) for m in shown], older
+
+
+def _sessions_list(user_identifier: str) -> str:
+    return f"sessions\x00{user_identifier}"
+
+
+def _session_turns(user_identifier: str, session_id: uuid.UUID) -> str:
+    return f"session-messages\x00{user_identifier}\x00{session_id}"
+
+
+def _older(key: bytes, user_identifier: str, session_id: uuid.UUID, oldest_shown: asyncpg.Record) -> str:
+    """The cursor of a session's turns before ``oldest_shown``."""
+    return encode_cursor(
+        key, _session_turns(user_identifier, session_id), oldest_shown["created_at"], oldest_shown["id"]
+    )
+
+
+def _message(m: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": m["id"],
+        "role": m["role"],
+        "speaker": m["speaker"],
+        "content": m["content"],
+        "external_id": m["external_id"],
+        "created_at": m["created_at"],
+    }
 
 
 async def recent_turns(conn: Conn, user_identifier: str, session_id: uuid.UUID, limit: int) -> list[asyncpg.Record]:

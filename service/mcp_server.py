@@ -167,7 +167,9 @@ def build_server(resources: Resources, *, stdio_caller: Caller | None = None) ->
         except Exception as exc:
             if is_outage(exc) or isinstance(exc, TimeoutError):
                 raise ToolError("store_unavailable: a memory store is unavailable; retry in a few seconds") from exc
-            raise
+            # the exception's own text may quote a driver's message or stored text: logged, never sent
+            log.exception("MCP tool failed (%s)", type(exc).__name__)
+            raise ToolError("internal_error: the tool failed; the service logged why") from exc
 
     @server.tool(
         description="Remember something the customer said (or the assistant answered). It is stored as a message "
@@ -413,18 +415,12 @@ class McpGate:
         await send({"type": "http.response.body", "body": body})
 
 
-def http_transport(server: MCPServer, host: str, *, keyless: bool) -> None:
+def http_transport(server: MCPServer, host: str) -> None:
     """Prepare the stateless streamable-HTTP transport (its session manager runs in the
-    app's lifespan). A keyless service (loopback only) checks Host and Origin, so a web page
-    cannot reach it through DNS rebinding; with keys, a key is required anyway, and a
-    reverse proxy may send its own Host."""
+    app's lifespan). Host and Origin are the app's to check, for every route at once
+    (``service.middleware.HostGuard`` in a service without keys): the transport's own
+    check is off."""
     security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
-    if keyless:
-        security = TransportSecuritySettings(
-            enable_dns_rebinding_protection=True,
-            allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*", "testserver"],
-            allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"],
-        )
     server.streamable_http_app(stateless_http=True, json_response=True, transport_security=security, host=host)
 
 

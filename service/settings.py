@@ -53,6 +53,19 @@ class Settings(BaseSettings):
     api_keys_file: Path | None = Field(default=None, alias="LOFT_API_KEYS_FILE")
     # serve without keys on a non-loopback address (a lab only)
     allow_open: bool = Field(default=False, alias="LOFT_ALLOW_OPEN")
+    # without keys the API answers only requests addressed to a loopback name (Host, and Origin
+    # when sent), so a web page cannot reach it through DNS rebinding; more names, comma-separated
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list, alias="LOFT_ALLOWED_HOSTS")
+
+    # requests per minute of each key, per API process (a key may make N times this through N
+    # processes: divide the budget you want by LOFT's process count); admin keys and a service
+    # without keys are not limited; 0: no limit
+    rate_limit_per_min: int = Field(default=6000, alias="LOFT_RATE_LIMIT_PER_MIN", ge=0)
+    customer_rate_limit_per_min: int = Field(default=120, alias="LOFT_CUSTOMER_RATE_LIMIT_PER_MIN", ge=0)
+    # streamed chat replies a key may have in progress at once, per API process (a reply goes on
+    # after its client leaves, so it is counted until it is stored); 0: no cap
+    streams_per_key: int = Field(default=64, alias="LOFT_STREAMS_PER_KEY", ge=0)
+    customer_streams_per_key: int = Field(default=2, alias="LOFT_CUSTOMER_STREAMS_PER_KEY", ge=0)
     # HMAC key for erasure receipts' subject hash; unset: generated under LOFT_DATA_DIR
     erasure_key: SecretStr | None = Field(default=None, alias="LOFT_ERASURE_KEY")
     env: Literal["development", "test", "production"] = Field(default="development", alias="LOFT_ENV")
@@ -80,6 +93,19 @@ class Settings(BaseSettings):
     # process has no copy (service/graph_snapshots.py); 0: from Neo4j on every such miss
     graph_snapshots: bool = Field(default=True, alias="LOFT_GRAPH_SNAPSHOTS")
 
+    # bounds of what one request reads about one customer, however much history they have:
+    # the context searches the newest this many of their turns, memories and summaries (older
+    # turns still reach it through the period a question names, memories, summaries and the graph)
+    search_window: int = Field(default=2000, alias="LOFT_SEARCH_WINDOW", ge=100)
+    # a session listing shows each session's newest this many turns (older ones page through
+    # GET /v1/sessions/{customer}/{session}/messages)
+    session_list_messages: int = Field(default=20, alias="LOFT_SESSION_LIST_MESSAGES", ge=1, le=200)
+    # a session summary reads the session's newest this many turns
+    summary_turns: int = Field(default=500, alias="LOFT_SUMMARY_TURNS", ge=10, le=100_000)
+    # the table counts of an admin's GET /memory/status are reused for this long (one
+    # computation at a time per process; anonymous callers get a probe, never counts)
+    status_stats_ttl_s: float = Field(default=5.0, alias="LOFT_STATUS_STATS_TTL_S", ge=0, le=3600)
+
     # served memories' access counts gather this long in an API process before one write
     # for all of them; 0: written after every context
     access_flush_s: float = Field(default=1.0, alias="LOFT_ACCESS_FLUSH_S", ge=0, le=60)
@@ -99,7 +125,7 @@ class Settings(BaseSettings):
     # (LOFT_HOST opens the API, never this)
     worker_metrics_host: str = Field(default="127.0.0.1", alias="LOFT_WORKER_METRICS_HOST", min_length=1)
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "allowed_hosts", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):

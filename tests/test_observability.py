@@ -132,3 +132,52 @@ def test_text_log_lines_by_default(service, user):
     (line,) = [ln for ln in service.log_tail("api", 2_000_000).splitlines() if f"rid={rid}" in ln]
     assert "GET /memory/context/{user_identifier} 200" in line and " ms " in line
     assert re.search(r"customer=[0-9a-f]{16}", line) and user not in line and "sofas" not in line
+
+
+def test_logs_and_answers_never_carry_an_identifier_or_driver_text_during_an_outage(stack):
+    """Neo4j unreachable for a whole API: every graph read fails, and the log says which
+    route failed and for which customer tag, never the identifier in the path; the summary
+    says the graph tier is missing as the context does, without the driver's message."""
+    ident = f"n16-{uuid.uuid4().hex[:8]}@example.com"
+    down = free_port()
+    svc = Service(stack, worker=False, extra_env={"NEO4J_URI": f"bolt://127.0.0.1:{down}"})
+    try:
+        api = svc.http
+        imported = api.post(f"/v1/sessions/{ident}/messages", json={"messages": [{"role": "user", "content": "hi"}]})
+        assert imported.status_code == 201, imported.text
+        graph = api.get(f"/memory/user/{ident}/graph")
+        assert graph.status_code == 503 and graph.json()["error"] == "store_unavailable", graph.text
+        summary = api.get(f"/memory/user/{ident}/summary")
+        assert summary.status_code == 200, summary.text
+        said = summary.json()["errors"]["neo4j"]
+        assert said.startswith("Neo4j") and str(down) not in said and "127.0.0.1" not in said, said
+        context = api.get(f"/memory/context/{ident}", params={"query": "what did I say?"}).json()
+        assert context["tiers"]["neo4j"] is False and str(down) not in json.dumps(context["errors"])
+        logs = svc.log_tail("api", 2_000_000)
+        assert "GET /memory/user/{user_identifier}/graph" in logs and "neo4j unavailable" in logs, logs[-3000:]
+        assert ident not in logs and ident.split("@")[0] not in logs, "an identifier reached the log"
+    finally:
+        svc.stop()
+
+
+def test_logged_validation_errors_leave_out_the_values_they_quote():
+    import logging
+
+    from pydantic import BaseModel, ValidationError
+
+    from service.logs import JsonFormatter, TextFormatter
+
+    class Extraction(BaseModel):
+        importance: float
+
+    words = "my sister Wenonah lives in Leeds"
+    try:
+        Extraction.model_validate({"importance": words})
+    except ValidationError as exc:
+        error = ValueError(f"the model's extraction did not validate twice: {exc}")
+    record = logging.LogRecord(
+        "loft.pipeline", logging.WARNING, __file__, 1, "LLM extraction failed (%s)", (error,), None
+    )
+    for formatter in (TextFormatter(), JsonFormatter()):
+        line = formatter.format(record)
+        assert "float_parsing" in line and words not in line and "input_value=(not logged)" in line, line

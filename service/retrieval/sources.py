@@ -144,6 +144,7 @@ async def postgres(rt: Runtime, req: Request) -> Found:
             req.period,
             config.mmr_weight > 0,
             req.speakers,
+            window=rt.settings.search_window,
         )
     rows = found.rows
     limit, terms = item_chars(config, req.budget), req.terms

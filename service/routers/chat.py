@@ -30,7 +30,7 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import StreamingResponse
 
 from service import chat, history
-from service.access import ANY_ROLE, Principal, allow
+from service.access import ANY_ROLE, Principal, StreamSlot, allow
 from service.deps import retriever, runtime
 from service.errors import Conflict, InvalidInput, LoftError, NotFound
 from service.middleware import note_customer, request_id_of
@@ -93,6 +93,8 @@ async def chat_turn(
     note_customer(request.scope, body.user_identifier)
     if body.message_id and idempotency_key and body.message_id != idempotency_key:
         raise InvalidInput("message_id and the Idempotency-Key header name different turns")
+    if body.stream:  # refused (429) before the turn is stored; held until the reply is
+        request.state.stream_slot = request.app.state.budgets.reserve_stream(principal)
     key = body.message_id or idempotency_key
     external_id = f"chat:{key}" if key else None
     user = body.user_identifier
@@ -248,6 +250,10 @@ def _event_stream(request: Request, start: dict[str, Any], produce: _Produce) ->
     task = asyncio.create_task(run())
     _REPLYING.add(task)
     task.add_done_callback(_REPLYING.discard)
+    slot: StreamSlot | None = getattr(request.state, "stream_slot", None)
+    if slot is not None:  # the key's streamed reply counts until this task ends
+        slot.adopted = True
+        task.add_done_callback(lambda _: slot.release())
 
     async def relay() -> AsyncIterator[bytes]:
         yield _sse("start", start)

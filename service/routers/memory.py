@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Annotated, Any
 
 import asyncpg
@@ -15,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from graph import reads as graph_reads
 from service import graph_view, recommendations, sample, users
-from service.access import ADMIN_ONLY, ANY_ROLE, Principal, allow
+from service.access import ADMIN_ONLY, ANY_ROLE, Principal, allow, own_origin
 from service.deps import retriever, runtime
 from service.errors import Forbidden, InvalidInput, NotFound
 from service.middleware import note_customer
@@ -26,6 +25,7 @@ from service.retrieval import PRESETS, Retriever
 from service.runtime import Runtime
 from service.schemas import (
     MAX_QUERY_CHARS,
+    QUESTION_TIME_EXAMPLES,
     USER_ID_PATTERN,
     ContextResponse,
     CustomerGraph,
@@ -37,6 +37,7 @@ from service.schemas import (
     MemoryEvent,
     MemoryHistory,
     MemoryPage,
+    QuestionTime,
     RecommendationsResponse,
     SafeText,
     SampleDataRequest,
@@ -59,21 +60,28 @@ UserPath = Path(pattern=USER_ID_PATTERN, description="the customer's identifier"
 async def context(
     user_identifier: str = UserPath,
     query: Annotated[
-        SafeText, Query(max_length=MAX_QUERY_CHARS, description="the customer's message or question")
+        SafeText,
+        Query(
+            max_length=MAX_QUERY_CHARS,
+            description="the customer's message or question",
+            examples=["which sofa did I like?", "what did I order for 9999-12-31?", "and on 0001-01-01?"],
+        ),
     ] = "",
     budget: int = Query(1000, ge=50, le=16000, description="tokens (characters / 4)"),
     session_id: uuid.UUID | None = Query(None, description="the current session: its recent turns are included"),
     preset: str = Query("default", description=f"retrieval preset: {', '.join(PRESETS)}"),
     explain: bool = Query(False, description="include each item's score parts"),
-    as_of: datetime | None = Query(
-        None,
-        description="when the question is asked (ISO 8601 with a time zone; default now): periods and relative "
-        "dates it names ('last May', 'two weeks ago') are resolved against it, and recency counts from it",
-    ),
+    as_of: Annotated[
+        QuestionTime | None,
+        Query(
+            description="when the question is asked (ISO 8601 with a time zone, between 1970-01-01 and tomorrow; "
+            "default now): periods and relative dates it names ('last May', 'two weeks ago') are resolved against "
+            "it, in its time zone, and recency counts from it",
+            examples=QUESTION_TIME_EXAMPLES,
+        ),
+    ] = None,
     retr: Retriever = Depends(retriever),
 ) -> JSONResponse:
-    if as_of is not None and as_of.tzinfo is None:
-        raise InvalidInput("as_of needs a time zone, e.g. 2024-05-01T10:00:00Z")
     config = PRESETS.get(preset)
     if config is None:
         raise InvalidInput(f"unknown preset '{preset}'; use one of {', '.join(PRESETS)}")
@@ -221,7 +229,8 @@ async def memories_list(
     cursor: str | None = Query(None, max_length=200, description="next_cursor of the previous page"),
     rt: Runtime = Depends(runtime),
 ) -> MemoryPage:
-    before = decode_cursor(cursor) if cursor else None
+    listed = f"memories\x00{user_identifier}"
+    before = decode_cursor(rt.erasure_key, listed, cursor, uuid.UUID) if cursor else None
     rows = await ltm.page(
         rt.pool, user_identifier, include_superseded=include_superseded, limit=limit + 1, before=before
     )
@@ -229,7 +238,7 @@ async def memories_list(
     return MemoryPage(
         user_identifier=user_identifier,
         memories=[_memory(m) for m in page],
-        next_cursor=encode_cursor(page[-1]["created_at"], page[-1]["id"]) if more else None,
+        next_cursor=encode_cursor(rt.erasure_key, listed, page[-1]["created_at"], page[-1]["id"]) if more else None,
     )
 
 
@@ -324,7 +333,8 @@ async def populate_sample_data(
 ) -> SampleDataResponse:
     if rt.settings.env != "development":
         raise Forbidden(f"sample data is only available with LOFT_ENV=development (this is {rt.settings.env})")
+    # the address the request reached, not its Host (which a rebinding page chooses)
     origin = request.headers.get("origin")
-    if origin is not None and origin.rstrip("/") != f"{request.url.scheme}://{request.headers.get('host', '')}":
+    if origin is not None and not own_origin(origin, request.scope.get("server"), rt.settings.allowed_hosts):
         raise Forbidden("sample data may only be requested from this service's own pages")
     return await sample.populate(rt, body.user_identifier)
