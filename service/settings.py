@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     # the context reads a customer's graph facts from their snapshot in PostgreSQL when the
     # process has no copy (service/graph_snapshots.py); 0: from Neo4j on every such miss
     graph_snapshots: bool = Field(default=True, alias="LOFT_GRAPH_SNAPSHOTS")
+    # an API process keeps customers' graph facts (with their entities' embeddings: ~2 MB
+    # as graph/cache.py counts a customer with 500 entities, a few KB for most) up to this
+    # many MiB, least recently used out first; 0: no cache (every context reads the
+    # snapshot or Neo4j)
+    graph_cache_mb: int = Field(default=256, alias="LOFT_GRAPH_CACHE_MB", ge=0, le=65536)
 
     # served memories' access counts gather this long in an API process before one write
     # for all of them; 0: written after every context
