@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     allow_open: bool = Field(default=False, alias="LOFT_ALLOW_OPEN")
     # HMAC key for erasure receipts' subject hash; unset: generated under LOFT_DATA_DIR
     erasure_key: SecretStr | None = Field(default=None, alias="LOFT_ERASURE_KEY")
+    # Erased customers' client ids (turn keys, external ids, order and session ids) are kept
+    # as keyed hashes this many days, and a replay of one is refused (410) instead of
+    # re-creating the customer (service/tombstones.py). 400 days covers an order feed's
+    # yearly reconciliation plus a month of slack, and the months an import may be re-run
+    # from an old export; longer keeps (keyed, unreadable) records past any replay we know
+    # of. 0: no tombstones (replays re-create the customer).
+    tombstone_days: int = Field(default=400, alias="LOFT_TOMBSTONE_DAYS", ge=0, le=3650)
     env: Literal["development", "test", "production"] = Field(default="development", alias="LOFT_ENV")
     # `loftmem up` loads the demo shop (service/demo.py) into stores with no customers yet
     # (development only; LOFT_DEMO=0 starts empty)

@@ -9,11 +9,15 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from service import history
 from service.access import ANY_ROLE, allow
-from service.deps import runtime
+from service.deps import not_being_erased, runtime
 from service.runtime import Runtime
 from service.schemas import USER_ID_PATTERN, ImportRequest, ImportResponse, SessionPage
 
-router = APIRouter(prefix="/v1/sessions", tags=["sessions"], dependencies=[Depends(allow(*ANY_ROLE))])
+router = APIRouter(
+    prefix="/v1/sessions",
+    tags=["sessions"],
+    dependencies=[Depends(allow(*ANY_ROLE)), Depends(not_being_erased)],
+)
 
 UserPath = Path(pattern=USER_ID_PATTERN, description="the customer's identifier")
 
@@ -34,7 +38,9 @@ async def import_messages(
             session_id = await history.ensure_session(conn, user_identifier, None, at=first_at, channel=body.channel)
         else:
             session_id = body.session_id
-            await history.create_session(conn, user_identifier, session_id, at=first_at, channel=body.channel)
+            await history.create_session(
+                conn, user_identifier, session_id, at=first_at, channel=body.channel, tombstone_key=rt.erasure_key
+            )
         stored = await history.add_messages(
             conn,
             user_identifier,
@@ -45,6 +51,7 @@ async def import_messages(
             ],
             summary_idle_s=rt.settings.summary_idle_s,
             lane="bulk",  # a back-fill must not hold up live conversations
+            tombstone_key=rt.erasure_key,  # an erased customer's import sent again is refused (410)
         )
     created = sum(s.created for s in stored)
     return ImportResponse(
