@@ -20,11 +20,14 @@ with the receipts. That is why tombstones are not part of the customer's data th
 erasure deletes: they hold nothing of the customer, and they exist to keep the erasure.
 
 **Why one row per erasure, with the ids in an array.** A customer with 10,000 messages
-leaves 10,000 ids. As rows they would take ~1.2 MB with their index and cost the erasure
-a 10,000-row insert; as one ``uuid[]`` they take 160 KB, stored out of line, written in
-one statement. Checks find the customer's rows by ``subject_hash`` (an index probe that
-finds nothing for the customers who were never erased, i.e. almost every write) and
-intersect the ids sent with the ids kept (``python -m bench.tombstones`` measures both).
+leaves 10,000 ids. One ``uuid[]`` holds them in 160 KB (out of line) written in one
+statement; one row per id took 784 KB with its index. Checks find the customer's rows by
+``subject_hash`` (an index probe that finds nothing for the customers who were never
+erased, i.e. almost every write) and intersect the ids sent with the ids kept.
+``python -m bench.tombstones`` (10,000 ids, beside 200 erased customers of 1,000, both
+designs in one run, medians): write 244 ms vs 333 ms, 0.11 ms vs 0.20 ms to check a
+customer never erased, 0.59 ms vs 0.11 ms for one id of a returning customer (the array
+is read whole), 3.9 ms vs 9.7 ms for an import of 1,000 ids.
 A Bloom filter would be smaller but can refuse a new id by mistake; refusing a customer's
 new message is not an acceptable error, so the set is exact (16 bytes of HMAC: a false
 match needs a 2^-128 coincidence).
