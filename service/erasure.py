@@ -413,7 +413,7 @@ async def _erase_postgres(
                     pg_counts, deleted_ids = await _delete_postgres(conn, user, keep=_job_key(receipt_id))
                     # delivered on commit: every API process drops the customer from its caches
                     await conn.execute(NOTIFY, CHANNEL, json.dumps({"user": user, "floor": floor}))
-                    caches = rt.forget_cached(user, graph_floor=floor) | {"other_processes": "notified"}
+                    caches = rt.forget_cached(user) | {"other_processes": "notified"}
                     counts = {"postgres": pg_counts, "tombstones": kept, "caches": caches}
                     if recorded:
                         await conn.execute(ADD_COUNTS, receipt_id, json.dumps(counts))
@@ -429,6 +429,9 @@ async def _erase_postgres(
                         await conn.execute(
                             INSERT_RECEIPT, receipt_id, subject, json.dumps(counts), "{}", requested_at, None
                         )
+                # committed: from now on this process refuses copies read before (a rolled-back
+                # erasure must not keep a customer who still exists out of the cache)
+                rt.forget_cached(user, graph_floor=floor)
                 # after commit, as any other session sees it: by identifier and by the deleted ids
                 return await _postgres_leftovers(conn, user, deleted_ids)
     raise AssertionError("unreachable: the retry re-raises")
