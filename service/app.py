@@ -80,6 +80,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
                 "model": ErrorResponse,
                 "description": "an erasure of this customer is pending, or a retried turn is in flight",
             },
+            410: {
+                "model": ErrorResponse,
+                "description": "the request replays an id (a turn's Idempotency-Key or message_id, an import's "
+                "external_id, an order_id, a session_id) of a customer who was erased; nothing was stored",
+            },
             413: {"model": ErrorResponse, "description": "the request body is over the limit"},
             422: {"model": ErrorResponse, "description": "invalid input, with a readable reason"},
             429: {
@@ -180,6 +185,7 @@ CODES = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    410: "gone",
     413: "payload_too_large",
     415: "unsupported_media_type",
 }

@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from service import queue, users
+from service import queue, tombstones, users
 from service.errors import NotFound
 from service.pagination import decode_cursor, encode_cursor
 from vectors.pg import Conn
@@ -149,8 +149,17 @@ class StoredMessage:
 
 
 async def ensure_session(
-    conn: Conn, user_identifier: str, session_id: uuid.UUID | None, *, at: datetime, channel: str = "chat"
+    conn: Conn,
+    user_identifier: str,
+    session_id: uuid.UUID | None,
+    *,
+    at: datetime,
+    channel: str = "chat",
+    tombstone_key: bytes | None = None,
 ) -> uuid.UUID:
+    """The customer (created if new) and their session: ``session_id`` must be theirs, or
+    None for a new one. With ``tombstone_key`` (the erasure key; the API's routes pass it),
+    a session of this customer that was erased answers 410 rather than 404."""
     await users.ensure(conn, user_identifier)
     if session_id is None:
         session_id = uuid.uuid4()
@@ -158,6 +167,8 @@ async def ensure_session(
         return session_id
     owner = await conn.fetchval(SESSION_OWNER, session_id)
     if owner is None:
+        if tombstone_key is not None:
+            await tombstones.refuse_replays(conn, tombstone_key, user_identifier, sessions=[session_id])
         raise NotFound(f"session {session_id} does not exist")
     if owner != user_identifier:
         # do not reveal that another customer's session exists
@@ -166,10 +177,19 @@ async def ensure_session(
 
 
 async def create_session(
-    conn: Conn, user_identifier: str, session_id: uuid.UUID, *, at: datetime, channel: str
+    conn: Conn,
+    user_identifier: str,
+    session_id: uuid.UUID,
+    *,
+    at: datetime,
+    channel: str,
+    tombstone_key: bytes | None = None,
 ) -> None:
-    """Create a session with a client-chosen id (imports); an existing one must be the user's."""
+    """Create a session with a client-chosen id (imports); an existing one must be the user's.
+    With ``tombstone_key``, an id this customer's erased history used is refused (410)."""
     await users.ensure(conn, user_identifier)
+    if tombstone_key is not None:
+        await tombstones.refuse_replays(conn, tombstone_key, user_identifier, sessions=[session_id])
     await conn.execute(CREATE_SESSION, session_id, user_identifier, channel, at, "{}")
     owner = await conn.fetchval(SESSION_OWNER, session_id)
     if owner != user_identifier:
@@ -185,13 +205,22 @@ async def add_messages(
     *,
     summary_idle_s: float,
     lane: queue.Lane = "live",
+    tombstone_key: bytes | None = None,
 ) -> list[StoredMessage]:
-    """Store messages and queue their ingestion (call inside a transaction)."""
+    """Store messages and queue their ingestion (call inside a transaction). With
+    ``tombstone_key`` (the erasure key: every route a client calls passes it), messages
+    whose ``external_id`` this customer's erased history used are refused with 410 and
+    nothing is stored; without it (demo, sample data and benchmark loaders) they are not
+    checked."""
     # the session must still be the customer's (it may have been erased meanwhile); the
     # key-share lock keeps it until this transaction commits
     await users.lock_shared(conn, user_identifier)
     if await conn.fetchval(SESSION_OF_USER, session_id, user_identifier) is None:
         raise NotFound(f"session {session_id} does not exist (or the customer was erased meanwhile)")
+    if tombstone_key is not None:
+        await tombstones.refuse_replays(
+            conn, tombstone_key, user_identifier, messages=[m.external_id for m in messages]
+        )
     stored: list[StoredMessage] = []
     now = datetime.now(UTC)
     latest = None
@@ -268,6 +297,15 @@ async def ingestion_pending(conn: Conn, message_ids: list[int]) -> bool:
 BY_EXTERNAL_ID = """
 SELECT id, session_id, role, content, created_at FROM messages WHERE user_identifier = $1 AND external_id = $2
 """
+
+
+NEWEST_MESSAGE_ID = "SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence('messages', 'id')), 0)"
+
+
+async def newest_message_id(conn: Conn) -> int:
+    """The id of the newest message stored so far, any customer's (ids only grow): every
+    message stored before this call has an id at or below it."""
+    return int(await conn.fetchval(NEWEST_MESSAGE_ID))
 
 
 def reply_key(message_id: int) -> str:

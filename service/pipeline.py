@@ -211,6 +211,9 @@ async def commit(rt: Runtime, plan: Plan, *, refresh_snapshots: bool = True) -> 
             return
         async with conn.transaction():
             facts = [i.facts for i in await _fence(conn, plan.items) if i.facts is not None]
+            # a preference the customer asked to forget (deleted its memory) after saying it
+            forgotten = await ltm.forgotten_facts(conn, [f.user_id for f in facts]) if facts else {}
+            facts = [graph_writes.without_forgotten(f, forgotten.get(f.user_id, {})) for f in facts]
             if facts:
                 async with rt.graph.session(database=rt.settings.neo4j_database) as session:
                     await asyncio.wait_for(

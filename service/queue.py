@@ -158,12 +158,27 @@ SELECT kind, lane,
 FROM jobs GROUP BY 1, 2, 3
 """
 
+# An erasure job is never parked: it is enqueued with attempts that cannot run out and,
+# each time it runs, its crash count starts again (a worker that dies holding it puts it
+# back, not away). Until its Neo4j part is verified clean the identifier stays refused, so
+# any erase_user row of the customer, whatever its status, means an erasure is pending.
+ERASURE_ATTEMPTS = 2_147_483_647
+ENQUEUE_ERASURE = f"""
+INSERT INTO jobs (kind, user_identifier, dedupe_key, payload, run_after, lane, max_attempts)
+VALUES ('erase_user', $1, $2, $3::jsonb, $4, 'live', {ERASURE_ATTEMPTS})
+ON CONFLICT (dedupe_key) DO NOTHING
+"""
+KEEP_ERASURE = "UPDATE jobs SET crashes = 0 WHERE id = $1 AND kind = 'erase_user'"
 PENDING_ERASURE = "SELECT EXISTS (SELECT 1 FROM jobs WHERE user_identifier = $1 AND kind = 'erase_user')"
+# a completed erasure ends every erasure of the customer (older ones it superseded too):
+# the identifier leaves the queue
+DELETE_ERASURES = "DELETE FROM jobs WHERE user_identifier = $1 AND kind = 'erase_user'"
 
 # an erasure drops the customer's queued and failed work (a failed job's error text can
-# quote what they said), but not the job that finishes the erasure itself
+# quote what they said) and the customer's earlier erasures (this one supersedes them);
+# only its own job stays, to finish it
 DELETE_FOR_USER = """
-WITH d AS (DELETE FROM jobs WHERE user_identifier = $1 AND kind <> 'erase_user' RETURNING id)
+WITH d AS (DELETE FROM jobs WHERE user_identifier = $1 AND dedupe_key <> $2 RETURNING id)
 SELECT count(*) AS n, coalesce(array_agg(id), '{}') AS ids FROM d
 """
 COUNT_FOR_USER = "SELECT count(*) FROM jobs WHERE user_identifier = $1 AND kind <> 'erase_user'"
@@ -311,13 +326,32 @@ async def stats(conn: Executor) -> list[asyncpg.Record]:
     return await conn.fetch(STATS)
 
 
-async def erasure_pending(conn: Conn, user_identifier: str) -> bool:
+async def enqueue_erasure(
+    conn: Conn, user_identifier: str, dedupe_key: str, payload: dict[str, Any], *, run_after: datetime
+) -> None:
+    """Queue the job that finishes an erasure (never parked; see ``ENQUEUE_ERASURE``)."""
+    await conn.execute(ENQUEUE_ERASURE, user_identifier, dedupe_key, json.dumps(payload), run_after)
+
+
+async def keep_erasure(conn: Executor, job: Job) -> None:
+    """An erasure job about to run: its crash count starts again, so it is never parked."""
+    await conn.execute(KEEP_ERASURE, job.id)
+
+
+async def erasure_pending(conn: Executor, user_identifier: str) -> bool:
     return bool(await conn.fetchval(PENDING_ERASURE, user_identifier))
 
 
-async def delete_for_user(conn: Conn, user_identifier: str) -> tuple[int, list[int]]:
-    """Drop the customer's jobs (not a pending erasure's); returns (count, job ids)."""
-    row = await conn.fetchrow(DELETE_FOR_USER, user_identifier)
+async def delete_erasures(conn: Executor, user_identifier: str) -> int:
+    """Drop every erasure job of the customer (their erasure is complete); how many."""
+    status = await conn.execute(DELETE_ERASURES, user_identifier)
+    return int(status.split()[-1])
+
+
+async def delete_for_user(conn: Conn, user_identifier: str, *, keep: str) -> tuple[int, list[int]]:
+    """Drop the customer's jobs, earlier erasures included, all but the job ``keep`` (the
+    dedupe key of the erasure doing this); returns (count, job ids)."""
+    row = await conn.fetchrow(DELETE_FOR_USER, user_identifier, keep)
     assert row is not None  # an aggregate always answers one row
     return int(row["n"]), list(row["ids"])
 

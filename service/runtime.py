@@ -51,9 +51,13 @@ class Runtime:
             self._rules = RuleExtractor(self.catalog)
         return self._rules
 
-    def forget_cached(self, user: str) -> dict[str, int]:
-        """Drop a customer from this process's caches (erasure); returns what went."""
-        return {"graph_facts": self.graph_cache.forget(user), "query_embeddings": self.embedder.forget(user)}
+    def forget_cached(self, user: str, *, graph_floor: int | None = None) -> dict[str, int]:
+        """Drop a customer from this process's caches (erasure); returns what went.
+        ``graph_floor``: the erasure's graph-version floor (see ``graph.cache``)."""
+        return {
+            "graph_facts": self.graph_cache.forget(user, floor=graph_floor),
+            "query_embeddings": self.embedder.forget(user),
+        }
 
     def clear_caches(self) -> None:
         self.graph_cache.clear()
@@ -106,6 +110,7 @@ class Runtime:
             Catalog.load(),
             llm,
             erasure_key(settings),
+            graph_cache=GraphCache(max_bytes=settings.graph_cache_mb * 2**20),
         )
 
     async def close(self) -> None:

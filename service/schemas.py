@@ -224,9 +224,15 @@ class MemoryHistory(BaseModel):
 
 
 class MemoryDeleted(BaseModel):
+    """One memory forgotten: the memory, its words in its history, and the preference it
+    states in the graph (closed as of now). The turns it came from stay in the history."""
+
     id: uuid.UUID
     deleted: bool
     events_scrubbed: int = Field(description="history entries whose text was removed with it")
+    graph_facts_closed: int = Field(
+        default=0, description="preferences the memory stated that were current in the graph and are closed now"
+    )
 
 
 class SampleDataRequest(BaseModel):
@@ -506,7 +512,7 @@ class StatusResponse(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: str = Field(
-        description="a stable code: validation_error, unauthorized, forbidden, not_found, conflict, "
+        description="a stable code: validation_error, unauthorized, forbidden, not_found, conflict, gone, "
         "payload_too_large, store_unavailable, internal_error"
     )
     detail: str

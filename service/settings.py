@@ -68,6 +68,13 @@ class Settings(BaseSettings):
     customer_streams_per_key: int = Field(default=2, alias="LOFT_CUSTOMER_STREAMS_PER_KEY", ge=0)
     # HMAC key for erasure receipts' subject hash; unset: generated under LOFT_DATA_DIR
     erasure_key: SecretStr | None = Field(default=None, alias="LOFT_ERASURE_KEY")
+    # Erased customers' client ids (turn keys, external ids, order and session ids) are kept
+    # as keyed hashes this many days, and a replay of one is refused (410) instead of
+    # re-creating the customer (service/tombstones.py). 400 days covers an order feed's
+    # yearly reconciliation plus a month of slack, and the months an import may be re-run
+    # from an old export; longer keeps (keyed, unreadable) records past any replay we know
+    # of. 0: no tombstones (replays re-create the customer).
+    tombstone_days: int = Field(default=400, alias="LOFT_TOMBSTONE_DAYS", ge=0, le=3650)
     env: Literal["development", "test", "production"] = Field(default="development", alias="LOFT_ENV")
     # `loftmem up` loads the demo shop (service/demo.py) into stores with no customers yet
     # (development only; LOFT_DEMO=0 starts empty)
@@ -92,6 +99,11 @@ class Settings(BaseSettings):
     # the context reads a customer's graph facts from their snapshot in PostgreSQL when the
     # process has no copy (service/graph_snapshots.py); 0: from Neo4j on every such miss
     graph_snapshots: bool = Field(default=True, alias="LOFT_GRAPH_SNAPSHOTS")
+    # an API process keeps customers' graph facts (with their entities' embeddings: ~2 MB
+    # as graph/cache.py counts a customer with 500 entities, a few KB for most) up to this
+    # many MiB, least recently used out first; 0: no cache (every context reads the
+    # snapshot or Neo4j)
+    graph_cache_mb: int = Field(default=256, alias="LOFT_GRAPH_CACHE_MB", ge=0, le=65536)
 
     # bounds of what one request reads about one customer, however much history they have:
     # the context searches the newest this many of their turns, memories and summaries (older

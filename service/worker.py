@@ -298,23 +298,29 @@ class Worker:
         await self._complete(done)
 
     async def _erase(self, job: queue.Job) -> None:
-        """Finish an erasure whose Neo4j part could not run when it was requested."""
+        """Finish an erasure the API could not (a store was away, Neo4j failed, the
+        customer's rows were held). Never parked: a failure is written on its receipt and
+        retried with back-off (a store outage without using an attempt) until the erasure,
+        or a later one of the same customer, completes."""
+        await queue.keep_erasure(self.rt.pool, job)
+        receipt_id = uuid.UUID(job.payload["receipt_id"])
         try:
-            receipt = await self._held(
-                [job], erasure.finish(self.rt, uuid.UUID(job.payload["receipt_id"]), job.user_identifier)
-            )
+            done = await self._held([job], erasure.attempt(self.rt, receipt_id, job.user_identifier))
         except Exception as exc:
             if is_outage(exc):
                 await self._give_back(job, f"store unavailable: {type(exc).__name__}")
             else:
                 log.exception("erasure job %s failed", job.id)
+                await erasure.note(self.rt, receipt_id, f"the erasure failed ({type(exc).__name__}); it is retried")
                 await self._retry(job, type(exc).__name__)
             return
-        if receipt is not None and receipt.status != "complete":  # a store is still away
-            await self._give_back(job, receipt.error or "pending")
-        else:
-            log.info("erasure %s complete", job.payload["receipt_id"])
+        if done.complete:
+            log.info("erasure %s complete", receipt_id)
             metrics.observe_jobs(job.kind, "done")
+        elif done.store_unavailable:
+            await self._give_back(job, (done.receipt.error if done.receipt else None) or "pending")
+        else:
+            await self._retry(job, (done.receipt.error if done.receipt else None) or "pending")
 
     async def drain(self, *, timeout: float = 300.0) -> int:
         """Run until no job is ready (tests, benchmarks, `loftmem worker --once`)."""

@@ -29,7 +29,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import StreamingResponse
 
-from service import chat, history
+from service import chat, history, users
 from service.access import ANY_ROLE, Principal, StreamSlot, allow
 from service.deps import retriever, runtime
 from service.errors import Conflict, InvalidInput, LoftError, NotFound
@@ -75,7 +75,14 @@ _REPLYING: set[asyncio.Task[None]] = set()
             "description": "the answer (JSON), or with `stream: true` its server-sent events",
             "content": {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}},
         },
-        409: {"model": ErrorResponse, "description": "the same turn (same client id) is still being answered"},
+        409: {
+            "model": ErrorResponse,
+            "description": "the same turn (same client id) is still being answered, or the customer is being erased",
+        },
+        410: {
+            "model": ErrorResponse,
+            "description": "the turn's id (or session) belonged to a customer who was erased; nothing was stored",
+        },
     },
     description=STREAM_DESCRIPTION,
 )
@@ -101,19 +108,21 @@ async def chat_turn(
 
     if external_id is not None:
         async with rt.pool.acquire() as conn:
+            await users.refuse_while_erasing(conn, user)  # a replay reads the customer
             earlier = await history.message_by_external_id(conn, user, external_id)
         if earlier is not None:
             return _maybe_stream(body, request, await _replay(rt, retr, body, earlier))
 
     now = datetime.now(UTC)
     async with rt.pool.acquire() as conn, conn.transaction():
-        session_id = await history.ensure_session(conn, user, body.session_id, at=now)
+        session_id = await history.ensure_session(conn, user, body.session_id, at=now, tombstone_key=rt.erasure_key)
         (stored,) = await history.add_messages(
             conn,
             user,
             session_id,
             [history.NewMessage("user", body.message, now, external_id=external_id)],
             summary_idle_s=rt.settings.summary_idle_s,
+            tombstone_key=rt.erasure_key,  # a retry of an erased turn is refused (410)
         )
     if not stored.created:  # the same turn arrived twice at once: answer the retry from the first
         async with rt.pool.acquire() as conn:

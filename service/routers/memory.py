@@ -13,9 +13,9 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from graph import reads as graph_reads
-from service import graph_view, recommendations, sample, users
+from service import erasure, graph_view, recommendations, sample, users
 from service.access import ADMIN_ONLY, ANY_ROLE, Principal, allow, own_origin
-from service.deps import retriever, runtime
+from service.deps import not_being_erased, retriever, runtime
 from service.errors import Forbidden, InvalidInput, NotFound
 from service.middleware import note_customer
 from service.outages import is_outage
@@ -47,7 +47,10 @@ from vectors import memories as ltm
 
 # every route here is about one customer: chat and admin keys for any, a customer key
 # for its own (checked on the path's {user_identifier}, or on the body's)
-router = APIRouter(prefix="/memory", tags=["memory"], dependencies=[Depends(allow(*ANY_ROLE))])
+# every route here is about one customer, and answers 409 while their erasure is pending
+router = APIRouter(
+    prefix="/memory", tags=["memory"], dependencies=[Depends(allow(*ANY_ROLE)), Depends(not_being_erased)]
+)
 
 UserPath = Path(pattern=USER_ID_PATTERN, description="the customer's identifier")
 
@@ -173,6 +176,7 @@ async def search_entities(
 ) -> EntitySearchResponse:
     principal.require_customer(body.user_identifier)
     note_customer(request.scope, body.user_identifier)
+    await users.refuse_while_erasing(rt.pool, body.user_identifier)
     vector = await rt.embedder.aembed_query(body.query, user=body.user_identifier)
     try:
         found = await asyncio.wait_for(
@@ -181,8 +185,13 @@ async def search_entities(
     except Exception as exc:
         if not (is_outage(exc) or isinstance(exc, TimeoutError)):
             raise
-        # degraded, and said so: the last copy of the customer's graph this process holds
+        # degraded, and said so: this process's copy of the customer's graph, if it is at
+        # their current graph version (not one of an erased customer, nor a stale one)
         cached = rt.graph_cache.latest(body.user_identifier)
+        if cached is not None:
+            current = await users.get(rt.pool, body.user_identifier)
+            if current is None or current["graph_version"] != cached.version:
+                cached = None
         hits = (cached.view(vector, body.limit) or {}).get("matched", []) if cached else []
         return EntitySearchResponse(
             query=body.query,
@@ -192,9 +201,9 @@ async def search_entities(
             errors={
                 "neo4j": "Neo4j is unavailable; "
                 + (
-                    "answered from this process's last copy of the customer's graph"
+                    "answered from this process's copy of the customer's current graph"
                     if cached
-                    else "no copy of the customer's graph is at hand"
+                    else "no current copy of the customer's graph is at hand"
                 )
             },
         )
@@ -284,17 +293,27 @@ async def memory_history(
 @router.delete(
     "/user/{user_identifier}/memories/{memory_id}",
     response_model=MemoryDeleted,
-    summary="Delete one long-term memory (its words leave its history too)",
+    summary="Forget one long-term memory and the preference it states (the turns it came from stay)",
 )
 async def memory_delete(
     memory_id: uuid.UUID, user_identifier: str = UserPath, rt: Runtime = Depends(runtime)
 ) -> MemoryDeleted:
-    async with rt.pool.acquire() as conn, conn.transaction():
-        await users.lock_shared(conn, user_identifier)
-        scrubbed = await ltm.delete(conn, user_identifier, memory_id)
-    if scrubbed is None:
+    """The memory goes, with its words in its history; the preference it states is closed
+    in the graph (it stays only as history, like a replaced preference), so the next
+    context, summary and graph view no longer state it, and a job still queued for an
+    older message does not write it again. The turns it came from stay in the session's
+    history, and so do conversation summaries; a new message that says it again is
+    remembered again. Needs Neo4j when the memory states a preference (503, nothing
+    deleted, while it is away)."""
+    forgotten = await erasure.forget_memory(rt, user_identifier, memory_id)
+    if forgotten is None:
         raise NotFound(f"no memory {memory_id} for customer '{user_identifier}'")
-    return MemoryDeleted(id=memory_id, deleted=True, events_scrubbed=scrubbed)
+    return MemoryDeleted(
+        id=memory_id,
+        deleted=True,
+        events_scrubbed=forgotten.events_scrubbed,
+        graph_facts_closed=forgotten.graph_facts_closed,
+    )
 
 
 def _json(value: object) -> dict[str, Any]:

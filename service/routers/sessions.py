@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from service import history
 from service.access import ANY_ROLE, allow
-from service.deps import runtime
+from service.deps import not_being_erased, runtime
 from service.runtime import Runtime
 from service.schemas import (
     USER_ID_PATTERN,
@@ -21,7 +21,11 @@ from service.schemas import (
     SessionPage,
 )
 
-router = APIRouter(prefix="/v1/sessions", tags=["sessions"], dependencies=[Depends(allow(*ANY_ROLE))])
+router = APIRouter(
+    prefix="/v1/sessions",
+    tags=["sessions"],
+    dependencies=[Depends(allow(*ANY_ROLE)), Depends(not_being_erased)],
+)
 
 UserPath = Path(pattern=USER_ID_PATTERN, description="the customer's identifier")
 MAX_SESSIONS_PER_PAGE = 100
@@ -44,7 +48,9 @@ async def import_messages(
             session_id = await history.ensure_session(conn, user_identifier, None, at=first_at, channel=body.channel)
         else:
             session_id = body.session_id
-            await history.create_session(conn, user_identifier, session_id, at=first_at, channel=body.channel)
+            await history.create_session(
+                conn, user_identifier, session_id, at=first_at, channel=body.channel, tombstone_key=rt.erasure_key
+            )
         stored = await history.add_messages(
             conn,
             user_identifier,
@@ -55,6 +61,7 @@ async def import_messages(
             ],
             summary_idle_s=rt.settings.summary_idle_s,
             lane="bulk",  # a back-fill must not hold up live conversations
+            tombstone_key=rt.erasure_key,  # an erased customer's import sent again is refused (410)
         )
     created = sum(s.created for s in stored)
     return ImportResponse(
