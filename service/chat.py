@@ -135,7 +135,9 @@ class Piece:
 
 # the offline answer is sent a few words at a time, like a model's tokens
 OFFLINE_WORDS_PER_PIECE = 3
-_WORD = re.compile(r"\s*\S+\s*")
+# a word and the blanks after it (the text's first also takes the blanks before it: only there,
+# or a text of blanks would be read again from each of them)
+_WORD = re.compile(r"\A\s*+\S++\s*+|\S++\s*+")
 
 
 def pieces(text: str, words: int = OFFLINE_WORDS_PER_PIECE) -> list[str]:
