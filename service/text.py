@@ -249,6 +249,10 @@ class SpeakerCache:
                 self._entries.popitem(last=False)
         return entry
 
+    def __contains__(self, user: str) -> bool:
+        with self._lock:
+            return user in self._entries
+
     def forget(self, user: str) -> int:
         with self._lock:
             return 1 if self._entries.pop(user, None) is not None else 0
