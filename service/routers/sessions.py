@@ -45,6 +45,7 @@ async def import_messages(
             ],
             summary_idle_s=rt.settings.summary_idle_s,
             lane="bulk",  # a back-fill must not hold up live conversations
+            max_speakers=rt.settings.max_speakers,
         )
     created = sum(s.created for s in stored)
     return ImportResponse(
