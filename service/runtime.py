@@ -151,6 +151,7 @@ class Runtime:
         )
         # the process's event-loop lag, for /metrics (the API) and the worker's metrics port
         rt._lag_watch = asyncio.create_task(watch_event_loop(settings.loop_lag_interval_s))
+        rt.rules  # noqa: B018 (compiled now, not on the event loop under the first message)
         return rt
 
     async def close(self) -> None:
