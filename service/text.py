@@ -233,15 +233,23 @@ def _trie(words: Iterable[str]) -> str:
 class SpeakerCache:
     """The speaker matchers of the customers asked about lately, one per customer (built again
     when their names change), at most ``size``. Erasure drops a customer's
-    (``Runtime.forget_cached``), so no erased customer's speakers stay in a process. Safe to
-    use from several threads."""
+    (``Runtime.forget_cached``), so no erased customer's speakers stay in a process; and a
+    matcher built from names read before a forget (a context in flight while its customer
+    was erased) is used but not kept (``ticket``). Safe to use from several threads."""
 
     def __init__(self, size: int = 1024) -> None:
         self.size = size
         self._entries: OrderedDict[str, SpeakerNames] = OrderedDict()
         self._lock = threading.Lock()
+        self._forgets = 0  # how many forgets and clears so far (no identifier is kept)
 
-    def get(self, user: str, speakers: Sequence[str]) -> SpeakerNames:
+    def ticket(self) -> int:
+        """Taken before a customer's names are read, and given to :meth:`get`."""
+        return self._forgets
+
+    def get(self, user: str, speakers: Sequence[str], ticket: int | None = None) -> SpeakerNames:
+        """The customer's matcher for ``speakers``: the one kept, or a new one, kept unless a
+        customer was forgotten since ``ticket`` (it may be this one)."""
         with self._lock:
             entry = self._entries.get(user)
             if entry is not None and entry.speakers == tuple(s for s in speakers if s):
@@ -249,10 +257,11 @@ class SpeakerCache:
                 return entry
         entry = SpeakerNames(speakers)  # compiled outside the lock
         with self._lock:
-            self._entries[user] = entry
-            self._entries.move_to_end(user)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
+            if ticket is None or ticket == self._forgets:
+                self._entries[user] = entry
+                self._entries.move_to_end(user)
+                while len(self._entries) > self.size:
+                    self._entries.popitem(last=False)
         return entry
 
     def __contains__(self, user: str) -> bool:
@@ -261,10 +270,12 @@ class SpeakerCache:
 
     def forget(self, user: str) -> int:
         with self._lock:
+            self._forgets += 1
             return 1 if self._entries.pop(user, None) is not None else 0
 
     def clear(self) -> int:
         with self._lock:
+            self._forgets += 1
             n = len(self._entries)
             self._entries.clear()
             return n

@@ -46,6 +46,16 @@ def test_the_matcher_cache_is_per_customer_and_forgets_one():
     assert cache.clear() == 1
 
 
+def test_names_read_before_an_erasure_are_not_kept_after_it():
+    cache = SpeakerCache()
+    ticket = cache.ticket()  # a context reads its customer's names…
+    cache.forget("erased")  # …the customer is erased meanwhile…
+    matcher = cache.get("erased", ["Anna"], ticket)  # …the context still gets its matcher
+    assert matcher.named("anna?") == {"anna"} and "erased" not in cache
+    cache.get("someone", ["Bo"], cache.ticket())
+    assert "someone" in cache
+
+
 def _speakers(stack, user: str) -> list[str]:
     return stack.sql("SELECT speakers FROM users WHERE user_identifier = $1", user)[0]["speakers"]
 

@@ -61,11 +61,12 @@ class Question:
 
 
 def read_question(
-    query: str, asked: datetime, user: str, speakers: tuple[str, ...], matchers: SpeakerCache
+    query: str, asked: datetime, user: str, speakers: tuple[str, ...], matchers: SpeakerCache, ticket: int
 ) -> Question:
     """Read a (clipped) question: its cost grows with its length and with the number of
-    speakers (at most ``LOFT_MAX_SPEAKERS``), so it runs in the CPU pool (``Runtime.cpu``)."""
-    names = matchers.get(user, speakers)
+    speakers (at most ``LOFT_MAX_SPEAKERS``), so it runs in the CPU pool (``Runtime.cpu``).
+    ``ticket``: the matchers' (``SpeakerCache.ticket``) from before the speakers were read."""
+    names = matchers.get(user, speakers, ticket)
     return Question(
         fusion.period_of(query, asked) if query else None,
         fusion.asks_now(query),
@@ -103,6 +104,7 @@ class Retriever:
         query = query.strip()[: schemas.MAX_QUERY_CHARS]  # the same clip on every route
         asked = as_of or datetime.now(UTC)
         mark = time.perf_counter()
+        ticket = self.rt.speaker_names.ticket()  # an erasure from here on: its names are not kept
         graph_state = await self._graph_state(user)
         timings = {"state": (time.perf_counter() - mark) * 1000}
         # the most recently introduced, however many an older history kept
@@ -110,7 +112,7 @@ class Retriever:
         mark = time.perf_counter()
         # who a question is about is weighed by who said what (``other_speaker_weight``); its
         # embedding asks what was said: a speaker's name would pull in all their small talk
-        question = await self.rt.cpu(read_question, query, asked, user, speakers, self.rt.speaker_names)
+        question = await self.rt.cpu(read_question, query, asked, user, speakers, self.rt.speaker_names, ticket)
         timings["read"] = (time.perf_counter() - mark) * 1000
         mark = time.perf_counter()
         embedding = await self.rt.embedder.aembed_query(question.what, user=user) if query else None
