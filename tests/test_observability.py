@@ -77,6 +77,7 @@ def test_api_metrics_parse_and_move_after_a_chat_turn(observed, user):
     assert value(after, "loft_embedder_query_cache_misses_total") >= 1
     assert value(after, "loft_store_up", store="postgres") == 1 and value(after, "loft_store_up", store="neo4j") == 1
     assert {"loft_queue_jobs", "loft_queue_oldest_ready_age_seconds", "process_cpu_seconds"} <= families(after)
+    assert value(after, "loft_event_loop_lag_seconds") >= 0 and "loft_event_loop_lag_seconds" in families(after)
 
 
 def test_worker_metrics_move_after_a_batch(observed, service, user):
@@ -96,6 +97,7 @@ def test_worker_metrics_move_after_a_batch(observed, service, user):
     )
     assert value(after, "loft_worker_batch_duration_seconds_count", lane="live") >= 1
     assert value(after, "loft_embedder_texts_total") >= 1
+    assert "loft_event_loop_lag_seconds" in families(after)  # the worker's loop is watched too
 
 
 def test_a_request_id_is_echoed_and_in_that_requests_json_log_line(observed, user):
