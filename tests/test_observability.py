@@ -103,7 +103,7 @@ def test_worker_metrics_move_after_a_batch(observed, service, user):
 def test_a_request_id_is_echoed_and_in_that_requests_json_log_line(observed, user):
     svc, _ = observed
     rid = f"trace-{uuid.uuid4().hex}"
-    secret_words = f"Zorblatt {uuid.uuid4().hex[:6]}"
+    secret_words = f"Wobblefritz {uuid.uuid4().hex[:6]}"
     r = svc.http.post(
         "/v1/chat",
         json={"user_identifier": user, "message": f"My cat is called {secret_words}"},
