@@ -12,6 +12,9 @@ import asyncpg
 
 from service import db, users
 from service.outages import is_outage, is_statement_timeout, postgres_answers
+from tests.conftest import paused
+
+TIMEOUT_S = 2.0  # the statement time limit of the in-process pools below
 
 
 def test_a_slow_statement_is_told_from_a_store_that_is_away(stack):
@@ -55,6 +58,63 @@ def test_a_slow_statement_is_told_from_a_store_that_is_away(stack):
     for name in ("no connection", "no answer"):
         assert is_outage(found[name]) and not is_statement_timeout(found[name]), name
     assert answers and not closed_answers
+
+
+def test_a_statement_that_times_out_is_a_counted_attempt_and_its_batch_is_isolated(
+    service, api, stack, user, monkeypatch
+):
+    """Three imported turns in one batch; another transaction holds the row of the second
+    (a long transaction, a lock wait), so the batch's write runs past the time limit. The
+    batch is retried one turn at a time: the other two are written, the slow one is
+    retried with an attempt counted and an error that says what happened."""
+    from service.runtime import Runtime
+    from service.worker import Worker
+
+    monkeypatch.setattr(db, "STATEMENT_TIMEOUT_S", TIMEOUT_S)
+
+    async def scenario(ids: list[int]):
+        rt = await Runtime.open(stack.settings, pool_size=4)
+        blocker = await asyncpg.connect(stack.settings.database_url)
+        try:
+            worker = Worker(rt, worker_id=f"test-{user}")
+            tx = blocker.transaction()
+            await tx.start()
+            await blocker.execute("SELECT 1 FROM messages WHERE id = $1 FOR UPDATE", ids[1])
+            handled = await worker.step_live() + await worker.step_bulk()
+            await tx.rollback()
+            embedded = {
+                r["id"]
+                for r in await rt.pool.fetch(
+                    "SELECT id FROM messages WHERE id = ANY($1::bigint[]) AND embedding IS NOT NULL", ids
+                )
+            }
+            jobs = await rt.pool.fetch(
+                "SELECT payload->>'message_id' AS mid, status, attempts, crashes, last_error FROM jobs "
+                "WHERE user_identifier = $1 AND kind = 'ingest_message'",
+                user,
+            )
+            return handled, embedded, jobs
+        finally:
+            await blocker.close()
+            await rt.pool.execute("DELETE FROM worker_heartbeats WHERE worker_id = $1", f"test-{user}")
+            await rt.close()
+
+    with paused(service):
+        r = api.post(
+            f"/v1/sessions/{user}/messages",
+            json={"messages": [{"role": "user", "content": f"Note {i}: I love walnut."} for i in range(3)]},
+        )
+        assert r.status_code == 201, r.text
+        ids = r.json()["message_ids"]
+        handled, embedded, jobs = asyncio.run(scenario(ids))
+    assert handled == 3
+    assert embedded == {ids[0], ids[2]}  # the batch-mates of the slow turn were written
+    assert len(jobs) == 1 and int(jobs[0]["mid"]) == ids[1]
+    job = jobs[0]
+    assert (job["status"], job["attempts"], job["crashes"]) == ("queued", 1, 0)
+    assert "ran past its time limit" in job["last_error"]
+    service.wait_idle()  # once the lock is gone the turn goes through
+    assert stack.sql("SELECT embedding IS NOT NULL AS done FROM messages WHERE id = $1", ids[1])[0]["done"] is True
 
 
 def test_a_request_whose_statement_times_out_is_a_504_not_a_500_or_503(stack, user, monkeypatch):
