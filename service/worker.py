@@ -108,6 +108,19 @@ class Worker:
             outcome = "deferred" if not counts else "failed" if status == "failed" else "retried"
             metrics.observe_jobs(job.kind, outcome)
 
+    async def _well_formed(self, jobs: list[queue.Job], key: str, kind: type) -> list[queue.Job]:
+        """The jobs whose payload names what they are about; any other fails on its own (a
+        counted attempt, parked after the last) instead of breaking its batch's handling."""
+        ok = []
+        for job in jobs:
+            value = job.payload.get(key)
+            if isinstance(value, kind) and not isinstance(value, bool):
+                ok.append(job)
+            else:
+                log.error("job %s (%s) is malformed: its payload has no %s", job.id, job.kind, key)
+                await self._retry(job, f"a malformed job: its payload has no {key}")
+        return ok
+
     async def _settle(self) -> None:
         """After an outage, tell PostgreSQL what it could not hear, in this order:
         completions (a job whose work is done must never be given back and re-run), then
@@ -192,6 +205,9 @@ class Worker:
     async def _summarize(self, jobs: list[queue.Job]) -> None:
         """Session summaries, a few at a time (their embeddings in one model call); each job
         completes or is retried on its own outcome."""
+        jobs = await self._well_formed(jobs, "session_id", str)
+        if not jobs:
+            return
         try:
             outcomes = await self._held(
                 jobs, summaries.summarize_sessions(self.rt, [j.payload["session_id"] for j in jobs])
@@ -283,6 +299,9 @@ class Worker:
     async def _ingest_orders(self, jobs: list[queue.Job]) -> None:
         """Orders to the graph, a batch in one transaction; a failing batch is retried one
         order at a time so one bad order never holds up the others."""
+        jobs = await self._well_formed(jobs, "order_id", str)
+        if not jobs:
+            return
         try:
             await self._held(jobs, pipeline.ingest_orders(self.rt, [j.payload["order_id"] for j in jobs]))
         except Exception as exc:
@@ -328,6 +347,9 @@ class Worker:
 
     async def _ingest(self, jobs: list[queue.Job], *, after: asyncio.Task[None] | None = None) -> None:
         """One batch; with ``after``, its writes wait until that batch is done."""
+        jobs = await self._well_formed(jobs, "message_id", int)
+        if not jobs:
+            return
         by_message: dict[int, list[queue.Job]] = {}  # a replayed turn may have two jobs in one batch
         for job in jobs:
             by_message.setdefault(job.payload["message_id"], []).append(job)

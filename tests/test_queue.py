@@ -805,3 +805,48 @@ def test_a_claim_takes_full_shares_while_many_customers_wait(service, stack):
     for job in jobs:
         by_user[job.user_identifier] = by_user.get(job.user_identifier, 0) + 1
     assert by_user == {ready[0]: 32, ready[1]: 32}
+
+
+def test_a_malformed_job_fails_alone_and_never_holds_the_worker(service, stack):
+    """A job whose payload does not name its message, session or order (a hand-made or
+    damaged row, perhaps revived by the sweep) fails on its own with a counted attempt and
+    is parked after its last; its batch-mates are done and nothing is left running."""
+    from service.runtime import Runtime
+    from service.worker import Worker
+
+    user = f"m-{uuid.uuid4().hex[:6]}"
+    kinds = [("ingest_message", "live", "message_id", -1), ("summarize_session", "live", "session_id", None),
+             ("ingest_order", "bulk", "order_id", None)]  # fmt: skip
+
+    async def scenario():
+        rt = await Runtime.open(stack.settings, pool_size=4)
+        try:
+            async with rt.pool.acquire() as conn:
+                for kind, lane, key, fine in kinds:
+                    good = {
+                        key: fine
+                        if fine is not None
+                        else (str(uuid.uuid4()) if key == "session_id" else f"none-{user}")
+                    }
+                    await queue.enqueue(conn, kind, user, f"test:{user}:{kind}:good", good, lane=lane)
+                    await queue.enqueue(conn, kind, user, f"test:{user}:{kind}:bad", {}, lane=lane)
+            await rt.pool.execute("UPDATE jobs SET max_attempts = 1 WHERE user_identifier = $1", user)
+            worker = Worker(rt, worker_id=f"test-{user}")
+            await worker.step_system()
+            await worker.step_live()
+            await worker.step_bulk()
+            return await rt.pool.fetch(
+                "SELECT kind, dedupe_key, status, attempts, last_error FROM jobs WHERE user_identifier = $1 ORDER BY 1",
+                user,
+            )
+        finally:
+            await rt.pool.execute("DELETE FROM jobs WHERE user_identifier = $1", user)
+            await rt.pool.execute("DELETE FROM worker_heartbeats WHERE worker_id = $1", f"test-{user}")
+            await rt.close()
+
+    with paused(service):
+        rows = asyncio.run(scenario())
+    assert [r["kind"] for r in rows] == sorted(k for k, *_ in kinds)  # only the bad ones are left
+    for r in rows:
+        assert r["dedupe_key"].endswith(":bad") and (r["status"], r["attempts"]) == ("failed", 1)
+        assert "malformed" in r["last_error"]
