@@ -30,6 +30,25 @@ def _wait(predicate, timeout: float, what, poll: float = 1.0):
         time.sleep(poll)
 
 
+def _import_purchases(api, user: str, n: int, *, month: str) -> list[int]:
+    """``n`` imported turns, each naming a friend and a purchase; their message ids."""
+    imported = api.post(
+        f"/v1/sessions/{user}/messages",
+        json={
+            "messages": [
+                {
+                    "role": "user",
+                    "content": f"My friend Guest{i} loves velvet and I bought the {PRODUCTS[i % 2]}.",
+                    "created_at": f"2024-{month}-{1 + i % 28:02d}T09:{i % 60:02d}:00Z",
+                }
+                for i in range(n)
+            ]
+        },
+    )
+    assert imported.status_code == 201, imported.text
+    return imported.json()["message_ids"]
+
+
 def _queue_empty(stack, user: str) -> bool:
     return not stack.sql("SELECT 1 FROM jobs WHERE user_identifier = $1 AND kind = 'ingest_message' LIMIT 1", user)
 
@@ -122,21 +141,7 @@ def test_a_worker_killed_mid_batch_leaves_nothing_undone_or_doubled(stack, servi
     lease = {"LOFT_JOB_LEASE_S": "6", "LOFT_WORKER_BATCH": "32"}
     victim = Service(stack, extra_env=lease)
     try:
-        imported = api.post(
-            f"/v1/sessions/{user}/messages",
-            json={
-                "messages": [
-                    {
-                        "role": "user",
-                        "content": f"My friend Guest{i} loves velvet and I bought the {PRODUCTS[i % 2]}.",
-                        "created_at": f"2024-03-{1 + i % 28:02d}T09:{i % 60:02d}:00Z",
-                    }
-                    for i in range(300)
-                ]
-            },
-        )
-        assert imported.status_code == 201
-        ids = imported.json()["message_ids"]
+        ids = _import_purchases(api, user, 300, month="03")
         _wait(
             lambda: stack.sql("SELECT 1 FROM jobs WHERE user_identifier = $1 AND status = 'running' LIMIT 1", user),
             60,
@@ -242,21 +247,7 @@ def test_a_postgres_outage_longer_than_the_lease_counts_no_crash_and_parks_nothi
 
     outages = 0
     try:
-        imported = api.post(
-            f"/v1/sessions/{user}/messages",
-            json={
-                "messages": [
-                    {
-                        "role": "user",
-                        "content": f"My friend Guest{i} loves velvet and I bought the {PRODUCTS[i % 2]}.",
-                        "created_at": f"2024-04-{1 + i % 28:02d}T09:{i % 60:02d}:00Z",
-                    }
-                    for i in range(800)
-                ]
-            },
-        )
-        assert imported.status_code == 201
-        ids = imported.json()["message_ids"]
+        ids = _import_purchases(api, user, 800, month="04")
         for _ in range(2):
             if drained():
                 break
