@@ -850,3 +850,48 @@ def test_a_malformed_job_fails_alone_and_never_holds_the_worker(service, stack):
     for r in rows:
         assert r["dedupe_key"].endswith(":bad") and (r["status"], r["attempts"]) == ("failed", 1)
         assert "malformed" in r["last_error"]
+
+
+def test_after_an_outage_finished_work_is_completed_before_orphans_are_released(service, stack):
+    """What an outage leaves a worker with: a job whose work it finished but whose
+    completion PostgreSQL never heard, and a claim whose answer was lost. Its next step
+    completes the first (never given back to run again), then gives the orphan back
+    uncounted."""
+    from service.runtime import Runtime
+    from service.worker import Worker
+
+    user = f"u-{uuid.uuid4().hex[:6]}"
+
+    async def scenario():
+        rt = await Runtime.open(stack.settings, pool_size=4)
+        try:
+            worker = Worker(rt, worker_id=f"test-{user}")
+            async with rt.pool.acquire() as conn:
+                for i in range(2):
+                    await queue.enqueue(
+                        conn, "ingest_order", user, f"test:{user}:{i}", {"order_id": f"none-{i}"}, lane="bulk"
+                    )
+            claimed = await queue.claim(rt.pool, worker.worker_id, 50, "ingest_order", lease=LEASE, lane="bulk")
+            finished, orphan = sorted((j for j in claimed if j.user_identifier == user), key=lambda j: j.id)
+            worker._holding.add(finished.id)
+            worker._uncompleted.append(finished)
+            worker.outage_seen = True
+            await worker.step_system()
+            rows = await rt.pool.fetch(
+                "SELECT id, status, attempts, locked_by, claim_token FROM jobs WHERE user_identifier = $1", user
+            )
+            return orphan.id, rows
+        finally:
+            await rt.pool.execute("DELETE FROM jobs WHERE user_identifier = $1", user)
+            await rt.pool.execute("DELETE FROM worker_heartbeats WHERE worker_id = $1", f"test-{user}")
+            await rt.close()
+
+    with paused(service):
+        orphan, rows = asyncio.run(scenario())
+    assert [r["id"] for r in rows] == [orphan]  # the finished job is done, not queued again
+    assert (rows[0]["status"], rows[0]["attempts"], rows[0]["locked_by"], rows[0]["claim_token"]) == (
+        "queued",
+        0,
+        None,
+        None,
+    )
