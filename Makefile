@@ -19,11 +19,12 @@ test: setup lint browser
 browser:
 	@bash scripts/ensure_chromium.sh
 
-# lint, format and types (CI runs them through `make test`)
+# lint, format, types and the docs' links (CI runs them through `make test`)
 lint: setup
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
 	@$(VENV)/bin/mypy
+	@$(PY) scripts/check_links.py
 
 worker: setup
 	@$(VENV)/bin/loftmem worker

@@ -1,5 +1,5 @@
 """Shared benchmark plumbing: a throwaway embedded stack (unless DATABASE_URL / NEO4J_URI
-are set), an in-process runtime and worker, percentiles."""
+are set, and said to be throwaway), an in-process runtime and worker, percentiles."""
 
 from __future__ import annotations
 
@@ -33,14 +33,44 @@ def percentiles(values: list[float]) -> dict[str, float]:
     return {"p50": round(float(np.percentile(arr, 50)), 2), "p95": round(float(np.percentile(arr, 95)), 2)}
 
 
+# set to 1 to let a benchmark write to (and bench.latency drop an index of) the stores named by
+# DATABASE_URL / NEO4J_URI; bench.latency's --throwaway-stores says the same
+THROWAWAY_ENV = "LOFT_BENCH_THROWAWAY_STORES"
+
+
+class ExternalStoresRefused(SystemExit):
+    pass
+
+
+def refuse_external_stores(throwaway: bool = False) -> None:
+    """Benchmarks load thousands of made-up customers, and bench.latency drops the memories'
+    HNSW index during its bulk load: against stores named by DATABASE_URL / NEO4J_URI (a
+    production database, perhaps) they run only when told those stores are throwaway."""
+    named = [name for name in ("DATABASE_URL", "NEO4J_URI") if os.environ.get(name)]
+    if named and not (throwaway or os.environ.get(THROWAWAY_ENV) == "1"):
+        raise ExternalStoresRefused(
+            f"refusing to benchmark against the stores in {' and '.join(named)}: a benchmark writes made-up "
+            "customers and may drop indexes. Unset them to use a throwaway embedded stack, or, if those "
+            f"stores are throwaway, pass --throwaway-stores (bench.latency) or set {THROWAWAY_ENV}=1"
+        )
+
+
 @asynccontextmanager
 async def bench_stack(
-    *, heap: str = "1g", extra_env: dict[str, str] | None = None, with_stack: bool = False, store: Path | None = None
+    *,
+    heap: str = "1g",
+    extra_env: dict[str, str] | None = None,
+    with_stack: bool = False,
+    store: Path | None = None,
+    throwaway_stores: bool = False,
 ):
     """Yield settings for a migrated stack (with ``with_stack``: ``(settings, stack)``, to
     stop and start its servers); stop and delete it afterwards if we started it. With
     ``store``, the stack lives in that directory and is left running with its data, so the
-    next run with the same ``store`` reuses it (``LOFT_DATA_DIR=<store> loftmem stop``)."""
+    next run with the same ``store`` reuses it (``LOFT_DATA_DIR=<store> loftmem stop``).
+    Stores named by DATABASE_URL / NEO4J_URI are used only with ``throwaway_stores`` (or
+    LOFT_BENCH_THROWAWAY_STORES=1): see :func:`refuse_external_stores`."""
+    refuse_external_stores(throwaway_stores)
     from service.devstack import ensure_stack
     from service.settings import Settings
     from service.setup import migrate_all

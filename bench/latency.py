@@ -11,7 +11,8 @@ Gaussian noise (sigma 0.02, renormalised), so the data loads in minutes. Rows go
 COPY; the graph with batched UNWIND. The cross-customer HNSW index on memories is
 dropped during the bulk load and (with --rebuild-hnsw) rebuilt at the end: per-customer
 context reads never use it (they scan the customer's rows through the btree), so the
-numbers do not depend on it.
+numbers do not depend on it. So it runs on a throwaway embedded stack: with DATABASE_URL /
+NEO4J_URI set it refuses, unless --throwaway-stores says those stores may be wiped.
 
 Measured against ``loftmem serve --workers 2`` over HTTP, for customers drawn uniformly
 at random (so the per-customer graph cache mostly misses). Questions come from a pool of
@@ -21,7 +22,7 @@ an earlier one asked and the query-embedding cache mostly misses (before, the
 GET /memory/context, throughput and p95 with 16 concurrent clients, sequential POST
 /memory/search/entities, and the context p95 as the population grows (10k, 100k, …
 memories). Two extra rows show the caches at work: five different questions in a row
-per customer, as in a chat session, and one repeated question.
+per customer, as in a chat session, and one question repeated by one customer.
 
 CPU per request (``cpu`` in the JSON, one ``cpu …`` line per phase on stderr): for every
 phase, CPU milliseconds per request of each process group, read from ``/proc`` before and
@@ -87,7 +88,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from bench.common import bench_stack, free_port, log, percentiles
+from bench.common import bench_stack, free_port, log, percentiles, refuse_external_stores
 from bench.procstat import CpuMeter, ProcessGroup, describe, neo4j_group, postgres_group, self_group
 from service import graph_snapshots
 from service import users as users_table
@@ -722,7 +723,8 @@ async def run(args) -> dict:
     from service.runtime import Runtime
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    async with bench_stack(heap="2g") as settings:
+    # the bulk load drops ltm_embedding_hnsw_idx: never on stores not said to be throwaway
+    async with bench_stack(heap="2g", throwaway_stores=args.throwaway_stores) as settings:
         rt = await Runtime.open(settings)
         try:
             async with rt.pool.acquire() as conn:
@@ -862,17 +864,18 @@ async def run(args) -> dict:
                         args.sequential,
                     ),
                 )
-                # one question asked again and again: its embedding is cached after the first
+                # one question asked again and again by one customer (a retry, a repeated
+                # question): its embedding is cached after the first. The query cache is per
+                # customer, so the same text from many customers would miss every time
                 repeated = stream.take(1)[0]
+                asker = users[0]
                 cached = await metered(
                     meter,
                     "sequential_cached_query",
                     cpu,
                     sequential(
                         client,
-                        lambda c, i: c.get(
-                            f"/memory/context/{users[i % len(users)]}", params={"query": repeated, "budget": 1000}
-                        ),
+                        lambda c, i: c.get(f"/memory/context/{asker}", params={"query": repeated, "budget": 1000}),
                         200,
                     ),
                 )
@@ -953,8 +956,15 @@ def main() -> None:
     parser.add_argument("--ab-rounds", type=int, default=3, help="A/B rounds (fresh servers, order alternating)")
     parser.add_argument("--ab-only", action="store_true", help="build the population and run only the A/B rounds")
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument(
+        "--throwaway-stores",
+        action="store_true",
+        help="the stores in DATABASE_URL / NEO4J_URI may be filled with made-up customers and lose the memories'"
+        " HNSW index (without it, the run refuses them)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    refuse_external_stores(args.throwaway_stores)  # before the model loads and anything is built
     if args.ab_only and args.ab is None:
         parser.error("--ab-only needs --ab")
     result = asyncio.run(run(args))

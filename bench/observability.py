@@ -6,7 +6,7 @@ Times, in one process and side by side, what ``RequestId`` adds after each respo
 nothing (baseline: the route lookup only), the Prometheus counters and histogram alone,
 and the full step (metrics + one log line) as text and as JSON, written to /dev/null.
 Reported: the median over rounds of microseconds per request, and each against the
-context route's p50 on this machine (README: ~9-17 ms), as a share.
+context route's p50 on this machine (docs/benchmarks.md: ~7-11 ms), as a share.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from service import logs, metrics
 from service.access import Principal, Role
 from service.middleware import _access
 
-CONTEXT_P50_MS = 9.0  # the chat-like context p50 of the README's latency table
+CONTEXT_P50_MS = 9.0  # between the chat-like and cold context p50s of docs/benchmarks.md
 
 
 def _scope() -> dict:

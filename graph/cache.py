@@ -8,6 +8,17 @@ hit saves the Neo4j round trip on the hot path; the customer's entities nearest 
 query are then ranked in-process from their cached embeddings. A miss is filled from the
 customer's snapshot in PostgreSQL when it is at the same version
 (:mod:`service.graph_snapshots`), else from Neo4j.
+
+The cache is bounded by bytes (``LOFT_GRAPH_CACHE_MB``), not by customers: an entry
+holds every mentioned entity's embedding, from a few KB to ~1 MB, so a count bound would
+allow anything from megabytes to ~10 GB. Sizes are estimated when an entry is stored
+(:func:`approximate_bytes`: the embedding matrix exactly, a fixed figure per fact).
+
+An erasure drops the customer (:meth:`GraphCache.forget`) with a *floor*: a graph version
+read before the erasure is below it, any version of a customer created again under the
+same identifier is above it (versions come from one sequence). A request that read the
+customer's version before the erasure and stores its copy afterwards is refused, so no
+copy of an erased customer comes back.
 """
 
 from __future__ import annotations
@@ -51,45 +62,92 @@ class CustomerGraph:
         return {k: v for k, v in self.facts.items() if k != "entities"} | {"matched": matched}
 
 
+MAX_FLOORS = 4096  # erasures remembered; a racing request lasts seconds, not thousands of erasures
+
+
+# one entity or fact row in memory: a dict of about a dozen fields with up to 50 source
+# message ids (``sys.getsizeof`` of one and its values: 0.7 to 2.6 KB); a fixed figure
+# keeps sizing O(1) on the hot path (walking 500 entities' values took 12 ms)
+ITEM_BYTES = 2048
+
+
+def approximate_bytes(entry: CustomerGraph) -> int:
+    """What ``entry`` holds in memory, roughly: the embedding matrix exactly, and
+    ``ITEM_BYTES`` per entity and per fact."""
+    facts = entry.facts or {}
+    rows = len(entry.entities) + sum(len(v) for k, v in facts.items() if isinstance(v, list) and k != "entities")
+    return entry.matrix.nbytes + ITEM_BYTES * (rows + 1)
+
+
 class GraphCache:
-    def __init__(self, size: int = 10_000) -> None:
-        self._entries: OrderedDict[str, CustomerGraph] = OrderedDict()
-        self._size = size
+    def __init__(self, max_bytes: int = 256 * 2**20) -> None:
+        self._entries: OrderedDict[str, tuple[CustomerGraph, int]] = OrderedDict()  # entry, its bytes
+        self._bytes = 0
+        self._max_bytes = max_bytes
+        self._floors: OrderedDict[str, int] = OrderedDict()  # erased customers: versions below are refused
         self._lock = threading.Lock()
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def get(self, user: str, version: int) -> CustomerGraph | None:
         with self._lock:
-            entry = self._entries.get(user)
-            if entry is None or entry.version != version:
+            held = self._entries.get(user)
+            if held is None or held[0].version != version:
                 return None
             self._entries.move_to_end(user)
-            return entry
+            return held[0]
 
     def put(self, user: str, version: int, facts: dict[str, Any] | None) -> CustomerGraph:
         return self.put_entry(user, CustomerGraph.build(version, facts))
 
     def put_entry(self, user: str, entry: CustomerGraph) -> CustomerGraph:
-        """Keep ``entry`` (built from a graph read or a snapshot) unless a newer copy is held."""
+        """Keep ``entry`` (built from a graph read or a snapshot) unless a newer copy is held,
+        the customer was erased since that version was read, or it alone is over the bound.
+        Returns ``entry`` either way (the caller serves it)."""
+        size = approximate_bytes(entry)
         with self._lock:
-            current = self._entries.get(user)
-            if current is None or current.version <= entry.version:
-                self._entries[user] = entry
+            if entry.version < self._floors.get(user, -1) or size > self._max_bytes:
+                return entry
+            held = self._entries.get(user)
+            if held is None or held[0].version <= entry.version:
+                if held is not None:
+                    self._bytes -= held[1]
+                self._entries[user] = (entry, size)
                 self._entries.move_to_end(user)
-                while len(self._entries) > self._size:
-                    self._entries.popitem(last=False)
+                self._bytes += size
+                while self._bytes > self._max_bytes:
+                    _, (_, dropped) = self._entries.popitem(last=False)
+                    self._bytes -= dropped
         return entry
 
-    def forget(self, user: str) -> int:
+    def forget(self, user: str, *, floor: int | None = None) -> int:
+        """Drop ``user``; with ``floor`` (an erasure's), refuse their copies at versions below it."""
         with self._lock:
-            return 1 if self._entries.pop(user, None) is not None else 0
+            if floor is not None:
+                self._floors[user] = max(floor, self._floors.get(user, floor))
+                self._floors.move_to_end(user)
+                while len(self._floors) > MAX_FLOORS:
+                    self._floors.popitem(last=False)
+            held = self._entries.pop(user, None)
+            if held is None:
+                return 0
+            self._bytes -= held[1]
+            return 1
 
     def clear(self) -> int:
         with self._lock:
             n = len(self._entries)
             self._entries.clear()
+            self._bytes = 0
         return n
 
     def latest(self, user: str) -> CustomerGraph | None:
-        """Whatever copy this process holds, at any version (a fallback while Neo4j is away)."""
+        """Whatever copy this process holds, at any version (callers check the version)."""
         with self._lock:
-            return self._entries.get(user)
+            held = self._entries.get(user)
+            return held[0] if held else None

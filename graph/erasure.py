@@ -2,51 +2,71 @@
 
 Per-user nodes are found by ``user_id`` (``Customer`` and ``Entity``, each through its
 index), not by walking from the ``Customer``: an entity that some write path left
-unlinked is still the customer's. Nodes are deleted with ``DETACH DELETE`` in batches
-(``CALL { … } IN TRANSACTIONS``), so a customer with tens of thousands of nodes never
-needs one huge transaction. The shared catalog stays; shared vocabulary nodes
+unlinked is still the customer's. Everything is deleted in batches
+(``CALL { … } IN TRANSACTIONS``): first the Customer's relationships (a customer with
+100,000 purchases and mentions must not need one huge transaction), then the entities
+with theirs, then the Customer. The shared catalog stays; shared vocabulary nodes
 (``Style``/``Category``/``Material``/``Color``/``Brand``) that are not part of the catalog
 and are left with no relationship at all once the customer is gone are deleted too
 (current writes never create such nodes from chat text; older data might hold some).
 
-Before deleting, the element ids of the nodes and relationships are collected; after
-deleting, :func:`verify` looks again both by ``user_id`` and by those ids (Neo4j reuses
-the ids of deleted records, so a record found by id counts only if it still belongs to
-the customer).
+Deleting relationships to shared ``Product`` nodes can deadlock with another customer's
+order write on the same products; Neo4j then aborts one of the two with a transient
+error. Every statement here deletes by ``user_id`` and can run again, so a transient
+error is retried (with back-off) rather than failing the erasure.
+
+What was there is *counted* before deleting and counted again after (by ``user_id``),
+never collected: a verification that sent back every element id would grow with the
+customer and could itself exceed the server's transaction memory.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
+from typing import Any
 
-from neo4j import AsyncDriver
+from neo4j import AsyncDriver, AsyncSession
+from neo4j.exceptions import Neo4jError, TransientError
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+log = logging.getLogger("loft.erasure")
 
 # labels of nodes that belong to one customer (each has an index on user_id)
 PER_USER_LABELS = ("Customer", "Entity")
 BATCH_ROWS = 1000
+RETRIES = 6
 
-COLLECT = """
+# what the customer has: nodes, and relationships touching them (each once: those leaving a
+# per-user node, and those arriving at one from a node that is not the customer's)
+COUNT = """
+CALL () { MATCH (c:Customer {user_id: $user_id}) RETURN count(c) AS customers }
+CALL () { MATCH (e:Entity {user_id: $user_id}) RETURN count(e) AS entities }
+CALL () { MATCH (:Customer {user_id: $user_id})-[r]->() RETURN count(r) AS from_customer }
+CALL () { MATCH (:Entity {user_id: $user_id})-[r]->() RETURN count(r) AS from_entities }
 CALL () {
-  MATCH (c:Customer {user_id: $user_id}) RETURN collect(elementId(c)) AS customers
+  MATCH (n)-[r]->(:Customer {user_id: $user_id}) WHERE coalesce(n.user_id, '') <> $user_id
+  RETURN count(r) AS into_customer
 }
 CALL () {
-  MATCH (e:Entity {user_id: $user_id}) RETURN collect(elementId(e)) AS entities
+  MATCH (n)-[r]->(:Entity {user_id: $user_id}) WHERE coalesce(n.user_id, '') <> $user_id
+  RETURN count(r) AS into_entities
 }
-CALL (customers, entities) {
-  UNWIND customers + entities AS id
-  MATCH (n)-[r]-() WHERE elementId(n) = id
-  RETURN collect(DISTINCT elementId(r)) AS relationships
-}
-CALL (customers) {
-  UNWIND customers AS id
-  MATCH (n)-[]->(t) WHERE elementId(n) = id
-    AND (t:Style OR t:Category OR t:Material OR t:Color OR t:Brand) AND t.catalog IS NULL
-  RETURN collect(DISTINCT elementId(t)) AS vocabulary
-}
-RETURN customers, entities, relationships, vocabulary
+RETURN customers + entities AS nodes, from_customer + from_entities + into_customer + into_entities AS relationships
+"""
+# vocabulary nodes outside the catalog that the customer points at: at most the shop's
+# vocabulary, whatever the customer's size
+VOCABULARY = """
+MATCH (:Customer {user_id: $user_id})-->(t)
+WHERE (t:Style OR t:Category OR t:Material OR t:Color OR t:Brand) AND t.catalog IS NULL
+RETURN collect(DISTINCT elementId(t)) AS ids
 """
 
-# auto-commit only: CALL { … } IN TRANSACTIONS commits every BATCH_ROWS nodes
+# auto-commit only: CALL { … } IN TRANSACTIONS commits every BATCH_ROWS rows
+DELETE_CUSTOMER_RELATIONSHIPS = """
+MATCH (:Customer {user_id: $user_id})-[r]-()
+CALL (r) { DELETE r } IN TRANSACTIONS OF $batch ROWS
+"""
 DELETE_ENTITIES = """
 MATCH (e:Entity {user_id: $user_id})
 CALL (e) { DETACH DELETE e } IN TRANSACTIONS OF $batch ROWS
@@ -66,14 +86,7 @@ RETURN count(t) AS deleted
 VERIFY = """
 CALL () { MATCH (c:Customer {user_id: $user_id}) RETURN count(c) AS customers }
 CALL () { MATCH (e:Entity {user_id: $user_id}) RETURN count(e) AS entities }
-CALL () {
-  UNWIND $node_ids AS id MATCH (n) WHERE elementId(n) = id AND n.user_id = $user_id RETURN count(n) AS nodes_by_id
-}
-CALL () {
-  UNWIND $rel_ids AS id MATCH (a)-[r]->(b) WHERE elementId(r) = id AND (a.user_id = $user_id OR b.user_id = $user_id)
-  RETURN count(r) AS relationships_by_id
-}
-RETURN customers, entities, nodes_by_id, relationships_by_id
+RETURN customers, entities
 """
 
 
@@ -89,30 +102,43 @@ class GraphErasure:
         return not any(self.leftovers.values())
 
 
+def transient(exc: BaseException) -> bool:
+    """A Neo4j error that running the same statement again may not meet (a deadlock, a
+    lock or memory limit reached under load): the server says so."""
+    if isinstance(exc, TransientError):
+        return True
+    return isinstance(exc, Neo4jError) and (exc.is_retryable() or "Deadlock" in (exc.code or ""))
+
+
+async def run_again_if_transient(session: AsyncSession, query: str, **params: Any) -> list[dict[str, Any]]:
+    """Run an auto-commit statement that may run again (it deletes or counts by
+    ``user_id``), again after a transient error, with back-off; its records."""
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception(transient),
+        stop=stop_after_attempt(RETRIES),
+        wait=wait_random_exponential(multiplier=0.2, max=5.0),
+        reraise=True,
+        before_sleep=lambda state: log.warning(
+            "Neo4j statement of an erasure failed (%s); running it again",
+            getattr(state.outcome.exception() if state.outcome else None, "code", None) or "transient",
+        ),
+    ):
+        with attempt:
+            result = await session.run(query, **params)
+            return [record.data() async for record in result]
+    raise AssertionError("unreachable: the retry re-raises")
+
+
 async def erase_customer(driver: AsyncDriver, user_id: str, *, database: str) -> GraphErasure:
     """Delete the customer's nodes and relationships, then verify nothing is left."""
     async with driver.session(database=database) as session:
-        found = await (await session.run(COLLECT, user_id=user_id)).single(strict=True)
-        node_ids = list(found["customers"]) + list(found["entities"])
-        rel_ids = list(found["relationships"])
-        for query in (DELETE_ENTITIES, DELETE_CUSTOMER):
-            await (await session.run(query, user_id=user_id, batch=BATCH_ROWS)).consume()
+        (counted,) = await run_again_if_transient(session, COUNT, user_id=user_id)
+        (vocabulary,) = await run_again_if_transient(session, VOCABULARY, user_id=user_id)
+        for query in (DELETE_CUSTOMER_RELATIONSHIPS, DELETE_ENTITIES, DELETE_CUSTOMER):
+            await run_again_if_transient(session, query, user_id=user_id, batch=BATCH_ROWS)
         orphans = 0
-        if found["vocabulary"]:
-            record = await (await session.run(DELETE_ORPHANED_VOCABULARY, ids=list(found["vocabulary"]))).single(
-                strict=True
-            )
-            orphans = record["deleted"]
-        leftovers = await verify(driver, user_id, node_ids, rel_ids, database=database)
-    return GraphErasure(len(node_ids), len(rel_ids), orphans, leftovers)
-
-
-async def verify(
-    driver: AsyncDriver, user_id: str, node_ids: list[str], rel_ids: list[str], *, database: str
-) -> dict[str, int]:
-    """What is still there: per-user nodes by user_id, and the collected nodes and
-    relationships by element id."""
-    records, _, _ = await driver.execute_query(
-        VERIFY, user_id=user_id, node_ids=node_ids, rel_ids=rel_ids, database_=database, routing_="r"
-    )
-    return dict(records[0])
+        if vocabulary["ids"]:
+            (deleted,) = await run_again_if_transient(session, DELETE_ORPHANED_VOCABULARY, ids=vocabulary["ids"])
+            orphans = deleted["deleted"]
+        (leftovers,) = await run_again_if_transient(session, VERIFY, user_id=user_id)
+    return GraphErasure(counted["nodes"], counted["relationships"], orphans, dict(leftovers))

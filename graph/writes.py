@@ -10,14 +10,15 @@ Writes are idempotent per source message: a retried job finds its message id in
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from neo4j import AsyncManagedTransaction, unit_of_work
 
-from graph.schema import PREFERENCE_TYPES, RELATION_TYPES, TARGET_LABELS, entity_key
+from graph.schema import PREFERENCE_TYPES, RELATION_TYPES, TARGET_LABELS, entity_key, fact_key
 from vectors.embedder import DIM
+from vectors.memories import fact_hash
 
 
 @dataclass
@@ -368,6 +369,59 @@ def _preference_row(facts: MessageFacts, pref: dict[str, Any]) -> dict[str, Any]
         "strength": float(pref.get("strength", 0.6)),
         "confidence": float(pref.get("confidence", 0.7)),
     }
+
+
+# -- forgetting a preference ------------------------------------------------------------------
+
+# The customer's relationships that state these facts (``graph.schema.fact_key``: the
+# stance, the attribute, the value as the catalog or the customer named it), closed as of
+# ``$at`` (history, like a replaced preference) and marked forgotten. A message said before
+# ``$at`` that is written later joins the closed relationship (its time is covered) instead
+# of opening it again; the pipeline also leaves out what such messages say
+# (``without_forgotten``). Returns how many were current.
+FORGET_PREFERENCES = """
+UNWIND $facts AS f
+MATCH (c:Customer {user_id: $user_id})-[r:PREFERS|DISLIKES]->(t)
+WHERE type(r) = f.rel AND r.attribute = f.attribute
+  AND (toLower(trim(coalesce(t.name, ''))) = f.value OR toLower(coalesce(t.sku, '')) = f.value)
+WITH DISTINCT r
+WITH r, r.valid_to IS NULL AS current
+SET r.valid_to = CASE WHEN current THEN $at ELSE r.valid_to END, r.forgotten_at = $at
+RETURN count(CASE WHEN current THEN 1 END) AS closed
+"""
+
+
+def _fact_rows(fact_keys: list[str]) -> list[dict[str, str]]:
+    rows = []
+    for key in fact_keys:
+        polarity, attribute, value = [*key.split(":", 2), "", ""][:3]
+        if polarity in PREFERENCE_TYPES and attribute and value:
+            rows.append({"rel": PREFERENCE_TYPES[polarity], "attribute": attribute, "value": " ".join(value.split())})
+    return rows
+
+
+@unit_of_work(timeout=WRITE_TIMEOUT_S)
+async def forget_preferences(tx: AsyncManagedTransaction, user_id: str, fact_keys: list[str], at: datetime) -> int:
+    """Close the customer's current preferences that state ``fact_keys``; how many."""
+    rows = _fact_rows(fact_keys)
+    if not rows:
+        return 0
+    record = await (await tx.run(FORGET_PREFERENCES, user_id=user_id, facts=rows, at=at)).single(strict=True)
+    return int(record["closed"])
+
+
+def without_forgotten(facts: MessageFacts, forgotten: dict[str, int]) -> MessageFacts:
+    """``facts`` without the preferences the customer had forgotten (deleted the memory of)
+    since this message was stored: ``forgotten`` maps a fact's hash
+    (``vectors.memories.fact_hash``) to the newest message id when it was forgotten."""
+    if not forgotten:
+        return facts
+    kept = [
+        p
+        for p in facts.preferences
+        if forgotten.get(fact_hash(fact_key(p["polarity"], p["attribute"], p["value"])), -1) < facts.message_id
+    ]
+    return replace(facts, preferences=kept) if len(kept) != len(facts.preferences) else facts
 
 
 WARM_UP_USER = "(warm up)"  # no customer can have this identifier: the API refuses spaces and brackets

@@ -19,6 +19,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import httpx
@@ -37,6 +38,7 @@ from service.schemas import (
     MemoryHistory,
     MemoryPage,
     RecommendationsResponse,
+    SessionMessagesPage,
     SessionPage,
     StatusResponse,
     WhoAmI,
@@ -133,6 +135,17 @@ class Calls:
         return Call("GET", f"/v1/sessions/{user}", SessionPage, params=_drop_none({"limit": limit, "cursor": cursor}))
 
     @staticmethod
+    def session_messages(
+        user: str, session_id: uuid.UUID | str, *, limit: int = 50, cursor: str | None = None
+    ) -> Call[SessionMessagesPage]:
+        return Call(
+            "GET",
+            f"/v1/sessions/{user}/{session_id}/messages",
+            SessionMessagesPage,
+            params=_drop_none({"limit": limit, "cursor": cursor}),
+        )
+
+    @staticmethod
     def context(
         user: str,
         query: str = "",
@@ -141,6 +154,7 @@ class Calls:
         session_id: uuid.UUID | None = None,
         preset: str | None = None,
         explain: bool = False,
+        as_of: datetime | None = None,
     ) -> Call[ContextResponse]:
         params = _drop_none(
             {
@@ -149,6 +163,7 @@ class Calls:
                 "session_id": str(session_id) if session_id else None,
                 "preset": preset,
                 "explain": "true" if explain else None,
+                "as_of": as_of.isoformat() if as_of else None,
             }
         )
         return Call("GET", f"/memory/context/{user}", ContextResponse, params=params)
@@ -262,6 +277,11 @@ class LoftClient:
     def sessions(self, user: str, *, limit: int = 20, cursor: str | None = None) -> SessionPage:
         return self.send(Calls.sessions(user, limit=limit, cursor=cursor))
 
+    def session_messages(
+        self, user: str, session_id: uuid.UUID | str, *, limit: int = 50, cursor: str | None = None
+    ) -> SessionMessagesPage:
+        return self.send(Calls.session_messages(user, session_id, limit=limit, cursor=cursor))
+
     def context(
         self,
         user: str,
@@ -271,9 +291,12 @@ class LoftClient:
         session_id: uuid.UUID | None = None,
         preset: str | None = None,
         explain: bool = False,
+        as_of: datetime | None = None,
     ) -> ContextResponse:
         return self.send(
-            Calls.context(user, query, budget=budget, session_id=session_id, preset=preset, explain=explain)
+            Calls.context(
+                user, query, budget=budget, session_id=session_id, preset=preset, explain=explain, as_of=as_of
+            )
         )
 
     def summary(self, user: str, *, include_history: bool = False) -> CustomerSummary:
@@ -365,6 +388,11 @@ class AsyncLoftClient:
     async def sessions(self, user: str, *, limit: int = 20, cursor: str | None = None) -> SessionPage:
         return await self.send(Calls.sessions(user, limit=limit, cursor=cursor))
 
+    async def session_messages(
+        self, user: str, session_id: uuid.UUID | str, *, limit: int = 50, cursor: str | None = None
+    ) -> SessionMessagesPage:
+        return await self.send(Calls.session_messages(user, session_id, limit=limit, cursor=cursor))
+
     async def context(
         self,
         user: str,
@@ -374,9 +402,12 @@ class AsyncLoftClient:
         session_id: uuid.UUID | None = None,
         preset: str | None = None,
         explain: bool = False,
+        as_of: datetime | None = None,
     ) -> ContextResponse:
         return await self.send(
-            Calls.context(user, query, budget=budget, session_id=session_id, preset=preset, explain=explain)
+            Calls.context(
+                user, query, budget=budget, session_id=session_id, preset=preset, explain=explain, as_of=as_of
+            )
         )
 
     async def summary(self, user: str, *, include_history: bool = False) -> CustomerSummary:

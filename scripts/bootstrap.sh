@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Installs the locked dependencies (uv.lock) and this checkout (editable) into .venv/.
 #
-# uv itself comes from PyPI through pip, pinned, into $LOFT_CACHE_DIR/uv-<version>/ the
-# first time; its package cache lives in $LOFT_CACHE_DIR/uv/ (torch alone is ~3 GB of CUDA
-# wheels from PyPI), so one variable still moves every cache. A machine with a warm cache
+# uv itself comes from PyPI through pip, pinned by version and sha256
+# (scripts/uv-requirements.txt, `pip install --require-hashes`), into
+# $LOFT_CACHE_DIR/uv-<version>/ the first time; its package cache lives in $LOFT_CACHE_DIR/uv/
+# (torch alone is ~3 GB of CUDA wheels from PyPI), so one variable still moves every cache. A machine with a warm cache
 # links the packages into .venv/ in seconds; a fresh one downloads them. Nothing here
 # depends on a cache existing. uv uses the machine's python3.11 and never downloads one.
 set -euo pipefail
 
-UV_VERSION=0.13.9
 EXTRAS=(--extra test)   # only the test extra: other optional groups are installed on purpose
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+uv_requirements="$root/scripts/uv-requirements.txt"
+UV_VERSION="$(sed -n 's/^uv==\([0-9.]*\).*/\1/p' "$uv_requirements")"
+[ -n "$UV_VERSION" ] || { echo "bootstrap: no uv==<version> line in $uv_requirements" >&2; exit 1; }
 cache="${LOFT_CACHE_DIR:-$HOME/.cache/loft}"
 python="${PYTHON:-python3.11}"
 command -v "$python" >/dev/null || { echo "bootstrap: $python not found (Python 3.11 is needed)" >&2; exit 1; }
@@ -23,8 +26,9 @@ if [ ! -x "$uv" ]; then
     mkdir -p "$cache"
     tmp="$(mktemp -d "$cache/.uv-install.XXXXXX")"
     trap 'rm -rf "$tmp"' EXIT
+    # only a wheel whose sha256 is in the requirements file is installed
     PIP_DISABLE_PIP_VERSION_CHECK=1 "$python" -m pip install -q --no-cache-dir --root-user-action=ignore \
-        --target "$tmp" "uv==$UV_VERSION"
+        --require-hashes --no-deps --only-binary=:all: --target "$tmp" -r "$uv_requirements"
     # another process may have finished first: keep whichever is in place
     mv -T "$tmp" "$uv_home" 2>/dev/null || rm -rf "$tmp"
     trap - EXIT

@@ -26,17 +26,21 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import math
 import re
+import time
 import tomllib
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from fastapi import Request
 
-from service.errors import ConfigurationError, Forbidden, Unauthorized
+from service.errors import ConfigurationError, Forbidden, LoftError, Unauthorized
 
 if TYPE_CHECKING:
     from service.settings import Settings
@@ -246,6 +250,55 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _hostname(authority: str) -> str | None:
+    """The host name of a ``Host`` header (``name[:port]``, ``[::1]:8001``), lower-cased;
+    None for anything else (a user part, a path: no browser sends those)."""
+    if any(c in authority for c in "@/\\?# "):
+        return None
+    try:
+        parts = urlsplit(f"//{authority}")
+        parts.port  # noqa: B018 (a malformed port raises here)
+    except ValueError:
+        return None
+    return parts.hostname or None
+
+
+def answers_to(host: str | None, allowed: Sequence[str]) -> bool:
+    """Whether a service without keys answers a request sent to ``host`` (its Host header):
+    a loopback name or address, or a name in ``LOFT_ALLOWED_HOSTS``. A web page that makes
+    its own name point at 127.0.0.1 (DNS rebinding) still sends its own name."""
+    name = _hostname(host) if host else None
+    return name is not None and (is_loopback(name) or name in {a.lower() for a in allowed})
+
+
+def local_origin(origin: str, allowed: Sequence[str]) -> bool:
+    """Whether a browser's ``Origin`` is a page of a loopback (or allowed) name."""
+    try:
+        parts = urlsplit(origin)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and answers_to(parts.netloc, allowed)
+
+
+def own_origin(origin: str, server: tuple[str, int] | None, allowed: Sequence[str]) -> bool:
+    """Whether ``Origin`` names this service: the address and port the request reached
+    (``server``, the listening socket's, which a client cannot choose), any loopback name
+    when that address is loopback, or a name in ``LOFT_ALLOWED_HOSTS``."""
+    try:
+        parts = urlsplit(origin)
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        return False
+    name = parts.hostname
+    if server is None or name is None or parts.scheme not in ("http", "https"):
+        return False
+    host, listening = server
+    if name in {a.lower() for a in allowed}:
+        return True
+    same = name == host.lower().strip("[]") or (is_loopback(name) and is_loopback(host.strip("[]")))
+    return same and port == listening
+
+
 def check_bind(settings: Settings, host: str) -> None:
     """Refuse to serve an open API (no keys) on anything but the loopback interface."""
     ring = KeyRing.from_settings(settings)
@@ -255,3 +308,81 @@ def check_bind(settings: Settings, host: str) -> None:
             "customer's memory. Set LOFT_API_KEYS (name:role:secret,...) or LOFT_API_KEYS_FILE, or listen on "
             "127.0.0.1; LOFT_ALLOW_OPEN=1 overrides this for a lab."
         )
+
+
+# -- how often: each key's budget, per API process ----------------------------------------------
+
+
+class TooManyRequests(LoftError):
+    """A key spent its budget (requests per minute, or streamed replies at once); retry later."""
+
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    at: float
+
+
+class StreamSlot:
+    """One streamed reply of a key, counted from before its turn is stored until its reply
+    is (a reply goes on after its client leaves). Released once, by whoever ends it."""
+
+    def __init__(self, owner: Budgets, key: str) -> None:
+        self.owner = owner
+        self.key = key
+        self.adopted = False  # the reply task holds it: the request's end does not release it
+        self._released = False
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self.owner._streams[self.key] -= 1
+
+
+class Budgets:
+    """Per-key limits of one API process: requests per minute (a token bucket per key:
+    bursts of up to a minute's budget, refilled continuously) and streamed replies in
+    progress. Admin keys (and a service without keys) are not limited; 0 means no limit.
+    State is per process: N API processes let a key make N times these."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_min = {Role.CHAT: settings.rate_limit_per_min, Role.CUSTOMER: settings.customer_rate_limit_per_min}
+        self.streams = {Role.CHAT: settings.streams_per_key, Role.CUSTOMER: settings.customer_streams_per_key}
+        self.clock = clock
+        self._buckets: dict[str, _Bucket] = {}
+        self._streams: Counter[str] = Counter()
+
+    def spend(self, principal: Principal) -> None:
+        """Count one request of ``principal`` (TooManyRequests when its budget is spent)."""
+        per_min = self.per_min.get(principal.role, 0)
+        if not per_min:
+            return
+        now = self.clock()
+        bucket = self._buckets.setdefault(principal.name, _Bucket(float(per_min), now))
+        bucket.tokens = min(float(per_min), bucket.tokens + (now - bucket.at) * per_min / 60.0)
+        bucket.at = now
+        if bucket.tokens < 1.0:
+            wait = math.ceil((1.0 - bucket.tokens) * 60.0 / per_min)
+            raise TooManyRequests(
+                f"key '{principal.name}' made more than {per_min} requests in a minute; retry in {wait} s", wait
+            )
+        bucket.tokens -= 1.0
+
+    def reserve_stream(self, principal: Principal) -> StreamSlot | None:
+        """A slot for one more streamed reply of ``principal`` (TooManyRequests at its cap)."""
+        cap = self.streams.get(principal.role, 0)
+        if not cap:
+            return None
+        if self._streams[principal.name] >= cap:
+            raise TooManyRequests(
+                f"key '{principal.name}' already has {cap} streamed replies in progress; retry when one is done", 5
+            )
+        self._streams[principal.name] += 1
+        return StreamSlot(self, principal.name)

@@ -7,16 +7,17 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import Depends, FastAPI, Request
+import asyncpg
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.access import ANY_ROLE, KeyRing, Principal, allow
+from service.access import ANY_ROLE, Budgets, KeyRing, Principal, TooManyRequests, allow
 from service.erasure import ErasureListener
 from service.errors import LoftError
-from service.middleware import BodyLimit, RequestId, request_id_of
-from service.outages import OUTAGES, is_outage
+from service.middleware import BodyLimit, HostGuard, KeyBudget, RequestId, loggable, request_id_of
+from service.outages import OUTAGES, is_outage, is_statement_timeout
 from service.retrieval import Retriever
 from service.runtime import Runtime
 from service.schemas import ErrorResponse, WhoAmI
@@ -25,6 +26,14 @@ from service.settings import Settings
 log = logging.getLogger("loft.api")
 
 FRONTEND = Path(__file__).resolve().parent.parent / "frontend" / "index.html"
+GUIDE_PATH = "/analysts/guide"
+# what Neo4j Browser's guide fetch needs from a preflight (a public page, never with credentials)
+GUIDE_PREFLIGHT_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET",
+    "Access-Control-Allow-Headers": "Cache-Control, Pragma",
+    "Access-Control-Max-Age": "600",
+}
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
@@ -72,25 +81,42 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
                 "model": ErrorResponse,
                 "description": "an erasure of this customer is pending, or a retried turn is in flight",
             },
+            410: {
+                "model": ErrorResponse,
+                "description": "the request replays an id (a turn's Idempotency-Key or message_id, an import's "
+                "external_id, an order_id, a session_id) of a customer who was erased; nothing was stored",
+            },
             413: {"model": ErrorResponse, "description": "the request body is over the limit"},
             422: {"model": ErrorResponse, "description": "invalid input, with a readable reason"},
+            429: {
+                "model": ErrorResponse,
+                "description": "the key spent its budget (requests per minute, or streamed replies at once); "
+                "retry after Retry-After seconds",
+                "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
+            },
             500: {"model": ErrorResponse, "description": "an internal error; the body quotes the request id"},
             503: {"model": ErrorResponse, "description": "a store is unavailable; retry after Retry-After seconds"},
+            504: {
+                "model": ErrorResponse,
+                "description": "a PostgreSQL statement ran past its time limit; the request was not completed",
+            },
         },
     )
 
+    from service.routers import chat, erasure, memory, metrics, orders, sessions, status
+
     # keys are read once, at start-up: a malformed key configuration stops the service
     app.state.keyring = KeyRing.from_settings(settings)
+    app.state.budgets = Budgets(settings)
+    app.state.health = status.Health(settings.status_stats_ttl_s)
 
     # agents: MCP over streamable HTTP at /mcp, the customer fixed by the key or X-Customer-Id
     from service.mcp_server import McpGate, build_server, http_transport
 
     agents = build_server(lambda: (app.state.runtime, app.state.retriever))
-    http_transport(agents, settings.host, keyless=app.state.keyring.open)
+    http_transport(agents, settings.host)
     # an ASGI app, which Starlette runs as one (its stubs only know request handlers)
     app.add_route("/mcp", McpGate(agents, app.state.keyring), include_in_schema=False)  # type: ignore[arg-type]
-
-    from service.routers import chat, erasure, memory, metrics, orders, sessions, status
 
     # every router declares who may call it (service/access.py)
     app.include_router(status.router)
@@ -111,19 +137,32 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     async def chat_page() -> FileResponse:
         return FileResponse(FRONTEND, media_type="text/html")
 
-    # the analysts' saved queries as a Neo4j Browser guide (`:play http://localhost:8001/analysts/guide`);
-    # only query text, no data, so public; Browser fetches it cross-origin
-    @app.get("/analysts/guide", include_in_schema=False)
+    # the analysts' saved queries as a Neo4j Browser guide (`:play http://127.0.0.1:8001/analysts/guide`);
+    # only query text, no data, so public. Browser fetches it cross-origin with `Cache-Control` and
+    # `Pragma` request headers, so Chromium sends a CORS preflight first: without an answer to it
+    # Browser falls back to its own guide names and says "No guide by that name"
+    @app.get(GUIDE_PATH, include_in_schema=False)
     async def analyst_guide() -> HTMLResponse:
         from graph import analyst
 
         return HTMLResponse(analyst.guide_html(analyst.load()), headers={"Access-Control-Allow-Origin": "*"})
+
+    @app.options(GUIDE_PATH, include_in_schema=False)
+    async def analyst_guide_preflight(request: Request) -> Response:
+        headers = dict(GUIDE_PREFLIGHT_HEADERS)
+        # a Browser served from a non-loopback address asks before reading a loopback API
+        if request.headers.get("access-control-request-private-network") == "true":
+            headers["Access-Control-Allow-Private-Network"] = "true"
+        return Response(status_code=204, headers=headers)
 
     install_error_boundary(app)
     app.add_middleware(
         BodyLimit,
         limit_for=lambda path: settings.max_import_bytes if path.endswith(IMPORT_PATHS) else settings.max_body_bytes,
     )
+    app.add_middleware(KeyBudget)
+    if app.state.keyring.open:  # every route, /mcp included: one check
+        app.add_middleware(HostGuard, allowed=settings.allowed_hosts)
     app.add_middleware(RequestId)  # outermost: every response, even a 413, carries the id
     return app
 
@@ -151,6 +190,7 @@ CODES = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    410: "gone",
     413: "payload_too_large",
     415: "unsupported_media_type",
 }
@@ -158,8 +198,11 @@ CODES = {
 
 def install_error_boundary(app: FastAPI) -> None:
     """One shape for every error: ``{error, detail, request_id}`` with the right status.
-    A store that is away is 503 with ``Retry-After``; anything unexpected is a 500 whose
-    body carries only the request id (the exception is logged with it, never sent)."""
+    A store that is away is 503 with ``Retry-After``; a PostgreSQL statement that ran past
+    its time limit is 504 ``store_timeout`` (the request was not completed; it is about the
+    data or the locks that statement met, not a store that is down, so no ``Retry-After``);
+    anything unexpected is a 500 whose body carries only the request id (the exception is
+    logged with it, never sent)."""
 
     def reply(
         request: Request, status: int, code: str, detail: str, headers: Mapping[str, str] | None = None
@@ -175,6 +218,8 @@ def install_error_boundary(app: FastAPI) -> None:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         if exc.status_code == 503:
             headers = {"Retry-After": RETRY_AFTER_S}
+        if isinstance(exc, TooManyRequests):
+            headers = {"Retry-After": str(exc.retry_after)}
         return reply(request, exc.status_code, exc.code, exc.detail, headers)
 
     @app.exception_handler(RequestValidationError)
@@ -191,11 +236,17 @@ def install_error_boundary(app: FastAPI) -> None:
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         rid = request_id_of(request.scope)
+        if is_statement_timeout(exc):
+            log.warning("%s: a statement timed out (%s) rid=%s", loggable(request.scope), type(exc).__name__, rid)
+            return reply(
+                request,
+                504,
+                "store_timeout",
+                "a PostgreSQL statement ran past its time limit and was cancelled; the request was not completed",
+            )
         if is_outage(exc) or isinstance(exc, TimeoutError):  # a store away, or too slow to answer
             store = "neo4j" if type(exc).__module__.startswith("neo4j") else "postgres"
-            log.warning(
-                "%s %s: %s unavailable (%s) rid=%s", request.method, request.url.path, store, type(exc).__name__, rid
-            )
+            log.warning("%s: %s unavailable (%s) rid=%s", loggable(request.scope), store, type(exc).__name__, rid)
             return reply(
                 request,
                 503,
@@ -203,7 +254,7 @@ def install_error_boundary(app: FastAPI) -> None:
                 f"{'Neo4j' if store == 'neo4j' else 'PostgreSQL'} is unavailable; retry shortly",
                 {"Retry-After": RETRY_AFTER_S},
             )
-        log.exception("%s %s failed rid=%s", request.method, request.url.path, rid)
+        log.exception("%s failed rid=%s", loggable(request.scope), rid)
         return reply(
             request, 500, "internal_error", f"an internal error occurred; quote request id {rid} when reporting it"
         )
@@ -213,7 +264,12 @@ def install_error_boundary(app: FastAPI) -> None:
     # next request meets a reset. Store outages are expected, so their classes (and the
     # OSError/TimeoutError a driver raises) are handled where other errors are, and the
     # connection stays open; anything else still goes to the outermost handler.
-    for outage in (*(c for c in OUTAGES if not issubclass(c, LoftError)), OSError, TimeoutError):
+    for outage in (
+        *(c for c in OUTAGES if not issubclass(c, LoftError)),
+        OSError,
+        TimeoutError,
+        asyncpg.QueryCanceledError,
+    ):
         app.add_exception_handler(outage, unexpected)
     app.add_exception_handler(Exception, unexpected)
 

@@ -3,34 +3,45 @@
 ``erase(rt, user)``:
 
 1. **PostgreSQL, one transaction.** Take the customer's exclusive lock (no customer
-   creation and no worker write for them until commit: :mod:`service.users`), delete
-   their rows from every per-customer table, children first so each count is exact,
-   and their queued and failed jobs; record a ``pending`` receipt and queue an
-   ``erase_user`` job that finishes the erasure if this process cannot; notify every
-   API process to drop the customer from its caches (``NOTIFY`` is delivered on
-   commit).
+   creation and no worker write for them until commit: :mod:`service.users`), keep
+   tombstones of the client ids a replay could carry (:mod:`service.tombstones`), delete
+   their rows from every per-customer table, children first so each count is exact, and
+   their queued and failed jobs (earlier erasures of the same customer included: this one
+   supersedes them); record a ``pending`` receipt and queue an ``erase_user`` job that
+   finishes the erasure if this process cannot; notify every API process to drop the
+   customer from its caches (``NOTIFY`` is delivered on commit, with a graph-version floor
+   below which no cache may take the customer back).
 2. **Re-check PostgreSQL**: every table with a ``user_identifier`` column (found in the
    catalog, so a table added later is covered), and the deleted rows by their ids.
-3. **Neo4j**, in batches (:mod:`graph.erasure`), and its re-check by ``user_id`` and by
-   the collected element ids.
-4. Only when both re-checks find nothing: the receipt becomes ``complete`` and the
-   ``erase_user`` job is deleted, in one transaction. If Neo4j is down, the receipt stays
-   ``pending`` (the API answers 202) and a worker finishes step 3-4 when Neo4j returns.
-   While it is pending, the identifier cannot be used again (409).
+3. **Neo4j**, in batches, with retries on transient errors (:mod:`graph.erasure`), and
+   its re-check by counting what is left of the customer.
+4. Only when both re-checks find nothing: the receipt becomes ``complete`` in one
+   transaction with every other pending receipt of the same customer (a later erasure
+   that succeeds completes the earlier ones), and every ``erase_user`` job of the customer
+   is deleted, so the identifier leaves the queue.
+
+``DELETE`` never fails half-way with a 500. If the customer's rows are held by other work
+past the lock timeout, nothing is deleted yet and the receipt is ``pending`` (a worker
+erases them); if Neo4j is down, slow or fails in any other way after PostgreSQL was
+erased, the receipt is ``pending`` with the reason in ``error`` (202), and the worker
+retries it with back-off until it succeeds: an erasure job is never parked. While any
+erasure of a customer is pending, the identifier is refused by every route (409,
+:func:`service.users.refuse_while_erasing`).
 
 The receipt names the customer only by ``subject_hash``, an HMAC-SHA256 of the identifier
 with a key from ``LOFT_ERASURE_KEY`` or generated under the data dir; with the key and an
 identifier, an operator can find the receipts of that customer, and without the key the
 table says nothing about whom it erased. The identifier itself remains only in the
-``erase_user`` job row while the erasure is pending, and that row goes when it completes.
+``erase_user`` job rows while an erasure is pending; they go when it completes.
+
+:func:`forget_memory` is the small sibling: one long-term memory, and the preference it
+states in the graph, forgotten on the customer's request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import json
 import logging
 import os
@@ -45,10 +56,13 @@ import asyncpg
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random
 
 from graph import erasure as graph_erasure
-from service import co_purchases, queue, users
+from graph import writes as graph_writes
+from service import co_purchases, graph_snapshots, history, queue, tombstones, users
 from service.errors import InvalidInput
 from service.outages import is_outage
 from service.settings import Settings
+from service.tombstones import subject_hash
+from vectors import memories as ltm
 from vectors.pg import Conn
 
 if TYPE_CHECKING:
@@ -57,10 +71,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("loft.erasure")
 
 CHANNEL = "loft_erasure"
-LOCK_TIMEOUT = "30s"
+# how long an erasure waits for the customer's rows (a worker's fence may hold them for
+# a graph write); past it the erasure is left to a worker, which waits again
+LOCK_TIMEOUT_S = 30.0
 GRAPH_TIMEOUT_S = 60.0
 # the API finishes the Neo4j part inline; the worker steps in only if it could not
 FINISH_BY_WORKER_AFTER = timedelta(seconds=30)
+# forgetting one memory's preference in the graph (inline, in the request)
+FORGET_TIMEOUT_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -99,8 +117,13 @@ TABLES: tuple[Table, ...] = (
     _table("sessions", "id", "uuid"),
     _table("users", None),
 )
-# not per-customer data: the receipts name nobody; the queue is handled on its own
-NOT_ERASED = frozenset({"erasure_receipts", "jobs"})
+# Tables an erasure does not empty of the customer, and why. None of them holds the
+# identifier or anything the customer said: receipts and tombstones name them only by
+# keyed hashes (without the erasure key they identify nobody), and exist to prove and to
+# keep the erasure; the queue is handled on its own (the erasure's own job keeps the
+# identifier until it completes). Tables without a user_identifier column are listed for
+# the reader; the catalog scan below only ever sees the ones that have one.
+NOT_ERASED = frozenset({"erasure_receipts", "erasure_tombstones", "jobs"})
 
 PER_USER_TABLES = """
 SELECT c.table_name FROM information_schema.columns c
@@ -110,15 +133,24 @@ ORDER BY 1
 """
 
 INSERT_RECEIPT = """
-INSERT INTO erasure_receipts (receipt_id, subject_hash, status, counts, verification, requested_at)
-VALUES ($1, $2, 'pending', $3::jsonb, $4::jsonb, $5)
+INSERT INTO erasure_receipts (receipt_id, subject_hash, status, counts, verification, requested_at, error)
+VALUES ($1, $2, 'pending', $3::jsonb, $4::jsonb, $5, $6)
 """
+# the PostgreSQL part, run by a worker for a receipt recorded without it (lock timeout)
+ADD_COUNTS = "UPDATE erasure_receipts SET counts = counts || $2::jsonb WHERE receipt_id = $1"
 PENDING_ERROR = "UPDATE erasure_receipts SET error = $2 WHERE receipt_id = $1 AND status = 'pending'"
 COMPLETE = """
 UPDATE erasure_receipts
 SET status = 'complete', completed_at = now(), error = NULL,
     counts = counts || $2::jsonb, verification = verification || $3::jsonb
 WHERE receipt_id = $1 AND status = 'pending'
+"""
+# the customer's other pending erasures: this one, verified clean, completes them too
+COMPLETE_SUPERSEDED = """
+UPDATE erasure_receipts
+SET status = 'complete', completed_at = now(), error = NULL,
+    verification = verification || jsonb_build_object('completed_by', $2::text)
+WHERE subject_hash = $1 AND status = 'pending' AND receipt_id <> $2
 """
 GET_RECEIPT = """
 SELECT receipt_id, status, counts, verification, requested_at, completed_at, error
@@ -133,6 +165,9 @@ SELECT receipt_id, status, counts, verification, requested_at, completed_at, err
 FROM erasure_receipts ORDER BY requested_at DESC LIMIT $1
 """
 NOTIFY = "SELECT pg_notify($1, $2)"
+# graph versions come from one sequence: every version read before the erasure is below
+# this, every version of a customer created afterwards above it
+VERSION_FLOOR = "SELECT nextval('graph_version_seq')"
 
 
 @dataclass
@@ -158,11 +193,25 @@ class Receipt:
         )
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """One try at finishing an erasure: its receipt afterwards (None: no such receipt), and
+    whether it is still pending only because a store is unreachable (then the worker tries
+    again without counting a failed attempt)."""
+
+    receipt: Receipt | None
+    store_unavailable: bool = False
+
+    @property
+    def complete(self) -> bool:
+        return self.receipt is None or self.receipt.status == "complete"
+
+
 def _json(value: Any) -> dict[str, Any]:
     return json.loads(value) if isinstance(value, str) else dict(value or {})
 
 
-# -- the subject hash ------------------------------------------------------------------------
+# -- the key ---------------------------------------------------------------------------------
 
 _KEY_FILE = "erasure.key"
 
@@ -191,50 +240,34 @@ def _create_key_file(path: Path) -> None:
         tmp.unlink()
 
 
-def subject_hash(key: bytes, user: str) -> str:
-    return hmac.new(key, user.encode(), hashlib.sha256).hexdigest()
-
-
 # -- erasing ----------------------------------------------------------------------------------
 
 
-async def erase(rt: Runtime, user: str, *, graph_timeout_s: float = GRAPH_TIMEOUT_S) -> Receipt:
+async def erase(
+    rt: Runtime, user: str, *, graph_timeout_s: float = GRAPH_TIMEOUT_S, lock_timeout_s: float = LOCK_TIMEOUT_S
+) -> Receipt:
     """Erase ``user`` everywhere; the receipt is ``complete`` only once both stores were
-    re-checked and found clean, else ``pending`` (a worker completes it)."""
+    re-checked and found clean, else ``pending`` with the reason (a worker completes it).
+    Raises only when PostgreSQL cannot be reached before anything was recorded."""
     receipt_id = uuid.uuid4()
     requested_at = datetime.now(UTC)
-    subject = subject_hash(rt.erasure_key, user)
-    # another transaction on the customer's rows may still deadlock with this one (the
-    # server then aborts one of them): run the whole transaction again
-    async for attempt in AsyncRetrying(
-        retry=retry_if_exception_type((asyncpg.DeadlockDetectedError, asyncpg.SerializationError)),
-        stop=stop_after_attempt(5),
-        wait=wait_random(0.05, 0.3),
-        reraise=True,
-    ):
-        with attempt:
-            async with rt.pool.acquire() as conn:
-                async with conn.transaction():
-                    await conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
-                    await users.lock_for_erasure(conn, user)
-                    # before their orders go: what they added to the co-purchase statistics leaves them
-                    await co_purchases.withdraw(conn, user)
-                    pg_counts, deleted_ids = await _delete_postgres(conn, user)
-                    await queue.enqueue(
-                        conn,
-                        "erase_user",
-                        user,
-                        _job_key(receipt_id),
-                        {"receipt_id": str(receipt_id)},
-                        run_after=requested_at + FINISH_BY_WORKER_AFTER,
-                    )
-                    # delivered on commit: every API process drops the customer from its caches
-                    await conn.execute(NOTIFY, CHANNEL, user)
-                    counts = {"postgres": pg_counts, "caches": rt.forget_cached(user) | {"other_processes": "notified"}}
-                    await conn.execute(INSERT_RECEIPT, receipt_id, subject, json.dumps(counts), "{}", requested_at)
-                # after commit, as any other session sees it: by identifier and by the deleted ids
-                pg_left = await _postgres_leftovers(conn, user, deleted_ids)
-    return await finish(rt, receipt_id, user, postgres_by_id=pg_left, graph_timeout_s=graph_timeout_s)
+    try:
+        pg_left = await _erase_postgres(rt, user, receipt_id, requested_at, lock_timeout_s=lock_timeout_s)
+    except asyncpg.LockNotAvailableError:
+        return await _defer(rt, user, receipt_id, requested_at)
+    try:
+        return await finish(rt, receipt_id, user, postgres_by_id=pg_left, graph_timeout_s=graph_timeout_s)
+    except Exception as exc:  # PostgreSQL is erased and the receipt recorded: say so, never fail
+        log.warning("erasure %s pending after PostgreSQL: %s", receipt_id, type(exc).__name__)
+        found = await _receipt_or_none(rt, receipt_id)
+        return found or Receipt(
+            receipt_id,
+            "pending",
+            {},
+            {},
+            requested_at,
+            error=f"PostgreSQL was erased; the rest could not be finished ({type(exc).__name__}); a worker finishes it",
+        )
 
 
 async def finish(
@@ -245,26 +278,54 @@ async def finish(
     postgres_by_id: dict[str, int] | None = None,
     graph_timeout_s: float = GRAPH_TIMEOUT_S,
 ) -> Receipt:
-    """The Neo4j part and the final re-checks; marks the receipt complete when clean.
-    Safe to run more than once (the API inline, a worker later)."""
+    """The rest of an erasure (see :func:`attempt`); its receipt afterwards."""
+    done = await attempt(rt, receipt_id, user, postgres_by_id=postgres_by_id, graph_timeout_s=graph_timeout_s)
+    return done.receipt  # type: ignore[return-value]
+
+
+async def attempt(
+    rt: Runtime,
+    receipt_id: uuid.UUID,
+    user: str,
+    *,
+    postgres_by_id: dict[str, int] | None = None,
+    graph_timeout_s: float = GRAPH_TIMEOUT_S,
+    lock_timeout_s: float = LOCK_TIMEOUT_S,
+) -> Attempt:
+    """Try to finish an erasure: its PostgreSQL part if it has not run (the rows were held
+    when it was requested), the Neo4j part and the final re-checks; marks the receipt (and
+    the customer's other pending ones) complete when clean. Safe to run more than once (the
+    API inline, a worker later). A failure is written on the receipt, not raised; only
+    PostgreSQL being unreachable raises."""
     receipt = await get_receipt(rt.pool, receipt_id)
     if receipt is None or receipt.status == "complete":
         await queue.delete_by_key(rt.pool, _job_key(receipt_id))
-        return receipt  # type: ignore[return-value]
+        return Attempt(receipt)
+    if "postgres" not in receipt.counts:
+        try:
+            postgres_by_id = await _erase_postgres(
+                rt, user, receipt_id, receipt.requested_at, lock_timeout_s=lock_timeout_s, recorded=True
+            )
+        except asyncpg.LockNotAvailableError:
+            return await _pending(rt, receipt_id, LOCKED, store_unavailable=False)
     try:
         graph = await asyncio.wait_for(
             graph_erasure.erase_customer(rt.graph, user, database=rt.settings.neo4j_database), graph_timeout_s
         )
     except Exception as exc:
-        log.warning("erasure %s pending: %s: %s", receipt_id, type(exc).__name__, exc)
-        reason = f"Neo4j is unavailable ({type(exc).__name__}); the erasure completes when it returns"
-        await rt.pool.execute(PENDING_ERROR, receipt_id, reason)
-        if _is_outage(exc):
-            return await get_receipt(rt.pool, receipt_id)  # type: ignore[return-value]
-        raise
+        outage = _is_outage(exc)
+        if outage:
+            log.warning("erasure %s pending: Neo4j unavailable (%s)", receipt_id, type(exc).__name__)
+            reason = f"Neo4j is unavailable ({type(exc).__name__}); the erasure completes when it returns"
+        else:
+            log.error("erasure %s pending: Neo4j failed: %r", receipt_id, exc)
+            code = getattr(exc, "code", None) or type(exc).__name__
+            reason = f"the Neo4j part failed ({code}); a worker retries it until it succeeds"
+        return await _pending(rt, receipt_id, reason, store_unavailable=outage)
     async with rt.pool.acquire() as conn, conn.transaction():
         pg_left = (postgres_by_id or {}) | await _postgres_leftovers(conn, user, {})
-        if graph.clean and not any(pg_left.values()):
+        clean = graph.clean and not any(pg_left.values())
+        if clean:
             neo4j = {
                 "nodes": graph.nodes,
                 "relationships": graph.relationships,
@@ -272,13 +333,110 @@ async def finish(
             }
             verification = {"postgres": pg_left, "neo4j": graph.leftovers}
             await conn.execute(COMPLETE, receipt_id, json.dumps({"neo4j": neo4j}), json.dumps(verification))
-            await queue.delete_by_key(conn, _job_key(receipt_id))
+            await conn.execute(COMPLETE_SUPERSEDED, subject_hash(rt.erasure_key, user), str(receipt_id))
+            await queue.delete_erasures(conn, user)
         else:
-            detail = f"data remained after deleting: neo4j {graph.leftovers}, postgres {pg_left}"
+            detail = f"data remained after deleting: neo4j {graph.leftovers}, postgres {pg_left}; a worker retries"
             log.error("erasure %s: %s", receipt_id, detail)
             await conn.execute(PENDING_ERROR, receipt_id, detail)
-    rt.forget_cached(user)
+    rt.forget_cached(user)  # anything a request of this process put back meanwhile
+    return Attempt(await get_receipt(rt.pool, receipt_id))
+
+
+LOCKED = (
+    "the customer's rows are held by other work (a worker's write); nothing is deleted yet, "
+    "a worker erases them when they are free"
+)
+
+
+async def note(rt: Runtime, receipt_id: uuid.UUID, reason: str) -> None:
+    """Say on a pending receipt why it is still pending (best effort: PostgreSQL may be why)."""
+    try:
+        await rt.pool.execute(PENDING_ERROR, receipt_id, reason)
+    except Exception as exc:
+        log.warning("could not note why erasure %s is pending: %s", receipt_id, type(exc).__name__)
+
+
+async def _pending(rt: Runtime, receipt_id: uuid.UUID, reason: str, *, store_unavailable: bool) -> Attempt:
+    await rt.pool.execute(PENDING_ERROR, receipt_id, reason)
+    return Attempt(await get_receipt(rt.pool, receipt_id), store_unavailable)
+
+
+async def _receipt_or_none(rt: Runtime, receipt_id: uuid.UUID) -> Receipt | None:
+    with contextlib.suppress(Exception):  # PostgreSQL may be the reason we are here
+        return await get_receipt(rt.pool, receipt_id)
+    return None
+
+
+async def _defer(rt: Runtime, user: str, receipt_id: uuid.UUID, requested_at: datetime) -> Receipt:
+    """The customer's rows are held past the lock timeout: record a pending receipt and the
+    job that erases everything (the identifier is refused from now on), delete nothing."""
+    async with rt.pool.acquire() as conn, conn.transaction():
+        await queue.enqueue_erasure(
+            conn, user, _job_key(receipt_id), {"receipt_id": str(receipt_id)}, run_after=datetime.now(UTC)
+        )
+        await conn.execute(
+            INSERT_RECEIPT, receipt_id, subject_hash(rt.erasure_key, user), "{}", "{}", requested_at, LOCKED
+        )
+    log.warning("erasure %s deferred to a worker: the customer's rows are locked", receipt_id)
     return await get_receipt(rt.pool, receipt_id)  # type: ignore[return-value]
+
+
+async def _erase_postgres(
+    rt: Runtime,
+    user: str,
+    receipt_id: uuid.UUID,
+    requested_at: datetime,
+    *,
+    lock_timeout_s: float,
+    recorded: bool = False,
+) -> dict[str, int]:
+    """Step 1 (``recorded``: for a receipt and job that exist already), then step 2's
+    re-check by id; returns what the re-check found."""
+    # another transaction on the customer's rows may still deadlock with this one (the
+    # server then aborts one of them): run the whole transaction again
+    async for retry in AsyncRetrying(
+        retry=retry_if_exception_type((asyncpg.DeadlockDetectedError, asyncpg.SerializationError)),
+        stop=stop_after_attempt(5),
+        wait=wait_random(0.05, 0.3),
+        reraise=True,
+    ):
+        with retry:
+            async with rt.pool.acquire() as conn:
+                async with conn.transaction():
+                    await conn.execute(f"SET LOCAL lock_timeout = '{int(lock_timeout_s * 1000)}ms'")
+                    await users.lock_for_erasure(conn, user)
+                    # before their orders go: what they added to the co-purchase statistics leaves them
+                    await co_purchases.withdraw(conn, user)
+                    floor = int(await conn.fetchval(VERSION_FLOOR))
+                    kept = await tombstones.record(
+                        conn, rt.erasure_key, user, receipt_id, days=rt.settings.tombstone_days
+                    )
+                    pg_counts, deleted_ids = await _delete_postgres(conn, user, keep=_job_key(receipt_id))
+                    # delivered on commit: every API process drops the customer from its caches
+                    await conn.execute(NOTIFY, CHANNEL, json.dumps({"user": user, "floor": floor}))
+                    caches = rt.forget_cached(user) | {"other_processes": "notified"}
+                    counts = {"postgres": pg_counts, "tombstones": kept, "caches": caches}
+                    if recorded:
+                        await conn.execute(ADD_COUNTS, receipt_id, json.dumps(counts))
+                    else:
+                        await queue.enqueue_erasure(
+                            conn,
+                            user,
+                            _job_key(receipt_id),
+                            {"receipt_id": str(receipt_id)},
+                            run_after=requested_at + FINISH_BY_WORKER_AFTER,
+                        )
+                        subject = subject_hash(rt.erasure_key, user)
+                        await conn.execute(
+                            INSERT_RECEIPT, receipt_id, subject, json.dumps(counts), "{}", requested_at, None
+                        )
+                # committed: from now on this process refuses copies read before (a rolled-back
+                # erasure must not keep a customer who still exists out of the cache)
+                rt.forget_cached(user, graph_floor=floor)
+                # after commit, as any other session sees it: by identifier and by the deleted ids
+                return await _postgres_leftovers(conn, user, deleted_ids)
+    raise AssertionError("unreachable: the retry re-raises")
 
 
 def _is_outage(exc: BaseException) -> bool:
@@ -289,10 +447,10 @@ def _job_key(receipt_id: uuid.UUID) -> str:
     return f"erase:{receipt_id}"
 
 
-async def _delete_postgres(conn: Conn, user: str) -> tuple[dict[str, int], dict[str, list[int]]]:
+async def _delete_postgres(conn: Conn, user: str, *, keep: str) -> tuple[dict[str, int], dict[str, list[int]]]:
     counts: dict[str, int] = {}
     ids: dict[str, list[int]] = {}
-    jobs, job_ids = await queue.delete_for_user(conn, user)
+    jobs, job_ids = await queue.delete_for_user(conn, user, keep=keep)
     counts["jobs"], ids["jobs"] = jobs, job_ids
     known = {t.name for t in TABLES}
     for table in TABLES:
@@ -356,6 +514,15 @@ def parse_receipt_id(value: str) -> uuid.UUID:
 # -- every process forgets --------------------------------------------------------------------
 
 
+def parse_notice(payload: str) -> tuple[str, int | None]:
+    """An erasure notice: ``{"user", "floor"}`` (the graph-version floor: no cache may take
+    the customer back below it), or the bare identifier."""
+    if payload.startswith("{"):  # an identifier never does
+        notice = json.loads(payload)
+        return str(notice["user"]), int(notice["floor"]) if notice.get("floor") is not None else None
+    return payload, None
+
+
 class ErasureListener:
     """Listens for erasures (``NOTIFY loft_erasure``) and drops the customer from this
     process's caches. If the connection drops, a notification may have been missed, so
@@ -381,8 +548,9 @@ class ErasureListener:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
 
-    def _on_notify(self, _conn: object, _pid: int, _channel: str, user: object) -> None:
-        self.rt.forget_cached(str(user))
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        user, floor = parse_notice(str(payload))
+        self.rt.forget_cached(user, graph_floor=floor)
 
     async def _run(self) -> None:
         first = True
@@ -407,3 +575,52 @@ class ErasureListener:
                     await conn.close()
             self.rt.clear_caches()
             await asyncio.sleep(1.0)
+
+
+# -- forgetting one memory ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemoryForgotten:
+    memory_id: uuid.UUID
+    events_scrubbed: int  # history entries whose words were removed
+    graph_facts_closed: int  # preference relationships closed in the graph
+
+
+async def forget_memory(rt: Runtime, user: str, memory_id: uuid.UUID) -> MemoryForgotten | None:
+    """Forget one long-term memory on the customer's request; None if they have no such memory.
+
+    What goes: the memory, its words in its history (and in the history of the memories it
+    replaced), and the preference it states in the graph (``fact_keys``): the current
+    relationship is closed as of now and marked ``forgotten_at``, the customer's graph
+    version moves on and their graph snapshot is read again, so the next context, summary
+    and graph view no longer state it. A job still queued or retried for a message sent
+    before now does not write the memory or the preference again (the delete event keeps
+    a marker: :func:`vectors.memories.delete`); a new message that says it again does.
+
+    What stays: the turns it came from (the session's history, until the session or the
+    customer is erased), conversation summaries written before, other memories, and the
+    closed relationship as history (as a replaced preference is; ``include_history``).
+
+    Everything happens in one PostgreSQL transaction holding the customer's row, like a
+    worker's graph write (:func:`service.users.lock_live`): the Neo4j write commits inside
+    it, and if Neo4j cannot be reached nothing is deleted (503; retry)."""
+    async with rt.pool.acquire() as conn, conn.transaction():
+        await users.lock_shared(conn, user)
+        live = await users.lock_live(conn, [user])  # before the memory's row: the worker's order
+        through = await history.newest_message_id(conn)
+        deleted = await ltm.delete(conn, user, memory_id, through_message_id=through)
+        if deleted is None:
+            return None
+        closed = 0
+        if deleted.fact_keys and live:
+            async with rt.graph.session(database=rt.settings.neo4j_database) as session:
+                closed = await asyncio.wait_for(
+                    session.execute_write(graph_writes.forget_preferences, user, deleted.fact_keys, datetime.now(UTC)),
+                    FORGET_TIMEOUT_S,
+                )
+            if closed:
+                versions = await users.bump_graph_version(conn, [user])
+                if rt.settings.graph_snapshots:
+                    await graph_snapshots.refresh(conn, rt.graph, versions)
+    return MemoryForgotten(memory_id, deleted.events_scrubbed, closed)

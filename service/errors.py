@@ -34,6 +34,14 @@ class Conflict(LoftError):
     code = "conflict"
 
 
+class Gone(LoftError):
+    """The request replays something that was erased with its customer (a tombstone):
+    nothing is stored again."""
+
+    status_code = 410
+    code = "gone"
+
+
 class InvalidInput(LoftError):
     status_code = 422
     code = "validation_error"

@@ -14,9 +14,10 @@ from typing import Any
 
 import asyncpg
 
-from service import queue, users
+from service import queue, tombstones, users
 from service.errors import NotFound
 from service.pagination import decode_cursor, encode_cursor
+from service.settings import DEFAULT_MAX_SPEAKERS
 from vectors.pg import Conn
 
 CREATE_SESSION = """
@@ -28,9 +29,14 @@ ON CONFLICT (id) DO NOTHING
 SESSION_OWNER = "SELECT user_identifier FROM sessions WHERE id = $1"
 SESSION_OF_USER = "SELECT 1 FROM sessions WHERE id = $1 AND user_identifier = $2 FOR KEY SHARE"
 
-# the names of the people who speak in the customer's history (users.speakers), sorted
+# the names of the people who speak in the customer's history (users.speakers), oldest first: the
+# names not there yet are added at the end in the order given, and only the last $3 are kept
 ADD_SPEAKERS = """
-UPDATE users SET speakers = ARRAY(SELECT DISTINCT s FROM unnest(speakers || $2::text[]) AS s ORDER BY 1)
+UPDATE users SET speakers = (
+  SELECT grown[greatest(1, cardinality(grown) - $3 + 1):]
+  FROM (SELECT speakers || ARRAY(SELECT s FROM unnest($2::text[]) WITH ORDINALITY AS n(s, i)
+                                 WHERE s <> ALL(speakers) ORDER BY i) AS grown) added
+)
 WHERE user_identifier = $1 AND NOT speakers @> $2::text[]
 """
 INSERT_MESSAGE = """
@@ -55,10 +61,25 @@ ORDER BY last_message_at DESC, id DESC
 LIMIT $4
 """
 
+# the newest turns of each listed session (one more than shown: whether older ones exist)
 SESSION_MESSAGES = """
-SELECT id, session_id, role, speaker, content, external_id, created_at
-FROM messages WHERE session_id = ANY($1::uuid[]) AND user_identifier = $2
-ORDER BY created_at, id
+SELECT s.id AS session_id, m.id, m.role, m.speaker, m.content, m.external_id, m.created_at
+FROM unnest($1::uuid[]) AS s(id)
+CROSS JOIN LATERAL (
+  SELECT id, role, speaker, content, external_id, created_at FROM messages
+  WHERE session_id = s.id AND user_identifier = $2
+  ORDER BY created_at DESC, id DESC LIMIT $3
+) m
+"""
+
+SESSION_OF = "SELECT 1 FROM sessions WHERE id = $1 AND user_identifier = $2"
+# a session's turns older than a cursor, newest first (the page is put in order afterwards)
+SESSION_PAGE = """
+SELECT id, role, speaker, content, external_id, created_at FROM messages
+WHERE session_id = $1 AND user_identifier = $2
+  AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4::bigint))
+ORDER BY created_at DESC, id DESC
+LIMIT $5
 """
 
 RECENT_TURNS = """
@@ -95,8 +116,10 @@ ON CONFLICT (user_identifier, lexeme) DO UPDATE SET ndoc = user_terms.ndoc + exc
 # -- what a session summary reads and marks ------------------------------------------------
 
 SESSION_TURNS = """
-SELECT id, role, speaker, content, created_at, embedding FROM messages
-WHERE session_id = $1 AND user_identifier = $2 ORDER BY created_at, id
+SELECT id, role, speaker, content, created_at, embedding FROM (
+  SELECT id, role, speaker, content, created_at, embedding FROM messages
+  WHERE session_id = $1 AND user_identifier = $2 ORDER BY created_at DESC, id DESC LIMIT $3
+) t ORDER BY created_at, id
 """
 MARK_SUMMARIZED = "UPDATE sessions SET summarized_at = now() WHERE id = $1"
 RECENT_USER_MESSAGES = """
@@ -132,8 +155,17 @@ class StoredMessage:
 
 
 async def ensure_session(
-    conn: Conn, user_identifier: str, session_id: uuid.UUID | None, *, at: datetime, channel: str = "chat"
+    conn: Conn,
+    user_identifier: str,
+    session_id: uuid.UUID | None,
+    *,
+    at: datetime,
+    channel: str = "chat",
+    tombstone_key: bytes | None = None,
 ) -> uuid.UUID:
+    """The customer (created if new) and their session: ``session_id`` must be theirs, or
+    None for a new one. With ``tombstone_key`` (the erasure key; the API's routes pass it),
+    a session of this customer that was erased answers 410 rather than 404."""
     await users.ensure(conn, user_identifier)
     if session_id is None:
         session_id = uuid.uuid4()
@@ -141,6 +173,8 @@ async def ensure_session(
         return session_id
     owner = await conn.fetchval(SESSION_OWNER, session_id)
     if owner is None:
+        if tombstone_key is not None:
+            await tombstones.refuse_replays(conn, tombstone_key, user_identifier, sessions=[session_id])
         raise NotFound(f"session {session_id} does not exist")
     if owner != user_identifier:
         # do not reveal that another customer's session exists
@@ -149,10 +183,19 @@ async def ensure_session(
 
 
 async def create_session(
-    conn: Conn, user_identifier: str, session_id: uuid.UUID, *, at: datetime, channel: str
+    conn: Conn,
+    user_identifier: str,
+    session_id: uuid.UUID,
+    *,
+    at: datetime,
+    channel: str,
+    tombstone_key: bytes | None = None,
 ) -> None:
-    """Create a session with a client-chosen id (imports); an existing one must be the user's."""
+    """Create a session with a client-chosen id (imports); an existing one must be the user's.
+    With ``tombstone_key``, an id this customer's erased history used is refused (410)."""
     await users.ensure(conn, user_identifier)
+    if tombstone_key is not None:
+        await tombstones.refuse_replays(conn, tombstone_key, user_identifier, sessions=[session_id])
     await conn.execute(CREATE_SESSION, session_id, user_identifier, channel, at, "{}")
     owner = await conn.fetchval(SESSION_OWNER, session_id)
     if owner != user_identifier:
@@ -168,13 +211,28 @@ async def add_messages(
     *,
     summary_idle_s: float,
     lane: queue.Lane = "live",
+    tombstone_key: bytes | None = None,
+    max_speakers: int = DEFAULT_MAX_SPEAKERS,
 ) -> list[StoredMessage]:
-    """Store messages and queue their ingestion (call inside a transaction)."""
+    """Store messages and queue their ingestion (call inside a transaction). With
+    ``tombstone_key`` (the erasure key: every route a client calls passes it), messages
+    whose ``external_id`` this customer's erased history used are refused with 410 and
+    nothing is stored; without it (demo, sample data and benchmark loaders) they are not
+    checked.
+
+    The names of the people who speak in them join the customer's ``speakers``, of which the
+    ``max_speakers`` most recently introduced are kept (in one batch, the last to speak count
+    as the most recent): every context matches its question against them, so an import of
+    thousands of made-up speakers must not make every context of that customer slow."""
     # the session must still be the customer's (it may have been erased meanwhile); the
     # key-share lock keeps it until this transaction commits
     await users.lock_shared(conn, user_identifier)
     if await conn.fetchval(SESSION_OF_USER, session_id, user_identifier) is None:
         raise NotFound(f"session {session_id} does not exist (or the customer was erased meanwhile)")
+    if tombstone_key is not None:
+        await tombstones.refuse_replays(
+            conn, tombstone_key, user_identifier, messages=[m.external_id for m in messages]
+        )
     stored: list[StoredMessage] = []
     now = datetime.now(UTC)
     latest = None
@@ -205,9 +263,10 @@ async def add_messages(
         await queue.enqueue(
             conn, "ingest_message", user_identifier, ingest_key(row["id"]), {"message_id": row["id"]}, lane=lane
         )
-    speakers = sorted({m.speaker for m in messages if m.speaker})
-    if speakers:
-        await conn.execute(ADD_SPEAKERS, user_identifier, speakers)
+    last_said = {m.speaker: i for i, m in enumerate(messages) if m.speaker}
+    if last_said:
+        speakers = sorted(last_said, key=last_said.__getitem__)[-max_speakers:]
+        await conn.execute(ADD_SPEAKERS, user_identifier, speakers, max_speakers)
     if latest is not None:
         await conn.execute(TOUCH_SESSION, session_id, latest)
         await arm_summary(conn, user_identifier, session_id, latest, summary_idle_s)
@@ -253,6 +312,15 @@ SELECT id, session_id, role, content, created_at FROM messages WHERE user_identi
 """
 
 
+NEWEST_MESSAGE_ID = "SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence('messages', 'id')), 0)"
+
+
+async def newest_message_id(conn: Conn) -> int:
+    """The id of the newest message stored so far, any customer's (ids only grow): every
+    message stored before this call has an id at or below it."""
+    return int(await conn.fetchval(NEWEST_MESSAGE_ID))
+
+
 def reply_key(message_id: int) -> str:
     """The external id of the assistant's reply to a stored turn (one reply per turn)."""
     return f"reply:{message_id}"
@@ -268,9 +336,9 @@ async def session_owner(conn: Conn, session_id: uuid.UUID) -> str | None:
     return None if owner is None else str(owner)
 
 
-async def session_messages(conn: Conn, user_identifier: str, session_id: uuid.UUID) -> list[asyncpg.Record]:
-    """Every turn of a session, in order, with its embedding."""
-    return await conn.fetch(SESSION_TURNS, session_id, user_identifier)
+async def session_messages(conn: Conn, user_identifier: str, session_id: uuid.UUID, limit: int) -> list[asyncpg.Record]:
+    """A session's newest ``limit`` turns, in order, with their embeddings."""
+    return await conn.fetch(SESSION_TURNS, session_id, user_identifier, limit)
 
 
 async def mark_summarized(conn: Conn, session_id: uuid.UUID) -> None:
@@ -308,37 +376,97 @@ async def store_embeddings(conn: Conn, vectors: list[tuple[int, Any]]) -> None:
 
 
 async def list_sessions(
-    pool: asyncpg.Pool, user_identifier: str, *, limit: int, cursor: str | None
+    pool: asyncpg.Pool,
+    user_identifier: str,
+    *,
+    limit: int,
+    cursor: str | None,
+    key: bytes,
+    per_session: int,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    before_at, before_id = decode_cursor(cursor) if cursor else (None, None)
+    """A page of the customer's sessions, newest first, each with its newest ``per_session``
+    turns (in order) and, when it has older ones, the cursor of :func:`session_page` that
+    reads them: one listing never holds more than ``limit * per_session`` turns."""
+    before_at, before_id = (
+        decode_cursor(key, _sessions_list(user_identifier), cursor, uuid.UUID) if cursor else (None, None)
+    )
     async with pool.acquire() as conn:
         sessions = await conn.fetch(LIST_SESSIONS, user_identifier, before_at, before_id, limit + 1)
         page, more = sessions[:limit], len(sessions) > limit
-        messages = await conn.fetch(SESSION_MESSAGES, [s["id"] for s in page], user_identifier) if page else []
-    by_session: dict[uuid.UUID, list[dict[str, Any]]] = {}
+        messages = (
+            await conn.fetch(SESSION_MESSAGES, [s["id"] for s in page], user_identifier, per_session + 1)
+            if page
+            else []
+        )
+    by_session: dict[uuid.UUID, list[asyncpg.Record]] = {}
     for m in messages:
-        by_session.setdefault(m["session_id"], []).append(
+        by_session.setdefault(m["session_id"], []).append(m)
+    out = []
+    for s in page:
+        newest = by_session.get(s["id"], [])
+        shown = newest[:per_session][::-1]
+        out.append(
             {
-                "id": m["id"],
-                "role": m["role"],
-                "speaker": m["speaker"],
-                "content": m["content"],
-                "external_id": m["external_id"],
-                "created_at": m["created_at"],
+                "id": str(s["id"]),
+                "channel": s["channel"],
+                "started_at": s["started_at"],
+                "last_message_at": s["last_message_at"],
+                "messages": [_message(m) for m in shown],
+                "messages_cursor": _older(key, user_identifier, s["id"], shown[0])
+                if len(newest) > per_session
+                else None,
             }
         )
-    out = [
-        {
-            "id": str(s["id"]),
-            "channel": s["channel"],
-            "started_at": s["started_at"],
-            "last_message_at": s["last_message_at"],
-            "messages": by_session.get(s["id"], []),
-        }
-        for s in page
-    ]
-    next_cursor = encode_cursor(page[-1]["last_message_at"], page[-1]["id"]) if more else None
+    next_cursor = (
+        encode_cursor(key, _sessions_list(user_identifier), page[-1]["last_message_at"], page[-1]["id"])
+        if more
+        else None
+    )
     return out, next_cursor
+
+
+async def session_page(
+    pool: asyncpg.Pool, user_identifier: str, session_id: uuid.UUID, *, limit: int, cursor: str | None, key: bytes
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A session's turns older than ``cursor`` (its newest without one), at most ``limit``,
+    in order, and the cursor of the page before them (None at the session's start).
+    Another customer's session is not found, exactly as a session that does not exist."""
+    before_at, before_id = (
+        decode_cursor(key, _session_turns(user_identifier, session_id), cursor, int) if cursor else (None, None)
+    )
+    async with pool.acquire() as conn:
+        if await conn.fetchval(SESSION_OF, session_id, user_identifier) is None:
+            raise NotFound(f"session {session_id} does not exist")
+        rows = await conn.fetch(SESSION_PAGE, session_id, user_identifier, before_at, before_id, limit + 1)
+    shown = list(rows[:limit])[::-1]
+    older = _older(key, user_identifier, session_id, shown[0]) if len(rows) > limit else None
+    return [_message(m) for m in shown], older
+
+
+def _sessions_list(user_identifier: str) -> str:
+    return f"sessions\x00{user_identifier}"
+
+
+def _session_turns(user_identifier: str, session_id: uuid.UUID) -> str:
+    return f"session-messages\x00{user_identifier}\x00{session_id}"
+
+
+def _older(key: bytes, user_identifier: str, session_id: uuid.UUID, oldest_shown: asyncpg.Record) -> str:
+    """The cursor of a session's turns before ``oldest_shown``."""
+    return encode_cursor(
+        key, _session_turns(user_identifier, session_id), oldest_shown["created_at"], oldest_shown["id"]
+    )
+
+
+def _message(m: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": m["id"],
+        "role": m["role"],
+        "speaker": m["speaker"],
+        "content": m["content"],
+        "external_id": m["external_id"],
+        "created_at": m["created_at"],
+    }
 
 
 async def recent_turns(conn: Conn, user_identifier: str, session_id: uuid.UUID, limit: int) -> list[asyncpg.Record]:

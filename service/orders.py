@@ -23,7 +23,7 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from service import queue, users
+from service import queue, tombstones, users
 from service.errors import Conflict
 
 JOB_KIND = "ingest_order"
@@ -112,11 +112,15 @@ class Order:
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
-async def record(conn: asyncpg.Connection, user: str, order: Order) -> bool:
+async def record(conn: asyncpg.Connection, user: str, order: Order, *, tombstone_key: bytes | None = None) -> bool:
     """Store an order and queue its graph write (call inside a transaction); True when new,
     False for a replay of the same order. Raises Conflict for a different order under a
-    known id, or while the customer's erasure is pending."""
+    known id, or while the customer's erasure is pending. With ``tombstone_key`` (the
+    erasure key; the order feed's route passes it), an order erased with its customer is
+    refused (Gone, 410) instead of re-creating them."""
     await users.ensure(conn, user)
+    if tombstone_key is not None:
+        await tombstones.refuse_replays(conn, tombstone_key, user, orders=[order.order_id])
     digest = order.content_hash()
     inserted = await conn.fetchval(INSERT_ORDER, order.order_id, user, order.placed_at, order.total, digest)
     if inserted is None:

@@ -10,6 +10,7 @@ from typing import Any
 from graph import reads as graph_reads
 from graph.schema import POLARITY_OF
 from service import history, users
+from service.retrieval import sources
 from service.runtime import Runtime
 from vectors import memories as ltm
 from vectors import summaries as vector_summaries
@@ -31,8 +32,10 @@ async def customer_profile(rt: Runtime, user: str, *, include_history: bool = Fa
     graph_error = None
     try:
         graph = await asyncio.wait_for(graph_reads.neighbourhood(rt.graph, user, include_closed=include_history), 2.0)
-    except Exception as exc:
-        graph_error = f"{type(exc).__name__}: {exc}"[:300]
+    except Exception as exc:  # the graph tier is reported missing, as the retriever reports it
+        if not sources.unreachable(exc):
+            log.error("graph read failed for a summary (%s)", type(exc).__name__)
+        graph_error = sources.describe(exc)
     graph = graph or {}
     topics: list[str] = [i["name"] for i in graph.get("interests") or []]
     for r in recent:

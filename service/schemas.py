@@ -12,9 +12,10 @@ import json
 import math
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 # the context's models live with the retriever that builds them; re-exported here with
 # every other model of the API
@@ -77,6 +78,18 @@ def _plausible(value: datetime) -> datetime:
 
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
 MessageTime = Annotated[datetime, AfterValidator(_plausible)]
+
+
+def _question_time(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("as_of needs a time zone, e.g. 2024-05-01T10:00:00Z")
+    return _plausible(value)
+
+
+# when a question is asked: the same window as a message's time (its offset is kept: it says
+# which calendar day "today" and "last week" are)
+QuestionTime = Annotated[datetime, AfterValidator(_question_time)]
+QUESTION_TIME_EXAMPLES = ["2024-05-01T10:00:00Z", "2024-05-01T10:00:00-04:00", "2024-05-01T10:00:00+05:30"]
 
 
 def _metadata(value: dict[str, Any]) -> dict[str, Any]:
@@ -211,9 +224,15 @@ class MemoryHistory(BaseModel):
 
 
 class MemoryDeleted(BaseModel):
+    """One memory forgotten: the memory, its words in its history, and the preference it
+    states in the graph (closed as of now). The turns it came from stay in the history."""
+
     id: uuid.UUID
     deleted: bool
     events_scrubbed: int = Field(description="history entries whose text was removed with it")
+    graph_facts_closed: int = Field(
+        default=0, description="preferences the memory stated that were current in the graph and are closed now"
+    )
 
 
 class SampleDataRequest(BaseModel):
@@ -332,6 +351,9 @@ class EntitySearchResponse(BaseModel):
 ORDER_ID_PATTERN = r"^[A-Za-z0-9._:#/-]{1,128}$"
 SKU_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 MAX_ORDER_LINES = 500
+# the most one order may total: a business cap far above any furniture order, and far below
+# what orders.total (numeric(14,2), under 10^12) holds; 500 lines at their maxima would not fit
+MAX_ORDER_TOTAL = 1_000_000_000
 
 
 class OrderLine(BaseModel):
@@ -342,14 +364,35 @@ class OrderLine(BaseModel):
 
 
 class OrderRequest(BaseModel):
-    """An order from the shop's system. Idempotent on ``order_id``."""
+    """An order from the shop's system. Idempotent on ``order_id``. Its total (the sum of
+    ``qty * unit_price``) may be at most 1,000,000,000."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "order_id": "A-1001",
+                    "placed_at": "2024-05-01T10:00:00Z",
+                    "lines": [{"sku": "LOFT-SOF-0001", "qty": 1, "unit_price": 1999.0}],
+                }
+            ]
+        },
+    )
     order_id: Annotated[str, StringConstraints(pattern=ORDER_ID_PATTERN)] = Field(
         description="the shop's order id, unique across the shop"
     )
     placed_at: MessageTime = Field(description="when the order was placed (with a timezone)")
     lines: list[OrderLine] = Field(min_length=1, max_length=MAX_ORDER_LINES)
+
+    @model_validator(mode="after")
+    def _total_fits(self) -> OrderRequest:
+        total = sum((Decimal(str(line.unit_price)) * line.qty for line in self.lines), Decimal(0))
+        if total > MAX_ORDER_TOTAL:
+            raise ValueError(
+                f"the order's total ({total:,.2f}) is over the most one order may total ({MAX_ORDER_TOTAL:,})"
+            )
+        return self
 
 
 class OrderLineOut(BaseModel):
@@ -442,13 +485,27 @@ class Session(BaseModel):
     channel: str
     started_at: datetime
     last_message_at: datetime
-    messages: list[SessionMessage]
+    messages: list[SessionMessage] = Field(description="the session's newest turns (a bounded number), in order")
+    messages_cursor: str | None = Field(
+        default=None,
+        description="the session has older turns: pass as ?cursor= to "
+        "GET /v1/sessions/{user_identifier}/{session_id}/messages; null when `messages` is the whole session",
+    )
 
 
 class SessionPage(BaseModel):
     user_identifier: str
     sessions: list[Session]
     next_cursor: str | None
+
+
+class SessionMessagesPage(BaseModel):
+    """A page of one session's turns, in order; ``next_cursor`` reads the turns before them."""
+
+    user_identifier: str
+    session_id: uuid.UUID
+    messages: list[SessionMessage]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the turns before these; null at the start")
 
 
 class StatusResponse(BaseModel):
@@ -464,7 +521,7 @@ class StatusResponse(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: str = Field(
-        description="a stable code: validation_error, unauthorized, forbidden, not_found, conflict, "
+        description="a stable code: validation_error, unauthorized, forbidden, not_found, conflict, gone, "
         "payload_too_large, store_unavailable, internal_error"
     )
     detail: str

@@ -18,12 +18,14 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 log = logging.getLogger("loft.settings")
 
 
-# Measured (bench.latency --ab, 16 clients, `serve --workers 2`, README "Performance"):
+# Measured (bench.latency --ab, 16 clients, `serve --workers 2`; docs/configuration.md#embeddings):
 # without spinning, 2 threads per API process cost the same CPU per request as 1 and
 # gave 1.49x the throughput (shorter embeddings queue less behind the embedder lock);
 # the worker embeds batches of 64 turns
 API_EMBEDDER_THREADS = 2
 WORKER_EMBEDDER_THREADS = 2
+# the speakers' names kept per customer (LOFT_MAX_SPEAKERS)
+DEFAULT_MAX_SPEAKERS = 64
 
 
 class Settings(BaseSettings):
@@ -53,8 +55,28 @@ class Settings(BaseSettings):
     api_keys_file: Path | None = Field(default=None, alias="LOFT_API_KEYS_FILE")
     # serve without keys on a non-loopback address (a lab only)
     allow_open: bool = Field(default=False, alias="LOFT_ALLOW_OPEN")
+    # without keys the API answers only requests addressed to a loopback name (Host, and Origin
+    # when sent), so a web page cannot reach it through DNS rebinding; more names, comma-separated
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list, alias="LOFT_ALLOWED_HOSTS")
+
+    # requests per minute of each key, per API process (a key may make N times this through N
+    # processes: divide the budget you want by LOFT's process count); admin keys and a service
+    # without keys are not limited; 0: no limit
+    rate_limit_per_min: int = Field(default=6000, alias="LOFT_RATE_LIMIT_PER_MIN", ge=0)
+    customer_rate_limit_per_min: int = Field(default=120, alias="LOFT_CUSTOMER_RATE_LIMIT_PER_MIN", ge=0)
+    # streamed chat replies a key may have in progress at once, per API process (a reply goes on
+    # after its client leaves, so it is counted until it is stored); 0: no cap
+    streams_per_key: int = Field(default=64, alias="LOFT_STREAMS_PER_KEY", ge=0)
+    customer_streams_per_key: int = Field(default=2, alias="LOFT_CUSTOMER_STREAMS_PER_KEY", ge=0)
     # HMAC key for erasure receipts' subject hash; unset: generated under LOFT_DATA_DIR
     erasure_key: SecretStr | None = Field(default=None, alias="LOFT_ERASURE_KEY")
+    # Erased customers' client ids (turn keys, external ids, order and session ids) are kept
+    # as keyed hashes this many days, and a replay of one is refused (410) instead of
+    # re-creating the customer (service/tombstones.py). 400 days covers an order feed's
+    # yearly reconciliation plus a month of slack, and the months an import may be re-run
+    # from an old export; longer keeps (keyed, unreadable) records past any replay we know
+    # of. 0: no tombstones (replays re-create the customer).
+    tombstone_days: int = Field(default=400, alias="LOFT_TOMBSTONE_DAYS", ge=0, le=3650)
     env: Literal["development", "test", "production"] = Field(default="development", alias="LOFT_ENV")
     # `loftmem up` loads the demo shop (service/demo.py) into stores with no customers yet
     # (development only; LOFT_DEMO=0 starts empty)
@@ -79,10 +101,40 @@ class Settings(BaseSettings):
     # the context reads a customer's graph facts from their snapshot in PostgreSQL when the
     # process has no copy (service/graph_snapshots.py); 0: from Neo4j on every such miss
     graph_snapshots: bool = Field(default=True, alias="LOFT_GRAPH_SNAPSHOTS")
+    # an API process keeps customers' graph facts (with their entities' embeddings: ~2 MB
+    # as graph/cache.py counts a customer with 500 entities, a few KB for most) up to this
+    # many MiB, least recently used out first; 0: no cache (every context reads the
+    # snapshot or Neo4j)
+    graph_cache_mb: int = Field(default=256, alias="LOFT_GRAPH_CACHE_MB", ge=0, le=65536)
+
+    # bounds of what one request reads about one customer, however much history they have:
+    # the context searches the newest this many of their turns, memories and summaries (older
+    # turns still reach it through the period a question names, memories, summaries and the graph)
+    search_window: int = Field(default=2000, alias="LOFT_SEARCH_WINDOW", ge=100)
+    # a session listing shows each session's newest this many turns (older ones page through
+    # GET /v1/sessions/{customer}/{session}/messages)
+    session_list_messages: int = Field(default=20, alias="LOFT_SESSION_LIST_MESSAGES", ge=1, le=200)
+    # a session summary reads the session's newest this many turns
+    summary_turns: int = Field(default=500, alias="LOFT_SUMMARY_TURNS", ge=10, le=100_000)
+    # the table counts of an admin's GET /memory/status are reused for this long (one
+    # computation at a time per process; anonymous callers get a probe, never counts)
+    status_stats_ttl_s: float = Field(default=5.0, alias="LOFT_STATUS_STATS_TTL_S", ge=0, le=3600)
 
     # served memories' access counts gather this long in an API process before one write
     # for all of them; 0: written after every context
     access_flush_s: float = Field(default=1.0, alias="LOFT_ACCESS_FLUSH_S", ge=0, le=60)
+
+    # threads of a process's CPU pool (Runtime.cpu): the work whose cost grows with a text's
+    # length (mining a message, reading a question, matching speakers' names, clipping long
+    # turns) runs there, never on the event loop. All but one may mine whole messages at once,
+    # so one is always free for the short work of other requests (3: the machine's two cores
+    # for messages, one thread kept for questions)
+    cpu_workers: int = Field(default=3, alias="LOFT_CPU_WORKERS", ge=1, le=64)
+    # the names of the people who speak in a customer's history kept (users.speakers): the most
+    # recently introduced; every context matches the question against them
+    max_speakers: int = Field(default=DEFAULT_MAX_SPEAKERS, alias="LOFT_MAX_SPEAKERS", ge=1, le=4096)
+    # an event loop's lag is sampled this often (the loft_event_loop_lag_seconds gauge)
+    loop_lag_interval_s: float = Field(default=0.25, alias="LOFT_LOOP_LAG_INTERVAL_S", gt=0, le=60)
 
     # extraction: "rules" (deterministic, default) or "llm" (needs OPENAI_API_KEY)
     extractor: Literal["rules", "llm"] = Field(default="rules", alias="LOFT_EXTRACTOR")
@@ -109,8 +161,11 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field(default="text", alias="LOFT_LOG_FORMAT")
     # the worker's own Prometheus endpoint (`loftmem worker --metrics-port`); 0: none
     worker_metrics_port: int = Field(default=0, alias="LOFT_WORKER_METRICS_PORT", ge=0, le=65535)
+    # where that endpoint listens: it has no authentication, so loopback unless set here
+    # (LOFT_HOST opens the API, never this)
+    worker_metrics_host: str = Field(default="127.0.0.1", alias="LOFT_WORKER_METRICS_HOST", min_length=1)
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "allowed_hosts", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):

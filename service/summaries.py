@@ -71,7 +71,7 @@ async def summarize_sessions(rt: Runtime, session_ids: list[str]) -> list[bool |
 
 
 async def _draft(rt: Runtime, sid: uuid.UUID) -> bool | tuple[summaries.Summary, int]:
-    """A session's summary, not embedded yet, with the id of its first message; or the
+    """A session's summary, not embedded yet, with the id of its first message read; or the
     outcome when there is nothing to write (False: the session is gone; True: not yet)."""
     async with rt.pool.acquire() as conn:
         user = await history.session_owner(conn, sid)
@@ -81,12 +81,17 @@ async def _draft(rt: Runtime, sid: uuid.UUID) -> bool | tuple[summaries.Summary,
             # not yet (an import is being ingested): the worker re-arms this summary when it has
             # ingested the session's messages
             return True
-        rows = await history.session_messages(conn, user, sid)
+        # a session of any length costs at most its newest summary_turns turns (one more: whether
+        # there are older ones)
+        rows = await history.session_messages(conn, user, sid, rt.settings.summary_turns + 1)
     if not rows:
         return True
+    partial = len(rows) > rt.settings.summary_turns
+    rows = rows[-rt.settings.summary_turns :]
     first_id: int = rows[0]["id"]
     rows = [r for r in rows if r["embedding"] is not None] or list(rows)
-    mentioned = key_entities([r["content"] for r in rows])
+    # a session's text can be megabytes (an import): read in the CPU pool, not on the event loop
+    mentioned = await rt.cpu_long(key_entities, [r["content"] for r in rows])
     text, sources, method = None, [r["id"] for r in rows], "extractive"
     if rt.llm is not None:
         try:
@@ -94,7 +99,8 @@ async def _draft(rt: Runtime, sid: uuid.UUID) -> bool | tuple[summaries.Summary,
         except Exception as exc:  # the extractive summary stands in; nothing is lost
             log.warning("LLM summary failed for session %s (%s); using the extractive summary", sid, exc)
     if text is None:
-        text, sources = _extractive_summary(rows, mentioned)
+        extractive, sources = await rt.cpu_long(_extractive_summary, rows, mentioned, partial=partial)
+        text = extractive
     empty = np.zeros(0, dtype=np.float32)  # the vector comes with the batch's one model call
     summary = summaries.Summary(
         sid, user, text, mentioned, empty, len(rows), rows[0]["created_at"], rows[-1]["created_at"], sources, method
@@ -104,7 +110,7 @@ async def _draft(rt: Runtime, sid: uuid.UUID) -> bool | tuple[summaries.Summary,
 
 async def _write(rt: Runtime, summary: summaries.Summary, first_id: int) -> bool:
     async with rt.pool.acquire() as conn, conn.transaction():
-        # fence: the customer and the session's first message must still be there (erased
+        # fence: the customer and the first turn read must still be there (erased
         # meanwhile: write nothing)
         if not await users.lock_live(conn, [summary.user_identifier]) or not await history.lock_live_messages(
             conn, [first_id]
@@ -143,15 +149,19 @@ def key_entities(texts: list[str], limit: int = 8) -> list[str]:
 
 def _opens_sentence(text: str, at: int) -> bool:
     """Whether ``text[at]`` starts a sentence: nothing but quotes, brackets and spaces
-    between it and the text's start or the end of the sentence before."""
-    before = text[:at].rstrip(" \t\"'“‘([")
-    return not before or before[-1] in ".!?…:\n"
+    between it and the text's start or the end of the sentence before (read back from
+    ``at``: not the text from its start again for every word)."""
+    i = at
+    while i > 0 and text[i - 1] in " \t\"'“‘([":
+        i -= 1
+    return i == 0 or text[i - 1] in ".!?…:\n"
 
 
 def _extractive_summary(
-    rows: list[Any], key_entities: list[str], picks: int = 4, max_chars: int = 180
+    rows: list[Any], key_entities: list[str], picks: int = 4, max_chars: int = 180, *, partial: bool = False
 ) -> tuple[str, list[int]]:
-    """The turns closest to the session's centroid, in order: a cheap, faithful summary."""
+    """The turns closest to the session's centroid, in order: a cheap, faithful summary
+    (``partial``: ``rows`` are the newest turns of a longer session, and it says so)."""
     with_vec = [r for r in rows if r["embedding"] is not None and len(r["content"]) > 20]
     if with_vec:
         matrix = np.stack([as_array(r["embedding"]) for r in with_vec])
@@ -163,7 +173,8 @@ def _extractive_summary(
     day = rows[0]["created_at"].strftime("%-d %B %Y")
     speakers = sorted({r["speaker"] or r["role"] for r in rows})
     parts = [f"{(r['speaker'] or r['role'])}: {_clip(r['content'], max_chars)}" for r in chosen]
-    head = f"Conversation on {day} between {', '.join(speakers)} ({len(rows)} messages)"
+    counted = f"the last {len(rows)} messages" if partial else f"{len(rows)} messages"
+    head = f"Conversation on {day} between {', '.join(speakers)} ({counted})"
     if key_entities:
         head += f"; mentions {', '.join(key_entities[:6])}"
     return head + ". " + " | ".join(parts), [r["id"] for r in chosen]

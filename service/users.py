@@ -3,8 +3,8 @@
 Every statement on ``users`` lives here. Two locks make erasure safe by construction:
 
 - creating a customer takes a *shared* per-customer advisory lock and refuses while an
-  erasure of the same identifier is still pending (its Neo4j part waits for a store),
-  so a new customer is never mixed up with the remains of an erased one;
+  erasure of the same identifier is still pending (:func:`refuse_while_erasing`), so a
+  new customer is never mixed up with the remains of an erased one;
 - the worker writes derived data (memories, graph facts) only while holding the
   customer's row with ``FOR NO KEY UPDATE`` (:func:`lock_live`), and an erasure deletes
   the row only after taking ``FOR UPDATE``: one waits for the other, so a batch that was
@@ -53,14 +53,22 @@ async def lock_shared_many(conn: Conn, users: list[str]) -> None:
     await conn.execute(SHARED_LOCKS, _CUSTOMER_LOCK, sorted(set(users)))
 
 
-async def ensure(conn: Conn, user: str) -> None:
-    """Create the customer if new (call inside the transaction that stores their data)."""
-    await lock_shared(conn, user)
+async def refuse_while_erasing(conn: Executor, user: str) -> None:
+    """409 while an erasure of ``user`` is pending: the one check every route that reads or
+    writes a customer makes (REST through ``service.deps.not_being_erased``, MCP tools, and
+    :func:`ensure` for every write), so nothing of a customer who asked to be forgotten is
+    served or stored until the erasure has finished in every store."""
     if await queue.erasure_pending(conn, user):
         raise Conflict(
             f"customer '{user}' is being erased and the erasure is not finished yet "
-            "(a store was unavailable); try again once it completes"
+            "(its receipt says why); try again once it completes"
         )
+
+
+async def ensure(conn: Conn, user: str) -> None:
+    """Create the customer if new (call inside the transaction that stores their data)."""
+    await lock_shared(conn, user)
+    await refuse_while_erasing(conn, user)
     await conn.execute(ENSURE, user)
 
 

@@ -117,6 +117,8 @@ def stack():
         "LOFT_ENV": "development",
         "LOFT_SUMMARY_IDLE_S": "0",
         "LOFT_NEO4J_HEAP": "768m",
+        # tests compare an admin's statistics right before and after their own writes
+        "LOFT_STATUS_STATS_TTL_S": "0",
     }
     os.environ.update(env)
     os.environ.pop("OPENAI_API_KEY", None)

@@ -24,7 +24,7 @@ from fastapi.responses import StreamingResponse
 STREAM_CHUNK_CHARS = 7  # small pieces: a streamed reply arrives as many chunks
 
 
-def build_app(requests: list[dict]) -> FastAPI:
+def build_app(requests: list[dict], gate: threading.Event | None = None) -> FastAPI:
     app = FastAPI()
 
     @app.post("/v1/chat/completions", response_model=None)
@@ -75,7 +75,7 @@ def build_app(requests: list[dict]) -> FastAPI:
             context = system.split("What LOFT remembers about this customer:", 1)[-1].strip()
             content = f"(llm) Based on memory: {context[:300]}"
         if body.get("stream"):
-            return StreamingResponse(_chunks(body.get("model", "test"), content), media_type="text/event-stream")
+            return StreamingResponse(_chunks(body.get("model", "test"), content, gate), media_type="text/event-stream")
         return {
             "id": "chatcmpl-test",
             "object": "chat.completion",
@@ -88,9 +88,10 @@ def build_app(requests: list[dict]) -> FastAPI:
     return app
 
 
-def _chunks(model: str, content: str):
+def _chunks(model: str, content: str, gate: threading.Event | None = None):
     """``content`` as OpenAI's ``chat.completion.chunk`` events: the role, the text in pieces,
-    a finish reason, then ``[DONE]``."""
+    a finish reason, then ``[DONE]``. With ``gate`` cleared, the text waits for it after the
+    role (a reply in progress; Starlette runs this generator in a thread)."""
 
     def event(delta: dict, finish: str | None = None) -> str:
         chunk = {
@@ -103,6 +104,8 @@ def _chunks(model: str, content: str):
         return f"data: {json.dumps(chunk)}\n\n"
 
     yield event({"role": "assistant", "content": ""})
+    if gate is not None:
+        gate.wait(120)
     for i in range(0, len(content), STREAM_CHUNK_CHARS):
         yield event({"content": content[i : i + STREAM_CHUNK_CHARS]})
     yield event({}, "stop")
@@ -113,8 +116,10 @@ class FakeOpenAI:
     def __init__(self, port: int) -> None:
         self.requests: list[dict] = []
         self.port = port
+        self.gate = threading.Event()  # cleared: streamed replies hold after their first chunk
+        self.gate.set()
         self.server = uvicorn.Server(
-            uvicorn.Config(build_app(self.requests), host="127.0.0.1", port=port, log_level="warning")
+            uvicorn.Config(build_app(self.requests, self.gate), host="127.0.0.1", port=port, log_level="warning")
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

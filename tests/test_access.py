@@ -30,6 +30,7 @@ POLICY = {
     ("POST", "/v1/chat"): "customer",
     ("POST", "/v1/sessions/{user_identifier}/messages"): "customer",
     ("GET", "/v1/sessions/{user_identifier}"): "customer",
+    ("GET", "/v1/sessions/{user_identifier}/{session_id}/messages"): "customer",
     ("GET", "/memory/context/{user_identifier}"): "customer",
     ("GET", "/memory/user/{user_identifier}/summary"): "customer",
     ("GET", "/memory/user/{user_identifier}/graph"): "customer",
@@ -91,7 +92,8 @@ def world(keyed, service, stack):
     assert len(memories) >= 2, "B needs memories to address"
     throwaway = f"kc-{uuid.uuid4().hex[:8]}"
     receipt = _client(svc.base, ADMIN_KEY).delete(f"/memory/user/{throwaway}").json()["receipt_id"]
-    return {"a": a, "b": b, "memories": memories, "receipt": receipt}
+    (session,) = stack.sql("SELECT id FROM sessions WHERE user_identifier = $1", b)
+    return {"a": a, "b": b, "memories": memories, "receipt": receipt, "session": str(session["id"])}
 
 
 def _memory_of(stack, user: str) -> str:
@@ -113,11 +115,12 @@ def _request(method: str, path: str, about: str, world: dict, fresh: str, stack)
         path.replace("{user_identifier}", target)
         .replace("{memory_id}", memory)
         .replace("{receipt_id}", world["receipt"])
+        .replace("{session_id}", world["session"])
     )
     kwargs: dict = {}
     if path == "/v1/chat":
         kwargs["json"] = {"user_identifier": about, "message": "What sofas do you have?"}
-    elif path.endswith("/messages"):
+    elif method == "POST" and path.endswith("/messages"):
         kwargs["json"] = {
             "messages": [{"role": "user", "content": "importing a note", "created_at": "2024-01-01T10:00:00Z"}]
         }
@@ -241,8 +244,61 @@ def test_sample_data_is_for_admins_in_development_from_this_origin(keyed, world)
     assert cross.status_code == 403 and "own pages" in cross.json()["detail"]
     form = admin.post("/memory/test/populate-sample-data", data={"user_identifier": user})
     assert form.status_code == 422  # a form post (what another site could send) is not JSON
+    # a page whose name was pointed at this machine (DNS rebinding) sends its own name as both
+    # Host and Origin: the origin is compared with the address the request reached
+    rebound = f"attacker.example:{svc.port}"
+    r = admin.post(
+        "/memory/test/populate-sample-data",
+        json={"user_identifier": user},
+        headers={"Host": rebound, "Origin": f"http://{rebound}"},
+    )
+    assert r.status_code == 403 and "own pages" in r.json()["detail"], r.text
     same = admin.post("/memory/test/populate-sample-data", json={"user_identifier": user}, headers={"Origin": svc.base})
     assert same.status_code == 200, same.text
+    local = admin.post(
+        "/memory/test/populate-sample-data",
+        json={"user_identifier": user},
+        headers={"Origin": f"http://localhost:{svc.port}"},
+    )
+    assert local.status_code == 200, local.text
+
+
+def test_a_keyless_service_answers_only_requests_addressed_to_this_machine(service, user):
+    """Without keys every caller is the local admin: a web page that points its own name at
+    127.0.0.1 (DNS rebinding) must reach no route, and says why it does not."""
+    rebound = {"Host": f"attacker.example:{service.port}"}
+    with httpx.Client(base_url=service.base, timeout=30) as http:
+        assert (
+            http.post(
+                f"/v1/sessions/{user}/messages", json={"messages": [{"role": "user", "content": "mine"}]}
+            ).status_code
+            == 201
+        )
+        for method, path, kwargs in (
+            ("GET", f"/v1/sessions/{user}", {}),
+            ("GET", f"/memory/context/{user}", {"params": {"query": "mine"}}),
+            ("DELETE", f"/memory/user/{user}", {}),
+            ("POST", "/memory/test/populate-sample-data", {"json": {"user_identifier": user}}),
+            ("GET", "/metrics", {}),
+            ("GET", "/memory/status", {}),
+        ):
+            for headers in (rebound, rebound | {"Origin": f"http://attacker.example:{service.port}"}):
+                r = http.request(method, path, headers=headers, **kwargs)
+                assert r.status_code == 403, (method, path, r.status_code, r.text)
+                assert "without API keys" in r.json()["detail"] and "attacker.example" in r.json()["detail"]
+                assert "mine" not in r.text
+        # a loopback name smuggled into a Host no browser would send
+        for host in (f"attacker.example@127.0.0.1:{service.port}", f"127.0.0.1:{service.port}/x", "127.0.0.1:port"):
+            assert http.get(f"/v1/sessions/{user}", headers={"Host": host}).status_code in (400, 403), host
+        # another site's page sending to 127.0.0.1 directly
+        r = http.get(f"/v1/sessions/{user}", headers={"Origin": "https://evil.example"})
+        assert r.status_code == 403 and "evil.example" in r.json()["detail"]
+        # this machine's own names, and its own pages, still work
+        for headers in ({}, {"Host": f"localhost:{service.port}"}, {"Origin": service.base}):
+            r = http.get(f"/v1/sessions/{user}", headers=headers)
+            assert r.status_code == 200 and r.json()["sessions"], (headers, r.text)
+    assert httpx.get(f"{service.base}/v1/sessions/{user}").status_code == 200  # nothing was erased
+    assert service.http.get(f"/v1/sessions/{user}").json()["sessions"][0]["messages"][0]["content"] == "mine"
 
 
 def _serve(stack, env: dict[str, str], *args: str) -> subprocess.Popen:

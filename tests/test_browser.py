@@ -13,11 +13,17 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.conftest import ROOT
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 pytestmark = pytest.mark.browser
 
@@ -33,11 +39,11 @@ def chromium_binary() -> str:
     pytest.fail("no chromium on PATH: run `make browser` (installs Debian's chromium)")
 
 
-@pytest.fixture(scope="module")
-def browser(request):
+@contextmanager
+def launched_chromium() -> Iterator[Browser]:
+    """Debian's Chromium, headless, driven by Playwright (which never fetches a browser of its own)."""
     from playwright.sync_api import sync_playwright
 
-    SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(
             executable_path=chromium_binary(), headless=True, args=["--no-sandbox", "--disable-gpu"]
@@ -46,6 +52,13 @@ def browser(request):
             yield chromium
         finally:
             chromium.close()
+
+
+@pytest.fixture(scope="module")
+def browser(request):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with launched_chromium() as chromium:
+        yield chromium
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write_line(f"\nbrowser test screenshots: {SHOTS}")

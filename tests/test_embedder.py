@@ -129,7 +129,7 @@ def test_query_cache_is_bounded(cache_dir):
     e = Embedder(backend="onnx", cache_size=3, cache_dir=cache_dir)
     for i in range(5):
         e.embed_query(f"query {i}")
-    assert list(e._cache) == ["query 2", "query 3", "query 4"]
+    assert [text for _, text in e._cache] == ["query 2", "query 3", "query 4"]
 
 
 def test_onnx_file_reused(onnx_embedder, cache_dir):
@@ -231,8 +231,8 @@ def test_concurrent_queries_share_model_calls_and_keep_their_vectors(onnx_embedd
     alone = np.stack([onnx_embedder.embed([q])[0] for q in questions])
     assert _cos(np.stack(got), alone).min() >= 0.99999
     assert got[-1] is got[0]
-    assert asyncio.run(onnx_embedder.aembed_query(questions[3])) is got[3]  # cached as usual
-    assert onnx_embedder.forget("u-batch") == len(set(questions))  # tagged with who asked
+    assert asyncio.run(onnx_embedder.aembed_query(questions[3], user="u-batch")) is got[3]  # cached as usual
+    assert onnx_embedder.forget("u-batch") == len(set(questions))  # kept per customer
 
 
 def test_a_failed_model_call_fails_its_waiters_and_not_the_next_batch(onnx_embedder, monkeypatch):
@@ -256,3 +256,41 @@ def test_a_failed_model_call_fails_its_waiters_and_not_the_next_batch(onnx_embed
     assert all(isinstance(v, RuntimeError) for v in first), first  # one model call, three waiters told
     again = asyncio.run(ask(3))
     assert all(isinstance(v, np.ndarray) and v.shape == (384,) for v in again), again
+
+
+def test_the_query_cache_is_per_customer(onnx_embedder):
+    """One customer's cached question never answers another's (a hit is a whole model call
+    faster: a shared cache would tell a customer what someone else just asked)."""
+    q = "is the walnut sideboard still available for my sister?"
+    onnx_embedder.clear()
+    first = asyncio.run(onnx_embedder.aembed_query(q, user="alice"))
+    hits, misses = onnx_embedder.stats["query_cache_hits"], onnx_embedder.stats["query_cache_misses"]
+    other = asyncio.run(onnx_embedder.aembed_query(q, user="bob"))
+    assert other is not first and float(other @ first) >= 0.99999
+    assert onnx_embedder.stats["query_cache_misses"] == misses + 1 and onnx_embedder.stats["query_cache_hits"] == hits
+    assert asyncio.run(onnx_embedder.aembed_query(q, user="alice")) is first
+    assert onnx_embedder.forget("alice") == 1 and onnx_embedder.forget("bob") == 1
+
+
+def test_a_query_embedded_while_its_customer_is_forgotten_is_not_cached(onnx_embedder):
+    """An erasure's ``forget`` lands while the customer's query is being embedded: the
+    vector is answered, but not put back into the cache."""
+    onnx_embedder.clear()
+    real = onnx_embedder.embed
+
+    def forgotten_meanwhile(texts, *, batch_size=32):
+        vectors = real(texts, batch_size=batch_size)
+        onnx_embedder.forget("eve")  # the erasure lands between the miss and the put
+        return vectors
+
+    onnx_embedder.embed = forgotten_meanwhile  # the timing of a forget, not a stand-in for the model
+    try:
+        vector = asyncio.run(onnx_embedder.aembed_query("where is my dog Plimbo?", user="eve"))
+        also = onnx_embedder.embed_query("and my cat?", user="eve")
+    finally:
+        del onnx_embedder.embed
+    assert vector.shape == (384,) and also.shape == (384,)
+    assert [k for k in onnx_embedder._cache if k[0] == "eve"] == []
+    # after the forget, the customer's queries are cached again
+    again = asyncio.run(onnx_embedder.aembed_query("where is my dog Plimbo?", user="eve"))
+    assert asyncio.run(onnx_embedder.aembed_query("where is my dog Plimbo?", user="eve")) is again

@@ -5,6 +5,7 @@ starts empty afterwards."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import subprocess
 import sys
@@ -348,3 +349,402 @@ def test_erasure_runs_while_a_chat_is_answered(service, api, stack, user):
     assert set(results) <= {200, 404, 409}, results
     service.wait_idle()
     assert stack.scan_postgres([A_WORDS[0]]) == [] and stack.scan_neo4j([A_WORDS[0]]) == []
+
+
+# -- an erasure never blocks, never fails half-way, and a pending one hides the customer ----
+
+
+def _customer_with_a_graph(api, service, user: str) -> str:
+    """A customer with memories, graph facts (entities, a purchase) and an order; returns a memory id."""
+    _chat(api, user, f"Hi, I'm {A_WORDS[0]} and I love walnut. My dog {A_WORDS[3]} sleeps in the den.")
+    _chat(api, user, "I bought the Sloane Chaise Sectional last week.")
+    order = {
+        "order_id": f"o-{uuid.uuid4().hex[:10]}",
+        "placed_at": "2026-11-01T10:00:00Z",
+        "lines": [{"sku": "LOFT-SOF-0001", "qty": 1, "unit_price": 1999}],
+    }
+    assert api.post(f"/v1/customers/{user}/orders", json=order).status_code == 201
+    service.wait_idle()
+    memories = api.get(f"/memory/user/{user}/memories").json()["memories"]
+    assert memories
+    return memories[0]["id"]
+
+
+def _every_read_and_write(api, user: str, memory_id: str) -> dict[str, int]:
+    """The status of every route that reads or writes one customer."""
+    m = f"/memory/user/{user}/memories/{memory_id}"
+    calls = {
+        "context": api.get(f"/memory/context/{user}", params={"query": "what do I like?"}),
+        "summary": api.get(f"/memory/user/{user}/summary"),
+        "graph": api.get(f"/memory/user/{user}/graph"),
+        "recommendations": api.get(f"/memory/user/{user}/recommendations"),
+        "entities": api.post("/memory/search/entities", json={"user_identifier": user, "query": "dog"}),
+        "memories": api.get(f"/memory/user/{user}/memories"),
+        "memory": api.get(m),
+        "history": api.get(f"{m}/history"),
+        "delete memory": api.delete(m),
+        "sessions": api.get(f"/v1/sessions/{user}"),
+        "orders": api.get(f"/v1/customers/{user}/orders"),
+        "import": api.post(f"/v1/sessions/{user}/messages", json={"messages": [{"role": "user", "content": "hi"}]}),
+        "order": api.post(
+            f"/v1/customers/{user}/orders",
+            json={
+                "order_id": f"o-{uuid.uuid4().hex[:10]}",
+                "placed_at": "2026-11-02T10:00:00Z",
+                "lines": [{"sku": "LOFT-SOF-0001", "qty": 1, "unit_price": 10}],
+            },
+        ),
+        "chat": api.post("/v1/chat", json={"user_identifier": user, "message": "hello"}),
+        "chat replay": api.post(
+            "/v1/chat", json={"user_identifier": user, "message": "hello"}, headers={"Idempotency-Key": "k-1"}
+        ),
+    }
+    return {name: r.status_code for name, r in calls.items()}
+
+
+async def _every_tool(base: str, user: str, memory_id: str) -> dict[str, str]:
+    """What each MCP tool says about the customer (an error's text, or "ok")."""
+    from tests.test_mcp import over_http, text_of
+
+    calls = {
+        "search_memories": {"query": "what do I like?"},
+        "get_context": {"query": "what do I like?"},
+        "get_user_summary": {},
+        "get_memories": {},
+        "get_memory": {"memory_id": memory_id},
+        "delete_memory": {"memory_id": memory_id},
+        "recommend_products": {},
+        "add_memory": {"content": "I like oak"},
+    }
+    out = {}
+    async with over_http(base, {"X-Customer-Id": user}) as client:
+        for tool, args in calls.items():
+            result = await client.call_tool(tool, args)
+            out[tool] = text_of(result) if result.is_error else "ok"
+    return out
+
+
+def _wait_complete(api, service, receipt_id: str, timeout: float = 150) -> dict:
+    deadline = time.monotonic() + timeout
+    while (state := api.get(f"/memory/erasures/{receipt_id}").json())["status"] != "complete":
+        assert time.monotonic() < deadline, f"the worker never finished the erasure: {state}\n{service.log_tail()}"
+        time.sleep(0.5)
+    return state
+
+
+def test_an_erasure_that_finds_the_rows_held_is_pending_and_the_customer_is_refused_everywhere(
+    service, api, stack, user
+):
+    """The customer's row is held (as a worker's fence holds it across a graph write) past
+    the lock timeout: the erasure answers a pending receipt instead of a 500, deletes nothing
+    yet, every REST route and MCP tool answers 409 for the customer, and the worker erases
+    everything once the row is free."""
+    import asyncpg
+
+    from service import erasure
+
+    memory_id = _customer_with_a_graph(api, service, user)
+
+    async def scenario():
+        rt = await _runtime(stack)
+        holder = await asyncpg.connect(stack.settings.database_url)
+        fence = holder.transaction()
+        await fence.start()
+        try:
+            await holder.execute("SELECT 1 FROM users WHERE user_identifier = $1 FOR NO KEY UPDATE", user)
+            receipt = await erasure.erase(rt, user, lock_timeout_s=1.0)
+            # nothing is deleted yet, but nothing of the customer is served or stored either
+            still = await rt.pool.fetchval("SELECT count(*) FROM messages WHERE user_identifier = $1", user)
+            codes = await asyncio.to_thread(_every_read_and_write, api, user, memory_id)
+            tools = await _every_tool(service.base, user, memory_id)
+        finally:
+            await fence.rollback()
+            await holder.close()
+            await rt.close()
+        return receipt, still, codes, tools
+
+    receipt, still, codes, tools = asyncio.run(scenario())
+    assert receipt.status == "pending" and "held by other work" in receipt.error, receipt
+    assert still >= 4
+    assert codes == dict.fromkeys(codes, 409), codes
+    assert all("conflict" in text and "being erased" in text for text in tools.values()), tools
+
+    done = _wait_complete(api, service, str(receipt.receipt_id))
+    assert done["counts"]["postgres"]["messages"] >= 4 and done["counts"]["neo4j"]["nodes"] >= 2
+    assert stack.scan_postgres([user, A_WORDS[0], A_WORDS[3]]) == []
+    assert stack.scan_neo4j([user, A_WORDS[0], A_WORDS[3]]) == []
+    assert api.post("/v1/chat", json={"user_identifier": user, "message": "hello again"}).status_code == 200
+
+
+def _terminate_erasure_statement(stack, timeout: float = 20) -> str:
+    """Terminate the erasure's Neo4j delete (waiting on a lock the test holds): a real
+    non-outage Neo4j error (``Neo.ClientError.Transaction.Terminated``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [
+            r["id"]
+            for r in stack.cypher(
+                "SHOW TRANSACTIONS YIELD transactionId AS id, currentQuery AS q, outerTransactionId AS outer "
+                "WHERE q CONTAINS 'DELETE r' AND NOT q CONTAINS 'SHOW TRANSACTIONS' AND outer = '' RETURN id"
+            )
+        ]
+        if found:
+            stack.cypher("TERMINATE TRANSACTIONS $ids", ids=found)
+            return found[0]
+        time.sleep(0.1)
+    raise AssertionError("the erasure never reached its Neo4j delete")
+
+
+def test_a_neo4j_failure_is_a_pending_receipt_with_its_reason_never_a_500_and_a_later_erasure_supersedes_it(
+    service, api, stack, user
+):
+    """N8/N13: Neo4j fails the erasure (not an outage) after PostgreSQL was erased. DELETE
+    answers 202 with the reason; while pending, even the routes that read Neo4j directly
+    answer 409 although Neo4j still holds the customer; the job is never parked; a second
+    erasure completes both receipts and the identifier leaves the queue and is free."""
+    from neo4j import GraphDatabase
+
+    memory_id = _customer_with_a_graph(api, service, user)
+    settings = stack.settings
+    with (
+        GraphDatabase.driver(
+            settings.neo4j_uri, auth=(settings.neo4j_user, settings.neo4j_password.get_secret_value())
+        ) as driver,
+        driver.session() as session,
+    ):
+        holder = session.begin_transaction()  # the customer's node, locked as a long write would
+        holder.run("MATCH (c:Customer {user_id: $u}) SET c.held = true", u=user).consume()
+        answer: dict = {}
+        deleting = threading.Thread(target=lambda: answer.update(r=api.delete(f"/memory/user/{user}")))
+        deleting.start()
+        try:
+            _terminate_erasure_statement(stack)
+        finally:
+            holder.rollback()
+            deleting.join(60)
+    first = answer["r"]
+    assert first.status_code == 202, first.text
+    receipt = first.json()
+    assert receipt["status"] == "pending" and "Terminated" in receipt["error"], receipt
+    assert receipt["counts"]["postgres"]["messages"] >= 4  # PostgreSQL was erased
+    assert stack.cypher("MATCH (c:Customer {user_id: $u}) RETURN count(c) AS n", u=user)[0]["n"] == 1
+    # Neo4j still holds the customer, and no route serves them (not even the graph's own)
+    codes = _every_read_and_write(api, user, memory_id)
+    assert codes == dict.fromkeys(codes, 409), codes
+    job = stack.sql("SELECT status, max_attempts FROM jobs WHERE user_identifier = $1 AND kind = 'erase_user'", user)
+    assert [(j["status"], j["max_attempts"]) for j in job] == [("queued", 2_147_483_647)]
+
+    second = api.delete(f"/memory/user/{user}")
+    assert second.status_code == 200 and second.json()["status"] == "complete", second.text
+    earlier = api.get(f"/memory/erasures/{receipt['receipt_id']}").json()
+    assert earlier["status"] == "complete" and earlier["verification"]["completed_by"] == second.json()["receipt_id"]
+    assert stack.sql("SELECT count(*) AS n FROM jobs WHERE user_identifier = $1", user)[0]["n"] == 0
+    assert stack.scan_postgres([user, A_WORDS[0], A_WORDS[3]]) == []
+    assert stack.scan_neo4j([user, A_WORDS[0], A_WORDS[3]]) == []
+    assert api.post("/v1/chat", json={"user_identifier": user, "message": "hello again"}).status_code == 200
+
+
+def test_an_erasure_job_parked_before_is_cleared_by_the_next_erasure(service, api, stack, user):
+    """The review's N8 case as an older version left it: a pending receipt and its job
+    parked as ``failed``, still holding the identifier. The next erasure completes it and
+    nothing of the identifier stays in the queue."""
+    from service.erasure import erasure_key, subject_hash
+
+    _chat(api, user, f"My name is {A_WORDS[1]}.")
+    service.wait_idle()
+    old = uuid.uuid4()
+    stack.sql(
+        "INSERT INTO erasure_receipts (receipt_id, subject_hash, status, requested_at, error) "
+        "VALUES ($1, $2, 'pending', now() - interval '1 day', 'Neo4j failed')",
+        old,
+        subject_hash(erasure_key(stack.settings), user),
+    )
+    stack.sql(
+        "INSERT INTO jobs (kind, user_identifier, dedupe_key, payload, status, attempts, last_error) "
+        "VALUES ('erase_user', $1, $2, $3::jsonb, 'failed', 10, 'ClientError')",
+        user,
+        f"erase:{old}",
+        json.dumps({"receipt_id": str(old)}),
+    )
+    assert api.post("/v1/chat", json={"user_identifier": user, "message": "hi"}).status_code == 409
+    r = api.delete(f"/memory/user/{user}")
+    assert r.status_code == 200 and r.json()["status"] == "complete", r.text
+    assert api.get(f"/memory/erasures/{old}").json()["status"] == "complete"
+    assert stack.sql("SELECT count(*) AS n FROM jobs WHERE user_identifier = $1", user)[0]["n"] == 0
+    assert api.post("/v1/chat", json={"user_identifier": user, "message": "hi"}).status_code == 200
+
+
+def test_neo4j_deadlocks_are_run_again(stack, caplog):
+    """A real deadlock: a statement run as every Neo4j statement of an erasure is run locks
+    A, then waits for C; another transaction holding B (and more) asks for A, and waits for
+    the statement; C is let go, the statement asks for B and Neo4j aborts it
+    (DeadlockDetected, a transient error). It runs again, and succeeds once the other
+    transaction is done."""
+    from neo4j import AsyncGraphDatabase, GraphDatabase
+
+    from graph.erasure import run_again_if_transient
+
+    tag = uuid.uuid4().hex
+    stack.cypher("UNWIND ['A', 'B', 'C', 'D', 'E', 'F', 'G'] AS k CREATE (:DeadlockProbe {k: k, tag: $t})", t=tag)
+    a_c_b = """
+    MATCH (a:DeadlockProbe {k: 'A', tag: $t}) SET a.n = coalesce(a.n, 0) + 1
+    WITH a MATCH (c:DeadlockProbe {k: 'C', tag: $t}) SET c.n = coalesce(c.n, 0) + 1
+    WITH a, c MATCH (b:DeadlockProbe {k: 'B', tag: $t}) SET b.n = coalesce(b.n, 0) + 1
+    RETURN a.n AS a, b.n AS b
+    """
+    settings = stack.settings
+    auth = (settings.neo4j_user, settings.neo4j_password.get_secret_value())
+    seen: dict = {}
+
+    def blocked(driver, marker: str) -> bool:
+        rows = driver.execute_query(
+            "SHOW TRANSACTIONS YIELD currentQuery AS q, status WHERE q CONTAINS $m AND NOT q CONTAINS 'SHOW' "
+            "RETURN status",
+            m=marker,
+        ).records
+        return any(r["status"].startswith("Blocked") for r in rows)
+
+    def wait_until(check) -> None:
+        deadline = time.monotonic() + 30
+        while not check():
+            assert time.monotonic() < deadline, "the transactions never lined up"
+            time.sleep(0.02)
+
+    async def statement():
+        async with AsyncGraphDatabase.driver(settings.neo4j_uri, auth=auth) as driver, driver.session() as session:
+            return await run_again_if_transient(session, a_c_b, t=tag)
+
+    with (
+        GraphDatabase.driver(settings.neo4j_uri, auth=auth) as driver,
+        driver.session() as s_c,
+        driver.session() as s_b,
+    ):
+        holds_c = s_c.begin_transaction()
+        holds_c.run("MATCH (c:DeadlockProbe {k: 'C', tag: $t}) SET c.held = true", t=tag).consume()
+        holds_b = s_b.begin_transaction()  # B, and more locks than the statement will hold: Neo4j
+        # aborts the party of a deadlock that holds fewer locks (the younger one, too)
+        holds_b.run(
+            "MATCH (b:DeadlockProbe {tag: $t}) WHERE b.k IN ['B', 'D', 'E', 'F', 'G'] SET b.held = true", t=tag
+        ).consume()
+
+        def asks_for_a():
+            holds_b.run("MATCH (a:DeadlockProbe {k: 'A', tag: $t}) SET a.held = true", t=tag).consume()
+            holds_b.commit()
+            seen["committed"] = True
+
+        def choreography():
+            wait_until(lambda: blocked(driver, "WITH a, c MATCH"))  # the statement holds A, waits for C
+            other = threading.Thread(target=asks_for_a)
+            other.start()
+            wait_until(lambda: blocked(driver, "SET a.held"))  # B's holder waits for A
+            holds_c.rollback()  # the statement goes on, and asks for B
+            other.join(60)
+
+        steps = threading.Thread(target=choreography)
+        steps.start()
+        with caplog.at_level("WARNING", logger="loft.erasure"):
+            (result,) = asyncio.run(statement())
+        steps.join(60)
+    assert seen.get("committed"), "the other transaction was the one aborted: no deadlock met the statement"
+    assert any("DeadlockDetected" in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
+    assert result == {"a": 1, "b": 1}  # the aborted run left nothing; the second one did it all once
+    stack.cypher("MATCH (n:DeadlockProbe {tag: $t}) DELETE n", t=tag)
+
+
+def test_a_large_customer_is_counted_and_verified_without_collecting_their_ids(stack):
+    """3,000 entities with relationships, deleted in batches of 1,000: the receipt's counts
+    are exact and the re-check by counting finds nothing."""
+    from neo4j import AsyncGraphDatabase
+
+    from graph import erasure as graph_erasure
+
+    who = f"big-{uuid.uuid4().hex[:8]}"
+    stack.cypher(
+        "CREATE (c:Customer {user_id: $u}) WITH c UNWIND range(1, 3000) AS i "
+        "CREATE (c)-[:MENTIONED]->(e:Entity {user_id: $u, key: 'thing:' + i}) "
+        "WITH c, e, i WHERE i % 3 = 0 MATCH (p:Product) WITH c, e, p LIMIT 1000 "
+        "CREATE (c)-[:PURCHASED {source: 'order'}]->(p)",
+        u=who,
+    )
+    expected = stack.cypher("MATCH (n {user_id: $u})-[r]-() RETURN count(DISTINCT r) AS n", u=who)[0]["n"]
+    settings = stack.settings
+    auth = (settings.neo4j_user, settings.neo4j_password.get_secret_value())
+
+    async def erase():
+        async with AsyncGraphDatabase.driver(settings.neo4j_uri, auth=auth) as driver:
+            return await graph_erasure.erase_customer(driver, who, database=settings.neo4j_database)
+
+    done = asyncio.run(erase())
+    assert done.nodes == 3001 and done.relationships == expected
+    assert done.clean and done.leftovers == {"customers": 0, "entities": 0}
+    assert stack.cypher("MATCH (n {user_id: $u}) RETURN count(n) AS n", u=who)[0]["n"] == 0
+
+
+def test_a_request_in_flight_never_puts_an_erased_customer_back_into_a_cache(service, api, stack, user):
+    """N14: a context request read the customer's graph version and facts, another process
+    erased them, then the request stores its copy: this process's graph cache refuses it
+    (the erasure's floor came with the notification), and so does the query cache."""
+    from graph import reads as graph_reads
+    from service import graph_snapshots
+    from service.erasure import ErasureListener
+
+    _chat(api, user, f"Hi, I'm {A_WORDS[0]} and my dog {A_WORDS[3]} loves the walnut sofa.")
+    service.wait_idle()
+
+    async def scenario():
+        rt = await _runtime(stack)
+        listener = ErasureListener(rt)
+        await listener.start()
+        try:
+            state = await graph_snapshots.state(rt.pool, user, None)  # what the request read
+            facts = await graph_reads.customer_facts(rt.graph, user)
+            assert state.version is not None and facts is not None
+            rt.graph_cache.put(user, state.version, copy.deepcopy(facts))  # (a put takes the embeddings)
+            rt.embedder.embed_query(f"where is {A_WORDS[3]}?", user=user)
+            erased = await asyncio.to_thread(api.delete, f"/memory/user/{user}")  # another process
+            deadline = time.monotonic() + 5
+            while rt.graph_cache.latest(user) is not None:
+                assert time.monotonic() < deadline, "the notification never arrived"
+                await asyncio.sleep(0.05)
+            # the request in flight now stores what it read before the erasure
+            rt.graph_cache.put(user, state.version, facts)
+            if state.snapshot is not None:
+                rt.graph_cache.put_entry(user, state.snapshot)
+            kept = rt.graph_cache.latest(user)
+            return erased, kept, rt.embedder.forget(user)
+        finally:
+            await listener.stop()
+            await rt.close()
+
+    erased, kept, queries = asyncio.run(scenario())
+    assert erased.status_code == 200, erased.text
+    assert kept is None
+    assert queries == 0  # the listener dropped the customer's query too
+
+
+def test_degraded_entity_search_serves_only_a_copy_at_the_customers_current_version(service, api, stack, user):
+    """N14: with Neo4j unreachable, entity search answers from the process's copy of the
+    customer's graph only if that copy is at the customer's current graph version: never a
+    stale one, never one of a customer who is gone."""
+    from tests.conftest import Service, free_port
+
+    _chat(api, user, f"Hi, I'm {A_WORDS[0]}. My dog {A_WORDS[3]} sleeps in the den.")
+    service.wait_idle()
+    cut_off = Service(stack, extra_env={"NEO4J_URI": f"bolt://127.0.0.1:{free_port()}"}, worker=False)
+    try:
+        ask = {"user_identifier": user, "query": "my dog"}
+        # a context fills this process's copy from the snapshot (PostgreSQL) at the current version
+        assert cut_off.http.get(f"/memory/context/{user}", params={"query": "my dog"}).status_code == 200
+        current = cut_off.http.post("/memory/search/entities", json=ask).json()
+        assert current["tiers"] == {"neo4j": False}
+        assert any(A_WORDS[3] in (e["name"] or "") for e in current["entities"]), current
+        # the customer's graph moves on elsewhere: this copy is stale now, and not served
+        stack.sql("UPDATE users SET graph_version = nextval('graph_version_seq') WHERE user_identifier = $1", user)
+        stale = cut_off.http.post("/memory/search/entities", json=ask).json()
+        assert stale["entities"] == [] and "no current copy" in stale["errors"]["neo4j"], stale
+        # the customer is gone (as if a notification was missed): not served either
+        stack.sql("DELETE FROM users WHERE user_identifier = $1", user)
+        gone = cut_off.http.post("/memory/search/entities", json=ask).json()
+        assert gone["entities"] == [], gone
+    finally:
+        cut_off.stop()

@@ -133,3 +133,51 @@ def test_encoding_keeps_timestamps_entities_and_an_empty_graph():
     assert back.view(query, 1) == graph.view(query, 1)
     empty = graph_snapshots.decode(3, *graph_snapshots.encode(CustomerGraph.build(3, None)))
     assert empty.facts is None and empty.view(query, 5) is None
+
+
+def _graph(version: int, entities: int) -> CustomerGraph:
+    facts = {
+        "name": "Ada",
+        "preferences": [{"rel": "PREFERS", "attribute": "material", "value": "walnut", "source_message_ids": [1, 2]}],
+        "entities": [
+            {"key": f"thing:{i}", "name": f"thing {i}", "type": "thing", "embedding": [0.1] * 384}
+            for i in range(entities)
+        ],
+    }
+    return CustomerGraph.build(version, facts)
+
+
+def test_the_graph_cache_is_bounded_by_bytes_not_by_customers():
+    """An entry holds its entities' embeddings (1.5 KB each): a bound on customers alone
+    allowed ~10 GB. Bounded by bytes, big entries push out the least recently used ones and
+    one that alone exceeds the bound is served but not kept."""
+    from graph.cache import GraphCache, approximate_bytes
+
+    big = _graph(1, 500)
+    assert 500 * 384 * 4 <= approximate_bytes(big) < 2 * 500 * 384 * 4 + 500_000  # the matrix, plus the facts
+    cache = GraphCache(max_bytes=3 * approximate_bytes(big))
+    for i in range(10):
+        cache.put_entry(f"c{i}", _graph(1, 500))
+        cache.get("c0", 1)  # c0 stays the most recently used
+    assert len(cache) == 3 and cache.bytes <= 3 * approximate_bytes(big)
+    assert cache.get("c0", 1) is not None and cache.get("c9", 1) is not None and cache.get("c1", 1) is None
+    # small customers: many more of them fit in the same bytes
+    for i in range(100):
+        cache.put_entry(f"s{i}", _graph(1, 2))
+    assert len(cache) > 50 and cache.bytes <= 3 * approximate_bytes(big)
+    huge = GraphCache(max_bytes=approximate_bytes(big) // 2)
+    assert huge.put_entry("h", big) is big and huge.get("h", 1) is None and huge.bytes == 0
+
+
+def test_the_graph_cache_refuses_an_erased_customers_copy_read_before_the_erasure():
+    """``forget`` with the erasure's floor: a copy read before (a lower version) is not kept,
+    a customer created again (a higher version) is."""
+    from graph.cache import GraphCache
+
+    cache = GraphCache()
+    cache.put_entry("eve", _graph(41, 3))
+    assert cache.forget("eve", floor=50) == 1
+    cache.put_entry("eve", _graph(41, 3))  # a request in flight, storing what it read before
+    assert cache.latest("eve") is None and cache.bytes == 0
+    cache.put_entry("eve", _graph(51, 1))  # the identifier, a new customer
+    assert cache.get("eve", 51) is not None

@@ -181,3 +181,108 @@ def test_the_reply_uses_what_this_turn_said_without_waiting_for_the_worker(servi
         assert "Wenonah" in r.json()["reply"]
     finally:
         service.worker.send_signal(__import__("signal").SIGCONT)
+
+
+# -- times, cursors and totals at the calendar's and the columns' edges -------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "as_of"),
+    [
+        ("what did I order for 9999-12-31?", "2024-05-01T10:00:00-04:00"),
+        ("9999-12-31", "2024-05-01T23:30:00-11:00"),
+        ("0001-01-01", "2024-05-01T10:00:00+05:30"),
+        ("what about 0001-01-01?", "2024-05-01T00:30:00+14:00"),
+        ("9999-12-31", "2024-05-01T10:00:00Z"),
+    ],
+)
+def test_edge_dates_with_an_as_of_in_any_time_zone_are_answered(api, user, query, as_of):
+    assert api.post("/v1/chat", json={"user_identifier": user, "message": "I love walnut"}).status_code == 200
+    for who in (user, f"{user}-unknown"):  # the PostgreSQL source runs for an unknown customer too
+        r = api.get(f"/memory/context/{who}", params={"query": query, "as_of": as_of})
+        assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize(
+    ("as_of", "reason"),
+    [
+        ("9999-12-31T23:00:00-05:00", "between 1970-01-01 and tomorrow"),
+        ("0001-01-01T00:00:00+05:30", "between 1970-01-01 and tomorrow"),
+        ("1969-12-31T23:59:59Z", "between 1970-01-01 and tomorrow"),
+        ("2999-01-01T00:00:00+00:00", "between 1970-01-01 and tomorrow"),
+        ("2024-05-01T10:00:00", "needs a time zone"),
+        ("yesterday", "as_of"),
+    ],
+)
+def test_an_as_of_outside_real_history_is_a_422(api, user, as_of, reason):
+    r = api.get(f"/memory/context/{user}", params={"query": "what did I buy?", "as_of": as_of})
+    assert reason in _error(r, 422, "validation_error")["detail"]
+
+
+def _cursor(text: str) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+def _import_sessions(api, user: str, n: int) -> list[str]:
+    ids = []
+    for i in range(n):
+        r = api.post(
+            f"/v1/sessions/{user}/messages",
+            json={"messages": [{"role": "user", "content": f"note {i}", "created_at": f"2024-01-0{i + 1}T10:00:00Z"}]},
+        )
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["session_id"])
+    return ids
+
+
+def test_cursors_the_api_did_not_hand_out_are_a_422_on_every_paginated_route(api, user):
+    sessions = _import_sessions(api, user, 3)
+    other = f"{user}-other"
+    _import_sessions(api, other, 2)
+    real = api.get(f"/v1/sessions/{user}", params={"limit": 1}).json()["next_cursor"]
+    others = api.get(f"/v1/sessions/{other}", params={"limit": 1}).json()["next_cursor"]
+    assert real and others
+    # the pages a real cursor reads: every session once
+    seen, cursor = [], None
+    while True:
+        page = api.get(f"/v1/sessions/{user}", params={"limit": 1} | ({"cursor": cursor} if cursor else {})).json()
+        seen += [s["id"] for s in page["sessions"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(sessions)
+
+    payload = __import__("base64").urlsafe_b64decode(real).decode()
+    at, row, signature = payload.split("|")
+    crafted = [
+        _cursor(f"9999-12-31T23:00:00-05:00|{uuid.uuid4()}"),  # unsigned, and overflows in UTC
+        _cursor(f"0001-01-01T00:00:00+05:30|{uuid.uuid4()}"),
+        _cursor(f"9999-12-31T23:00:00-05:00|{row}|{signature}"),  # a real signature on another time
+        _cursor(f"{at}|{uuid.uuid4()}|{signature}"),
+        others,  # another customer's list
+        "not a cursor",
+        "\u00e9t\u00e9",
+    ]
+    routes = [f"/v1/sessions/{user}", f"/memory/user/{user}/memories", f"/v1/sessions/{user}/{sessions[0]}/messages"]
+    for route in routes:
+        for cursor in crafted:
+            r = api.get(route, params={"cursor": cursor})
+            assert "cursor is not one this API returned" in _error(r, 422, "validation_error")["detail"], route
+    # a real cursor of one list does not page another
+    for route in routes[1:]:
+        _error(api.get(route, params={"cursor": real}), 422, "validation_error")
+
+
+def test_an_order_whose_total_overflows_is_a_422_and_records_nothing(api, user):
+    line = {"sku": "LOFT-SOF-0001", "qty": 10_000, "unit_price": 10_000_000}
+    order = {"order_id": f"ovf-{uuid.uuid4().hex}", "placed_at": "2026-01-01T00:00:00Z", "lines": [line] * 10}
+    r = api.post(f"/v1/customers/{user}/orders", json=order)
+    assert "total" in _error(r, 422, "validation_error")["detail"]
+    just_over = order | {"lines": [{"sku": "LOFT-SOF-0001", "qty": 101, "unit_price": 10_000_000}]}
+    assert "1,000,000,000" in _error(api.post(f"/v1/customers/{user}/orders", json=just_over), 422)["detail"]
+    assert api.get(f"/v1/customers/{user}/orders").json()["orders"] == []
+    at_cap = order | {"lines": [{"sku": "LOFT-SOF-0001", "qty": 100, "unit_price": 10_000_000}]}
+    r = api.post(f"/v1/customers/{user}/orders", json=at_cap)
+    assert r.status_code == 201 and r.json()["total"] == 1_000_000_000, r.text

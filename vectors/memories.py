@@ -7,6 +7,13 @@ new sources. A memory with a ``subject`` that *replaces* (e.g. "actually I prefe
 now") closes the customer's current memories of that subject: ``valid_to`` and
 ``superseded_by`` are set, nothing is deleted. Every change is written to
 ``memory_events`` in the same transaction.
+
+A memory deleted on request (:func:`delete`) leaves a marker on its ``delete`` event:
+its content hash, the hashes of the fact keys it stated, and the newest message id at
+the time. A memory candidate from a message at or below that id with the same content or
+one of those facts is not added again (a retried or late job), nor is such a preference
+written to the graph (:func:`forgotten_facts`); anything said afterwards is. The hashes
+are of text the source turns still hold in full, and say nothing the history does not.
 """
 
 from __future__ import annotations
@@ -31,7 +38,14 @@ NEAR_DUPLICATE = 0.93
 # nearest current memory if it is a near-duplicate. MATERIALIZED keeps the planner on the
 # per-user rows instead of the global HNSW index.
 FIND_SAME_OR_NEAR = """
-WITH same AS (
+WITH forgotten AS (
+  SELECT 1 FROM memory_events
+  WHERE user_identifier = $1 AND event = 'delete' AND detail ? 'forgotten'
+    AND (detail->'forgotten'->>'through_message_id')::bigint >= $6
+    AND (detail->'forgotten'->>'content_hash' = $2 OR detail->'forgotten'->'facts' ?| $7::text[])
+  LIMIT 1
+),
+same AS (
   SELECT id, content, source_message_ids FROM long_term_memories
   WHERE user_identifier = $1 AND content_hash = $2 LIMIT 1
 ),
@@ -43,6 +57,8 @@ near AS (
   SELECT id, content, source_message_ids, 1 - (embedding <=> $3) AS similarity FROM mine
   ORDER BY embedding <=> $3 LIMIT 1
 )
+SELECT NULL::uuid AS id, NULL AS content, NULL::bigint[] AS source_message_ids, 'forgotten' AS reason FROM forgotten
+UNION ALL
 SELECT id, content, source_message_ids, 'duplicate' AS reason FROM same
 UNION ALL
 SELECT id, content, source_message_ids, 'near_duplicate' FROM near WHERE similarity >= $5
@@ -118,7 +134,17 @@ WHERE user_identifier = $1 AND ($2 OR valid_to IS NULL)
 ORDER BY created_at DESC, id DESC LIMIT $5
 """
 
-DELETE = "DELETE FROM long_term_memories WHERE id = $1 AND user_identifier = $2 RETURNING content"
+DELETE = """
+DELETE FROM long_term_memories WHERE id = $1 AND user_identifier = $2
+RETURNING content_hash, metadata->'fact_keys' AS fact_keys
+"""
+# the preferences forgotten with deleted memories: (customer, fact hash, newest message id then)
+FORGOTTEN_FACTS = """
+SELECT user_identifier, f.fact, max((detail->'forgotten'->>'through_message_id')::bigint) AS through
+FROM memory_events, jsonb_array_elements_text(detail->'forgotten'->'facts') AS f(fact)
+WHERE user_identifier = ANY($1::text[]) AND event = 'delete' AND detail ? 'forgotten'
+GROUP BY 1, 2
+"""
 # the deleted memory's words leave its history too (and the supersede entries of the
 # memories it replaced, which quote it); the trail of what happened stays
 SCRUB_EVENTS = """
@@ -170,12 +196,34 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(normalised.encode()).hexdigest()[:32]
 
 
-async def add_memory(conn: Conn, user_identifier: str, memory: NewMemory) -> tuple[uuid.UUID, str]:
-    """Add, absorb or supersede (call inside a transaction). Returns (id, what happened)."""
+def fact_hash(key: str) -> str:
+    """A fact key (``graph.schema.fact_key``) as a deleted memory's marker keeps it."""
+    return hashlib.sha256(" ".join(key.lower().split()).encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Deleted:
+    events_scrubbed: int
+    fact_keys: list[str]  # the preferences the memory stated
+
+
+async def add_memory(conn: Conn, user_identifier: str, memory: NewMemory) -> tuple[uuid.UUID | None, str]:
+    """Add, absorb or supersede (call inside a transaction). Returns (id, what happened);
+    (None, "forgotten") for a memory the customer had deleted, from a message sent before."""
     digest = content_hash(memory.content)
-    same = await conn.fetchrow(
-        FIND_SAME_OR_NEAR, user_identifier, digest, memory.embedding, memory.replaces, NEAR_DUPLICATE
+    rows = await conn.fetch(
+        FIND_SAME_OR_NEAR,
+        user_identifier,
+        digest,
+        memory.embedding,
+        memory.replaces,
+        NEAR_DUPLICATE,
+        max(memory.source_message_ids, default=0),
+        [fact_hash(k) for k in memory.metadata.get("fact_keys") or []],
     )
+    if any(r["reason"] == "forgotten" for r in rows):
+        return None, "forgotten"
+    same = rows[0] if rows else None
     if same is not None:
         reason = same["reason"]  # "duplicate" or "near_duplicate"
         if set(memory.source_message_ids) <= set(same["source_message_ids"]):
@@ -269,15 +317,37 @@ async def page(
     return await conn.fetch(PAGE, user_identifier, include_superseded, at, mid, limit)
 
 
-async def delete(conn: Conn, user_identifier: str, memory_id: uuid.UUID) -> int | None:
+async def delete(conn: Conn, user_identifier: str, memory_id: uuid.UUID, *, through_message_id: int) -> Deleted | None:
     """Delete one memory and scrub its words from the history (call inside a transaction);
-    records a ``delete`` event. None when the customer has no such memory; else how many
-    history entries were scrubbed."""
-    if await conn.fetchval(DELETE, memory_id, user_identifier) is None:
+    records a ``delete`` event whose marker keeps candidates from messages up to
+    ``through_message_id`` from bringing it back (module docstring). None when the customer
+    has no such memory."""
+    row = await conn.fetchrow(DELETE, memory_id, user_identifier)
+    if row is None:
         return None
+    fact_keys = [str(k) for k in _list(row["fact_keys"])]
     scrubbed = await conn.execute(SCRUB_EVENTS, memory_id, user_identifier)
-    await conn.execute(EVENT, memory_id, user_identifier, "delete", None, None, json.dumps({}))
-    return int(scrubbed.split()[-1])
+    marker = {
+        "through_message_id": through_message_id,
+        "content_hash": row["content_hash"],
+        "facts": [fact_hash(k) for k in fact_keys],
+    }
+    await conn.execute(EVENT, memory_id, user_identifier, "delete", None, None, json.dumps({"forgotten": marker}))
+    return Deleted(int(scrubbed.split()[-1]), fact_keys)
+
+
+async def forgotten_facts(conn: Conn, users: list[str]) -> dict[str, dict[str, int]]:
+    """The preferences these customers had forgotten with deleted memories: per customer,
+    fact hash (:func:`fact_hash`) -> the newest message id when it was forgotten."""
+    out: dict[str, dict[str, int]] = {}
+    for r in await conn.fetch(FORGOTTEN_FACTS, sorted(set(users))):
+        out.setdefault(r["user_identifier"], {})[r["fact"]] = int(r["through"])
+    return out
+
+
+def _list(value: object) -> list[object]:
+    loaded = json.loads(value) if isinstance(value, str) else value
+    return list(loaded) if isinstance(loaded, list) else []
 
 
 async def list_for_user(

@@ -41,21 +41,26 @@ q AS (SELECT CASE WHEN count(*) = 0 THEN NULL
                   -- 'simple': the lexemes are stemmed already; stemming them again ('japanes' -> 'japan')
                   -- would match words whose IDF was never looked up
                   ELSE to_tsquery('simple', string_agg(quote_literal(lexeme), ' | ')) END AS query FROM terms),
+-- the customer's newest $17 memories, turns and summaries (through their btrees): however long
+-- a history, one context reads a bounded part of it
 mem AS MATERIALIZED (
   SELECT id, kind, content, embedding, importance, valid_from, source_message_ids, metadata, tsv
   FROM long_term_memories WHERE user_identifier = $1 AND valid_to IS NULL
+  ORDER BY created_at DESC LIMIT $17
 ),
 msg AS MATERIALIZED (
   SELECT id, session_id, role, speaker, content, created_at, external_id, embedding, tsv, length(tsv) AS len
   FROM messages WHERE user_identifier = $1
+  ORDER BY created_at DESC LIMIT $17
 ),
 pas AS MATERIALIZED (
   SELECT message_id, start_char, end_char, embedding, tsv, length(tsv) AS len
-  FROM message_passages WHERE user_identifier = $1
+  FROM message_passages WHERE user_identifier = $1 AND message_id IN (SELECT id FROM msg)
 ),
 summ AS MATERIALIZED (
   SELECT id, session_id, summary, first_message_at, source_message_ids, embedding, tsv
   FROM conversation_summaries WHERE user_identifier = $1
+  ORDER BY last_message_at DESC LIMIT $17
 ),
 corpus AS (SELECT greatest(count(*), 1) AS n, greatest(avg(len), 1) AS avglen FROM msg),
 -- the speakers' names: in a turn they mostly address the other speaker ("Thanks, Melanie!"), so
@@ -66,15 +71,17 @@ spk AS (SELECT DISTINCT t.lexeme FROM unnest($16::text[]) AS s(speaker),
 qm AS (SELECT CASE WHEN count(*) = 0 THEN NULL
                    ELSE to_tsquery('simple', string_agg(quote_literal(lexeme), ' | ')) END AS query
        FROM terms WHERE lexeme NOT IN (SELECT lexeme FROM spk)),
--- BM25 inverse document frequency of each query lexeme over this customer's messages, the
+-- BM25 inverse document frequency of each query lexeme over this customer's messages (a count
+-- over their whole history, so at most the window's size when the window is not all of it), the
 -- lexeme as a one-term tsquery (a text holds it when ``tsv @@ one``: a binary search in the
 -- sorted tsvector, not an unnest of a long message's every lexeme) and whether it is a
 -- speaker's name (left out of the turns' scores)
 idf AS MATERIALIZED (
-  SELECT t.lexeme, ln(1 + (c.n - coalesce(u.ndoc, 0) + 0.5) / (coalesce(u.ndoc, 0) + 0.5)) AS w,
+  SELECT t.lexeme, ln(1 + (c.n - d.df + 0.5) / (d.df + 0.5)) AS w,
          quote_literal(t.lexeme)::tsquery AS one, t.lexeme IN (SELECT lexeme FROM spk) AS named
   FROM terms t CROSS JOIN corpus c
   LEFT JOIN user_terms u ON u.user_identifier = $1 AND u.lexeme = t.lexeme
+  CROSS JOIN LATERAL (SELECT least(coalesce(u.ndoc, 0), c.n) AS df) d
 )
 (SELECT 'memories_vector' AS source, id::text AS id, kind, content, NULL::text AS speaker, NULL::text AS role,
         valid_from AS ts, importance, source_message_ids, metadata::text AS metadata, 1 - (embedding <=> $2) AS score,
@@ -118,10 +125,14 @@ UNION ALL
  JOIN msg m ON m.id = t.id
  WHERE $7 > 0 ORDER BY t.score DESC, m.id LIMIT $7)
 UNION ALL
--- the turns inside the period the question names, nearest first
+-- the turns inside the period the question names, nearest first: the period's newest $17 turns,
+-- read through the time index (a period before the window is searched all the same)
 (SELECT 'messages_period', id::text, 'message', content, speaker, role, created_at, 0.5, ARRAY[id], NULL,
         1 - (embedding <=> $2), session_id, NULL, NULL, CASE WHEN $15 THEN embedding END
- FROM msg WHERE embedding IS NOT NULL AND created_at >= $12 AND created_at < $13
+ FROM (SELECT id, session_id, role, speaker, content, created_at, embedding FROM messages
+       WHERE user_identifier = $1 AND created_at >= $12 AND created_at < $13 AND $14 > 0
+       ORDER BY created_at DESC LIMIT $17) p
+ WHERE embedding IS NOT NULL
  ORDER BY embedding <=> $2, id LIMIT $14)
 UNION ALL
 (SELECT 'summaries_vector', id::text, 'summary', summary, NULL, NULL, first_message_at, 0.5, source_message_ids, NULL,
@@ -135,11 +146,14 @@ UNION ALL
 UNION ALL
 (SELECT 'recent_turns', id::text, 'message', content, speaker, role, created_at, 0.5, ARRAY[id], NULL, 0, session_id,
         NULL, NULL, CASE WHEN $15 THEN embedding END
- FROM msg WHERE session_id = $10 ORDER BY created_at DESC, id DESC LIMIT $11)
+ FROM messages WHERE session_id = $10 AND user_identifier = $1 ORDER BY created_at DESC, id DESC LIMIT $11)
 UNION ALL
 (SELECT 'latest', NULL, NULL, NULL, NULL, NULL, max(created_at), NULL, NULL, NULL, 0, NULL, NULL, NULL, NULL::vector
  FROM msg)
 """
+
+# the customer's newest rows of each kind a context searches (LOFT_SEARCH_WINDOW)
+WINDOW = 2000
 
 HYBRID_SOURCES = (
     "memories_vector",
@@ -171,12 +185,16 @@ async def hybrid(
     period: tuple[datetime, datetime] | None = None,
     with_embeddings: bool = False,
     speakers: Sequence[str] = (),
+    window: int = WINDOW,
 ) -> Hybrid:
     """Every per-customer source in one statement: each source's rows, best first.
     ``period``: the [start, end) the question names, for ``messages_period``;
     ``with_embeddings``: each row's stored embedding in ``embedding`` (else NULL), for
     packing that leaves out near-duplicates; ``speakers``: the names of the people who speak
-    in the history (``users.speakers``), left out of the turns' full-text search."""
+    in the history (``users.speakers``), left out of the turns' full-text search (each is
+    ``to_tsvector``-ed by this statement: the retriever passes at most ``LOFT_MAX_SPEAKERS``);
+    ``window``: how many of the customer's newest memories, turns and summaries are searched
+    (and of the turns in the period)."""
     vector_ok = embedding is not None
     rows = await conn.fetch(
         HYBRID,
@@ -196,6 +214,7 @@ async def hybrid(
         limits.get("messages_period", 0) if vector_ok and period else 0,
         with_embeddings,
         list(speakers),
+        window,
     )
     out = Hybrid({name: [] for name in HYBRID_SOURCES})
     for row in rows:

@@ -14,6 +14,7 @@ from pydantic import SecretStr
 
 from service.devstack.neo4j import EmbeddedNeo4j
 from service.devstack.postgres import EmbeddedPostgres
+from service.devstack.private import private_dir
 from service.settings import Settings
 
 
@@ -34,7 +35,7 @@ def ensure_stack(settings: Settings, *, start_postgres: bool = True, start_neo4j
     """Start the embedded servers the environment did not configure; return resolved settings."""
     update: dict[str, Any] = {}
     pg = neo = None
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)  # store files and generated passwords: this user's only
     if settings.database_url is None and start_postgres:
         pg = EmbeddedPostgres(settings.data_dir / "postgres")
         update["database_url"] = pg.start()

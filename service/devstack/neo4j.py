@@ -2,10 +2,14 @@
 
 ``neo4j-pom.xml`` (beside this file) names the server and Neo4j Browser; ``mvn
 dependency:copy-dependencies`` resolves them once per machine into
-``$LOFT_CACHE_DIR/neo4j-<version>/lib`` (Maven's own ``~/.m2`` caches the downloads).
-The server runs as ``java -cp lib/* org.neo4j.server.CommunityEntryPoint`` with its
-home, configuration, data and logs under ``$LOFT_DATA_DIR/neo4j``, authentication on,
-and a generated password in ``$LOFT_DATA_DIR/neo4j/password`` (mode 0600).
+``$LOFT_CACHE_DIR/neo4j-<version>/lib`` (Maven's own ``~/.m2`` caches the downloads),
+and every jar is checked against the sha256 pinned in ``neo4j-jars.lock``
+(:mod:`service.devstack.jars`). The server runs as ``java -cp lib/*
+org.neo4j.server.CommunityEntryPoint`` with its home, configuration, data and logs under
+``$LOFT_DATA_DIR/neo4j`` (0700, files written under umask 077), authentication on, and a
+generated password in ``$LOFT_DATA_DIR/neo4j/password`` (mode 0600), set with
+``neo4j-admin dbms set-initial-password`` before the first start: ``neo4j/neo4j`` is
+never accepted.
 
 Starting is idempotent: a live server recorded in ``neo4j.pid`` for this directory is
 reused. Stopping sends SIGTERM to the server's process group and waits, then SIGKILL,
@@ -26,12 +30,27 @@ import subprocess
 import time
 from pathlib import Path
 
+from service.devstack import jars
 from service.devstack.limits import transaction_limits
+from service.devstack.private import private_dir, write_private
 
 log = logging.getLogger("loft.devstack.neo4j")
 
-POM = Path(__file__).with_name("neo4j-pom.xml")
+POM = jars.POM
 START_TIMEOUT_S = 120.0
+# files the server writes (store files, logs) are for this user only
+STORE_UMASK = 0o077
+# what the password file may hold: generated passwords, and what the argument file can carry
+PASSWORD_RE = re.compile(r"[A-Za-z0-9_-]{16,128}")
+# Neo4j Browser, as the embedded server serves it. Neo4j 5.26 names the guide hosts' setting
+# `browser.remote_content_hostname_whitelist` (hosts only, no ports; Browser reads it through
+# dbms.clientConfig() after logging in); `..._allowlist` and `browser.allow_outgoing_connections`
+# are not settings of this server, and strict config validation refuses unknown names. The API
+# serves the analysts' guide on loopback. Browser's product analytics stay off.
+BROWSER_SETTINGS = """\
+browser.remote_content_hostname_whitelist=guides.neo4j.com,localhost,127.0.0.1
+client.allow_telemetry=false
+"""
 
 
 class Neo4jStartError(RuntimeError):
@@ -44,40 +63,28 @@ def neo4j_version() -> str:
     return match.group(1)
 
 
-def ensure_server_jars(cache_dir: Path) -> Path:
-    """Resolve the server's classpath once per machine; returns the lib directory."""
+def ensure_server_jars(cache_dir: Path, *, lock: Path = jars.LOCK) -> Path:
+    """Resolve the server's classpath once per machine, every jar checked against the
+    checksums pinned in ``neo4j-jars.lock`` (:mod:`service.devstack.jars`); returns the lib
+    directory. The marker records which lock the jars were checked against."""
     lib = cache_dir / f"neo4j-{neo4j_version()}" / "lib"
     marker = lib.parent / ".complete"
-    if marker.exists():
-        return lib
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise Neo4jStartError(
-            "Maven (mvn) is needed to fetch the Neo4j server from Maven Central; "
-            "install it (apt-get install maven) or set NEO4J_URI"
-        )
-    log.info("resolving Neo4j %s from Maven Central into %s (once per machine)", neo4j_version(), lib)
-    shutil.rmtree(lib.parent, ignore_errors=True)
-    lib.mkdir(parents=True)
-    result = subprocess.run(
-        [
-            mvn,
-            "-q",
-            "-B",
-            "-f",
-            str(POM),
-            "dependency:copy-dependencies",
-            f"-DoutputDirectory={lib}",
-            "-DincludeScope=runtime",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode != 0:
-        raise Neo4jStartError(
-            f"mvn could not resolve the Neo4j server:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
-        )
-    marker.touch()
+    checked = jars.lock_id(lock)
+    try:
+        if marker.exists():
+            if marker.read_text().strip() != checked:
+                # resolved before this lock existed, or against another one: check what is there
+                jars.verify(lib, lock)
+                marker.write_text(checked)
+            return lib
+        log.info("resolving Neo4j %s from Maven Central into %s (once per machine)", neo4j_version(), lib)
+        shutil.rmtree(lib.parent, ignore_errors=True)
+        lib.mkdir(parents=True)
+        jars.resolve(lib)
+        jars.verify(lib, lock)
+    except jars.JarChecksumError as exc:
+        raise Neo4jStartError(str(exc)) from exc
+    marker.write_text(checked)
     return lib
 
 
@@ -152,16 +159,17 @@ class EmbeddedNeo4j:
                     f"port {port} is already in use by another process; set LOFT_NEO4J_BOLT_PORT / "
                     "LOFT_NEO4J_HTTP_PORT to free ports, or NEO4J_URI to use that server"
                 )
-        first_start = not (self.home / "data" / "databases").exists()
-        self._write_config()
-        log_file = self.home / "logs" / "console.log"
         java = shutil.which("java")
         if java is None:
             raise Neo4jStartError(
                 "Java 17+ is needed to run the local Neo4j server "
                 "(apt-get install openjdk-17-jre-headless), or set NEO4J_URI"
             )
-        with open(log_file, "ab") as out:
+        self._make_private_dirs()
+        self._write_config()
+        self._set_initial_password(java, lib)
+        log_file = self.home / "logs" / "console.log"
+        with os.fdopen(os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as out:
             proc = subprocess.Popen(
                 [
                     java,
@@ -181,12 +189,11 @@ class EmbeddedNeo4j:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # own process group: stop() kills the whole tree
+                umask=STORE_UMASK,
             )
         self.pid_file.write_text(str(proc.pid))
         self.ports_file.write_text(f"{self.bolt_port} {self.http_port}")
         self._wait_ready(proc, log_file)
-        if first_start or not self.password_file.exists():
-            self._set_initial_password()
         return f"bolt://127.0.0.1:{self.bolt_port}", self.password_file.read_text().strip()
 
     def stop(self, timeout: float = 60.0) -> None:
@@ -225,8 +232,6 @@ server.http.enabled=true
 server.http.listen_address=127.0.0.1:{self.http_port}
 server.http.advertised_address=127.0.0.1:{self.http_port}
 server.https.enabled=false
-# Browser may play guides from these hosts (the API serves the analysts' guide)
-browser.remote_content_hostname_whitelist=guides.neo4j.com,localhost,127.0.0.1
 server.directories.data={self.home / "data"}
 server.directories.logs={self.home / "logs"}
 server.directories.plugins={self.home / "plugins"}
@@ -239,7 +244,7 @@ dbms.usage_report.enabled=false
 server.jvm.additional=-XX:+ExitOnOutOfMemoryError
 """
         conf += transaction_limits(self.heap, timeout_s=self.tx_timeout_s, tx_memory=self.tx_memory)
-        (self.home / "conf" / "neo4j.conf").write_text(conf)
+        (self.home / "conf" / "neo4j.conf").write_text(conf + BROWSER_SETTINGS)
 
     def _wait_ready(self, proc: subprocess.Popen[bytes], log_file: Path) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -257,32 +262,54 @@ server.jvm.additional=-XX:+ExitOnOutOfMemoryError
             f"Neo4j did not open bolt port {self.bolt_port} within {START_TIMEOUT_S:.0f} s; see {log_file}"
         )
 
-    def _set_initial_password(self) -> None:
-        """A fresh server accepts neo4j/neo4j only to change it: set a generated password."""
-        from neo4j import GraphDatabase
-        from neo4j.exceptions import AuthError, ServiceUnavailable
+    def _make_private_dirs(self) -> None:
+        """The server's home and every folder in it for this user only (store files, logs,
+        the password file); an existing home made before is tightened too."""
+        private_dir(self.home)
+        for sub in ("conf", "data", "logs", "plugins", "import", "run"):
+            private_dir(self.home / sub)
 
-        password = secrets.token_urlsafe(24)
-        uri = f"bolt://127.0.0.1:{self.bolt_port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with GraphDatabase.driver(uri, auth=("neo4j", "neo4j"), notifications_min_severity="OFF") as driver:
-                    driver.execute_query(
-                        "ALTER CURRENT USER SET PASSWORD FROM $old TO $new",
-                        old="neo4j",
-                        new=password,
-                        database_="system",
-                    )
-                break
-            except ServiceUnavailable:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
-            except AuthError as exc:
+    def _set_initial_password(self, java: str, lib: Path) -> None:
+        """Before the first start, give the ``neo4j`` user a generated password, so the server
+        never accepts ``neo4j/neo4j``, not even for a moment. The password goes to the password
+        file (created 0600) first, then to ``neo4j-admin dbms set-initial-password`` (the
+        ``SetInitialPasswordCommand`` of the jars, run as ``org.neo4j.cli.AdminTool``) through
+        an argument file (0600, removed after), never on a command line other users can read."""
+        if (self.home / "data" / "databases" / "system").exists():  # started before: users exist
+            if not self.password_file.exists():
                 raise Neo4jStartError(
                     f"the Neo4j data in {self.home} has a password that is not in {self.password_file}; "
-                    f"remove {self.home} to start afresh ({exc.message})"
-                ) from exc
-        self.password_file.write_text(password)
-        self.password_file.chmod(0o600)
+                    f"remove {self.home} to start afresh"
+                )
+            return
+        # a first start that stopped half-way keeps the password it already wrote down
+        password = self.password_file.read_text().strip() if self.password_file.exists() else ""
+        if not PASSWORD_RE.fullmatch(password):
+            password = secrets.token_urlsafe(24)
+        write_private(self.password_file, password)
+        args = self.home / "run" / "initial-password.args"
+        write_private(args, f"-- {password}\n")  # `--`: a password starting with '-' is not an option
+        try:
+            result = subprocess.run(
+                [
+                    java,
+                    "-Xmx256m",
+                    "-cp",
+                    f"{lib}/*",
+                    "org.neo4j.cli.AdminTool",
+                    "dbms",
+                    "set-initial-password",
+                    f"@{args}",
+                ],
+                env=os.environ | {"NEO4J_HOME": str(self.home), "NEO4J_CONF": str(self.home / "conf")},
+                capture_output=True,
+                text=True,
+                stdin=subprocess.DEVNULL,
+                umask=STORE_UMASK,
+            )
+        finally:
+            args.unlink(missing_ok=True)
+        if result.returncode != 0:
+            raise Neo4jStartError(
+                f"neo4j-admin could not set the initial password:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+            )

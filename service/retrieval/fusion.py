@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from service.extraction.dates import find_dates
 from service.retrieval.candidates import Candidate, message_key, says_most_of, stems
@@ -155,8 +155,9 @@ def apply_expansion(
 
 
 def period_of(query: str, reference: datetime) -> Period | None:
-    """The period the query names ("in May 2023", "last week"), if any. A period at the
-    calendar's edges ("9999-12-31", "year 1") ends at the edge instead of overflowing."""
+    """The period the query names ("in May 2023", "last week"), if any, in UTC. Dates are
+    resolved in ``reference``'s time zone (its "today"); a period at the calendar's edges
+    ("9999-12-31", "year 1", in any zone) ends at the edge instead of overflowing."""
     spans = {"day": timedelta(days=1), "week": timedelta(days=7), "weekend": timedelta(days=3)}
     for mention in find_dates(query, reference):
         start = mention.value
@@ -169,8 +170,21 @@ def period_of(query: str, reference: datetime) -> Period | None:
                 end = start + spans.get(mention.precision, timedelta(days=1))
         except (OverflowError, ValueError):
             end = datetime.max.replace(tzinfo=start.tzinfo)
-        return start, end
+        return _utc(start), _utc(end)
     return None
+
+
+_FIRST = datetime.min.replace(tzinfo=UTC)
+_LAST = datetime.max.replace(tzinfo=UTC)
+
+
+def _utc(moment: datetime) -> datetime:
+    """``moment`` in UTC, clamped to what UTC can hold (the store's encoder converts to UTC
+    and would overflow on 9999-12-31T23:00-05:00)."""
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        return _FIRST if moment.year == 1 else _LAST
 
 
 _NOW = re.compile(

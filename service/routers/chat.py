@@ -2,8 +2,8 @@
 
 Extraction for memory happens in the worker: the turn is queued in the same transaction
 that stores it, so the call returns in milliseconds and nothing is lost. The reply does
-not wait for the worker: the turn's own facts (rule extraction, sub-millisecond) go
-straight into the answer.
+not wait for the worker: the turn's own facts (rule extraction, sub-millisecond for a
+chat-sized message, in the process's CPU pool) go straight into the answer.
 
 A turn sent with a client id (``message_id`` in the body or an ``Idempotency-Key``
 header) is stored once: a retry returns the stored reply (``replayed: true``), or 409
@@ -29,8 +29,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import StreamingResponse
 
-from service import chat, history
-from service.access import ANY_ROLE, Principal, allow
+from service import chat, history, users
+from service.access import ANY_ROLE, Principal, StreamSlot, allow
 from service.deps import retriever, runtime
 from service.errors import Conflict, InvalidInput, LoftError, NotFound
 from service.middleware import note_customer, request_id_of
@@ -75,7 +75,14 @@ _REPLYING: set[asyncio.Task[None]] = set()
             "description": "the answer (JSON), or with `stream: true` its server-sent events",
             "content": {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}},
         },
-        409: {"model": ErrorResponse, "description": "the same turn (same client id) is still being answered"},
+        409: {
+            "model": ErrorResponse,
+            "description": "the same turn (same client id) is still being answered, or the customer is being erased",
+        },
+        410: {
+            "model": ErrorResponse,
+            "description": "the turn's id (or session) belonged to a customer who was erased; nothing was stored",
+        },
     },
     description=STREAM_DESCRIPTION,
 )
@@ -93,25 +100,29 @@ async def chat_turn(
     note_customer(request.scope, body.user_identifier)
     if body.message_id and idempotency_key and body.message_id != idempotency_key:
         raise InvalidInput("message_id and the Idempotency-Key header name different turns")
+    if body.stream:  # refused (429) before the turn is stored; held until the reply is
+        request.state.stream_slot = request.app.state.budgets.reserve_stream(principal)
     key = body.message_id or idempotency_key
     external_id = f"chat:{key}" if key else None
     user = body.user_identifier
 
     if external_id is not None:
         async with rt.pool.acquire() as conn:
+            await users.refuse_while_erasing(conn, user)  # a replay reads the customer
             earlier = await history.message_by_external_id(conn, user, external_id)
         if earlier is not None:
             return _maybe_stream(body, request, await _replay(rt, retr, body, earlier))
 
     now = datetime.now(UTC)
     async with rt.pool.acquire() as conn, conn.transaction():
-        session_id = await history.ensure_session(conn, user, body.session_id, at=now)
+        session_id = await history.ensure_session(conn, user, body.session_id, at=now, tombstone_key=rt.erasure_key)
         (stored,) = await history.add_messages(
             conn,
             user,
             session_id,
             [history.NewMessage("user", body.message, now, external_id=external_id)],
             summary_idle_s=rt.settings.summary_idle_s,
+            tombstone_key=rt.erasure_key,  # a retry of an erased turn is refused (410)
         )
     if not stored.created:  # the same turn arrived twice at once: answer the retry from the first
         async with rt.pool.acquire() as conn:
@@ -138,8 +149,9 @@ async def chat_turn(
             for t in recent
             if t["id"] != stored.id and t["role"] != "system"
         ]
-    # the facts of this very turn, without waiting for the worker
-    said = rt.rules.extract(body.message, at=now, role="user")
+    # the facts of this very turn, without waiting for the worker (in the CPU pool: the work
+    # grows with the message, and the event loop serves everyone)
+    said = await rt.cpu_long(rt.rules.extract, body.message, at=now, role="user")
 
     async def store_reply(text: str) -> ChatResponse:
         async with rt.pool.acquire() as conn, conn.transaction():
@@ -248,6 +260,10 @@ def _event_stream(request: Request, start: dict[str, Any], produce: _Produce) ->
     task = asyncio.create_task(run())
     _REPLYING.add(task)
     task.add_done_callback(_REPLYING.discard)
+    slot: StreamSlot | None = getattr(request.state, "stream_slot", None)
+    if slot is not None:  # the key's streamed reply counts until this task ends
+        slot.adopted = True
+        task.add_done_callback(lambda _: slot.release())
 
     async def relay() -> AsyncIterator[bytes]:
         yield _sse("start", start)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Annotated, Any
 
 import asyncpg
@@ -14,9 +13,9 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from graph import reads as graph_reads
-from service import graph_view, recommendations, sample, users
-from service.access import ADMIN_ONLY, ANY_ROLE, Principal, allow
-from service.deps import retriever, runtime
+from service import erasure, graph_view, recommendations, sample, users
+from service.access import ADMIN_ONLY, ANY_ROLE, Principal, allow, own_origin
+from service.deps import not_being_erased, retriever, runtime
 from service.errors import Forbidden, InvalidInput, NotFound
 from service.middleware import note_customer
 from service.outages import is_outage
@@ -26,6 +25,7 @@ from service.retrieval import PRESETS, Retriever
 from service.runtime import Runtime
 from service.schemas import (
     MAX_QUERY_CHARS,
+    QUESTION_TIME_EXAMPLES,
     USER_ID_PATTERN,
     ContextResponse,
     CustomerGraph,
@@ -37,6 +37,7 @@ from service.schemas import (
     MemoryEvent,
     MemoryHistory,
     MemoryPage,
+    QuestionTime,
     RecommendationsResponse,
     SafeText,
     SampleDataRequest,
@@ -46,7 +47,10 @@ from vectors import memories as ltm
 
 # every route here is about one customer: chat and admin keys for any, a customer key
 # for its own (checked on the path's {user_identifier}, or on the body's)
-router = APIRouter(prefix="/memory", tags=["memory"], dependencies=[Depends(allow(*ANY_ROLE))])
+# every route here is about one customer, and answers 409 while their erasure is pending
+router = APIRouter(
+    prefix="/memory", tags=["memory"], dependencies=[Depends(allow(*ANY_ROLE)), Depends(not_being_erased)]
+)
 
 UserPath = Path(pattern=USER_ID_PATTERN, description="the customer's identifier")
 
@@ -59,21 +63,28 @@ UserPath = Path(pattern=USER_ID_PATTERN, description="the customer's identifier"
 async def context(
     user_identifier: str = UserPath,
     query: Annotated[
-        SafeText, Query(max_length=MAX_QUERY_CHARS, description="the customer's message or question")
+        SafeText,
+        Query(
+            max_length=MAX_QUERY_CHARS,
+            description="the customer's message or question",
+            examples=["which sofa did I like?", "what did I order for 9999-12-31?", "and on 0001-01-01?"],
+        ),
     ] = "",
     budget: int = Query(1000, ge=50, le=16000, description="tokens (characters / 4)"),
     session_id: uuid.UUID | None = Query(None, description="the current session: its recent turns are included"),
     preset: str = Query("default", description=f"retrieval preset: {', '.join(PRESETS)}"),
     explain: bool = Query(False, description="include each item's score parts"),
-    as_of: datetime | None = Query(
-        None,
-        description="when the question is asked (ISO 8601 with a time zone; default now): periods and relative "
-        "dates it names ('last May', 'two weeks ago') are resolved against it, and recency counts from it",
-    ),
+    as_of: Annotated[
+        QuestionTime | None,
+        Query(
+            description="when the question is asked (ISO 8601 with a time zone, between 1970-01-01 and tomorrow; "
+            "default now): periods and relative dates it names ('last May', 'two weeks ago') are resolved against "
+            "it, in its time zone, and recency counts from it",
+            examples=QUESTION_TIME_EXAMPLES,
+        ),
+    ] = None,
     retr: Retriever = Depends(retriever),
 ) -> JSONResponse:
-    if as_of is not None and as_of.tzinfo is None:
-        raise InvalidInput("as_of needs a time zone, e.g. 2024-05-01T10:00:00Z")
     config = PRESETS.get(preset)
     if config is None:
         raise InvalidInput(f"unknown preset '{preset}'; use one of {', '.join(PRESETS)}")
@@ -163,6 +174,7 @@ async def search_entities(
 ) -> EntitySearchResponse:
     principal.require_customer(body.user_identifier)
     note_customer(request.scope, body.user_identifier)
+    await users.refuse_while_erasing(rt.pool, body.user_identifier)
     vector = await rt.embedder.aembed_query(body.query, user=body.user_identifier)
     try:
         found = await asyncio.wait_for(
@@ -171,8 +183,13 @@ async def search_entities(
     except Exception as exc:
         if not (is_outage(exc) or isinstance(exc, TimeoutError)):
             raise
-        # degraded, and said so: the last copy of the customer's graph this process holds
+        # degraded, and said so: this process's copy of the customer's graph, if it is at
+        # their current graph version (not one of an erased customer, nor a stale one)
         cached = rt.graph_cache.latest(body.user_identifier)
+        if cached is not None:
+            current = await users.get(rt.pool, body.user_identifier)
+            if current is None or current["graph_version"] != cached.version:
+                cached = None
         hits = (cached.view(vector, body.limit) or {}).get("matched", []) if cached else []
         return EntitySearchResponse(
             query=body.query,
@@ -182,9 +199,9 @@ async def search_entities(
             errors={
                 "neo4j": "Neo4j is unavailable; "
                 + (
-                    "answered from this process's last copy of the customer's graph"
+                    "answered from this process's copy of the customer's current graph"
                     if cached
-                    else "no copy of the customer's graph is at hand"
+                    else "no current copy of the customer's graph is at hand"
                 )
             },
         )
@@ -219,7 +236,8 @@ async def memories_list(
     cursor: str | None = Query(None, max_length=200, description="next_cursor of the previous page"),
     rt: Runtime = Depends(runtime),
 ) -> MemoryPage:
-    before = decode_cursor(cursor) if cursor else None
+    listed = f"memories\x00{user_identifier}"
+    before = decode_cursor(rt.erasure_key, listed, cursor, uuid.UUID) if cursor else None
     rows = await ltm.page(
         rt.pool, user_identifier, include_superseded=include_superseded, limit=limit + 1, before=before
     )
@@ -227,7 +245,7 @@ async def memories_list(
     return MemoryPage(
         user_identifier=user_identifier,
         memories=[_memory(m) for m in page],
-        next_cursor=encode_cursor(page[-1]["created_at"], page[-1]["id"]) if more else None,
+        next_cursor=encode_cursor(rt.erasure_key, listed, page[-1]["created_at"], page[-1]["id"]) if more else None,
     )
 
 
@@ -273,17 +291,27 @@ async def memory_history(
 @router.delete(
     "/user/{user_identifier}/memories/{memory_id}",
     response_model=MemoryDeleted,
-    summary="Delete one long-term memory (its words leave its history too)",
+    summary="Forget one long-term memory and the preference it states (the turns it came from stay)",
 )
 async def memory_delete(
     memory_id: uuid.UUID, user_identifier: str = UserPath, rt: Runtime = Depends(runtime)
 ) -> MemoryDeleted:
-    async with rt.pool.acquire() as conn, conn.transaction():
-        await users.lock_shared(conn, user_identifier)
-        scrubbed = await ltm.delete(conn, user_identifier, memory_id)
-    if scrubbed is None:
+    """The memory goes, with its words in its history; the preference it states is closed
+    in the graph (it stays only as history, like a replaced preference), so the next
+    context, summary and graph view no longer state it, and a job still queued for an
+    older message does not write it again. The turns it came from stay in the session's
+    history, and so do conversation summaries; a new message that says it again is
+    remembered again. Needs Neo4j when the memory states a preference (503, nothing
+    deleted, while it is away)."""
+    forgotten = await erasure.forget_memory(rt, user_identifier, memory_id)
+    if forgotten is None:
         raise NotFound(f"no memory {memory_id} for customer '{user_identifier}'")
-    return MemoryDeleted(id=memory_id, deleted=True, events_scrubbed=scrubbed)
+    return MemoryDeleted(
+        id=memory_id,
+        deleted=True,
+        events_scrubbed=forgotten.events_scrubbed,
+        graph_facts_closed=forgotten.graph_facts_closed,
+    )
 
 
 def _json(value: object) -> dict[str, Any]:
@@ -322,7 +350,8 @@ async def populate_sample_data(
 ) -> SampleDataResponse:
     if rt.settings.env != "development":
         raise Forbidden(f"sample data is only available with LOFT_ENV=development (this is {rt.settings.env})")
+    # the address the request reached, not its Host (which a rebinding page chooses)
     origin = request.headers.get("origin")
-    if origin is not None and origin.rstrip("/") != f"{request.url.scheme}://{request.headers.get('host', '')}":
+    if origin is not None and not own_origin(origin, request.scope.get("server"), rt.settings.allowed_hosts):
         raise Forbidden("sample data may only be requested from this service's own pages")
     return await sample.populate(rt, body.user_identifier)

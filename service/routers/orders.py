@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from graph import catalog as graph_catalog
 from service import orders
 from service.access import ADMIN_ONLY, ANY_ROLE, allow
-from service.deps import runtime
+from service.deps import not_being_erased, runtime
 from service.errors import InvalidInput
 from service.runtime import Runtime
 from service.schemas import USER_ID_PATTERN, ErrorResponse, OrderAccepted, OrderPage, OrderRequest
@@ -29,7 +29,14 @@ UserPath = Path(pattern=USER_ID_PATTERN, description="the customer's identifier"
     dependencies=[Depends(allow(*ADMIN_ONLY))],
     responses={
         200: {"model": OrderAccepted, "description": "the same order again: nothing changed"},
-        409: {"model": ErrorResponse, "description": "this order_id was already used for a different order"},
+        409: {
+            "model": ErrorResponse,
+            "description": "this order_id was already used for a different order, or the customer is being erased",
+        },
+        410: {
+            "model": ErrorResponse,
+            "description": "this order was erased with its customer; it is not recorded again",
+        },
     },
 )
 async def post_order(
@@ -46,7 +53,9 @@ async def post_order(
         tuple(orders.Line(x.sku, x.qty, x.unit_price) for x in body.lines),
     )
     async with rt.pool.acquire() as conn, conn.transaction():
-        created = await orders.record(cast(asyncpg.Connection, conn), user_identifier, order)
+        created = await orders.record(
+            cast(asyncpg.Connection, conn), user_identifier, order, tombstone_key=rt.erasure_key
+        )
     accepted = OrderAccepted(
         order_id=order.order_id,
         user_identifier=user_identifier,
@@ -61,7 +70,7 @@ async def post_order(
     "/{user_identifier}/orders",
     response_model=OrderPage,
     summary="A customer's orders from the order feed, newest first",
-    dependencies=[Depends(allow(*ANY_ROLE))],
+    dependencies=[Depends(allow(*ANY_ROLE)), Depends(not_being_erased)],
 )
 async def list_orders(
     user_identifier: str = UserPath,
