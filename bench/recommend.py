@@ -26,8 +26,10 @@ written). Then, per population, in one run:
   three baselines computed from the same written orders: **popularity** (the most bought
   products the customer does not own), **item-to-item kNN** (cosine over customers x
   products, every owned product a seed, owned products excluded: the classic co-purchase
-  recommender), and the customer's own **repeat purchases** (what they bought in most of
-  their orders). Baseline latencies are in-memory numpy calls, not store queries;
+  recommender; beside it the same with **lift**, pairs of at least 5 customers, the other
+  normalisation the statistics could keep), and the customer's own **repeat purchases**
+  (what they bought in most of their orders). Baseline latencies are in-memory numpy
+  calls, not store queries;
 - the **largest customers** (most products owned) asked one by one: their latency;
 - realistic population: **every customer asked once**, with Neo4j's heap read from JMX
   (``dbms.queryJmx``) before, during and after: heap used, the old generation's occupancy
@@ -366,14 +368,24 @@ class Baselines:
         norm = np.sqrt(np.maximum(buyers, 1.0))
         self.cosine = co / norm[:, None] / norm[None, :]
         np.fill_diagonal(self.cosine, 0.0)
+        # lift, the other normalisation the statistics could keep (pairs of 5 customers or more)
+        self.lift = np.where(co >= 5, co * len(people) / np.maximum(np.outer(buyers, buyers), 1.0), 0.0)
+        np.fill_diagonal(self.lift, 0.0)
+        del co
 
     def popularity(self, user: str) -> list[str]:
         owned = self.times[user]
         return [self.skus[i] for i in itertools.islice((i for i in self.popular if i not in owned), K)]
 
     def knn(self, user: str) -> list[str]:
+        return self._nearest(user, self.cosine)
+
+    def knn_lift(self, user: str) -> list[str]:
+        return self._nearest(user, self.lift)
+
+    def _nearest(self, user: str, similarity: np.ndarray) -> list[str]:
         row = self.x[self.rows[user]]
-        score = row @ self.cosine
+        score = row @ similarity
         score[row > 0] = -np.inf
         return [self.skus[i] for i in np.argsort(-score, kind="stable")[:K]]
 
@@ -462,7 +474,7 @@ async def measure(
     log(f"  baselines ready ({_s(t0)} s)")
     for c in random.Random(seed).sample(people, min(20, len(people))):  # plans and caches warm
         await recommendations.recommend(rt, c.user, limit=K)
-    scored = {name: Scored() for name in ("system", "popularity", "item_knn", "repeat")}
+    scored = {name: Scored() for name in ("system", "popularity", "item_knn", "item_knn_lift", "repeat")}
     degraded = cold = 0
     for user, order in held.items():  # the system first: numpy's threads never share its calls
         wanted = {x.sku for x in order.lines}
@@ -474,7 +486,12 @@ async def measure(
         cold += bool(answer["cold_start"])
     for user, order in held.items():
         wanted = {x.sku for x in order.lines}
-        for name, baseline in (("popularity", base.popularity), ("item_knn", base.knn), ("repeat", base.repeat)):
+        for name, baseline in (
+            ("popularity", base.popularity),
+            ("item_knn", base.knn),
+            ("item_knn_lift", base.knn_lift),
+            ("repeat", base.repeat),
+        ):
             t = time.perf_counter()
             got = baseline(user)
             scored[name].add(wanted, got, (time.perf_counter() - t) * 1000)
