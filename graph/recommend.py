@@ -24,10 +24,14 @@ explain a score are pure Python (:mod:`service.recommendations`).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from neo4j import AsyncDriver, Query
+
+log = logging.getLogger("loft.recommendations")
 
 # how products point at the vocabulary a customer can like or dislike (fixed here, never text)
 ATTRIBUTE_RELS = "HAS_STYLE|MADE_OF|HAS_COLOR|MADE_BY"
@@ -36,7 +40,12 @@ DISLIKE_LIMIT = 200  # current dislikes applied as vetoes
 EXPAND_LIMIT = 1000  # products followed from one liked style, category, material, colour or brand
 PREFERENCE_POOL = 60  # preference-matched candidates kept (most bought first)
 
-RECOMMEND = f"""
+# ``replan=skip``: the server keeps this query's plan when the shop's statistics move (by
+# default it plans again once the counts diverge by 75%, which took 3.5 s on a busy 2-core
+# machine, past the request's timeout, so answers degraded while a shop grew). The plan does
+# not depend on those statistics: every node it starts from is a unique-constraint lookup
+# (Customer.user_id, Product.sku) and every step is an expansion from those.
+RECOMMEND = f"""CYPHER replan=skip
 OPTIONAL MATCH (c:Customer {{user_id: $user_id[0]}})
 CALL (c) {{
   MATCH (c)-[r:PREFERS]->(t)
@@ -120,9 +129,12 @@ RETURN c IS NOT NULL AS known, c.name AS name, COUNT {{ (c)-[:PURCHASED]->() }} 
 # So every call sends one shape: the customer's identifier and the category as short lists,
 # "no price cap" as -1, and the lists of SKUs padded with '' (no product has it) into one
 # bucket. The first call of a process still allows for planning (``first_call_timeout``).
+# A server that restarted has no plan: a request that times out then has the plan made in
+# the background (``plan_again``) so the next requests find it.
 PLANNING_S = 30.0
 PADDED = 101  # lists of SKUs are padded to at least this many: the bucket of 101-1000
 _planned = False
+_planning: asyncio.Task[None] | None = None
 
 
 def first_call_timeout(timeout: float) -> float:
@@ -133,6 +145,43 @@ def first_call_timeout(timeout: float) -> float:
 
 def _padded(skus: list[str]) -> list[str]:
     return skus + [""] * (PADDED - len(skus))
+
+
+def _params(
+    user_id: str, skus: list[str], named: list[str], category: str | None, max_price: float | None
+) -> dict[str, Any]:
+    return {
+        "user_id": [user_id],
+        "skus": _padded(skus),
+        "named": _padded(named),
+        "category": [category or "", ""],
+        "max_price": float(max_price) if max_price is not None else -1.0,
+        "like_limit": LIKE_LIMIT,
+        "dislike_limit": DISLIKE_LIMIT,
+        "expand_limit": EXPAND_LIMIT,
+        "pref_pool": PREFERENCE_POOL,
+    }
+
+
+def plan_again(driver: AsyncDriver, *, database: str) -> bool:
+    """Have the server plan :data:`RECOMMEND` again in the background (after a request timed
+    out: the server may have restarted, or dropped the plan): the query for no customer and
+    no candidates, which costs its planning and almost nothing else, with room to plan. At
+    most one at a time; returns whether one was started."""
+    global _planning
+    if _planning is not None and not _planning.done() and _planning.get_loop() is asyncio.get_running_loop():
+        return False
+
+    async def plan() -> None:
+        try:
+            async with driver.session(database=database, default_access_mode="READ") as session:
+                result = await session.run(Query(RECOMMEND, timeout=PLANNING_S), _params("", [], [], None, None))
+                await result.consume()
+        except Exception as exc:  # the next timed-out request tries again
+            log.warning("planning the recommendation query failed (%s)", type(exc).__name__)
+
+    _planning = asyncio.get_running_loop().create_task(plan(), name="recommend-plan")
+    return True
 
 
 @dataclass
@@ -188,17 +237,7 @@ async def check(
     seconds."""
     if len(skus) > 1000 or len(named) > 1000:
         raise ValueError("at most 1000 candidates and 1000 named products (one plan size bucket)")
-    params = {
-        "user_id": [user_id],
-        "skus": _padded(skus),
-        "named": _padded(named),
-        "category": [category or "", ""],
-        "max_price": float(max_price) if max_price is not None else -1.0,
-        "like_limit": LIKE_LIMIT,
-        "dislike_limit": DISLIKE_LIMIT,
-        "expand_limit": EXPAND_LIMIT,
-        "pref_pool": PREFERENCE_POOL,
-    }
+    params = _params(user_id, skus, named, category, max_price)
     # auto-commit: one round trip instead of a managed transaction's three
     async with driver.session(database=database, default_access_mode="READ") as session:
         result = await session.run(Query(RECOMMEND, timeout=timeout), params)

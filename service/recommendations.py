@@ -395,6 +395,9 @@ async def recommend(
             raise
         reason = _reason(exc)
         log.warning("recommendations degraded: %s (%s)", reason, type(exc).__name__)
+        if isinstance(exc, TimeoutError) or "TimedOut" in (getattr(exc, "code", None) or ""):
+            # planning may be what ran out of time (a restarted server has no plan)
+            graph_recommend.plan_again(rt.graph, database=settings.neo4j_database)
         return await degraded(rt, user, pg, reason, limit=limit, category=category, max_price=max_price)
     if pg_failed:
         answer["degraded"] = True

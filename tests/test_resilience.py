@@ -115,8 +115,18 @@ def test_a_killed_server_is_started_again_by_the_supervisor_and_the_service_reco
         assert int(neo4j.pid_file.read_text()) != killed and neo4j.running() is not None
         _wait_status(api, 200, timeout=120)
         assert stack.cypher("MATCH (c:Customer {user_id: $u}) RETURN c.name AS name", u=user) == [{"name": "Ines"}]
-        recs = api.get(f"/memory/user/{user}/recommendations")
-        assert recs.status_code == 200 and recs.json()["degraded"] is False, recs.text
+        # the restarted server has no plan for the recommendation query: an answer may come
+        # degraded (flagged, never an error) while it is planned again, then full ones do
+        answers: list[dict] = []
+
+        def full_answer() -> bool:
+            recs = api.get(f"/memory/user/{user}/recommendations")
+            assert recs.status_code == 200, recs.text
+            answers.append(recs.json())
+            return answers[-1]["degraded"] is False
+
+        _wait(full_answer, 120, "a recommendation that is not degraded")
+        assert all(a["degraded"] is False or a["degraded_reason"] for a in answers)
 
         postmaster = int((postgres.pgdata / "postmaster.pid").read_text().split()[0])
         os.kill(postmaster, signal.SIGKILL)
