@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from neo4j import AsyncDriver, AsyncManagedTransaction
+from neo4j import AsyncDriver, AsyncManagedTransaction, Query
 
 from graph.schema import VOCABULARY_LABELS
 
@@ -84,11 +84,14 @@ async def ensure_catalog(
 
 
 KNOWN_SKUS = "UNWIND $skus AS sku MATCH (p:Product {sku: sku}) RETURN collect(p.sku) AS known"
+KNOWN_SKUS_TIMEOUT_S = 10.0  # the server ends the read after this long (an order's SKUs: index lookups)
 
 
 async def known_skus(driver: AsyncDriver, skus: list[str], *, database: str) -> set[str]:
     """The SKUs of ``skus`` that the catalog in Neo4j knows (discontinued ones included)."""
-    records, _, _ = await driver.execute_query(KNOWN_SKUS, skus=sorted(set(skus)), database_=database, routing_="r")
+    records, _, _ = await driver.execute_query(
+        Query(KNOWN_SKUS, timeout=KNOWN_SKUS_TIMEOUT_S), skus=sorted(set(skus)), database_=database, routing_="r"
+    )
     return set(records[0]["known"])
 
 

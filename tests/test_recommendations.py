@@ -227,6 +227,25 @@ def test_co_purchases_explained_excluding_owned_disliked_and_out_of_stock(servic
     assert sku["OAK"] in [i["sku"] for i in tables.json()["items"]], tables.text
 
 
+def test_a_stated_budget_caps_every_suggestion(service, api, user, shop):
+    """A budget said in chat is a filter: nothing over it is suggested, however strong its
+    co-purchase evidence; an explicit max_price replaces it for one request."""
+    tag, sku = shop
+    order(api, user, f"budget-{tag}", [sku["SOFA"]])
+    assert api.post("/v1/chat", json={"user_identifier": user, "message": "My budget is $630."}).status_code == 200
+    service.wait_idle()
+    body = api.get(f"/memory/user/{user}/recommendations", params={"limit": 50}).json()
+    assert body["degraded"] is False
+    skus = [i["sku"] for i in body["items"]]
+    assert sku["OAK"] in skus  # 600
+    assert sku["VELVET"] not in skus and sku["LONE"] not in skus  # 650 and 9,000: over the budget
+    assert all(i["price"] is not None and i["price"] <= 630 for i in body["items"])
+    oak = body["items"][skus.index(sku["OAK"])]
+    assert any(r["kind"] == "budget" and r["budget"] == 630 for r in oak["reasons"])
+    wider = api.get(f"/memory/user/{user}/recommendations", params={"limit": 50, "max_price": 700}).json()
+    assert sku["VELVET"] in [i["sku"] for i in wider["items"]]
+
+
 def test_a_product_bought_by_one_other_customer_is_never_a_stated_reason(service, api, stack, user):
     """N4: one other customer bought the sofa and the lamp; whoever else buys the sofa never
     reads "bought by 1 customer" (the pair is not even used); at five customers it is said."""
