@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from loft_memory.models import ErrorResponse, WhoAmI
 from service.access import ANY_ROLE, Budgets, KeyRing, Principal, TooManyRequests, allow
 from service.erasure import ErasureListener
 from service.errors import LoftError
@@ -20,7 +21,6 @@ from service.middleware import BodyLimit, HostGuard, KeyBudget, RequestId, logga
 from service.outages import OUTAGES, is_outage, is_statement_timeout
 from service.retrieval import Retriever
 from service.runtime import Runtime
-from service.schemas import ErrorResponse, WhoAmI
 from service.settings import Settings
 
 log = logging.getLogger("loft.api")

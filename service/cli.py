@@ -260,7 +260,7 @@ def mcp(
     config starts it). Logs go to stderr; stdout carries only the protocol."""
     import re
 
-    from service.schemas import USER_ID_PATTERN
+    from loft_memory.models import USER_ID_PATTERN
 
     _logging(verbose)  # a StreamHandler writes to stderr: stdout stays the protocol's
     if not re.fullmatch(USER_ID_PATTERN, user):
@@ -348,9 +348,7 @@ def _with_runtime(work: Callable[[Runtime], Awaitable[T]]) -> T:
 def _receipt_json(receipt: Receipt) -> str:
     import json
 
-    from service.routers.erasure import ErasureReceipt
-
-    return json.dumps(ErasureReceipt.of(receipt).model_dump(mode="json"), indent=2)
+    return json.dumps(receipt.wire().model_dump(mode="json"), indent=2)
 
 
 @app.command()
@@ -362,7 +360,7 @@ def erase(
     Exit code 0: complete; 3: pending (a store is down; a worker finishes it)."""
     import re
 
-    from service.schemas import USER_ID_PATTERN
+    from loft_memory.models import USER_ID_PATTERN
 
     _logging()
     if not re.fullmatch(USER_ID_PATTERN, user):

@@ -50,13 +50,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import asyncpg
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random
 
 from graph import erasure as graph_erasure
 from graph import writes as graph_writes
+from loft_memory.models import ErasureReceipt
 from service import graph_snapshots, history, queue, tombstones, users
 from service.errors import InvalidInput
 from service.outages import is_outage
@@ -179,6 +180,19 @@ class Receipt:
     requested_at: datetime
     completed_at: datetime | None = None
     error: str | None = None
+
+    def wire(self) -> ErasureReceipt:
+        """As the API, the MCP server and the CLI show it."""
+        status: Literal["pending", "complete"] = "complete" if self.status == "complete" else "pending"
+        return ErasureReceipt(
+            receipt_id=self.receipt_id,
+            status=status,
+            counts=self.counts,
+            verification=self.verification,
+            requested_at=self.requested_at,
+            completed_at=self.completed_at,
+            error=self.error,
+        )
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Receipt:

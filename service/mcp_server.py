@@ -34,27 +34,31 @@ import asyncpg
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, Field
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
+from loft_memory.models import (
+    MAX_QUERY_CHARS,
+    USER_ID_PATTERN,
+    ContextItem,
+    CustomerSummary,
+    ErasureResult,
+    LongTermMemory,
+    MemoryAdded,
+    MemoryDeleted,
+    MemoryPage,
+    Recommendations,
+    SearchResults,
+    check_text,
+)
 from service import erasure, history, users
 from service.access import LOCAL, KeyRing, Principal, Role, presented_secret
 from service.errors import LoftError
 from service.middleware import note_customer
 from service.outages import is_outage
 from service.retrieval import Retriever
-from service.retrieval.candidates import ContextItem
 from service.runtime import Runtime
-from service.schemas import (
-    MAX_QUERY_CHARS,
-    USER_ID_PATTERN,
-    CustomerSummary,
-    LongTermMemory,
-    MemoryDeleted,
-    MemoryPage,
-    check_text,
-)
 
 log = logging.getLogger("loft.mcp")
 
@@ -79,31 +83,6 @@ Resources = Callable[[], tuple[Runtime, Retriever]]
 
 
 # -- tool results --------------------------------------------------------------------------
-
-
-class MemoryAdded(BaseModel):
-    session_id: uuid.UUID
-    message_id: int
-    queued: bool = Field(description="true: the worker files it into every tier shortly (facts, graph, memories)")
-
-
-class SearchResults(BaseModel):
-    query: str
-    results: list[ContextItem] = Field(description="best first; provenance names the messages and memory behind each")
-    tiers: dict[str, bool] = Field(description="which stores answered (false: answered without that store)")
-
-
-class Recommendations(BaseModel):
-    available: bool
-    detail: str | None = None
-    result: dict[str, Any] | None = Field(default=None, description="products, each with its reasons")
-
-
-class ErasureResult(BaseModel):
-    receipt_id: uuid.UUID
-    status: Literal["pending", "complete"]
-    counts: dict[str, Any]
-    error: str | None
 
 
 # -- tool inputs ---------------------------------------------------------------------------

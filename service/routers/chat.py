@@ -29,6 +29,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import StreamingResponse
 
+from loft_memory.models import ChatRequest, ChatResponse, ErrorResponse, IdempotencyKey
 from service import chat, history, users
 from service.access import ANY_ROLE, Principal, StreamSlot, allow
 from service.deps import retriever, runtime
@@ -37,7 +38,6 @@ from service.middleware import note_customer, request_id_of
 from service.outages import is_outage
 from service.retrieval import Retriever
 from service.runtime import Runtime
-from service.schemas import ChatRequest, ChatResponse, ErrorResponse, IdempotencyKey
 
 log = logging.getLogger("loft.chat")
 
@@ -172,11 +172,11 @@ async def chat_turn(
         )
 
     if not body.stream:
-        return await store_reply(await chat.reply(rt, user, body.message, ctx, turns, said=said))
+        return await store_reply(await chat.reply(rt, user, body.message, ctx, turns, said=said, known=context.known))
 
     async def produce(emit: _Emit) -> ChatResponse:
         parts: list[str] = []
-        async for piece in chat.reply_stream(rt, user, body.message, ctx, turns, said=said):
+        async for piece in chat.reply_stream(rt, user, body.message, ctx, turns, said=said, known=context.known):
             if piece.reset:
                 parts.clear()
                 emit("reset", {})

@@ -13,17 +13,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from graph import reads as graph_reads
-from service import erasure, graph_view, recommendations, sample, users
-from service.access import ADMIN_ONLY, ANY_ROLE, Principal, allow, own_origin
-from service.deps import not_being_erased, retriever, runtime
-from service.errors import Forbidden, InvalidInput, NotFound
-from service.middleware import note_customer
-from service.outages import is_outage
-from service.pagination import decode_cursor, encode_cursor
-from service.profile import customer_profile
-from service.retrieval import PRESETS, Retriever
-from service.runtime import Runtime
-from service.schemas import (
+from loft_memory.models import (
     MAX_QUERY_CHARS,
     QUESTION_TIME_EXAMPLES,
     USER_ID_PATTERN,
@@ -43,6 +33,16 @@ from service.schemas import (
     SampleDataRequest,
     SampleDataResponse,
 )
+from service import erasure, facts, graph_view, recommendations, sample, users
+from service.access import ADMIN_ONLY, ANY_ROLE, Principal, allow, own_origin
+from service.deps import not_being_erased, retriever, runtime
+from service.errors import Forbidden, InvalidInput, NotFound, StoreUnavailable
+from service.middleware import note_customer
+from service.outages import is_outage
+from service.pagination import decode_cursor, encode_cursor
+from service.profile import customer_profile
+from service.retrieval import PRESETS, Retriever
+from service.runtime import Runtime
 from vectors import memories as ltm
 
 # every route here is about one customer: chat and admin keys for any, a customer key
@@ -105,7 +105,7 @@ async def user_summary(
     include_history: bool = Query(False, description="also closed preferences and superseded memories"),
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
-    profile = await customer_profile(rt, user_identifier, include_history=include_history)
+    profile = await customer_profile(rt, user_identifier, include_history=include_history, details=True)
     if profile is None:
         raise NotFound(f"no customer '{user_identifier}'")
     return profile
@@ -125,12 +125,15 @@ async def user_graph(
     """Preferences and dislikes, purchases, interests, mentioned people and things and how
     they relate, and the category and styles of the products among them. Needs Neo4j
     (503 while it is away)."""
+    known = await facts.read(rt, user_identifier)
     rows = await asyncio.wait_for(
         graph_reads.customer_graph(rt.graph, user_identifier, limit=limit, include_closed=include_history), 3.0
     )
-    if rows is None:
+    if rows is None or known.version is None:
         raise NotFound(f"no customer '{user_identifier}' in the graph")
-    return graph_view.shape(user_identifier, rows)
+    if known.error is not None:  # the facts at the customer's version could not be read
+        raise StoreUnavailable("neo4j", known.error)
+    return graph_view.shape(user_identifier, graph_view.at_version(rows, known))
 
 
 @router.get(
@@ -178,6 +181,7 @@ async def search_entities(
     note_customer(request.scope, body.user_identifier)
     await users.refuse_while_erasing(rt.pool, body.user_identifier)
     vector = await rt.embedder.aembed_query(body.query, user=body.user_identifier)
+    known = await facts.read(rt, body.user_identifier)
     try:
         found = await asyncio.wait_for(
             graph_reads.search_entities(rt.graph, body.user_identifier, [float(x) for x in vector], body.limit), 3.0
@@ -185,14 +189,9 @@ async def search_entities(
     except Exception as exc:
         if not (is_outage(exc) or isinstance(exc, TimeoutError)):
             raise
-        # degraded, and said so: this process's copy of the customer's graph, if it is at
-        # their current graph version (not one of an erased customer, nor a stale one)
-        cached = rt.graph_cache.latest(body.user_identifier)
-        if cached is not None:
-            current = await users.get(rt.pool, body.user_identifier)
-            if current is None or current["graph_version"] != cached.version:
-                cached = None
-        hits = (cached.view(vector, body.limit) or {}).get("matched", []) if cached else []
+        # degraded, and said so: the customer's facts at their current graph version (this
+        # process's copy or the snapshot), never a stale copy nor one of a customer who is gone
+        hits = (known.graph.view(vector, body.limit) or {}).get("matched", []) if known.graph else []
         return EntitySearchResponse(
             query=body.query,
             user_identifier=body.user_identifier,
@@ -201,12 +200,15 @@ async def search_entities(
             errors={
                 "neo4j": "Neo4j is unavailable; "
                 + (
-                    "answered from this process's copy of the customer's current graph"
-                    if cached
+                    "answered from the customer's graph facts at their current version"
+                    if known.graph
                     else "no current copy of the customer's graph is at hand"
                 )
             },
         )
+    # what Neo4j holds ahead of the customer's graph version waits until every door shows it
+    if known.error is None:
+        found = [e for e in found if known.knows_entity(e["key"])]
     return EntitySearchResponse(query=body.query, user_identifier=body.user_identifier, entities=found)
 
 
