@@ -37,6 +37,7 @@ from service.settings import Settings, get_settings
 if TYPE_CHECKING:
     from service.devstack import Stack
     from service.erasure import Receipt
+    from service.memory import Memory
     from service.runtime import Runtime
 
 T = TypeVar("T")
@@ -345,6 +346,14 @@ def _with_runtime(work: Callable[[Runtime], Awaitable[T]]) -> T:
         _fail(exc)
 
 
+def _with_core(work: Callable[[Memory], Awaitable[T]]) -> T:
+    """Run ``work(core)``: the same core the API and the MCP server call."""
+    from service.memory import Memory as Core
+    from service.retrieval import Retriever
+
+    return _with_runtime(lambda rt: work(Core(rt, Retriever(rt))))
+
+
 def _receipt_json(receipt: Receipt) -> str:
     import json
 
@@ -367,9 +376,7 @@ def erase(
         _fail(LoftError(f"'{user}' is not a customer identifier ({USER_ID_PATTERN})"))
     if not yes:
         typer.confirm(f"Erase every trace of customer '{user}'? This cannot be undone", abort=True)
-    from service import erasure
-
-    receipt = _with_runtime(lambda rt: erasure.erase(rt, user))
+    receipt = _with_core(lambda core: core.erase(user))
     typer.echo(_receipt_json(receipt))
     raise typer.Exit(code=0 if receipt.status == "complete" else 3)
 

@@ -28,9 +28,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, TypeVar, cast
+from typing import Annotated, Any, Literal, TypeVar
 
-import asyncpg
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
@@ -52,9 +51,10 @@ from loft_memory.models import (
     SearchResults,
     check_text,
 )
-from service import erasure, history, users
+from service import users
 from service.access import LOCAL, KeyRing, Principal, Role, presented_secret
 from service.errors import LoftError
+from service.memory import Memory
 from service.middleware import note_customer
 from service.outages import is_outage
 from service.retrieval import Retriever
@@ -79,7 +79,7 @@ class Caller:
     customer: str
 
 
-Resources = Callable[[], tuple[Runtime, Retriever]]
+Resources = Callable[[], Memory]
 
 
 # -- tool results --------------------------------------------------------------------------
@@ -120,8 +120,8 @@ MemoryId = Annotated[uuid.UUID, Field(description="a memory id from get_memories
 
 
 def build_server(resources: Resources, *, stdio_caller: Caller | None = None) -> MCPServer:
-    """The MCP server; ``resources()`` gives the process's runtime and retriever when a tool
-    runs. ``stdio_caller`` is the fixed caller of a stdio server (None over HTTP)."""
+    """The MCP server; ``resources()`` gives the process's core (:class:`service.memory.Memory`)
+    when a tool runs. ``stdio_caller`` is the fixed caller of a stdio server (None over HTTP)."""
     server = MCPServer("loft-memory", instructions=INSTRUCTIONS, version="0.1.0", log_level="WARNING")
 
     def caller_of(ctx: Context) -> Caller:
@@ -135,13 +135,13 @@ def build_server(resources: Resources, *, stdio_caller: Caller | None = None) ->
             raise ToolError("this connection is not bound to a customer")
         return found
 
-    async def reading(ctx: Context) -> tuple[Caller, Runtime, Retriever]:
+    async def reading(ctx: Context) -> tuple[Caller, Memory]:
         """The caller, once their customer is not being erased (the same 409 as the REST
-        routes: :func:`service.users.refuse_while_erasing`), and the process's resources."""
+        routes: :func:`service.users.refuse_while_erasing`), and the process's core."""
         who = caller_of(ctx)
-        rt, retr = resources()
-        await run(users.refuse_while_erasing(rt.pool, who.customer))
-        return who, rt, retr
+        core = resources()
+        await run(users.refuse_while_erasing(core.rt.pool, who.customer))
+        return who, core
 
     async def run(work: Awaitable[T]) -> T:
         """Errors as the model should read them: what went wrong and what to do."""
@@ -176,23 +176,7 @@ def build_server(resources: Resources, *, stdio_caller: Caller | None = None) ->
         ] = None,
     ) -> MemoryAdded:
         who = caller_of(ctx)
-        rt, _ = resources()
-
-        async def store() -> MemoryAdded:
-            at = created_at or datetime.now(UTC)
-            async with rt.pool.acquire() as proxy, proxy.transaction():
-                conn = cast(asyncpg.Connection, proxy)
-                session_id = await history.ensure_session(conn, who.customer, None, at=at, channel="mcp")
-                (stored,) = await history.add_messages(
-                    conn,
-                    who.customer,
-                    session_id,
-                    [history.NewMessage(role, content, created_at)],
-                    summary_idle_s=rt.settings.summary_idle_s,
-                )
-            return MemoryAdded(session_id=session_id, message_id=stored.id, queued=stored.created)
-
-        return await run(store())
+        return await run(resources().add_turn(who.customer, role, content, created_at, channel="mcp"))
 
     @server.tool(
         description="Search everything remembered about the customer (memories, past conversations, preferences, "
@@ -204,8 +188,8 @@ def build_server(resources: Resources, *, stdio_caller: Caller | None = None) ->
         ctx: Context,
         limit: Annotated[int, Field(ge=1, le=50, description="at most this many results")] = 10,
     ) -> SearchResults:
-        who, _, retr = await reading(ctx)
-        found = await run(retr.context(who.customer, query, budget=4000))
+        who, core = await reading(ctx)
+        found = await run(core.context(who.customer, query, budget=4000))
         items = [ContextItem.model_validate(i) for i in found.items[:limit]]
         return SearchResults(query=query, results=items, tiers=found.tiers)
 
@@ -219,8 +203,8 @@ def build_server(resources: Resources, *, stdio_caller: Caller | None = None) ->
         ctx: Context,
         max_tokens: Annotated[int, Field(ge=50, le=16000, description="budget (tokens = characters / 4)")] = 1000,
     ) -> str:
-        who, _, retr = await reading(ctx)
-        found = await run(retr.context(who.customer, query, budget=max_tokens))
+        who, core = await reading(ctx)
+        found = await run(core.context(who.customer, query, budget=max_tokens))
         return found.text or "(nothing is remembered about this customer yet)"
 
     @server.tool(
@@ -233,11 +217,8 @@ def build_server(resources: Resources, *, stdio_caller: Caller | None = None) ->
             bool, Field(description="also preferences and memories that were replaced since")
         ] = False,
     ) -> CustomerSummary:
-        from service.routers import memory
-
-        who, rt, _ = await reading(ctx)
-        profile = await run(memory.user_summary(who.customer, include_history=include_history, rt=rt))
-        return CustomerSummary.model_validate(profile)
+        who, core = await reading(ctx)
+        return await run(core.summary(who.customer, include_history=include_history))
 
     @server.tool(
         description="The customer's long-term memories, newest first, a page at a time: pass next_cursor back "
@@ -251,19 +232,13 @@ def build_server(resources: Resources, *, stdio_caller: Caller | None = None) ->
         ] = None,
         include_superseded: Annotated[bool, Field(description="also memories a newer one replaced")] = False,
     ) -> MemoryPage:
-        from service.routers import memory
-
-        who, rt, _ = await reading(ctx)
-        return await run(
-            memory.memories_list(who.customer, include_superseded=include_superseded, limit=limit, cursor=cursor, rt=rt)
-        )
+        who, core = await reading(ctx)
+        return await run(core.memories(who.customer, include_superseded=include_superseded, limit=limit, cursor=cursor))
 
     @server.tool(description="One long-term memory of the customer by id, with its dates and source messages.")
     async def get_memory(memory_id: MemoryId, ctx: Context) -> LongTermMemory:
-        from service.routers import memory
-
-        who, rt, _ = await reading(ctx)
-        return await run(memory.memory_get(memory_id, who.customer, rt=rt))
+        who, core = await reading(ctx)
+        return await run(core.memory(who.customer, memory_id))
 
     @server.tool(
         description="Forget one long-term memory of the customer by id (a fact that is wrong, or one the customer "
@@ -275,10 +250,8 @@ def build_server(resources: Resources, *, stdio_caller: Caller | None = None) ->
         "delete_all_memories."
     )
     async def delete_memory(memory_id: MemoryId, ctx: Context) -> MemoryDeleted:
-        from service.routers import memory
-
-        who, rt, _ = await reading(ctx)
-        return await run(memory.memory_delete(memory_id, who.customer, rt=rt))
+        who, core = await reading(ctx)
+        return await run(core.forget(who.customer, memory_id))
 
     @server.tool(
         description="Products to suggest to the customer, from what they like, bought and asked about, each with "
@@ -294,17 +267,8 @@ def build_server(resources: Resources, *, stdio_caller: Caller | None = None) ->
         limit: Annotated[int, Field(ge=1, le=50, description="how many products")] = 5,
         max_price: Annotated[float | None, Field(gt=0, le=10_000_000, description="only products up to this")] = None,
     ) -> Recommendations:
-        from service.routers import memory
-
-        who, rt, _ = await reading(ctx)
-        recommend = getattr(memory, "user_recommendations", None)
-        if recommend is None:
-            return Recommendations(
-                available=False,
-                detail="recommendations are not available on this server yet; use get_context and the "
-                "customer's preferences to suggest products",
-            )
-        result = await run(recommend(who.customer, limit=limit, category=category, max_price=max_price, rt=rt))
+        who, core = await reading(ctx)
+        result = await run(core.recommend(who.customer, limit=limit, category=category, max_price=max_price))
         return Recommendations(available=True, result=dict(result))
 
     @server.tool(
@@ -324,8 +288,7 @@ def build_server(resources: Resources, *, stdio_caller: Caller | None = None) ->
             )
         if not confirm:
             raise ToolError("validation_error: pass confirm=true to erase this customer (irreversible)")
-        rt, _ = resources()
-        receipt = await run(erasure.erase(rt, who.customer, graph_timeout_s=20.0))
+        receipt = await run(resources().erase(who.customer))
         return ErasureResult(
             receipt_id=receipt.receipt_id, status=receipt.status, counts=dict(receipt.counts), error=receipt.error
         )
@@ -417,7 +380,8 @@ async def serve_stdio(settings: Any, user: str, *, admin: bool = False) -> None:
     listener = ErasureListener(rt)  # an erasure elsewhere drops this process's cached copies too
     await listener.start()
     principal = Principal("stdio", Role.ADMIN, None) if admin else Principal("stdio", Role.CUSTOMER, user)
-    server = build_server(lambda: (rt, retr), stdio_caller=Caller(principal, user))
+    core = Memory(rt, retr)
+    server = build_server(lambda: core, stdio_caller=Caller(principal, user))
     try:
         await server.run_stdio_async()
     finally:
