@@ -44,12 +44,9 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import asyncpg
@@ -61,7 +58,6 @@ from loft_memory.models import ErasureReceipt
 from service import graph_snapshots, history, queue, tombstones, users
 from service.errors import InvalidInput
 from service.outages import is_outage
-from service.settings import Settings
 from service.tombstones import subject_hash
 from vectors import memories as ltm
 from vectors.pg import Conn
@@ -223,35 +219,6 @@ class Attempt:
 
 def _json(value: Any) -> dict[str, Any]:
     return json.loads(value) if isinstance(value, str) else dict(value or {})
-
-
-# -- the key ---------------------------------------------------------------------------------
-
-_KEY_FILE = "erasure.key"
-
-
-def erasure_key(settings: Settings) -> bytes:
-    """LOFT_ERASURE_KEY, or a random key generated once under the data dir (mode 0600)."""
-    if settings.erasure_key is not None and settings.erasure_key.get_secret_value():
-        return settings.erasure_key.get_secret_value().encode()
-    path = settings.data_dir / _KEY_FILE
-    if not path.exists():
-        _create_key_file(path)
-    return path.read_text().strip().encode()
-
-
-def _create_key_file(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_hex(32) + "\n")
-    try:
-        os.link(tmp, path)  # atomic: processes starting together agree on one key
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink()
 
 
 # -- erasing ----------------------------------------------------------------------------------
