@@ -106,10 +106,13 @@ class Memory:
     async def graph_view(self, user: str, *, limit: int = 40, include_history: bool = False) -> CustomerGraph:
         """The customer's neighbourhood as nodes and edges, cut to the facts at their version."""
         known = await facts.read(self.rt, user)
-        rows = await asyncio.wait_for(
-            graph_reads.customer_graph(self.rt.graph, user, limit=limit, include_closed=include_history),
-            GRAPH_VIEW_TIMEOUT_S,
-        )
+        try:
+            rows = await asyncio.wait_for(
+                graph_reads.customer_graph(self.rt.graph, user, limit=limit, include_closed=include_history),
+                GRAPH_VIEW_TIMEOUT_S,
+            )
+        except TimeoutError as exc:  # the store that was slow is named, not PostgreSQL
+            raise StoreUnavailable("neo4j", facts.describe(exc)) from exc
         if rows is None or known.version is None:
             raise NotFound(f"no customer '{user}' in the graph")
         if known.error is not None:  # the facts at the customer's version could not be read
