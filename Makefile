@@ -19,11 +19,12 @@ test: setup lint browser
 browser:
 	@bash scripts/ensure_chromium.sh
 
-# lint, format, types and the docs' links (CI runs them through `make test`)
+# lint, format, types, the import graph's rules and the docs' links (CI runs them through `make test`)
 lint: setup
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
 	@$(VENV)/bin/mypy
+	@out=$$($(VENV)/bin/lint-imports --no-cache 2>&1) || { echo "$$out"; exit 1; }; echo "$$out" | grep '^Contracts:'
 	@$(PY) scripts/check_links.py
 
 worker: setup

@@ -45,7 +45,7 @@ import numpy as np
 from bench.common import bench_stack, log
 from bench.latency import Server
 
-MESSAGE_BYTES = 32 * 1024  # the largest message a chat turn may carry (service.schemas.MAX_MESSAGE_BYTES)
+MESSAGE_BYTES = 32 * 1024  # the largest message a chat turn may carry (loft_memory.models.MAX_MESSAGE_BYTES)
 BODY_BYTES = 64 * 1024  # the largest body (LOFT_MAX_BODY_BYTES)
 
 # (text before, the unit repeated, text after)

@@ -7,7 +7,7 @@
         ctx = loft.context("sarah", "what does she like?", budget=500)
         print(ctx.text, [item.provenance for item in ctx.items])
 
-Every answer is parsed into the API's own Pydantic model (``service.schemas``), so a
+Every answer is parsed into the API's own Pydantic model (``loft_memory.models``), so a
 change of the API's shape breaks here, loudly, rather than in a caller's dict lookups.
 Every error is an :class:`ApiError` with the API's ``error`` code, ``detail``, the HTTP
 status and the ``request_id`` to quote. Each call is described once (:class:`Call`);
@@ -25,12 +25,12 @@ from typing import Any, Generic, TypeVar
 import httpx
 from pydantic import BaseModel
 
-from service.retrieval.candidates import ContextResponse
-from service.routers.erasure import ErasureReceipt
-from service.schemas import (
+from loft_memory.models import (
     ChatResponse,
+    ContextResponse,
     CustomerSummary,
     EntitySearchResponse,
+    ErasureReceipt,
     ImportMessage,
     ImportResponse,
     LongTermMemory,

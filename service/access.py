@@ -156,7 +156,7 @@ def _load_file(path: Path) -> list[ApiKey]:
 
 
 def _key(name: Any, role: Any, *, secret: Any = None, secret_sha256: Any = None, customer: Any = None) -> ApiKey:
-    from service.schemas import USER_ID_PATTERN
+    from loft_memory.models import USER_ID_PATTERN
 
     if not isinstance(name, str) or not _NAME.match(name):
         raise ConfigurationError(f"API key name {name!r} must match {_NAME.pattern}")

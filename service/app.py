@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from loft_memory.models import ErrorResponse, WhoAmI
 from service.access import ANY_ROLE, Budgets, KeyRing, Principal, TooManyRequests, allow
 from service.erasure import ErasureListener
 from service.errors import LoftError
@@ -20,7 +21,6 @@ from service.middleware import BodyLimit, HostGuard, KeyBudget, RequestId, logga
 from service.outages import OUTAGES, is_outage, is_statement_timeout
 from service.retrieval import Retriever
 from service.runtime import Runtime
-from service.schemas import ErrorResponse, WhoAmI
 from service.settings import Settings
 
 log = logging.getLogger("loft.api")
@@ -42,16 +42,19 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from service.memory import Memory
         from service.retrieval import Retriever
 
         if runtime is not None:
             app.state.runtime = runtime
             app.state.retriever = Retriever(runtime)
+            app.state.memory = Memory(runtime, app.state.retriever)
             async with agents.session_manager.run():
                 yield
             return
         app.state.runtime = await Runtime.open(settings)
         app.state.retriever = Retriever(app.state.runtime)
+        app.state.memory = Memory(app.state.runtime, app.state.retriever)
         listener = ErasureListener(app.state.runtime)
         await listener.start()
         await _warm_up(app.state.retriever)
@@ -113,7 +116,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     # agents: MCP over streamable HTTP at /mcp, the customer fixed by the key or X-Customer-Id
     from service.mcp_server import McpGate, build_server, http_transport
 
-    agents = build_server(lambda: (app.state.runtime, app.state.retriever))
+    agents = build_server(lambda: app.state.memory)
     http_transport(agents, settings.host)
     # an ASGI app, which Starlette runs as one (its stubs only know request handlers)
     app.add_route("/mcp", McpGate(agents, app.state.keyring), include_in_schema=False)  # type: ignore[arg-type]

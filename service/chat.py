@@ -20,6 +20,7 @@ from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 from service import recommendations
 from service.catalog import Catalog
 from service.extraction import Extraction
+from service.facts import Known
 from service.profile import customer_profile
 from service.runtime import Runtime
 
@@ -59,15 +60,17 @@ async def reply(
     history: list[dict[str, str]],
     *,
     said: Extraction | None = None,
+    known: Known | None = None,
 ) -> str:
     """The assistant's answer. ``said``: the facts of this very message (so the answer
-    uses them even before the worker has filed them)."""
+    uses them even before the worker has filed them); ``known``: the customer's facts the
+    context was built from (the reply says what the context says)."""
     if rt.llm is not None:
         try:
             return await _llm_reply(rt, user, message, context, history)
         except Exception as exc:  # the customer still gets an answer
             log.warning("LLM reply failed (%s); answering offline", exc)
-    return await offline_reply(rt, user, message, said=said)
+    return await offline_reply(rt, user, message, said=said, known=known)
 
 
 async def _recommendations(rt: Runtime, user: str, *, limit: int = 5, category: str | None = None) -> dict[str, Any]:
@@ -157,6 +160,7 @@ async def reply_stream(
     history: list[dict[str, str]],
     *,
     said: Extraction | None = None,
+    known: Known | None = None,
 ) -> AsyncIterator[Piece]:
     """The answer of :func:`reply`, piece by piece. The LLM's text is what it streams (the
     joined pieces, stripped, are the reply); if it fails before saying anything the offline
@@ -174,7 +178,7 @@ async def reply_stream(
             log.warning("LLM reply stream failed (%s); answering offline", exc)
             if sent:
                 yield Piece(reset=True)
-    for text in pieces(await offline_reply(rt, user, message, said=said)):
+    for text in pieces(await offline_reply(rt, user, message, said=said, known=known)):
         yield Piece(text)
 
 
@@ -223,14 +227,16 @@ def _read(catalog: Catalog, message: str) -> _Asked:
     )
 
 
-async def offline_reply(rt: Runtime, user: str, message: str, *, said: Extraction | None = None) -> str:
+async def offline_reply(
+    rt: Runtime, user: str, message: str, *, said: Extraction | None = None, known: Known | None = None
+) -> str:
     """Deterministic answers: what LOFT remembers, catalog matches ranked by preference,
     or an acknowledgement of what the message told us. The message is read in the CPU pool
     (``Runtime.cpu_long``): a message of 32 KB takes tens of milliseconds to match against
     the catalog, time the event loop owes every other request."""
     if said is None:
         said = await rt.cpu_long(rt.rules.extract, message, at=datetime.now(UTC), role="user")
-    profile = _with_turn(await customer_profile(rt, user) or {}, said)
+    profile = _with_turn(await customer_profile(rt, user, known=known) or {}, said)
     asked = await rt.cpu_long(_read, rt.catalog, message)
     if asked.remember:
         return _remember(profile) + "\n\n" + OFFLINE_NOTE

@@ -37,6 +37,7 @@ from service.settings import Settings, get_settings
 if TYPE_CHECKING:
     from service.devstack import Stack
     from service.erasure import Receipt
+    from service.memory import Memory
     from service.runtime import Runtime
 
 T = TypeVar("T")
@@ -265,7 +266,7 @@ def mcp(
     config starts it). Logs go to stderr; stdout carries only the protocol."""
     import re
 
-    from service.schemas import USER_ID_PATTERN
+    from loft_memory.models import USER_ID_PATTERN
 
     _logging(verbose)  # a StreamHandler writes to stderr: stdout stays the protocol's
     if not re.fullmatch(USER_ID_PATTERN, user):
@@ -350,12 +351,18 @@ def _with_runtime(work: Callable[[Runtime], Awaitable[T]]) -> T:
         _fail(exc)
 
 
+def _with_core(work: Callable[[Memory], Awaitable[T]]) -> T:
+    """Run ``work(core)``: the same core the API and the MCP server call."""
+    from service.memory import Memory as Core
+    from service.retrieval import Retriever
+
+    return _with_runtime(lambda rt: work(Core(rt, Retriever(rt))))
+
+
 def _receipt_json(receipt: Receipt) -> str:
     import json
 
-    from service.routers.erasure import ErasureReceipt
-
-    return json.dumps(ErasureReceipt.of(receipt).model_dump(mode="json"), indent=2)
+    return json.dumps(receipt.wire().model_dump(mode="json"), indent=2)
 
 
 @app.command()
@@ -367,16 +374,14 @@ def erase(
     Exit code 0: complete; 3: pending (a store is down; a worker finishes it)."""
     import re
 
-    from service.schemas import USER_ID_PATTERN
+    from loft_memory.models import USER_ID_PATTERN
 
     _logging()
     if not re.fullmatch(USER_ID_PATTERN, user):
         _fail(LoftError(f"'{user}' is not a customer identifier ({USER_ID_PATTERN})"))
     if not yes:
         typer.confirm(f"Erase every trace of customer '{user}'? This cannot be undone", abort=True)
-    from service import erasure
-
-    receipt = _with_runtime(lambda rt: erasure.erase(rt, user))
+    receipt = _with_core(lambda core: core.erase(user))
     typer.echo(_receipt_json(receipt))
     raise typer.Exit(code=0 if receipt.status == "complete" else 3)
 

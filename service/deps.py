@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import Request
 
 from service import users
+from service.memory import Memory
 from service.retrieval import Retriever
 from service.runtime import Runtime
 
@@ -12,6 +13,12 @@ from service.runtime import Runtime
 def runtime(request: Request) -> Runtime:
     rt: Runtime = request.app.state.runtime
     return rt
+
+
+def core(request: Request) -> Memory:
+    """The process's core, which every route calls (made in the app's lifespan)."""
+    found: Memory = request.app.state.memory
+    return found
 
 
 def retriever(request: Request) -> Retriever:

@@ -44,23 +44,20 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import asyncpg
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random
 
 from graph import erasure as graph_erasure
 from graph import writes as graph_writes
+from loft_memory.models import ErasureReceipt
 from service import co_purchases, graph_snapshots, history, queue, tombstones, users
 from service.errors import InvalidInput
 from service.outages import is_outage
-from service.settings import Settings
 from service.tombstones import subject_hash
 from vectors import memories as ltm
 from vectors.pg import Conn
@@ -180,6 +177,19 @@ class Receipt:
     completed_at: datetime | None = None
     error: str | None = None
 
+    def wire(self) -> ErasureReceipt:
+        """As the API, the MCP server and the CLI show it."""
+        status: Literal["pending", "complete"] = "complete" if self.status == "complete" else "pending"
+        return ErasureReceipt(
+            receipt_id=self.receipt_id,
+            status=status,
+            counts=self.counts,
+            verification=self.verification,
+            requested_at=self.requested_at,
+            completed_at=self.completed_at,
+            error=self.error,
+        )
+
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Receipt:
         return cls(
@@ -209,35 +219,6 @@ class Attempt:
 
 def _json(value: Any) -> dict[str, Any]:
     return json.loads(value) if isinstance(value, str) else dict(value or {})
-
-
-# -- the key ---------------------------------------------------------------------------------
-
-_KEY_FILE = "erasure.key"
-
-
-def erasure_key(settings: Settings) -> bytes:
-    """LOFT_ERASURE_KEY, or a random key generated once under the data dir (mode 0600)."""
-    if settings.erasure_key is not None and settings.erasure_key.get_secret_value():
-        return settings.erasure_key.get_secret_value().encode()
-    path = settings.data_dir / _KEY_FILE
-    if not path.exists():
-        _create_key_file(path)
-    return path.read_text().strip().encode()
-
-
-def _create_key_file(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_hex(32) + "\n")
-    try:
-        os.link(tmp, path)  # atomic: processes starting together agree on one key
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink()
 
 
 # -- erasing ----------------------------------------------------------------------------------

@@ -7,9 +7,29 @@ however many relationships reach it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from service.facts import Known
 
 CUSTOMER_ID = "customer"
+
+
+def at_version(rows: dict[str, Any], known: Known) -> dict[str, Any]:
+    """The graph read's rows cut to what the customer's versioned facts name
+    (:mod:`service.facts`): the name they hold, the facts among theirs (a closed preference,
+    asked for with ``include_history``, is history and stays), the entities among theirs.
+    Neo4j can hold a turn's facts a moment before the version names them; the view shows
+    them when every other door does."""
+    return rows | {
+        "name": known.name,
+        "facts": [
+            f
+            for f in rows.get("facts") or []
+            if not f.get("current", True) or known.knows_fact(f["type"], f.get("key"))
+        ],
+        "entities": [e for e in rows.get("entities") or [] if known.knows_entity(e.get("key"))],
+    }
 
 
 def node_id(label: str, key: object) -> str:

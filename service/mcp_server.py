@@ -3,7 +3,8 @@
 Tool names follow the hosted peers (mem0, Zep, Graphiti): ``add_memory``,
 ``search_memories``, ``get_context``, ``get_user_summary``, ``get_memories``,
 ``get_memory``, ``delete_memory``, ``recommend_products``, ``delete_all_memories``.
-Each calls the same service functions as the REST route that does the same thing; none
+Each tool is a module-level function over the process's core (:class:`service.memory.Memory`),
+the same methods the REST routes call; :func:`build_server` only registers them. None
 speaks HTTP to this service.
 
 **The customer is never a tool argument.** It is fixed by the connection:
@@ -28,33 +29,37 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, TypeVar, cast
+from typing import Annotated, Any, Literal, TypeVar
 
-import asyncpg
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, Field
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
-from service import erasure, history, users
+from loft_memory.models import (
+    MAX_QUERY_CHARS,
+    USER_ID_PATTERN,
+    ContextItem,
+    CustomerSummary,
+    ErasureResult,
+    LongTermMemory,
+    MemoryAdded,
+    MemoryDeleted,
+    MemoryPage,
+    Recommendations,
+    SearchResults,
+    check_text,
+)
+from service import users
 from service.access import LOCAL, KeyRing, Principal, Role, presented_secret
 from service.errors import LoftError
+from service.memory import Memory
 from service.middleware import note_customer
 from service.outages import is_outage
 from service.retrieval import Retriever
-from service.retrieval.candidates import ContextItem
 from service.runtime import Runtime
-from service.schemas import (
-    MAX_QUERY_CHARS,
-    USER_ID_PATTERN,
-    CustomerSummary,
-    LongTermMemory,
-    MemoryDeleted,
-    MemoryPage,
-    check_text,
-)
 
 log = logging.getLogger("loft.mcp")
 
@@ -65,6 +70,7 @@ INSTRUCTIONS = (
     "what they said so it is remembered (it is filed in the background within seconds)."
 )
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 
 @dataclass(frozen=True)
@@ -75,35 +81,10 @@ class Caller:
     customer: str
 
 
-Resources = Callable[[], tuple[Runtime, Retriever]]
+Resources = Callable[[], Memory]
 
 
 # -- tool results --------------------------------------------------------------------------
-
-
-class MemoryAdded(BaseModel):
-    session_id: uuid.UUID
-    message_id: int
-    queued: bool = Field(description="true: the worker files it into every tier shortly (facts, graph, memories)")
-
-
-class SearchResults(BaseModel):
-    query: str
-    results: list[ContextItem] = Field(description="best first; provenance names the messages and memory behind each")
-    tiers: dict[str, bool] = Field(description="which stores answered (false: answered without that store)")
-
-
-class Recommendations(BaseModel):
-    available: bool
-    detail: str | None = None
-    result: dict[str, Any] | None = Field(default=None, description="products, each with its reasons")
-
-
-class ErasureResult(BaseModel):
-    receipt_id: uuid.UUID
-    status: Literal["pending", "complete"]
-    counts: dict[str, Any]
-    error: str | None
 
 
 # -- tool inputs ---------------------------------------------------------------------------
@@ -140,218 +121,227 @@ MemoryId = Annotated[uuid.UUID, Field(description="a memory id from get_memories
 # -- the server ----------------------------------------------------------------------------
 
 
+class MemoryServer(MCPServer):
+    """The MCP server of one process: its tools reach the process's core through
+    ``resources()``; ``stdio_caller`` is the fixed caller of a stdio server (None over HTTP)."""
+
+    def __init__(self, resources: Resources, stdio_caller: Caller | None) -> None:
+        super().__init__("loft-memory", instructions=INSTRUCTIONS, version="0.1.0", log_level="WARNING")
+        self.resources = resources
+        self.stdio_caller = stdio_caller
+
+
+_TOOLS: list[tuple[Callable[..., Awaitable[Any]], str]] = []
+
+
+def _tool(description: str) -> Callable[[F], F]:
+    """Mark a function as a tool (:func:`build_server` registers every one)."""
+
+    def register(fn: F) -> F:
+        _TOOLS.append((fn, description))
+        return fn
+
+    return register
+
+
 def build_server(resources: Resources, *, stdio_caller: Caller | None = None) -> MCPServer:
-    """The MCP server; ``resources()`` gives the process's runtime and retriever when a tool
-    runs. ``stdio_caller`` is the fixed caller of a stdio server (None over HTTP)."""
-    server = MCPServer("loft-memory", instructions=INSTRUCTIONS, version="0.1.0", log_level="WARNING")
-
-    def caller_of(ctx: Context) -> Caller:
-        request = ctx.request_context.request
-        if request is None:  # stdio
-            if stdio_caller is None:
-                raise ToolError("this connection is not bound to a customer")
-            return stdio_caller
-        found = getattr(request, "scope", {}).get("state", {}).get("mcp_caller")
-        if not isinstance(found, Caller):  # never reached through McpGate: refuse rather than guess
-            raise ToolError("this connection is not bound to a customer")
-        return found
-
-    async def reading(ctx: Context) -> tuple[Caller, Runtime, Retriever]:
-        """The caller, once their customer is not being erased (the same 409 as the REST
-        routes: :func:`service.users.refuse_while_erasing`), and the process's resources."""
-        who = caller_of(ctx)
-        rt, retr = resources()
-        await run(users.refuse_while_erasing(rt.pool, who.customer))
-        return who, rt, retr
-
-    async def run(work: Awaitable[T]) -> T:
-        """Errors as the model should read them: what went wrong and what to do."""
-        try:
-            return await work
-        except ToolError:
-            raise
-        except LoftError as exc:
-            raise ToolError(f"{exc.code}: {exc.detail}") from exc
-        except Exception as exc:
-            if is_outage(exc) or isinstance(exc, TimeoutError):
-                raise ToolError("store_unavailable: a memory store is unavailable; retry in a few seconds") from exc
-            # the exception's own text may quote a driver's message or stored text: logged, never sent
-            log.exception("MCP tool failed (%s)", type(exc).__name__)
-            raise ToolError("internal_error: the tool failed; the service logged why") from exc
-
-    @server.tool(
-        description="Remember something the customer said (or the assistant answered). It is stored as a message "
-        "of this customer and filed into long-term memory, the knowledge graph and the history in the background; "
-        "get_context shows it within seconds. Send the customer's own words; one message per call."
-    )
-    async def add_memory(
-        content: Content,
-        ctx: Context,
-        role: Annotated[
-            Literal["user", "assistant"], Field(description="'user': the customer said it; 'assistant': you did")
-        ] = "user",
-        created_at: Annotated[
-            datetime | None,
-            AfterValidator(lambda v: v if v is None else _aware_past(v)),
-            Field(description="when it was said (ISO 8601 with timezone); default now"),
-        ] = None,
-    ) -> MemoryAdded:
-        who = caller_of(ctx)
-        rt, _ = resources()
-
-        async def store() -> MemoryAdded:
-            at = created_at or datetime.now(UTC)
-            async with rt.pool.acquire() as proxy, proxy.transaction():
-                conn = cast(asyncpg.Connection, proxy)
-                session_id = await history.ensure_session(conn, who.customer, None, at=at, channel="mcp")
-                (stored,) = await history.add_messages(
-                    conn,
-                    who.customer,
-                    session_id,
-                    [history.NewMessage(role, content, created_at)],
-                    summary_idle_s=rt.settings.summary_idle_s,
-                )
-            return MemoryAdded(session_id=session_id, message_id=stored.id, queued=stored.created)
-
-        return await run(store())
-
-    @server.tool(
-        description="Search everything remembered about the customer (memories, past conversations, preferences, "
-        "purchases) for a query. Returns the best matches with their dates and provenance (source message ids, "
-        "memory id). Use get_context instead when you want prompt-ready text."
-    )
-    async def search_memories(
-        query: Query,
-        ctx: Context,
-        limit: Annotated[int, Field(ge=1, le=50, description="at most this many results")] = 10,
-    ) -> SearchResults:
-        who, _, retr = await reading(ctx)
-        found = await run(retr.context(who.customer, query, budget=4000))
-        items = [ContextItem.model_validate(i) for i in found.items[:limit]]
-        return SearchResults(query=query, results=items, tiers=found.tiers)
-
-    @server.tool(
-        description="The prompt-ready context for answering the customer: their name, current preferences, "
-        "purchases and the relevant bits of past conversations, packed into max_tokens. Call it with the "
-        "customer's latest message before you reply, and put the text in your prompt."
-    )
-    async def get_context(
-        query: Query,
-        ctx: Context,
-        max_tokens: Annotated[int, Field(ge=50, le=16000, description="budget (tokens = characters / 4)")] = 1000,
-    ) -> str:
-        who, _, retr = await reading(ctx)
-        found = await run(retr.context(who.customer, query, budget=max_tokens))
-        return found.text or "(nothing is remembered about this customer yet)"
-
-    @server.tool(
-        description="Everything remembered about the customer at once: name, preferences (current, or with "
-        "history), purchases, people and things they mentioned, memories and conversation summaries."
-    )
-    async def get_user_summary(
-        ctx: Context,
-        include_history: Annotated[
-            bool, Field(description="also preferences and memories that were replaced since")
-        ] = False,
-    ) -> CustomerSummary:
-        from service.routers import memory
-
-        who, rt, _ = await reading(ctx)
-        profile = await run(memory.user_summary(who.customer, include_history=include_history, rt=rt))
-        return CustomerSummary.model_validate(profile)
-
-    @server.tool(
-        description="The customer's long-term memories, newest first, a page at a time: pass next_cursor back "
-        "as cursor for the next page (null on the last)."
-    )
-    async def get_memories(
-        ctx: Context,
-        limit: Annotated[int, Field(ge=1, le=200, description="memories per page")] = 20,
-        cursor: Annotated[
-            str | None, Field(max_length=200, description="next_cursor of the previous page; omit for the first")
-        ] = None,
-        include_superseded: Annotated[bool, Field(description="also memories a newer one replaced")] = False,
-    ) -> MemoryPage:
-        from service.routers import memory
-
-        who, rt, _ = await reading(ctx)
-        return await run(
-            memory.memories_list(who.customer, include_superseded=include_superseded, limit=limit, cursor=cursor, rt=rt)
-        )
-
-    @server.tool(description="One long-term memory of the customer by id, with its dates and source messages.")
-    async def get_memory(memory_id: MemoryId, ctx: Context) -> LongTermMemory:
-        from service.routers import memory
-
-        who, rt, _ = await reading(ctx)
-        return await run(memory.memory_get(memory_id, who.customer, rt=rt))
-
-    @server.tool(
-        description="Forget one long-term memory of the customer by id (a fact that is wrong, or one the customer "
-        "asked to forget). What goes: the memory, its text in its history, and the preference it states in the "
-        "knowledge graph (closed now; kept only as past history), so get_context, get_user_summary and "
-        "recommendations no longer use it, and a message sent before now does not bring it back. What stays: the "
-        "conversation turns it came from (in the session history) and conversation summaries; if the customer "
-        "says it again later, it is remembered again. To forget the customer entirely, an operator uses "
-        "delete_all_memories."
-    )
-    async def delete_memory(memory_id: MemoryId, ctx: Context) -> MemoryDeleted:
-        from service.routers import memory
-
-        who, rt, _ = await reading(ctx)
-        return await run(memory.memory_delete(memory_id, who.customer, rt=rt))
-
-    @server.tool(
-        description="Products to suggest to the customer, from what they like, bought and asked about, each with "
-        "the reasons it fits. Optionally only one category and up to a price."
-    )
-    async def recommend_products(
-        ctx: Context,
-        category: Annotated[
-            str | None,
-            AfterValidator(lambda v: v if v is None else check_text(v)),
-            Field(max_length=64, description="e.g. 'sofas', 'dining tables'; omit for any"),
-        ] = None,
-        limit: Annotated[int, Field(ge=1, le=50, description="how many products")] = 5,
-        max_price: Annotated[float | None, Field(gt=0, le=10_000_000, description="only products up to this")] = None,
-    ) -> Recommendations:
-        from service.routers import memory
-
-        who, rt, _ = await reading(ctx)
-        recommend = getattr(memory, "user_recommendations", None)
-        if recommend is None:
-            return Recommendations(
-                available=False,
-                detail="recommendations are not available on this server yet; use get_context and the "
-                "customer's preferences to suggest products",
-            )
-        result = await run(recommend(who.customer, limit=limit, category=category, max_price=max_price, rt=rt))
-        return Recommendations(available=True, result=dict(result))
-
-    @server.tool(
-        description="ADMIN KEYS ONLY. Forget this customer completely: every message, memory, graph fact, cached "
-        "entry and queued job, with a receipt. Irreversible; only when the customer asked to be forgotten. Pass "
-        "confirm=true."
-    )
-    async def delete_all_memories(
-        ctx: Context,
-        confirm: Annotated[bool, Field(description="must be true: this cannot be undone")] = False,
-    ) -> ErasureResult:
-        who = caller_of(ctx)
-        if who.principal.role is not Role.ADMIN:
-            raise ToolError(
-                f"forbidden: key '{who.principal.name}' ({who.principal.role}) may not erase a customer; "
-                "it needs an admin key"
-            )
-        if not confirm:
-            raise ToolError("validation_error: pass confirm=true to erase this customer (irreversible)")
-        rt, _ = resources()
-        receipt = await run(erasure.erase(rt, who.customer, graph_timeout_s=20.0))
-        return ErasureResult(
-            receipt_id=receipt.receipt_id, status=receipt.status, counts=dict(receipt.counts), error=receipt.error
-        )
-
+    """The MCP server; ``resources()`` gives the process's core (:class:`service.memory.Memory`)
+    when a tool runs. ``stdio_caller`` is the fixed caller of a stdio server (None over HTTP)."""
+    server = MemoryServer(resources, stdio_caller)
+    for tool, description in _TOOLS:
+        server.tool(description=description)(tool)
     return server
+
+
+def _server(ctx: Context) -> MemoryServer:
+    server = ctx.mcp_server
+    assert isinstance(server, MemoryServer)
+    return server
+
+
+def _caller(ctx: Context) -> Caller:
+    request = ctx.request_context.request
+    if request is None:  # stdio
+        stdio_caller = _server(ctx).stdio_caller
+        if stdio_caller is None:
+            raise ToolError("this connection is not bound to a customer")
+        return stdio_caller
+    found = getattr(request, "scope", {}).get("state", {}).get("mcp_caller")
+    if not isinstance(found, Caller):  # never reached through McpGate: refuse rather than guess
+        raise ToolError("this connection is not bound to a customer")
+    return found
+
+
+async def _reading(ctx: Context) -> tuple[Caller, Memory]:
+    """The caller, once their customer is not being erased (the same 409 as the REST
+    routes: :func:`service.users.refuse_while_erasing`), and the process's core."""
+    who = _caller(ctx)
+    core = _server(ctx).resources()
+    await _run(users.refuse_while_erasing(core.rt.pool, who.customer))
+    return who, core
+
+
+async def _run(work: Awaitable[T]) -> T:
+    """Errors as the model should read them: what went wrong and what to do."""
+    try:
+        return await work
+    except ToolError:
+        raise
+    except LoftError as exc:
+        raise ToolError(f"{exc.code}: {exc.detail}") from exc
+    except Exception as exc:
+        if is_outage(exc) or isinstance(exc, TimeoutError):
+            raise ToolError("store_unavailable: a memory store is unavailable; retry in a few seconds") from exc
+        # the exception's own text may quote a driver's message or stored text: logged, never sent
+        log.exception("MCP tool failed (%s)", type(exc).__name__)
+        raise ToolError("internal_error: the tool failed; the service logged why") from exc
+
+
+# -- the tools ------------------------------------------------------------------------------
+
+
+@_tool(
+    description="Remember something the customer said (or the assistant answered). It is stored as a message "
+    "of this customer and filed into long-term memory, the knowledge graph and the history in the background; "
+    "get_context shows it within seconds. Send the customer's own words; one message per call."
+)
+async def add_memory(
+    content: Content,
+    ctx: Context,
+    role: Annotated[
+        Literal["user", "assistant"], Field(description="'user': the customer said it; 'assistant': you did")
+    ] = "user",
+    created_at: Annotated[
+        datetime | None,
+        AfterValidator(lambda v: v if v is None else _aware_past(v)),
+        Field(description="when it was said (ISO 8601 with timezone); default now"),
+    ] = None,
+) -> MemoryAdded:
+    who = _caller(ctx)
+    return await _run(_server(ctx).resources().add_turn(who.customer, role, content, created_at, channel="mcp"))
+
+
+@_tool(
+    description="Search everything remembered about the customer (memories, past conversations, preferences, "
+    "purchases) for a query. Returns the best matches with their dates and provenance (source message ids, "
+    "memory id). Use get_context instead when you want prompt-ready text."
+)
+async def search_memories(
+    query: Query,
+    ctx: Context,
+    limit: Annotated[int, Field(ge=1, le=50, description="at most this many results")] = 10,
+) -> SearchResults:
+    who, core = await _reading(ctx)
+    found = await _run(core.context(who.customer, query, budget=4000))
+    items = [ContextItem.model_validate(i) for i in found.items[:limit]]
+    return SearchResults(query=query, results=items, tiers=found.tiers)
+
+
+@_tool(
+    description="The prompt-ready context for answering the customer: their name, current preferences, "
+    "purchases and the relevant bits of past conversations, packed into max_tokens. Call it with the "
+    "customer's latest message before you reply, and put the text in your prompt."
+)
+async def get_context(
+    query: Query,
+    ctx: Context,
+    max_tokens: Annotated[int, Field(ge=50, le=16000, description="budget (tokens = characters / 4)")] = 1000,
+) -> str:
+    who, core = await _reading(ctx)
+    found = await _run(core.context(who.customer, query, budget=max_tokens))
+    return found.text or "(nothing is remembered about this customer yet)"
+
+
+@_tool(
+    description="Everything remembered about the customer at once: name, preferences (current, or with "
+    "history), purchases, people and things they mentioned, memories and conversation summaries."
+)
+async def get_user_summary(
+    ctx: Context,
+    include_history: Annotated[
+        bool, Field(description="also preferences and memories that were replaced since")
+    ] = False,
+) -> CustomerSummary:
+    who, core = await _reading(ctx)
+    return await _run(core.summary(who.customer, include_history=include_history))
+
+
+@_tool(
+    description="The customer's long-term memories, newest first, a page at a time: pass next_cursor back "
+    "as cursor for the next page (null on the last)."
+)
+async def get_memories(
+    ctx: Context,
+    limit: Annotated[int, Field(ge=1, le=200, description="memories per page")] = 20,
+    cursor: Annotated[
+        str | None, Field(max_length=200, description="next_cursor of the previous page; omit for the first")
+    ] = None,
+    include_superseded: Annotated[bool, Field(description="also memories a newer one replaced")] = False,
+) -> MemoryPage:
+    who, core = await _reading(ctx)
+    return await _run(core.memories(who.customer, include_superseded=include_superseded, limit=limit, cursor=cursor))
+
+
+@_tool(description="One long-term memory of the customer by id, with its dates and source messages.")
+async def get_memory(memory_id: MemoryId, ctx: Context) -> LongTermMemory:
+    who, core = await _reading(ctx)
+    return await _run(core.memory(who.customer, memory_id))
+
+
+@_tool(
+    description="Forget one long-term memory of the customer by id (a fact that is wrong, or one the customer "
+    "asked to forget). What goes: the memory, its text in its history, and the preference it states in the "
+    "knowledge graph (closed now; kept only as past history), so get_context, get_user_summary and "
+    "recommendations no longer use it, and a message sent before now does not bring it back. What stays: the "
+    "conversation turns it came from (in the session history) and conversation summaries; if the customer "
+    "says it again later, it is remembered again. To forget the customer entirely, an operator uses "
+    "delete_all_memories."
+)
+async def delete_memory(memory_id: MemoryId, ctx: Context) -> MemoryDeleted:
+    who, core = await _reading(ctx)
+    return await _run(core.forget(who.customer, memory_id))
+
+
+@_tool(
+    description="Products to suggest to the customer, from what they like, bought and asked about, each with "
+    "the reasons it fits. Optionally only one category and up to a price."
+)
+async def recommend_products(
+    ctx: Context,
+    category: Annotated[
+        str | None,
+        AfterValidator(lambda v: v if v is None else check_text(v)),
+        Field(max_length=64, description="e.g. 'sofas', 'dining tables'; omit for any"),
+    ] = None,
+    limit: Annotated[int, Field(ge=1, le=50, description="how many products")] = 5,
+    max_price: Annotated[float | None, Field(gt=0, le=10_000_000, description="only products up to this")] = None,
+) -> Recommendations:
+    who, core = await _reading(ctx)
+    result = await _run(core.recommend(who.customer, limit=limit, category=category, max_price=max_price))
+    return Recommendations(available=True, result=dict(result))
+
+
+@_tool(
+    description="ADMIN KEYS ONLY. Forget this customer completely: every message, memory, graph fact, cached "
+    "entry and queued job, with a receipt. Irreversible; only when the customer asked to be forgotten. Pass "
+    "confirm=true."
+)
+async def delete_all_memories(
+    ctx: Context,
+    confirm: Annotated[bool, Field(description="must be true: this cannot be undone")] = False,
+) -> ErasureResult:
+    who = _caller(ctx)
+    if who.principal.role is not Role.ADMIN:
+        raise ToolError(
+            f"forbidden: key '{who.principal.name}' ({who.principal.role}) may not erase a customer; "
+            "it needs an admin key"
+        )
+    if not confirm:
+        raise ToolError("validation_error: pass confirm=true to erase this customer (irreversible)")
+    receipt = await _run(_server(ctx).resources().erase(who.customer))
+    return ErasureResult(
+        receipt_id=receipt.receipt_id, status=receipt.status, counts=dict(receipt.counts), error=receipt.error
+    )
 
 
 # -- HTTP: who is calling, and about whom ---------------------------------------------------
@@ -438,7 +428,8 @@ async def serve_stdio(settings: Any, user: str, *, admin: bool = False) -> None:
     listener = ErasureListener(rt)  # an erasure elsewhere drops this process's cached copies too
     await listener.start()
     principal = Principal("stdio", Role.ADMIN, None) if admin else Principal("stdio", Role.CUSTOMER, user)
-    server = build_server(lambda: (rt, retr), stdio_caller=Caller(principal, user))
+    core = Memory(rt, retr)
+    server = build_server(lambda: core, stdio_caller=Caller(principal, user))
     try:
         await server.run_stdio_async()
     finally:

@@ -207,17 +207,15 @@ async def commit(rt: Runtime, plan: Plan, *, refresh_snapshots: bool = True) -> 
             for item in live:
                 if item.extraction is None:
                     continue
-                user = item.row["user_identifier"]
-                if item.extraction.customer_name and item.row["role"] == "user":
-                    await users.set_display_name(conn, user, item.extraction.customer_name)
                 for memory in item.memories:
-                    await ltm.add_memory(conn, user, memory)
+                    await ltm.add_memory(conn, item.row["user_identifier"], memory)
             await _rearm_summaries(rt, conn, live)
 
-        if not any(i.facts for i in plan.items):
+        if not any(i.facts for i in plan.items) and not any(_named(i) for i in plan.items):
             return
         async with conn.transaction():
-            facts = [i.facts for i in await _fence(conn, plan.items) if i.facts is not None]
+            live = await _fence(conn, plan.items)
+            facts = [i.facts for i in live if i.facts is not None]
             # a preference the customer asked to forget (deleted its memory) after saying it
             forgotten = await ltm.forgotten_facts(conn, [f.user_id for f in facts]) if facts else {}
             facts = [graph_writes.without_forgotten(f, forgotten.get(f.user_id, {})) for f in facts]
@@ -226,11 +224,24 @@ async def commit(rt: Runtime, plan: Plan, *, refresh_snapshots: bool = True) -> 
                     await asyncio.wait_for(
                         session.execute_write(graph_writes.write_facts, facts), GRAPH_WRITE_TIMEOUT_S
                     )
+            # the name the customer gave commits with the graph version that names them: no
+            # door shows it before every door can (service.facts)
+            for item in live:
+                if name := _named(item):
+                    await users.set_display_name(conn, item.row["user_identifier"], name)
+            if facts:
                 # after the graph commit: API processes holding an older copy will re-read it,
                 # from the snapshot written here (still inside the fence)
                 versions = await users.bump_graph_version(conn, [f.user_id for f in facts])
                 if refresh_snapshots and rt.settings.graph_snapshots:
                     await graph_snapshots.refresh(conn, rt.graph, versions)
+
+
+def _named(item: Planned) -> str | None:
+    """The name a customer gave for themselves in this turn, if any."""
+    if item.extraction is None or item.row["role"] != "user":
+        return None
+    return item.extraction.customer_name or None
 
 
 async def _rearm_summaries(rt: Runtime, conn: Conn, items: list[Planned]) -> None:

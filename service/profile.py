@@ -1,5 +1,12 @@
-"""What LOFT knows about one customer, gathered from every tier (for the summary endpoint
-and the offline responder)."""
+"""What LOFT knows about one customer, gathered from every tier (for the summary endpoint,
+the chat reply and the MCP tools).
+
+The customer's graph facts come from the read model (:mod:`service.facts`), at the
+customer's graph version, as every other door reads them. The summary asks for
+``details``: the relationships between the people and things the customer mentioned and,
+with ``include_history``, closed preferences, which only Neo4j holds; they are read there
+and shown only for the entities the versioned facts name.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +16,23 @@ from typing import Any
 
 from graph import reads as graph_reads
 from graph.schema import POLARITY_OF
-from service import history, users
-from service.retrieval import sources
+from service import facts, history, users
+from service.facts import Known
 from service.runtime import Runtime
 from vectors import memories as ltm
 from vectors import summaries as vector_summaries
 
 log = logging.getLogger("loft.profile")
 
+ENTITIES = 50  # the most recently mentioned people and things a profile lists
+DETAILS_TIMEOUT_S = 2.0
 
-async def customer_profile(rt: Runtime, user: str, *, include_history: bool = False) -> dict[str, Any] | None:
+
+async def customer_profile(
+    rt: Runtime, user: str, *, include_history: bool = False, details: bool = False, known: Known | None = None
+) -> dict[str, Any] | None:
+    """``known``: the customer's facts already read for this request (a chat turn's context
+    read them); ``details``: also what only Neo4j holds (see the module's docstring)."""
     async with rt.pool.acquire() as conn:
         row = await users.get(conn, user)
         if row is None:
@@ -28,22 +42,30 @@ async def customer_profile(rt: Runtime, user: str, *, include_history: bool = Fa
         memories = await ltm.list_for_user(conn, user, include_superseded=include_history, limit=50)
         summaries = await vector_summaries.recent_for_user(conn, user, 3)
         recent = await history.recent_user_messages(conn, user, 10)
-    graph: dict[str, Any] | None = None
-    graph_error = None
-    try:
-        graph = await asyncio.wait_for(graph_reads.neighbourhood(rt.graph, user, include_closed=include_history), 2.0)
-    except Exception as exc:  # the graph tier is reported missing, as the retriever reports it
-        if not sources.unreachable(exc):
-            log.error("graph read failed for a summary (%s)", type(exc).__name__)
-        graph_error = sources.describe(exc)
-    graph = graph or {}
+    if known is None:
+        known = await facts.read(rt, user)
+    graph = known.facts
+    entities = [dict(e) for e in known.entities[:ENTITIES]]
+    preferences = list(graph.get("preferences") or [])
+    graph_error = known.error
+    if details and known.error is None:
+        try:
+            extra = await asyncio.wait_for(
+                graph_reads.neighbourhood(rt.graph, user, include_closed=include_history), DETAILS_TIMEOUT_S
+            )
+            preferences += _closed(extra or {}, preferences) if include_history else []
+            _relate(entities, extra or {}, {e.get("name") for e in known.entities})
+        except Exception as exc:  # the versioned facts stand; the tier is reported missing
+            if not facts.unreachable(exc):
+                log.error("graph read failed for a summary (%s)", type(exc).__name__)
+            graph_error = facts.describe(exc)
     topics: list[str] = [i["name"] for i in graph.get("interests") or []]
     for r in recent:
         topics.extend(rt.catalog.match_categories(r["content"]))
     topics = list({t.lower(): t for t in reversed(topics)}.values())[::-1][:8]  # first spelling of each, in order
     return {
         "user_identifier": user,
-        "name": graph.get("name") or row["display_name"],
+        "name": known.name or row["display_name"],
         "customer_since": row["created_at"],
         "preferences": [
             {
@@ -61,11 +83,11 @@ async def customer_profile(rt: Runtime, user: str, *, include_history: bool = Fa
                 )
             }
             | {"polarity": POLARITY_OF[p["rel"]]}
-            for p in sorted(graph.get("preferences") or [], key=lambda p: (-(p.get("strength") or 0), str(p["value"])))
+            for p in sorted(preferences, key=lambda p: (-(p.get("strength") or 0), str(p["value"])))
         ],
         "purchases": graph.get("purchases") or [],
         "interests": graph.get("interests") or [],
-        "entities": graph.get("entities") or [],
+        "entities": entities,
         "recent_topics": topics,
         "memories": [
             {
@@ -94,3 +116,24 @@ async def customer_profile(rt: Runtime, user: str, *, include_history: bool = Fa
         "tiers": {"postgres": True, "neo4j": graph_error is None},
         "errors": {"neo4j": graph_error} if graph_error else {},
     }
+
+
+def _closed(extra: dict[str, Any], current: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The closed preferences of a Neo4j read, but for one the versioned facts still hold
+    as current (closed in Neo4j ahead of the version)."""
+    held = {(p["rel"], p.get("value"), p.get("valid_from")) for p in current}
+    return [
+        p
+        for p in extra.get("preferences") or []
+        if p.get("valid_to") is not None and (p["rel"], p.get("value"), p.get("valid_from")) not in held
+    ]
+
+
+def _relate(entities: list[dict[str, Any]], extra: dict[str, Any], names: set[Any]) -> None:
+    """Give each entity its relationships (and first mention) from a Neo4j read, keeping
+    only relationships to the entities the versioned facts name (``names``)."""
+    read = {e["key"]: e for e in extra.get("entities") or []}
+    for e in entities:
+        found = read.get(e.get("key"), {})
+        e["first_seen"] = found.get("first_seen")
+        e["related"] = [r for r in found.get("related") or [] if r.get("other") in names]

@@ -127,7 +127,7 @@ class Runtime:
                 timeout=settings.llm_timeout_s,
                 max_retries=1,
             )
-        from service.erasure import erasure_key
+        from service.keys import erasure_key
         from service.metrics import watch_embedder, watch_event_loop
 
         embedder = get_embedder(

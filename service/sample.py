@@ -7,9 +7,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from loft_memory.models import SampleDataResponse
 from service import history
 from service.runtime import Runtime
-from service.schemas import SampleDataResponse
 
 SAMPLE_HISTORY: list[tuple[int, list[tuple[str, str]]]] = [
     (

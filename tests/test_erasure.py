@@ -548,7 +548,8 @@ def test_an_erasure_job_parked_before_is_cleared_by_the_next_erasure(service, ap
     """The review's N8 case as an older version left it: a pending receipt and its job
     parked as ``failed``, still holding the identifier. The next erasure completes it and
     nothing of the identifier stays in the queue."""
-    from service.erasure import erasure_key, subject_hash
+    from service.keys import erasure_key
+    from service.tombstones import subject_hash
 
     _chat(api, user, f"My name is {A_WORDS[1]}.")
     service.wait_idle()

@@ -51,7 +51,8 @@ def _erased_customer(api, user: str) -> dict:
 
 
 def _subject(stack, user: str) -> str:
-    from service.erasure import erasure_key, subject_hash
+    from service.keys import erasure_key
+    from service.tombstones import subject_hash
 
     return subject_hash(erasure_key(stack.settings), user)
 

@@ -4,7 +4,8 @@ and how a store's row becomes a candidate.
 
 A candidate's text is final when it is made: dated, clipped to the sentences that match
 the query, phrased for the prompt. Fusion and packing only score, choose and order.
-The public models are re-exported by ``service.schemas`` with every other API model.
+The public models (``ContextResponse``, ``ContextItem``, ``Provenance``) are the wire
+contract's, in ``loft_memory.models``.
 """
 
 from __future__ import annotations
@@ -16,20 +17,22 @@ from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import numpy as np
-from pydantic import BaseModel, Field
 
 from graph.schema import POLARITY_OF, fact_key
+from loft_memory.models import ItemKind
 from service.extraction.dates import MONTH_NAMES
 from service.retrieval.config import CHARS_PER_TOKEN
 from service.text import STOPWORDS, content_terms
 from vectors.embedder import as_array
 from vectors.passages import END_MARKS, SENTENCE_END
 
-ItemKind = Literal["profile", "preference", "purchase", "interest", "entity", "memory", "summary", "message", "turn"]
+if TYPE_CHECKING:
+    from service.facts import Known
+
 Row = Mapping[str, Any] | asyncpg.Record  # an asyncpg record or a graph read's dict
 
 
@@ -77,46 +80,6 @@ class Candidate:
         }
 
 
-# -- the public models ------------------------------------------------------------------------
-
-
-class Provenance(BaseModel):
-    """Where an item came from: the messages it was derived from, the long-term memory, or
-    the graph path it was read along."""
-
-    message_ids: list[int] = Field(description="the customer's messages it was said in or derived from")
-    memory_id: str | None = Field(default=None, description="the long-term memory (a memory item)")
-    graph_path: str | None = Field(default=None, description="the graph path it was read along (a graph fact)")
-
-
-class ContextItem(BaseModel):
-    """One line of the context, with where it came from and how it scored."""
-
-    kind: Literal[ItemKind, "recommendation"]
-    section: str = Field(description="the key of the section it is listed under in ``sections``")
-    text: str = Field(description="as it appears in the prompt text")
-    score: float = Field(description="the fused rank score times its boosts (see score_parts)")
-    score_parts: dict[str, float] | None = Field(default=None, description="with explain=true: each source's share")
-    provenance: Provenance
-    timestamp: datetime | None = Field(description="when it was said or became true")
-
-
-class ContextResponse(BaseModel):
-    """Prompt-ready context: ``text`` to put in the prompt, the same content by section, and
-    every item with its provenance and score."""
-
-    text: str
-    sections: dict[str, list[str]]
-    items: list[ContextItem]
-    tiers: dict[str, bool] = Field(description="which tiers answered (postgres, neo4j, vectors)")
-    errors: dict[str, str] = Field(description="why a tier did not answer")
-    budget: int
-    tokens: int
-    preset: str
-    took_ms: float
-    timings_ms: dict[str, float] | None = Field(default=None, description="with explain=true: stage timings")
-
-
 @dataclass
 class Context:
     """What ``Retriever.context`` returns; ``as_dict()`` is the JSON of a :class:`ContextResponse`."""
@@ -130,6 +93,9 @@ class Context:
     preset: str
     errors: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    # the customer's facts the context was built from: a reply composed with it says what the
+    # context says (and reads the graph once per turn)
+    known: Known | None = field(default=None, compare=False, repr=False)
 
     def as_dict(self, explain: bool = False) -> dict[str, Any]:
         items = self.items if explain else [{k: v for k, v in i.items() if k != "score_parts"} for i in self.items]

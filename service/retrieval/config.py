@@ -11,8 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # the budget's unit: a token is counted as four characters of prompt text
 CHARS_PER_TOKEN = 4
-# how long the hot path waits for Neo4j before answering without the graph
-GRAPH_TIMEOUT_S = 1.5
 
 
 class Source(BaseModel):

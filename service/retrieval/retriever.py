@@ -34,9 +34,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-# service.schemas re-exports this package's models: read it as a module, not a name, so either
-# may be imported first
-from service import metrics, schemas, users
+from loft_memory.models import MAX_QUERY_CHARS
+from service import facts, metrics, users
 from service.errors import StoreUnavailable
 from service.graph_snapshots import GraphState
 from service.retrieval import fusion, packing, sources
@@ -101,7 +100,7 @@ class Retriever:
         """The context for ``query`` asked at ``as_of`` (default now): the time periods and
         relative dates the question names ("last May", "two weeks ago") are resolved against."""
         started = time.perf_counter()
-        query = query.strip()[: schemas.MAX_QUERY_CHARS]  # the same clip on every route
+        query = query.strip()[:MAX_QUERY_CHARS]  # the same clip on every route
         asked = as_of or datetime.now(UTC)
         mark = time.perf_counter()
         ticket = self.rt.speaker_names.ticket()  # an erasure from here on: its names are not kept
@@ -146,15 +145,16 @@ class Retriever:
         took = (time.perf_counter() - started) * 1000
         metrics.observe_context(timings, found.tiers)
         timings = {k: round(v, 2) for k, v in timings.items()}
-        return Context(text, sections, items, found.tiers, took, budget, preset, found.errors, timings)
+        known = facts.Known(graph_state.version, found.graph, found.errors.get("graph"))
+        return Context(text, sections, items, found.tiers, took, budget, preset, found.errors, timings, known)
 
     async def _graph_state(self, user: str) -> GraphState:
         """The customer's graph version, snapshot and speakers (read before the query is
         embedded: the speakers' names are taken out of it)."""
         try:
-            return await sources.graph_state(self.rt, user)
+            return await facts.state(self.rt, user)
         except Exception as exc:  # PostgreSQL is down: the context cannot be built
-            if sources.unreachable(exc):
+            if facts.unreachable(exc):
                 raise StoreUnavailable("postgres", sources.POSTGRES_DOWN) from exc
             raise
 

@@ -3,11 +3,10 @@
 - PostgreSQL: every per-customer search in one statement (``vectors.search.hybrid``):
   pgvector and BM25 full-text over long-term memories, turns and summaries, and the
   current session's recent turns.
-- The graph: the customer's current facts and the entities nearest the query, from the
-  per-customer cache when it holds the customer's graph version, else from the customer's
-  snapshot in PostgreSQL at that version (read with the version, same round trip:
-  ``service.graph_snapshots``), else one Cypher read (``graph.reads.customer_facts``)
-  behind the circuit breaker, written back as the snapshot off the hot path.
+- The graph: the customer's current facts at their graph version, as every door reads
+  them (:mod:`service.facts`: this process's cache, else the snapshot read with the
+  version in the same round trip, else one Cypher read behind the circuit breaker), and
+  the entities nearest the query, ranked in-process from the facts' embeddings.
 - The expansion: the neighbouring turns of the best hits and the turns that mention a
   matched entity (``vectors.search.expand``).
 
@@ -30,14 +29,12 @@ from typing import Any
 
 import numpy as np
 
-from graph import reads as graph_reads
 from graph.cache import CustomerGraph
-from service import graph_snapshots
+from service import facts, graph_snapshots
 from service.errors import StoreUnavailable
-from service.outages import is_outage
 from service.retrieval import candidates as make
 from service.retrieval.candidates import Candidate
-from service.retrieval.config import GRAPH_TIMEOUT_S, RetrievalConfig, item_chars
+from service.retrieval.config import RetrievalConfig, item_chars
 from service.retrieval.fusion import Expansion, Period
 from service.runtime import Runtime
 from vectors import search
@@ -72,29 +69,7 @@ class Found:
     tiers: dict[str, bool] = field(default_factory=lambda: {"postgres": True, "neo4j": True, "vectors": True})
     errors: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def unreachable(exc: BaseException) -> bool:
-    """A store that is away or too slow to answer (rather than a bug)."""
-    return is_outage(exc) or isinstance(exc, TimeoutError)
-
-
-def describe(exc: BaseException) -> str:
-    """What a client may read about a failed graph tier: the kind of failure, not its internals."""
-    if isinstance(exc, StoreUnavailable):
-        return exc.detail
-    if isinstance(exc, TimeoutError):
-        return "Neo4j did not answer in time"
-    return f"Neo4j is unavailable ({type(exc).__name__})"
-
-
-async def graph_state(rt: Runtime, user: str) -> graph_snapshots.GraphState:
-    """The customer's graph version (None: no such customer), and the snapshot at it when
-    this process's cached copy is not at it."""
-    cached = rt.graph_cache.latest(user)
-    return await graph_snapshots.state(
-        rt.pool, user, cached.version if cached else None, with_snapshot=rt.settings.graph_snapshots
-    )
+    graph: CustomerGraph | None = None  # the customer's facts the graph source read (service.facts)
 
 
 async def gather(rt: Runtime, req: Request, state: graph_snapshots.GraphState) -> Found:
@@ -113,18 +88,19 @@ async def gather(rt: Runtime, req: Request, state: graph_snapshots.GraphState) -
             if name != "graph":
                 for other in tasks.values():
                     other.cancel()
-                if unreachable(exc):
+                if facts.unreachable(exc):
                     raise StoreUnavailable("postgres", POSTGRES_DOWN) from exc
                 raise
-            if not unreachable(exc):
+            if not facts.unreachable(exc):
                 log.error("graph read failed for a context: %r", exc)
             found.tiers["neo4j"] = False
-            found.errors[name] = describe(exc)
+            found.errors[name] = facts.describe(exc)
             continue
         found.timings[name] = (time.perf_counter() - started) * 1000
         found.ranked.update(part.ranked)
         found.latest = found.latest or part.latest
         found.mentioned += part.mentioned
+        found.graph = found.graph or part.graph
     return found
 
 
@@ -178,34 +154,18 @@ def _candidates(rows: Mapping[str, list[Any]], limit: int, terms: set[str]) -> d
 
 
 async def graph(rt: Runtime, req: Request, state: graph_snapshots.GraphState) -> Found:
-    """The customer's graph facts and the ``graph_entities`` entities nearest the query: from
-    the cache when it holds this version, else the snapshot at it, else one Cypher read
-    (then cached, and written back as the snapshot). No users row: nothing in the graph either."""
-    version = state.version
-    if version is None:
-        return Found()
-    entry = rt.graph_cache.get(req.user, version)
-    if entry is None and state.snapshot is not None:
-        entry = rt.graph_cache.put_entry(req.user, state.snapshot)
+    """The customer's graph facts at their version (:mod:`service.facts`, the read every door
+    shares) and the ``graph_entities`` entities nearest the query. No users row: nothing in
+    the graph either."""
+    entry = await facts.graph_at(rt, req.user, state)
     if entry is None:
-        breaker = rt.graph_breaker
-        if not breaker.allow():
-            raise StoreUnavailable("neo4j", "Neo4j was unreachable moments ago (circuit open); skipped")
-        try:
-            facts = await asyncio.wait_for(graph_reads.customer_facts(rt.graph, req.user), GRAPH_TIMEOUT_S)
-        except Exception as exc:
-            if is_outage(exc):
-                breaker.failure()  # the store is away; a timeout of one slow read is not
-            raise
-        breaker.success()
-        entry = rt.graph_cache.put(req.user, version, facts)
-        if rt.settings.graph_snapshots:
-            _write_back(rt, req.user, entry)
+        return Found()
     hits = req.config.graph_entities.limit if req.config.graph_entities.enabled else 0
     view = entry.view(req.embedding, hits)
     if not view:
-        return Found()
+        return Found(graph=entry)
     return Found(
+        graph=entry,
         mentioned=[e["source_message_ids"] for e in entry.entities if e.get("source_message_ids")],
         ranked={
             "graph_profile": make.profile(view, req.terms),
@@ -232,23 +192,6 @@ async def expand(
         ]
 
     return await rt.cpu(build) if rows else []
-
-
-_write_backs: set[asyncio.Task[None]] = set()
-
-
-def _write_back(rt: Runtime, user: str, entry: CustomerGraph) -> None:
-    """Store a graph read as the customer's snapshot, off the hot path."""
-
-    async def run() -> None:
-        try:
-            await graph_snapshots.write_back(rt.pool, user, entry)
-        except Exception as exc:  # an optimisation: the next cold read goes to the graph again
-            log.warning("could not store a graph snapshot: %r", exc)
-
-    task = asyncio.create_task(run())
-    _write_backs.add(task)
-    task.add_done_callback(_write_backs.discard)
 
 
 def _scored(c: Candidate, source: str, raw: float) -> Candidate:

@@ -1,9 +1,4 @@
-"""``POST /v1/chat``: store the turn, build context, reply, store the reply.
-
-Extraction for memory happens in the worker: the turn is queued in the same transaction
-that stores it, so the call returns in milliseconds and nothing is lost. The reply does
-not wait for the worker: the turn's own facts (rule extraction, sub-millisecond for a
-chat-sized message, in the process's CPU pool) go straight into the answer.
+"""``POST /v1/chat``: one chat turn over HTTP (the turn itself: :mod:`service.turns`).
 
 A turn sent with a client id (``message_id`` in the body or an ``Idempotency-Key``
 header) is stored once: a retry returns the stored reply (``replayed: true``), or 409
@@ -23,21 +18,19 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import StreamingResponse
 
-from service import chat, history, users
+from loft_memory.models import ChatRequest, ChatResponse, ErrorResponse, IdempotencyKey
 from service.access import ANY_ROLE, Principal, StreamSlot, allow
-from service.deps import retriever, runtime
-from service.errors import Conflict, InvalidInput, LoftError, NotFound
+from service.deps import core as memory_core
+from service.errors import InvalidInput, LoftError
+from service.memory import Memory
 from service.middleware import note_customer, request_id_of
 from service.outages import is_outage
-from service.retrieval import Retriever
-from service.runtime import Runtime
-from service.schemas import ChatRequest, ChatResponse, ErrorResponse, IdempotencyKey
+from service.turns import Turn, TurnRequest
 
 log = logging.getLogger("loft.chat")
 
@@ -89,8 +82,7 @@ _REPLYING: set[asyncio.Task[None]] = set()
 async def chat_turn(
     body: ChatRequest,
     request: Request,
-    rt: Runtime = Depends(runtime),
-    retr: Retriever = Depends(retriever),
+    core: Memory = Depends(memory_core),
     principal: Principal = Depends(allow(*ANY_ROLE)),
     idempotency_key: IdempotencyKey | None = Header(
         default=None, description="a client id for this turn; a retry with the same key returns the stored reply"
@@ -102,118 +94,33 @@ async def chat_turn(
         raise InvalidInput("message_id and the Idempotency-Key header name different turns")
     if body.stream:  # refused (429) before the turn is stored; held until the reply is
         request.state.stream_slot = request.app.state.budgets.reserve_stream(principal)
-    key = body.message_id or idempotency_key
-    external_id = f"chat:{key}" if key else None
-    user = body.user_identifier
-
-    if external_id is not None:
-        async with rt.pool.acquire() as conn:
-            await users.refuse_while_erasing(conn, user)  # a replay reads the customer
-            earlier = await history.message_by_external_id(conn, user, external_id)
-        if earlier is not None:
-            return _maybe_stream(body, request, await _replay(rt, retr, body, earlier))
-
-    now = datetime.now(UTC)
-    async with rt.pool.acquire() as conn, conn.transaction():
-        session_id = await history.ensure_session(conn, user, body.session_id, at=now, tombstone_key=rt.erasure_key)
-        (stored,) = await history.add_messages(
-            conn,
-            user,
-            session_id,
-            [history.NewMessage("user", body.message, now, external_id=external_id)],
-            summary_idle_s=rt.settings.summary_idle_s,
-            tombstone_key=rt.erasure_key,  # a retry of an erased turn is refused (410)
-        )
-    if not stored.created:  # the same turn arrived twice at once: answer the retry from the first
-        async with rt.pool.acquire() as conn:
-            assert external_id is not None  # only a turn with an id can be a duplicate
-            earlier = await history.message_by_external_id(conn, user, external_id)
-        if earlier is None:  # erased in between: nothing to replay
-            raise NotFound(f"no turn '{external_id}' for customer '{user}'")
-        return _maybe_stream(body, request, await _replay(rt, retr, body, earlier))
-
-    context = await retr.context(
-        user,
-        body.message,
-        budget=body.budget,
-        session_id=session_id,
-        exclude_message_ids=frozenset({stored.id}),
+    client_id = body.message_id or idempotency_key
+    turn = await core.chat_turn(
+        TurnRequest(body.user_identifier, body.message, body.session_id, body.budget, client_id)
     )
-    ctx = context.as_dict()
-    turns: list[dict[str, str]] = []
-    if rt.llm is not None:  # the LLM gets the session's turns as chat messages
-        async with rt.pool.acquire() as conn:
-            recent = await history.recent_turns(conn, user, session_id, 10)
-        turns = [
-            {"role": t["role"], "content": t["content"]}
-            for t in recent
-            if t["id"] != stored.id and t["role"] != "system"
-        ]
-    # the facts of this very turn, without waiting for the worker (in the CPU pool: the work
-    # grows with the message, and the event loop serves everyone)
-    said = await rt.cpu_long(rt.rules.extract, body.message, at=now, role="user")
-
-    async def store_reply(text: str) -> ChatResponse:
-        async with rt.pool.acquire() as conn, conn.transaction():
-            (answer,) = await history.add_messages(
-                conn,
-                user,
-                session_id,
-                [history.NewMessage("assistant", text, datetime.now(UTC), external_id=history.reply_key(stored.id))],
-                summary_idle_s=rt.settings.summary_idle_s,
-            )
-        return ChatResponse(
-            session_id=session_id,
-            message_id=stored.id,
-            reply=text,
-            reply_message_id=answer.id,
-            context=ctx,
-            llm=rt.llm is not None,
-        )
-
+    if turn.replayed is not None:
+        return _maybe_stream(body, request, turn.replayed)
     if not body.stream:
-        return await store_reply(await chat.reply(rt, user, body.message, ctx, turns, said=said))
+        return await turn.answer()
+    start = {"session_id": str(turn.session_id), "message_id": turn.message_id, "llm": turn.llm, "replayed": False}
+    return _event_stream(request, start, _streamed(turn))
+
+
+def _streamed(turn: Turn) -> _Produce:
+    """Relay the turn's answer piece by piece, then store it."""
 
     async def produce(emit: _Emit) -> ChatResponse:
         parts: list[str] = []
-        async for piece in chat.reply_stream(rt, user, body.message, ctx, turns, said=said):
+        async for piece in turn.stream():
             if piece.reset:
                 parts.clear()
                 emit("reset", {})
             elif piece.text:
                 parts.append(piece.text)
                 emit("token", {"text": piece.text})
-        return await store_reply("".join(parts).strip())
+        return await turn.store("".join(parts).strip())
 
-    start = {"session_id": str(session_id), "message_id": stored.id, "llm": rt.llm is not None, "replayed": False}
-    return _event_stream(request, start, produce)
-
-
-async def _replay(rt: Runtime, retr: Retriever, body: ChatRequest, earlier: dict[str, Any]) -> ChatResponse:
-    """A retry of a turn already stored: its stored reply, with the context as it is now."""
-    if earlier["content"] != body.message:
-        raise Conflict("this message_id / Idempotency-Key was already used for a different message")
-    async with rt.pool.acquire() as conn:
-        answer = await history.message_by_external_id(conn, body.user_identifier, history.reply_key(earlier["id"]))
-    if answer is None:
-        raise Conflict("this turn is still being answered; retry in a moment")
-    context = await retr.context(
-        body.user_identifier,
-        body.message,
-        budget=body.budget,
-        session_id=earlier["session_id"],
-        exclude_message_ids=frozenset({earlier["id"]}),
-        track_access=False,
-    )
-    return ChatResponse(
-        session_id=earlier["session_id"],
-        message_id=earlier["id"],
-        reply=answer["content"],
-        reply_message_id=answer["id"],
-        context=context.as_dict(),
-        llm=rt.llm is not None,
-        replayed=True,
-    )
+    return produce
 
 
 # --- server-sent events ------------------------------------------------------------------

@@ -3,54 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 
+from loft_memory.models import USER_ID_PATTERN, ErasureList, ErasureReceipt
 from service import erasure
 from service.access import ADMIN_ONLY, allow
 from service.deps import runtime
 from service.errors import NotFound
 from service.runtime import Runtime
-from service.schemas import USER_ID_PATTERN
 
 router = APIRouter(tags=["erasure"], dependencies=[Depends(allow(*ADMIN_ONLY))])
-
-
-class ErasureReceipt(BaseModel):
-    """What an erasure deleted and what the re-check of both stores found afterwards."""
-
-    receipt_id: uuid.UUID
-    status: Literal["pending", "complete"] = Field(
-        description="complete: both stores were re-checked and nothing of the customer is left; "
-        "pending: a store was unavailable, a worker finishes the erasure when it returns"
-    )
-    counts: dict[str, Any] = Field(
-        description="rows deleted per PostgreSQL table, nodes and relationships deleted in Neo4j, cache entries dropped"
-    )
-    verification: dict[str, Any] = Field(description="what the re-check found after deleting (all zeros when complete)")
-    requested_at: datetime
-    completed_at: datetime | None
-    error: str | None = Field(description="why the erasure is still pending")
-
-    @classmethod
-    def of(cls, receipt: erasure.Receipt) -> ErasureReceipt:
-        return cls(
-            receipt_id=receipt.receipt_id,
-            status=receipt.status,
-            counts=receipt.counts,
-            verification=receipt.verification,
-            requested_at=receipt.requested_at,
-            completed_at=receipt.completed_at,
-            error=receipt.error,
-        )
-
-
-class ErasureList(BaseModel):
-    receipts: list[ErasureReceipt]
 
 
 @router.delete(
@@ -63,7 +27,7 @@ async def erase_customer(
     user_identifier: str = Path(pattern=USER_ID_PATTERN, description="the customer's identifier"),
     rt: Runtime = Depends(runtime),
 ) -> JSONResponse:
-    receipt = ErasureReceipt.of(await erasure.erase(rt, user_identifier, graph_timeout_s=20.0))
+    receipt = (await erasure.erase(rt, user_identifier, graph_timeout_s=20.0)).wire()
     return JSONResponse(receipt.model_dump(mode="json"), status_code=200 if receipt.status == "complete" else 202)
 
 
@@ -72,7 +36,7 @@ async def get_receipt(receipt_id: uuid.UUID, rt: Runtime = Depends(runtime)) -> 
     receipt = await erasure.get_receipt(rt.pool, receipt_id)
     if receipt is None:
         raise NotFound(f"no erasure receipt {receipt_id}")
-    return ErasureReceipt.of(receipt)
+    return receipt.wire()
 
 
 @router.get(
@@ -88,4 +52,4 @@ async def list_receipts(
     rt: Runtime = Depends(runtime),
 ) -> ErasureList:
     found = await erasure.receipts(rt, user=user_identifier, limit=limit)
-    return ErasureList(receipts=[ErasureReceipt.of(r) for r in found])
+    return ErasureList(receipts=[r.wire() for r in found])

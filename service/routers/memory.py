@@ -3,27 +3,13 @@ memory history, sample data."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Mapping
 from typing import Annotated, Any
 
-import asyncpg
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
-from graph import reads as graph_reads
-from service import erasure, graph_view, recommendations, sample, users
-from service.access import ADMIN_ONLY, ANY_ROLE, Principal, allow, own_origin
-from service.deps import not_being_erased, retriever, runtime
-from service.errors import Forbidden, InvalidInput, NotFound
-from service.middleware import note_customer
-from service.outages import is_outage
-from service.pagination import decode_cursor, encode_cursor
-from service.profile import customer_profile
-from service.retrieval import PRESETS, Retriever
-from service.runtime import Runtime
-from service.schemas import (
+from loft_memory.models import (
     MAX_QUERY_CHARS,
     QUESTION_TIME_EXAMPLES,
     USER_ID_PATTERN,
@@ -34,7 +20,6 @@ from service.schemas import (
     EntitySearchResponse,
     LongTermMemory,
     MemoryDeleted,
-    MemoryEvent,
     MemoryHistory,
     MemoryPage,
     QuestionTime,
@@ -43,7 +28,15 @@ from service.schemas import (
     SampleDataRequest,
     SampleDataResponse,
 )
-from vectors import memories as ltm
+from service import sample
+from service.access import ADMIN_ONLY, ANY_ROLE, Principal, allow, own_origin
+from service.deps import core as memory_core
+from service.deps import not_being_erased, runtime
+from service.errors import Forbidden
+from service.memory import Memory
+from service.middleware import note_customer
+from service.retrieval import PRESETS
+from service.runtime import Runtime
 
 # every route here is about one customer: chat and admin keys for any, a customer key
 # for its own (checked on the path's {user_identifier}, or on the body's)
@@ -83,13 +76,10 @@ async def context(
             examples=QUESTION_TIME_EXAMPLES,
         ),
     ] = None,
-    retr: Retriever = Depends(retriever),
+    core: Memory = Depends(memory_core),
 ) -> JSONResponse:
-    config = PRESETS.get(preset)
-    if config is None:
-        raise InvalidInput(f"unknown preset '{preset}'; use one of {', '.join(PRESETS)}")
-    result = await retr.context(
-        user_identifier, query, budget=budget, session_id=session_id, config=config, preset=preset, as_of=as_of
+    result = await core.context(
+        user_identifier, query, budget=budget, session_id=session_id, preset=preset, as_of=as_of
     )
     # plain JSON types already: skip FastAPI's recursive encoder on the hot path
     return JSONResponse(result.as_dict(explain=explain))
@@ -103,12 +93,9 @@ async def context(
 async def user_summary(
     user_identifier: str = UserPath,
     include_history: bool = Query(False, description="also closed preferences and superseded memories"),
-    rt: Runtime = Depends(runtime),
-) -> dict[str, Any]:
-    profile = await customer_profile(rt, user_identifier, include_history=include_history)
-    if profile is None:
-        raise NotFound(f"no customer '{user_identifier}'")
-    return profile
+    core: Memory = Depends(memory_core),
+) -> CustomerSummary:
+    return await core.summary(user_identifier, include_history=include_history)
 
 
 @router.get(
@@ -120,17 +107,12 @@ async def user_graph(
     user_identifier: str = UserPath,
     limit: int = Query(40, ge=1, le=200, description="at most this many facts, and as many mentioned entities"),
     include_history: bool = Query(False, description="also preferences that were superseded"),
-    rt: Runtime = Depends(runtime),
-) -> dict[str, Any]:
+    core: Memory = Depends(memory_core),
+) -> CustomerGraph:
     """Preferences and dislikes, purchases, interests, mentioned people and things and how
     they relate, and the category and styles of the products among them. Needs Neo4j
     (503 while it is away)."""
-    rows = await asyncio.wait_for(
-        graph_reads.customer_graph(rt.graph, user_identifier, limit=limit, include_closed=include_history), 3.0
-    )
-    if rows is None:
-        raise NotFound(f"no customer '{user_identifier}' in the graph")
-    return graph_view.shape(user_identifier, rows)
+    return await core.graph_view(user_identifier, limit=limit, include_history=include_history)
 
 
 @router.get(
@@ -145,20 +127,14 @@ async def user_recommendations(
         SafeText | None, Query(max_length=64, description="only this category and its sub-categories")
     ] = None,
     max_price: float | None = Query(None, gt=0, le=10_000_000, description="only products up to this price"),
-    rt: Runtime = Depends(runtime),
+    core: Memory = Depends(memory_core),
 ) -> dict[str, Any]:
     """From the precomputed co-purchase neighbours of the customer's products, the
     consumables they buy again, their preferences and their categories' best sellers. The
     work is bounded and every store read has a timeout: a read that runs out of time or
     memory, or a graph that is away, gives a cheaper answer flagged ``degraded``, never an
     error. 409 while the customer's erasure is pending."""
-    wanted = None
-    if category:
-        found = rt.catalog.match_categories(category)
-        if not found:
-            raise InvalidInput(f"unknown category '{category}'; use one of: {', '.join(rt.catalog.categories)}")
-        wanted = found[0]
-    return await recommendations.recommend(rt, user_identifier, limit=limit, category=wanted, max_price=max_price)
+    return await core.recommend(user_identifier, limit=limit, category=category, max_price=max_price)
 
 
 @router.post(
@@ -169,59 +145,12 @@ async def user_recommendations(
 async def search_entities(
     body: EntitySearchRequest,
     request: Request,
-    rt: Runtime = Depends(runtime),
+    core: Memory = Depends(memory_core),
     principal: Principal = Depends(allow(*ANY_ROLE)),
 ) -> EntitySearchResponse:
     principal.require_customer(body.user_identifier)
     note_customer(request.scope, body.user_identifier)
-    await users.refuse_while_erasing(rt.pool, body.user_identifier)
-    vector = await rt.embedder.aembed_query(body.query, user=body.user_identifier)
-    try:
-        found = await asyncio.wait_for(
-            graph_reads.search_entities(rt.graph, body.user_identifier, [float(x) for x in vector], body.limit), 3.0
-        )
-    except Exception as exc:
-        if not (is_outage(exc) or isinstance(exc, TimeoutError)):
-            raise
-        # degraded, and said so: this process's copy of the customer's graph, if it is at
-        # their current graph version (not one of an erased customer, nor a stale one)
-        cached = rt.graph_cache.latest(body.user_identifier)
-        if cached is not None:
-            current = await users.get(rt.pool, body.user_identifier)
-            if current is None or current["graph_version"] != cached.version:
-                cached = None
-        hits = (cached.view(vector, body.limit) or {}).get("matched", []) if cached else []
-        return EntitySearchResponse(
-            query=body.query,
-            user_identifier=body.user_identifier,
-            entities=[_cached_hit(e) for e in hits],
-            tiers={"neo4j": False},
-            errors={
-                "neo4j": "Neo4j is unavailable; "
-                + (
-                    "answered from this process's copy of the customer's current graph"
-                    if cached
-                    else "no current copy of the customer's graph is at hand"
-                )
-            },
-        )
-    return EntitySearchResponse(query=body.query, user_identifier=body.user_identifier, entities=found)
-
-
-def _cached_hit(e: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "key": e["key"],
-        "name": e.get("name"),
-        "type": e.get("type"),
-        "summary": e.get("summary"),
-        "event_at": e.get("event_at"),
-        "score": e["score"],
-        "relation": e.get("relation"),
-        "mentions": e.get("mentions"),
-        "last_seen": e.get("last_seen"),
-        "source_message_ids": e.get("source_message_ids"),
-        "relationships": [],
-    }
+    return await core.search_entities(body.user_identifier, body.query, body.limit)
 
 
 @router.get(
@@ -234,31 +163,18 @@ async def memories_list(
     include_superseded: bool = Query(False, description="also memories a newer one replaced"),
     limit: int = Query(50, ge=1, le=200),
     cursor: str | None = Query(None, max_length=200, description="next_cursor of the previous page"),
-    rt: Runtime = Depends(runtime),
+    core: Memory = Depends(memory_core),
 ) -> MemoryPage:
-    listed = f"memories\x00{user_identifier}"
-    before = decode_cursor(rt.erasure_key, listed, cursor, uuid.UUID) if cursor else None
-    rows = await ltm.page(
-        rt.pool, user_identifier, include_superseded=include_superseded, limit=limit + 1, before=before
-    )
-    page, more = rows[:limit], len(rows) > limit
-    return MemoryPage(
-        user_identifier=user_identifier,
-        memories=[_memory(m) for m in page],
-        next_cursor=encode_cursor(rt.erasure_key, listed, page[-1]["created_at"], page[-1]["id"]) if more else None,
-    )
+    return await core.memories(user_identifier, include_superseded=include_superseded, limit=limit, cursor=cursor)
 
 
 @router.get(
     "/user/{user_identifier}/memories/{memory_id}", response_model=LongTermMemory, summary="One long-term memory"
 )
 async def memory_get(
-    memory_id: uuid.UUID, user_identifier: str = UserPath, rt: Runtime = Depends(runtime)
+    memory_id: uuid.UUID, user_identifier: str = UserPath, core: Memory = Depends(memory_core)
 ) -> LongTermMemory:
-    memory = await ltm.get(rt.pool, user_identifier, memory_id)
-    if memory is None:  # also another customer's memory: the same answer, nothing revealed
-        raise NotFound(f"no memory {memory_id} for customer '{user_identifier}'")
-    return _memory(memory)
+    return await core.memory(user_identifier, memory_id)
 
 
 @router.get(
@@ -267,25 +183,9 @@ async def memory_get(
     summary="Every change to one long-term memory (add, update, supersede, delete)",
 )
 async def memory_history(
-    memory_id: uuid.UUID, user_identifier: str = UserPath, rt: Runtime = Depends(runtime)
+    memory_id: uuid.UUID, user_identifier: str = UserPath, core: Memory = Depends(memory_core)
 ) -> MemoryHistory:
-    memory = await ltm.get(rt.pool, user_identifier, memory_id)
-    events = await ltm.history(rt.pool, user_identifier, memory_id)
-    if memory is None and not events:
-        raise NotFound(f"no memory {memory_id} for customer '{user_identifier}'")
-    return MemoryHistory(
-        memory=_memory(memory) if memory is not None else None,
-        history=[
-            MemoryEvent(
-                event=e["event"],
-                old_content=e["old_content"],
-                new_content=e["new_content"],
-                detail=_json(e["detail"]),
-                at=e["created_at"],
-            )
-            for e in events
-        ],
-    )
+    return await core.memory_history(user_identifier, memory_id)
 
 
 @router.delete(
@@ -294,7 +194,7 @@ async def memory_history(
     summary="Forget one long-term memory and the preference it states (the turns it came from stay)",
 )
 async def memory_delete(
-    memory_id: uuid.UUID, user_identifier: str = UserPath, rt: Runtime = Depends(runtime)
+    memory_id: uuid.UUID, user_identifier: str = UserPath, core: Memory = Depends(memory_core)
 ) -> MemoryDeleted:
     """The memory goes, with its words in its history; the preference it states is closed
     in the graph (it stays only as history, like a replaced preference), so the next
@@ -303,40 +203,7 @@ async def memory_delete(
     history, and so do conversation summaries; a new message that says it again is
     remembered again. Needs Neo4j when the memory states a preference (503, nothing
     deleted, while it is away)."""
-    forgotten = await erasure.forget_memory(rt, user_identifier, memory_id)
-    if forgotten is None:
-        raise NotFound(f"no memory {memory_id} for customer '{user_identifier}'")
-    return MemoryDeleted(
-        id=memory_id,
-        deleted=True,
-        events_scrubbed=forgotten.events_scrubbed,
-        graph_facts_closed=forgotten.graph_facts_closed,
-    )
-
-
-def _json(value: object) -> dict[str, Any]:
-    import json
-
-    loaded = json.loads(value) if isinstance(value, str) else value
-    return dict(loaded) if isinstance(loaded, dict) else {}
-
-
-def _memory(m: Mapping[str, Any] | asyncpg.Record) -> LongTermMemory:
-    return LongTermMemory(
-        id=m["id"],
-        kind=m["kind"],
-        content=m["content"],
-        subject=m["subject"],
-        importance=m["importance"],
-        access_count=m["access_count"],
-        last_accessed_at=m["last_accessed_at"],
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
-        valid_from=m["valid_from"],
-        valid_to=m["valid_to"],
-        superseded_by=m["superseded_by"],
-        source_message_ids=list(m["source_message_ids"]),
-    )
+    return await core.forget(user_identifier, memory_id)
 
 
 @router.post(

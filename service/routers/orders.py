@@ -9,12 +9,12 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 
 from graph import catalog as graph_catalog
+from loft_memory.models import USER_ID_PATTERN, ErrorResponse, OrderAccepted, OrderPage, OrderRequest
 from service import orders
 from service.access import ADMIN_ONLY, ANY_ROLE, allow
 from service.deps import not_being_erased, runtime
 from service.errors import InvalidInput
 from service.runtime import Runtime
-from service.schemas import USER_ID_PATTERN, ErrorResponse, OrderAccepted, OrderPage, OrderRequest
 
 router = APIRouter(prefix="/v1/customers", tags=["orders"])
 

@@ -8,11 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from service import history
-from service.access import ANY_ROLE, allow
-from service.deps import not_being_erased, runtime
-from service.runtime import Runtime
-from service.schemas import (
+from loft_memory.models import (
     USER_ID_PATTERN,
     ImportRequest,
     ImportResponse,
@@ -20,6 +16,10 @@ from service.schemas import (
     SessionMessagesPage,
     SessionPage,
 )
+from service import history
+from service.access import ANY_ROLE, allow
+from service.deps import not_being_erased, runtime
+from service.runtime import Runtime
 
 router = APIRouter(
     prefix="/v1/sessions",

@@ -18,11 +18,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from graph import reads as graph_reads
+from loft_memory.models import StatusResponse
 from service import history, queue, users
 from service.access import Role, optional_principal
 from service.deps import runtime
 from service.runtime import Runtime
-from service.schemas import StatusResponse
 from vectors import memories as ltm
 from vectors import summaries as vector_summaries
 

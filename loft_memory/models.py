@@ -17,12 +17,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-# the context's models live with the retriever that builds them; re-exported here with
-# every other model of the API
-from service.retrieval.candidates import ContextItem as ContextItem
-from service.retrieval.candidates import ContextResponse as ContextResponse
-from service.retrieval.candidates import Provenance as Provenance
-
 MAX_MESSAGE_BYTES = 32 * 1024
 MAX_QUERY_CHARS = 4000
 MAX_METADATA_BYTES = 8 * 1024
@@ -526,3 +520,97 @@ class ErrorResponse(BaseModel):
     )
     detail: str
     request_id: str | None = Field(default=None, description="quote it when reporting a problem")
+
+
+# -- the context ---------------------------------------------------------------------------
+
+ItemKind = Literal["profile", "preference", "purchase", "interest", "entity", "memory", "summary", "message", "turn"]
+
+
+class Provenance(BaseModel):
+    """Where an item came from: the messages it was derived from, the long-term memory, or
+    the graph path it was read along."""
+
+    message_ids: list[int] = Field(description="the customer's messages it was said in or derived from")
+    memory_id: str | None = Field(default=None, description="the long-term memory (a memory item)")
+    graph_path: str | None = Field(default=None, description="the graph path it was read along (a graph fact)")
+
+
+class ContextItem(BaseModel):
+    """One line of the context, with where it came from and how it scored."""
+
+    kind: Literal[ItemKind, "recommendation"]
+    section: str = Field(description="the key of the section it is listed under in ``sections``")
+    text: str = Field(description="as it appears in the prompt text")
+    score: float = Field(description="the fused rank score times its boosts (see score_parts)")
+    score_parts: dict[str, float] | None = Field(default=None, description="with explain=true: each source's share")
+    provenance: Provenance
+    timestamp: datetime | None = Field(description="when it was said or became true")
+
+
+class ContextResponse(BaseModel):
+    """Prompt-ready context: ``text`` to put in the prompt, the same content by section, and
+    every item with its provenance and score."""
+
+    text: str
+    sections: dict[str, list[str]]
+    items: list[ContextItem]
+    tiers: dict[str, bool] = Field(description="which tiers answered (postgres, neo4j, vectors)")
+    errors: dict[str, str] = Field(description="why a tier did not answer")
+    budget: int
+    tokens: int
+    preset: str
+    took_ms: float
+    timings_ms: dict[str, float] | None = Field(default=None, description="with explain=true: stage timings")
+
+
+# -- erasure --------------------------------------------------------------------------------
+
+
+class ErasureReceipt(BaseModel):
+    """What an erasure deleted and what the re-check of both stores found afterwards."""
+
+    receipt_id: uuid.UUID
+    status: Literal["pending", "complete"] = Field(
+        description="complete: both stores were re-checked and nothing of the customer is left; "
+        "pending: a store was unavailable, a worker finishes the erasure when it returns"
+    )
+    counts: dict[str, Any] = Field(
+        description="rows deleted per PostgreSQL table, nodes and relationships deleted in Neo4j, cache entries dropped"
+    )
+    verification: dict[str, Any] = Field(description="what the re-check found after deleting (all zeros when complete)")
+    requested_at: datetime
+    completed_at: datetime | None
+    error: str | None = Field(description="why the erasure is still pending")
+
+
+class ErasureList(BaseModel):
+    receipts: list[ErasureReceipt]
+
+
+# -- MCP tool results ----------------------------------------------------------------------
+
+
+class MemoryAdded(BaseModel):
+    session_id: uuid.UUID
+    message_id: int
+    queued: bool = Field(description="true: the worker files it into every tier shortly (facts, graph, memories)")
+
+
+class SearchResults(BaseModel):
+    query: str
+    results: list[ContextItem] = Field(description="best first; provenance names the messages and memory behind each")
+    tiers: dict[str, bool] = Field(description="which stores answered (false: answered without that store)")
+
+
+class Recommendations(BaseModel):
+    available: bool
+    detail: str | None = None
+    result: dict[str, Any] | None = Field(default=None, description="products, each with its reasons")
+
+
+class ErasureResult(BaseModel):
+    receipt_id: uuid.UUID
+    status: Literal["pending", "complete"]
+    counts: dict[str, Any]
+    error: str | None

@@ -1,0 +1,174 @@
+"""A chat turn: store it, build its context, answer it, store the answer.
+
+Extraction for memory happens in the worker: the turn is queued in the same transaction
+that stores it, so the turn is safe in milliseconds and nothing is lost. The answer does
+not wait for the worker: the turn's own facts (rule extraction, in the process's CPU pool)
+go straight into it, and so do the customer's facts the context was built from (one graph
+read per turn, at the customer's graph version: :mod:`service.facts`).
+
+A turn sent with a client id is stored once: a retry gets the stored answer
+(``replayed``), or 409 while the first attempt is still being answered; a replay of a turn
+of an erased customer is refused (410) and stores nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from loft_memory.models import ChatResponse
+from service import chat, history, users
+from service.chat import Piece
+from service.errors import Conflict, NotFound
+from service.extraction import Extraction
+from service.retrieval import Retriever
+from service.retrieval.candidates import Context
+from service.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class TurnRequest:
+    user: str
+    message: str
+    session_id: uuid.UUID | None = None
+    budget: int = 1000
+    client_id: str | None = None  # message_id or Idempotency-Key: the turn is stored once
+
+
+@dataclass
+class Turn:
+    """A turn stored and ready to be answered (:meth:`answer` or :meth:`stream`, then
+    :meth:`store`), or a replay whose stored answer is ``replayed``."""
+
+    rt: Runtime
+    request: TurnRequest
+    session_id: uuid.UUID
+    message_id: int
+    replayed: ChatResponse | None = None
+    context: Context | None = None
+    turns: list[dict[str, str]] | None = None
+    said: Extraction | None = None
+
+    @property
+    def llm(self) -> bool:
+        return self.rt.llm is not None
+
+    async def answer(self) -> ChatResponse:
+        if self.replayed is not None:
+            return self.replayed
+        assert self.context is not None
+        text = await chat.reply(self.rt, *self._reply_args(), said=self.said, known=self.context.known)
+        return await self.store(text)
+
+    def stream(self) -> AsyncIterator[Piece]:
+        """The answer as it is made; :meth:`store` the joined pieces when it ends."""
+        assert self.context is not None
+        assert self.replayed is None
+        return chat.reply_stream(self.rt, *self._reply_args(), said=self.said, known=self.context.known)
+
+    async def store(self, text: str) -> ChatResponse:
+        """Store the answer (once: a retry finds it by the turn's reply key)."""
+        assert self.context is not None
+        at = datetime.now(UTC)
+        async with self.rt.pool.acquire() as conn, conn.transaction():
+            (answer,) = await history.add_messages(
+                conn,
+                self.request.user,
+                self.session_id,
+                [history.NewMessage("assistant", text, at, external_id=history.reply_key(self.message_id))],
+                summary_idle_s=self.rt.settings.summary_idle_s,
+            )
+        return ChatResponse(
+            session_id=self.session_id,
+            message_id=self.message_id,
+            reply=text,
+            reply_message_id=answer.id,
+            context=self.context.as_dict(),
+            llm=self.llm,
+        )
+
+    def _reply_args(self) -> tuple[str, str, dict[str, Any], list[dict[str, str]]]:
+        assert self.context is not None
+        return self.request.user, self.request.message, self.context.as_dict(), self.turns or []
+
+
+async def start(rt: Runtime, retr: Retriever, req: TurnRequest) -> Turn:
+    """Store the turn (or find the one a retry repeats) and gather what answering needs."""
+    external_id = f"chat:{req.client_id}" if req.client_id else None
+    if external_id is not None:
+        async with rt.pool.acquire() as conn:
+            await users.refuse_while_erasing(conn, req.user)  # a replay reads the customer
+            earlier = await history.message_by_external_id(conn, req.user, external_id)
+        if earlier is not None:
+            return await _replay(rt, retr, req, earlier)
+    now = datetime.now(UTC)
+    async with rt.pool.acquire() as conn, conn.transaction():
+        session_id = await history.ensure_session(conn, req.user, req.session_id, at=now, tombstone_key=rt.erasure_key)
+        (stored,) = await history.add_messages(
+            conn,
+            req.user,
+            session_id,
+            [history.NewMessage("user", req.message, now, external_id=external_id)],
+            summary_idle_s=rt.settings.summary_idle_s,
+            tombstone_key=rt.erasure_key,  # a retry of an erased turn is refused (410)
+        )
+    if not stored.created:  # the same turn arrived twice at once: answer the retry from the first
+        return await _replay_of(rt, retr, req, external_id)
+    turn = Turn(rt, req, session_id, stored.id)
+    turn.context = await retr.context(
+        req.user, req.message, budget=req.budget, session_id=session_id, exclude_message_ids=frozenset({stored.id})
+    )
+    turn.turns = await _recent(rt, req.user, session_id, stored.id)
+    # the facts of this very turn, without waiting for the worker (in the CPU pool: the work
+    # grows with the message, and the event loop serves everyone)
+    turn.said = await rt.cpu_long(rt.rules.extract, req.message, at=now, role="user")
+    return turn
+
+
+async def _recent(rt: Runtime, user: str, session_id: uuid.UUID, stored: int) -> list[dict[str, str]]:
+    """The session's last turns as chat messages (for an LLM: the offline answer reads none)."""
+    if rt.llm is None:
+        return []
+    async with rt.pool.acquire() as conn:
+        recent = await history.recent_turns(conn, user, session_id, 10)
+    return [{"role": t["role"], "content": t["content"]} for t in recent if t["id"] != stored and t["role"] != "system"]
+
+
+async def _replay_of(rt: Runtime, retr: Retriever, req: TurnRequest, external_id: str | None) -> Turn:
+    async with rt.pool.acquire() as conn:
+        assert external_id is not None  # only a turn with an id can be a duplicate
+        earlier = await history.message_by_external_id(conn, req.user, external_id)
+    if earlier is None:  # erased in between: nothing to replay
+        raise NotFound(f"no turn '{external_id}' for customer '{req.user}'")
+    return await _replay(rt, retr, req, earlier)
+
+
+async def _replay(rt: Runtime, retr: Retriever, req: TurnRequest, earlier: dict[str, Any]) -> Turn:
+    """A retry of a turn already stored: its stored answer, with the context as it is now."""
+    if earlier["content"] != req.message:
+        raise Conflict("this message_id / Idempotency-Key was already used for a different message")
+    async with rt.pool.acquire() as conn:
+        answer = await history.message_by_external_id(conn, req.user, history.reply_key(earlier["id"]))
+    if answer is None:
+        raise Conflict("this turn is still being answered; retry in a moment")
+    context = await retr.context(
+        req.user,
+        req.message,
+        budget=req.budget,
+        session_id=earlier["session_id"],
+        exclude_message_ids=frozenset({earlier["id"]}),
+        track_access=False,
+    )
+    replayed = ChatResponse(
+        session_id=earlier["session_id"],
+        message_id=earlier["id"],
+        reply=answer["content"],
+        reply_message_id=answer["id"],
+        context=context.as_dict(),
+        llm=rt.llm is not None,
+        replayed=True,
+    )
+    return Turn(rt, req, earlier["session_id"], earlier["id"], replayed=replayed, context=context)
