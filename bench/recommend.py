@@ -26,7 +26,8 @@ written). Then, per population, in one run:
   three baselines computed from the same written orders: **popularity** (the most bought
   products the customer does not own), **item-to-item kNN** (cosine over customers x
   products, every owned product a seed, owned products excluded: the classic co-purchase
-  recommender; beside it the same with **lift**, pairs of at least 5 customers, the other
+  recommender; beside it the same over pairs of at least 5 customers only, what the system
+  may use under ``LOFT_MIN_CROWD``, and with **lift** over those pairs, the other
   normalisation the statistics could keep), and the customer's own **repeat purchases**
   (what they bought in most of their orders). Baseline latencies are in-memory numpy
   calls, not store queries;
@@ -368,6 +369,8 @@ class Baselines:
         norm = np.sqrt(np.maximum(buyers, 1.0))
         self.cosine = co / norm[:, None] / norm[None, :]
         np.fill_diagonal(self.cosine, 0.0)
+        # the same cosine over pairs of at least 5 customers: what the system may use (LOFT_MIN_CROWD)
+        self.cosine_crowd = np.where(co >= 5, self.cosine, 0.0)
         # lift, the other normalisation the statistics could keep (pairs of 5 customers or more)
         self.lift = np.where(co >= 5, co * len(people) / np.maximum(np.outer(buyers, buyers), 1.0), 0.0)
         np.fill_diagonal(self.lift, 0.0)
@@ -379,6 +382,9 @@ class Baselines:
 
     def knn(self, user: str) -> list[str]:
         return self._nearest(user, self.cosine)
+
+    def knn_crowd(self, user: str) -> list[str]:
+        return self._nearest(user, self.cosine_crowd)
 
     def knn_lift(self, user: str) -> list[str]:
         return self._nearest(user, self.lift)
@@ -474,7 +480,9 @@ async def measure(
     log(f"  baselines ready ({_s(t0)} s)")
     for c in random.Random(seed).sample(people, min(20, len(people))):  # plans and caches warm
         await recommendations.recommend(rt, c.user, limit=K)
-    scored = {name: Scored() for name in ("system", "popularity", "item_knn", "item_knn_lift", "repeat")}
+    scored = {
+        name: Scored() for name in ("system", "popularity", "item_knn", "item_knn_crowd", "item_knn_lift", "repeat")
+    }
     degraded = cold = 0
     for user, order in held.items():  # the system first: numpy's threads never share its calls
         wanted = {x.sku for x in order.lines}
@@ -489,6 +497,7 @@ async def measure(
         for name, baseline in (
             ("popularity", base.popularity),
             ("item_knn", base.knn),
+            ("item_knn_crowd", base.knn_crowd),
             ("item_knn_lift", base.knn_lift),
             ("repeat", base.repeat),
         ):
