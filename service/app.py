@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from fastapi import Depends, FastAPI, Request, Response
@@ -36,35 +37,40 @@ GUIDE_PREFLIGHT_HEADERS = {
 }
 
 
+# every error has one shape (the error boundary below); the schema says so for every route
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "no valid API key"},
+    403: {"model": ErrorResponse, "description": "the key's role or customer does not allow this"},
+    404: {"model": ErrorResponse, "description": "no such customer, session, memory or receipt"},
+    409: {
+        "model": ErrorResponse,
+        "description": "an erasure of this customer is pending, or a retried turn is in flight",
+    },
+    410: {
+        "model": ErrorResponse,
+        "description": "the request replays an id (a turn's Idempotency-Key or message_id, an import's "
+        "external_id, an order_id, a session_id) of a customer who was erased; nothing was stored",
+    },
+    413: {"model": ErrorResponse, "description": "the request body is over the limit"},
+    422: {"model": ErrorResponse, "description": "invalid input, with a readable reason"},
+    429: {
+        "model": ErrorResponse,
+        "description": "the key spent its budget (requests per minute, or streamed replies at once); "
+        "retry after Retry-After seconds",
+        "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
+    },
+    500: {"model": ErrorResponse, "description": "an internal error; the body quotes the request id"},
+    503: {"model": ErrorResponse, "description": "a store is unavailable; retry after Retry-After seconds"},
+    504: {
+        "model": ErrorResponse,
+        "description": "a PostgreSQL statement ran past its time limit; the request was not completed",
+    },
+}
+
+
 def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     """Build the app. With ``runtime`` given (tests, benchmarks) the caller owns it;
     otherwise the lifespan opens one from ``settings`` and closes it on shutdown."""
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from service.memory import Memory
-        from service.retrieval import Retriever
-
-        if runtime is not None:
-            app.state.runtime = runtime
-            app.state.retriever = Retriever(runtime)
-            app.state.memory = Memory(runtime, app.state.retriever)
-            async with agents.session_manager.run():
-                yield
-            return
-        app.state.runtime = await Runtime.open(settings)
-        app.state.retriever = Retriever(app.state.runtime)
-        app.state.memory = Memory(app.state.runtime, app.state.retriever)
-        listener = ErasureListener(app.state.runtime)
-        await listener.start()
-        await _warm_up(app.state.retriever)
-        try:
-            async with agents.session_manager.run():
-                yield
-        finally:
-            await listener.stop()
-            await app.state.retriever.flush_access()
-            await app.state.runtime.close()
 
     app = FastAPI(
         title="LOFT memory",
@@ -74,36 +80,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             "a knowledge graph of customers, products and preferences (Neo4j) and long-term "
             "memories (pgvector), merged into prompt-ready context."
         ),
-        lifespan=lifespan,
-        # every error has one shape (the error boundary below); say so in the schema
-        responses={
-            401: {"model": ErrorResponse, "description": "no valid API key"},
-            403: {"model": ErrorResponse, "description": "the key's role or customer does not allow this"},
-            404: {"model": ErrorResponse, "description": "no such customer, session, memory or receipt"},
-            409: {
-                "model": ErrorResponse,
-                "description": "an erasure of this customer is pending, or a retried turn is in flight",
-            },
-            410: {
-                "model": ErrorResponse,
-                "description": "the request replays an id (a turn's Idempotency-Key or message_id, an import's "
-                "external_id, an order_id, a session_id) of a customer who was erased; nothing was stored",
-            },
-            413: {"model": ErrorResponse, "description": "the request body is over the limit"},
-            422: {"model": ErrorResponse, "description": "invalid input, with a readable reason"},
-            429: {
-                "model": ErrorResponse,
-                "description": "the key spent its budget (requests per minute, or streamed replies at once); "
-                "retry after Retry-After seconds",
-                "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
-            },
-            500: {"model": ErrorResponse, "description": "an internal error; the body quotes the request id"},
-            503: {"model": ErrorResponse, "description": "a store is unavailable; retry after Retry-After seconds"},
-            504: {
-                "model": ErrorResponse,
-                "description": "a PostgreSQL statement ran past its time limit; the request was not completed",
-            },
-        },
+        lifespan=_lifespan(settings, runtime),
+        responses=ERROR_RESPONSES,
     )
 
     from service.routers import chat, erasure, memory, metrics, orders, sessions, status
@@ -116,7 +94,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     # agents: MCP over streamable HTTP at /mcp, the customer fixed by the key or X-Customer-Id
     from service.mcp_server import McpGate, build_server, http_transport
 
-    agents = build_server(lambda: app.state.memory)
+    agents = app.state.agents = build_server(lambda: app.state.memory)
     http_transport(agents, settings.host)
     # an ASGI app, which Starlette runs as one (its stubs only know request handlers)
     app.add_route("/mcp", McpGate(agents, app.state.keyring), include_in_schema=False)  # type: ignore[arg-type]
@@ -135,6 +113,22 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         return WhoAmI(
             key=principal.name, role=principal.role.value, customer=principal.customer, open=app.state.keyring.open
         )
+
+    _pages(app)
+    install_error_boundary(app)
+    app.add_middleware(
+        BodyLimit,
+        limit_for=lambda path: settings.max_import_bytes if path.endswith(IMPORT_PATHS) else settings.max_body_bytes,
+    )
+    app.add_middleware(KeyBudget)
+    if app.state.keyring.open:  # every route, /mcp included: one check
+        app.add_middleware(HostGuard, allowed=settings.allowed_hosts)
+    app.add_middleware(RequestId)  # outermost: every response, even a 413, carries the id
+    return app
+
+
+def _pages(app: FastAPI) -> None:
+    """The chat page, and the analysts' Neo4j Browser guide."""
 
     @app.get("/", include_in_schema=False)
     async def chat_page() -> FileResponse:
@@ -158,16 +152,39 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             headers["Access-Control-Allow-Private-Network"] = "true"
         return Response(status_code=204, headers=headers)
 
-    install_error_boundary(app)
-    app.add_middleware(
-        BodyLimit,
-        limit_for=lambda path: settings.max_import_bytes if path.endswith(IMPORT_PATHS) else settings.max_body_bytes,
-    )
-    app.add_middleware(KeyBudget)
-    if app.state.keyring.open:  # every route, /mcp included: one check
-        app.add_middleware(HostGuard, allowed=settings.allowed_hosts)
-    app.add_middleware(RequestId)  # outermost: every response, even a 413, carries the id
-    return app
+
+def _lifespan(settings: Settings, runtime: Runtime | None) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Open the process's runtime, retriever and core (or take the caller's ``runtime``, which
+    the caller then owns), listen for erasures elsewhere, warm up, and run the MCP transport's
+    session manager."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from service.memory import Memory
+        from service.retrieval import Retriever
+
+        if runtime is not None:
+            app.state.runtime = runtime
+            app.state.retriever = Retriever(runtime)
+            app.state.memory = Memory(runtime, app.state.retriever)
+            async with app.state.agents.session_manager.run():
+                yield
+            return
+        app.state.runtime = await Runtime.open(settings)
+        app.state.retriever = Retriever(app.state.runtime)
+        app.state.memory = Memory(app.state.runtime, app.state.retriever)
+        listener = ErasureListener(app.state.runtime)
+        await listener.start()
+        await _warm_up(app.state.retriever)
+        try:
+            async with app.state.agents.session_manager.run():
+                yield
+        finally:
+            await listener.stop()
+            await app.state.retriever.flush_access()
+            await app.state.runtime.close()
+
+    return lifespan
 
 
 async def _warm_up(retriever: Retriever) -> None:
