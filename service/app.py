@@ -216,6 +216,43 @@ CODES = {
 }
 
 
+def _reply(
+    request: Request, status: int, code: str, detail: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    rid = request_id_of(request.scope)
+    headers = dict(headers or {}) | ({"X-Request-ID": rid} if rid else {})
+    return JSONResponse(
+        {"error": code, "detail": detail, "request_id": rid or None}, status_code=status, headers=headers
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """A store that is away (503), a statement past its time limit (504), or a bug (500)."""
+    rid = request_id_of(request.scope)
+    if is_statement_timeout(exc):
+        log.warning("%s: a statement timed out (%s) rid=%s", loggable(request.scope), type(exc).__name__, rid)
+        return _reply(
+            request,
+            504,
+            "store_timeout",
+            "a PostgreSQL statement ran past its time limit and was cancelled; the request was not completed",
+        )
+    if is_outage(exc) or isinstance(exc, TimeoutError):  # a store away, or too slow to answer
+        store = "neo4j" if type(exc).__module__.startswith("neo4j") else "postgres"
+        log.warning("%s: %s unavailable (%s) rid=%s", loggable(request.scope), store, type(exc).__name__, rid)
+        return _reply(
+            request,
+            503,
+            "store_unavailable",
+            f"{'Neo4j' if store == 'neo4j' else 'PostgreSQL'} is unavailable; retry shortly",
+            {"Retry-After": RETRY_AFTER_S},
+        )
+    log.exception("%s failed rid=%s", loggable(request.scope), rid)
+    return _reply(
+        request, 500, "internal_error", f"an internal error occurred; quote request id {rid} when reporting it"
+    )
+
+
 def install_error_boundary(app: FastAPI) -> None:
     """One shape for every error: ``{error, detail, request_id}`` with the right status.
     A store that is away is 503 with ``Retry-After``; a PostgreSQL statement that ran past
@@ -224,15 +261,6 @@ def install_error_boundary(app: FastAPI) -> None:
     anything unexpected is a 500 whose body carries only the request id (the exception is
     logged with it, never sent)."""
 
-    def reply(
-        request: Request, status: int, code: str, detail: str, headers: Mapping[str, str] | None = None
-    ) -> JSONResponse:
-        rid = request_id_of(request.scope)
-        headers = dict(headers or {}) | ({"X-Request-ID": rid} if rid else {})
-        return JSONResponse(
-            {"error": code, "detail": detail, "request_id": rid or None}, status_code=status, headers=headers
-        )
-
     @app.exception_handler(LoftError)
     async def loft_error(request: Request, exc: LoftError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
@@ -240,7 +268,7 @@ def install_error_boundary(app: FastAPI) -> None:
             headers = {"Retry-After": RETRY_AFTER_S}
         if isinstance(exc, TooManyRequests):
             headers = {"Retry-After": str(exc.retry_after)}
-        return reply(request, exc.status_code, exc.code, exc.detail, headers)
+        return _reply(request, exc.status_code, exc.code, exc.detail, headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -248,36 +276,11 @@ def install_error_boundary(app: FastAPI) -> None:
         for err in exc.errors():
             where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header"))
             problems.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
-        return reply(request, 422, "validation_error", "; ".join(problems))
+        return _reply(request, 422, "validation_error", "; ".join(problems))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return reply(request, exc.status_code, CODES.get(exc.status_code, "error"), str(exc.detail), exc.headers)
-
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        rid = request_id_of(request.scope)
-        if is_statement_timeout(exc):
-            log.warning("%s: a statement timed out (%s) rid=%s", loggable(request.scope), type(exc).__name__, rid)
-            return reply(
-                request,
-                504,
-                "store_timeout",
-                "a PostgreSQL statement ran past its time limit and was cancelled; the request was not completed",
-            )
-        if is_outage(exc) or isinstance(exc, TimeoutError):  # a store away, or too slow to answer
-            store = "neo4j" if type(exc).__module__.startswith("neo4j") else "postgres"
-            log.warning("%s: %s unavailable (%s) rid=%s", loggable(request.scope), store, type(exc).__name__, rid)
-            return reply(
-                request,
-                503,
-                "store_unavailable",
-                f"{'Neo4j' if store == 'neo4j' else 'PostgreSQL'} is unavailable; retry shortly",
-                {"Retry-After": RETRY_AFTER_S},
-            )
-        log.exception("%s failed rid=%s", loggable(request.scope), rid)
-        return reply(
-            request, 500, "internal_error", f"an internal error occurred; quote request id {rid} when reporting it"
-        )
+        return _reply(request, exc.status_code, CODES.get(exc.status_code, "error"), str(exc.detail), exc.headers)
 
     # A handler for ``Exception`` runs in Starlette's outermost middleware, which re-raises
     # after replying, and uvicorn then closes the connection: a client that reuses it for the
@@ -290,8 +293,8 @@ def install_error_boundary(app: FastAPI) -> None:
         TimeoutError,
         asyncpg.QueryCanceledError,
     ):
-        app.add_exception_handler(outage, unexpected)
-    app.add_exception_handler(Exception, unexpected)
+        app.add_exception_handler(outage, _unexpected)
+    app.add_exception_handler(Exception, _unexpected)
 
 
 def app_from_env() -> FastAPI:
