@@ -1,4 +1,4 @@
-"""Short-term tier endpoints: import messages, list sessions."""
+"""Short-term tier endpoints: import messages, list sessions, delete a session or a turn."""
 
 from __future__ import annotations
 
@@ -8,14 +8,18 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from service import history
+from service import erasure, history
 from service.access import ANY_ROLE, allow
 from service.deps import not_being_erased, runtime
+from service.errors import NotFound
 from service.runtime import Runtime
 from service.schemas import (
     USER_ID_PATTERN,
+    ErrorResponse,
     ImportRequest,
     ImportResponse,
+    MessageDeleted,
+    SessionDeleted,
     SessionMessage,
     SessionMessagesPage,
     SessionPage,
@@ -120,4 +124,71 @@ async def session_messages(
         session_id=session_id,
         messages=[SessionMessage(**m) for m in messages],
         next_cursor=older,
+    )
+
+
+WHAT_STAYS = """What the customer's memory learned from these turns before stays: long-term memories and
+graph facts are the customer's memory, not the transcript (forget one with
+`DELETE /memory/user/{user_identifier}/memories/{memory_id}`, everything with the erasure
+`DELETE /memory/user/{user_identifier}`); their provenance may still name the deleted turns' ids.
+Turns the worker had not filed yet are never learned from. Nothing is kept against a replay
+(unlike an erasure): the ids of deleted turns and sessions may be sent again."""
+
+
+@router.delete(
+    "/{user_identifier}/{session_id}",
+    response_model=SessionDeleted,
+    summary="Delete a session: its turns and what was made only from them",
+    responses={404: {"model": ErrorResponse, "description": "no such session for this customer"}},
+    description="""Deletes the session, its turns, their passages and share of the customer's term
+statistics, the session's conversation summary and the work queued about them, in one transaction
+inside the fences erasure and the worker use: a worker batch in flight either committed before or
+writes nothing, and a turn being added to the session meanwhile finds it gone (404).
+
+"""
+    + WHAT_STAYS,
+)
+async def delete_session(
+    session_id: uuid.UUID, user_identifier: str = UserPath, rt: Runtime = Depends(runtime)
+) -> SessionDeleted:
+    forgotten = await erasure.forget_session(rt, user_identifier, session_id)
+    if forgotten is None:  # also another customer's session: the same answer, nothing revealed
+        raise NotFound(f"session {session_id} does not exist")
+    return SessionDeleted(
+        session_id=session_id,
+        deleted=True,
+        messages=forgotten.messages,
+        passages=forgotten.passages,
+        summaries=forgotten.summaries,
+        jobs=forgotten.jobs,
+    )
+
+
+@router.delete(
+    "/{user_identifier}/{session_id}/messages/{message_id}",
+    response_model=MessageDeleted,
+    summary="Delete one turn of a session (e.g. undo the last one), returned as it was",
+    responses={404: {"model": ErrorResponse, "description": "no such turn in this customer's session"}},
+    description="""Deletes the turn, its passages, its share of the term statistics and its queued
+ingestion; the session's summary goes too if it was written from this turn, and is written again
+without it once the session is quiet. The newest turn is the last of
+`GET /v1/sessions/{user_identifier}/{session_id}/messages?limit=1`.
+
+"""
+    + WHAT_STAYS,
+)
+async def delete_message(
+    session_id: uuid.UUID,
+    message_id: int = Path(ge=1, le=2**63 - 1, description="the turn's id"),
+    user_identifier: str = UserPath,
+    rt: Runtime = Depends(runtime),
+) -> MessageDeleted:
+    forgotten = await erasure.forget_turn(rt, user_identifier, session_id, message_id)
+    if forgotten is None:
+        raise NotFound(f"no message {message_id} in session {session_id}")
+    return MessageDeleted(
+        message=SessionMessage(**forgotten.message),
+        passages=forgotten.passages,
+        summaries=forgotten.summaries,
+        jobs=forgotten.jobs,
     )
