@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import asyncpg
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
@@ -16,7 +17,7 @@ from service.access import ANY_ROLE, Budgets, KeyRing, Principal, TooManyRequest
 from service.erasure import ErasureListener
 from service.errors import LoftError
 from service.middleware import BodyLimit, HostGuard, KeyBudget, RequestId, loggable, request_id_of
-from service.outages import OUTAGES, is_outage
+from service.outages import OUTAGES, is_outage, is_statement_timeout
 from service.retrieval import Retriever
 from service.runtime import Runtime
 from service.schemas import ErrorResponse, WhoAmI
@@ -95,6 +96,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             },
             500: {"model": ErrorResponse, "description": "an internal error; the body quotes the request id"},
             503: {"model": ErrorResponse, "description": "a store is unavailable; retry after Retry-After seconds"},
+            504: {
+                "model": ErrorResponse,
+                "description": "a PostgreSQL statement ran past its time limit; the request was not completed",
+            },
         },
     )
 
@@ -193,8 +198,11 @@ CODES = {
 
 def install_error_boundary(app: FastAPI) -> None:
     """One shape for every error: ``{error, detail, request_id}`` with the right status.
-    A store that is away is 503 with ``Retry-After``; anything unexpected is a 500 whose
-    body carries only the request id (the exception is logged with it, never sent)."""
+    A store that is away is 503 with ``Retry-After``; a PostgreSQL statement that ran past
+    its time limit is 504 ``store_timeout`` (the request was not completed; it is about the
+    data or the locks that statement met, not a store that is down, so no ``Retry-After``);
+    anything unexpected is a 500 whose body carries only the request id (the exception is
+    logged with it, never sent)."""
 
     def reply(
         request: Request, status: int, code: str, detail: str, headers: Mapping[str, str] | None = None
@@ -228,6 +236,14 @@ def install_error_boundary(app: FastAPI) -> None:
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         rid = request_id_of(request.scope)
+        if is_statement_timeout(exc):
+            log.warning("%s: a statement timed out (%s) rid=%s", loggable(request.scope), type(exc).__name__, rid)
+            return reply(
+                request,
+                504,
+                "store_timeout",
+                "a PostgreSQL statement ran past its time limit and was cancelled; the request was not completed",
+            )
         if is_outage(exc) or isinstance(exc, TimeoutError):  # a store away, or too slow to answer
             store = "neo4j" if type(exc).__module__.startswith("neo4j") else "postgres"
             log.warning("%s: %s unavailable (%s) rid=%s", loggable(request.scope), store, type(exc).__name__, rid)
@@ -248,7 +264,12 @@ def install_error_boundary(app: FastAPI) -> None:
     # next request meets a reset. Store outages are expected, so their classes (and the
     # OSError/TimeoutError a driver raises) are handled where other errors are, and the
     # connection stays open; anything else still goes to the outermost handler.
-    for outage in (*(c for c in OUTAGES if not issubclass(c, LoftError)), OSError, TimeoutError):
+    for outage in (
+        *(c for c in OUTAGES if not issubclass(c, LoftError)),
+        OSError,
+        TimeoutError,
+        asyncpg.QueryCanceledError,
+    ):
         app.add_exception_handler(outage, unexpected)
     app.add_exception_handler(Exception, unexpected)
 

@@ -203,13 +203,16 @@ class Catalog:
 
         # "the Harlow sectional": a product's first word followed (within two words) by a
         # category word; resolved against products of that first word in that category.
+        # Words are split by spaces and hyphens, and a word may hold a few hyphens of its own
+        # ("mid-century"): each blank and hyphen run is read once (possessive), so a run of
+        # hyphens is never split between words in every possible way.
         self._by_first: dict[str, list[Product]] = {}
         for p in self.products:
             self._by_first.setdefault(p.name.split()[0].lower(), []).append(p)
         self._first_word_pattern = re.compile(
             r"(?<!\w)("
             + _trie_regex(self._by_first)
-            + r")(?:[\s\-]+[\w'’-]+){0,2}?[\s\-]+("
+            + r")(?:[\s\-]++[\w'’]++(?:-[\w'’]++){0,3}?){0,2}?[\s\-]++("
             + _trie_regex(cat_syns)
             + r")(?!\w)",
             re.IGNORECASE,

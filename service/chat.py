@@ -18,6 +18,7 @@ from openai import AsyncStream
 from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
 from service import recommendations
+from service.catalog import Catalog
 from service.extraction import Extraction
 from service.profile import customer_profile
 from service.runtime import Runtime
@@ -135,7 +136,9 @@ class Piece:
 
 # the offline answer is sent a few words at a time, like a model's tokens
 OFFLINE_WORDS_PER_PIECE = 3
-_WORD = re.compile(r"\s*\S+\s*")
+# a word and the blanks after it (the text's first also takes the blanks before it: only there,
+# or a text of blanks would be read again from each of them)
+_WORD = re.compile(r"\A\s*+\S++\s*+|\S++\s*+")
 
 
 def pieces(text: str, words: int = OFFLINE_WORDS_PER_PIECE) -> list[str]:
@@ -201,22 +204,47 @@ async def _llm_stream(
             yield text
 
 
+@dataclass(frozen=True)
+class _Asked:
+    """What a message asks of the offline answer."""
+
+    remember: bool  # "what do you remember about me?"
+    suggest: bool  # "any ideas?"
+    shopping: bool  # "show me…", "I need…"
+    greeting: bool
+    categories: list[str]  # the catalog's categories it names, in order
+
+
+def _read(catalog: Catalog, message: str) -> _Asked:
+    return _Asked(
+        bool(_REMEMBER.search(message)),
+        bool(_SUGGEST.search(message)),
+        bool(_SHOPPING.search(message)),
+        bool(_GREETING.search(message)),
+        catalog.match_categories(message),
+    )
+
+
 async def offline_reply(rt: Runtime, user: str, message: str, *, said: Extraction | None = None) -> str:
     """Deterministic answers: what LOFT remembers, catalog matches ranked by preference,
-    or an acknowledgement of what the message told us."""
-    said = said or rt.rules.extract(message, at=datetime.now(UTC), role="user")
+    or an acknowledgement of what the message told us. The message is read in the CPU pool
+    (``Runtime.cpu_long``): a message of 32 KB takes tens of milliseconds to match against
+    the catalog, time the event loop owes every other request."""
+    if said is None:
+        said = await rt.cpu_long(rt.rules.extract, message, at=datetime.now(UTC), role="user")
     profile = _with_turn(await customer_profile(rt, user) or {}, said)
-    if _REMEMBER.search(message):
+    asked = await rt.cpu_long(_read, rt.catalog, message)
+    if asked.remember:
         return _remember(profile) + "\n\n" + OFFLINE_NOTE
-    categories = rt.catalog.match_categories(message)
-    if _SUGGEST.search(message):
+    categories = asked.categories
+    if asked.suggest:
         category = categories[0] if categories else None
         return (
             _suggestions(profile, await _recommendations(rt, user, category=category), category) + "\n\n" + OFFLINE_NOTE
         )
-    if categories and _SHOPPING.search(message):
-        return _products(rt, profile, categories[0], message) + "\n\n" + OFFLINE_NOTE
-    return _acknowledge(rt, profile, message, said) + "\n\n" + OFFLINE_NOTE
+    if categories and asked.shopping:
+        return await rt.cpu_long(_products, rt, profile, categories[0], message) + "\n\n" + OFFLINE_NOTE
+    return _acknowledge(profile, asked.greeting, said) + "\n\n" + OFFLINE_NOTE
 
 
 def _suggestions(profile: dict[str, Any], recs: dict[str, Any], category: str | None) -> str:
@@ -336,10 +364,10 @@ def _with_turn(profile: dict[str, Any], said: Extraction) -> dict[str, Any]:
     return out
 
 
-def _acknowledge(rt: Runtime, profile: dict[str, Any], message: str, facts: Extraction) -> str:
+def _acknowledge(profile: dict[str, Any], greeting: bool, facts: Extraction) -> str:
     name = facts.customer_name or profile.get("name")
     parts = []
-    if _GREETING.search(message) or facts.customer_name:
+    if greeting or facts.customer_name:
         parts.append(
             f"Hi {name}, nice to meet you!" if facts.customer_name else (f"Hi {name}!" if name else "Hi there!")
         )

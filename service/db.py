@@ -10,6 +10,11 @@ from service.errors import StoreUnavailable
 # no transaction may sit idle holding locks for long (a hung process must not stall an
 # erasure or other writers): the server ends it
 IDLE_IN_TRANSACTION = "120s"
+# asyncpg cancels a statement that runs longer and raises TimeoutError: a slow statement,
+# not an outage (service.outages.is_statement_timeout): a counted attempt in the worker,
+# 504 from the API
+STATEMENT_TIMEOUT_S = 30.0
+CONNECT_TIMEOUT_S = 10.0
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -35,8 +40,8 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asy
             init=_init_connection,
             reset=_keep_session,
             server_settings={"idle_in_transaction_session_timeout": IDLE_IN_TRANSACTION},
-            command_timeout=30,
-            timeout=10,
+            command_timeout=STATEMENT_TIMEOUT_S,
+            timeout=CONNECT_TIMEOUT_S,
             # statement cache is per connection; keep it (all our statements are constants)
         )
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:

@@ -17,6 +17,7 @@ import asyncpg
 from service import queue, tombstones, users
 from service.errors import NotFound
 from service.pagination import decode_cursor, encode_cursor
+from service.settings import DEFAULT_MAX_SPEAKERS
 from vectors.pg import Conn
 
 CREATE_SESSION = """
@@ -28,9 +29,14 @@ ON CONFLICT (id) DO NOTHING
 SESSION_OWNER = "SELECT user_identifier FROM sessions WHERE id = $1"
 SESSION_OF_USER = "SELECT 1 FROM sessions WHERE id = $1 AND user_identifier = $2 FOR KEY SHARE"
 
-# the names of the people who speak in the customer's history (users.speakers), sorted
+# the names of the people who speak in the customer's history (users.speakers), oldest first: the
+# names not there yet are added at the end in the order given, and only the last $3 are kept
 ADD_SPEAKERS = """
-UPDATE users SET speakers = ARRAY(SELECT DISTINCT s FROM unnest(speakers || $2::text[]) AS s ORDER BY 1)
+UPDATE users SET speakers = (
+  SELECT grown[greatest(1, cardinality(grown) - $3 + 1):]
+  FROM (SELECT speakers || ARRAY(SELECT s FROM unnest($2::text[]) WITH ORDINALITY AS n(s, i)
+                                 WHERE s <> ALL(speakers) ORDER BY i) AS grown) added
+)
 WHERE user_identifier = $1 AND NOT speakers @> $2::text[]
 """
 INSERT_MESSAGE = """
@@ -240,12 +246,18 @@ async def add_messages(
     summary_idle_s: float,
     lane: queue.Lane = "live",
     tombstone_key: bytes | None = None,
+    max_speakers: int = DEFAULT_MAX_SPEAKERS,
 ) -> list[StoredMessage]:
     """Store messages and queue their ingestion (call inside a transaction). With
     ``tombstone_key`` (the erasure key: every route a client calls passes it), messages
     whose ``external_id`` this customer's erased history used are refused with 410 and
     nothing is stored; without it (demo, sample data and benchmark loaders) they are not
-    checked."""
+    checked.
+
+    The names of the people who speak in them join the customer's ``speakers``, of which the
+    ``max_speakers`` most recently introduced are kept (in one batch, the last to speak count
+    as the most recent): every context matches its question against them, so an import of
+    thousands of made-up speakers must not make every context of that customer slow."""
     # the session must still be the customer's (it may have been erased meanwhile); the
     # key-share lock keeps it until this transaction commits
     await users.lock_shared(conn, user_identifier)
@@ -285,9 +297,10 @@ async def add_messages(
         await queue.enqueue(
             conn, "ingest_message", user_identifier, ingest_key(row["id"]), {"message_id": row["id"]}, lane=lane
         )
-    speakers = sorted({m.speaker for m in messages if m.speaker})
-    if speakers:
-        await conn.execute(ADD_SPEAKERS, user_identifier, speakers)
+    last_said = {m.speaker: i for i, m in enumerate(messages) if m.speaker}
+    if last_said:
+        speakers = sorted(last_said, key=last_said.__getitem__)[-max_speakers:]
+        await conn.execute(ADD_SPEAKERS, user_identifier, speakers, max_speakers)
     if latest is not None:
         await conn.execute(TOUCH_SESSION, session_id, latest)
         await arm_summary(conn, user_identifier, session_id, latest, summary_idle_s)

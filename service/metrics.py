@@ -2,7 +2,9 @@
 
 Counted where it happens: requests (per route *template*, so a customer's identifier
 never becomes a label), context stages and the tiers that answered, worker batches and
-job outcomes, the embedder's calls and query-cache hits. Read from the stores when
+job outcomes, the embedder's calls and query-cache hits, and how late the process's event
+loop runs what it is given (``loft_event_loop_lag_seconds``: anything that holds the loop
+holds every request of the process). Read from the stores when
 scraped: queue depth and the oldest ready job's age (one SQL statement), and whether
 each store answers. Everything lives in the process-wide default registry, which also
 carries prometheus-client's process metrics (CPU, memory, open files).
@@ -20,6 +22,7 @@ import asyncio
 import ipaddress
 import logging
 import weakref
+from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +30,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     disable_created_metrics,
     generate_latest,
@@ -86,6 +90,14 @@ BATCH_SECONDS = Histogram(
 )
 
 
+LAG_WINDOW_S = 10.0
+EVENT_LOOP_LAG = Gauge(
+    "loft_event_loop_lag_seconds",
+    f"The longest an event-loop timer of this process fired late in the last {LAG_WINDOW_S:.0f} s (sampled "
+    "every LOFT_LOOP_LAG_INTERVAL_S): how long any callback, any request, waited for the loop",
+)
+
+
 def observe_request(method: str, route: str | None, status: int, seconds: float) -> None:
     labels = (method, route or UNMATCHED, str(status))
     REQUESTS.labels(*labels).inc()
@@ -102,6 +114,20 @@ def observe_context(timings_ms: Mapping[str, float], tiers: Mapping[str, bool]) 
 def observe_jobs(kind: str, outcome: str, n: int = 1) -> None:
     if n:
         JOBS.labels(kind, outcome).inc(n)
+
+
+async def watch_event_loop(interval: float) -> None:
+    """Sample the running event loop's lag for ever: sleep ``interval`` and see how much later
+    than asked the loop woke up (it was busy running something else for that long). The
+    gauge holds the worst sample of the last ``LAG_WINDOW_S`` seconds, so a scrape every
+    few seconds still sees a stall between two scrapes. Costs one timer per interval."""
+    loop = asyncio.get_running_loop()
+    samples: deque[float] = deque(maxlen=max(1, round(LAG_WINDOW_S / interval)))
+    while True:
+        asked = loop.time()
+        await asyncio.sleep(interval)
+        samples.append(max(0.0, loop.time() - asked - interval))
+        EVENT_LOOP_LAG.set(max(samples))
 
 
 # -- the embedder: counted in vectors/embedder.py as plain integers, exported here ----------

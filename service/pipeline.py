@@ -83,19 +83,23 @@ class Plan:
 
 
 async def extract(rt: Runtime, message: dict[str, Any]) -> tuple[Extraction, str]:
-    """Facts of one message: (extraction, which extractor produced it)."""
-    kwargs = dict(at=message["created_at"], speaker=message["speaker"], role=message["role"])
-    if rt.llm is not None and rt.settings.extractor == "llm" and message["role"] == "user":
+    """Facts of one message: (extraction, which extractor produced it). The rules run in the
+    process's CPU pool (``Runtime.cpu``): a long message never holds the worker's event loop,
+    so its other lanes (and the leases' heartbeats) keep going."""
+    at, speaker, role = message["created_at"], message["speaker"], message["role"]
+    if rt.llm is not None and rt.settings.extractor == "llm" and role == "user":
         from service.extraction.llm import LLMExtractor
 
         try:
             return await LLMExtractor(rt.llm, rt.settings.llm_model, rt.catalog).extract(
-                message["content"], **kwargs
+                message["content"], at=at, speaker=speaker, role=role
             ), "llm"
         except Exception as exc:  # any LLM failure: fall back to the rules, keep going
             log.warning("LLM extraction failed for message %s (%s); using the rule-based extractor", message["id"], exc)
-            return rt.rules.extract(message["content"], **kwargs), "rules-fallback"
-    return rt.rules.extract(message["content"], **kwargs), "rules"
+            kind = "rules-fallback"
+    else:
+        kind = "rules"
+    return await rt.cpu_long(rt.rules.extract, message["content"], at=at, speaker=speaker, role=role), kind
 
 
 async def ingest_messages(
@@ -138,8 +142,11 @@ async def prepare(rt: Runtime, message_ids: list[int]) -> Plan:
     embedded = await _embed_distinct(rt, to_embed)
     vectors, passage_vectors = embedded[: len(rows)], embedded[len(rows) :]
 
-    # the rules take a millisecond; LLM calls overlap, a few at a time
-    limit = asyncio.Semaphore(LLM_CONCURRENCY)
+    # LLM calls overlap, a few at a time; the rules take a millisecond for a chat-sized message,
+    # and a batch mines one message at a time (in the CPU pool: a batch of long messages holds one
+    # thread, and the other lane's batches find theirs)
+    llm = rt.llm is not None and rt.settings.extractor == "llm"
+    limit = asyncio.Semaphore(LLM_CONCURRENCY if llm else 1)
 
     async def extract_one(row: dict[str, Any]) -> tuple[Extraction, str]:
         async with limit:

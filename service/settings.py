@@ -24,6 +24,8 @@ log = logging.getLogger("loft.settings")
 # the worker embeds batches of 64 turns
 API_EMBEDDER_THREADS = 2
 WORKER_EMBEDDER_THREADS = 2
+# the speakers' names kept per customer (LOFT_MAX_SPEAKERS)
+DEFAULT_MAX_SPEAKERS = 64
 
 
 class Settings(BaseSettings):
@@ -121,6 +123,18 @@ class Settings(BaseSettings):
     # served memories' access counts gather this long in an API process before one write
     # for all of them; 0: written after every context
     access_flush_s: float = Field(default=1.0, alias="LOFT_ACCESS_FLUSH_S", ge=0, le=60)
+
+    # threads of a process's CPU pool (Runtime.cpu): the work whose cost grows with a text's
+    # length (mining a message, reading a question, matching speakers' names, clipping long
+    # turns) runs there, never on the event loop. All but one may mine whole messages at once,
+    # so one is always free for the short work of other requests (3: the machine's two cores
+    # for messages, one thread kept for questions)
+    cpu_workers: int = Field(default=3, alias="LOFT_CPU_WORKERS", ge=1, le=64)
+    # the names of the people who speak in a customer's history kept (users.speakers): the most
+    # recently introduced; every context matches the question against them
+    max_speakers: int = Field(default=DEFAULT_MAX_SPEAKERS, alias="LOFT_MAX_SPEAKERS", ge=1, le=4096)
+    # an event loop's lag is sampled this often (the loft_event_loop_lag_seconds gauge)
+    loop_lag_interval_s: float = Field(default=0.25, alias="LOFT_LOOP_LAG_INTERVAL_S", gt=0, le=60)
 
     # extraction: "rules" (deterministic, default) or "llm" (needs OPENAI_API_KEY)
     extractor: Literal["rules", "llm"] = Field(default="rules", alias="LOFT_EXTRACTOR")

@@ -90,7 +90,8 @@ async def _draft(rt: Runtime, sid: uuid.UUID) -> bool | tuple[summaries.Summary,
     rows = rows[-rt.settings.summary_turns :]
     first_id: int = rows[0]["id"]
     rows = [r for r in rows if r["embedding"] is not None] or list(rows)
-    mentioned = key_entities([r["content"] for r in rows])
+    # a session's text can be megabytes (an import): read in the CPU pool, not on the event loop
+    mentioned = await rt.cpu_long(key_entities, [r["content"] for r in rows])
     text, sources, method = None, [r["id"] for r in rows], "extractive"
     if rt.llm is not None:
         try:
@@ -98,7 +99,8 @@ async def _draft(rt: Runtime, sid: uuid.UUID) -> bool | tuple[summaries.Summary,
         except Exception as exc:  # the extractive summary stands in; nothing is lost
             log.warning("LLM summary failed for session %s (%s); using the extractive summary", sid, exc)
     if text is None:
-        text, sources = _extractive_summary(rows, mentioned, partial=partial)
+        extractive, sources = await rt.cpu_long(_extractive_summary, rows, mentioned, partial=partial)
+        text = extractive
     empty = np.zeros(0, dtype=np.float32)  # the vector comes with the batch's one model call
     summary = summaries.Summary(
         sid, user, text, mentioned, empty, len(rows), rows[0]["created_at"], rows[-1]["created_at"], sources, method
@@ -147,9 +149,12 @@ def key_entities(texts: list[str], limit: int = 8) -> list[str]:
 
 def _opens_sentence(text: str, at: int) -> bool:
     """Whether ``text[at]`` starts a sentence: nothing but quotes, brackets and spaces
-    between it and the text's start or the end of the sentence before."""
-    before = text[:at].rstrip(" \t\"'“‘([")
-    return not before or before[-1] in ".!?…:\n"
+    between it and the text's start or the end of the sentence before (read back from
+    ``at``: not the text from its start again for every word)."""
+    i = at
+    while i > 0 and text[i - 1] in " \t\"'“‘([":
+        i -= 1
+    return i == 0 or text[i - 1] in ".!?…:\n"
 
 
 def _extractive_summary(

@@ -4,10 +4,15 @@ Run it as its own process (``loftmem worker``; ``make run`` starts one) or in-pr
 (:meth:`Worker.drain`, used by tests and benchmarks). Several workers may run at once:
 jobs are claimed with ``SKIP LOCKED`` (see :mod:`service.queue` for fairness, leases and
 fencing). A running worker runs three loops side by side, so a live chat turn never
-waits for an import batch: *system* (unfinished erasures; a job whose previous worker
-died holding it, run alone so it cannot take a batch down with it twice; session
-summaries that are due), *live* (batches of chat turns) and *bulk* (batches of imported
-messages). They share the process's two cores; the embedder runs one batch at a time.
+waits for an import batch: *system* (unfinished erasures; a job of any kind whose
+previous worker died holding it, run alone so it cannot take a batch down with it twice;
+parked jobs revived by a slow sweep; session summaries that are due), *live* (batches of
+chat turns) and *bulk* (batches of imported messages). They share the process's two
+cores; the embedder runs one batch at a time.
+
+What the worker tells PostgreSQL and PostgreSQL cannot hear (an outage) is kept and sent
+when it answers again: completions first, so a job whose work is done is never given
+back and re-run, then give-backs and retries, then claims whose answer was lost.
 """
 
 from __future__ import annotations
@@ -29,9 +34,10 @@ import asyncpg
 from graph import writes as graph_writes
 from service import erasure, metrics, pipeline, queue, summaries
 from service import orders as orders_module
-from service.outages import is_outage
+from service.outages import is_outage, is_statement_timeout, postgres_answers
 from service.runtime import Runtime
 from service.settings import Settings
+from vectors.pg import Conn
 
 log = logging.getLogger("loft.worker")
 
@@ -40,21 +46,30 @@ SUMMARIES_PER_STEP = 16  # claimed and embedded together
 BATCHES_PER_STEP = 8  # message batches per lane before the worker looks at its other work
 IN_FLIGHT = 2  # batches of a lane prepared or written at once
 JOB_TIMEOUT_S = 600.0  # a batch of 64 messages through a slow LLM fits well within this
+RENEW_RETRY_S = 1.0  # a failed lease renewal is tried again this soon (PostgreSQL may be back)
+SWEEP_EVERY_S = 60.0  # how often a worker looks for parked jobs to revive
+# kinds whose job, once it was held by a worker that died, runs alone
+ALONE_KINDS = ["ingest_message", "summarize_session", orders_module.JOB_KIND, "erase_user"]
 T = TypeVar("T")
 
 
 class Worker:
     def __init__(self, rt: Runtime, *, worker_id: str | None = None) -> None:
         self.rt = rt
-        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        # a restarted process is another worker (its predecessor's jobs are judged as a crash)
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.batch = rt.settings.worker_batch
         self.lease = timedelta(seconds=rt.settings.job_lease_s)
-        # jobs given back during an outage, when even giving them back failed: given back
-        # as soon as PostgreSQL answers again (else they would wait for their lease to run
-        # out and be counted as crashes)
-        self._unreleased: list[tuple[queue.Job, str]] = []
+        # jobs to give back or retry when even that failed (PostgreSQL away): sent as soon
+        # as it answers again, else they would wait for their lease to run out
+        self._unreleased: list[tuple[queue.Job, str, bool]] = []  # (job, error, counts an attempt)
         self._uncompleted: list[queue.Job] = []  # done, but PostgreSQL went away before it heard
-        self._holding: set[int] = set()  # ids of the jobs being worked on right now
+        # jobs claimed and not settled yet (completed, retried or given back); the rest of
+        # what this worker holds in the table is claims whose answer was lost
+        self._holding: set[int] = set()
+        self._claiming = asyncio.Lock()  # a claim registers its jobs before orphans are looked for
+        self._beaten = -float("inf")  # when this worker last beat (monotonic)
+        self._swept = -float("inf")
         self.outage_seen = False  # a loop met an outage: look for claims whose answer was lost
 
     async def step(self) -> int:
@@ -62,65 +77,113 @@ class Worker:
         (``drain`` and tests use it; a running worker runs the three loops side by side)."""
         return await self.step_system() + await self.step_live() + await self.step_bulk()
 
+    async def store_away(self, exc: BaseException) -> bool:
+        """An outage (give the work back, uncounted) rather than a bad job (a counted
+        attempt). A statement that ran past its time limit is a slow statement, unless
+        PostgreSQL has stopped answering altogether."""
+        if is_outage(exc):
+            return True
+        return is_statement_timeout(exc) and isinstance(exc, TimeoutError) and not await postgres_answers(self.rt.pool)
+
     async def _give_back(self, job: queue.Job, error: str) -> None:
         """Put a job back without using an attempt (a store is away)."""
-        try:
-            await queue.retry(self.rt.pool, self.worker_id, job, error, counts=False)
-        except Exception as exc:
-            if not is_outage(exc):
-                raise
-            self._unreleased.append((job, error))
-        else:
-            metrics.observe_jobs(job.kind, "deferred")
+        await self._put_back(job, error, counts=False)
 
     async def _retry(self, job: queue.Job, error: str) -> None:
         """Put a failed job back with back-off (an attempt used; parked after the last)."""
-        status = await queue.retry(self.rt.pool, self.worker_id, job, error)
-        if status is not None:
-            metrics.observe_jobs(job.kind, "failed" if status == "failed" else "retried")
+        await self._put_back(job, error, counts=True)
 
-    async def _release_unreleased(self) -> None:
-        if self.outage_seen:
-            self.outage_seen = False
-            released = await queue.release_orphans(self.rt.pool, self.worker_id, self._holding)
-            if released:
-                log.info("gave back %d jobs whose claim was lost in the outage", released)
-        held, self._unreleased = self._unreleased, []
-        for job, error in held:
-            await self._give_back(job, error)
+    async def _put_back(self, job: queue.Job, error: str, *, counts: bool) -> None:
+        try:
+            status = await queue.retry(self.rt.pool, self.worker_id, job, error, counts=counts)
+        except Exception as exc:
+            if not is_outage(exc):
+                self._holding.discard(job.id)
+                raise
+            self.outage_seen = True
+            self._unreleased.append((job, error, counts))  # still ours: sent once PostgreSQL answers
+            return
+        self._holding.discard(job.id)
+        if status is not None:
+            outcome = "deferred" if not counts else "failed" if status == "failed" else "retried"
+            metrics.observe_jobs(job.kind, outcome)
+
+    async def _well_formed(self, jobs: list[queue.Job], key: str, kind: type) -> list[queue.Job]:
+        """The jobs whose payload names what they are about; any other fails on its own (a
+        counted attempt, parked after the last) instead of breaking its batch's handling."""
+        ok = []
+        for job in jobs:
+            value = job.payload.get(key)
+            if isinstance(value, kind) and not isinstance(value, bool):
+                ok.append(job)
+            else:
+                log.error("job %s (%s) is malformed: its payload has no %s", job.id, job.kind, key)
+                await self._retry(job, f"a malformed job: its payload has no {key}")
+        return ok
+
+    async def _settle(self) -> None:
+        """After an outage, tell PostgreSQL what it could not hear, in this order:
+        completions (a job whose work is done must never be given back and re-run), then
+        give-backs and retries, then the claims whose answer was lost (orphans)."""
         done, self._uncompleted = self._uncompleted, []
         await self._complete(done)
+        unsent, self._unreleased = self._unreleased, []
+        for job, error, counts in unsent:
+            await self._put_back(job, error, counts=counts)
+        if self.outage_seen and not (self._uncompleted or self._unreleased):
+            async with self._claiming:  # no claim half-registered meanwhile
+                released = await queue.release_orphans(self.rt.pool, self.worker_id, self._holding)
+            self.outage_seen = False
+            if released:
+                log.info("gave back %d jobs whose claim was lost in the outage", released)
 
     async def _complete(self, jobs: list[queue.Job]) -> None:
         """Finish jobs whose work is done. If PostgreSQL cannot hear it now (an outage, or a
         deadlock with a transaction re-arming the same summaries: PostgreSQL aborts one of
-        the two), they are completed at the next system step, not left running until their
-        lease runs out and then counted as crashed."""
+        the two), they are completed at the next step, not left running until their lease
+        runs out."""
+        if not jobs:
+            return
         try:
             await queue.complete(self.rt.pool, self.worker_id, jobs)
         except Exception as exc:
             rolled_back = isinstance(exc, asyncpg.exceptions.TransactionRollbackError)
             if not (rolled_back or is_outage(exc)):
+                self._holding -= {j.id for j in jobs}
                 raise
             if rolled_back:
                 log.warning("completing %d jobs was rolled back (%s); completing them at the next step", len(jobs), exc)
+            else:
+                self.outage_seen = True
             self._uncompleted += jobs
         else:
+            self._holding -= {j.id for j in jobs}
             for job in jobs:
                 metrics.observe_jobs(job.kind, "done")
+
+    async def _sweep_if_due(self) -> None:
+        if time.monotonic() - self._swept < SWEEP_EVERY_S:
+            return
+        self._swept = time.monotonic()
+        for kind in await queue.revive_failed(self.rt.pool):
+            metrics.observe_jobs(kind, "revived")
 
     async def step_system(self) -> int:
         """Unfinished erasures, a job whose last worker died (alone), summaries that are due."""
         if self._unreleased or self._uncompleted or self.outage_seen:
-            await self._release_unreleased()
+            await self._settle()
+        await self._sweep_if_due()
         handled = 0
         for job in await self._claim(4, "erase_user"):
             await self._erase(job)
+            self._holding.discard(job.id)  # settled by the erasure (done, retried or given back)
             handled += 1
-        crashed = await self._claim(1, "ingest_message", crashed=True)
+        crashed = await self._claim_crashed()
         if crashed:
-            log.warning("job %s was held by a worker that stopped; running it alone", crashed[0].id)
-            await self._ingest(crashed)
+            log.warning(
+                "job %s (%s) was held by a worker that stopped; running it alone", crashed[0].id, crashed[0].kind
+            )
+            await self._run_alone(crashed[0])
             handled += 1
         due = await self._claim(SUMMARIES_PER_STEP, "summarize_session")
         if due:
@@ -128,9 +191,23 @@ class Worker:
             handled += len(due)
         return handled
 
+    async def _run_alone(self, job: queue.Job) -> None:
+        if job.kind == "ingest_message":
+            await self._ingest([job])
+        elif job.kind == "summarize_session":
+            await self._summarize([job])
+        elif job.kind == orders_module.JOB_KIND:
+            await self._ingest_orders([job])
+        else:
+            await self._erase(job)
+            self._holding.discard(job.id)
+
     async def _summarize(self, jobs: list[queue.Job]) -> None:
         """Session summaries, a few at a time (their embeddings in one model call); each job
         completes or is retried on its own outcome."""
+        jobs = await self._well_formed(jobs, "session_id", str)
+        if not jobs:
+            return
         try:
             outcomes = await self._held(
                 jobs, summaries.summarize_sessions(self.rt, [j.payload["session_id"] for j in jobs])
@@ -141,20 +218,41 @@ class Worker:
         for job, outcome in zip(jobs, outcomes, strict=True):
             if not isinstance(outcome, Exception):
                 done.append(job)
-            elif is_outage(outcome):
+            elif await self.store_away(outcome):
+                self.outage_seen = True
                 await self._give_back(job, f"store unavailable: {type(outcome).__name__}")
             else:
                 log.error("job %s (%s) failed: %r", job.id, job.kind, outcome)
-                await self._retry(job, f"{type(outcome).__name__}: {outcome}")
+                await self._retry(job, _error_text(outcome))
         await self._complete(done)
 
-    async def _claim(
-        self, limit: int, kind: str, *, lane: queue.Lane = "live", crashed: bool = False
-    ) -> list[queue.Job]:
-        jobs = await queue.claim(
-            self.rt.pool, self.worker_id, limit, kind, lease=self.lease, lane=lane, crashed=crashed
+    async def _claim(self, limit: int, kind: str, *, lane: queue.Lane = "live") -> list[queue.Job]:
+        return await self._registered(
+            lambda conn: queue.claim(conn, self.worker_id, limit, kind, lease=self.lease, lane=lane)
         )
-        self._holding |= {j.id for j in jobs}  # ours from now on, until _held lets them go
+
+    async def _claim_crashed(self) -> list[queue.Job]:
+        """A job of any kind whose last worker died holding it (to run it alone)."""
+        return await self._registered(
+            lambda conn: queue.claim_crashed(conn, self.worker_id, ALONE_KINDS, lease=self.lease)
+        )
+
+    async def _registered(self, claiming: Callable[[Conn], Awaitable[list[queue.Job]]]) -> list[queue.Job]:
+        """Claim, with this worker's own business first: what PostgreSQL has not heard yet
+        (completions first, then give-backs); its beat, every sixth of a lease; the jobs
+        whose lease ran out, judged a crash or an outage."""
+        if self._unreleased or self._uncompleted:
+            await self._settle()
+        async with self.rt.pool.acquire() as conn:
+            if time.monotonic() - self._beaten >= queue.beat_every(self.lease).total_seconds():
+                await queue.beat(conn, self.worker_id, self.lease)
+                self._beaten = time.monotonic()
+            for expired in await queue.requeue_expired(conn, self.lease):
+                outcome = "parked" if expired.parked else "crashed" if expired.crashed else "expired"
+                metrics.observe_jobs(expired.kind, outcome)
+            async with self._claiming:
+                jobs = await claiming(conn)
+                self._holding |= {j.id for j in jobs}  # ours from now on, until settled
         return jobs
 
     async def step_live(self) -> int:
@@ -201,20 +299,22 @@ class Worker:
     async def _ingest_orders(self, jobs: list[queue.Job]) -> None:
         """Orders to the graph, a batch in one transaction; a failing batch is retried one
         order at a time so one bad order never holds up the others."""
+        jobs = await self._well_formed(jobs, "order_id", str)
+        if not jobs:
+            return
         try:
             await self._held(jobs, pipeline.ingest_orders(self.rt, [j.payload["order_id"] for j in jobs]))
         except Exception as exc:
-            if is_outage(exc):
+            if await self.store_away(exc):
                 self.outage_seen = True
                 for job in jobs:
                     await self._give_back(job, f"store unavailable: {type(exc).__name__}")
                 return
             if len(jobs) == 1:
                 log.exception("order job %s failed", jobs[0].id)
-                await queue.retry(self.rt.pool, self.worker_id, jobs[0], f"{type(exc).__name__}: {exc}")
+                await self._retry(jobs[0], _error_text(exc))
                 return
-            log.warning("a batch of %d orders failed (%s); retrying them one by one", len(jobs), exc)
-            self._holding |= {j.id for j in jobs}
+            log.warning("a batch of %d orders failed (%s); retrying them one by one", len(jobs), _error_text(exc))
             for job in jobs:
                 await self._ingest_orders([job])
             return
@@ -226,25 +326,33 @@ class Worker:
         (a counted attempt) instead of holding its jobs for ever."""
 
         async def renew() -> None:
+            every = queue.renew_every(self.lease).total_seconds()
+            wait = every
             while True:
-                await asyncio.sleep(self.lease.total_seconds() / 3)
+                await asyncio.sleep(wait)
                 try:
                     await queue.heartbeat(self.rt.pool, self.worker_id, jobs, self.lease)
-                except Exception as exc:  # the next beat tries again; the lease has slack
+                    wait = every
+                except Exception as exc:  # tried again soon: the lease has two renewals of slack
                     log.warning("could not renew the lease of %d jobs: %s", len(jobs), exc)
+                    wait = min(every, RENEW_RETRY_S)
 
         beat = asyncio.create_task(renew())
         try:
             return await asyncio.wait_for(work, JOB_TIMEOUT_S)
         finally:
-            self._holding -= {j.id for j in jobs}
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
 
     async def _ingest(self, jobs: list[queue.Job], *, after: asyncio.Task[None] | None = None) -> None:
         """One batch; with ``after``, its writes wait until that batch is done."""
-        by_message = {job.payload["message_id"]: job for job in jobs}
+        jobs = await self._well_formed(jobs, "message_id", int)
+        if not jobs:
+            return
+        by_message: dict[int, list[queue.Job]] = {}  # a replayed turn may have two jobs in one batch
+        for job in jobs:
+            by_message.setdefault(job.payload["message_id"], []).append(job)
         started = time.perf_counter()
 
         async def previous_done() -> None:
@@ -268,7 +376,7 @@ class Worker:
             metrics.BATCH_SIZE.labels(jobs[0].lane).observe(len(jobs))
             metrics.BATCH_SECONDS.labels(jobs[0].lane).observe(took)
         except Exception as exc:
-            if is_outage(exc):
+            if await self.store_away(exc):
                 self.outage_seen = True
                 log.warning(
                     "a store is unavailable (%s: %s); %d jobs will be retried", type(exc).__name__, exc, len(jobs)
@@ -278,23 +386,21 @@ class Worker:
                 return
             if len(jobs) == 1:
                 log.exception("job %s failed", jobs[0].id)
-                await self._retry(jobs[0], f"{type(exc).__name__}: {exc}")
+                await self._retry(jobs[0], _error_text(exc))
                 return
-            # isolate the bad message: run the batch again one message at a time
-            log.warning(
-                "a batch of %d failed (%s: %s); retrying its messages one by one", len(jobs), type(exc).__name__, exc
-            )
-            self._holding |= {j.id for j in jobs}  # still ours while we retry them one by one
+            # isolate the bad message (a bad value, or a statement too slow for its data):
+            # run the batch again one message at a time
+            log.warning("a batch of %d failed (%s); retrying its messages one by one", len(jobs), _error_text(exc))
             for job in jobs:
                 await self._ingest([job], after=after)
             return
         done = []
         for message_id, result in results.items():
-            job = by_message[message_id]
-            if result.ok:
-                done.append(job)
-            else:
-                await self._retry(job, result.error or "failed")
+            for job in by_message[message_id]:
+                if result.ok:
+                    done.append(job)
+                else:
+                    await self._retry(job, result.error or "failed")
         await self._complete(done)
 
     async def _erase(self, job: queue.Job) -> None:
@@ -395,7 +501,7 @@ async def _loop(worker: Worker, name: str, step: Callable[[], Awaitable[int]], s
         try:
             handled = await step()
         except Exception as exc:  # the worker keeps going: jobs are leased, nothing is lost
-            if is_outage(exc):
+            if await worker.store_away(exc):
                 worker.outage_seen = True
                 log.warning("%s: queue unavailable (%s); retrying", name, type(exc).__name__)
             else:
@@ -405,3 +511,11 @@ async def _loop(worker: Worker, name: str, step: Callable[[], Awaitable[int]], s
         if handled == 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), IDLE_POLL_S)
+
+
+def _error_text(exc: BaseException) -> str:
+    """What a failed job's ``last_error`` says."""
+    said = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if is_statement_timeout(exc):
+        return f"a PostgreSQL statement ran past its time limit and was cancelled ({said})"
+    return said

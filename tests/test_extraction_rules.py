@@ -315,6 +315,38 @@ def test_hostile_or_huge_input_returns_without_raising(extractor, text, expected
         assert result.purchases == [] and result.entities == [] and result.customer_name is None
 
 
+# what hostile text used to make the patterns backtrack over (a subject then a run of fillers,
+# runs of blanks inside a cue, an order number or a price) is read as any other text: the same
+# facts, found in one pass (tests/test_regex_linear.py bounds the work)
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("i " + "just " * 4000 + "x", set()),  # 20 KB, the review's message: no cue after the fillers
+        ("I " + "really " * 8 + "love oak", {("material", "oak", "prefers")}),  # as many fillers as anyone writes
+        ("I really do still love oak", {("material", "oak", "prefers")}),
+        ("I do not like glass", {("material", "glass", "dislikes")}),  # "do" is a filler, "do not" a negation
+        ("I would rather have walnut", {("material", "walnut", "prefers")}),
+        ("I'm allergic to wool", {("material", "wool", "dislikes")}),  # "all" is a filler, "allergic" no
+        ("We're really into rattan", {("material", "rattan", "prefers")}),  # "really into" is a cue
+        ("Honestly, really loving the velvet", {("material", "velvet", "prefers")}),
+        ("My wife is into velvet but I love oak", {("material", "oak", "prefers")}),  # "is into": hers
+        ("Thanks" + " " * 5000 + ",   I love      walnut   and" + " " * 5000 + "hate glass",
+         {("material", "walnut", "prefers"), ("material", "glass", "dislikes")}),
+        ("I love oak" + "\n" * 5000 + "but hate glass",
+         {("material", "oak", "prefers"), ("material", "glass", "dislikes")}),
+        ("Our budget is $3000" + " " * 5000 + ", please", {("budget", "3000", "prefers")}),
+        ("I'm so proud of you" + " i glad" * 2000 + ". I love oak", {("material", "oak", "prefers")}),
+    ],
+)  # fmt: skip
+def test_hostile_runs_keep_their_meaning(extractor, text, expected):
+    assert triples(extractor.extract(text, at=THURSDAY)) == expected
+
+
+def test_an_order_number_after_a_run_of_blanks_is_still_read(extractor):
+    r = extractor.extract("I bought the Arlo sofa, order" + " " * 5000 + "#A1234 for $2,499", at=THURSDAY)
+    assert [(p.product_name, p.order_id, p.price) for p in r.purchases] == [("Arlo sofa", "A1234", 2499.0)]
+
+
 def test_a_long_message_is_mined_on_its_first_characters(extractor):
     from service.extraction.rules.extractor import MAX_CHARS
 

@@ -30,6 +30,25 @@ def _wait(predicate, timeout: float, what, poll: float = 1.0):
         time.sleep(poll)
 
 
+def _import_purchases(api, user: str, n: int, *, month: str) -> list[int]:
+    """``n`` imported turns, each naming a friend and a purchase; their message ids."""
+    imported = api.post(
+        f"/v1/sessions/{user}/messages",
+        json={
+            "messages": [
+                {
+                    "role": "user",
+                    "content": f"My friend Guest{i} loves velvet and I bought the {PRODUCTS[i % 2]}.",
+                    "created_at": f"2024-{month}-{1 + i % 28:02d}T09:{i % 60:02d}:00Z",
+                }
+                for i in range(n)
+            ]
+        },
+    )
+    assert imported.status_code == 201, imported.text
+    return imported.json()["message_ids"]
+
+
 def _queue_empty(stack, user: str) -> bool:
     return not stack.sql("SELECT 1 FROM jobs WHERE user_identifier = $1 AND kind = 'ingest_message' LIMIT 1", user)
 
@@ -122,21 +141,7 @@ def test_a_worker_killed_mid_batch_leaves_nothing_undone_or_doubled(stack, servi
     lease = {"LOFT_JOB_LEASE_S": "6", "LOFT_WORKER_BATCH": "32"}
     victim = Service(stack, extra_env=lease)
     try:
-        imported = api.post(
-            f"/v1/sessions/{user}/messages",
-            json={
-                "messages": [
-                    {
-                        "role": "user",
-                        "content": f"My friend Guest{i} loves velvet and I bought the {PRODUCTS[i % 2]}.",
-                        "created_at": f"2024-03-{1 + i % 28:02d}T09:{i % 60:02d}:00Z",
-                    }
-                    for i in range(300)
-                ]
-            },
-        )
-        assert imported.status_code == 201
-        ids = imported.json()["message_ids"]
+        ids = _import_purchases(api, user, 300, month="03")
         _wait(
             lambda: stack.sql("SELECT 1 FROM jobs WHERE user_identifier = $1 AND status = 'running' LIMIT 1", user),
             60,
@@ -207,6 +212,68 @@ def test_two_workers_and_two_apis_process_every_message_once(stack, service, api
         assert sorted(p["n"] for p in prefs) == [50, 50, 50, 50]  # each customer said it 50 times: counted 50 times
     finally:
         second.stop()
+
+
+@pytest.mark.slow
+def test_a_postgres_outage_longer_than_the_lease_counts_no_crash_and_parks_nothing(stack, service, api, user):
+    """Two workers with a 3-second lease hold batches when PostgreSQL stops for ten seconds,
+    twice. When it returns, no worker has been reaching it since before the leases ran
+    out: every held job goes back uncounted (never a crash, never parked), and every turn
+    is embedded, once in effect."""
+    service.wait_idle()
+    service.worker.send_signal(signal.SIGSTOP)  # only the short-lease workers below take jobs
+    lease = {"LOFT_JOB_LEASE_S": "3", "LOFT_WORKER_BATCH": "32"}
+    workers = [Service(stack, extra_env=lease) for _ in range(2)]
+    seen = {"crashes": 0, "failed": 0}
+    errors: set[str] = set()  # why jobs went back
+
+    def drained() -> bool:
+        errors.update(
+            r["last_error"]
+            for r in stack.sql("SELECT DISTINCT last_error FROM jobs WHERE user_identifier = $1", user)
+            if r["last_error"]
+        )
+        row = stack.sql(
+            "SELECT count(*) AS n, coalesce(max(crashes), 0) AS crashes, "
+            "count(*) FILTER (WHERE status = 'failed') AS failed FROM jobs WHERE user_identifier = $1",
+            user,
+        )[0]
+        seen["crashes"] = max(seen["crashes"], row["crashes"])
+        seen["failed"] = max(seen["failed"], row["failed"])
+        return row["n"] == 0
+
+    def held() -> bool:
+        return bool(stack.sql("SELECT 1 FROM jobs WHERE user_identifier = $1 AND status = 'running' LIMIT 1", user))
+
+    outages = 0
+    try:
+        ids = _import_purchases(api, user, 800, month="04")
+        for _ in range(2):
+            if drained():
+                break
+            _wait(lambda: held() or drained(), 60, "a worker to hold a batch", poll=0.05)
+            if drained():
+                break
+            stack.stack.postgres.stop()  # with batches held (two in flight per worker)
+            time.sleep(10)  # more than three leases
+            stack.stack.postgres.start()
+            outages += 1
+            # the held jobs go back and run again: watch them meanwhile
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not drained():
+                time.sleep(0.2)
+        _wait(drained, 300, lambda: f"the workers to finish:\n{workers[0].log_tail()}", poll=0.2)
+    finally:
+        for worker in workers:
+            worker.stop()
+        service.worker.send_signal(signal.SIGCONT)
+    assert outages >= 1, "the workers finished before PostgreSQL could be stopped under them"
+    assert seen == {"crashes": 0, "failed": 0}, seen
+    # the jobs held across the outage went back uncounted, saying why
+    assert any("store unavailable" in e or "no crash counted" in e for e in errors), errors
+    unembedded = stack.sql("SELECT count(*) AS n FROM messages WHERE id = ANY($1::bigint[]) AND embedding IS NULL", ids)
+    assert unembedded[0]["n"] == 0
+    _assert_once_in_effect(stack, user)
 
 
 def _assert_once_in_effect(stack, user: str) -> None:

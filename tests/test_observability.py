@@ -77,6 +77,7 @@ def test_api_metrics_parse_and_move_after_a_chat_turn(observed, user):
     assert value(after, "loft_embedder_query_cache_misses_total") >= 1
     assert value(after, "loft_store_up", store="postgres") == 1 and value(after, "loft_store_up", store="neo4j") == 1
     assert {"loft_queue_jobs", "loft_queue_oldest_ready_age_seconds", "process_cpu_seconds"} <= families(after)
+    assert value(after, "loft_event_loop_lag_seconds") >= 0 and "loft_event_loop_lag_seconds" in families(after)
 
 
 def test_worker_metrics_move_after_a_batch(observed, service, user):
@@ -96,12 +97,13 @@ def test_worker_metrics_move_after_a_batch(observed, service, user):
     )
     assert value(after, "loft_worker_batch_duration_seconds_count", lane="live") >= 1
     assert value(after, "loft_embedder_texts_total") >= 1
+    assert "loft_event_loop_lag_seconds" in families(after)  # the worker's loop is watched too
 
 
 def test_a_request_id_is_echoed_and_in_that_requests_json_log_line(observed, user):
     svc, _ = observed
     rid = f"trace-{uuid.uuid4().hex}"
-    secret_words = f"Zorblatt {uuid.uuid4().hex[:6]}"
+    secret_words = f"Wobblefritz {uuid.uuid4().hex[:6]}"
     r = svc.http.post(
         "/v1/chat",
         json={"user_identifier": user, "message": f"My cat is called {secret_words}"},

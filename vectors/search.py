@@ -191,7 +191,8 @@ async def hybrid(
     ``period``: the [start, end) the question names, for ``messages_period``;
     ``with_embeddings``: each row's stored embedding in ``embedding`` (else NULL), for
     packing that leaves out near-duplicates; ``speakers``: the names of the people who speak
-    in the history (``users.speakers``), left out of the turns' full-text search;
+    in the history (``users.speakers``), left out of the turns' full-text search (each is
+    ``to_tsvector``-ed by this statement: the retriever passes at most ``LOFT_MAX_SPEAKERS``);
     ``window``: how many of the customer's newest memories, turns and summaries are searched
     (and of the turns in the period)."""
     vector_ok = embedding is not None

@@ -21,6 +21,7 @@ import; nothing here raises on odd input (bad dates are skipped).
 from __future__ import annotations
 
 import re
+from bisect import bisect_right, insort
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -447,9 +448,12 @@ def find_dates(text: str, at: datetime) -> list[DateMention]:
             candidates.append((m.start(), -(m.end() - m.start()), priority, mention))
     candidates.sort(key=lambda c: (c[2], c[0]))
     chosen: list[DateMention] = []
+    taken: list[tuple[int, int]] = []  # the chosen spans, in order (they never overlap)
     for _, _, _, mention in candidates:
-        if all(mention.end <= c.start or mention.start >= c.end for c in chosen):
+        i = bisect_right(taken, (mention.start, mention.end))
+        if (i == 0 or taken[i - 1][1] <= mention.start) and (i == len(taken) or taken[i][0] >= mention.end):
             chosen.append(mention)
+            insort(taken, (mention.start, mention.end))
     chosen.sort(key=lambda c: c.start)
     return chosen
 

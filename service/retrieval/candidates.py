@@ -442,10 +442,11 @@ def _what_was_said(r: Row, limit: int, terms: set[str]) -> str:
 
 
 # the questions a text closes with, after a sentence that ends otherwise (``END_MARKS``
-# but "?"), none holding a bracket
+# but "?"), none holding a bracket (each run possessive: a question's words end at its "?",
+# so no split of the text between them is ever tried again)
 _STATEMENT_END = END_MARKS.replace("?", "")
-_QUESTION = rf"[^{END_MARKS}\[\]]*\?"
-_CLOSING_QUESTIONS = re.compile(rf"(?<=[{_STATEMENT_END}])\s+{_QUESTION}(?:\s+{_QUESTION})*\s*$")
+_QUESTION = rf"[^{END_MARKS}\[\]]*+\?"
+_CLOSING_QUESTIONS = re.compile(rf"(?<=[{_STATEMENT_END}])\s++{_QUESTION}(?:\s++{_QUESTION})*+\s*+$")
 
 
 def without_closing_questions(text: str) -> str:

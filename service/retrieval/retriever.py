@@ -1,9 +1,11 @@
 """The hybrid retriever: graph neighbourhood + vector + full-text, fused into a budgeted context.
 
 One request reads the customer's graph version (with the snapshot when this process's copy
-is older, and the names of the people who speak in the history), embeds the query once
-(cached; without the speakers' names it holds: who said what is weighed apart, below),
-then runs every enabled source concurrently
+is older, and the names of the people who speak in the history), reads the question (the
+period it names, its words, the speakers it names: in the process's CPU pool, off the event
+loop, as its cost grows with the question's length), embeds the query once (cached; without
+the speakers' names it holds: who said what is weighed apart, below), then runs every
+enabled source concurrently
 (``sources``): PostgreSQL in one statement (pgvector and full-text over long-term
 memories, turns and summaries; the current session's recent turns) and the customer's
 graph facts (current preferences, purchases, interests, the entities nearest the query).
@@ -29,6 +31,7 @@ import asyncio
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 # service.schemas re-exports this package's models: read it as a module, not a name, so either
@@ -40,10 +43,37 @@ from service.retrieval import fusion, packing, sources
 from service.retrieval.candidates import Candidate, Context
 from service.retrieval.config import DEFAULT, RetrievalConfig
 from service.runtime import Runtime
-from service.text import content_terms, named_speakers, without_names
+from service.text import SpeakerCache, content_terms
 from vectors import memories as ltm
 
 log = logging.getLogger("loft.retriever")
+
+
+@dataclass(frozen=True)
+class Question:
+    """What a context reads from its question before it embeds it."""
+
+    period: fusion.Period | None  # the [start, end) it names ("last May")
+    now: bool  # it asks how things are now ("do I still…")
+    terms: set[str]  # its content words
+    named: frozenset[str]  # the speakers it names (case-folded): who said what is weighed
+    what: str  # it without the speakers' names: what is embedded
+
+
+def read_question(
+    query: str, asked: datetime, user: str, speakers: tuple[str, ...], matchers: SpeakerCache, ticket: int
+) -> Question:
+    """Read a (clipped) question: its cost grows with its length and with the number of
+    speakers (at most ``LOFT_MAX_SPEAKERS``), so it runs in the CPU pool (``Runtime.cpu``).
+    ``ticket``: the matchers' (``SpeakerCache.ticket``) from before the speakers were read."""
+    names = matchers.get(user, speakers, ticket)
+    return Question(
+        fusion.period_of(query, asked) if query else None,
+        fusion.asks_now(query),
+        content_terms(query),
+        names.named(query),
+        names.without(query),
+    )
 
 
 class Retriever:
@@ -73,20 +103,22 @@ class Retriever:
         started = time.perf_counter()
         query = query.strip()[: schemas.MAX_QUERY_CHARS]  # the same clip on every route
         asked = as_of or datetime.now(UTC)
-        period = fusion.period_of(query, asked) if query else None
         mark = time.perf_counter()
+        ticket = self.rt.speaker_names.ticket()  # an erasure from here on: its names are not kept
         graph_state = await self._graph_state(user)
         timings = {"state": (time.perf_counter() - mark) * 1000}
+        # the most recently introduced, however many an older history kept
+        speakers = graph_state.speakers[-self.rt.settings.max_speakers :]
+        mark = time.perf_counter()
         # who a question is about is weighed by who said what (``other_speaker_weight``); its
         # embedding asks what was said: a speaker's name would pull in all their small talk
-        named = named_speakers(query, graph_state.speakers)
+        question = await self.rt.cpu(read_question, query, asked, user, speakers, self.rt.speaker_names, ticket)
+        timings["read"] = (time.perf_counter() - mark) * 1000
         mark = time.perf_counter()
-        what = without_names(query, graph_state.speakers)
-        embedding = await self.rt.embedder.aembed_query(what, user=user) if query else None
+        embedding = await self.rt.embedder.aembed_query(question.what, user=user) if query else None
         timings["embed"] = (time.perf_counter() - mark) * 1000
-        req = sources.Request(
-            user, query, content_terms(query), embedding, session_id, config, budget, period, graph_state.speakers
-        )
+        period = question.period
+        req = sources.Request(user, query, question.terms, embedding, session_id, config, budget, period, speakers)
 
         found = await sources.gather(self.rt, req, graph_state)
         timings |= found.timings
@@ -101,7 +133,7 @@ class Retriever:
         mark = time.perf_counter()
         # recency counts from the time asked, or for a question with no time from the customer's newest turn
         reference = as_of or found.latest or asked
-        fusion.score(candidates, config, reference, period, fusion.asks_now(query), named)
+        fusion.score(candidates, config, reference, period, question.now, question.named)
         timings["fuse"] = fuse_ms + (time.perf_counter() - mark) * 1000
 
         mark = time.perf_counter()

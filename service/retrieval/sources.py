@@ -12,8 +12,9 @@
   matched entity (``vectors.search.expand``).
 
 The SQL and Cypher live with the modules that own those stores; this module only calls
-them and turns their rows into candidates. PostgreSQL is the tier the context cannot do
-without; the graph costs its candidates, never the answer.
+them and turns their rows into candidates (in the process's CPU pool: a turn of 32 KB is
+clipped to a window around what matched, work that grows with its length). PostgreSQL is
+the tier the context cannot do without; the graph costs its candidates, never the answer.
 """
 
 from __future__ import annotations
@@ -146,8 +147,12 @@ async def postgres(rt: Runtime, req: Request) -> Found:
             req.speakers,
             window=rt.settings.search_window,
         )
-    rows = found.rows
-    limit, terms = item_chars(config, req.budget), req.terms
+    ranked = await rt.cpu(_candidates, found.rows, item_chars(config, req.budget), req.terms)
+    return Found(ranked=ranked, latest=found.latest)
+
+
+def _candidates(rows: Mapping[str, list[Any]], limit: int, terms: set[str]) -> dict[str, list[Candidate]]:
+    """The hybrid statement's rows as candidates, each source's best first."""
     ranked: dict[str, list[Candidate]] = {}
     # a row several sources found is built (and its text clipped) once: fusion keeps the
     # first source's form (this order is its order) and only adds the others' scores
@@ -169,7 +174,7 @@ async def postgres(rt: Runtime, req: Request) -> Found:
             built.setdefault(key, c)
             ranked[source].append(_scored(c, source, r["score"]))
     ranked["recent_turns"] = [make.turn(r, limit, terms) for r in rows["recent_turns"]]
-    return Found(ranked=ranked, latest=found.latest)
+    return ranked
 
 
 async def graph(rt: Runtime, req: Request, state: graph_snapshots.GraphState) -> Found:
@@ -220,7 +225,13 @@ async def expand(
     async with rt.pool.acquire() as conn:
         rows = await search.expand(conn, req.user, plan.anchors, config.neighbour_width, plan.fetch)
     limit = item_chars(config, req.budget)
-    return [(known.get(make.message_key(int(r["id"]))) or make.message(r, limit, req.terms), r["anchor"]) for r in rows]
+
+    def build() -> list[tuple[Candidate, int | None]]:
+        return [
+            (known.get(make.message_key(int(r["id"]))) or make.message(r, limit, req.terms), r["anchor"]) for r in rows
+        ]
+
+    return await rt.cpu(build) if rows else []
 
 
 _write_backs: set[asyncio.Task[None]] = set()

@@ -2,8 +2,8 @@
 
 Extraction for memory happens in the worker: the turn is queued in the same transaction
 that stores it, so the call returns in milliseconds and nothing is lost. The reply does
-not wait for the worker: the turn's own facts (rule extraction, sub-millisecond) go
-straight into the answer.
+not wait for the worker: the turn's own facts (rule extraction, sub-millisecond for a
+chat-sized message, in the process's CPU pool) go straight into the answer.
 
 A turn sent with a client id (``message_id`` in the body or an ``Idempotency-Key``
 header) is stored once: a retry returns the stored reply (``replayed: true``), or 409
@@ -149,8 +149,9 @@ async def chat_turn(
             for t in recent
             if t["id"] != stored.id and t["role"] != "system"
         ]
-    # the facts of this very turn, without waiting for the worker
-    said = rt.rules.extract(body.message, at=now, role="user")
+    # the facts of this very turn, without waiting for the worker (in the CPU pool: the work
+    # grows with the message, and the event loop serves everyone)
+    said = await rt.cpu_long(rt.rules.extract, body.message, at=now, role="user")
 
     async def store_reply(text: str) -> ChatResponse:
         async with rt.pool.acquire() as conn, conn.transaction():

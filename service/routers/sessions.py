@@ -66,6 +66,7 @@ async def import_messages(
             summary_idle_s=rt.settings.summary_idle_s,
             lane="bulk",  # a back-fill must not hold up live conversations
             tombstone_key=rt.erasure_key,  # an erased customer's import sent again is refused (410)
+            max_speakers=rt.settings.max_speakers,
         )
     created = sum(s.created for s in stored)
     return ImportResponse(

@@ -8,6 +8,7 @@ the customer's preferences; other people's stances become memories about them.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right, insort
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,6 +33,9 @@ from service.extraction.rules.lexicon import (
 )
 
 MAX_SENTENCES = 300  # a message is mined on its first 300 sentences
+# how far before a separator a CLAUSE_VERB match that runs past it can start: "they'll" and the
+# blanks after it ("they'll  and" is a verb, "and" its word)
+VERB_REACH = 8
 
 Owner = Literal["self", "other"]
 
@@ -81,33 +85,53 @@ def split_clauses(sentence: str, known_people: set[str], catalog: Catalog) -> li
 
 
 def clause_at(clauses: list[Clause], pos: int) -> Clause | None:
-    for clause in clauses:
-        if clause.start <= pos < clause.end:
-            return clause
-    return None
+    """The clause holding ``pos`` (``clauses`` are in order and never overlap)."""
+    i = bisect_right(clauses, pos, key=lambda c: c.start) - 1
+    return clauses[i] if i >= 0 and pos < clauses[i].end else None
 
 
 def _cuts(sentence: str, known_people: set[str], catalog: Catalog) -> list[tuple[int, int]]:
     """The separators between clauses, as (start, end), sorted."""
     cuts: list[tuple[int, int]] = []
+    ends: list[int] = []  # the cuts' ends, sorted: where the clause before a separator starts
     for m in CLAUSE_SPLIT.finditer(sentence):
-        if m.end() > m.start() and not _compound(sentence, cuts, m.group(), m.start()):
+        if m.end() > m.start() and not _compound(sentence, _clause_start(ends, m.start()), m.group(), m.start()):
             cuts.append((m.start(), m.end()))
+            insort(ends, m.end())
+    # whether the clause since the last cut has a verb, read up to ``read``: a later separator
+    # reads on from there, not from the clause's start again
+    start, has_verb, read = -1, False, 0
     for m in SUBJ_CUT.finditer(sentence):
         if m.group("other") and not _starts_someone_elses_clause(sentence, m, known_people, catalog):
             continue
-        prev = max((e for _, e in cuts if e <= m.start()), default=0)
-        if not CLAUSE_VERB.search(sentence, prev, m.start()) or _compound(sentence, cuts, m.group(), m.start()):
+        prev = _clause_start(ends, m.start())
+        if prev != start:
+            start, has_verb, read = prev, False, prev
+        if not has_verb:
+            # a verb this search finds and the last one did not ends past ``read``, a separator
+            # (never inside a word or a run of blanks): it starts at most VERB_REACH before it
+            has_verb = CLAUSE_VERB.search(sentence, max(prev, read - VERB_REACH), m.start()) is not None
+            read = m.start()
+        if not has_verb or _compound(sentence, prev, m.group(), m.start()):
             continue  # "Me and Emma": no clause before the conjunction yet
         cuts.append((m.start(), m.end()))
+        insort(ends, m.end())
     cuts.sort()
     return cuts
 
 
-def _compound(sentence: str, cuts: list[tuple[int, int]], separator: str, start: int) -> bool:
+def _clause_start(ends: list[int], pos: int) -> int:
+    """Where the clause holding ``pos`` starts: the last cut's end at or before it."""
+    i = bisect_right(ends, pos)
+    return ends[i - 1] if i else 0
+
+
+def _compound(sentence: str, clause_start: int, separator: str, start: int) -> bool:
     """ "Me and my husband", "My wife and I": one compound subject, not two clauses."""
-    head = sentence[max((e for _, e in cuts if e <= start), default=0) : start]
-    return bool(AND_SEP.match(separator) and COMPOUND_HEAD.match(head) and not CLAUSE_VERB.search(head))
+    if not AND_SEP.match(separator):
+        return False
+    head = sentence[clause_start:start]
+    return bool(COMPOUND_HEAD.match(head) and not CLAUSE_VERB.search(head))
 
 
 def _starts_someone_elses_clause(sentence: str, m: re.Match[str], known_people: set[str], catalog: Catalog) -> bool:

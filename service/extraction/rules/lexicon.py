@@ -5,6 +5,14 @@ counts as a stance ("I'm not keen on"), a negation, a name that is not a name ("
 a relation word ("fiancée"), a room or an event is a change here; the modules beside this
 one hold the logic that reads the matches. Catalog vocabulary (styles, materials, colours,
 categories, brands, products) is not here: ``Catalog`` owns it, as trie-shaped patterns.
+
+Every pattern runs in time linear in its text, whatever the text (``tests/test_regex_linear.py``
+checks each one): Python's ``re`` backtracks, and one quadratic pattern on a 20,000-character
+message holds its process for seconds. So two quantifiers never compete for the same text (a
+run of blanks goes to one possessive quantifier, never to two in a row); a pattern that starts
+with a run of blanks enters it only at its start (a look-behind: from inside the run it would
+scan to the run's end again at every character); a run of words (fillers before a cue, words
+before a bare cue) is bounded (``MAX_FILLERS``: nobody writes more in a row).
 """
 
 from __future__ import annotations
@@ -20,8 +28,9 @@ _I = re.IGNORECASE
 # -- text shape ------------------------------------------------------------------------------
 SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+|(?<=[.!?])(?=[A-Z])")
 CLAUSE_SPLIT = re.compile(
-    r";\s*|,?\s+(?:but|though|although|whereas|so|because|and|while)\s+(?=(?:i|i'm|i've|i'd|i'll|we|we're|we've|we'd|my|our)\b)"
-    r"|,\s+(?=(?:i|i'm|i've|i'd|we|we're|we've|we'd|my|our|do you|does|did you|can you|could you|would you|will you|"
+    r";\s*+|,?(?<!\s)\s++(?:but|though|although|whereas|so|because|and|while)\s++"
+    r"(?=(?:i|i'm|i've|i'd|i'll|we|we're|we've|we'd|my|our)\b)"
+    r"|,\s++(?=(?:i|i'm|i've|i'd|we|we're|we've|we'd|my|our|do you|does|did you|can you|could you|would you|will you|"
     r"is there|are there|what|how|where|which|any chance|any)\b)",
     _I,
 )
@@ -43,11 +52,15 @@ FILLER = re.compile(
     r"you too|take care|see you|talk soon|glad to hear|good to hear|i see|i agree|exactly|true|right)\b",
     _I,
 )
+# small talk: one of these stances, then "you" later in the sentence ("I'm so proud of you"); the
+# two are found apart (memories.is_small_talk), as one pattern joined by [^.]* they scan each
+# sentence again from every stance in it
 SMALL_TALK = re.compile(
-    r"\b(?:i|i'm|i am|we|we're)\s+(?:\w+\s+){0,2}(?:glad|happy|proud|hope|bet|agree|thank|appreciate|miss|wish|"
-    r"sorry|know|understand|imagine|can't wait|excited for|love that|love how|love it|admire|think)\b[^.]*\byou",
+    r"\b(?:i|i'm|i am|we|we're)\s++(?:\w+\s+){0,2}(?:glad|happy|proud|hope|bet|agree|thank|appreciate|miss|wish|"
+    r"sorry|know|understand|imagine|can't wait|excited for|love that|love how|love it|admire|think)\b",
     _I,
 )
+TO_YOU = re.compile(r"\byou", _I)
 OPINION_ONLY = re.compile(
     r"^(?:i|we)\s+(?:\w+\s+)?(?:think|guess|mean|suppose|believe|agree|bet|wonder|hope|see)\b", _I
 )
@@ -72,19 +85,19 @@ NAME_WORD = r"[A-Z][a-zà-ÿ]+(?:-[A-Z][a-zà-ÿ]+)?"
 NAME_PATTERNS = [
     re.compile(r"\b(?i:my\s+name(?:'s|\s+is))\s+(?P<name>[A-Za-zÀ-ÿ][a-zà-ÿ'-]+(?:\s+" + NAME_WORD + r")?)"),
     re.compile(
-        r"(?:^|[.!?,]\s*|\b(?i:hi|hey|hello)\b[\s,!]*|\b(?i:and)\s+)(?i:i'm|i\s+am|im)\s+(?P<name>"
+        r"(?:^|[.!?,]\s*+|\b(?i:hi|hey|hello)\b[\s,!]*+|\b(?i:and)\s++)(?i:i'm|i\s+am|im)\s++(?P<name>"
         + NAME_WORD
         + r"(?:\s+"
         + NAME_WORD
-        + r")?)(?=\s*(?:$|[.,!?;]|\s+(?i:and|from|here|by the way)\b))"
+        + r")?)(?=\s*+(?:$|[.,!?;])|\s++(?i:and|from|here|by the way)\b)"
     ),
-    re.compile(r"\b(?i:call\s+me)\s+(?P<name>" + NAME_WORD + r")(?=\s*(?:$|[.,!?;]|\s+(?i:and|please)\b))"),
+    re.compile(r"\b(?i:call\s+me)\s+(?P<name>" + NAME_WORD + r")(?=\s*+(?:$|[.,!?;])|\s++(?i:and|please)\b)"),
     re.compile(
-        r"(?:^|\b(?i:hi|hey|hello)\b[\s,!]*)(?i:this\s+is)\s+(?P<name>"
+        r"(?:^|\b(?i:hi|hey|hello)\b[\s,!]*+)(?i:this\s+is)\s++(?P<name>"
         + NAME_WORD
         + r"(?:\s+"
         + NAME_WORD
-        + r")?)(?=\s*(?:$|[.,!?;]|\s+(?i:here|from|speaking|and)\b))"
+        + r")?)(?=\s*+(?:$|[.,!?;])|\s++(?i:here|from|speaking|and)\b)"
     ),
 ]
 NOT_NAMES = (
@@ -237,10 +250,16 @@ NOT_NAMES = (
 )
 
 # -- preferences -----------------------------------------------------------------------------------
+# the words between a subject and its cue ("I really do love"): at most MAX_FILLERS of them, each a
+# whole word; possessive in CUE_RE, where a filler never has to give its word back (no cue but
+# "really into", which means what "into" does, starts with one), greedy where a cue may
+# ("my wife is into": "is" is a filler)
+MAX_FILLERS = 8
 FILLERS = (
-    r"(?:\s+(?:really|truly|absolutely|totally|just|also|still|definitely|do|does|would|am|are|is|have|has|"
+    r"(?:\s++(?:really|truly|absolutely|totally|just|also|still|definitely|do|does|would|am|are|is|have|has|"
     r"kind\s+of|kinda|sort\s+of|all|both|actually|now|honestly|generally|usually|always|mostly|so|very|quite|"
-    r"personally|tend\s+to|seriously|particularly|especially|much|reckon\s+we|even|ever))*"
+    r"personally|tend\s+to|seriously|particularly|especially|much|reckon\s+we|even|ever)\b)"
+    rf"{{0,{MAX_FILLERS}}}"
 )
 # a negation between the subject and its cue flips the cue: "I don't love", "I'm not a fan of", "we never liked"
 NEG = (
@@ -296,8 +315,8 @@ CUES: list[tuple[str, Literal["prefers", "dislikes"], float, bool]] = [
 ]
 CUE_PARTS = [re.compile(r"^(?:" + c[0] + r")$", _I) for c in CUES]
 SPAN_END = re.compile(
-    r"[.;!?]|,?\s+but\b(?!\s+not\b)|,\s+(?:though|however|just|only|rather|instead|except|while|whereas)\b"
-    r"|\s+(?:and|or)\s+(?:i|we)\b|\s+(?:because|whereas)\b",
+    r"[.;!?]|,?(?<!\s)\s++but\b(?!\s+not\b)|,\s++(?:though|however|just|only|rather|instead|except|while|whereas)\b"
+    r"|(?<!\s)\s++(?:and|or)\s++(?:i|we)\b|(?<!\s)\s++(?:because|whereas)\b",
     _I,
 )
 INVERSE = re.compile(r"\b(?:rather\s+than|instead\s+of|over|not|but\s+not|as\s+opposed\s+to|no|never|without)\b", _I)
@@ -339,8 +358,8 @@ SIZE_CANON = {
     "tall": "tall",
 }
 NUMBER = (
-    r"(?P<num>\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)\s*(?P<mult>k|thousand|grand)?\b"
-    r"(?:\s*(?P<curword>dollars|bucks|usd|eur|euros|pounds))?"
+    r"(?P<num>\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?:\s*+(?P<mult>k|thousand|grand)\b|\s++(?=\w)|\b)"
+    r"(?:\s*+(?P<curword>dollars|bucks|usd|eur|euros|pounds))?"
 )
 BUDGET_LIMIT = re.compile(
     r"\b(?P<word>under|below|less\s+than|no\s+more\s+than|not\s+more\s+than|max(?:imum)?|at\s+most|up\s+to|within|around|about|"
@@ -353,7 +372,8 @@ BUDGET_LIMIT = re.compile(
 )
 APPROXIMATE = ("around", "about", "roughly")
 BUDGET_AFTER = re.compile(
-    r"(?P<cur>[$£€])\s?(?P<num>\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)\s*(?P<mult>k|thousand|grand)?\s+(?:budget|max|maximum|tops|or\s+less|or\s+under)\b",
+    r"(?P<cur>[$£€])\s?(?P<num>\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?:\s*+(?P<mult>k|thousand|grand))?"
+    r"\s++(?:budget|max|maximum|tops|or\s+less|or\s+under)\b",
     _I,
 )
 
@@ -373,11 +393,15 @@ PURCHASE = re.compile(
     _I,
 )
 ORDER_ID = re.compile(
-    r"\border\s*(?:#|no\.?|number|num|id|ref)?\s*[:#]?\s*#?\s*(?P<id>[A-Z0-9][A-Z0-9-]{2,})\b|#\s?(?P<id2>[A-Z0-9][A-Z0-9-]{2,})\b",
+    r"\border\s*+(?:#|no\.?|number|num|id|ref)?\s*+[:#]?\s*+#?\s*+(?P<id>[A-Z0-9][A-Z0-9-]{2,})\b"
+    r"|#\s?(?P<id2>[A-Z0-9][A-Z0-9-]{2,})\b",
     _I,
 )
+# a price never starts inside another number's groups of digits ("1,234,567" is read from "1",
+# not again from "234" and "567")
 PRICE = re.compile(
-    r"[$£€]\s?(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?\s*(k)?\b|\b(\d{1,3}(?:,\d{3})+|\d+)\s*(?:dollars|bucks|usd)\b",
+    r"[$£€]\s?(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?\s*(k)?\b"
+    r"|(?<!\d,)\b(\d{1,3}(?:,\d{3})++|\d+)\s*+(?:dollars|bucks|usd)\b",
     _I,
 )
 QUANTITY = re.compile(
@@ -406,7 +430,7 @@ ARTICLES = re.compile(
 )
 
 # what was bought ends at the sentence's end, a "but", or a new subject
-PURCHASE_END = re.compile(r"[.;!?]|,?\s+but\b|\s+and\s+(?:i|we|it|she|he|they)\b", _I)
+PURCHASE_END = re.compile(r"[.;!?]|,?(?<!\s)\s++but\b|(?<!\s)\s++and\s++(?:i|we|it|she|he|they)\b", _I)
 # a purchased item's noun phrase starts after the last of these: "a sofa and a new couch" -> "a new couch"
 PHRASE_BREAK = re.compile(r"[,;:]|\b(?:and|with|for|from|at|on|in)\b", _I)
 
@@ -575,6 +599,13 @@ BARE = (
     r"really\s+into|into|gone\s+off|wants|want|needs|need|looking\s+for|searching\s+for|shopping\s+for|"
     r"in\s+the\s+market\s+for|show\s+me|show\s+us"
 )
+# the words before a cue whose subject is left out ("Honestly, really loving the velvet"), at most
+# MAX_FILLERS of them
+LEAD_WORDS = (
+    r"(?:(?:hi|hey|hello|well|oh|ok|okay|so|um|honestly|anyway|really|totally|also|still|just|actually|currently|mainly|"
+    r"mostly|now|please|can\s+you|could\s+you|would\s+you)[\s,!]++)"
+    rf"{{0,{MAX_FILLERS}}}+"
+)
 CUE_RE = re.compile(
     r"\b(?:(?P<self>"
     + SELF_SUBJ
@@ -582,15 +613,15 @@ CUE_RE = re.compile(
     + OTHER_SUBJ
     + r"))\b"
     + FILLERS
-    + r"(?:\s+(?P<neg>"
+    + r"+(?:\s+(?P<neg>"
     + NEG
     + r"))?"
     + FILLERS
-    + r"\s+(?P<cue>"
+    + r"+\s+(?P<cue>"
     + CUE_ALT
     + r")\b"
     r"|(?P<free>\b(?:(?:my|our)\s+favou?rite(?:\s+\w+)?\s+(?:is|are|has\s+to\s+be)|not\s+a\s+(?:big\s+|huge\s+)?fan\s+of"
-    r"|(?:a\s+)?(?:big|huge)\s+fans?\s+of|(?:as\s+)?for\s+(?:me|us)\s*,?\s+(?:it's|it\s+is|it\s+has\s+to\s+be|it\s+must\s+be"
+    r"|(?:a\s+)?(?:big|huge)\s+fans?\s+of|(?:as\s+)?for\s+(?:me|us)(?:\s*+,)?\s++(?:it's|it\s+is|it\s+has\s+to\s+be|it\s+must\s+be"
     r"|nothing\s+beats))\b)"
     r"|(?P<ofav>\b(?:his|her|their|(?:my|our)\s+(?:"
     + REL_ALT
@@ -599,10 +630,13 @@ CUE_RE = re.compile(
     + r"'s)\s+favou?rite(?:\s+\w+)?\s+(?:is|are)\b)"
     # cues with the subject left out: "Loving the velvet", "never liked leather", "show me oak tables",
     # "I love walnut and hate glass" (the subject of "hate" is the one before "and")
-    r"|(?:^|[,;:.!]\s*|\b(?P<conj>and|but|or|yet|then|plus)\s+)"
-    r"(?:(?:hi|hey|hello|well|oh|ok|okay|so|um|honestly|anyway|really|totally|also|still|just|actually|currently|mainly|"
-    r"mostly|now|please|can\s+you|could\s+you|would\s+you)[\s,!]+)*"
-    r"(?:(?P<bneg>" + NEG + r")\s+(?:really\s+|particularly\s+|much\s+|even\s+|ever\s+)?)?(?P<bare>" + BARE + r")\b",
+    r"|(?:^|[,;:.!]\s*+|\b(?P<conj>and|but|or|yet|then|plus)\s++)"
+    + LEAD_WORDS
+    + r"(?:(?P<bneg>"
+    + NEG
+    + r")\s+(?:really\s+|particularly\s+|much\s+|even\s+|ever\s+)?)?(?P<bare>"
+    + BARE
+    + r")\b",
     _I,
 )
 LEAD_SUBJ = re.compile(
@@ -616,7 +650,8 @@ LEAD_SUBJ = re.compile(
 # a new clause starts where a conjunction or comma is followed by a new subject:
 # "I love walnut and my wife Emma hates glass", "but he prefers", ", while Tom likes", "; she loves"
 SUBJ_CUT = re.compile(
-    r"(?:\s*;\s*|,?\s+(?:and|but|or|so|yet|while|whereas|though|although|because|plus)\s+|,\s+(?:while|whereas|but|though|although)\s+|,\s+)"
+    r"(?:(?<!\s)\s*+;\s*+|,?(?<!\s)\s++(?:and|but|or|so|yet|while|whereas|though|although|because|plus)\s++"
+    r"|,\s++(?:while|whereas|but|though|although)\s++|,\s++)"
     r"(?=(?:(?P<self>"
     + SELF_SUBJ
     + r")|(?P<other>"

@@ -11,7 +11,7 @@ a date, a preference, a person.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from service.catalog import Catalog
@@ -40,13 +40,19 @@ from service.extraction.rules.lexicon import (
     PRONOUN_RE,
     QUESTION_START,
     SMALL_TALK,
+    TO_YOU,
     VAGUE,
     WE_VERB,
     WORDS,
 )
-from service.extraction.rules.preferences import names_value
+from service.extraction.rules.preferences import NamedValues
 
-CUSTOMER = "The customer"  # the subject when neither the speaker nor the customer's name is known
+CUSTOMER = "The customer"
+# the marks a statement ends with, as one run (entered only at its start: from inside the run,
+# each mark would scan to the run's end again)
+_CLOSING_MARKS = re.compile(
+    r"(?<![!?.])[!?.]++$"
+)  # the subject when neither the speaker nor the customer's name is known
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,11 +86,24 @@ class _Statement:
 
 def sentence_memories(facts: SentenceFacts, catalog: Catalog) -> list[MemoryCandidate]:
     memories = _who_is_who(facts.entities, facts.subject)
+    # a statement asks only whether its clause names a value and how strongly the strongest is
+    # held: each value once, at its strongest (a sentence saying "I love oak" a thousand times
+    # is not a thousand checks of every clause)
+    facts = replace(facts, prefs=_strongest_each(facts.prefs), others=_strongest_each(facts.others))
     for clause in facts.clauses:
         statement = _statement(facts, clause, catalog)
         if statement is not None:
             memories.append(_memory(statement, facts))
     return memories
+
+
+def _strongest_each(prefs: list[Preference]) -> list[Preference]:
+    strongest: dict[tuple[str, str], Preference] = {}
+    for p in prefs:
+        key = (p.attribute, p.value)
+        if key not in strongest or p.strength > strongest[key].strength:
+            strongest[key] = p
+    return list(strongest.values())
 
 
 def _who_is_who(entities: list[Entity], subject: str) -> list[MemoryCandidate]:
@@ -105,7 +124,8 @@ def _statement(facts: SentenceFacts, clause: Clause, catalog: Catalog) -> _State
         return None
     text, words = found
     stances = facts.prefs if clause.owner == "self" else facts.others  # someone else's: never the customer's
-    prefs = [p for p in stances if names_value(catalog, text, p)]
+    named = NamedValues(catalog, text)
+    prefs = [p for p in stances if p in named]
     other_stance = clause.owner == "other" and clause.named and bool(prefs or OTHER_STANCE.match(text))
     if not (FIRST_PERSON.search(text) or other_stance) or not CLAUSE_VERB.search(text):
         return None  # not about the speaker, or a fragment ("my wife Emma and our dog Max")
@@ -138,12 +158,25 @@ def _said(clause: str) -> tuple[str, list[str]] | None:
 def _says_nothing(text: str, words: list[str], owner: Owner) -> bool:
     """Small talk ("I'm so proud of you"), a bare opinion ("I think so"), or too short and vague
     to stand alone ("I did it")."""
-    if SMALL_TALK.search(text) or OPINION_ONLY.match(text):
+    if is_small_talk(text) or OPINION_ONLY.match(text):
         return True
     if len(words) < 6 and VAGUE.search(text):
         return True
     # "I love reading" is short but still says something about the speaker
     return len(words) < 4 and not (owner == "self" and LIKES.match(text))
+
+
+def is_small_talk(text: str) -> bool:
+    """A stance about the other person ("I'm so proud of you", "we hope you like it"): a
+    ``SMALL_TALK`` stance with "you" after it in the same sentence (no "." between them)."""
+    for sentence in text.split("."):
+        yous = [m.start() for m in TO_YOU.finditer(sentence)]
+        # a stance ending before the last "you": the character before "you" is no letter, so a
+        # stance ends before that character at the latest, and reading the sentence as if it
+        # ended there (``endpos``) changes nothing about what ends before it
+        if yous and SMALL_TALK.search(sentence, 0, max(0, yous[-1] - 1)):
+            return True
+    return False
 
 
 def _kind_and_importance(s: _Statement) -> tuple[MemoryKind, float]:
@@ -193,7 +226,7 @@ def _standalone(text: str, dates: list[DateMention], subject: str, coordinate: b
     text = third_person(text, subject, coordinate=coordinate)
     if subject == CUSTOMER:
         text = re.sub(r"(?<=\S\s)The customer", "the customer", text)
-    return re.sub(r"[!?.]+$", "", text.rstrip(" ,;:-"))
+    return _CLOSING_MARKS.sub("", text.rstrip(" ,;:-"))
 
 
 # -- the third person ----------------------------------------------------------------------------------------
@@ -261,11 +294,19 @@ class _ThirdPerson:
             self.conjugated = self.conjugated or (not contr and n in ("don't", "do not"))
             return f"{head} {NEGATION_3RD.get(n, n)}{advs}{tail}"
         if verb and not contr:
-            if AND_BEFORE.search(self.text, 0, m.start()):
+            if self._after_and(m.start()):
                 return f"{head}{advs} {verb}"  # "Emma and I love" -> "Emma and Sarah love"
             self.conjugated = True
             return f"{head}{advs} {third_person_verb(verb)}"
         return f"{head}{advs}{tail}"
+
+    def _after_and(self, at: int) -> bool:
+        """Whether "and" and blanks come right before ``at`` ("Emma and I"): only the blanks
+        before it are read (not the text from its start again at every "I")."""
+        start = at
+        while start > 0 and self.text[start - 1].isspace():
+            start -= 1
+        return bool(AND_BEFORE.search(self.text, max(0, start - 3), at))
 
     def _head(self, contr: str, verb: str) -> str:
         """The subject with its verb's contraction: "I'm" -> "Sarah is", "I'd been" -> "Sarah had been"."""

@@ -10,6 +10,7 @@ $2,000"), and a colour or material asked for "in navy" is a softer wish.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -74,6 +75,7 @@ def find_preferences(sentence: str, clauses: list[Clause], known_people: set[str
     everything disliked."""
     cues = _cues(sentence)
     mentions = catalog_mentions(catalog, sentence) if cues or "$" in sentence or " in " in sentence.lower() else []
+    starts = [m.start for m in mentions]
     replaces = bool(cues) and bool(REPLACES.search(sentence))
     found = Stances()
     covered: list[Span] = []  # what the customer's own cues govern
@@ -86,7 +88,8 @@ def find_preferences(sentence: str, clauses: list[Clause], known_people: set[str
         if stance.polarity is None:
             continue
         span = _cue_span(sentence, cues, i, clause)
-        prefs, inverted = _governed(sentence, span, stance, mentions, replaces)
+        inside = mentions[bisect_left(starts, span[0]) : bisect_left(starts, span[1])]
+        prefs, inverted = _governed(sentence, span, stance, inside, replaces)
         if stance.polarity == "dislikes":
             found.disliked.append(span)
         found.disliked.extend(inverted)
@@ -96,7 +99,7 @@ def find_preferences(sentence: str, clauses: list[Clause], known_people: set[str
         covered.append(span)
         found.customer.extend(prefs)
         if stance.polarity == "prefers":
-            found.customer.extend(_sizes(sentence[span[0] : span[1]], span, mentions, stance.strength, replaces))
+            found.customer.extend(_sizes(sentence[span[0] : span[1]], inside, stance.strength, replaces))
     found.customer.extend(_budgets(sentence, clauses, replaces))
     found.customer.extend(_soft_wishes(sentence, mentions, clauses, covered, found))
     return found
@@ -106,9 +109,13 @@ def catalog_mentions(catalog: Catalog, text: str) -> list[Mention]:
     """Every product, style, material, colour, brand and category named, in order; a product's
     name hides the words inside it."""
     found = [Mention(s, e, "product", p.sku) for s, e, p in catalog.product_spans(text)]
+    # the spans taken so far, in order (they never overlap): a span is free when it overlaps
+    # neither the one starting before it nor the one after
+    taken = sorted((m.start, m.end) for m in found)
 
     def free(s: int, e: int) -> bool:
-        return all(e <= m.start or s >= m.end for m in found)
+        i = bisect_right(taken, (s, e))
+        return (i == 0 or taken[i - 1][1] <= s) and (i == len(taken) or taken[i][0] >= e)
 
     spans_of: tuple[tuple[Attribute, list[tuple[int, int, str]]], ...] = (
         ("style", catalog.style_spans(text)),
@@ -121,6 +128,7 @@ def catalog_mentions(catalog: Catalog, text: str) -> list[Mention]:
         for s, e, v in spans:
             if free(s, e):
                 found.append(Mention(s, e, attribute, v))
+                insort(taken, (s, e))
     found.sort(key=lambda m: m.start)
     return found
 
@@ -134,23 +142,45 @@ def cue_meaning(cue: str) -> tuple[Polarity, float, bool]:
     return "prefers", 0.6, False
 
 
-def names_value(catalog: Catalog, clause: str, pref: Preference) -> bool:
-    """Whether a clause names a preference's value (its memory is that clause)."""
-    if pref.attribute == "style":
-        return pref.value in catalog.match_styles(clause)
-    if pref.attribute == "material":
-        return pref.value in catalog.match_materials(clause)
-    if pref.attribute == "color":
-        return pref.value in catalog.match_colors(clause)
-    if pref.attribute == "category":
-        return pref.value in catalog.match_categories(clause)
-    if pref.attribute == "brand":
-        return pref.value in catalog.match_brands(clause)
-    if pref.attribute == "product":
-        return any(p.sku == pref.value for p in catalog.match_products(clause))
-    if pref.attribute == "budget":
-        return pref.value.split(".")[0][:2] in re.sub(r"\D", "", clause.lower())
-    return pref.value in clause.lower()
+class NamedValues:
+    """The values a clause names, read once per attribute however many preferences it is
+    asked about: ``pref in NamedValues(catalog, clause)`` when the clause names the
+    preference's value (its memory is that clause)."""
+
+    def __init__(self, catalog: Catalog, clause: str) -> None:
+        self.catalog = catalog
+        self.clause = clause
+        self._found: dict[str, frozenset[str] | str] = {}
+
+    def __contains__(self, pref: Preference) -> bool:
+        found = self._found.get(pref.attribute)
+        if found is None:
+            found = self._found[pref.attribute] = self._read(pref.attribute)
+        if pref.attribute == "budget":
+            return pref.value.split(".")[0][:2] in found
+        return pref.value in found
+
+    def _read(self, attribute: str) -> frozenset[str] | str:
+        catalog, clause = self.catalog, self.clause
+        match attribute:
+            case "style":
+                return frozenset(catalog.match_styles(clause))
+            case "material":
+                return frozenset(catalog.match_materials(clause))
+            case "color":
+                return frozenset(catalog.match_colors(clause))
+            case "category":
+                return frozenset(catalog.match_categories(clause))
+            case "brand":
+                return frozenset(catalog.match_brands(clause))
+            case "product":
+                return frozenset(p.sku for p in catalog.match_products(clause))
+            case "budget":
+                return _NOT_DIGITS.sub("", clause)
+        return clause.lower()
+
+
+_NOT_DIGITS = re.compile(r"\D+")
 
 
 def _cues(sentence: str) -> list[re.Match[str]]:
@@ -212,14 +242,14 @@ def _cue_span(sentence: str, cues: list[re.Match[str]], i: int, clause: Clause |
 
 
 def _governed(
-    sentence: str, span: Span, stance: Stance, mentions: list[Mention], replaces: bool
+    sentence: str, span: Span, stance: Stance, inside: list[Mention], replaces: bool
 ) -> tuple[list[Preference], list[Span]]:
-    """The preferences a cue gives for the catalog words in its span, and the spans of the
-    words it turns into dislikes ("walnut rather than oak")."""
+    """The preferences a cue gives for the catalog words in its span (``inside``), and the
+    spans of the words it turns into dislikes ("walnut rather than oak")."""
     start, end = span
-    inside = [m for m in mentions if start <= m.start < end]
     inverse = INVERSE.search(sentence, start, end) if stance.polarity == "prefers" else None
-    modifiers = [m for m in inside if m.attribute in MODIFIER_KIND]
+    # the modifiers' ends, in order (mentions never overlap)
+    modifier_ends = [m.end for m in inside if m.attribute in MODIFIER_KIND]
     prefs: list[Preference] = []
     inverted: list[Span] = []
     for m in inside:
@@ -230,7 +260,7 @@ def _governed(
         if (
             m.attribute == "category"
             and not (stance.intent and polarity == "prefers")
-            and any(0 <= m.start - x.end <= 12 for x in modifiers)
+            and _modifies(modifier_ends, m.start)
         ):
             continue  # "I hate glass tables" is about glass, not about tables
         prefs.append(
@@ -246,10 +276,16 @@ def _governed(
     return prefs, inverted
 
 
-def _sizes(segment: str, span: Span, mentions: list[Mention], strength: float, replaces: bool) -> list[Preference]:
-    """Size words wished for with a category or "something": "a compact sectional", "something smaller"."""
-    start, end = span
-    has_category = any(start <= m.start < end and m.attribute in ("category", "product") for m in mentions)
+def _modifies(modifier_ends: list[int], pos: int) -> bool:
+    """Whether a modifier ends at most 12 characters before ``pos`` ("glass tables")."""
+    i = bisect_right(modifier_ends, pos)
+    return i > 0 and pos - modifier_ends[i - 1] <= 12
+
+
+def _sizes(segment: str, inside: list[Mention], strength: float, replaces: bool) -> list[Preference]:
+    """Size words wished for with a category or "something" (``inside``: the mentions in the
+    segment): "a compact sectional", "something smaller"."""
+    has_category = any(m.attribute in ("category", "product") for m in inside)
     if not (has_category or SOMETHING.search(segment)):
         return []
     return [
@@ -310,14 +346,12 @@ def _soft_wishes(
     """A colour or material asked for outside any cue's span: "in navy", "with a velvet ..."."""
     low = sentence.lower()
     wishes: list[Preference] = []
+    governed, disliked = _Spans(covered), _Spans(found.disliked)
+    theirs = {p.value for p in found.others}
     for m in mentions:
-        if m.attribute not in ("color", "material") or _within(m.start, covered):
+        if m.attribute not in ("color", "material") or m.start in governed:
             continue
-        if (
-            _someone_elses(clauses, m.start)
-            or _within(m.start, found.disliked)
-            or any(p.value == m.value for p in found.others)
-        ):
+        if _someone_elses(clauses, m.start) or m.start in disliked or m.value in theirs:
             continue
         if SOFT_WISH_BEFORE.search(low[max(0, m.start - 12) : m.start]):
             wishes.append(
@@ -338,5 +372,19 @@ def _someone_elses(clauses: list[Clause], pos: int) -> bool:
     return bool(clause and clause.owner != "self")
 
 
-def _within(pos: int, spans: list[Span]) -> bool:
-    return any(s <= pos < e for s, e in spans)
+class _Spans:
+    """Spans, merged and in order: ``pos in spans`` when a span holds it."""
+
+    def __init__(self, spans: list[Span]) -> None:
+        merged: list[list[int]] = []
+        for s, e in sorted(spans):
+            if merged and s <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], e)
+            elif s < e:
+                merged.append([s, e])
+        self.starts = [s for s, _ in merged]
+        self.ends = [e for _, e in merged]
+
+    def __contains__(self, pos: int) -> bool:
+        i = bisect_right(self.starts, pos) - 1
+        return i >= 0 and pos < self.ends[i]

@@ -8,6 +8,7 @@ a catalog product or category; the sentence gives the order id, the price, the q
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from datetime import datetime
 
 from service.catalog import Catalog
@@ -44,12 +45,13 @@ def find_purchases(
 def _items(span: str, order_id: str | None, when: datetime, catalog: Catalog) -> list[Purchase]:
     """Catalog products first, then categories outside them ("a new couch" -> "new couch")."""
     products = catalog.product_spans(span)
+    breaks = [m.end() for m in PHRASE_BREAK.finditer(span)]  # in order; they never overlap
     items = [
         Purchase(
             product_name=p.name,
             sku=p.sku,
             category=p.category,
-            quantity=_quantity(span[:s]),
+            quantity=_quantity(span, s),
             price=None,
             order_id=order_id,
             at=when,
@@ -62,9 +64,9 @@ def _items(span: str, order_id: str | None, when: datetime, catalog: Catalog) ->
             continue
         items.append(
             Purchase(
-                product_name=_noun_phrase(span[:e], category),
+                product_name=_noun_phrase(span, e, breaks, category),
                 category=category,
-                quantity=_quantity(span[:s]),
+                quantity=_quantity(span, s),
                 order_id=order_id,
                 at=when,
             )
@@ -73,9 +75,11 @@ def _items(span: str, order_id: str | None, when: datetime, catalog: Catalog) ->
     return items
 
 
-def _noun_phrase(text: str, category: str) -> str:
-    """The noun phrase ending in the category word: "a sofa and a new couch" -> "new couch"."""
-    words = PHRASE_BREAK.split(text)[-1].strip().split()[-5:]
+def _noun_phrase(span: str, end: int, breaks: list[int], category: str) -> str:
+    """The noun phrase ending in the category word at ``end``: "a sofa and a new couch" -> "new
+    couch" (``breaks``: where each ``PHRASE_BREAK`` of the span ends)."""
+    i = bisect_right(breaks, end)
+    words = span[breaks[i - 1] if i else 0 : end].strip().split()[-5:]
     return ARTICLES.sub("", " ".join(words)).strip() or category
 
 
@@ -111,9 +115,9 @@ def _price(m: re.Match[str]) -> float | None:
     return value if value and value > 0 else None
 
 
-def _quantity(before: str) -> int:
-    """The quantity just before an item: "four bar stools", "a pair of", "a set of six"."""
-    m = QUANTITY.search(before[-40:])
+def _quantity(span: str, at: int) -> int:
+    """The quantity just before the item at ``at``: "four bar stools", "a pair of", "a set of six"."""
+    m = QUANTITY.search(span[max(0, at - 40) : at])
     if not m:
         return 1
     for w in reversed(m.group(1).lower().split()):
