@@ -4,7 +4,6 @@ chain, cleared) and a retriever whose documents are the context's items with pro
 from __future__ import annotations
 
 import asyncio
-import time
 
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
@@ -14,6 +13,7 @@ from langchain_core.runnables.history import RunnableWithMessageHistory
 from loft_memory import AsyncLoftClient
 from loft_memory.integrations import TurnPages, session_uuid
 from loft_memory.integrations.langchain import LoftChatMessageHistory, LoftRetriever
+from tests.conftest import learned_context
 
 
 def test_history_is_the_session_read_extended_by_a_chain_and_cleared(api, loft, user):
@@ -77,12 +77,7 @@ def test_retriever_documents_are_context_items_with_provenance(service, loft, us
         channel="test",
     )
     service.wait_idle()
-    learned = loft.context(user, "what sofas does she like?", budget=800)
-    for _ in range(100):  # an import's graph facts reach the context once a first read wrote them back
-        if any(i.text.startswith("Name: Ines") for i in learned.items):
-            break
-        time.sleep(0.2)
-        learned = loft.context(user, "what sofas does she like?", budget=800)
+    learned = learned_context(loft, user, "what sofas does she like?", says="Name: Ines", budget=800)
     retriever = LoftRetriever(client=loft, user=user, budget=800)
     docs = retriever.invoke("what sofas does she like?")
     assert docs, "the context had items"
