@@ -136,8 +136,10 @@ Turns the worker had not filed yet are never learned from. Nothing is kept again
 (unlike an erasure): the ids of deleted turns and sessions may be sent again."""
 
 
+# `:uuid` makes only a UUID segment match, so a path that is not a session (an identifier
+# smuggling "%2F..") is answered 404 by no route rather than 405 by this one
 @router.delete(
-    "/{user_identifier}/{session_id}",
+    "/{user_identifier}/{session_id:uuid}",
     response_model=SessionDeleted,
     summary="Delete a session: its turns and what was made only from them",
     responses={404: {"model": ErrorResponse, "description": "no such session for this customer"}},
@@ -166,7 +168,7 @@ async def delete_session(
 
 
 @router.delete(
-    "/{user_identifier}/{session_id}/messages/{message_id}",
+    "/{user_identifier}/{session_id:uuid}/messages/{message_id}",
     response_model=MessageDeleted,
     summary="Delete one turn of a session (e.g. undo the last one), returned as it was",
     responses={404: {"model": ErrorResponse, "description": "no such turn in this customer's session"}},
