@@ -32,6 +32,8 @@ from loft_memory.models import (
     MemoryEvent,
     MemoryHistory,
     MemoryPage,
+    MessageDeleted,
+    SessionDeleted,
     SessionMessage,
     SessionMessagesPage,
     SessionPage,
@@ -140,6 +142,33 @@ class Memory:
             session_id=session_id,
             messages=[SessionMessage(**m) for m in messages],
             next_cursor=older,
+        )
+
+    async def forget_session(self, user: str, session_id: uuid.UUID) -> SessionDeleted:
+        """Delete a session's transcript and what was made only from it (the memories and
+        graph facts learned from it stay: see ``erasure.forget_session``)."""
+        forgotten = await erasure.forget_session(self.rt, user, session_id)
+        if forgotten is None:  # also another customer's session: the same answer, nothing revealed
+            raise NotFound(f"session {session_id} does not exist")
+        return SessionDeleted(
+            session_id=session_id,
+            deleted=True,
+            messages=forgotten.messages,
+            passages=forgotten.passages,
+            summaries=forgotten.summaries,
+            jobs=forgotten.jobs,
+        )
+
+    async def forget_turn(self, user: str, session_id: uuid.UUID, message_id: int) -> MessageDeleted:
+        """Delete one turn of a session, returned as it was."""
+        forgotten = await erasure.forget_turn(self.rt, user, session_id, message_id)
+        if forgotten is None:
+            raise NotFound(f"no message {message_id} in session {session_id}")
+        return MessageDeleted(
+            message=SessionMessage(**forgotten.message),
+            passages=forgotten.passages,
+            summaries=forgotten.summaries,
+            jobs=forgotten.jobs,
         )
 
     # -- what the service knows about a customer -----------------------------------------------

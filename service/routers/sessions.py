@@ -1,4 +1,4 @@
-"""Short-term tier endpoints: import messages, list sessions."""
+"""Short-term tier endpoints: import messages, list sessions, delete a session or a turn."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from loft_memory.models import (
     USER_ID_PATTERN,
+    ErrorResponse,
     ImportRequest,
     ImportResponse,
+    MessageDeleted,
+    SessionDeleted,
     SessionMessagesPage,
     SessionPage,
 )
@@ -77,3 +80,54 @@ async def session_messages(
     """The session's turns before ``cursor`` (its newest without one), in order. 404 for a
     session that is not this customer's, exactly as for one that does not exist."""
     return await core.session_messages(user_identifier, session_id, limit=limit, cursor=cursor)
+
+
+WHAT_STAYS = """What the customer's memory learned from these turns before stays: long-term memories and
+graph facts are the customer's memory, not the transcript (forget one with
+`DELETE /memory/user/{user_identifier}/memories/{memory_id}`, everything with the erasure
+`DELETE /memory/user/{user_identifier}`); their provenance may still name the deleted turns' ids.
+Turns the worker had not filed yet are never learned from. Nothing is kept against a replay
+(unlike an erasure): the ids of deleted turns and sessions may be sent again."""
+
+
+# `:uuid` makes only a UUID segment match, so a path that is not a session (an identifier
+# smuggling "%2F..") is answered 404 by no route rather than 405 by this one
+@router.delete(
+    "/{user_identifier}/{session_id:uuid}",
+    response_model=SessionDeleted,
+    summary="Delete a session: its turns and what was made only from them",
+    responses={404: {"model": ErrorResponse, "description": "no such session for this customer"}},
+    description="""Deletes the session, its turns, their passages and share of the customer's term
+statistics, the session's conversation summary and the work queued about them, in one transaction
+inside the fences erasure and the worker use: a worker batch in flight either committed before or
+writes nothing, and a turn being added to the session meanwhile finds it gone (404).
+
+"""
+    + WHAT_STAYS,
+)
+async def delete_session(
+    session_id: uuid.UUID, user_identifier: str = UserPath, core: Memory = Depends(memory_core)
+) -> SessionDeleted:
+    return await core.forget_session(user_identifier, session_id)
+
+
+@router.delete(
+    "/{user_identifier}/{session_id:uuid}/messages/{message_id}",
+    response_model=MessageDeleted,
+    summary="Delete one turn of a session (e.g. undo the last one), returned as it was",
+    responses={404: {"model": ErrorResponse, "description": "no such turn in this customer's session"}},
+    description="""Deletes the turn, its passages, its share of the term statistics and its queued
+ingestion; the session's summary goes too if it was written from this turn, and is written again
+without it once the session is quiet. The newest turn is the last of
+`GET /v1/sessions/{user_identifier}/{session_id}/messages?limit=1`.
+
+"""
+    + WHAT_STAYS,
+)
+async def delete_message(
+    session_id: uuid.UUID,
+    message_id: int = Path(ge=1, le=2**63 - 1, description="the turn's id"),
+    user_identifier: str = UserPath,
+    core: Memory = Depends(memory_core),
+) -> MessageDeleted:
+    return await core.forget_turn(user_identifier, session_id, message_id)
