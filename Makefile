@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint setup browser worker migrate stop env bench-locomo bench-latency bench-ingest clean
+.PHONY: run test lint setup ts-client ts-types browser worker migrate stop env bench-locomo bench-latency bench-ingest clean
 
 setup:
 	@bash scripts/bootstrap.sh >/dev/null
@@ -19,13 +19,24 @@ test: setup lint browser
 browser:
 	@bash scripts/ensure_chromium.sh
 
-# lint, format, types, the import graph's rules and the docs' links (CI runs them through `make test`)
-lint: setup
+# lint, format, types, the import graph's rules and the docs' links (CI runs them through
+# `make test`); the TypeScript client type-checks and its generated types match the schema
+lint: setup ts-client
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
 	@$(VENV)/bin/mypy
 	@out=$$($(VENV)/bin/lint-imports --no-cache 2>&1) || { echo "$$out"; exit 1; }; echo "$$out" | grep '^Contracts:'
 	@$(PY) scripts/check_links.py
+	@clients/typescript/node_modules/.bin/tsc -p clients/typescript --noEmit
+	@$(PY) scripts/ts_schema.py --check
+
+# the TypeScript client's packages, from its package-lock.json
+ts-client:
+	@bash scripts/ts_client.sh
+
+# write the TypeScript client's types again after a change of the API
+ts-types: setup ts-client
+	@$(PY) scripts/ts_schema.py
 
 worker: setup
 	@$(VENV)/bin/loftmem worker

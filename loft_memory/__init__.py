@@ -1,5 +1,54 @@
-"""Python client of the LOFT memory API (see :mod:`loft_memory.client`)."""
+"""Python client of the LOFT memory API (see :mod:`loft_memory.client`), and the API's
+models it returns (the wire contract, :mod:`loft_memory.models`)."""
 
 from loft_memory.client import ApiError, AsyncLoftClient, Call, Calls, LoftClient
+from loft_memory.models import (
+    ChatResponse,
+    ContextItem,
+    ContextResponse,
+    CustomerSummary,
+    EntitySearchResponse,
+    ErasureReceipt,
+    ImportMessage,
+    ImportResponse,
+    LongTermMemory,
+    MemoryDeleted,
+    MemoryHistory,
+    MemoryPage,
+    MessageDeleted,
+    Provenance,
+    SessionDeleted,
+    SessionMessage,
+    SessionMessagesPage,
+    SessionPage,
+    StatusResponse,
+    WhoAmI,
+)
 
-__all__ = ["ApiError", "AsyncLoftClient", "Call", "Calls", "LoftClient"]
+__all__ = [
+    "ApiError",
+    "AsyncLoftClient",
+    "Call",
+    "Calls",
+    "ChatResponse",
+    "ContextItem",
+    "ContextResponse",
+    "CustomerSummary",
+    "EntitySearchResponse",
+    "ErasureReceipt",
+    "ImportMessage",
+    "ImportResponse",
+    "LoftClient",
+    "LongTermMemory",
+    "MemoryDeleted",
+    "MemoryHistory",
+    "MemoryPage",
+    "MessageDeleted",
+    "Provenance",
+    "SessionDeleted",
+    "SessionMessage",
+    "SessionMessagesPage",
+    "SessionPage",
+    "StatusResponse",
+    "WhoAmI",
+]

@@ -37,7 +37,9 @@ from loft_memory.models import (
     MemoryDeleted,
     MemoryHistory,
     MemoryPage,
+    MessageDeleted,
     RecommendationsResponse,
+    SessionDeleted,
     SessionMessagesPage,
     SessionPage,
     StatusResponse,
@@ -144,6 +146,14 @@ class Calls:
             SessionMessagesPage,
             params=_drop_none({"limit": limit, "cursor": cursor}),
         )
+
+    @staticmethod
+    def delete_session(user: str, session_id: uuid.UUID | str) -> Call[SessionDeleted]:
+        return Call("DELETE", f"/v1/sessions/{user}/{session_id}", SessionDeleted)
+
+    @staticmethod
+    def delete_message(user: str, session_id: uuid.UUID | str, message_id: int) -> Call[MessageDeleted]:
+        return Call("DELETE", f"/v1/sessions/{user}/{session_id}/messages/{message_id}", MessageDeleted)
 
     @staticmethod
     def context(
@@ -282,6 +292,12 @@ class LoftClient:
     ) -> SessionMessagesPage:
         return self.send(Calls.session_messages(user, session_id, limit=limit, cursor=cursor))
 
+    def delete_session(self, user: str, session_id: uuid.UUID | str) -> SessionDeleted:
+        return self.send(Calls.delete_session(user, session_id))
+
+    def delete_message(self, user: str, session_id: uuid.UUID | str, message_id: int) -> MessageDeleted:
+        return self.send(Calls.delete_message(user, session_id, message_id))
+
     def context(
         self,
         user: str,
@@ -392,6 +408,12 @@ class AsyncLoftClient:
         self, user: str, session_id: uuid.UUID | str, *, limit: int = 50, cursor: str | None = None
     ) -> SessionMessagesPage:
         return await self.send(Calls.session_messages(user, session_id, limit=limit, cursor=cursor))
+
+    async def delete_session(self, user: str, session_id: uuid.UUID | str) -> SessionDeleted:
+        return await self.send(Calls.delete_session(user, session_id))
+
+    async def delete_message(self, user: str, session_id: uuid.UUID | str, message_id: int) -> MessageDeleted:
+        return await self.send(Calls.delete_message(user, session_id, message_id))
 
     async def context(
         self,

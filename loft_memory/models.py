@@ -502,6 +502,27 @@ class SessionMessagesPage(BaseModel):
     next_cursor: str | None = Field(description="pass as ?cursor= for the turns before these; null at the start")
 
 
+class SessionDeleted(BaseModel):
+    """One session's transcript forgotten: its turns and what was made only from them. What
+    the customer's memory learned from it (long-term memories, graph facts) stays."""
+
+    session_id: uuid.UUID
+    deleted: bool
+    messages: int = Field(description="the session's turns deleted")
+    passages: int = Field(description="passages of its long turns deleted")
+    summaries: int = Field(description="its conversation summary (0 or 1)")
+    jobs: int = Field(description="work queued about its turns or its summary, dropped")
+
+
+class MessageDeleted(BaseModel):
+    """One turn forgotten (e.g. a framework undoing its last one), returned as it was."""
+
+    message: SessionMessage = Field(description="the turn as it was before it was deleted")
+    passages: int = Field(description="passages of the turn deleted")
+    summaries: int = Field(description="the session's summary, deleted when it was written from this turn (0 or 1)")
+    jobs: int = Field(description="its ingestion, dropped if it was still queued (0 or 1)")
+
+
 class StatusResponse(BaseModel):
     """ok / degraded / down; the rest only for an admin key."""
 

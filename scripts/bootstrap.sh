@@ -9,7 +9,9 @@
 # depends on a cache existing. uv uses the machine's python3.11 and never downloads one.
 set -euo pipefail
 
-EXTRAS=(--extra test)   # only the test extra: other optional groups are installed on purpose
+# the test extra, and the chat frameworks the suite drives the adapters with
+# (loft_memory.integrations); other optional groups are installed on purpose
+EXTRAS=(--extra test --extra langchain --extra agents)
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 uv_requirements="$root/scripts/uv-requirements.txt"

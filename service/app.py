@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from fastapi import Depends, FastAPI, Request, Response
@@ -36,35 +37,40 @@ GUIDE_PREFLIGHT_HEADERS = {
 }
 
 
+# every error has one shape (the error boundary below); the schema says so for every route
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "no valid API key"},
+    403: {"model": ErrorResponse, "description": "the key's role or customer does not allow this"},
+    404: {"model": ErrorResponse, "description": "no such customer, session, memory or receipt"},
+    409: {
+        "model": ErrorResponse,
+        "description": "an erasure of this customer is pending, or a retried turn is in flight",
+    },
+    410: {
+        "model": ErrorResponse,
+        "description": "the request replays an id (a turn's Idempotency-Key or message_id, an import's "
+        "external_id, an order_id, a session_id) of a customer who was erased; nothing was stored",
+    },
+    413: {"model": ErrorResponse, "description": "the request body is over the limit"},
+    422: {"model": ErrorResponse, "description": "invalid input, with a readable reason"},
+    429: {
+        "model": ErrorResponse,
+        "description": "the key spent its budget (requests per minute, or streamed replies at once); "
+        "retry after Retry-After seconds",
+        "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
+    },
+    500: {"model": ErrorResponse, "description": "an internal error; the body quotes the request id"},
+    503: {"model": ErrorResponse, "description": "a store is unavailable; retry after Retry-After seconds"},
+    504: {
+        "model": ErrorResponse,
+        "description": "a PostgreSQL statement ran past its time limit; the request was not completed",
+    },
+}
+
+
 def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     """Build the app. With ``runtime`` given (tests, benchmarks) the caller owns it;
     otherwise the lifespan opens one from ``settings`` and closes it on shutdown."""
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from service.memory import Memory
-        from service.retrieval import Retriever
-
-        if runtime is not None:
-            app.state.runtime = runtime
-            app.state.retriever = Retriever(runtime)
-            app.state.memory = Memory(runtime, app.state.retriever)
-            async with agents.session_manager.run():
-                yield
-            return
-        app.state.runtime = await Runtime.open(settings)
-        app.state.retriever = Retriever(app.state.runtime)
-        app.state.memory = Memory(app.state.runtime, app.state.retriever)
-        listener = ErasureListener(app.state.runtime)
-        await listener.start()
-        await _warm_up(app.state.retriever)
-        try:
-            async with agents.session_manager.run():
-                yield
-        finally:
-            await listener.stop()
-            await app.state.retriever.flush_access()
-            await app.state.runtime.close()
 
     app = FastAPI(
         title="LOFT memory",
@@ -74,36 +80,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             "a knowledge graph of customers, products and preferences (Neo4j) and long-term "
             "memories (pgvector), merged into prompt-ready context."
         ),
-        lifespan=lifespan,
-        # every error has one shape (the error boundary below); say so in the schema
-        responses={
-            401: {"model": ErrorResponse, "description": "no valid API key"},
-            403: {"model": ErrorResponse, "description": "the key's role or customer does not allow this"},
-            404: {"model": ErrorResponse, "description": "no such customer, session, memory or receipt"},
-            409: {
-                "model": ErrorResponse,
-                "description": "an erasure of this customer is pending, or a retried turn is in flight",
-            },
-            410: {
-                "model": ErrorResponse,
-                "description": "the request replays an id (a turn's Idempotency-Key or message_id, an import's "
-                "external_id, an order_id, a session_id) of a customer who was erased; nothing was stored",
-            },
-            413: {"model": ErrorResponse, "description": "the request body is over the limit"},
-            422: {"model": ErrorResponse, "description": "invalid input, with a readable reason"},
-            429: {
-                "model": ErrorResponse,
-                "description": "the key spent its budget (requests per minute, or streamed replies at once); "
-                "retry after Retry-After seconds",
-                "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
-            },
-            500: {"model": ErrorResponse, "description": "an internal error; the body quotes the request id"},
-            503: {"model": ErrorResponse, "description": "a store is unavailable; retry after Retry-After seconds"},
-            504: {
-                "model": ErrorResponse,
-                "description": "a PostgreSQL statement ran past its time limit; the request was not completed",
-            },
-        },
+        lifespan=_lifespan(settings, runtime),
+        responses=ERROR_RESPONSES,
     )
 
     from service.routers import chat, erasure, memory, metrics, orders, sessions, status
@@ -116,7 +94,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     # agents: MCP over streamable HTTP at /mcp, the customer fixed by the key or X-Customer-Id
     from service.mcp_server import McpGate, build_server, http_transport
 
-    agents = build_server(lambda: app.state.memory)
+    agents = app.state.agents = build_server(lambda: app.state.memory)
     http_transport(agents, settings.host)
     # an ASGI app, which Starlette runs as one (its stubs only know request handlers)
     app.add_route("/mcp", McpGate(agents, app.state.keyring), include_in_schema=False)  # type: ignore[arg-type]
@@ -135,6 +113,22 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         return WhoAmI(
             key=principal.name, role=principal.role.value, customer=principal.customer, open=app.state.keyring.open
         )
+
+    _pages(app)
+    install_error_boundary(app)
+    app.add_middleware(
+        BodyLimit,
+        limit_for=lambda path: settings.max_import_bytes if path.endswith(IMPORT_PATHS) else settings.max_body_bytes,
+    )
+    app.add_middleware(KeyBudget)
+    if app.state.keyring.open:  # every route, /mcp included: one check
+        app.add_middleware(HostGuard, allowed=settings.allowed_hosts)
+    app.add_middleware(RequestId)  # outermost: every response, even a 413, carries the id
+    return app
+
+
+def _pages(app: FastAPI) -> None:
+    """The chat page, and the analysts' Neo4j Browser guide."""
 
     @app.get("/", include_in_schema=False)
     async def chat_page() -> FileResponse:
@@ -158,16 +152,39 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             headers["Access-Control-Allow-Private-Network"] = "true"
         return Response(status_code=204, headers=headers)
 
-    install_error_boundary(app)
-    app.add_middleware(
-        BodyLimit,
-        limit_for=lambda path: settings.max_import_bytes if path.endswith(IMPORT_PATHS) else settings.max_body_bytes,
-    )
-    app.add_middleware(KeyBudget)
-    if app.state.keyring.open:  # every route, /mcp included: one check
-        app.add_middleware(HostGuard, allowed=settings.allowed_hosts)
-    app.add_middleware(RequestId)  # outermost: every response, even a 413, carries the id
-    return app
+
+def _lifespan(settings: Settings, runtime: Runtime | None) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Open the process's runtime, retriever and core (or take the caller's ``runtime``, which
+    the caller then owns), listen for erasures elsewhere, warm up, and run the MCP transport's
+    session manager."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from service.memory import Memory
+        from service.retrieval import Retriever
+
+        if runtime is not None:
+            app.state.runtime = runtime
+            app.state.retriever = Retriever(runtime)
+            app.state.memory = Memory(runtime, app.state.retriever)
+            async with app.state.agents.session_manager.run():
+                yield
+            return
+        app.state.runtime = await Runtime.open(settings)
+        app.state.retriever = Retriever(app.state.runtime)
+        app.state.memory = Memory(app.state.runtime, app.state.retriever)
+        listener = ErasureListener(app.state.runtime)
+        await listener.start()
+        await _warm_up(app.state.retriever)
+        try:
+            async with app.state.agents.session_manager.run():
+                yield
+        finally:
+            await listener.stop()
+            await app.state.retriever.flush_access()
+            await app.state.runtime.close()
+
+    return lifespan
 
 
 async def _warm_up(retriever: Retriever) -> None:
@@ -199,6 +216,43 @@ CODES = {
 }
 
 
+def _reply(
+    request: Request, status: int, code: str, detail: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    rid = request_id_of(request.scope)
+    headers = dict(headers or {}) | ({"X-Request-ID": rid} if rid else {})
+    return JSONResponse(
+        {"error": code, "detail": detail, "request_id": rid or None}, status_code=status, headers=headers
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """A store that is away (503), a statement past its time limit (504), or a bug (500)."""
+    rid = request_id_of(request.scope)
+    if is_statement_timeout(exc):
+        log.warning("%s: a statement timed out (%s) rid=%s", loggable(request.scope), type(exc).__name__, rid)
+        return _reply(
+            request,
+            504,
+            "store_timeout",
+            "a PostgreSQL statement ran past its time limit and was cancelled; the request was not completed",
+        )
+    if is_outage(exc) or isinstance(exc, TimeoutError):  # a store away, or too slow to answer
+        store = "neo4j" if type(exc).__module__.startswith("neo4j") else "postgres"
+        log.warning("%s: %s unavailable (%s) rid=%s", loggable(request.scope), store, type(exc).__name__, rid)
+        return _reply(
+            request,
+            503,
+            "store_unavailable",
+            f"{'Neo4j' if store == 'neo4j' else 'PostgreSQL'} is unavailable; retry shortly",
+            {"Retry-After": RETRY_AFTER_S},
+        )
+    log.exception("%s failed rid=%s", loggable(request.scope), rid)
+    return _reply(
+        request, 500, "internal_error", f"an internal error occurred; quote request id {rid} when reporting it"
+    )
+
+
 def install_error_boundary(app: FastAPI) -> None:
     """One shape for every error: ``{error, detail, request_id}`` with the right status.
     A store that is away is 503 with ``Retry-After``; a PostgreSQL statement that ran past
@@ -207,15 +261,6 @@ def install_error_boundary(app: FastAPI) -> None:
     anything unexpected is a 500 whose body carries only the request id (the exception is
     logged with it, never sent)."""
 
-    def reply(
-        request: Request, status: int, code: str, detail: str, headers: Mapping[str, str] | None = None
-    ) -> JSONResponse:
-        rid = request_id_of(request.scope)
-        headers = dict(headers or {}) | ({"X-Request-ID": rid} if rid else {})
-        return JSONResponse(
-            {"error": code, "detail": detail, "request_id": rid or None}, status_code=status, headers=headers
-        )
-
     @app.exception_handler(LoftError)
     async def loft_error(request: Request, exc: LoftError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
@@ -223,7 +268,7 @@ def install_error_boundary(app: FastAPI) -> None:
             headers = {"Retry-After": RETRY_AFTER_S}
         if isinstance(exc, TooManyRequests):
             headers = {"Retry-After": str(exc.retry_after)}
-        return reply(request, exc.status_code, exc.code, exc.detail, headers)
+        return _reply(request, exc.status_code, exc.code, exc.detail, headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -231,36 +276,11 @@ def install_error_boundary(app: FastAPI) -> None:
         for err in exc.errors():
             where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header"))
             problems.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
-        return reply(request, 422, "validation_error", "; ".join(problems))
+        return _reply(request, 422, "validation_error", "; ".join(problems))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return reply(request, exc.status_code, CODES.get(exc.status_code, "error"), str(exc.detail), exc.headers)
-
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        rid = request_id_of(request.scope)
-        if is_statement_timeout(exc):
-            log.warning("%s: a statement timed out (%s) rid=%s", loggable(request.scope), type(exc).__name__, rid)
-            return reply(
-                request,
-                504,
-                "store_timeout",
-                "a PostgreSQL statement ran past its time limit and was cancelled; the request was not completed",
-            )
-        if is_outage(exc) or isinstance(exc, TimeoutError):  # a store away, or too slow to answer
-            store = "neo4j" if type(exc).__module__.startswith("neo4j") else "postgres"
-            log.warning("%s: %s unavailable (%s) rid=%s", loggable(request.scope), store, type(exc).__name__, rid)
-            return reply(
-                request,
-                503,
-                "store_unavailable",
-                f"{'Neo4j' if store == 'neo4j' else 'PostgreSQL'} is unavailable; retry shortly",
-                {"Retry-After": RETRY_AFTER_S},
-            )
-        log.exception("%s failed rid=%s", loggable(request.scope), rid)
-        return reply(
-            request, 500, "internal_error", f"an internal error occurred; quote request id {rid} when reporting it"
-        )
+        return _reply(request, exc.status_code, CODES.get(exc.status_code, "error"), str(exc.detail), exc.headers)
 
     # A handler for ``Exception`` runs in Starlette's outermost middleware, which re-raises
     # after replying, and uvicorn then closes the connection: a client that reuses it for the
@@ -273,8 +293,8 @@ def install_error_boundary(app: FastAPI) -> None:
         TimeoutError,
         asyncpg.QueryCanceledError,
     ):
-        app.add_exception_handler(outage, unexpected)
-    app.add_exception_handler(Exception, unexpected)
+        app.add_exception_handler(outage, _unexpected)
+    app.add_exception_handler(Exception, _unexpected)
 
 
 def app_from_env() -> FastAPI:

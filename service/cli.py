@@ -392,10 +392,8 @@ def erasures(
     limit: int = typer.Option(20, min=1, max=1000),
 ) -> None:
     """List recent erasure receipts, newest first."""
-    from service import erasure
-
     _logging()
-    found = _with_runtime(lambda rt: erasure.receipts(rt, user=user, limit=limit))
+    found = _with_core(lambda core: core.receipts(user=user, limit=limit))
     if not found:
         typer.echo("no erasure receipts")
     for r in found:

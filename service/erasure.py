@@ -35,7 +35,9 @@ table says nothing about whom it erased. The identifier itself remains only in t
 ``erase_user`` job rows while an erasure is pending; they go when it completes.
 
 :func:`forget_memory` is the small sibling: one long-term memory, and the preference it
-states in the graph, forgotten on the customer's request.
+states in the graph, forgotten on the customer's request. :func:`forget_session` and
+:func:`forget_turn` forget a transcript (a session, or one turn of it) and what was made
+only from it, and keep what the customer's memory learned from it.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ from service.errors import InvalidInput
 from service.outages import is_outage
 from service.tombstones import subject_hash
 from vectors import memories as ltm
+from vectors import passages
+from vectors import summaries as session_summaries
 from vectors.pg import Conn
 
 if TYPE_CHECKING:
@@ -605,3 +609,74 @@ async def forget_memory(rt: Runtime, user: str, memory_id: uuid.UUID) -> MemoryF
                 if rt.settings.graph_snapshots:
                     await graph_snapshots.refresh(conn, rt.graph, versions)
     return MemoryForgotten(memory_id, deleted.events_scrubbed, closed)
+
+
+# -- forgetting a session, or one turn of it ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SessionForgotten:
+    messages: int  # the session's turns
+    passages: int  # the passages of its long turns
+    summaries: int  # its conversation summary
+    jobs: int  # work queued about it (ingestion, the summary)
+
+
+@dataclass(frozen=True)
+class TurnForgotten:
+    message: dict[str, Any]  # the turn as it was (what a client popping it gets back)
+    passages: int
+    summaries: int  # the session's summary, when it was written from this turn
+    jobs: int  # its ingestion, if still queued
+
+
+async def forget_session(rt: Runtime, user: str, session_id: uuid.UUID) -> SessionForgotten | None:
+    """Delete one session's transcript; None if the customer has no such session.
+
+    What goes, in one PostgreSQL transaction: the session, its turns, their passages, their
+    share of the customer's term statistics, the session's summary, and the jobs queued
+    about them. What stays: what the customer's memory learned from the session before
+    (long-term memories and graph facts; their provenance may name turns that are gone);
+    turns still waiting for the worker are never learned from. No tombstone: the session's
+    id may be used again, and starts empty.
+
+    It runs inside the fences the erasure and the worker use: the customer's shared lock
+    (an erasure waits) and their row as the worker locks it (:func:`service.users.lock_live`),
+    so a worker batch either committed before (its memories stay) or finds the turns gone
+    and writes nothing; a turn being added to the session meanwhile finds it gone (404)."""
+    async with rt.pool.acquire() as conn, conn.transaction():
+        await users.lock_shared(conn, user)
+        if not await users.lock_live(conn, [user]):
+            return None
+        ids = await history.lock_session(conn, user, session_id)
+        if ids is None:
+            return None
+        counted = await passages.delete_for_messages(conn, user, ids)
+        summarised = await session_summaries.delete_for_session(conn, user, session_id)
+        deleted = await history.delete_messages(conn, user, ids)
+        await history.delete_session(conn, user, session_id)
+        keys = [history.ingest_key(i) for i in ids] + [history.summary_key(session_id)]
+        jobs = await queue.delete_keys(conn, user, keys)
+    return SessionForgotten(deleted, counted, summarised, jobs)
+
+
+async def forget_turn(rt: Runtime, user: str, session_id: uuid.UUID, message_id: int) -> TurnForgotten | None:
+    """Delete one turn of a session (a chat framework undoing its last one); None if there is
+    no such turn. As :func:`forget_session`, for one turn: its passages, its share of the term
+    statistics and its queued ingestion go; the session's summary goes if it was written from
+    this turn, and is written again (without it) once the session is quiet."""
+    async with rt.pool.acquire() as conn, conn.transaction():
+        await users.lock_shared(conn, user)
+        if not await users.lock_live(conn, [user]):
+            return None
+        message = await history.lock_message(conn, user, session_id, message_id)
+        if message is None:
+            return None
+        counted = await passages.delete_for_messages(conn, user, [message_id])
+        summarised = await session_summaries.delete_for_session(conn, user, session_id, citing=[message_id])
+        await history.delete_messages(conn, user, [message_id])
+        jobs = await queue.delete_keys(conn, user, [history.ingest_key(message_id)])
+        newest = await history.newest_turn_at(conn, user, session_id)
+        if newest is not None:  # a summary drafted with this turn meanwhile is written again
+            await history.arm_summary(conn, user, session_id, newest, rt.settings.summary_idle_s)
+    return TurnForgotten(message, counted, summarised, jobs)

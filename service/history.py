@@ -136,6 +136,40 @@ LATEST_SESSION = """
 SELECT id FROM sessions WHERE user_identifier = $1 ORDER BY last_message_at DESC LIMIT 1
 """
 
+# -- forgetting a session or one of its turns (service.erasure runs these under its fence) --
+
+LOCK_SESSION = "SELECT 1 FROM sessions WHERE id = $1 AND user_identifier = $2 FOR UPDATE"
+SESSION_MESSAGE_IDS = "SELECT id FROM messages WHERE session_id = $1 AND user_identifier = $2"
+LOCK_MESSAGE = """
+SELECT id, role, speaker, content, external_id, created_at FROM messages
+WHERE id = $1 AND session_id = $2 AND user_identifier = $3 FOR UPDATE
+"""
+# the turns' share of the customer's BM25 document frequencies (counted once per turn, when
+# it was first embedded): a lexeme only they contained goes, the others count them no more
+UNCOUNT_TERMS = """
+WITH gone AS (
+  SELECT t.lexeme, count(*) AS n
+  FROM messages m, unnest(m.tsv) AS t(lexeme, positions, weights)
+  WHERE m.id = ANY($2::bigint[]) AND m.user_identifier = $1 AND m.embedding IS NOT NULL
+  GROUP BY 1
+),
+dropped AS (
+  DELETE FROM user_terms u USING gone
+  WHERE u.user_identifier = $1 AND u.lexeme = gone.lexeme AND u.ndoc <= gone.n
+  RETURNING 1
+)
+UPDATE user_terms u SET ndoc = u.ndoc - gone.n FROM gone
+WHERE u.user_identifier = $1 AND u.lexeme = gone.lexeme AND u.ndoc > gone.n
+"""
+DELETE_MESSAGES = """
+WITH d AS (DELETE FROM messages WHERE id = ANY($1::bigint[]) AND user_identifier = $2 RETURNING 1)
+SELECT count(*) FROM d
+"""
+DELETE_SESSION = "DELETE FROM sessions WHERE id = $1 AND user_identifier = $2"
+# after a turn went: the session's newest remaining turn (None when it has none)
+NEWEST_TURN_AT = "SELECT max(created_at) FROM messages WHERE session_id = $1 AND user_identifier = $2"
+RESET_LAST_MESSAGE_AT = "UPDATE sessions SET last_message_at = $2 WHERE id = $1"
+
 
 @dataclass(frozen=True)
 class NewMessage:
@@ -278,6 +312,11 @@ def ingest_key(message_id: int) -> str:
     return f"ingest:{message_id}"
 
 
+def summary_key(session_id: uuid.UUID) -> str:
+    """The queue's key of a session's summary job."""
+    return f"summary:{session_id}"
+
+
 async def arm_summary(
     conn: Conn, user_identifier: str, session_id: uuid.UUID, latest: datetime, summary_idle_s: float
 ) -> None:
@@ -290,7 +329,7 @@ async def arm_summary(
         conn,
         "summarize_session",
         user_identifier,
-        f"summary:{session_id}",
+        summary_key(session_id),
         {"session_id": str(session_id)},
         run_after=run_after,
         debounce=True,
@@ -475,3 +514,43 @@ async def recent_turns(conn: Conn, user_identifier: str, session_id: uuid.UUID, 
 
 def _counts(row: asyncpg.Record | None) -> dict[str, int]:
     return {k: int(v) for k, v in (row or {}).items()}
+
+
+async def lock_session(conn: Conn, user_identifier: str, session_id: uuid.UUID) -> list[int] | None:
+    """Lock the customer's session for deletion (a turn being added to it waits, then finds
+    it gone) and return its turns' ids; None when it is not theirs."""
+    if await conn.fetchval(LOCK_SESSION, session_id, user_identifier) is None:
+        return None
+    return [r["id"] for r in await conn.fetch(SESSION_MESSAGE_IDS, session_id, user_identifier)]
+
+
+async def lock_message(
+    conn: Conn, user_identifier: str, session_id: uuid.UUID, message_id: int
+) -> dict[str, Any] | None:
+    """Lock one turn of the customer's session for deletion; None when there is no such turn."""
+    row = await conn.fetchrow(LOCK_MESSAGE, message_id, session_id, user_identifier)
+    return None if row is None else _message(row)
+
+
+async def delete_messages(conn: Conn, user_identifier: str, message_ids: list[int]) -> int:
+    """Delete turns (locked by :func:`lock_session` or :func:`lock_message`) and their share
+    of the customer's term statistics; returns how many went. Their passages go with them
+    (``ON DELETE CASCADE``; :mod:`vectors.passages` counts them first)."""
+    if not message_ids:
+        return 0
+    await conn.execute(UNCOUNT_TERMS, user_identifier, message_ids)
+    return int(await conn.fetchval(DELETE_MESSAGES, message_ids, user_identifier))
+
+
+async def delete_session(conn: Conn, user_identifier: str, session_id: uuid.UUID) -> None:
+    """Delete the (emptied) session row; its summary goes with it (``ON DELETE CASCADE``)."""
+    await conn.execute(DELETE_SESSION, session_id, user_identifier)
+
+
+async def newest_turn_at(conn: Conn, user_identifier: str, session_id: uuid.UUID) -> datetime | None:
+    """When the session's newest turn was said, after a turn was deleted (moves the session's
+    ``last_message_at`` back to it); None when the session has no turns left."""
+    at: datetime | None = await conn.fetchval(NEWEST_TURN_AT, session_id, user_identifier)
+    if at is not None:
+        await conn.execute(RESET_LAST_MESSAGE_AT, session_id, at)
+    return at

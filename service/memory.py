@@ -24,12 +24,19 @@ from loft_memory.models import (
     CustomerGraph,
     CustomerSummary,
     EntitySearchResponse,
+    ImportRequest,
+    ImportResponse,
     LongTermMemory,
     MemoryAdded,
     MemoryDeleted,
     MemoryEvent,
     MemoryHistory,
     MemoryPage,
+    MessageDeleted,
+    SessionDeleted,
+    SessionMessage,
+    SessionMessagesPage,
+    SessionPage,
 )
 from service import erasure, facts, graph_view, history, recommendations, turns, users
 from service.errors import InvalidInput, NotFound, StoreUnavailable
@@ -77,6 +84,92 @@ class Memory:
                 tombstone_key=self.rt.erasure_key,
             )
         return MemoryAdded(session_id=session_id, message_id=stored.id, queued=stored.created)
+
+    async def import_messages(self, user: str, body: ImportRequest) -> ImportResponse:
+        """Store a back-fill of messages with their own times, roles and speakers, in the
+        order given, on the bulk lane (it never holds up live conversations); messages whose
+        ``external_id`` is stored already are duplicates, and an erased customer's are refused
+        (410)."""
+        first_at = min((m.created_at for m in body.messages if m.created_at), default=datetime.now(UTC))
+        new = [
+            history.NewMessage(m.role, m.content, m.created_at, m.speaker, m.external_id, m.metadata)
+            for m in body.messages
+        ]
+        async with self.rt.pool.acquire() as conn, conn.transaction():
+            if body.session_id is None:
+                session_id = await history.ensure_session(conn, user, None, at=first_at, channel=body.channel)
+            else:
+                session_id = body.session_id
+                await history.create_session(
+                    conn, user, session_id, at=first_at, channel=body.channel, tombstone_key=self.rt.erasure_key
+                )
+            stored = await history.add_messages(
+                conn,
+                user,
+                session_id,
+                new,
+                summary_idle_s=self.rt.settings.summary_idle_s,
+                lane="bulk",
+                tombstone_key=self.rt.erasure_key,
+                max_speakers=self.rt.settings.max_speakers,
+            )
+        created = sum(s.created for s in stored)
+        return ImportResponse(
+            session_id=session_id, message_ids=[s.id for s in stored], created=created, duplicates=len(stored) - created
+        )
+
+    async def sessions(self, user: str, *, limit: int = 20, cursor: str | None = None) -> SessionPage:
+        """The customer's sessions, newest first, each with its newest turns (bounded)."""
+        found, next_cursor = await history.list_sessions(
+            self.rt.pool,
+            user,
+            limit=limit,
+            cursor=cursor,
+            key=self.rt.erasure_key,
+            per_session=self.rt.settings.session_list_messages,
+        )
+        return SessionPage.model_validate({"user_identifier": user, "sessions": found, "next_cursor": next_cursor})
+
+    async def session_messages(
+        self, user: str, session_id: uuid.UUID, *, limit: int = 50, cursor: str | None = None
+    ) -> SessionMessagesPage:
+        """One session's turns before ``cursor`` (its newest without one), in order."""
+        messages, older = await history.session_page(
+            self.rt.pool, user, session_id, limit=limit, cursor=cursor, key=self.rt.erasure_key
+        )
+        return SessionMessagesPage(
+            user_identifier=user,
+            session_id=session_id,
+            messages=[SessionMessage(**m) for m in messages],
+            next_cursor=older,
+        )
+
+    async def forget_session(self, user: str, session_id: uuid.UUID) -> SessionDeleted:
+        """Delete a session's transcript and what was made only from it (the memories and
+        graph facts learned from it stay: see ``erasure.forget_session``)."""
+        forgotten = await erasure.forget_session(self.rt, user, session_id)
+        if forgotten is None:  # also another customer's session: the same answer, nothing revealed
+            raise NotFound(f"session {session_id} does not exist")
+        return SessionDeleted(
+            session_id=session_id,
+            deleted=True,
+            messages=forgotten.messages,
+            passages=forgotten.passages,
+            summaries=forgotten.summaries,
+            jobs=forgotten.jobs,
+        )
+
+    async def forget_turn(self, user: str, session_id: uuid.UUID, message_id: int) -> MessageDeleted:
+        """Delete one turn of a session, returned as it was."""
+        forgotten = await erasure.forget_turn(self.rt, user, session_id, message_id)
+        if forgotten is None:
+            raise NotFound(f"no message {message_id} in session {session_id}")
+        return MessageDeleted(
+            message=SessionMessage(**forgotten.message),
+            passages=forgotten.passages,
+            summaries=forgotten.summaries,
+            jobs=forgotten.jobs,
+        )
 
     # -- what the service knows about a customer -----------------------------------------------
 
@@ -221,6 +314,16 @@ class Memory:
     async def erase(self, user: str) -> erasure.Receipt:
         """Forget a customer in every store, cache and queue (see :mod:`service.erasure`)."""
         return await erasure.erase(self.rt, user, graph_timeout_s=ERASE_GRAPH_TIMEOUT_S)
+
+    async def receipt(self, receipt_id: uuid.UUID) -> erasure.Receipt:
+        found = await erasure.get_receipt(self.rt.pool, receipt_id)
+        if found is None:
+            raise NotFound(f"no erasure receipt {receipt_id}")
+        return found
+
+    async def receipts(self, *, user: str | None = None, limit: int = 20) -> list[erasure.Receipt]:
+        """Recent erasure receipts, newest first (of one customer: matched by the keyed hash)."""
+        return await erasure.receipts(self.rt, user=user, limit=limit)
 
 
 def _json(value: object) -> dict[str, Any]:

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any
+
+import asyncpg
 
 from graph import reads as graph_reads
 from graph.schema import POLARITY_OF
@@ -49,16 +52,7 @@ async def customer_profile(
     preferences = list(graph.get("preferences") or [])
     graph_error = known.error
     if details and known.error is None:
-        try:
-            extra = await asyncio.wait_for(
-                graph_reads.neighbourhood(rt.graph, user, include_closed=include_history), DETAILS_TIMEOUT_S
-            )
-            preferences += _closed(extra or {}, preferences) if include_history else []
-            _relate(entities, extra or {}, {e.get("name") for e in known.entities})
-        except Exception as exc:  # the versioned facts stand; the tier is reported missing
-            if not facts.unreachable(exc):
-                log.error("graph read failed for a summary (%s)", type(exc).__name__)
-            graph_error = facts.describe(exc)
+        graph_error = await _details(rt, user, known, entities, preferences, include_history=include_history)
     topics: list[str] = [i["name"] for i in graph.get("interests") or []]
     for r in recent:
         topics.extend(rt.catalog.match_categories(r["content"]))
@@ -68,54 +62,43 @@ async def customer_profile(
         "name": known.name or row["display_name"],
         "customer_since": row["created_at"],
         "preferences": [
-            {
-                k: p.get(k)
-                for k in (
-                    "rel",
-                    "attribute",
-                    "value",
-                    "strength",
-                    "confidence",
-                    "mentions",
-                    "valid_from",
-                    "valid_to",
-                    "source_message_ids",
-                )
-            }
-            | {"polarity": POLARITY_OF[p["rel"]]}
-            for p in sorted(preferences, key=lambda p: (-(p.get("strength") or 0), str(p["value"])))
+            _preference(p) for p in sorted(preferences, key=lambda p: (-(p.get("strength") or 0), str(p["value"])))
         ],
         "purchases": graph.get("purchases") or [],
         "interests": graph.get("interests") or [],
         "entities": entities,
         "recent_topics": topics,
-        "memories": [
-            {
-                "id": str(m["id"]),
-                "kind": m["kind"],
-                "content": m["content"],
-                "importance": m["importance"],
-                "created_at": m["created_at"],
-                "valid_from": m["valid_from"],
-                "valid_to": m["valid_to"],
-                "superseded_by": str(m["superseded_by"]) if m["superseded_by"] else None,
-                "source_message_ids": list(m["source_message_ids"]),
-            }
-            for m in memories
-        ],
-        "summaries": [
-            {
-                "session_id": str(s["session_id"]),
-                "summary": s["summary"],
-                "key_entities": list(s["key_entities"]),
-                "last_message_at": s["last_message_at"],
-            }
-            for s in summaries
-        ],
+        "memories": [_memory(m) for m in memories],
+        "summaries": [_summary(x) for x in summaries],
         "stats": counts,
         "tiers": {"postgres": True, "neo4j": graph_error is None},
         "errors": {"neo4j": graph_error} if graph_error else {},
     }
+
+
+async def _details(
+    rt: Runtime,
+    user: str,
+    known: Known,
+    entities: list[dict[str, Any]],
+    preferences: list[dict[str, Any]],
+    *,
+    include_history: bool,
+) -> str | None:
+    """Add what only Neo4j holds to the versioned facts (in place): the entities'
+    relationships and (``include_history``) closed preferences. Returns why the graph tier
+    could not answer, if it could not."""
+    try:
+        extra = await asyncio.wait_for(
+            graph_reads.neighbourhood(rt.graph, user, include_closed=include_history), DETAILS_TIMEOUT_S
+        )
+    except Exception as exc:  # the versioned facts stand; the tier is reported missing
+        if not facts.unreachable(exc):
+            log.error("graph read failed for a summary (%s)", type(exc).__name__)
+        return facts.describe(exc)
+    preferences += _closed(extra or {}, preferences) if include_history else []
+    _relate(entities, extra or {}, {e.get("name") for e in known.entities})
+    return None
 
 
 def _closed(extra: dict[str, Any], current: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -137,3 +120,43 @@ def _relate(entities: list[dict[str, Any]], extra: dict[str, Any], names: set[An
         found = read.get(e.get("key"), {})
         e["first_seen"] = found.get("first_seen")
         e["related"] = [r for r in found.get("related") or [] if r.get("other") in names]
+
+
+PREFERENCE_KEYS = (
+    "rel",
+    "attribute",
+    "value",
+    "strength",
+    "confidence",
+    "mentions",
+    "valid_from",
+    "valid_to",
+    "source_message_ids",
+)
+
+
+def _preference(p: dict[str, Any]) -> dict[str, Any]:
+    return {k: p.get(k) for k in PREFERENCE_KEYS} | {"polarity": POLARITY_OF[p["rel"]]}
+
+
+def _memory(m: Mapping[str, Any] | asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": str(m["id"]),
+        "kind": m["kind"],
+        "content": m["content"],
+        "importance": m["importance"],
+        "created_at": m["created_at"],
+        "valid_from": m["valid_from"],
+        "valid_to": m["valid_to"],
+        "superseded_by": str(m["superseded_by"]) if m["superseded_by"] else None,
+        "source_message_ids": list(m["source_message_ids"]),
+    }
+
+
+def _summary(x: Mapping[str, Any] | asyncpg.Record) -> dict[str, Any]:
+    return {
+        "session_id": str(x["session_id"]),
+        "summary": x["summary"],
+        "key_entities": list(x["key_entities"]),
+        "last_message_at": x["last_message_at"],
+    }

@@ -307,6 +307,12 @@ SELECT count(*) AS n, coalesce(array_agg(id), '{}') AS ids FROM d
 COUNT_FOR_USER = "SELECT count(*) FROM jobs WHERE user_identifier = $1 AND kind <> 'erase_user'"
 COUNT_BY_ID = "SELECT count(*) FROM jobs WHERE id = ANY($1::bigint[])"
 DELETE_BY_KEY = "DELETE FROM jobs WHERE dedupe_key = $1"
+# the work queued about a customer's turns or session that is deleted (running jobs too: their
+# worker finds the rows gone inside its fence, and its later updates of the job match nothing)
+DELETE_KEYS = """
+WITH d AS (DELETE FROM jobs WHERE dedupe_key = ANY($2::text[]) AND user_identifier = $1 RETURNING 1)
+SELECT count(*) FROM d
+"""
 
 
 @dataclass(frozen=True)
@@ -522,6 +528,13 @@ async def left_for_user(conn: Conn, user_identifier: str, job_ids: list[int]) ->
 
 async def delete_by_key(conn: Executor, dedupe_key: str) -> None:
     await conn.execute(DELETE_BY_KEY, dedupe_key)
+
+
+async def delete_keys(conn: Conn, user_identifier: str, dedupe_keys: list[str]) -> int:
+    """Drop the customer's jobs with these keys, whatever their state; how many went."""
+    if not dedupe_keys:
+        return 0
+    return int(await conn.fetchval(DELETE_KEYS, user_identifier, dedupe_keys))
 
 
 def _counts(row: asyncpg.Record | None) -> dict[str, int]:

@@ -51,10 +51,18 @@ class Turn:
     context: Context | None = None
     turns: list[dict[str, str]] | None = None
     said: Extraction | None = None
+    _shown: dict[str, Any] | None = None  # the context as the answer shows it (built once)
 
     @property
     def llm(self) -> bool:
         return self.rt.llm is not None
+
+    def shown(self) -> dict[str, Any]:
+        """The context as JSON (the prompt reads it, the answer carries it)."""
+        assert self.context is not None
+        if self._shown is None:
+            self._shown = self.context.as_dict()
+        return self._shown
 
     async def answer(self) -> ChatResponse:
         if self.replayed is not None:
@@ -86,13 +94,13 @@ class Turn:
             message_id=self.message_id,
             reply=text,
             reply_message_id=answer.id,
-            context=self.context.as_dict(),
+            context=self.shown(),
             llm=self.llm,
         )
 
     def _reply_args(self) -> tuple[str, str, dict[str, Any], list[dict[str, str]]]:
         assert self.context is not None
-        return self.request.user, self.request.message, self.context.as_dict(), self.turns or []
+        return self.request.user, self.request.message, self.shown(), self.turns or []
 
 
 async def start(rt: Runtime, retr: Retriever, req: TurnRequest) -> Turn:

@@ -26,6 +26,7 @@ SHARED_LOCKS = "SELECT pg_advisory_xact_lock_shared($1, hashtext(u)) FROM unnest
 EXCLUSIVE_LOCK = "SELECT pg_advisory_xact_lock($1, hashtext($2))"
 
 ENSURE = "INSERT INTO users (user_identifier) VALUES ($1) ON CONFLICT DO NOTHING"
+EXISTS = "SELECT 1 FROM users WHERE user_identifier = $1"
 GET = "SELECT user_identifier, display_name, created_at, graph_version FROM users WHERE user_identifier = $1"
 LOCK_LIVE = """
 SELECT user_identifier FROM users WHERE user_identifier = ANY($1::text[])
@@ -69,7 +70,11 @@ async def ensure(conn: Conn, user: str) -> None:
     """Create the customer if new (call inside the transaction that stores their data)."""
     await lock_shared(conn, user)
     await refuse_while_erasing(conn, user)
-    await conn.execute(ENSURE, user)
+    # a customer who exists is not inserted again: the INSERT's uniqueness check waits for
+    # any transaction that is updating their row (the worker filing their facts), and a
+    # chat turn must not wait for the worker
+    if await conn.fetchval(EXISTS, user) is None:
+        await conn.execute(ENSURE, user)
 
 
 async def lock_for_erasure(conn: Conn, user: str) -> bool:

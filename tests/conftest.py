@@ -318,3 +318,16 @@ def paused(service: Service):
         yield
     finally:
         service.worker.send_signal(signal.SIGCONT)
+
+
+def learned_context(loft, user: str, query: str, *, says: str, budget: int = 1000, timeout: float = 30.0):
+    """The customer's context once it says ``says``: after an import, what the worker put in
+    the graph reaches the context when a first read has written the customer's snapshot back."""
+    deadline = time.monotonic() + timeout
+    while True:
+        context = loft.context(user, query, budget=budget)
+        if says in context.text:
+            return context
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the context never said {says!r}:\n{context.text}")
+        time.sleep(0.2)

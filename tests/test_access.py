@@ -31,6 +31,8 @@ POLICY = {
     ("POST", "/v1/sessions/{user_identifier}/messages"): "customer",
     ("GET", "/v1/sessions/{user_identifier}"): "customer",
     ("GET", "/v1/sessions/{user_identifier}/{session_id}/messages"): "customer",
+    ("DELETE", "/v1/sessions/{user_identifier}/{session_id}"): "customer",
+    ("DELETE", "/v1/sessions/{user_identifier}/{session_id}/messages/{message_id}"): "customer",
     ("GET", "/memory/context/{user_identifier}"): "customer",
     ("GET", "/memory/user/{user_identifier}/summary"): "customer",
     ("GET", "/memory/user/{user_identifier}/graph"): "customer",
@@ -107,15 +109,34 @@ def _memory_of(stack, user: str) -> str:
     return str(row["id"])
 
 
+def _turn_of(stack, user: str) -> tuple[str, str]:
+    """A throwaway session of ``user`` with one turn (for the routes that delete one)."""
+    session = uuid.uuid4()
+    stack.sql(
+        "INSERT INTO sessions (id, user_identifier, started_at, last_message_at) VALUES ($1, $2, now(), now())",
+        session,
+        user,
+    )
+    (row,) = stack.sql(
+        "INSERT INTO messages (session_id, user_identifier, role, content) VALUES ($1, $2, 'user', 'a turn to delete') "
+        "RETURNING id",
+        session,
+        user,
+    )
+    return str(session), str(row["id"])
+
+
 def _request(method: str, path: str, about: str, world: dict, fresh: str, stack) -> tuple[str, dict]:
     """A valid request for the route, about customer ``about``."""
     target = fresh if (method, path) == ("DELETE", "/memory/user/{user_identifier}") else about
     memory = _memory_of(stack, about) if method == "DELETE" and "memory_id" in path else world["memories"][0]
+    session, message = _turn_of(stack, about) if method == "DELETE" and "session_id" in path else (world["session"], "")
     url = (
         path.replace("{user_identifier}", target)
         .replace("{memory_id}", memory)
         .replace("{receipt_id}", world["receipt"])
-        .replace("{session_id}", world["session"])
+        .replace("{session_id}", session)
+        .replace("{message_id}", message)
     )
     kwargs: dict = {}
     if path == "/v1/chat":

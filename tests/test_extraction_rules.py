@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -304,10 +303,10 @@ NOTHING = Extraction()
     ],
 )
 def test_hostile_or_huge_input_returns_without_raising(extractor, text, expected):
-    start = time.perf_counter()
+    """What hostile text reads as (its cost is bounded by tests/test_regex_linear.py, which
+    counts work rather than timing it)."""
     result = extractor.extract(text, at=THURSDAY)
     assert isinstance(result, Extraction)
-    assert time.perf_counter() - start < 2.0
     if isinstance(expected, Extraction):
         assert result == expected
     else:

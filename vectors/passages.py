@@ -43,6 +43,10 @@ VALUES ($1, $2, $3, $4, $5, $6, to_tsvector('english', $7))
 ON CONFLICT (message_id, ordinal) DO NOTHING
 """
 COUNT_FOR_USER = "SELECT count(*) FROM message_passages WHERE user_identifier = $1"
+DELETE_FOR_MESSAGES = """
+WITH d AS (DELETE FROM message_passages WHERE message_id = ANY($1::bigint[]) AND user_identifier = $2 RETURNING 1)
+SELECT count(*) FROM d
+"""
 OF_MESSAGE = """
 SELECT ordinal, start_char, end_char FROM message_passages WHERE message_id = $1 AND user_identifier = $2
 ORDER BY ordinal
@@ -151,3 +155,10 @@ async def of_message(conn: Conn, user: str, message_id: int) -> list[Passage]:
     return [
         Passage(r["ordinal"], r["start_char"], r["end_char"]) for r in await conn.fetch(OF_MESSAGE, message_id, user)
     ]
+
+
+async def delete_for_messages(conn: Conn, user: str, message_ids: list[int]) -> int:
+    """Delete the passages of turns about to be deleted (they would go with them; this counts them)."""
+    if not message_ids:
+        return 0
+    return int(await conn.fetchval(DELETE_FOR_MESSAGES, message_ids, user))

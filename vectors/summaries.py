@@ -29,6 +29,15 @@ RECENT_FOR_USER = """
 SELECT session_id, summary, key_entities, last_message_at FROM conversation_summaries
 WHERE user_identifier = $1 ORDER BY last_message_at DESC LIMIT $2
 """
+# a session's summary, or only if it was written from (and so may quote) one of these turns
+DELETE_FOR_SESSION = """
+WITH d AS (
+  DELETE FROM conversation_summaries
+  WHERE session_id = $1 AND user_identifier = $2 AND ($3::bigint[] IS NULL OR source_message_ids && $3::bigint[])
+  RETURNING 1
+)
+SELECT count(*) FROM d
+"""
 COUNT_FOR_USER = "SELECT count(*) FROM conversation_summaries WHERE user_identifier = $1"
 COUNT = "SELECT count(*) FROM conversation_summaries"
 
@@ -73,3 +82,9 @@ async def count_for_user(conn: Executor, user: str) -> int:
 
 async def count(conn: Executor) -> int:
     return int(await conn.fetchval(COUNT))
+
+
+async def delete_for_session(conn: Conn, user: str, session_id: uuid.UUID, *, citing: list[int] | None = None) -> int:
+    """Delete a session's summary; with ``citing``, only if it was written from one of those
+    turns. Returns how many went (0 or 1)."""
+    return int(await conn.fetchval(DELETE_FOR_SESSION, session_id, user, citing))

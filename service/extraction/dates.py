@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right, insort
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -270,148 +271,188 @@ def _pick_year(at: datetime, month: int, day: int | None, tense: str | None) -> 
     return at.year
 
 
-def _resolve(m: re.Match[str], kind: str, at: datetime, tense: str | None) -> tuple[datetime, str, str] | None:
+Resolved = tuple[datetime, str, str]  # (value, precision, phrase)
+Resolver = Callable[[re.Match[str], datetime, str | None], Resolved | None]
+
+
+def _resolve(m: re.Match[str], kind: str, at: datetime, tense: str | None) -> Resolved | None:
     """(value, precision, phrase) for one regex match of ``kind``, or None."""
+    resolver = _RESOLVERS.get(kind)
+    return resolver(m, at, tense) if resolver is not None else None
+
+
+def _iso(m: re.Match[str], at: datetime, tense: str | None) -> Resolved | None:
+    prep, y, mo, d = m.groups()
+    v = _day(at, int(y), int(mo), int(d))
+    return (v, "day", _with_prep(prep, format_day(v), "on")) if v else None
+
+
+def _day_month(m: re.Match[str], at: datetime, tense: str | None) -> Resolved | None:
+    prep, d, mon, y = m.groups()
+    return _calendar_day(at, tense, prep, mon, d, y)
+
+
+def _month_day(m: re.Match[str], at: datetime, tense: str | None) -> Resolved | None:
+    prep, mon, d, y = m.groups()
+    return _calendar_day(at, tense, prep, mon, d, y)
+
+
+def _calendar_day(at: datetime, tense: str | None, prep: str, mon: str, d: str, y: str | None) -> Resolved | None:
+    if mon.lower() == "may" and not mon[0].isupper():
+        return None  # "you may 2 ..." is the verb
+    mo = MONTHS[mon.lower()]
+    year = int(y) if y else _pick_year(at, mo, int(d), tense)
+    v = _day(at, year, mo, int(d))
+    return (v, "day", _with_prep(prep, format_day(v), "on")) if v else None
+
+
+def _month_year(m: re.Match[str], at: datetime, tense: str | None) -> Resolved | None:
+    prep, mon, y = m.groups()
+    v = _day(at, int(y), MONTHS[mon.lower()], 1)
+    return (v, "month", _with_prep(prep, f"{v:%B %Y}", "")) if v else None
+
+
+_DAY_OFFSETS = {
+    "the day before yesterday": -2,
+    "the day after tomorrow": 2,
+    "yesterday": -1,
+    "last night": -1,
+    "tomorrow": 1,
+}
+
+
+def _rel_day(m: re.Match[str], at: datetime, tense: str | None) -> Resolved | None:
+    word = re.sub(r"\s+", " ", m.group(1).lower())
+    v = midnight(at) + timedelta(days=_DAY_OFFSETS.get(word, 0))
+    if word == "last night":
+        return v, "day", f"on the night of {format_day(v)}"
+    return v, "day", f"on {format_day(v)}"
+
+
+def _rel_period(m: re.Match[str], at: datetime, tense: str | None) -> Resolved | None:
+    which, unit = m.group(1).lower(), m.group(2).lower()
+    sign = {"last": -1, "past": -1, "previous": -1, "next": 1, "coming": 1, "this": 0}[which]
     today = midnight(at)
-    anchor = format_day(today)
+    if unit == "week":
+        v = today + timedelta(days=7 * sign)
+        word = {-1: "before", 0: "of", 1: "after"}[sign]
+        return v, "week", f"the week {word} {format_day(today)}"
+    if unit == "weekend":
+        saturday = _weekend(today, sign, which)
+        return saturday, "weekend", f"the weekend of {format_day(saturday)}"
+    if unit == "month":
+        v = (today + relativedelta(months=sign)).replace(day=1)
+        return v, "month", f"in {v:%B %Y}"
+    v = today.replace(month=1, day=1) + relativedelta(years=sign)
+    return v, "year", f"in {v.year}"
+
+
+def _weekend(today: datetime, sign: int, which: str) -> datetime:
+    """The Saturday of the weekend "this", "last" or "next weekend" names."""
+    saturday = today + timedelta(days=(5 - today.weekday()) % 7)  # this (or today's) Saturday
+    if today.weekday() == 6:
+        saturday = today - timedelta(days=1)
+    if sign < 0:
+        saturday = saturday - timedelta(days=7) if saturday >= today else saturday
+    elif sign > 0 and which == "next":
+        saturday = saturday + timedelta(days=7) if today.weekday() >= 5 else saturday
+    return saturday
+
+
+def _rel_weekday(m: re.Match[str], at: datetime, tense: str | None) -> Resolved | None:
+    which, wd = (m.group(1) or "").lower(), WEEKDAYS[m.group(2).lower()]
+    today = midnight(at)
+    back = (today.weekday() - wd) % 7  # days since the most recent such day (0: today)
+    ahead = (wd - today.weekday()) % 7  # days until the next one (0: today)
+    if which in ("last", "past"):
+        v = today - timedelta(days=back or 7)
+    elif which in ("next", "coming"):
+        v = today + timedelta(days=ahead or 7)
+    elif which == "this":
+        v = today + timedelta(days=ahead) if tense != "past" else today - timedelta(days=back)
+    else:  # "on Saturday", "Saturday"
+        v = today - timedelta(days=back or 7) if tense == "past" else today + timedelta(days=ahead)
+    return v, "day", f"on {format_day(v)}"
+
+
+def _ago(m: re.Match[str], at: datetime, tense: str | None) -> Resolved | None:
+    n, unit = _number(m.group(1)), m.group(2).lower()
+    if n is None:
+        return None
+    today = midnight(at)
+    if unit == "day":
+        v = today - timedelta(days=n)
+        return v, "day", f"on {format_day(v)}"
+    if unit in ("week", "weekend"):
+        v, precision = today - timedelta(days=7 * n), unit
+    elif unit == "month":
+        v, precision = today - relativedelta(months=n), "month"
+    else:
+        v = today - relativedelta(years=n)
+        return v, "year", f"in {v.year}"
+    count = m.group(0)[: m.start(3) - m.start(0)].strip()
+    return v, precision, f"{count} before {format_day(today)}"
+
+
+def _in_future(m: re.Match[str], at: datetime, tense: str | None) -> Resolved | None:
     g = m.groups()
-    if kind == "iso":
-        prep, y, mo, d = g
-        v = _day(at, int(y), int(mo), int(d))
-        return (v, "day", _with_prep(prep, format_day(v), "on")) if v else None
-    if kind == "day_month":
-        prep, d, mon, y = g
-        if mon.lower() == "may" and not mon[0].isupper():
-            return None
-        mo = MONTHS[mon.lower()]
-        year = int(y) if y else _pick_year(at, mo, int(d), tense)
-        v = _day(at, year, mo, int(d))
-        return (v, "day", _with_prep(prep, format_day(v), "on")) if v else None
-    if kind == "month_day":
-        prep, mon, d, y = g
-        if mon.lower() == "may" and not mon[0].isupper():
-            return None  # "you may 2 ..." is the verb
-        mo = MONTHS[mon.lower()]
-        year = int(y) if y else _pick_year(at, mo, int(d), tense)
-        v = _day(at, year, mo, int(d))
-        return (v, "day", _with_prep(prep, format_day(v), "on")) if v else None
-    if kind == "month_year":
-        prep, mon, y = g
-        v = _day(at, int(y), MONTHS[mon.lower()], 1)
-        return (v, "month", _with_prep(prep, f"{v:%B %Y}", "")) if v else None
-    if kind == "rel_day":
-        word = re.sub(r"\s+", " ", g[0].lower())
-        offsets = {
-            "the day before yesterday": -2,
-            "the day after tomorrow": 2,
-            "yesterday": -1,
-            "last night": -1,
-            "tomorrow": 1,
-        }
-        v = today + timedelta(days=offsets.get(word, 0))
-        if word == "last night":
-            return v, "day", f"on the night of {format_day(v)}"
+    num, unit = (g[0], g[1]) if g[0] else (g[2], g[3])
+    n = _number(num)
+    if n is None:
+        return None
+    unit, today = unit.lower(), midnight(at)
+    if unit == "day":
+        v = today + timedelta(days=n)
         return v, "day", f"on {format_day(v)}"
-    if kind == "rel_period":
-        which, unit = g[0].lower(), g[1].lower()
-        sign = {"last": -1, "past": -1, "previous": -1, "next": 1, "coming": 1, "this": 0}[which]
-        if unit == "week":
-            v = today + timedelta(days=7 * sign)
-            word = {-1: "before", 0: "of", 1: "after"}[sign]
-            return v, "week", f"the week {word} {anchor}"
-        if unit == "weekend":
-            saturday = today + timedelta(days=(5 - today.weekday()) % 7)  # this (or today's) Saturday
-            if today.weekday() == 6:
-                saturday = today - timedelta(days=1)
-            if sign < 0:
-                saturday = saturday - timedelta(days=7) if saturday >= today else saturday
-            elif sign > 0 and which == "next":
-                saturday = saturday + timedelta(days=7) if today.weekday() >= 5 else saturday
-            return saturday, "weekend", f"the weekend of {format_day(saturday)}"
-        if unit == "month":
-            v = (today + relativedelta(months=sign)).replace(day=1)
-            return v, "month", f"in {v:%B %Y}"
-        v = today.replace(month=1, day=1) + relativedelta(years=sign)
-        return v, "year", f"in {v.year}"
-    if kind == "rel_weekday":
-        which, wd = (g[0] or "").lower(), WEEKDAYS[g[1].lower()]
-        delta_back = (today.weekday() - wd) % 7 or 7  # most recent, strictly before today
-        delta_fwd = (wd - today.weekday()) % 7 or 7  # next, strictly after today
-        if which in ("last", "past"):
-            v = today - timedelta(days=delta_back)
-        elif which in ("next", "coming"):
-            v = today + timedelta(days=delta_fwd)
-        elif which == "this":
-            v = (
-                today + timedelta(days=(wd - today.weekday()) % 7)
-                if tense != "past"
-                else today - timedelta(days=(today.weekday() - wd) % 7)
-            )
-        else:  # "on Saturday", "Saturday"
-            if tense == "past":
-                v = today - timedelta(days=delta_back)
-            else:
-                v = today + timedelta(days=(wd - today.weekday()) % 7)
-        return v, "day", f"on {format_day(v)}"
-    if kind == "ago":
-        n = _number(g[0])
-        unit = g[1].lower()
-        if n is None:
-            return None
-        if unit == "day":
-            v = today - timedelta(days=n)
-            return v, "day", f"on {format_day(v)}"
-        if unit in ("week", "weekend"):
-            v = today - timedelta(days=7 * n)
-            precision = unit
-        elif unit == "month":
-            v = today - relativedelta(months=n)
-            precision = "month"
-        else:
-            v = today - relativedelta(years=n)
-            return v, "year", f"in {v.year}"
-        count = m.group(0)[: m.start(3) - m.start(0)].strip()
-        return v, precision, f"{count} before {anchor}"
-    if kind == "in_future":
-        num, unit = (g[0], g[1]) if g[0] else (g[2], g[3])
-        n = _number(num)
-        if n is None:
-            return None
-        unit = unit.lower()
-        if unit == "day":
-            v = today + timedelta(days=n)
-            return v, "day", f"on {format_day(v)}"
-        if unit == "week":
-            v = today + timedelta(days=7 * n)
-            return v, "week", f"the week of {format_day(v)}"
-        if unit == "month":
-            v = today + relativedelta(months=n)
-            return v, "month", f"in {v:%B %Y}"
-        v = today + relativedelta(years=n)
-        return v, "year", f"in {v.year}"
-    if kind == "month_alone":
-        prep, mon = g[0].lower(), g[1]
-        if mon.lower() == "may" and not mon[0].isupper():
-            return None
-        mo = MONTHS[mon.lower()]
-        if prep == "last":
-            year = at.year if mo < at.month else at.year - 1
-        elif prep == "next":
-            year = at.year if mo > at.month else at.year + 1
-        elif prep == "this":
-            year = at.year
-        else:
-            year = _pick_year(at, mo, None, tense)
-        v = _day(at, year, mo, 1)
-        if v is None:
-            return None
-        keep = g[0] if prep not in ("last", "next", "this") else "in"
-        return v, "month", _with_prep(keep, f"{v:%B %Y}", "in")
-    if kind == "year":
-        prep, y = g
-        v = _day(at, int(y), 1, 1)
-        return (v, "year", _with_prep(prep, y, "in")) if v else None
-    return None
+    if unit == "week":
+        v = today + timedelta(days=7 * n)
+        return v, "week", f"the week of {format_day(v)}"
+    if unit == "month":
+        v = today + relativedelta(months=n)
+        return v, "month", f"in {v:%B %Y}"
+    v = today + relativedelta(years=n)
+    return v, "year", f"in {v.year}"
+
+
+def _month_alone(m: re.Match[str], at: datetime, tense: str | None) -> Resolved | None:
+    prep, mon = m.group(1).lower(), m.group(2)
+    if mon.lower() == "may" and not mon[0].isupper():
+        return None
+    mo = MONTHS[mon.lower()]
+    if prep == "last":
+        year = at.year if mo < at.month else at.year - 1
+    elif prep == "next":
+        year = at.year if mo > at.month else at.year + 1
+    elif prep == "this":
+        year = at.year
+    else:
+        year = _pick_year(at, mo, None, tense)
+    v = _day(at, year, mo, 1)
+    if v is None:
+        return None
+    keep = m.group(1) if prep not in ("last", "next", "this") else "in"
+    return v, "month", _with_prep(keep, f"{v:%B %Y}", "in")
+
+
+def _year(m: re.Match[str], at: datetime, tense: str | None) -> Resolved | None:
+    prep, y = m.groups()
+    v = _day(at, int(y), 1, 1)
+    return (v, "year", _with_prep(prep, y, "in")) if v else None
+
+
+_RESOLVERS: dict[str, Resolver] = {
+    "iso": _iso,
+    "day_month": _day_month,
+    "month_day": _month_day,
+    "month_year": _month_year,
+    "rel_day": _rel_day,
+    "rel_period": _rel_period,
+    "rel_weekday": _rel_weekday,
+    "ago": _ago,
+    "in_future": _in_future,
+    "month_alone": _month_alone,
+    "year": _year,
+}
 
 
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [

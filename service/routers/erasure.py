@@ -8,11 +8,9 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 
 from loft_memory.models import USER_ID_PATTERN, ErasureList, ErasureReceipt
-from service import erasure
 from service.access import ADMIN_ONLY, allow
-from service.deps import runtime
-from service.errors import NotFound
-from service.runtime import Runtime
+from service.deps import core as memory_core
+from service.memory import Memory
 
 router = APIRouter(tags=["erasure"], dependencies=[Depends(allow(*ADMIN_ONLY))])
 
@@ -25,18 +23,15 @@ router = APIRouter(tags=["erasure"], dependencies=[Depends(allow(*ADMIN_ONLY))])
 )
 async def erase_customer(
     user_identifier: str = Path(pattern=USER_ID_PATTERN, description="the customer's identifier"),
-    rt: Runtime = Depends(runtime),
+    core: Memory = Depends(memory_core),
 ) -> JSONResponse:
-    receipt = (await erasure.erase(rt, user_identifier, graph_timeout_s=20.0)).wire()
+    receipt = (await core.erase(user_identifier)).wire()
     return JSONResponse(receipt.model_dump(mode="json"), status_code=200 if receipt.status == "complete" else 202)
 
 
 @router.get("/memory/erasures/{receipt_id}", response_model=ErasureReceipt, summary="One erasure receipt")
-async def get_receipt(receipt_id: uuid.UUID, rt: Runtime = Depends(runtime)) -> ErasureReceipt:
-    receipt = await erasure.get_receipt(rt.pool, receipt_id)
-    if receipt is None:
-        raise NotFound(f"no erasure receipt {receipt_id}")
-    return receipt.wire()
+async def get_receipt(receipt_id: uuid.UUID, core: Memory = Depends(memory_core)) -> ErasureReceipt:
+    return (await core.receipt(receipt_id)).wire()
 
 
 @router.get(
@@ -49,7 +44,7 @@ async def list_receipts(
         description="only this customer's receipts (matched through the keyed hash; the identifier is not stored)",
     ),
     limit: int = Query(20, ge=1, le=200),
-    rt: Runtime = Depends(runtime),
+    core: Memory = Depends(memory_core),
 ) -> ErasureList:
-    found = await erasure.receipts(rt, user=user_identifier, limit=limit)
+    found = await core.receipts(user=user_identifier, limit=limit)
     return ErasureList(receipts=[r.wire() for r in found])
