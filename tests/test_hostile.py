@@ -43,8 +43,8 @@ def asker(service, api, user):
 
 def test_hostile_chat_messages_never_hold_up_other_requests(service, api, asker):
     """Every hostile message twice, at once, each from a customer of its own; then a status
-    request and another customer's context. Those two are answered before any of the hostile
-    messages is: their work runs in the API's CPU pool (a message's mining and catalog
+    request and another customer's context. Those two are answered while most of the hostile
+    messages are still being answered: their work runs in the API's CPU pool (a message's mining and catalog
     matching, a few at a time), the event loop keeps serving everyone else."""
     burst = [(f"t-hostile-{uuid.uuid4().hex[:8]}", name) for name in sorted(MESSAGES) for _ in range(AT_ONCE)]
     question = {"query": "what is my budget?"}
@@ -73,7 +73,11 @@ def test_hostile_chat_messages_never_hold_up_other_requests(service, api, asker)
         assert context.result().status_code == 200 and "3,000" in context.result().json()["text"]
         answers = [f.result() for f in hostile]
 
-    assert sorted(finished[:2]) == ["context", "status"], (finished, status.result().text)
+    # the probes are not queued behind the burst: each finishes while most hostile messages are
+    # still being answered (a message that collapses to little, a run of blanks, may be answered
+    # first on a busy machine; on an event loop held by the patterns they finished last)
+    for probe in ("status", "context"):
+        assert finished.index(probe) < len(burst) // 2, (finished, status.result().text)
     # stored and answered: nothing lost
     for (user, name), answer in zip(burst, answers, strict=True):
         assert answer.status_code == 200, f"{name}: {answer.text[:300]}"
