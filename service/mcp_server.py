@@ -38,7 +38,7 @@ from pydantic import AfterValidator, BaseModel, Field
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
-from service import erasure, history, users
+from service import audit, consent, erasure, history, users
 from service.access import LOCAL, KeyRing, Principal, Role, presented_secret
 from service.errors import LoftError
 from service.middleware import note_customer
@@ -156,6 +156,16 @@ def build_server(resources: Resources, *, stdio_caller: Caller | None = None) ->
             raise ToolError("this connection is not bound to a customer")
         return found
 
+    def request_id(ctx: Context) -> str | None:
+        request = ctx.request_context.request
+        rid = getattr(request, "scope", {}).get("state", {}).get("request_id") if request is not None else None
+        return str(rid) if rid else None
+
+    async def audited_read(ctx: Context, who: Caller, rt: Runtime, tool: str) -> None:
+        await audit.record_read(
+            rt.pool, rt.erasure_key, who.principal, who.customer, request_id=request_id(ctx), detail={"tool": tool}
+        )
+
     async def reading(ctx: Context) -> tuple[Caller, Runtime, Retriever]:
         """The caller, once their customer is not being erased (the same 409 as the REST
         routes: :func:`service.users.refuse_while_erasing`), and the process's resources."""
@@ -204,6 +214,7 @@ def build_server(resources: Resources, *, stdio_caller: Caller | None = None) ->
             async with rt.pool.acquire() as proxy, proxy.transaction():
                 conn = cast(asyncpg.Connection, proxy)
                 session_id = await history.ensure_session(conn, who.customer, None, at=at, channel="mcp")
+                await consent.hold(conn, rt.erasure_key, who.customer, session_id)
                 (stored,) = await history.add_messages(
                     conn,
                     who.customer,
@@ -225,8 +236,9 @@ def build_server(resources: Resources, *, stdio_caller: Caller | None = None) ->
         ctx: Context,
         limit: Annotated[int, Field(ge=1, le=50, description="at most this many results")] = 10,
     ) -> SearchResults:
-        who, _, retr = await reading(ctx)
+        who, rt, retr = await reading(ctx)
         found = await run(retr.context(who.customer, query, budget=4000))
+        await audited_read(ctx, who, rt, "search_memories")
         items = [ContextItem.model_validate(i) for i in found.items[:limit]]
         return SearchResults(query=query, results=items, tiers=found.tiers)
 
@@ -240,8 +252,9 @@ def build_server(resources: Resources, *, stdio_caller: Caller | None = None) ->
         ctx: Context,
         max_tokens: Annotated[int, Field(ge=50, le=16000, description="budget (tokens = characters / 4)")] = 1000,
     ) -> str:
-        who, _, retr = await reading(ctx)
+        who, rt, retr = await reading(ctx)
         found = await run(retr.context(who.customer, query, budget=max_tokens))
+        await audited_read(ctx, who, rt, "get_context")
         return found.text or "(nothing is remembered about this customer yet)"
 
     @server.tool(
@@ -299,7 +312,7 @@ def build_server(resources: Resources, *, stdio_caller: Caller | None = None) ->
         from service.routers import memory
 
         who, rt, _ = await reading(ctx)
-        return await run(memory.memory_delete(memory_id, who.customer, rt=rt))
+        return await run(memory.forget(rt, who.principal, request_id(ctx), who.customer, memory_id))
 
     @server.tool(
         description="Products to suggest to the customer, from what they like, bought and asked about, each with "
@@ -347,6 +360,12 @@ def build_server(resources: Resources, *, stdio_caller: Caller | None = None) ->
             raise ToolError("validation_error: pass confirm=true to erase this customer (irreversible)")
         rt, _ = resources()
         receipt = await run(erasure.erase(rt, who.customer, graph_timeout_s=20.0))
+        detail = {"receipt_id": str(receipt.receipt_id), "status": receipt.status, "tool": "delete_all_memories"}
+        await run(
+            audit.record(
+                rt.pool, rt.erasure_key, who.principal, "erase", who.customer, request_id=request_id(ctx), detail=detail
+            )
+        )
         return ErasureResult(
             receipt_id=receipt.receipt_id, status=receipt.status, counts=dict(receipt.counts), error=receipt.error
         )

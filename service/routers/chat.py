@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -29,7 +30,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import StreamingResponse
 
-from service import chat, history, users
+from service import chat, consent, history, users
 from service.access import ANY_ROLE, Principal, StreamSlot, allow
 from service.deps import retriever, runtime
 from service.errors import Conflict, InvalidInput, LoftError, NotFound
@@ -38,6 +39,7 @@ from service.outages import is_outage
 from service.retrieval import Retriever
 from service.runtime import Runtime
 from service.schemas import ChatRequest, ChatResponse, ErrorResponse, IdempotencyKey
+from vectors.pg import Conn
 
 log = logging.getLogger("loft.chat")
 
@@ -105,6 +107,9 @@ async def chat_turn(
     key = body.message_id or idempotency_key
     external_id = f"chat:{key}" if key else None
     user = body.user_identifier
+    mode = await consent.mode_of(rt.pool, rt.erasure_key, user)
+    if mode == "off":
+        return await _unremembered(body, request, rt, retr)
 
     if external_id is not None:
         async with rt.pool.acquire() as conn:
@@ -115,7 +120,7 @@ async def chat_turn(
 
     now = datetime.now(UTC)
     async with rt.pool.acquire() as conn, conn.transaction():
-        session_id = await history.ensure_session(conn, user, body.session_id, at=now, tombstone_key=rt.erasure_key)
+        session_id = await _session(conn, rt, user, body.session_id, at=now, mode=mode)
         (stored,) = await history.add_messages(
             conn,
             user,
@@ -169,6 +174,7 @@ async def chat_turn(
             reply_message_id=answer.id,
             context=ctx,
             llm=rt.llm is not None,
+            memory_mode=mode,
         )
 
     if not body.stream:
@@ -186,6 +192,64 @@ async def chat_turn(
         return await store_reply("".join(parts).strip())
 
     start = {"session_id": str(session_id), "message_id": stored.id, "llm": rt.llm is not None, "replayed": False}
+    return _event_stream(request, start, produce)
+
+
+async def _session(
+    conn: Conn, rt: Runtime, user: str, session_id: uuid.UUID | None, *, at: datetime, mode: consent.Mode
+) -> uuid.UUID:
+    """The turn's session; under 'session' mode it is marked to be removed once idle, and a
+    session already removed as idle is followed by a new one."""
+    if mode != "session":
+        return await history.ensure_session(conn, user, session_id, at=at, tombstone_key=rt.erasure_key)
+    try:
+        async with conn.transaction():  # a savepoint: a missing session leaves the turn's transaction usable
+            found = await history.ensure_session(conn, user, session_id, at=at, tombstone_key=rt.erasure_key)
+    except NotFound:
+        found = await history.ensure_session(conn, user, None, at=at, tombstone_key=rt.erasure_key)
+    await consent.mark_ephemeral(conn, found)
+    return found
+
+
+async def _unremembered(
+    body: ChatRequest, request: Request, rt: Runtime, retr: Retriever
+) -> ChatResponse | StreamingResponse:
+    """A turn under memory mode 'off': answered from what is known (the catalog; nothing of
+    the customer is kept), and neither the turn nor the reply is stored."""
+    user = body.user_identifier
+    async with rt.pool.acquire() as conn:
+        await users.refuse_while_erasing(conn, user)
+    session_id = body.session_id or uuid.uuid4()
+    context = await retr.context(user, body.message, budget=body.budget, track_access=False)
+    ctx = context.as_dict()
+    said = await rt.cpu_long(rt.rules.extract, body.message, at=datetime.now(UTC), role="user")
+
+    def answer(text: str) -> ChatResponse:
+        return ChatResponse(
+            session_id=session_id,
+            message_id=None,
+            reply=text,
+            reply_message_id=None,
+            context=ctx,
+            llm=rt.llm is not None,
+            memory_mode="off",
+        )
+
+    if not body.stream:
+        return answer(await chat.reply(rt, user, body.message, ctx, [], said=said))
+
+    async def produce(emit: _Emit) -> ChatResponse:
+        parts: list[str] = []
+        async for piece in chat.reply_stream(rt, user, body.message, ctx, [], said=said):
+            if piece.reset:
+                parts.clear()
+                emit("reset", {})
+            elif piece.text:
+                parts.append(piece.text)
+                emit("token", {"text": piece.text})
+        return answer("".join(parts).strip())
+
+    start = {"session_id": str(session_id), "message_id": None, "llm": rt.llm is not None, "replayed": False}
     return _event_stream(request, start, produce)
 
 

@@ -6,14 +6,15 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from service import erasure
-from service.access import ADMIN_ONLY, allow
+from service import audit, erasure
+from service.access import ADMIN_ONLY, allow, identify
 from service.deps import runtime
 from service.errors import NotFound
+from service.middleware import request_id_of
 from service.runtime import Runtime
 from service.schemas import USER_ID_PATTERN
 
@@ -60,10 +61,20 @@ class ErasureList(BaseModel):
     responses={202: {"model": ErasureReceipt, "description": "a store is unavailable: the erasure is pending"}},
 )
 async def erase_customer(
+    request: Request,
     user_identifier: str = Path(pattern=USER_ID_PATTERN, description="the customer's identifier"),
     rt: Runtime = Depends(runtime),
 ) -> JSONResponse:
     receipt = ErasureReceipt.of(await erasure.erase(rt, user_identifier, graph_timeout_s=20.0))
+    await audit.record(
+        rt.pool,
+        rt.erasure_key,
+        identify(request),
+        "erase",
+        user_identifier,
+        request_id=request_id_of(request.scope),
+        detail={"receipt_id": str(receipt.receipt_id), "status": receipt.status},
+    )
     return JSONResponse(receipt.model_dump(mode="json"), status_code=200 if receipt.status == "complete" else 202)
 
 

@@ -13,11 +13,11 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from graph import reads as graph_reads
-from service import erasure, graph_view, recommendations, sample, users
-from service.access import ADMIN_ONLY, ANY_ROLE, Principal, allow, own_origin
+from service import audit, erasure, graph_view, recommendations, sample, users
+from service.access import ADMIN_ONLY, ANY_ROLE, Principal, allow, identify, own_origin
 from service.deps import not_being_erased, retriever, runtime
 from service.errors import Forbidden, InvalidInput, NotFound
-from service.middleware import note_customer
+from service.middleware import note_customer, request_id_of
 from service.outages import is_outage
 from service.pagination import decode_cursor, encode_cursor
 from service.profile import customer_profile
@@ -44,6 +44,7 @@ from service.schemas import (
     SampleDataResponse,
 )
 from vectors import memories as ltm
+from vectors.pg import Conn
 
 # every route here is about one customer: chat and admin keys for any, a customer key
 # for its own (checked on the path's {user_identifier}, or on the body's)
@@ -61,6 +62,7 @@ UserPath = Path(pattern=USER_ID_PATTERN, description="the customer's identifier"
     summary="Prompt-ready context for a chat turn, with provenance",
 )
 async def context(
+    request: Request,
     user_identifier: str = UserPath,
     query: Annotated[
         SafeText,
@@ -84,12 +86,16 @@ async def context(
         ),
     ] = None,
     retr: Retriever = Depends(retriever),
+    rt: Runtime = Depends(runtime),
 ) -> JSONResponse:
     config = PRESETS.get(preset)
     if config is None:
         raise InvalidInput(f"unknown preset '{preset}'; use one of {', '.join(PRESETS)}")
     result = await retr.context(
         user_identifier, query, budget=budget, session_id=session_id, config=config, preset=preset, as_of=as_of
+    )
+    await audit.record_read(
+        rt.pool, rt.erasure_key, identify(request), user_identifier, request_id=request_id_of(request.scope)
     )
     # plain JSON types already: skip FastAPI's recursive encoder on the hot path
     return JSONResponse(result.as_dict(explain=explain))
@@ -296,7 +302,7 @@ async def memory_history(
     summary="Forget one long-term memory and the preference it states (the turns it came from stay)",
 )
 async def memory_delete(
-    memory_id: uuid.UUID, user_identifier: str = UserPath, rt: Runtime = Depends(runtime)
+    request: Request, memory_id: uuid.UUID, user_identifier: str = UserPath, rt: Runtime = Depends(runtime)
 ) -> MemoryDeleted:
     """The memory goes, with its words in its history; the preference it states is closed
     in the graph (it stays only as history, like a replaced preference), so the next
@@ -305,9 +311,21 @@ async def memory_delete(
     history, and so do conversation summaries; a new message that says it again is
     remembered again. Needs Neo4j when the memory states a preference (503, nothing
     deleted, while it is away)."""
-    forgotten = await erasure.forget_memory(rt, user_identifier, memory_id)
+    return await forget(rt, identify(request), request_id_of(request.scope), user_identifier, memory_id)
+
+
+async def forget(
+    rt: Runtime, principal: Principal, request_id: str | None, user: str, memory_id: uuid.UUID
+) -> MemoryDeleted:
+    """Forget one memory and write its audit entry in the same transaction (REST and MCP)."""
+
+    async def audited(conn: Conn) -> None:
+        detail = {"memory_id": str(memory_id)}
+        await audit.record(conn, rt.erasure_key, principal, "delete_memory", user, request_id=request_id, detail=detail)
+
+    forgotten = await erasure.forget_memory(rt, user, memory_id, audit=audited)
     if forgotten is None:
-        raise NotFound(f"no memory {memory_id} for customer '{user_identifier}'")
+        raise NotFound(f"no memory {memory_id} for customer '{user}'")
     return MemoryDeleted(
         id=memory_id,
         deleted=True,

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from service import history
+from service import consent, history
 from service.access import ANY_ROLE, allow
 from service.deps import not_being_erased, runtime
 from service.runtime import Runtime
@@ -51,6 +51,7 @@ async def import_messages(
             await history.create_session(
                 conn, user_identifier, session_id, at=first_at, channel=body.channel, tombstone_key=rt.erasure_key
             )
+        await consent.hold(conn, rt.erasure_key, user_identifier, session_id)
         stored = await history.add_messages(
             conn,
             user_identifier,
