@@ -52,7 +52,7 @@ FORMAT = "loft-export/1"
 BATCH_ROWS = 500
 # derived search data, computed from the exported text: never exported
 OMITTED_TYPES = frozenset({"vector", "tsvector", "bytea"})
-# every table with a user_identifier column that is not the customer's data (erasure.NOT_ERASED)
+# the customer's queued work: counted by erasure as "jobs" (its own erase_user job aside)
 QUEUE_TABLE = "jobs"
 
 COLUMNS = """
