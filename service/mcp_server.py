@@ -52,6 +52,7 @@ from service.schemas import (
     CustomerSummary,
     LongTermMemory,
     MemoryDeleted,
+    MemoryMode,
     MemoryPage,
     check_text,
 )
@@ -104,6 +105,13 @@ class ErasureResult(BaseModel):
     status: Literal["pending", "complete"]
     counts: dict[str, Any]
     error: str | None
+
+
+class MemoryModeResult(BaseModel):
+    mode: MemoryMode
+    erased: ErasureResult | None = Field(
+        default=None, description="lowering the mode erased what it would not have kept: that erasure"
+    )
 
 
 # -- tool inputs ---------------------------------------------------------------------------
@@ -313,6 +321,57 @@ def build_server(resources: Resources, *, stdio_caller: Caller | None = None) ->
 
         who, rt, _ = await reading(ctx)
         return await run(memory.forget(rt, who.principal, request_id(ctx), who.customer, memory_id))
+
+    @server.tool(
+        description="The customer's memory mode: 'full' (what they say is remembered across conversations), "
+        "'session' (only this conversation is used; nothing is learned from it and it is removed once idle) or "
+        "'off' (nothing they say is kept). Tell the customer when they ask what LOFT remembers."
+    )
+    async def get_memory_mode(ctx: Context) -> MemoryModeResult:
+        who, rt, _ = await reading(ctx)
+        return MemoryModeResult(mode=await run(consent.mode_of(rt.pool, rt.erasure_key, who.customer)))
+
+    @server.tool(
+        description="Change the customer's memory mode, only when the customer asks to be remembered more or less. "
+        "Lowering it (full -> session -> off) ERASES everything remembered about them now, with a receipt, and "
+        "needs confirm=true (ask the customer first); raising it erases nothing."
+    )
+    async def set_memory_mode(
+        mode: Annotated[MemoryMode, Field(description="'full', 'session' or 'off'")],
+        ctx: Context,
+        confirm: Annotated[bool, Field(description="must be true to lower the mode (it erases)")] = False,
+    ) -> MemoryModeResult:
+        who, rt, _ = await reading(ctx)
+        before = await run(consent.mode_of(rt.pool, rt.erasure_key, who.customer))
+        if consent.RANK[mode] < consent.RANK[before] and not confirm:
+            raise ToolError(
+                f"validation_error: lowering the memory mode from '{before}' to '{mode}' erases everything "
+                "remembered about the customer; ask them, then pass confirm=true"
+            )
+        changed = await run(consent.change(rt, who.customer, mode))
+        receipt = changed.receipt
+        detail = {"from": changed.before, "to": changed.mode, "tool": "set_memory_mode"}
+        if receipt is not None:
+            detail["receipt_id"] = str(receipt.receipt_id)
+        await run(
+            audit.record(
+                rt.pool,
+                rt.erasure_key,
+                who.principal,
+                "consent",
+                who.customer,
+                request_id=request_id(ctx),
+                detail=detail,
+            )
+        )
+        erased = (
+            ErasureResult(
+                receipt_id=receipt.receipt_id, status=receipt.status, counts=dict(receipt.counts), error=receipt.error
+            )
+            if receipt is not None
+            else None
+        )
+        return MemoryModeResult(mode=changed.mode, erased=erased)
 
     @server.tool(
         description="Products to suggest to the customer, from what they like, bought and asked about, each with "

@@ -151,3 +151,24 @@ def test_a_pending_erasure_refuses_consent_changes(api, stack, user):
     finally:
         stack.sql("DELETE FROM jobs WHERE user_identifier = $1 AND kind = 'erase_user'", user)
     assert api.get(f"/memory/user/{user}/consent").json()["mode"] == "full"
+
+
+def test_an_agent_reads_and_changes_the_mode_over_mcp(service, api, stack, user):
+    from tests.test_mcp import data_of, over_stdio, text_of
+
+    async def flow() -> dict:
+        async with over_stdio(service, user) as client:
+            assert data_of(await client.call_tool("get_memory_mode", {})) == {"mode": "full", "erased": None}
+            data_of(await client.call_tool("add_memory", {"content": "My sister Brindlecotta loves walnut."}))
+            await asyncio.to_thread(service.wait_idle)
+            refused = await client.call_tool("set_memory_mode", {"mode": "off"})
+            assert refused.is_error and "confirm=true" in text_of(refused)
+            assert api.get(f"/memory/user/{user}/consent").json()["mode"] == "full"  # nothing changed
+            return data_of(await client.call_tool("set_memory_mode", {"mode": "off", "confirm": True}))
+
+    lowered = asyncio.run(flow())
+    assert lowered["mode"] == "off" and lowered["erased"]["status"] == "complete"
+    assert lowered["erased"]["counts"]["postgres"]["messages"] == 1
+    assert stack.scan_postgres([user, "Brindlecotta"]) == [] and stack.scan_neo4j([user, "Brindlecotta"]) == []
+    (entry,) = api.get("/memory/audit", params={"customer": user, "action": "consent"}).json()["entries"]
+    assert (entry["key_name"], entry["detail"]["to"], entry["detail"]["tool"]) == ("stdio", "off", "set_memory_mode")
