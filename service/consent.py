@@ -12,7 +12,7 @@ to be remembered stays unremembered, and the table names nobody without the key.
 
 **Fences.** The worker writes derived data only for customers whose mode is ``full``,
 checked while it holds their row (:func:`lock_remembered`, in place of
-:func:`service.users.lock_live`); a mode change takes the same row ``FOR UPDATE`` first,
+:func:`service.users.lock_live`); a mode change takes the same row lock first,
 so it waits for a batch in flight, and every batch after it sees the new mode.
 **Lowering** the mode (full → session → off) then erases the customer through
 :func:`service.erasure.erase`, with its receipt: what the lower mode would not have kept
@@ -56,7 +56,8 @@ WHERE coalesce(c.mode, 'full') = 'full'
 ORDER BY u.user_identifier
 FOR NO KEY UPDATE OF u
 """
-LOCK_CUSTOMER = "SELECT 1 FROM users WHERE user_identifier = $1 FOR UPDATE"
+# the worker's fence takes the same lock: a batch in flight finishes first
+LOCK_CUSTOMER = "SELECT 1 FROM users WHERE user_identifier = $1 FOR NO KEY UPDATE"
 # a 'session'-mode session is idle after LOFT_SUMMARY_IDLE_S without a turn, never sooner
 # than this (a turn and its reply are never split by the sweep)
 MIN_IDLE_S = 60.0

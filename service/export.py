@@ -45,6 +45,7 @@ import asyncpg
 
 from graph import export as graph_export
 from graph.erasure import PER_USER_LABELS
+from service.db import IDLE_IN_TRANSACTION
 from service.erasure import TABLES, unlisted_tables
 from service.runtime import Runtime
 
@@ -94,7 +95,12 @@ async def stream(rt: Runtime, user: str, *, exported_at: dt.datetime | None = No
     """The export document of ``user``, in pieces."""
     at = exported_at or dt.datetime.now(dt.UTC)
     manifest_pg: dict[str, int] = {}
-    conn = await asyncpg.connect(rt.settings.database_url, timeout=10)
+    conn = await asyncpg.connect(
+        rt.settings.database_url,
+        timeout=10,
+        # a reader that stops reading must not hold its snapshot (and vacuum) for ever
+        server_settings={"idle_in_transaction_session_timeout": IDLE_IN_TRANSACTION},
+    )
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             listed = await tables(conn)

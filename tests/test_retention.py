@@ -134,3 +134,26 @@ def test_unset_kinds_are_kept_and_a_sweep_without_settings_does_nothing(service,
     assert after["postgres"]["messages"] == before["postgres"]["messages"]
     assert after["neo4j"]["nodes"] == before["neo4j"]["nodes"]
     assert stack.scan_neo4j(OLD_WORDS)
+
+
+def test_a_sweep_is_due_once_per_interval_and_only_when_configured(stack):
+    from service.retention import due, sweep
+    from service.runtime import Runtime
+
+    async def run() -> None:
+        hourly = stack.settings.model_copy(update={"retention_orders_days": 36500, "retention_sweep_s": 3600.0})
+        every_second = hourly.model_copy(update={"retention_sweep_s": 1.0})
+        runtimes = [await Runtime.open(s, pool_size=2) for s in (stack.settings, hourly, every_second)]
+        plain, rt_hourly, rt_second = runtimes
+        try:
+            assert not await due(plain)  # nothing configured: never
+            done = await sweep(rt_hourly, customers=[])
+            assert done["customers"] == 0 and done["counts"] == {}
+            assert not await due(rt_hourly)  # one sweep per interval, across workers
+            await asyncio.sleep(1.2)
+            assert await due(rt_second)
+        finally:
+            for rt in runtimes:
+                await rt.close()
+
+    asyncio.run(run())
