@@ -10,9 +10,11 @@ identifier an operator finds that customer's entries (``GET /memory/audit?custom
 
 Entries of actions that change or hand out a customer's data (export, erase, consent,
 delete_memory) are written before the answer leaves, and a failure to write one fails
-the request. Context reads are the chat's hot path: their entry is one INSERT after the
-read, and if PostgreSQL cannot take it the reply still goes out, counted in
-``loft_audit_failures_total`` and logged, so an outage of the trail never silences a shop.
+the request. Context reads are the chat's hot path: their entry (stamped with the time of
+the read) is written just after the answer is sent, so it never holds up the answer or
+waits for a pooled connection in its place; if PostgreSQL cannot take it, that is counted
+in ``loft_audit_failures_total`` and logged, so an outage of the trail never silences a
+shop and a gap in the trail is visible.
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ Action = Literal["context", "export", "erase", "consent", "delete_memory"]
 ACTIONS: tuple[Action, ...] = ("context", "export", "erase", "consent", "delete_memory")
 
 INSERT = """
-INSERT INTO audit_events (action, key_name, key_role, subject_hash, request_id, detail)
-VALUES ($1, $2, $3, $4, $5, $6::jsonb)
+INSERT INTO audit_events (action, key_name, key_role, subject_hash, request_id, detail, at)
+VALUES ($1, $2, $3, $4, $5, $6::jsonb, coalesce($7, clock_timestamp()))
 """
 # newest first, keyset on (at, id); every filter optional ($n IS NULL)
 PAGE = """
@@ -72,8 +74,10 @@ async def record(
     *,
     request_id: str | None = None,
     detail: Mapping[str, Any] | None = None,
+    at: datetime | None = None,
 ) -> None:
-    """Append one entry (in the caller's transaction, if it runs in one)."""
+    """Append one entry (in the caller's transaction, if it runs in one); ``at`` defaults
+    to the moment it is written."""
     await conn.execute(
         INSERT,
         action,
@@ -82,6 +86,7 @@ async def record(
         subject_hash(key, user),
         request_id or None,
         json.dumps(dict(detail or {})),
+        at,
     )
 
 
@@ -93,12 +98,13 @@ async def record_read(
     *,
     request_id: str | None = None,
     detail: Mapping[str, Any] | None = None,
+    at: datetime | None = None,
 ) -> None:
     """A context read's entry: never fails the read (counted and logged instead)."""
     from service.metrics import AUDIT_FAILURES
 
     try:
-        await record(conn, key, principal, "context", user, request_id=request_id, detail=detail)
+        await record(conn, key, principal, "context", user, request_id=request_id, detail=detail, at=at)
     except Exception as exc:
         AUDIT_FAILURES.labels("context").inc()
         log.warning("audit entry of a context read not written (%s); request %s", type(exc).__name__, request_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -30,6 +31,18 @@ def _hash(stack, user: str) -> str:
 
 def _client(base: str, key: str) -> httpx.Client:
     return httpx.Client(base_url=base, timeout=30, headers={"Authorization": f"Bearer {key}"})
+
+
+def _trail(client: httpx.Client, count: int, **params) -> httpx.Response:
+    """The trail's page once it holds ``count`` entries: a context read's entry is written
+    just after its answer is sent."""
+    for _ in range(200):
+        page = client.get("/memory/audit", params=params)
+        assert page.status_code == 200, page.text
+        if len(page.json()["entries"]) >= count:
+            return page
+        time.sleep(0.1)
+    raise AssertionError(f"the trail never reached {count} entries: {page.text}")
 
 
 def _memory_of(stack, user: str) -> str:
@@ -77,8 +90,7 @@ def test_reads_deletions_and_erasures_are_audited_by_key_and_survive_the_erasure
     assert erased.status_code == 200, erased.text
     receipt = erased.json()
 
-    page = admin.get("/memory/audit", params={"customer": user})
-    assert page.status_code == 200, page.text
+    page = _trail(admin, 4, customer=user)
     entries = page.json()["entries"]
     got = [(e["action"], e["key_name"], e["key_role"], e["request_id"]) for e in entries]
     # newest first; the erased customer's entries are all still there
@@ -110,7 +122,7 @@ def test_filters_by_action_and_time_and_pages_with_signed_cursors(service, api, 
         assert api.get(f"/memory/context/{user}", params={"query": "linen"}).status_code == 200
     assert api.delete(f"/memory/user/{user}").status_code == 200
 
-    reads = api.get("/memory/audit", params={"customer": user, "action": "context"}).json()["entries"]
+    reads = _trail(api, 5, customer=user, action="context").json()["entries"]
     assert len(reads) == 5 and {e["action"] for e in reads} == {"context"}
     assert {(e["key_name"], e["key_role"]) for e in reads} == {("local", "admin")}  # no keys: the local operator
     assert api.get("/memory/audit", params={"customer": user, "until": before.isoformat()}).json()["entries"] == []
@@ -150,6 +162,7 @@ def test_filters_by_action_and_time_and_pages_with_signed_cursors(service, api, 
 
 def test_entries_cannot_be_changed_or_removed(stack, service, api, user):
     assert api.get(f"/memory/context/{user}", params={"query": "anything"}).status_code == 200
+    _trail(api, 1, customer=user)
     subject = _hash(stack, user)
     for statement in (
         "UPDATE audit_events SET key_name = 'nobody' WHERE subject_hash = $1",

@@ -10,7 +10,7 @@ import pytest
 
 from tests.test_erasure import _runtime
 
-WORDS = ["Quillbrandt", "Marrowvale", "Tessiquon"]
+WORDS = ["Dovrenkast", "Yellaquorn", "Pimbletoft"]  # only these tests say these
 
 
 def _chat(api, user, text, session=None):

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import asyncpg
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
+from starlette.background import BackgroundTask
 
 from graph import reads as graph_reads
 from service import audit, erasure, graph_view, recommendations, sample, users
@@ -94,11 +96,18 @@ async def context(
     result = await retr.context(
         user_identifier, query, budget=budget, session_id=session_id, config=config, preset=preset, as_of=as_of
     )
-    await audit.record_read(
-        rt.pool, rt.erasure_key, identify(request), user_identifier, request_id=request_id_of(request.scope)
+    # the audit entry is written once the answer is out (stamped with the read's time)
+    entry = BackgroundTask(
+        audit.record_read,
+        rt.pool,
+        rt.erasure_key,
+        identify(request),
+        user_identifier,
+        request_id=request_id_of(request.scope),
+        at=datetime.now(UTC),
     )
     # plain JSON types already: skip FastAPI's recursive encoder on the hot path
-    return JSONResponse(result.as_dict(explain=explain))
+    return JSONResponse(result.as_dict(explain=explain), background=entry)
 
 
 @router.get(
