@@ -52,7 +52,8 @@ CALL () {
   MATCH (n)-[r]->(:Entity {user_id: $user_id}) WHERE coalesce(n.user_id, '') <> $user_id
   RETURN count(r) AS into_entities
 }
-RETURN customers + entities AS nodes, from_customer + from_entities + into_customer + into_entities AS relationships
+RETURN customers + entities AS nodes, from_customer + from_entities + into_customer + into_entities AS relationships,
+       customers, entities
 """
 # vocabulary nodes outside the catalog that the customer points at: at most the shop's
 # vocabulary, whatever the customer's size
@@ -96,6 +97,7 @@ class GraphErasure:
     relationships: int = 0
     vocabulary_nodes: int = 0
     leftovers: dict[str, int] = field(default_factory=dict)
+    labels: dict[str, int] = field(default_factory=dict)  # nodes deleted per label of PER_USER_LABELS
 
     @property
     def clean(self) -> bool:
@@ -141,4 +143,5 @@ async def erase_customer(driver: AsyncDriver, user_id: str, *, database: str) ->
             (deleted,) = await run_again_if_transient(session, DELETE_ORPHANED_VOCABULARY, ids=vocabulary["ids"])
             orphans = deleted["deleted"]
         (leftovers,) = await run_again_if_transient(session, VERIFY, user_id=user_id)
-    return GraphErasure(counted["nodes"], counted["relationships"], orphans, dict(leftovers))
+    labels = {"Customer": counted["customers"], "Entity": counted["entities"]}
+    return GraphErasure(counted["nodes"], counted["relationships"], orphans, dict(leftovers), labels)

@@ -20,14 +20,17 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, BinaryIO, Generic, TypeVar
 
 import httpx
 from pydantic import BaseModel
 
 from loft_memory.models import (
+    AuditPage,
     ChatResponse,
+    Consent,
     ContextResponse,
+    CustomerExport,
     CustomerSummary,
     EntitySearchResponse,
     ErasureReceipt,
@@ -36,6 +39,7 @@ from loft_memory.models import (
     LongTermMemory,
     MemoryDeleted,
     MemoryHistory,
+    MemoryMode,
     MemoryPage,
     MessageDeleted,
     RecommendationsResponse,
@@ -221,6 +225,40 @@ class Calls:
         return Call("DELETE", f"/memory/user/{user}", ErasureReceipt, ok=(200, 202))
 
     @staticmethod
+    def audit(
+        *,
+        customer: str | None = None,
+        action: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Call[AuditPage]:
+        params = _drop_none(
+            {
+                "customer": customer,
+                "action": action,
+                "since": since.isoformat() if since else None,
+                "until": until.isoformat() if until else None,
+                "limit": limit,
+                "cursor": cursor,
+            }
+        )
+        return Call("GET", "/memory/audit", AuditPage, params=params)
+
+    @staticmethod
+    def export(user: str) -> Call[CustomerExport]:
+        return Call("GET", f"/memory/user/{user}/export", CustomerExport)
+
+    @staticmethod
+    def consent(user: str) -> Call[Consent]:
+        return Call("GET", f"/memory/user/{user}/consent", Consent)
+
+    @staticmethod
+    def set_consent(user: str, mode: MemoryMode) -> Call[Consent]:
+        return Call("PUT", f"/memory/user/{user}/consent", Consent, json={"mode": mode}, ok=(200, 202))
+
+    @staticmethod
     def status() -> Call[StatusResponse]:
         return Call("GET", "/memory/status", StatusResponse, ok=(200, 503))
 
@@ -344,6 +382,47 @@ class LoftClient:
     def erase(self, user: str) -> ErasureReceipt:
         return self.send(Calls.erase(user))
 
+    def export(self, user: str) -> CustomerExport:
+        """Everything held about ``user``, parsed (admin keys, or the customer's own key). For
+        a large customer, :meth:`export_to` writes the document as it arrives instead."""
+        return self.send(Calls.export(user))
+
+    def export_to(self, user: str, out: BinaryIO) -> int:
+        """Stream the export document of ``user`` into ``out``; returns the bytes written."""
+        call = Calls.export(user)
+        with self.http.stream(call.method, call.path) as response:
+            if response.status_code != 200:
+                response.read()
+                raise _error(response)
+            written = 0
+            for chunk in response.iter_bytes():
+                out.write(chunk)
+                written += len(chunk)
+        return written
+
+    def consent(self, user: str) -> Consent:
+        return self.send(Calls.consent(user))
+
+    def set_consent(self, user: str, mode: MemoryMode) -> Consent:
+        """Set the customer's memory mode ('full', 'session', 'off'); lowering it erases what the lower
+        mode would not have kept (the answer carries that erasure's receipt)."""
+        return self.send(Calls.set_consent(user, mode))
+
+    def audit(
+        self,
+        *,
+        customer: str | None = None,
+        action: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> AuditPage:
+        """One page of the audit trail (admin keys), newest first."""
+        return self.send(
+            Calls.audit(customer=customer, action=action, since=since, until=until, limit=limit, cursor=cursor)
+        )
+
     def status(self) -> StatusResponse:
         return self.send(Calls.status())
 
@@ -460,6 +539,29 @@ class AsyncLoftClient:
 
     async def erase(self, user: str) -> ErasureReceipt:
         return await self.send(Calls.erase(user))
+
+    async def export(self, user: str) -> CustomerExport:
+        return await self.send(Calls.export(user))
+
+    async def consent(self, user: str) -> Consent:
+        return await self.send(Calls.consent(user))
+
+    async def set_consent(self, user: str, mode: MemoryMode) -> Consent:
+        return await self.send(Calls.set_consent(user, mode))
+
+    async def audit(
+        self,
+        *,
+        customer: str | None = None,
+        action: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> AuditPage:
+        return await self.send(
+            Calls.audit(customer=customer, action=action, since=since, until=until, limit=limit, cursor=cursor)
+        )
 
     async def status(self) -> StatusResponse:
         return await self.send(Calls.status())

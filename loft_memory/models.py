@@ -28,6 +28,8 @@ FUTURE_SKEW = timedelta(days=1)
 
 UserIdentifier = Annotated[str, StringConstraints(pattern=USER_ID_PATTERN)]
 Role = Literal["user", "assistant", "system"]
+# how much of a customer's conversation is remembered (service.consent)
+MemoryMode = Literal["full", "session", "off"]
 
 
 def check_text(value: str, what: str = "text") -> str:
@@ -132,12 +134,15 @@ class ChatRequest(BaseModel):
 
 class ChatResponse(BaseModel):
     session_id: uuid.UUID
-    message_id: int
+    message_id: int | None = Field(description="the stored turn (null when the memory mode is 'off': nothing stored)")
     reply: str
-    reply_message_id: int
+    reply_message_id: int | None = Field(description="the stored reply (null when the memory mode is 'off')")
     context: ContextResponse
     llm: bool
     replayed: bool = Field(default=False, description="true when this answers a retry of a turn already answered")
+    memory_mode: MemoryMode = Field(
+        default="full", description="the customer's memory mode this turn was handled under (see /consent)"
+    )
 
 
 class ImportMessage(BaseModel):
@@ -635,3 +640,112 @@ class ErasureResult(BaseModel):
     status: Literal["pending", "complete"]
     counts: dict[str, Any]
     error: str | None
+
+
+# -- privacy: the audit trail, consent, export ---------------------------------------------------
+
+AuditAction = Literal["context", "export", "erase", "consent", "delete_memory"]
+
+
+class AuditEntry(BaseModel):
+    """One audited action on one customer's data."""
+
+    id: int
+    at: datetime
+    action: AuditAction
+    key_name: str = Field(description="the API key's name ('cli' for the command line, 'stdio' for a local MCP server)")
+    key_role: str
+    subject_hash: str = Field(
+        description="the customer, as erasure receipts name them: HMAC-SHA256 of the identifier under the "
+        "erasure key (the identifier itself is never stored)"
+    )
+    request_id: str | None
+    detail: dict[str, Any] = Field(description="what the action was about (a receipt id, a mode, a memory id)")
+
+
+class AuditPage(BaseModel):
+    entries: list[AuditEntry]
+    next_cursor: str | None = Field(description="pass as cursor for older entries (with the same filters)")
+
+
+class ConsentRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: MemoryMode = Field(
+        description="full: every turn is remembered (graph, memories, summaries); session: turns are kept for the "
+        "session's context only and removed once it goes idle, nothing is extracted; off: turns are answered and "
+        "not stored beyond the reply"
+    )
+
+
+class Consent(BaseModel):
+    user_identifier: str
+    mode: MemoryMode
+    receipt: dict[str, Any] | None = Field(
+        default=None,
+        description="lowering the mode erases what the lower mode would not have kept: that erasure's receipt",
+    )
+
+
+class ExportGraphManifest(BaseModel):
+    nodes: int
+    relationships: int
+    labels: dict[str, int] = Field(description="nodes per label (Customer, Entity)")
+
+
+class ExportManifest(BaseModel):
+    """What the export holds, under the same keys as the erasure receipt's ``counts``."""
+
+    postgres: dict[str, int] = Field(description="rows per table (the erasure's tables, then jobs)")
+    neo4j: ExportGraphManifest
+
+
+class ExportNode(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(description="Neo4j element id (relationships refer to it)")
+    labels: list[str]
+    properties: dict[str, Any] = Field(description="every property but vectors; source_message_ids name messages")
+
+
+class ExportRelationship(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    type: str
+    start: str = Field(description="element id of the node it leaves")
+    end: str = Field(description="element id of the node it reaches")
+    start_labels: list[str] | None = Field(default=None, description="for a relationship arriving at the customer")
+    end_labels: list[str] | None = Field(default=None, description="for a relationship leaving the customer")
+    properties: dict[str, Any]
+
+
+class ExportGraph(BaseModel):
+    nodes: list[ExportNode]
+    relationships: list[ExportRelationship]
+
+
+class CustomerExport(BaseModel):
+    """Everything held about one customer in both stores (``GET /memory/user/{id}/export``)."""
+
+    format: Literal["loft-export/1"]
+    user_identifier: str
+    exported_at: datetime
+    omitted: dict[str, list[str]] = Field(
+        description="columns left out per table: derived search data (embeddings, full-text vectors, packed "
+        "caches), computed from the exported text"
+    )
+    postgres: dict[str, list[dict[str, Any]]] = Field(
+        description="rows per table, every column but the omitted ones: users (profile, memory mode), sessions, "
+        "messages, message_passages (offsets into a message), long_term_memories, memory_events (their history), "
+        "conversation_summaries, orders, order_lines, user_terms, graph_snapshots, jobs (queued work)"
+    )
+    neo4j: ExportGraph
+    manifest: ExportManifest
+
+
+class MemoryModeResult(BaseModel):
+    mode: MemoryMode
+    erased: ErasureResult | None = Field(
+        default=None, description="lowering the mode erased what it would not have kept: that erasure"
+    )

@@ -83,6 +83,8 @@ class Principal:
 
 # with no key configured (listening on loopback only): the local operator
 LOCAL = Principal("local", Role.ADMIN)
+# the operator at the command line (``loftmem``), as the audit trail names them
+CLI = Principal("cli", Role.ADMIN)
 
 
 def digest(secret: str | bytes) -> bytes:

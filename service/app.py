@@ -84,7 +84,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         responses=ERROR_RESPONSES,
     )
 
-    from service.routers import chat, erasure, memory, metrics, orders, sessions, status
+    from service.routers import chat, erasure, memory, metrics, orders, privacy, sessions, status
 
     # keys are read once, at start-up: a malformed key configuration stops the service
     app.state.keyring = KeyRing.from_settings(settings)
@@ -104,6 +104,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(chat.router)
     app.include_router(sessions.router)
     app.include_router(erasure.router)
+    app.include_router(privacy.router)
     app.include_router(memory.router)
     app.include_router(metrics.router)
     app.include_router(orders.router)

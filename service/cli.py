@@ -10,6 +10,7 @@ loftmem env       print the embedded stack's connection settings as shell export
 loftmem stop      stop the embedded servers of this data dir
 loftmem erase     forget a customer in every store (prints the receipt)
 loftmem erasures  list recent erasure receipts
+loftmem export    write everything held about a customer as one JSON document
 loftmem demo      load the demo shop (customers, orders, chat) through the real feeds
 loftmem catalog load FILE   load a catalog (JSON Lines or CSV) into Neo4j, all or nothing
 """
@@ -381,9 +382,56 @@ def erase(
         _fail(LoftError(f"'{user}' is not a customer identifier ({USER_ID_PATTERN})"))
     if not yes:
         typer.confirm(f"Erase every trace of customer '{user}'? This cannot be undone", abort=True)
-    receipt = _with_core(lambda core: core.erase(user))
+    from service.access import CLI
+
+    receipt = _with_core(lambda core: core.erase(user, by=CLI))
     typer.echo(_receipt_json(receipt))
     raise typer.Exit(code=0 if receipt.status == "complete" else 3)
+
+
+@app.command()
+def export(
+    user: str = typer.Argument(..., help="the customer's identifier"),
+    out: str = typer.Option(None, "--out", "-o", help="write to this file (default: standard output)"),
+) -> None:
+    """Write everything both stores hold about a customer as one JSON document (the format
+    of GET /memory/user/{id}/export, docs/export.schema.json), streamed as it is read.
+    Audited as the operator ('cli')."""
+    import re
+    from pathlib import Path
+
+    from loft_memory.models import USER_ID_PATTERN
+    from service import audit, users
+    from service import export as exporting
+    from service.access import CLI
+    from service.errors import NotFound
+
+    _logging()
+    if not re.fullmatch(USER_ID_PATTERN, user):
+        _fail(LoftError(f"'{user}' is not a customer identifier ({USER_ID_PATTERN})"))
+
+    target = Path(out).open("wb") if out else sys.stdout.buffer  # noqa: SIM115 (closed below)
+
+    async def work(rt: Runtime) -> int:
+        await users.refuse_while_erasing(rt.pool, user)
+        if await users.get(rt.pool, user) is None:
+            raise NotFound(f"no customer '{user}'")
+        await audit.record(rt.pool, rt.erasure_key, CLI, "export", user)
+        written = 0
+        async for chunk in exporting.stream(rt, user):
+            target.write(chunk)  # a command-line tool: nothing else waits on this loop
+            written += len(chunk)
+        return written
+
+    try:
+        written = _with_runtime(work)
+    finally:
+        if out:
+            target.close()
+        else:
+            target.flush()
+    if out:
+        typer.echo(f"wrote {written} bytes to {out}", err=True)
 
 
 @app.command()

@@ -47,6 +47,7 @@ import contextlib
 import json
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -315,6 +316,7 @@ async def attempt(
                 "nodes": graph.nodes,
                 "relationships": graph.relationships,
                 "vocabulary_nodes": graph.vocabulary_nodes,
+                "labels": graph.labels,
             }
             verification = {"postgres": pg_left, "neo4j": graph.leftovers}
             await conn.execute(COMPLETE, receipt_id, json.dumps({"neo4j": neo4j}), json.dumps(verification))
@@ -440,7 +442,7 @@ async def _delete_postgres(conn: Conn, user: str, *, keep: str) -> tuple[dict[st
     known = {t.name for t in TABLES}
     for table in TABLES:
         if table.name == "users":  # tables added later, before their parent goes
-            for extra in await _unlisted_tables(conn, known):
+            for extra in await unlisted_tables(conn, known):
                 log.warning("erasing from %s, which erasure.TABLES does not list", extra)
                 counts[extra] = int(await conn.fetchval(f'DELETE FROM "{extra}" WHERE user_identifier = $1', user) or 0)
         row = await conn.fetchrow(table.delete, user)
@@ -451,7 +453,9 @@ async def _delete_postgres(conn: Conn, user: str, *, keep: str) -> tuple[dict[st
     return counts, ids
 
 
-async def _unlisted_tables(conn: Conn, known: set[str]) -> list[str]:
+async def unlisted_tables(conn: Conn, known: set[str]) -> list[str]:
+    """Tables with a ``user_identifier`` column that :data:`TABLES` does not list (erased
+    and exported all the same, with a warning)."""
     names = [r["table_name"] for r in await conn.fetch(PER_USER_TABLES)]
     return [n for n in names if n not in known and n not in NOT_ERASED and n.replace("_", "").isalnum()]
 
@@ -572,7 +576,9 @@ class MemoryForgotten:
     graph_facts_closed: int  # preference relationships closed in the graph
 
 
-async def forget_memory(rt: Runtime, user: str, memory_id: uuid.UUID) -> MemoryForgotten | None:
+async def forget_memory(
+    rt: Runtime, user: str, memory_id: uuid.UUID, *, audit: Callable[[Conn], Awaitable[None]] | None = None
+) -> MemoryForgotten | None:
     """Forget one long-term memory on the customer's request; None if they have no such memory.
 
     What goes: the memory, its words in its history (and in the history of the memories it
@@ -589,7 +595,8 @@ async def forget_memory(rt: Runtime, user: str, memory_id: uuid.UUID) -> MemoryF
 
     Everything happens in one PostgreSQL transaction holding the customer's row, like a
     worker's graph write (:func:`service.users.lock_live`): the Neo4j write commits inside
-    it, and if Neo4j cannot be reached nothing is deleted (503; retry)."""
+    it, and if Neo4j cannot be reached nothing is deleted (503; retry). ``audit`` writes
+    the audit entry in the same transaction: no deletion without its entry."""
     async with rt.pool.acquire() as conn, conn.transaction():
         await users.lock_shared(conn, user)
         live = await users.lock_live(conn, [user])  # before the memory's row: the worker's order
@@ -597,6 +604,8 @@ async def forget_memory(rt: Runtime, user: str, memory_id: uuid.UUID) -> MemoryF
         deleted = await ltm.delete(conn, user, memory_id, through_message_id=through)
         if deleted is None:
             return None
+        if audit is not None:
+            await audit(conn)
         closed = 0
         if deleted.fact_keys and live:
             async with rt.graph.session(database=rt.settings.neo4j_database) as session:

@@ -47,12 +47,14 @@ from loft_memory.models import (
     LongTermMemory,
     MemoryAdded,
     MemoryDeleted,
+    MemoryMode,
+    MemoryModeResult,
     MemoryPage,
     Recommendations,
     SearchResults,
     check_text,
 )
-from service import users
+from service import audit, consent, users
 from service.access import LOCAL, KeyRing, Principal, Role, presented_secret
 from service.errors import LoftError
 from service.memory import Memory
@@ -181,6 +183,24 @@ async def _reading(ctx: Context) -> tuple[Caller, Memory]:
     return who, core
 
 
+def _request_id(ctx: Context) -> str | None:
+    request = ctx.request_context.request
+    rid = getattr(request, "scope", {}).get("state", {}).get("request_id") if request is not None else None
+    return str(rid) if rid else None
+
+
+async def _audited_read(ctx: Context, who: Caller, core: Memory, tool: str) -> None:
+    """A context read's audit entry (service.audit), naming the tool."""
+    await audit.record_read(
+        core.rt.pool,
+        core.rt.erasure_key,
+        who.principal,
+        who.customer,
+        request_id=_request_id(ctx),
+        detail={"tool": tool},
+    )
+
+
 async def _run(work: Awaitable[T]) -> T:
     """Errors as the model should read them: what went wrong and what to do."""
     try:
@@ -233,6 +253,7 @@ async def search_memories(
 ) -> SearchResults:
     who, core = await _reading(ctx)
     found = await _run(core.context(who.customer, query, budget=4000))
+    await _audited_read(ctx, who, core, "search_memories")
     items = [ContextItem.model_validate(i) for i in found.items[:limit]]
     return SearchResults(query=query, results=items, tiers=found.tiers)
 
@@ -249,6 +270,7 @@ async def get_context(
 ) -> str:
     who, core = await _reading(ctx)
     found = await _run(core.context(who.customer, query, budget=max_tokens))
+    await _audited_read(ctx, who, core, "get_context")
     return found.text or "(nothing is remembered about this customer yet)"
 
 
@@ -299,7 +321,7 @@ async def get_memory(memory_id: MemoryId, ctx: Context) -> LongTermMemory:
 )
 async def delete_memory(memory_id: MemoryId, ctx: Context) -> MemoryDeleted:
     who, core = await _reading(ctx)
-    return await _run(core.forget(who.customer, memory_id))
+    return await _run(core.forget(who.customer, memory_id, by=who.principal, request_id=_request_id(ctx)))
 
 
 @_tool(
@@ -322,6 +344,47 @@ async def recommend_products(
 
 
 @_tool(
+    description="The customer's memory mode: 'full' (what they say is remembered across conversations), "
+    "'session' (only this conversation is used; nothing is learned from it and it is removed once idle) or "
+    "'off' (nothing they say is kept). Tell the customer when they ask what LOFT remembers."
+)
+async def get_memory_mode(ctx: Context) -> MemoryModeResult:
+    who, core = await _reading(ctx)
+    return MemoryModeResult(mode=await _run(core.memory_mode(who.customer)))
+
+
+@_tool(
+    description="Change the customer's memory mode, only when the customer asks to be remembered more or less. "
+    "Lowering it (full -> session -> off) ERASES everything remembered about them now, with a receipt, and "
+    "needs confirm=true (ask the customer first); raising it erases nothing."
+)
+async def set_memory_mode(
+    mode: Annotated[MemoryMode, Field(description="'full', 'session' or 'off'")],
+    ctx: Context,
+    confirm: Annotated[bool, Field(description="must be true to lower the mode (it erases)")] = False,
+) -> MemoryModeResult:
+    who, core = await _reading(ctx)
+    before = await _run(core.memory_mode(who.customer))
+    if consent.RANK[mode] < consent.RANK[before] and not confirm:
+        raise ToolError(
+            f"validation_error: lowering the memory mode from '{before}' to '{mode}' erases everything "
+            "remembered about the customer; ask them, then pass confirm=true"
+        )
+    changed = await _run(
+        core.set_memory_mode(who.customer, mode, by=who.principal, request_id=_request_id(ctx), tool="set_memory_mode")
+    )
+    receipt = changed.receipt
+    erased = (
+        ErasureResult(
+            receipt_id=receipt.receipt_id, status=receipt.status, counts=dict(receipt.counts), error=receipt.error
+        )
+        if receipt is not None
+        else None
+    )
+    return MemoryModeResult(mode=changed.mode, erased=erased)
+
+
+@_tool(
     description="ADMIN KEYS ONLY. Forget this customer completely: every message, memory, graph fact, cached "
     "entry and queued job, with a receipt. Irreversible; only when the customer asked to be forgotten. Pass "
     "confirm=true."
@@ -338,7 +401,7 @@ async def delete_all_memories(
         )
     if not confirm:
         raise ToolError("validation_error: pass confirm=true to erase this customer (irreversible)")
-    receipt = await _run(_server(ctx).resources().erase(who.customer))
+    receipt = await _run(_server(ctx).resources().erase(who.customer, by=who.principal, request_id=_request_id(ctx)))
     return ErasureResult(
         receipt_id=receipt.receipt_id, status=receipt.status, counts=dict(receipt.counts), error=receipt.error
     )

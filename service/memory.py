@@ -38,7 +38,8 @@ from loft_memory.models import (
     SessionMessagesPage,
     SessionPage,
 )
-from service import erasure, facts, graph_view, history, recommendations, turns, users
+from service import audit, consent, erasure, facts, graph_view, history, recommendations, turns, users
+from service.access import Principal
 from service.errors import InvalidInput, NotFound, StoreUnavailable
 from service.outages import is_outage
 from service.pagination import decode_cursor, encode_cursor
@@ -47,6 +48,7 @@ from service.retrieval import PRESETS, Retriever
 from service.retrieval.candidates import Context
 from service.runtime import Runtime
 from vectors import memories as ltm
+from vectors.pg import Conn
 
 GRAPH_VIEW_TIMEOUT_S = 3.0
 ENTITY_SEARCH_TIMEOUT_S = 3.0
@@ -75,6 +77,7 @@ class Memory:
             session_id = await history.ensure_session(
                 conn, user, None, at=when, channel=channel, tombstone_key=self.rt.erasure_key
             )
+            await consent.hold(conn, self.rt.erasure_key, user, session_id)
             (stored,) = await history.add_messages(
                 conn,
                 user,
@@ -103,6 +106,7 @@ class Memory:
                 await history.create_session(
                     conn, user, session_id, at=first_at, channel=body.channel, tombstone_key=self.rt.erasure_key
                 )
+            await consent.hold(conn, self.rt.erasure_key, user, session_id)
             stored = await history.add_messages(
                 conn,
                 user,
@@ -297,9 +301,19 @@ class Memory:
             ],
         )
 
-    async def forget(self, user: str, memory_id: uuid.UUID) -> MemoryDeleted:
-        """Forget one memory and the preference it states (see ``erasure.forget_memory``)."""
-        forgotten = await erasure.forget_memory(self.rt, user, memory_id)
+    async def forget(
+        self, user: str, memory_id: uuid.UUID, *, by: Principal, request_id: str | None = None
+    ) -> MemoryDeleted:
+        """Forget one memory and the preference it states (see ``erasure.forget_memory``); its
+        audit entry is written in the deletion's own transaction."""
+
+        async def audited(conn: Conn) -> None:
+            detail = {"memory_id": str(memory_id)}
+            await audit.record(
+                conn, self.rt.erasure_key, by, "delete_memory", user, request_id=request_id, detail=detail
+            )
+
+        forgotten = await erasure.forget_memory(self.rt, user, memory_id, audit=audited)
         if forgotten is None:
             raise NotFound(f"no memory {memory_id} for customer '{user}'")
         return MemoryDeleted(
@@ -311,9 +325,13 @@ class Memory:
 
     # -- erasure -----------------------------------------------------------------------------
 
-    async def erase(self, user: str) -> erasure.Receipt:
-        """Forget a customer in every store, cache and queue (see :mod:`service.erasure`)."""
-        return await erasure.erase(self.rt, user, graph_timeout_s=ERASE_GRAPH_TIMEOUT_S)
+    async def erase(self, user: str, *, by: Principal, request_id: str | None = None) -> erasure.Receipt:
+        """Forget a customer in every store, cache and queue (see :mod:`service.erasure`), and
+        audit it (the entry names the customer by the erasure HMAC only)."""
+        receipt = await erasure.erase(self.rt, user, graph_timeout_s=ERASE_GRAPH_TIMEOUT_S)
+        detail = {"receipt_id": str(receipt.receipt_id), "status": receipt.status}
+        await audit.record(self.rt.pool, self.rt.erasure_key, by, "erase", user, request_id=request_id, detail=detail)
+        return receipt
 
     async def receipt(self, receipt_id: uuid.UUID) -> erasure.Receipt:
         found = await erasure.get_receipt(self.rt.pool, receipt_id)
@@ -324,6 +342,25 @@ class Memory:
     async def receipts(self, *, user: str | None = None, limit: int = 20) -> list[erasure.Receipt]:
         """Recent erasure receipts, newest first (of one customer: matched by the keyed hash)."""
         return await erasure.receipts(self.rt, user=user, limit=limit)
+
+    # -- consent -------------------------------------------------------------------------------
+
+    async def memory_mode(self, user: str) -> consent.Mode:
+        """The customer's memory mode (``full`` for a customer never seen)."""
+        return await consent.mode_of(self.rt.pool, self.rt.erasure_key, user)
+
+    async def set_memory_mode(
+        self, user: str, mode: consent.Mode, *, by: Principal, request_id: str | None = None, tool: str | None = None
+    ) -> consent.Changed:
+        """Change the memory mode (lowering it erases, with a receipt) and audit the change."""
+        changed = await consent.change(self.rt, user, mode)
+        detail: dict[str, str] = {"from": changed.before, "to": changed.mode}
+        if tool is not None:
+            detail["tool"] = tool
+        if changed.receipt is not None:
+            detail["receipt_id"] = str(changed.receipt.receipt_id)
+        await audit.record(self.rt.pool, self.rt.erasure_key, by, "consent", user, request_id=request_id, detail=detail)
+        return changed
 
 
 def _json(value: object) -> dict[str, Any]:

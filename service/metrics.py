@@ -89,6 +89,17 @@ BATCH_SECONDS = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
 )
 
+PRIVACY_REMOVED = Counter(
+    "loft_privacy_removed_total",
+    "Rows and nodes removed by the worker's privacy sweeps, by what (idle_sessions: sessions held under memory "
+    "mode 'session'; retention_<kind>: data past its retention)",
+    ["what"],
+)
+AUDIT_FAILURES = Counter(
+    "loft_audit_failures_total",
+    "Audit entries that could not be written (context reads are answered anyway; other actions fail)",
+    ["action"],
+)
 
 LAG_WINDOW_S = 10.0
 EVENT_LOOP_LAG = Gauge(

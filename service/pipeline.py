@@ -41,7 +41,7 @@ import numpy as np
 
 from graph import writes as graph_writes
 from graph.schema import entity_key, fact_key
-from service import co_purchases, graph_snapshots, history, orders, users
+from service import co_purchases, consent, graph_snapshots, history, orders, users
 from service.extraction import Entity, Extraction, Preference
 from service.runtime import Runtime
 from vectors import memories as ltm
@@ -196,7 +196,7 @@ async def commit(rt: Runtime, plan: Plan, *, refresh_snapshots: bool = True) -> 
         return
     async with rt.pool.acquire() as conn:
         async with conn.transaction():
-            live = await _fence(conn, plan.items)
+            live = await _fence(rt, conn, plan.items)
             await history.store_embeddings(conn, [(i.row["id"], i.vector) for i in live])
             for item in live:
                 if item.spans and item.passage_vectors is not None:
@@ -214,7 +214,7 @@ async def commit(rt: Runtime, plan: Plan, *, refresh_snapshots: bool = True) -> 
         if not any(i.facts for i in plan.items) and not any(_named(i) for i in plan.items):
             return
         async with conn.transaction():
-            live = await _fence(conn, plan.items)
+            live = await _fence(rt, conn, plan.items)
             facts = [i.facts for i in live if i.facts is not None]
             # a preference the customer asked to forget (deleted its memory) after saying it
             forgotten = await ltm.forgotten_facts(conn, [f.user_id for f in facts]) if facts else {}
@@ -255,9 +255,10 @@ async def _rearm_summaries(rt: Runtime, conn: Conn, items: list[Planned]) -> Non
         await history.arm_summary(conn, user, session_id, at, rt.settings.summary_idle_s)
 
 
-async def _fence(conn: Conn, items: list[Planned]) -> list[Planned]:
-    """Lock the customers and messages of a batch; the items whose message still exists."""
-    alive_users = await users.lock_live(conn, [i.row["user_identifier"] for i in items])
+async def _fence(rt: Runtime, conn: Conn, items: list[Planned]) -> list[Planned]:
+    """Lock the customers and messages of a batch; the items whose message still exists
+    and whose customer is remembered in full (memory mode: :mod:`service.consent`)."""
+    alive_users = await consent.lock_remembered(conn, rt.erasure_key, [i.row["user_identifier"] for i in items])
     alive_ids = await history.lock_live_messages(conn, [i.row["id"] for i in items])
     return [i for i in items if i.row["id"] in alive_ids and i.row["user_identifier"] in alive_users]
 

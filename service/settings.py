@@ -77,6 +77,14 @@ class Settings(BaseSettings):
     # from an old export; longer keeps (keyed, unreadable) records past any replay we know
     # of. 0: no tombstones (replays re-create the customer).
     tombstone_days: int = Field(default=400, alias="LOFT_TOMBSTONE_DAYS", ge=0, le=3650)
+    # retention (service/retention.py): days each kind of data is kept, unset = for ever. Graph
+    # facts follow the messages (and orders) they came from; the worker sweeps every
+    # LOFT_RETENTION_SWEEP_S
+    retention_messages_days: int | None = Field(default=None, alias="LOFT_RETENTION_MESSAGES_DAYS", ge=1, le=36500)
+    retention_memories_days: int | None = Field(default=None, alias="LOFT_RETENTION_MEMORIES_DAYS", ge=1, le=36500)
+    retention_summaries_days: int | None = Field(default=None, alias="LOFT_RETENTION_SUMMARIES_DAYS", ge=1, le=36500)
+    retention_orders_days: int | None = Field(default=None, alias="LOFT_RETENTION_ORDERS_DAYS", ge=1, le=36500)
+    retention_sweep_s: float = Field(default=3600.0, alias="LOFT_RETENTION_SWEEP_S", ge=1)
     env: Literal["development", "test", "production"] = Field(default="development", alias="LOFT_ENV")
     # `loftmem up` loads the demo shop (service/demo.py) into stores with no customers yet
     # (development only; LOFT_DEMO=0 starts empty)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from service import history, users
+from service import consent, history
 from service.runtime import Runtime
 from service.text import NOT_NAMES
 from vectors import summaries
@@ -112,9 +112,8 @@ async def _write(rt: Runtime, summary: summaries.Summary, first_id: int) -> bool
     async with rt.pool.acquire() as conn, conn.transaction():
         # fence: the customer and the first turn read must still be there (erased
         # meanwhile: write nothing)
-        if not await users.lock_live(conn, [summary.user_identifier]) or not await history.lock_live_messages(
-            conn, [first_id]
-        ):
+        remembered = await consent.lock_remembered(conn, rt.erasure_key, [summary.user_identifier])
+        if not remembered or not await history.lock_live_messages(conn, [first_id]):
             return False
         await summaries.upsert(conn, summary)
         await history.mark_summarized(conn, summary.session_id)

@@ -20,13 +20,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from loft_memory.models import ChatResponse
-from service import chat, history, users
+from service import chat, consent, history, users
 from service.chat import Piece
 from service.errors import Conflict, NotFound
 from service.extraction import Extraction
 from service.retrieval import Retriever
 from service.retrieval.candidates import Context
 from service.runtime import Runtime
+from vectors.pg import Conn
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,9 @@ class Turn:
     rt: Runtime
     request: TurnRequest
     session_id: uuid.UUID
-    message_id: int
+    message_id: int | None  # None: memory mode 'off', nothing is stored
     replayed: ChatResponse | None = None
+    mode: consent.Mode = "full"
     context: Context | None = None
     turns: list[dict[str, str]] | None = None
     said: Extraction | None = None
@@ -78,8 +80,19 @@ class Turn:
         return chat.reply_stream(self.rt, *self._reply_args(), said=self.said, known=self.context.known)
 
     async def store(self, text: str) -> ChatResponse:
-        """Store the answer (once: a retry finds it by the turn's reply key)."""
+        """Store the answer (once: a retry finds it by the turn's reply key); under memory
+        mode 'off' nothing is stored."""
         assert self.context is not None
+        if self.message_id is None:
+            return ChatResponse(
+                session_id=self.session_id,
+                message_id=None,
+                reply=text,
+                reply_message_id=None,
+                context=self.shown(),
+                llm=self.llm,
+                memory_mode="off",
+            )
         at = datetime.now(UTC)
         async with self.rt.pool.acquire() as conn, conn.transaction():
             (answer,) = await history.add_messages(
@@ -96,6 +109,7 @@ class Turn:
             reply_message_id=answer.id,
             context=self.shown(),
             llm=self.llm,
+            memory_mode=self.mode,
         )
 
     def _reply_args(self) -> tuple[str, str, dict[str, Any], list[dict[str, str]]]:
@@ -104,7 +118,12 @@ class Turn:
 
 
 async def start(rt: Runtime, retr: Retriever, req: TurnRequest) -> Turn:
-    """Store the turn (or find the one a retry repeats) and gather what answering needs."""
+    """Store the turn (or find the one a retry repeats) and gather what answering needs.
+    Under the customer's memory mode (:mod:`service.consent`): 'session' marks the session to
+    be removed once idle, 'off' stores nothing (the turn is answered from what is known)."""
+    mode = await consent.mode_of(rt.pool, rt.erasure_key, req.user)
+    if mode == "off":
+        return await _unremembered(rt, retr, req)
     external_id = f"chat:{req.client_id}" if req.client_id else None
     if external_id is not None:
         async with rt.pool.acquire() as conn:
@@ -114,7 +133,7 @@ async def start(rt: Runtime, retr: Retriever, req: TurnRequest) -> Turn:
             return await _replay(rt, retr, req, earlier)
     now = datetime.now(UTC)
     async with rt.pool.acquire() as conn, conn.transaction():
-        session_id = await history.ensure_session(conn, req.user, req.session_id, at=now, tombstone_key=rt.erasure_key)
+        session_id = await _session(conn, rt, req.user, req.session_id, at=now, mode=mode)
         (stored,) = await history.add_messages(
             conn,
             req.user,
@@ -125,7 +144,7 @@ async def start(rt: Runtime, retr: Retriever, req: TurnRequest) -> Turn:
         )
     if not stored.created:  # the same turn arrived twice at once: answer the retry from the first
         return await _replay_of(rt, retr, req, external_id)
-    turn = Turn(rt, req, session_id, stored.id)
+    turn = Turn(rt, req, session_id, stored.id, mode=mode)
     turn.context = await retr.context(
         req.user, req.message, budget=req.budget, session_id=session_id, exclude_message_ids=frozenset({stored.id})
     )
@@ -133,6 +152,34 @@ async def start(rt: Runtime, retr: Retriever, req: TurnRequest) -> Turn:
     # the facts of this very turn, without waiting for the worker (in the CPU pool: the work
     # grows with the message, and the event loop serves everyone)
     turn.said = await rt.cpu_long(rt.rules.extract, req.message, at=now, role="user")
+    return turn
+
+
+async def _session(
+    conn: Conn, rt: Runtime, user: str, session_id: uuid.UUID | None, *, at: datetime, mode: consent.Mode
+) -> uuid.UUID:
+    """The turn's session; under 'session' mode it is marked to be removed once idle, and a
+    session already removed as idle is followed by a new one."""
+    if mode != "session":
+        return await history.ensure_session(conn, user, session_id, at=at, tombstone_key=rt.erasure_key)
+    try:
+        async with conn.transaction():  # a savepoint: a missing session leaves the turn's transaction usable
+            found = await history.ensure_session(conn, user, session_id, at=at, tombstone_key=rt.erasure_key)
+    except NotFound:
+        found = await history.ensure_session(conn, user, None, at=at, tombstone_key=rt.erasure_key)
+    await consent.mark_ephemeral(conn, found)
+    return found
+
+
+async def _unremembered(rt: Runtime, retr: Retriever, req: TurnRequest) -> Turn:
+    """A turn under memory mode 'off': answered from what is known (the catalog; nothing of
+    the customer is kept), and neither the turn nor the answer is stored."""
+    async with rt.pool.acquire() as conn:
+        await users.refuse_while_erasing(conn, req.user)
+    turn = Turn(rt, req, req.session_id or uuid.uuid4(), None, mode="off")
+    turn.context = await retr.context(req.user, req.message, budget=req.budget, track_access=False)
+    turn.turns = []
+    turn.said = await rt.cpu_long(rt.rules.extract, req.message, at=datetime.now(UTC), role="user")
     return turn
 
 

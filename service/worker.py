@@ -32,7 +32,7 @@ from typing import TypeVar
 import asyncpg
 
 from graph import writes as graph_writes
-from service import erasure, metrics, pipeline, queue, summaries
+from service import consent, erasure, metrics, pipeline, queue, retention, summaries
 from service import orders as orders_module
 from service.outages import is_outage, is_statement_timeout, postgres_answers
 from service.runtime import Runtime
@@ -167,6 +167,28 @@ class Worker:
         self._swept = time.monotonic()
         for kind in await queue.revive_failed(self.rt.pool):
             metrics.observe_jobs(kind, "revived")
+        await self._remove_idle_sessions()
+        await self._retain()
+
+    async def _retain(self) -> None:
+        """Retention's sweep, when one is due (every LOFT_RETENTION_SWEEP_S across workers)."""
+        try:
+            if await retention.due(self.rt):
+                await retention.sweep(self.rt)
+        except Exception as exc:  # logged and recorded by the sweep; the next one goes on
+            log.warning("retention sweep failed (%s); the next sweep goes on", type(exc).__name__)
+
+    async def _remove_idle_sessions(self) -> None:
+        """Sessions held under memory mode 'session' go once idle (turns with them)."""
+        idle_s = max(self.rt.settings.summary_idle_s, consent.MIN_IDLE_S)
+        try:
+            removed = await consent.remove_idle_sessions(self.rt, idle_s)
+        except Exception as exc:  # a deadlock with an erasure, an outage: the next sweep tries again
+            log.warning("removing idle 'session'-mode sessions failed (%s); the next sweep tries again", exc)
+            return
+        if removed:
+            metrics.PRIVACY_REMOVED.labels("idle_sessions").inc(removed)
+            log.info("removed %d idle session(s) held under memory mode 'session'", removed)
 
     async def step_system(self) -> int:
         """Unfinished erasures, a job whose last worker died (alone), summaries that are due."""

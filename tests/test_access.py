@@ -23,7 +23,8 @@ A_WORDS = ["Quorbisk", "Flennimore", "Trazzleby"]  # only customer A ever says t
 
 # who may call each route: every route of the OpenAPI schema must be listed here
 #   public: anyone (brief answer without a key); any: every valid key (no customer in the
-#   path); customer: chat/admin for anyone, a customer key for its own customer; admin: admin only
+#   path); customer: chat/admin for anyone, a customer key for its own customer; own: admin for
+#   anyone, a customer key for its own customer, never a chat key; admin: admin only
 POLICY = {
     ("GET", "/memory/status"): "public",
     ("GET", "/v1/whoami"): "any",
@@ -47,6 +48,10 @@ POLICY = {
     ("DELETE", "/memory/user/{user_identifier}"): "admin",
     ("GET", "/memory/erasures/{receipt_id}"): "admin",
     ("GET", "/memory/erasures"): "admin",
+    ("GET", "/memory/audit"): "admin",
+    ("GET", "/memory/user/{user_identifier}/export"): "own",
+    ("GET", "/memory/user/{user_identifier}/consent"): "customer",
+    ("PUT", "/memory/user/{user_identifier}/consent"): "customer",
     ("POST", "/memory/test/populate-sample-data"): "admin",
     ("GET", "/metrics"): "admin",
 }
@@ -155,6 +160,8 @@ def _request(method: str, path: str, about: str, world: dict, fresh: str, stack)
         kwargs["json"] = {"query": "sofa", "user_identifier": about}
     elif path == "/memory/test/populate-sample-data":
         kwargs["json"] = {"user_identifier": fresh}
+    elif method == "PUT" and path.endswith("/consent"):
+        kwargs["json"] = {"mode": "full"}  # raising (or keeping) the mode erases nothing
     elif path.startswith("/memory/context"):
         kwargs["params"] = {"query": "what does this customer like?"}
     return url, kwargs
@@ -185,7 +192,12 @@ def test_every_route_answers_each_role_as_specified_and_never_leaks(keyed, world
                 assert r.status_code == 401, f"{label}: {r.status_code} {r.text}"
                 assert r.json()["error"] == "unauthorized" and r.headers["www-authenticate"] == "Bearer"
                 continue
-            allowed = {"any": True, "admin": who == "admin", "customer": who in ("chat", "admin")}[policy]
+            allowed = {
+                "any": True,
+                "admin": who == "admin",
+                "own": who == "admin",  # the request is about customer B: customer A's key is refused
+                "customer": who in ("chat", "admin"),
+            }[policy]
             if allowed:
                 assert 200 <= r.status_code < 300, f"{label}: {r.status_code} {r.text}"
                 assert not any(w.lower() in r.text.lower() for w in A_WORDS), f"{label} leaked A's data: {r.text[:300]}"
@@ -202,6 +214,9 @@ def test_a_customer_key_reads_its_own_customer(keyed, world):
     assert ctx.status_code == 200 and A_WORDS[1] in ctx.text
     assert mine.post("/v1/chat", json={"user_identifier": a, "message": "Hello again"}).status_code == 200
     assert mine.delete(f"/memory/user/{a}").status_code == 403  # erasure is the admin's
+    export = mine.get(f"/memory/user/{a}/export")
+    assert export.status_code == 200 and A_WORDS[1] in export.text  # the customer's own data, theirs to take
+    assert _client(svc.base, CHAT_KEY).get(f"/memory/user/{a}/export").status_code == 403
 
 
 @pytest.mark.parametrize(

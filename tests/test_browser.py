@@ -198,3 +198,48 @@ def test_forget_me_needs_an_admin_key(browser, stack, tmp_path):
     finally:
         context.close()
         svc.stop()
+
+
+def test_the_memory_mode_is_shown_and_changed_on_the_page(page, service, api, user):
+    """The customer sees their memory mode and lowers it: the page asks first, then the
+    erasure runs and its receipt is shown; a turn afterwards is answered, not remembered."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=WAIT_MS)
+    page.goto("/")
+    page.fill("#user-id", user)
+    page.press("#user-id", "Enter")
+    expect(page.locator("#memory-mode")).to_be_enabled()
+    expect(page.locator("#memory-mode")).to_have_value("full")
+    expect(page.locator("#memory-mode-hint")).to_contain_text("across conversations")
+    say(page, "Hi, my name is Odalys and I love rattan chairs")
+    service.wait_idle()
+    page.click("#memory-refresh")
+    expect(page.locator("#memory-body .mem-name")).to_have_text("Odalys")
+    scroll_to(page, "memory-mode")
+    shot(page, "7-memory-mode-full")
+
+    # lowering asks first; cancelling keeps the mode and the memory
+    page.select_option("#memory-mode", "off")
+    expect(page.locator("#consent-dialog")).to_be_visible()
+    expect(page.locator("#consent-to")).to_have_text("Don't remember me")
+    shot(page, "8-memory-mode-confirm")
+    page.click("#consent-cancel")
+    expect(page.locator("#memory-mode")).to_have_value("full")
+    assert api.get(f"/memory/user/{user}/consent").json()["mode"] == "full"
+
+    page.select_option("#memory-mode", "off")
+    page.click("#consent-confirm")
+    expect(page.locator("#consent-msg")).to_contain_text("receipt")
+    expect(page.locator("#memory-mode")).to_have_value("off")
+    expect(page.locator("#memory-body #memory-empty")).to_be_visible()
+    assert api.get(f"/memory/user/{user}/consent").json()["mode"] == "off"
+    assert api.get(f"/memory/user/{user}/summary").status_code == 404
+
+    say(page, "My name is Odalys, do you have rattan chairs?")
+    service.wait_idle()
+    assert api.get(f"/memory/user/{user}/summary").status_code == 404  # answered, not remembered
+    page.reload()
+    expect(page.locator("#memory-mode")).to_have_value("off")  # the page reads it back
+    scroll_to(page, "memory-mode")
+    shot(page, "9-memory-mode-off")

@@ -38,7 +38,17 @@ def test_a_streamed_reply_arrives_in_pieces_and_ends_with_the_json_answer(api, u
     assert streamed.strip() == done["reply"]
     assert "Sarah" in done["reply"] and "No language model is configured" in done["reply"]
     # `done` is the non-streaming answer's JSON, and the reply is stored as sent
-    assert set(done) == {"session_id", "message_id", "reply", "reply_message_id", "context", "llm", "replayed"}
+    assert set(done) == {
+        "session_id",
+        "message_id",
+        "reply",
+        "reply_message_id",
+        "context",
+        "llm",
+        "replayed",
+        "memory_mode",
+    }
+    assert done["memory_mode"] == "full"
     (stored,) = stack.sql("SELECT content FROM messages WHERE id = $1", done["reply_message_id"])
     assert stored["content"] == done["reply"]
 

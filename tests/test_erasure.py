@@ -134,7 +134,12 @@ def test_erasing_an_unknown_or_erased_customer_is_a_complete_receipt_with_zero_c
         receipt = r.json()
         assert receipt["status"] == "complete" and receipt["receipt_id"] != first["receipt_id"]
         assert not any(receipt["counts"]["postgres"].values())
-        assert receipt["counts"]["neo4j"] == {"nodes": 0, "relationships": 0, "vocabulary_nodes": 0}
+        assert receipt["counts"]["neo4j"] == {
+            "nodes": 0,
+            "relationships": 0,
+            "vocabulary_nodes": 0,
+            "labels": {"Customer": 0, "Entity": 0},
+        }
     # receipts are found by the customer's identifier through the keyed hash
     listed = api.get("/memory/erasures", params={"user_identifier": user}).json()["receipts"]
     assert len(listed) == 3 and listed[-1]["receipt_id"] == first["receipt_id"]

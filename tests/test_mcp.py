@@ -27,6 +27,8 @@ TOOLS = {
     "delete_memory",
     "recommend_products",
     "delete_all_memories",
+    "get_memory_mode",
+    "set_memory_mode",
 }
 CHAT_KEY = "mcp-chat-" + uuid.uuid4().hex
 ADMIN_KEY = "mcp-admin-" + uuid.uuid4().hex
@@ -234,6 +236,8 @@ def attempts(b: str, b_memory: str) -> list[tuple[str, dict]]:
         ("delete_memory", {"memory_id": b_memory}),
         ("recommend_products", {"user_identifier": b}),
         ("delete_all_memories", {"confirm": True, "user_identifier": b}),
+        ("get_memory_mode", {"user_identifier": b}),
+        ("set_memory_mode", {"mode": "full", "user_identifier": b}),  # raising: the caller's own, no erasure
     ]
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from loft_memory.models import USER_ID_PATTERN, ErasureList, ErasureReceipt
-from service.access import ADMIN_ONLY, allow
+from service.access import ADMIN_ONLY, allow, identify
 from service.deps import core as memory_core
 from service.memory import Memory
+from service.middleware import request_id_of
 
 router = APIRouter(tags=["erasure"], dependencies=[Depends(allow(*ADMIN_ONLY))])
 
@@ -22,10 +23,11 @@ router = APIRouter(tags=["erasure"], dependencies=[Depends(allow(*ADMIN_ONLY))])
     responses={202: {"model": ErasureReceipt, "description": "a store is unavailable: the erasure is pending"}},
 )
 async def erase_customer(
+    request: Request,
     user_identifier: str = Path(pattern=USER_ID_PATTERN, description="the customer's identifier"),
     core: Memory = Depends(memory_core),
 ) -> JSONResponse:
-    receipt = (await core.erase(user_identifier)).wire()
+    receipt = (await core.erase(user_identifier, by=identify(request), request_id=request_id_of(request.scope))).wire()
     return JSONResponse(receipt.model_dump(mode="json"), status_code=200 if receipt.status == "complete" else 202)
 
 

@@ -4,10 +4,12 @@ memory history, sample data."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
+from starlette.background import BackgroundTask
 
 from loft_memory.models import (
     MAX_QUERY_CHARS,
@@ -28,13 +30,13 @@ from loft_memory.models import (
     SampleDataRequest,
     SampleDataResponse,
 )
-from service import sample
-from service.access import ADMIN_ONLY, ANY_ROLE, Principal, allow, own_origin
+from service import audit, sample
+from service.access import ADMIN_ONLY, ANY_ROLE, Principal, allow, identify, own_origin
 from service.deps import core as memory_core
 from service.deps import not_being_erased, runtime
 from service.errors import Forbidden
 from service.memory import Memory
-from service.middleware import note_customer
+from service.middleware import note_customer, request_id_of
 from service.retrieval import PRESETS
 from service.runtime import Runtime
 
@@ -54,6 +56,7 @@ UserPath = Path(pattern=USER_ID_PATTERN, description="the customer's identifier"
     summary="Prompt-ready context for a chat turn, with provenance",
 )
 async def context(
+    request: Request,
     user_identifier: str = UserPath,
     query: Annotated[
         SafeText,
@@ -81,8 +84,18 @@ async def context(
     result = await core.context(
         user_identifier, query, budget=budget, session_id=session_id, preset=preset, as_of=as_of
     )
+    # the audit entry is written once the answer is out (stamped with the read's time)
+    entry = BackgroundTask(
+        audit.record_read,
+        core.rt.pool,
+        core.rt.erasure_key,
+        identify(request),
+        user_identifier,
+        request_id=request_id_of(request.scope),
+        at=datetime.now(UTC),
+    )
     # plain JSON types already: skip FastAPI's recursive encoder on the hot path
-    return JSONResponse(result.as_dict(explain=explain))
+    return JSONResponse(result.as_dict(explain=explain), background=entry)
 
 
 @router.get(
@@ -194,7 +207,7 @@ async def memory_history(
     summary="Forget one long-term memory and the preference it states (the turns it came from stay)",
 )
 async def memory_delete(
-    memory_id: uuid.UUID, user_identifier: str = UserPath, core: Memory = Depends(memory_core)
+    request: Request, memory_id: uuid.UUID, user_identifier: str = UserPath, core: Memory = Depends(memory_core)
 ) -> MemoryDeleted:
     """The memory goes, with its words in its history; the preference it states is closed
     in the graph (it stays only as history, like a replaced preference), so the next
@@ -203,7 +216,8 @@ async def memory_delete(
     history, and so do conversation summaries; a new message that says it again is
     remembered again. Needs Neo4j when the memory states a preference (503, nothing
     deleted, while it is away)."""
-    return await core.forget(user_identifier, memory_id)
+    by, rid = identify(request), request_id_of(request.scope)
+    return await core.forget(user_identifier, memory_id, by=by, request_id=rid)
 
 
 @router.post(

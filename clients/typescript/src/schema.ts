@@ -4,6 +4,27 @@
  */
 
 export interface paths {
+    "/memory/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The audit trail: who read, exported, erased, changed consent or deleted memories, newest first
+         * @description Open to admins while a customer's erasure is pending: the trail holds nothing of
+         *     the customer but the keyed hash, and shows the erasure itself.
+         */
+        get: operations["audit_trail_memory_audit_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/memory/context/{user_identifier}": {
         parameters: {
             query?: never;
@@ -122,6 +143,58 @@ export interface paths {
         post?: never;
         /** Forget a customer: PostgreSQL, Neo4j, caches and queued work, with a receipt */
         delete: operations["erase_customer_memory_user__user_identifier__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/memory/user/{user_identifier}/consent": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The customer's memory mode: full, session or off
+         * @description A customer never seen is in ``full`` mode (the default).
+         */
+        get: operations["get_consent_memory_user__user_identifier__consent_get"];
+        /**
+         * Change the customer's memory mode; lowering it erases what the lower mode would not keep
+         * @description ``full`` → ``session`` or ``off``, and ``session`` → ``off``, erase everything held
+         *     about the customer (the current session's turns too: the conversation goes on in a new
+         *     session) through the erasure machinery, and the answer carries its receipt. Raising the
+         *     mode erases nothing. The mode itself is kept under the customer's keyed hash, so it
+         *     outlives that erasure.
+         */
+        put: operations["put_consent_memory_user__user_identifier__consent_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/memory/user/{user_identifier}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Everything held about a customer in both stores, as one streamed JSON document
+         * @description Admin keys, and a customer key for its own customer (a chat key may not: the export
+         *     is the customer's right, not the chat's). The document is streamed as it is read
+         *     (``docs/export.schema.json``); its ``manifest`` counts rows per table and nodes per
+         *     label under the keys an erasure receipt uses. The audit entry is written before the
+         *     first byte.
+         */
+        get: operations["export_customer_memory_user__user_identifier__export_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -453,6 +526,55 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * AuditEntry
+         * @description One audited action on one customer's data.
+         */
+        AuditEntry: {
+            /**
+             * Action
+             * @enum {string}
+             */
+            action: "context" | "export" | "erase" | "consent" | "delete_memory";
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /**
+             * Detail
+             * @description what the action was about (a receipt id, a mode, a memory id)
+             */
+            detail: {
+                [key: string]: unknown;
+            };
+            /** Id */
+            id: number;
+            /**
+             * Key Name
+             * @description the API key's name ('cli' for the command line, 'stdio' for a local MCP server)
+             */
+            key_name: string;
+            /** Key Role */
+            key_role: string;
+            /** Request Id */
+            request_id: string | null;
+            /**
+             * Subject Hash
+             * @description the customer, as erasure receipts name them: HMAC-SHA256 of the identifier under the erasure key (the identifier itself is never stored)
+             */
+            subject_hash: string;
+        };
+        /** AuditPage */
+        AuditPage: {
+            /** Entries */
+            entries: components["schemas"]["AuditEntry"][];
+            /**
+             * Next Cursor
+             * @description pass as cursor for older entries (with the same filters)
+             */
+            next_cursor: string | null;
+        };
         /** ChatRequest */
         ChatRequest: {
             /**
@@ -484,8 +606,18 @@ export interface components {
             context: components["schemas"]["ContextResponse"];
             /** Llm */
             llm: boolean;
-            /** Message Id */
-            message_id: number;
+            /**
+             * Memory Mode
+             * @description the customer's memory mode this turn was handled under (see /consent)
+             * @default full
+             * @enum {string}
+             */
+            memory_mode: "full" | "session" | "off";
+            /**
+             * Message Id
+             * @description the stored turn (null when the memory mode is 'off': nothing stored)
+             */
+            message_id: number | null;
             /**
              * Replayed
              * @description true when this answers a retry of a turn already answered
@@ -494,13 +626,42 @@ export interface components {
             replayed: boolean;
             /** Reply */
             reply: string;
-            /** Reply Message Id */
-            reply_message_id: number;
+            /**
+             * Reply Message Id
+             * @description the stored reply (null when the memory mode is 'off')
+             */
+            reply_message_id: number | null;
             /**
              * Session Id
              * Format: uuid
              */
             session_id: string;
+        };
+        /** Consent */
+        Consent: {
+            /**
+             * Mode
+             * @enum {string}
+             */
+            mode: "full" | "session" | "off";
+            /**
+             * Receipt
+             * @description lowering the mode erases what the lower mode would not have kept: that erasure's receipt
+             */
+            receipt?: {
+                [key: string]: unknown;
+            } | null;
+            /** User Identifier */
+            user_identifier: string;
+        };
+        /** ConsentRequest */
+        ConsentRequest: {
+            /**
+             * Mode
+             * @description full: every turn is remembered (graph, memories, summaries); session: turns are kept for the session's context only and removed once it goes idle, nothing is extracted; off: turns are answered and not stored beyond the reply
+             * @enum {string}
+             */
+            mode: "full" | "session" | "off";
         };
         /**
          * ContextItem
@@ -584,6 +745,42 @@ export interface components {
             tokens: number;
             /** Took Ms */
             took_ms: number;
+        };
+        /**
+         * CustomerExport
+         * @description Everything held about one customer in both stores (``GET /memory/user/{id}/export``).
+         */
+        CustomerExport: {
+            /**
+             * Exported At
+             * Format: date-time
+             */
+            exported_at: string;
+            /**
+             * Format
+             * @constant
+             */
+            format: "loft-export/1";
+            manifest: components["schemas"]["ExportManifest"];
+            neo4j: components["schemas"]["ExportGraph"];
+            /**
+             * Omitted
+             * @description columns left out per table: derived search data (embeddings, full-text vectors, packed caches), computed from the exported text
+             */
+            omitted: {
+                [key: string]: string[];
+            };
+            /**
+             * Postgres
+             * @description rows per table, every column but the omitted ones: users (profile, memory mode), sessions, messages, message_passages (offsets into a message), long_term_memories, memory_events (their history), conversation_summaries, orders, order_lines, user_terms, graph_snapshots, jobs (queued work)
+             */
+            postgres: {
+                [key: string]: {
+                    [key: string]: unknown;
+                }[];
+            };
+            /** User Identifier */
+            user_identifier: string;
         };
         /**
          * CustomerGraph
@@ -780,6 +977,93 @@ export interface components {
              * @description quote it when reporting a problem
              */
             request_id?: string | null;
+        };
+        /** ExportGraph */
+        ExportGraph: {
+            /** Nodes */
+            nodes: components["schemas"]["ExportNode"][];
+            /** Relationships */
+            relationships: components["schemas"]["ExportRelationship"][];
+        };
+        /** ExportGraphManifest */
+        ExportGraphManifest: {
+            /**
+             * Labels
+             * @description nodes per label (Customer, Entity)
+             */
+            labels: {
+                [key: string]: number;
+            };
+            /** Nodes */
+            nodes: number;
+            /** Relationships */
+            relationships: number;
+        };
+        /**
+         * ExportManifest
+         * @description What the export holds, under the same keys as the erasure receipt's ``counts``.
+         */
+        ExportManifest: {
+            neo4j: components["schemas"]["ExportGraphManifest"];
+            /**
+             * Postgres
+             * @description rows per table (the erasure's tables, then jobs)
+             */
+            postgres: {
+                [key: string]: number;
+            };
+        };
+        /** ExportNode */
+        ExportNode: {
+            /**
+             * Id
+             * @description Neo4j element id (relationships refer to it)
+             */
+            id: string;
+            /** Labels */
+            labels: string[];
+            /**
+             * Properties
+             * @description every property but vectors; source_message_ids name messages
+             */
+            properties: {
+                [key: string]: unknown;
+            };
+        } & {
+            [key: string]: unknown;
+        };
+        /** ExportRelationship */
+        ExportRelationship: {
+            /**
+             * End
+             * @description element id of the node it reaches
+             */
+            end: string;
+            /**
+             * End Labels
+             * @description for a relationship leaving the customer
+             */
+            end_labels?: string[] | null;
+            /** Id */
+            id: string;
+            /** Properties */
+            properties: {
+                [key: string]: unknown;
+            };
+            /**
+             * Start
+             * @description element id of the node it leaves
+             */
+            start: string;
+            /**
+             * Start Labels
+             * @description for a relationship arriving at the customer
+             */
+            start_labels?: string[] | null;
+            /** Type */
+            type: string;
+        } & {
+            [key: string]: unknown;
         };
         /** GraphEdge */
         GraphEdge: {
@@ -1455,6 +1739,139 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    audit_trail_memory_audit_get: {
+        parameters: {
+            query?: {
+                /** @description only this customer's entries (hashed by the server with the erasure key; never stored in clear) */
+                customer?: string | null;
+                /** @description only entries of this action */
+                action?: ("context" | "export" | "erase" | "consent" | "delete_memory") | null;
+                /** @description entries at or after this time (ISO 8601 with a time zone) */
+                since?: string | null;
+                /** @description entries before this time (ISO 8601 with a time zone) */
+                until?: string | null;
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditPage"];
+                };
+            };
+            /** @description no valid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the key's role or customer does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description no such customer, session, memory or receipt */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description an erasure of this customer is pending, or a retried turn is in flight */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the request replays an id (a turn's Idempotency-Key or message_id, an import's external_id, an order_id, a session_id) of a customer who was erased; nothing was stored */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the request body is over the limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description invalid input, with a readable reason */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the key spent its budget (requests per minute, or streamed replies at once); retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description an internal error; the body quotes the request id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a store is unavailable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a PostgreSQL statement ran past its time limit; the request was not completed */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     context_memory_context__user_identifier__get: {
         parameters: {
             query?: {
@@ -2239,6 +2656,391 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErasureReceipt"];
+                };
+            };
+            /** @description no valid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the key's role or customer does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description no such customer, session, memory or receipt */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description an erasure of this customer is pending, or a retried turn is in flight */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the request replays an id (a turn's Idempotency-Key or message_id, an import's external_id, an order_id, a session_id) of a customer who was erased; nothing was stored */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the request body is over the limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description invalid input, with a readable reason */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the key spent its budget (requests per minute, or streamed replies at once); retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description an internal error; the body quotes the request id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a store is unavailable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a PostgreSQL statement ran past its time limit; the request was not completed */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_consent_memory_user__user_identifier__consent_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the customer's identifier */
+                user_identifier: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Consent"];
+                };
+            };
+            /** @description no valid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the key's role or customer does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description no such customer, session, memory or receipt */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description an erasure of this customer is pending, or a retried turn is in flight */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the request replays an id (a turn's Idempotency-Key or message_id, an import's external_id, an order_id, a session_id) of a customer who was erased; nothing was stored */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the request body is over the limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description invalid input, with a readable reason */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the key spent its budget (requests per minute, or streamed replies at once); retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description an internal error; the body quotes the request id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a store is unavailable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a PostgreSQL statement ran past its time limit; the request was not completed */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    put_consent_memory_user__user_identifier__consent_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the customer's identifier */
+                user_identifier: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ConsentRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Consent"];
+                };
+            };
+            /** @description lowered: the erasure it ran is pending (a store is away) */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Consent"];
+                };
+            };
+            /** @description no valid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the key's role or customer does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description no such customer, session, memory or receipt */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description an erasure of this customer is pending, or a retried turn is in flight */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the request replays an id (a turn's Idempotency-Key or message_id, an import's external_id, an order_id, a session_id) of a customer who was erased; nothing was stored */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the request body is over the limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description invalid input, with a readable reason */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the key spent its budget (requests per minute, or streamed replies at once); retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description an internal error; the body quotes the request id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a store is unavailable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a PostgreSQL statement ran past its time limit; the request was not completed */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    export_customer_memory_user__user_identifier__export_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the customer's identifier */
+                user_identifier: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CustomerExport"];
                 };
             };
             /** @description no valid API key */
