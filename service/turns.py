@@ -130,7 +130,7 @@ async def start(rt: Runtime, retr: Retriever, req: TurnRequest) -> Turn:
             await users.refuse_while_erasing(conn, req.user)  # a replay reads the customer
             earlier = await history.message_by_external_id(conn, req.user, external_id)
         if earlier is not None:
-            return await _replay(rt, retr, req, earlier)
+            return await _replay(rt, retr, req, earlier, mode)
     now = datetime.now(UTC)
     async with rt.pool.acquire() as conn, conn.transaction():
         session_id = await _session(conn, rt, req.user, req.session_id, at=now, mode=mode)
@@ -143,7 +143,7 @@ async def start(rt: Runtime, retr: Retriever, req: TurnRequest) -> Turn:
             tombstone_key=rt.erasure_key,  # a retry of an erased turn is refused (410)
         )
     if not stored.created:  # the same turn arrived twice at once: answer the retry from the first
-        return await _replay_of(rt, retr, req, external_id)
+        return await _replay_of(rt, retr, req, external_id, mode)
     turn = Turn(rt, req, session_id, stored.id, mode=mode)
     turn.context = await retr.context(
         req.user, req.message, budget=req.budget, session_id=session_id, exclude_message_ids=frozenset({stored.id})
@@ -192,16 +192,18 @@ async def _recent(rt: Runtime, user: str, session_id: uuid.UUID, stored: int) ->
     return [{"role": t["role"], "content": t["content"]} for t in recent if t["id"] != stored and t["role"] != "system"]
 
 
-async def _replay_of(rt: Runtime, retr: Retriever, req: TurnRequest, external_id: str | None) -> Turn:
+async def _replay_of(
+    rt: Runtime, retr: Retriever, req: TurnRequest, external_id: str | None, mode: consent.Mode
+) -> Turn:
     async with rt.pool.acquire() as conn:
         assert external_id is not None  # only a turn with an id can be a duplicate
         earlier = await history.message_by_external_id(conn, req.user, external_id)
     if earlier is None:  # erased in between: nothing to replay
         raise NotFound(f"no turn '{external_id}' for customer '{req.user}'")
-    return await _replay(rt, retr, req, earlier)
+    return await _replay(rt, retr, req, earlier, mode)
 
 
-async def _replay(rt: Runtime, retr: Retriever, req: TurnRequest, earlier: dict[str, Any]) -> Turn:
+async def _replay(rt: Runtime, retr: Retriever, req: TurnRequest, earlier: dict[str, Any], mode: consent.Mode) -> Turn:
     """A retry of a turn already stored: its stored answer, with the context as it is now."""
     if earlier["content"] != req.message:
         raise Conflict("this message_id / Idempotency-Key was already used for a different message")
@@ -225,5 +227,6 @@ async def _replay(rt: Runtime, retr: Retriever, req: TurnRequest, earlier: dict[
         context=context.as_dict(),
         llm=rt.llm is not None,
         replayed=True,
+        memory_mode=mode,
     )
-    return Turn(rt, req, earlier["session_id"], earlier["id"], replayed=replayed, context=context)
+    return Turn(rt, req, earlier["session_id"], earlier["id"], replayed=replayed, context=context, mode=mode)
