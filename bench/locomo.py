@@ -289,7 +289,7 @@ async def run(
     from rank_bm25 import BM25Okapi
     from tqdm import tqdm
 
-    from service import history
+    from service.postgres import history
     from service.retrieval import PRESETS, Retriever
     from service.runtime import Runtime
     from service.worker import Worker

@@ -19,8 +19,8 @@ import time
 from types import SimpleNamespace
 
 from service import logs, metrics
-from service.access import Principal, Role
-from service.middleware import _access
+from service.api.middleware import _access
+from service.core.principal import Principal, Role
 
 CONTEXT_P50_MS = 9.0  # between the chat-like and cold context p50s of docs/benchmarks.md
 

@@ -108,9 +108,9 @@ async def _server_ms(conn, statement: str, *args) -> float:
 async def run(args: argparse.Namespace) -> dict:
     import asyncpg
 
-    from service import queue
-    from service.devstack.postgres import EmbeddedPostgres
-    from service.migrate import migrate_postgres
+    from devstack.postgres import EmbeddedPostgres
+    from service.postgres import queue
+    from service.postgres.migrate import migrate_postgres
 
     data_dir = Path(tempfile.mkdtemp(prefix="loft-bench-claim-"))
     server = EmbeddedPostgres(data_dir / "postgres")

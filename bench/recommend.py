@@ -5,10 +5,10 @@
     python -m bench.recommend --json --compare-stores 2000   # where the statistics live (see below)
 
 Two populations, each on its own throwaway stack, written through the real feeds (orders
-with ``service.orders.record`` and the worker's ``ingest_order`` path, which keeps the
+with ``service.postgres.orders.record`` and the worker's ``ingest_order`` path, which keeps the
 co-purchase statistics; catalog through the catalog feed):
 
-- **demo**: the demo shop (``service/demo.py``: rooms furnished in a taste, 316 products,
+- **demo**: the demo shop (``devstack/demo.py``: rooms furnished in a taste, 316 products,
   a few one-line orders per customer, chat for a share of them), as the benchmark had it;
 - **realistic**: a gift-and-homeware shop shaped like a real purchase log (see
   :func:`realistic_population`): 5,000 products with a long-tailed popularity in 45
@@ -22,7 +22,7 @@ written). Then, per population, in one run:
 
 - **hits@10** (at least one held-back SKU among the 10) and **recall@10** (the share of the
   held-back SKUs among the 10), and p50/p95/max latency, of the system
-  (``service.recommendations.recommend``: stores and scoring, in process, no HTTP) and of
+  (``service.core.recommendations.recommend``: stores and scoring, in process, no HTTP) and of
   three baselines computed from the same written orders: **popularity** (the most bought
   products the customer does not own), **item-to-item kNN** (cosine over customers x
   products, every owned product a seed, owned products excluded: the classic co-purchase
@@ -41,7 +41,7 @@ written). Then, per population, in one run:
 first N orders (by time), both ways on one stack, doing the same work per order (add each
 new product's pairs with the customer's counted products, one record per pair; recompute the
 top-50 neighbours of products whose pairs moved by 10%): PostgreSQL tables
-(``service.co_purchases``, what the service uses) against Neo4j relationships
+(``service.postgres.co_purchases``, what the service uses) against Neo4j relationships
 (``(:Product)-[:CO_BOUGHT {customers}]->(:Product)`` for every pair and
 ``-[:BOUGHT_WITH {score, customers}]->`` for the top 50, written here only). It reports the
 write time per order, the read time of 60 seeds' neighbours, and the space each takes (on
@@ -151,7 +151,7 @@ MAX_OWNED = 500
 @dataclass
 class Shopper:
     user: str
-    orders: list[Any] = field(default_factory=list)  # service.orders.Order
+    orders: list[Any] = field(default_factory=list)  # service.postgres.orders.Order
     messages: list[Any] = field(default_factory=list)
 
 
@@ -190,7 +190,7 @@ def realistic_population(
     (log-normal around 10 lines, 1 to 50); three or more orders (heavy-tailed) over up to
     two years. A line is a staple, a favourite bought again, a matching piece of the basket,
     something of their taste, or anything popular; nobody owns more than 500 products."""
-    from service import orders
+    from service.postgres import orders
 
     now = now or datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     rng = random.Random(seed)
@@ -288,7 +288,7 @@ def realistic_population(
 async def load_catalog(rt: Any, records: list[dict[str, Any]]) -> dict[str, Any]:
     """Through the catalog feed's checks and its one-transaction load (``loftmem catalog load``)."""
     from graph import catalog as graph_catalog
-    from service import catalog_feed
+    from service.catalog import feed as catalog_feed
 
     t0 = time.perf_counter()
     products = []
@@ -305,7 +305,7 @@ async def load_catalog(rt: Any, records: list[dict[str, Any]]) -> dict[str, Any]
 
 async def load(rt: Any, people: list[Any], held: dict[str, Any], chat_share: float, seed: int) -> dict[str, Any]:
     """Write the population (without the held-back orders) and let the worker file it."""
-    from service import history, orders
+    from service.postgres import history, orders
     from service.worker import Worker
 
     rng = random.Random(seed)
@@ -473,7 +473,7 @@ async def measure(
 ) -> dict[str, Any]:
     """Quality and latency of the system and the baselines; the largest customers; with
     ``every``, every customer asked once with the heap read along the way."""
-    from service import recommendations
+    from service.core import recommendations
 
     t0 = time.perf_counter()
     base = Baselines(people, held)
@@ -575,7 +575,7 @@ async def statistics_size(rt: Any) -> dict[str, Any]:
 
 
 async def run_demo(args: argparse.Namespace) -> dict[str, Any]:
-    from service import demo
+    from devstack import demo
     from service.catalog import Catalog
     from service.runtime import Runtime
 
@@ -688,7 +688,8 @@ RETURN sku AS via, n.sku AS sku, r.score AS score, r.customers AS customers
 
 async def compare_stores(args: argparse.Namespace) -> dict[str, Any]:
     """The same statistics kept both ways on one stack, order by order (see the docstring)."""
-    from service import co_purchases, orders, recommendations
+    from service.core import recommendations
+    from service.postgres import co_purchases, orders
     from service.runtime import Runtime
 
     customers = max(args.compare_stores // 6, 50)
@@ -788,7 +789,7 @@ async def compare_stores(args: argparse.Namespace) -> dict[str, Any]:
 async def _neo4j_apply(tx: Any, pairs: list[list[Any]], rows: list[list[Any]]) -> None:
     """One order's pairs and counts as Neo4j relationships and properties, then the top
     neighbours of the products whose pairs moved enough (the comparison's Neo4j side)."""
-    from service import co_purchases
+    from service.postgres import co_purchases
 
     if pairs:
         await (await tx.run(NEO_ADD_PAIRS, pairs=pairs)).consume()

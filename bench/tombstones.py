@@ -6,7 +6,7 @@ PostgreSQL only (an embedded server in a temp dir, or DATABASE_URL), migrated. B
 designs hold the same population: ``--others`` erased customers with ``--other-ids``
 client ids each, then ``--repeat`` large customers with ``--ids`` each (a customer with
 10,000 messages and external ids leaves 10,000). The service's design is
-``service.tombstones`` itself (``erasure_tombstones``: one row per erasure, the 16-byte
+``service.postgres.tombstones`` itself (``erasure_tombstones``: one row per erasure, the 16-byte
 HMACs in a ``uuid[]``, stored out of line); the baseline is a table with one row per id
 (``uuid`` primary key and expiry), created by this benchmark in the same database.
 
@@ -51,7 +51,7 @@ SIZE = "SELECT pg_total_relation_size($1::regclass)"
 
 
 def _ids(key: bytes, user: str, n: int) -> list[uuid.UUID]:
-    from service.tombstones import client_id_hash
+    from service.postgres.tombstones import client_id_hash
 
     return [client_id_hash(key, user, "message", f"crm-{user}-{i}") for i in range(n)]
 
@@ -65,14 +65,14 @@ async def _timed(work) -> float:
 async def run(args: argparse.Namespace) -> dict:
     import asyncpg
 
-    from service import tombstones
-    from service.migrate import migrate_postgres
+    from service.postgres import tombstones
+    from service.postgres.migrate import migrate_postgres
 
     data_dir = None
     url = os.environ.get("DATABASE_URL")
     server = None
     if not url:
-        from service.devstack.postgres import EmbeddedPostgres
+        from devstack.postgres import EmbeddedPostgres
 
         data_dir = Path(tempfile.mkdtemp(prefix="loft-bench-tomb-"))
         server = EmbeddedPostgres(data_dir / "postgres")

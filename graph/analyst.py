@@ -10,7 +10,7 @@ lines and the query as click-to-run blocks.
 
 The same limits hold for every analyst query, run from Browser or from code: the server's
 ``db.transaction.timeout`` and ``db.memory.transaction.max`` (the embedded server sets
-them: ``service/devstack/limits.py``), and :func:`run`'s own transaction timeout. A
+them: ``devstack/limits.py``), and :func:`run`'s own transaction timeout. A
 question over the whole shop (``bought_together``) is ended by them on a large shop rather
 than stalling the server for everyone.
 """

@@ -7,7 +7,7 @@ serves facts older than the last committed graph write, whichever process made i
 hit saves the Neo4j round trip on the hot path; the customer's entities nearest the
 query are then ranked in-process from their cached embeddings. A miss is filled from the
 customer's snapshot in PostgreSQL when it is at the same version
-(:mod:`service.graph_snapshots`), else from Neo4j.
+(:mod:`service.postgres.graph_snapshots`), else from Neo4j.
 
 The cache is bounded by bytes (``LOFT_GRAPH_CACHE_MB``), not by customers: an entry
 holds every mentioned entity's embedding, from a few KB to ~1 MB, so a count bound would

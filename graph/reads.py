@@ -205,7 +205,7 @@ async def customer_graph(
     driver: AsyncDriver, user_id: str, *, limit: int = 40, include_closed: bool = False
 ) -> dict[str, Any] | None:
     """The customer's neighbourhood as ``{name, facts, catalog, entities, related}`` rows
-    (``None`` for an unknown customer); :func:`service.graph_view` shapes it into nodes and
+    (``None`` for an unknown customer); :func:`service.core.graph_view` shapes it into nodes and
     edges."""
     records = await _read(
         driver, GRAPH, user_id=user_id, limit=limit, include_closed=include_closed, labels=list(GRAPH_LABELS)

@@ -1,6 +1,6 @@
 """Recommendation candidates checked against the graph, with the customer's basis.
 
-The candidates themselves come from PostgreSQL (:mod:`service.co_purchases`: the
+The candidates themselves come from PostgreSQL (:mod:`service.postgres.co_purchases`: the
 precomputed neighbours of the customer's products, their categories' best sellers, the
 shop's best sellers, the consumables they buy again); one bounded read here adds what only
 the graph knows, for one customer:
@@ -19,7 +19,7 @@ No step walks other customers: the work is bounded by the candidates passed in, 
 customer's own preferences and the catalog, never by the shop's purchases. The query runs
 with a transaction timeout (the server ends it) and the caller's ``wait_for``; the
 server's ``db.memory.transaction.max`` bounds its memory. Scoring and the sentences that
-explain a score are pure Python (:mod:`service.recommendations`).
+explain a score are pure Python (:mod:`service.core.recommendations`).
 """
 
 from __future__ import annotations

@@ -203,7 +203,7 @@ async def write_orders(tx: AsyncManagedTransaction, rows: list[dict[str, Any]]) 
     """Order lines ``{user_id, order_id, sku, qty, price, at}`` as PURCHASED, in one transaction.
     Returns what the catalog says of each product written (``{sku: {name, category,
     consumable, price, facets}}``; a SKU the graph does not know is missing), for the co-purchase
-    statistics (``service.co_purchases``)."""
+    statistics (``service.postgres.co_purchases``)."""
     if not rows:
         return {}
     result = await tx.run(WRITE_ORDER_LINES, rows=rows)

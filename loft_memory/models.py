@@ -28,7 +28,7 @@ FUTURE_SKEW = timedelta(days=1)
 
 UserIdentifier = Annotated[str, StringConstraints(pattern=USER_ID_PATTERN)]
 Role = Literal["user", "assistant", "system"]
-# how much of a customer's conversation is remembered (service.consent)
+# how much of a customer's conversation is remembered (service.core.consent)
 MemoryMode = Literal["full", "session", "off"]
 
 

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""Writes service/data/catalog.json: LOFT's sample furniture catalog.
+"""Writes service/catalog/data/catalog.json: LOFT's sample furniture catalog.
 
 Deterministic (seeded): running it twice gives the same file byte for byte, so the
 committed JSON and this script never drift apart. Vocabulary (categories, styles,
 materials, colours) carries the synonyms customers actually type; the matcher in
-``service/catalog.py`` adds plural forms of category words itself.
+``service/catalog/__init__.py`` adds plural forms of category words itself.
 
-    python scripts/make_catalog.py [--out service/data/catalog.json] [--seed 20240516]
+    python scripts/make_catalog.py [--out service/catalog/data/catalog.json] [--seed 20240516]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import random
 from pathlib import Path
 
 SEED = 20240516
-OUT = Path(__file__).resolve().parent.parent / "service" / "data" / "catalog.json"
+OUT = Path(__file__).resolve().parent.parent / "service" / "catalog" / "data" / "catalog.json"
 
 # (name, label, parent, synonyms). Categories without products ("chair", "table",
 # "lighting") are parents so that "chairs" or "a lamp" still resolve to something.

@@ -27,7 +27,7 @@ GENERATOR = CLIENT / "node_modules" / ".bin" / "openapi-typescript"
 
 def schema() -> dict[str, object]:
     sys.path.insert(0, str(ROOT))
-    from service.app import create_app
+    from service.api.app import create_app
     from service.settings import Settings
 
     return create_app(Settings()).openapi()

@@ -28,17 +28,18 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from types import ModuleType
 from typing import TYPE_CHECKING, Literal, NoReturn, TypeVar
 
 import typer
 
 from service.errors import LoftError
-from service.settings import Settings, get_settings
+from service.settings import Settings, get_settings, with_local_stack
 
 if TYPE_CHECKING:
-    from service.devstack import Stack
-    from service.erasure import Receipt
-    from service.memory import Memory
+    from devstack import Stack
+    from service.core.erasure import Receipt
+    from service.core.memory import Memory
     from service.runtime import Runtime
 
 T = TypeVar("T")
@@ -56,6 +57,15 @@ def _logging(verbose: bool = False) -> None:
 def _fail(exc: Exception) -> NoReturn:
     typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2)
+
+
+def _dev_stack() -> ModuleType:
+    """The embedded dev stack, which comes with a checkout of the repository (not the image)."""
+    try:
+        import devstack
+    except ImportError:
+        _fail(LoftError("the embedded stores run from a checkout (`make run`); here, set DATABASE_URL and NEO4J_URI"))
+    return devstack
 
 
 def _env_of(settings: Settings) -> dict[str, str]:
@@ -78,14 +88,14 @@ def up(
 ) -> None:
     """Start everything (the `make run` command); Ctrl-C stops everything it started."""
     _logging(verbose)
-    from service.devstack import ensure_stack, running_stack
-    from service.setup import migrate_all
+    from service.stores import migrate_all
 
+    ensure_stack = _dev_stack().ensure_stack
     settings = get_settings()
     host = host or settings.host
     port = port or settings.port
     open_api = _check_access(settings, host)
-    before = running_stack(settings)
+    before = with_local_stack(settings)
     was_running = {"postgres": before.database_url is not None, "neo4j": before.neo4j_uri is not None}
     t0 = time.monotonic()
     stack = None
@@ -107,7 +117,7 @@ def up(
                 err=True,
             )
 
-    from service.devstack.supervisor import Supervisor
+    from devstack.supervisor import Supervisor
 
     # an embedded server that dies is started again; the API and the worker reconnect
     supervisor = Supervisor(neo4j=stack.neo4j, postgres=stack.postgres).start()
@@ -144,7 +154,8 @@ def up(
 
 async def _demo_if_empty(settings: Settings) -> dict[str, int] | None:
     """Write the demo shop's rows when there is no customer yet; the worker files them."""
-    from service import demo, users
+    from devstack import demo
+    from service.postgres import users
     from service.runtime import Runtime
 
     rt = await Runtime.open(settings, pool_size=2)
@@ -160,7 +171,7 @@ async def _demo_if_empty(settings: Settings) -> dict[str, int] | None:
 def _check_access(settings: Settings, host: str) -> bool:
     """Stop (exit 2) on a malformed key configuration, or on an open API bound to a
     non-loopback address; returns whether the API runs without keys."""
-    from service.access import KeyRing, check_bind
+    from service.api.access import KeyRing, check_bind
 
     try:
         check_bind(settings, host)
@@ -192,14 +203,14 @@ def _event_loop_and_parser() -> tuple[Literal["uvloop", "asyncio"], Literal["htt
 def _serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
     import uvicorn
 
-    from service.app import create_app
+    from service.api.app import create_app
 
     loop, http = _event_loop_and_parser()
     if workers > 1:
         # each process builds its app from the environment (settings resolved above)
         os.environ.update(_env_of(settings))
         uvicorn.run(
-            "service.app:app_from_env",
+            "service.api.app:app_from_env",
             factory=True,
             host=host,
             port=port,
@@ -222,9 +233,8 @@ def serve(
 ) -> None:
     """Serve the API against configured (or already running embedded) stores."""
     _logging(verbose)
-    from service.devstack import running_stack
 
-    settings = running_stack(get_settings())
+    settings = with_local_stack(get_settings())
     if not settings.database_url or not settings.neo4j_uri:
         _fail(LoftError("no stores: set DATABASE_URL and NEO4J_URI, or run `loftmem up`"))
     host = host or settings.host
@@ -243,10 +253,9 @@ def worker(
 ) -> None:
     """Run an ingestion worker (many may run at once)."""
     _logging(verbose)
-    from service.devstack import running_stack
     from service.worker import run_worker
 
-    settings = running_stack(get_settings())
+    settings = with_local_stack(get_settings())
     if not settings.database_url or not settings.neo4j_uri:
         _fail(LoftError("no stores: set DATABASE_URL and NEO4J_URI, or run `loftmem up`"))
     try:
@@ -272,10 +281,9 @@ def mcp(
     _logging(verbose)  # a StreamHandler writes to stderr: stdout stays the protocol's
     if not re.fullmatch(USER_ID_PATTERN, user):
         _fail(LoftError(f"'{user}' is not a customer identifier ({USER_ID_PATTERN})"))
-    from service.devstack import running_stack
-    from service.mcp_server import serve_stdio
+    from service.api.mcp_server import serve_stdio
 
-    settings = running_stack(get_settings())
+    settings = with_local_stack(get_settings())
     if not settings.database_url or not settings.neo4j_uri:
         _fail(LoftError("no stores: set DATABASE_URL and NEO4J_URI, or run `loftmem up`"))
     with contextlib.suppress(KeyboardInterrupt):
@@ -288,11 +296,10 @@ def migrate(
 ) -> None:
     """Apply pending migrations to PostgreSQL and Neo4j, and load the sample catalog."""
     _logging(verbose)
-    from service.devstack import ensure_stack, running_stack
-    from service.setup import migrate_all
+    from service.stores import migrate_all
 
     try:
-        settings = ensure_stack(get_settings()).settings if start else running_stack(get_settings())
+        settings = _dev_stack().ensure_stack(get_settings()).settings if start else with_local_stack(get_settings())
         applied = asyncio.run(migrate_all(settings))
     except Exception as exc:
         _fail(exc)
@@ -320,9 +327,8 @@ def status(url: str = typer.Option(None, help="API base URL (default http://LOFT
 @app.command()
 def env() -> None:
     """Print the running embedded stack's settings as `export` lines (eval "$(loftmem env)")."""
-    from service.devstack import running_stack
 
-    settings = running_stack(get_settings())
+    settings = with_local_stack(get_settings())
     if not settings.database_url and not settings.neo4j_uri:
         _fail(LoftError(f"no embedded server is running under {settings.data_dir}; start it with `make run`"))
     for key, value in _env_of(settings).items():
@@ -332,10 +338,9 @@ def env() -> None:
 
 def _with_runtime(work: Callable[[Runtime], Awaitable[T]]) -> T:
     """Run ``work(rt)`` against the configured (or running embedded) stores."""
-    from service.devstack import running_stack
     from service.runtime import Runtime as OpenRuntime
 
-    settings = running_stack(get_settings())
+    settings = with_local_stack(get_settings())
     if not settings.database_url or not settings.neo4j_uri:
         _fail(LoftError("no stores: set DATABASE_URL and NEO4J_URI, or run `loftmem up`"))
 
@@ -354,7 +359,7 @@ def _with_runtime(work: Callable[[Runtime], Awaitable[T]]) -> T:
 
 def _with_core(work: Callable[[Memory], Awaitable[T]]) -> T:
     """Run ``work(core)``: the same core the API and the MCP server call."""
-    from service.memory import Memory as Core
+    from service.core.memory import Memory as Core
     from service.retrieval import Retriever
 
     return _with_runtime(lambda rt: work(Core(rt, Retriever(rt))))
@@ -382,7 +387,7 @@ def erase(
         _fail(LoftError(f"'{user}' is not a customer identifier ({USER_ID_PATTERN})"))
     if not yes:
         typer.confirm(f"Erase every trace of customer '{user}'? This cannot be undone", abort=True)
-    from service.access import CLI
+    from service.core.principal import CLI
 
     receipt = _with_core(lambda core: core.erase(user, by=CLI))
     typer.echo(_receipt_json(receipt))
@@ -401,10 +406,11 @@ def export(
     from pathlib import Path
 
     from loft_memory.models import USER_ID_PATTERN
-    from service import audit, users
-    from service import export as exporting
-    from service.access import CLI
+    from service.core import audit
+    from service.core import export as exporting
+    from service.core.principal import CLI
     from service.errors import NotFound
+    from service.postgres import users
 
     _logging()
     if not re.fullmatch(USER_ID_PATTERN, user):
@@ -458,8 +464,9 @@ def erasures(
 def stop() -> None:
     """Stop the embedded PostgreSQL and Neo4j of this data dir."""
     _logging()
-    from service.devstack.neo4j import EmbeddedNeo4j
-    from service.devstack.postgres import EmbeddedPostgres
+    _dev_stack()
+    from devstack.neo4j import EmbeddedNeo4j
+    from devstack.postgres import EmbeddedPostgres
 
     settings = get_settings()
     EmbeddedNeo4j(settings.data_dir / "neo4j", cache_dir=settings.cache_dir).stop()
@@ -477,7 +484,7 @@ def demo(
     _logging(False)
     from rich.progress import Progress
 
-    from service import demo as demo_module
+    from devstack import demo as demo_module
 
     async def work(rt: Runtime) -> dict[str, int]:
         with Progress(transient=True) as bar:
@@ -514,7 +521,7 @@ def catalog_load(
     from rich.progress import Progress
 
     from graph import catalog as graph_catalog
-    from service import catalog_feed
+    from service.catalog import feed as catalog_feed
 
     path = Path(file)
     if not path.is_file():

@@ -30,9 +30,9 @@ from typing import Any
 
 from graph import reads as graph_reads
 from graph.cache import CustomerGraph
-from service import graph_snapshots
 from service.errors import StoreUnavailable
 from service.outages import is_outage
+from service.postgres import graph_snapshots
 from service.runtime import Runtime
 
 log = logging.getLogger("loft.facts")

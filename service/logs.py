@@ -1,6 +1,6 @@
 """Log set-up: readable text by default, one JSON object per line with ``LOFT_LOG_FORMAT=json``.
 
-The API writes one line per request (``loft.access``, see :mod:`service.middleware`) with
+The API writes one line per request (``loft.access``, see :mod:`service.api.middleware`) with
 its request id, route template, status, duration, the key's name and the customer as a
 keyed hash (:func:`customer_tag`), never the identifier itself and never a message body.
 Every formatter leaves out the values pydantic's validation errors quote (:func:`scrub`).

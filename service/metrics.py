@@ -184,7 +184,7 @@ class _Snapshot(Collector):
 
 
 async def _queue_families(rt: Runtime) -> list[Metric]:
-    from service import queue
+    from service.postgres import queue
 
     rows = await queue.stats(rt.pool)
     depth = GaugeMetricFamily(

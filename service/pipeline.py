@@ -21,7 +21,7 @@ handed the old customer's facts):
    supersession, history);
 5. Neo4j, one transaction inside the second fence: customer, preferences, purchases,
    interests, entities; then the customers' graph versions move on and their graph
-   snapshots (what the retriever reads, ``service.graph_snapshots``) are read back at them.
+   snapshots (what the retriever reads, ``service.postgres.graph_snapshots``) are read back at them.
 
 Both store writes are idempotent per message, so a job retried after a store outage
 (step 5 failing after step 4 committed) re-runs harmlessly.
@@ -41,8 +41,9 @@ import numpy as np
 
 from graph import writes as graph_writes
 from graph.schema import entity_key, fact_key
-from service import co_purchases, consent, graph_snapshots, history, orders, users
+from service.core import consent
 from service.extraction import Entity, Extraction, Preference
+from service.postgres import co_purchases, graph_snapshots, history, orders, users
 from service.runtime import Runtime
 from vectors import memories as ltm
 from vectors import passages
@@ -257,7 +258,7 @@ async def _rearm_summaries(rt: Runtime, conn: Conn, items: list[Planned]) -> Non
 
 async def _fence(rt: Runtime, conn: Conn, items: list[Planned]) -> list[Planned]:
     """Lock the customers and messages of a batch; the items whose message still exists
-    and whose customer is remembered in full (memory mode: :mod:`service.consent`)."""
+    and whose customer is remembered in full (memory mode: :mod:`service.core.consent`)."""
     alive_users = await consent.lock_remembered(conn, rt.erasure_key, [i.row["user_identifier"] for i in items])
     alive_ids = await history.lock_live_messages(conn, [i.row["id"] for i in items])
     return [i for i in items if i.row["id"] in alive_ids and i.row["user_identifier"] in alive_users]
@@ -365,7 +366,7 @@ async def ingest_orders(rt: Runtime, order_ids: list[str]) -> None:
     fence as messages: the customers' and the orders' rows are locked, so an order erased
     meanwhile writes nothing. Idempotent per (order, SKU); several lines of one SKU in an
     order are one relationship with their quantities summed. The co-purchase statistics
-    (``service.co_purchases``) are added in the same transaction, as idempotently."""
+    (``service.postgres.co_purchases``) are added in the same transaction, as idempotently."""
     async with rt.pool.acquire() as conn, conn.transaction():
         lines = await orders.lines_of(conn, order_ids)
         if not lines:

@@ -19,7 +19,7 @@ from neo4j import AsyncDriver
 
 from graph.cache import GraphCache
 from service.breaker import CircuitBreaker
-from service.db import create_pool
+from service.postgres.db import create_pool
 from service.settings import Settings
 from service.stores import open_graph
 from service.text import SpeakerCache

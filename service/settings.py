@@ -1,7 +1,7 @@
 """Configuration: one pydantic-settings class, read from the environment.
 
 Nothing here has a secret default. With no ``DATABASE_URL`` / ``NEO4J_URI`` the embedded
-dev stack (``service.devstack``) starts local servers under ``LOFT_DATA_DIR`` and fills
+dev stack (``devstack``) starts local servers under ``LOFT_DATA_DIR`` and fills
 them in; generated passwords live under that directory, never in the repository.
 """
 
@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     neo4j_http_port: int = Field(default=7474, alias="LOFT_NEO4J_HTTP_PORT", ge=1, le=65535)
     neo4j_heap: str = Field(default="1g", alias="LOFT_NEO4J_HEAP")
 
-    # name:role:secret entries, comma-separated (see service/access.py); empty entries are ignored
+    # name:role:secret entries, comma-separated (see service/api/access.py); empty entries are ignored
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list, alias="LOFT_API_KEYS")
     api_keys_file: Path | None = Field(default=None, alias="LOFT_API_KEYS_FILE")
     # serve without keys on a non-loopback address (a lab only)
@@ -72,12 +72,12 @@ class Settings(BaseSettings):
     erasure_key: SecretStr | None = Field(default=None, alias="LOFT_ERASURE_KEY")
     # Erased customers' client ids (turn keys, external ids, order and session ids) are kept
     # as keyed hashes this many days, and a replay of one is refused (410) instead of
-    # re-creating the customer (service/tombstones.py). 400 days covers an order feed's
+    # re-creating the customer (service/postgres/tombstones.py). 400 days covers an order feed's
     # yearly reconciliation plus a month of slack, and the months an import may be re-run
     # from an old export; longer keeps (keyed, unreadable) records past any replay we know
     # of. 0: no tombstones (replays re-create the customer).
     tombstone_days: int = Field(default=400, alias="LOFT_TOMBSTONE_DAYS", ge=0, le=3650)
-    # retention (service/retention.py): days each kind of data is kept, unset = for ever. Graph
+    # retention (service/core/retention.py): days each kind of data is kept, unset = for ever. Graph
     # facts follow the messages (and orders) they came from; the worker sweeps every
     # LOFT_RETENTION_SWEEP_S
     retention_messages_days: int | None = Field(default=None, alias="LOFT_RETENTION_MESSAGES_DAYS", ge=1, le=36500)
@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     retention_orders_days: int | None = Field(default=None, alias="LOFT_RETENTION_ORDERS_DAYS", ge=1, le=36500)
     retention_sweep_s: float = Field(default=3600.0, alias="LOFT_RETENTION_SWEEP_S", ge=1)
     env: Literal["development", "test", "production"] = Field(default="development", alias="LOFT_ENV")
-    # `loftmem up` loads the demo shop (service/demo.py) into stores with no customers yet
+    # `loftmem up` loads the demo shop (devstack/demo.py) into stores with no customers yet
     # (development only; LOFT_DEMO=0 starts empty)
     demo_on_empty: bool = Field(default=True, alias="LOFT_DEMO")
 
@@ -107,7 +107,7 @@ class Settings(BaseSettings):
     embedder_device: str = Field(default="cpu", alias="LOFT_EMBEDDER_DEVICE", min_length=1, max_length=32)
 
     # the context reads a customer's graph facts from their snapshot in PostgreSQL when the
-    # process has no copy (service/graph_snapshots.py); 0: from Neo4j on every such miss
+    # process has no copy (service/postgres/graph_snapshots.py); 0: from Neo4j on every such miss
     graph_snapshots: bool = Field(default=True, alias="LOFT_GRAPH_SNAPSHOTS")
     # an API process keeps customers' graph facts (with their entities' embeddings: ~2 MB
     # as graph/cache.py counts a customer with 500 entities, a few KB for most) up to this
@@ -202,3 +202,16 @@ def get_settings() -> Settings:
     if not settings.llm_enabled:
         log.info("OPENAI_API_KEY is not set: LLM replies, extraction and summaries are off (offline mode)")
     return settings
+
+
+def with_local_stack(settings: Settings) -> Settings:
+    """``settings`` with the stores of the dev stack running under the data dir filled in.
+
+    The dev stack (``devstack``) comes with a checkout and is not in the image: an installed
+    service takes its stores from the environment (``DATABASE_URL``, ``NEO4J_URI``) only.
+    """
+    try:
+        from devstack import running_stack
+    except ImportError:
+        return settings
+    return running_stack(settings)

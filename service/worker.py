@@ -2,7 +2,7 @@
 
 Run it as its own process (``loftmem worker``; ``make run`` starts one) or in-process
 (:meth:`Worker.drain`, used by tests and benchmarks). Several workers may run at once:
-jobs are claimed with ``SKIP LOCKED`` (see :mod:`service.queue` for fairness, leases and
+jobs are claimed with ``SKIP LOCKED`` (see :mod:`service.postgres.queue` for fairness, leases and
 fencing). A running worker runs three loops side by side, so a live chat turn never
 waits for an import batch: *system* (unfinished erasures; a job of any kind whose
 previous worker died holding it, run alone so it cannot take a batch down with it twice;
@@ -32,9 +32,11 @@ from typing import TypeVar
 import asyncpg
 
 from graph import writes as graph_writes
-from service import consent, erasure, metrics, pipeline, queue, retention, summaries
-from service import orders as orders_module
+from service import metrics, pipeline
+from service.core import consent, erasure, retention, summaries
 from service.outages import is_outage, is_statement_timeout, postgres_answers
+from service.postgres import orders as orders_module
+from service.postgres import queue
 from service.runtime import Runtime
 from service.settings import Settings
 from vectors.pg import Conn

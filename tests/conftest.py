@@ -38,7 +38,7 @@ class TestStack:
     settings: object
     data_dir: Path
     env: dict[str, str]
-    stack: object  # service.devstack.Stack
+    stack: object  # devstack.Stack
 
     def run(self, coro):
         return asyncio.run(coro)
@@ -104,9 +104,9 @@ class TestStack:
 
 @pytest.fixture(scope="session")
 def stack():
-    from service.devstack import ensure_stack
+    from devstack import ensure_stack
     from service.settings import Settings
-    from service.setup import migrate_all
+    from service.stores import migrate_all
 
     external = bool(os.environ.get("DATABASE_URL")) and bool(os.environ.get("NEO4J_URI"))
     data_dir = Path(tempfile.mkdtemp(prefix="loft-test-"))
@@ -299,7 +299,7 @@ DEMO_CUSTOMERS = 300
 def demo_shop(stack, service):
     """The demo shop loaded once per run through `loftmem demo` (the real feeds and the
     worker); returns the same population computed in Python (same seed) to check against."""
-    from service import demo
+    from devstack import demo
     from service.catalog import Catalog
 
     done = stack.loftmem("demo", "--customers", str(DEMO_CUSTOMERS), timeout=1200)

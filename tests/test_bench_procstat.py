@@ -43,9 +43,9 @@ def test_report_gives_milliseconds_per_request_by_group_and_the_rest_of_the_mach
 def test_top_frames_count_self_time_at_the_leaf_and_inclusive_time_once_per_stack(tmp_path):
     collapsed = tmp_path / "profile.txt"
     collapsed.write_text(
-        'process 1:"python -m service.cli serve";main (/repo/service/app.py:10);embed (/repo/vectors/embedder.py:5) 30\n'
-        'process 1:"python -m service.cli serve";main (/repo/service/app.py:10);embed (/repo/vectors/embedder.py:6) 10\n'
-        'process 2:"python";main (/repo/service/app.py:11);fetch (/x/site-packages/asyncpg/connection.py:9) 60\n'
+        'process 1:"python -m service.cli serve";main (/repo/service/api/app.py:10);embed (/repo/vectors/embedder.py:5) 30\n'
+        'process 1:"python -m service.cli serve";main (/repo/service/api/app.py:10);embed (/repo/vectors/embedder.py:6) 10\n'
+        'process 2:"python";main (/repo/service/api/app.py:11);fetch (/x/site-packages/asyncpg/connection.py:9) 60\n'
         "recurse (/repo/a.py:1);recurse (/repo/a.py:2) 5\n"
     )
     top = top_frames(collapsed, root="/repo")
@@ -53,7 +53,7 @@ def test_top_frames_count_self_time_at_the_leaf_and_inclusive_time_once_per_stac
     assert top["self"][0] == {"frame": "fetch (asyncpg/connection.py)", "samples": 60, "share": round(60 / 105, 4)}
     assert top["self"][1]["frame"] == "embed (vectors/embedder.py)" and top["self"][1]["samples"] == 40
     inclusive = {row["frame"]: row["samples"] for row in top["inclusive"]}
-    assert inclusive["main (service/app.py)"] == 100
+    assert inclusive["main (service/api/app.py)"] == 100
     assert inclusive["recurse (a.py)"] == 5  # a recursive frame counts once per stack
 
 

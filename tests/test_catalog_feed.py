@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 
-from service import catalog_feed
+from service.catalog import feed as catalog_feed
 
 
 def _load(stack, path, *args):

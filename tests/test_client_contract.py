@@ -79,7 +79,7 @@ def test_the_client_imports_with_httpx_and_pydantic_alone():
 def test_the_probe_refuses_a_server_module():
     """The guard itself works: importing the server under it fails."""
     code = f"BLOCKED = {SERVER_ONLY!r}\nCONTEXT = {CONTEXT!r}\n" + PROBE.replace(
-        "import loft_memory\n", "import service.app\n"
+        "import loft_memory\n", "import service.api.app\n"
     )
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode != 0 and "must not be imported by the client" in run.stderr

@@ -8,7 +8,7 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from service import co_purchases
+from service.postgres import co_purchases
 from tests.test_recommendations import make_products, order
 
 # -- pure: what a batch of lines adds ------------------------------------------------------------

@@ -59,7 +59,7 @@ def test_session_mode_keeps_the_conversation_for_its_context_extracts_nothing_an
     assert stack.sql("SELECT count(*) AS n FROM messages WHERE user_identifier = $1", user)[0]["n"] == 6
 
     async def sweep() -> int:
-        from service import consent
+        from service.core import consent
 
         rt = await _runtime(stack)
         try:

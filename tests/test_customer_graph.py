@@ -3,7 +3,7 @@ page's graph view), read from Neo4j."""
 
 from __future__ import annotations
 
-from service.graph_view import shape
+from service.core.graph_view import shape
 
 
 def test_the_graph_shows_preferences_purchases_people_and_catalog_links(service, api, user):

@@ -7,7 +7,7 @@ import json
 from collections import Counter
 from datetime import UTC, datetime
 
-from service import demo
+from devstack import demo
 from service.catalog import Catalog
 
 

@@ -158,11 +158,11 @@ def test_erasure_indexes_every_foreign_key_it_cascades_through(stack):
 
 
 def test_every_per_customer_table_is_covered_by_erasure(stack):
-    from service import erasure
+    from service.core import erasure
 
     tables = {r["table_name"] for r in stack.sql(erasure.PER_USER_TABLES)}
     covered = {t.name for t in erasure.TABLES} | erasure.NOT_ERASED
-    assert tables <= covered, f"add {tables - covered} to service.erasure.TABLES"
+    assert tables <= covered, f"add {tables - covered} to service.core.erasure.TABLES"
 
 
 def _runtime(stack):
@@ -174,7 +174,7 @@ def _runtime(stack):
 async def _add_unqueued(rt, user: str, texts: list[str]) -> list[int]:
     """Store messages as the API does, then take their jobs out of the queue, as a worker
     that claimed them would: the suite's worker process never sees them."""
-    from service import history
+    from service.postgres import history
 
     async with rt.pool.acquire() as conn, conn.transaction():
         session = await history.ensure_session(conn, user, None, at=datetime.now(UTC))
@@ -281,7 +281,7 @@ def test_a_customer_created_again_starts_empty_even_in_a_process_that_cached_the
 def test_every_process_drops_an_erased_customer_from_its_caches(stack):
     """An API process listens for erasures: a customer erased elsewhere leaves its query
     cache and graph cache."""
-    from service.erasure import CHANNEL, ErasureListener
+    from service.core.erasure import CHANNEL, ErasureListener
 
     async def scenario():
         rt = await _runtime(stack)
@@ -446,7 +446,7 @@ def test_an_erasure_that_finds_the_rows_held_is_pending_and_the_customer_is_refu
     everything once the row is free."""
     import asyncpg
 
-    from service import erasure
+    from service.core import erasure
 
     memory_id = _customer_with_a_graph(api, service, user)
 
@@ -554,7 +554,7 @@ def test_an_erasure_job_parked_before_is_cleared_by_the_next_erasure(service, ap
     parked as ``failed``, still holding the identifier. The next erasure completes it and
     nothing of the identifier stays in the queue."""
     from service.keys import erasure_key
-    from service.tombstones import subject_hash
+    from service.postgres.tombstones import subject_hash
 
     _chat(api, user, f"My name is {A_WORDS[1]}.")
     service.wait_idle()
@@ -691,8 +691,8 @@ def test_a_request_in_flight_never_puts_an_erased_customer_back_into_a_cache(ser
     erased them, then the request stores its copy: this process's graph cache refuses it
     (the erasure's floor came with the notification), and so does the query cache."""
     from graph import reads as graph_reads
-    from service import graph_snapshots
-    from service.erasure import ErasureListener
+    from service.core.erasure import ErasureListener
+    from service.postgres import graph_snapshots
 
     _chat(api, user, f"Hi, I'm {A_WORDS[0]} and my dog {A_WORDS[3]} loves the walnut sofa.")
     service.wait_idle()

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, Phase, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 
-from service.app import create_app
+from service.api.app import create_app
 from service.settings import Settings
 
 EXAMPLES = 30  # per operation: the suite stays fast; raise it locally to fuzz harder

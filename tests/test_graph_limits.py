@@ -10,9 +10,9 @@ import pytest
 from neo4j import GraphDatabase
 from neo4j.exceptions import Neo4jError
 
+from devstack.limits import size_bytes, transaction_limits
 from graph import analyst
-from service import recommendations
-from service.devstack.limits import size_bytes, transaction_limits
+from service.core import recommendations
 
 HUNGRY = "UNWIND range(1, 50000000) AS x WITH collect(x) AS xs RETURN size(xs) AS n"
 LONG = "UNWIND range(1, 2000000000) AS x WITH x WHERE x % 7 = 3 RETURN count(x) AS n"

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from graph.cache import CustomerGraph
-from service import graph_snapshots
+from service.postgres import graph_snapshots
 
 
 def _version(stack, user: str) -> int:

@@ -95,7 +95,7 @@ def test_neo4j_refuses_the_default_password(stack):
 def test_a_fresh_stack_is_private_from_its_first_start(tmp_path):
     """From an empty data dir: `neo4j/neo4j` is refused from the moment the server listens,
     the generated password works, and nothing is readable by other users."""
-    from service.devstack import ensure_stack
+    from devstack import ensure_stack
     from service.settings import Settings
 
     data_dir = tmp_path / "fresh" / "loft"
@@ -155,7 +155,7 @@ def test_a_fresh_stack_is_private_from_its_first_start(tmp_path):
 
 
 def test_a_data_dir_too_long_for_the_socket_is_refused(tmp_path):
-    from service.devstack.postgres import EmbeddedPostgres, PostgresStartError
+    from devstack.postgres import EmbeddedPostgres, PostgresStartError
 
     deep = tmp_path / ("d" * 100) / "postgres"
     with pytest.raises(PostgresStartError, match="shorter LOFT_DATA_DIR"):
@@ -164,7 +164,7 @@ def test_a_data_dir_too_long_for_the_socket_is_refused(tmp_path):
 
 
 def test_an_existing_data_dir_is_tightened_but_a_shared_one_is_left_alone(tmp_path):
-    from service.devstack.private import private_dir, write_private
+    from devstack.private import private_dir, write_private
 
     old = tmp_path / "old"
     old.mkdir(mode=0o755)

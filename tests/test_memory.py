@@ -7,7 +7,7 @@ import asyncio
 import json
 
 from loft_memory import LoftClient
-from service.summaries import key_entities
+from service.core.summaries import key_entities
 
 
 def test_preference_change_closes_the_old_one_and_keeps_history(service, loft: LoftClient, user, stack):
@@ -143,7 +143,9 @@ def test_a_summary_due_before_its_messages_are_ingested_waits_for_them(stack, us
     import asyncio
     from datetime import UTC, datetime
 
-    from service import history, pipeline, summaries
+    from service import pipeline
+    from service.core import summaries
+    from service.postgres import history
     from service.runtime import Runtime
 
     texts = ["Hi, I'm Marco and I'm furnishing a new flat in Berlin.", "I need an oak dining table for six."]
@@ -191,7 +193,7 @@ def test_a_memory_joins_its_duplicate_or_near_duplicate_and_every_change_is_in_i
 
     import numpy as np
 
-    from service import users
+    from service.postgres import users
     from service.runtime import Runtime
     from vectors import memories
 
@@ -351,7 +353,7 @@ def test_deleting_a_memory_forgets_the_preference_it_states_and_a_retry_does_not
 
 
 def test_the_delete_memory_tool_says_what_is_forgotten_and_what_stays():
-    from service.mcp_server import build_server
+    from service.api.mcp_server import build_server
 
     server = build_server(lambda: (None, None))  # type: ignore[arg-type, return-value]
     (tool,) = [t for t in asyncio.run(server.list_tools()) if t.name == "delete_memory"]

@@ -1,4 +1,4 @@
-"""The Neo4j server's jars are the ones pinned in service/devstack/neo4j-jars.lock: a changed,
+"""The Neo4j server's jars are the ones pinned in devstack/neo4j-jars.lock: a changed,
 missing or extra jar stops the start with its name. Tampering happens only on temporary
 copies of the lock or the classpath, never on the shared cache under $LOFT_CACHE_DIR."""
 
@@ -8,8 +8,8 @@ import shutil
 
 import pytest
 
-from service.devstack import jars
-from service.devstack.neo4j import Neo4jStartError, ensure_server_jars, neo4j_version
+from devstack import jars
+from devstack.neo4j import Neo4jStartError, ensure_server_jars, neo4j_version
 
 KERNEL = f"neo4j-kernel-{neo4j_version()}.jar"
 

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from service import queue
 from service.outages import is_outage
+from service.postgres import queue
 from tests.conftest import paused
 
 LEASE = timedelta(seconds=30)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from graph.recommend import Candidate, CustomerBasis
-from service import recommendations as rec
+from service.core import recommendations as rec
 
 # -- pure scoring and wording -------------------------------------------------------------------
 

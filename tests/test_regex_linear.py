@@ -67,9 +67,9 @@ MODULES = (
     "service.extraction",
     "service.retrieval",
     "service.text",
-    "service.chat",
+    "service.core.chat",
     "service.catalog",
-    "service.summaries",
+    "service.core.summaries",
     "vectors.passages",
     "vectors.memories",
 )

@@ -100,7 +100,7 @@ def test_a_killed_server_is_started_again_by_the_supervisor_and_the_service_reco
     """`loftmem up` supervises its embedded servers: Neo4j killed (as an out-of-memory exit
     would), then PostgreSQL killed; each is started again on the same data, and the API
     answers again without being restarted itself."""
-    from service.devstack.supervisor import Supervisor
+    from devstack.supervisor import Supervisor
 
     neo4j, postgres = stack.stack.neo4j, stack.stack.postgres
     assert neo4j is not None and postgres is not None, "needs the embedded servers"

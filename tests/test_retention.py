@@ -52,8 +52,8 @@ def _manifest(api, user: str) -> dict:
 
 
 def test_a_backdated_import_is_swept_from_both_stores_and_the_rest_is_untouched(service, api, stack, user):
+    from service.core.retention import Policy, sweep
     from service.metrics import PRIVACY_REMOVED
-    from service.retention import Policy, sweep
 
     other = f"o-{user}"
     old, now = datetime(2021, 3, 4, 10, 0, tzinfo=UTC), datetime.now(UTC) - timedelta(minutes=5)
@@ -112,7 +112,7 @@ def test_a_backdated_import_is_swept_from_both_stores_and_the_rest_is_untouched(
 
 
 def test_unset_kinds_are_kept_and_a_sweep_without_settings_does_nothing(service, api, stack, user):
-    from service.retention import Policy, sweep
+    from service.core.retention import Policy, sweep
 
     old = datetime(2021, 3, 4, 10, 0, tzinfo=UTC)
     _import(api, user, OLD_WORDS, old)
@@ -137,7 +137,7 @@ def test_unset_kinds_are_kept_and_a_sweep_without_settings_does_nothing(service,
 
 
 def test_a_sweep_is_due_once_per_interval_and_only_when_configured(stack):
-    from service.retention import due, sweep
+    from service.core.retention import due, sweep
     from service.runtime import Runtime
 
     async def run() -> None:

@@ -84,7 +84,7 @@ def test_a_customer_keeps_the_most_recently_introduced_speakers(service, api, us
 
 
 def test_an_erased_customer_leaves_no_speaker_matcher_in_any_process(stack):
-    from service.erasure import CHANNEL, ErasureListener
+    from service.core.erasure import CHANNEL, ErasureListener
     from service.runtime import Runtime
 
     async def scenario():

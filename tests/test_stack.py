@@ -28,7 +28,7 @@ def test_status_reports_both_stores_from_the_servers(api):
 
 
 def test_migrations_twice_leave_the_schema_unchanged(stack):
-    from service.setup import migrate_all
+    from service.stores import migrate_all
 
     def schema():
         tables = stack.sql(

@@ -11,8 +11,8 @@ import time
 
 import asyncpg
 
-from service import db, users
 from service.outages import is_outage, is_statement_timeout, postgres_answers
+from service.postgres import db, users
 from tests.conftest import paused
 
 TIMEOUT_S = 2.0  # the statement time limit of the in-process pools below
@@ -129,7 +129,7 @@ def test_a_request_whose_statement_times_out_is_a_504_not_a_500_or_503(stack, us
     succeeds once the lock is gone."""
     import httpx
 
-    from service.app import create_app
+    from service.api.app import create_app
 
     monkeypatch.setattr(db, "STATEMENT_TIMEOUT_S", 1.0)
     body = {"messages": [{"role": "user", "content": "I love teak.", "created_at": "2024-05-01T10:00:00Z"}]}

@@ -52,7 +52,7 @@ def _erased_customer(api, user: str) -> dict:
 
 def _subject(stack, user: str) -> str:
     from service.keys import erasure_key
-    from service.tombstones import subject_hash
+    from service.postgres.tombstones import subject_hash
 
     return subject_hash(erasure_key(stack.settings), user)
 

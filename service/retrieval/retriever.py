@@ -35,9 +35,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from loft_memory.models import MAX_QUERY_CHARS
-from service import facts, metrics, users
+from service import facts, metrics
 from service.errors import StoreUnavailable
-from service.graph_snapshots import GraphState
+from service.postgres import users
+from service.postgres.graph_snapshots import GraphState
 from service.retrieval import fusion, packing, sources
 from service.retrieval.candidates import Candidate, Context
 from service.retrieval.config import DEFAULT, RetrievalConfig

@@ -30,8 +30,9 @@ from typing import Any
 import numpy as np
 
 from graph.cache import CustomerGraph
-from service import facts, graph_snapshots
+from service import facts
 from service.errors import StoreUnavailable
+from service.postgres import graph_snapshots
 from service.retrieval import candidates as make
 from service.retrieval.candidates import Candidate
 from service.retrieval.config import RetrievalConfig, item_chars

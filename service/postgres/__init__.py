@@ -1,0 +1,1 @@
+"""The PostgreSQL tier: connections, migrations, and the owner of each table."""
