@@ -155,14 +155,14 @@ def up(
 async def _demo_if_empty(settings: Settings) -> dict[str, int] | None:
     """Write the demo shop's rows when there is no customer yet; the worker files them."""
     from devstack import demo
-    from service.postgres import users
+    from service.core.memory import Memory as Core
+    from service.retrieval import Retriever
     from service.runtime import Runtime
 
     rt = await Runtime.open(settings, pool_size=2)
     try:
-        async with rt.pool.acquire() as conn:
-            if await users.count(conn) > 0:
-                return None
+        if await Core(rt, Retriever(rt)).customer_count() > 0:
+            return None
         return await demo.load(rt, drain=False)
     finally:
         await rt.close()
@@ -406,11 +406,7 @@ def export(
     from pathlib import Path
 
     from loft_memory.models import USER_ID_PATTERN
-    from service.core import audit
-    from service.core import export as exporting
     from service.core.principal import CLI
-    from service.errors import NotFound
-    from service.postgres import users
 
     _logging()
     if not re.fullmatch(USER_ID_PATTERN, user):
@@ -418,19 +414,15 @@ def export(
 
     target = Path(out).open("wb") if out else sys.stdout.buffer  # noqa: SIM115 (closed below)
 
-    async def work(rt: Runtime) -> int:
-        await users.refuse_while_erasing(rt.pool, user)
-        if await users.get(rt.pool, user) is None:
-            raise NotFound(f"no customer '{user}'")
-        await audit.record(rt.pool, rt.erasure_key, CLI, "export", user)
+    async def work(core: Memory) -> int:
         written = 0
-        async for chunk in exporting.stream(rt, user):
+        async for chunk in await core.export(user, by=CLI):
             target.write(chunk)  # a command-line tool: nothing else waits on this loop
             written += len(chunk)
         return written
 
     try:
-        written = _with_runtime(work)
+        written = _with_core(work)
     finally:
         if out:
             target.close()
@@ -516,11 +508,11 @@ def catalog_load(
     """Load the catalog (sku, name, category, style, material, colour, brand, price, in_stock, consumable):
     all or nothing, with a summary of added, changed and discontinued products."""
     _logging(False)
+    from dataclasses import asdict
     from pathlib import Path
 
     from rich.progress import Progress
 
-    from graph import catalog as graph_catalog
     from service.catalog import feed as catalog_feed
 
     path = Path(file)
@@ -531,28 +523,19 @@ def catalog_load(
         report = {
             "error": "validation_error",
             "detail": f"{len(parsed.errors)} bad line(s) in {path.name}; nothing was loaded",
-            "lines": [e.as_dict() for e in parsed.errors],
+            "lines": [asdict(e) for e in parsed.errors],
         }
         typer.echo(json.dumps(report, indent=2))
         raise typer.Exit(1)
 
-    async def work(rt: Runtime) -> catalog_feed.Summary:
-        database = rt.settings.neo4j_database
-        existing = await graph_catalog.feed_existing(rt.graph, database=database)
-        summary = catalog_feed.diff(existing, parsed.products, full=not partial)
-        if not dry_run:
-            with Progress(transient=True) as bar:
-                task = bar.add_task(f"loading {len(parsed.products)} products", total=len(parsed.products))
-                await graph_catalog.feed_load(
-                    rt.graph,
-                    parsed.products,
-                    summary.discontinued,
-                    database=database,
-                    progress=lambda n: bar.advance(task, n),
-                )
-        return summary
+    async def work(core: Memory) -> catalog_feed.Summary:
+        if dry_run:
+            return await core.load_catalog(parsed.products, full=not partial, dry_run=True)
+        with Progress(transient=True) as bar:
+            task = bar.add_task(f"loading {len(parsed.products)} products", total=len(parsed.products))
+            return await core.load_catalog(parsed.products, full=not partial, progress=lambda n: bar.advance(task, n))
 
-    summary = _with_runtime(work)
+    summary = _with_core(work)
     out = {"file": str(path), "products": len(parsed.products), "dry_run": dry_run, **summary.counts()}
     out["examples"] = {k: v[:10] for k, v in vars(summary).items() if v and k != "unchanged"}
     typer.echo(json.dumps(out))

@@ -56,12 +56,11 @@ from loft_memory.models import (
 )
 from service.api.access import KeyRing, presented_secret
 from service.api.middleware import note_customer
-from service.core import audit, consent
+from service.core import consent
 from service.core.memory import Memory
 from service.core.principal import LOCAL, Principal, Role
 from service.errors import LoftError
 from service.outages import is_outage
-from service.postgres import users
 from service.retrieval import Retriever
 from service.runtime import Runtime
 
@@ -178,10 +177,10 @@ def _caller(ctx: Context) -> Caller:
 
 async def _reading(ctx: Context) -> tuple[Caller, Memory]:
     """The caller, once their customer is not being erased (the same 409 as the REST
-    routes: :func:`service.postgres.users.refuse_while_erasing`), and the process's core."""
+    routes: :meth:`Memory.refuse_while_erasing`), and the process's core."""
     who = _caller(ctx)
     core = _server(ctx).resources()
-    await _run(users.refuse_while_erasing(core.rt.pool, who.customer))
+    await _run(core.refuse_while_erasing(who.customer))
     return who, core
 
 
@@ -192,15 +191,8 @@ def _request_id(ctx: Context) -> str | None:
 
 
 async def _audited_read(ctx: Context, who: Caller, core: Memory, tool: str) -> None:
-    """A context read's audit entry (service.core.audit), naming the tool."""
-    await audit.record_read(
-        core.rt.pool,
-        core.rt.erasure_key,
-        who.principal,
-        who.customer,
-        request_id=_request_id(ctx),
-        detail={"tool": tool},
-    )
+    """A context read's audit entry, naming the tool (:meth:`Memory.audit_read`)."""
+    await core.audit_read(who.customer, by=who.principal, request_id=_request_id(ctx), tool=tool)
 
 
 async def _run(work: Awaitable[T]) -> T:
