@@ -88,45 +88,81 @@ def up(
 ) -> None:
     """Start everything (the `make run` command); Ctrl-C stops everything it started."""
     _logging(verbose)
-    from service.stores import migrate_all
-
     ensure_stack = _dev_stack().ensure_stack
     settings = get_settings()
     host = host or settings.host
     port = port or settings.port
     open_api = _check_access(settings, host)
-    before = with_local_stack(settings)
-    was_running = {"postgres": before.database_url is not None, "neo4j": before.neo4j_uri is not None}
-    t0 = time.monotonic()
-    stack = None
-    try:
-        stack = ensure_stack(settings)
-        settings = stack.settings
-        applied = asyncio.run(migrate_all(settings))
-    except Exception as exc:  # store and devstack errors carry their own explanation
-        if stack is not None:  # leave nothing running that this call started
-            _stop_started(stack, was_running)
-        _fail(exc)
-    log.info("stores ready in %.1f s (migrations applied: %s)", time.monotonic() - t0, applied)
-    if settings.env == "development" and settings.demo_on_empty:
-        loaded = asyncio.run(_demo_if_empty(settings))
-        if loaded:
-            typer.secho(
-                f"Empty stores: loaded the demo shop ({loaded['customers']} customers, {loaded['orders']} orders); "
-                "the worker files it in the graph in the next minute (LOFT_DEMO=0 skips this)",
-                err=True,
-            )
+    stack, was_running = _start_stores(settings, ensure_stack)
+    settings = stack.settings
+    _offer_demo(settings)
 
     from devstack.supervisor import Supervisor
 
     # an embedded server that dies is started again; the API and the worker reconnect
     supervisor = Supervisor(neo4j=stack.neo4j, postgres=stack.postgres).start()
-    worker_proc = None
-    if worker:
-        env = os.environ | _env_of(settings)
-        worker_proc = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], env=env)
+    worker_proc = _start_worker(settings) if worker else None
+    _announce(settings, stack, host, port, open_api=open_api)
+    try:
+        _serve(settings, host, port)
+    finally:
+        supervisor.stop()
+        if worker_proc is not None:
+            _stop_worker(worker_proc)
+        _stop_started(stack, was_running)
+        typer.secho("LOFT memory stopped", err=True)
 
-    http = settings.neo4j_http_port if settings.neo4j_uri and stack is not None and stack.neo4j else None
+
+def _start_stores(settings: Settings, ensure_stack: Callable[[Settings], Stack]) -> tuple[Stack, dict[str, bool]]:
+    """The embedded stores (started unless configured or running) at the current schema;
+    also which of them were running already."""
+    from service.stores import migrate_all
+
+    before = with_local_stack(settings)
+    was_running = {"postgres": before.database_url is not None, "neo4j": before.neo4j_uri is not None}
+    t0 = time.monotonic()
+    try:  # store and devstack errors carry their own explanation
+        stack = ensure_stack(settings)
+    except Exception as exc:
+        _fail(exc)
+    try:
+        applied = asyncio.run(migrate_all(stack.settings))
+    except Exception as exc:
+        _stop_started(stack, was_running)  # leave nothing running that this call started
+        _fail(exc)
+    log.info("stores ready in %.1f s (migrations applied: %s)", time.monotonic() - t0, applied)
+    return stack, was_running
+
+
+def _offer_demo(settings: Settings) -> None:
+    """In development, load the demo shop into empty stores (LOFT_DEMO=0 skips it)."""
+    if settings.env != "development" or not settings.demo_on_empty:
+        return
+    loaded = asyncio.run(_demo_if_empty(settings))
+    if loaded:
+        typer.secho(
+            f"Empty stores: loaded the demo shop ({loaded['customers']} customers, {loaded['orders']} orders); "
+            "the worker files it in the graph in the next minute (LOFT_DEMO=0 skips this)",
+            err=True,
+        )
+
+
+def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
+    env = os.environ | _env_of(settings)
+    return subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], env=env)
+
+
+def _stop_worker(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def _announce(settings: Settings, stack: Stack, host: str, port: int, *, open_api: bool) -> None:
+    """Where the chat page, the API's docs, its status and the Neo4j Browser are."""
+    http = settings.neo4j_http_port if settings.neo4j_uri and stack.neo4j else None
     banner = f"LOFT memory: chat http://{host}:{port}/  ·  API docs http://{host}:{port}/docs  ·  status http://{host}:{port}/memory/status"
     if http:
         banner += f"  ·  Neo4j Browser http://127.0.0.1:{http}/browser/ (user neo4j, password: loftmem env)"
@@ -138,18 +174,6 @@ def up(
             fg=typer.colors.YELLOW,
             err=True,
         )
-    try:
-        _serve(settings, host, port)
-    finally:
-        supervisor.stop()
-        if worker_proc is not None:
-            worker_proc.send_signal(signal.SIGTERM)
-            try:
-                worker_proc.wait(15)
-            except subprocess.TimeoutExpired:
-                worker_proc.kill()
-        _stop_started(stack, was_running)
-        typer.secho("LOFT memory stopped", err=True)
 
 
 async def _demo_if_empty(settings: Settings) -> dict[str, int] | None:
