@@ -88,45 +88,81 @@ def up(
 ) -> None:
     """Start everything (the `make run` command); Ctrl-C stops everything it started."""
     _logging(verbose)
-    from service.stores import migrate_all
-
     ensure_stack = _dev_stack().ensure_stack
     settings = get_settings()
     host = host or settings.host
     port = port or settings.port
     open_api = _check_access(settings, host)
-    before = with_local_stack(settings)
-    was_running = {"postgres": before.database_url is not None, "neo4j": before.neo4j_uri is not None}
-    t0 = time.monotonic()
-    stack = None
-    try:
-        stack = ensure_stack(settings)
-        settings = stack.settings
-        applied = asyncio.run(migrate_all(settings))
-    except Exception as exc:  # store and devstack errors carry their own explanation
-        if stack is not None:  # leave nothing running that this call started
-            _stop_started(stack, was_running)
-        _fail(exc)
-    log.info("stores ready in %.1f s (migrations applied: %s)", time.monotonic() - t0, applied)
-    if settings.env == "development" and settings.demo_on_empty:
-        loaded = asyncio.run(_demo_if_empty(settings))
-        if loaded:
-            typer.secho(
-                f"Empty stores: loaded the demo shop ({loaded['customers']} customers, {loaded['orders']} orders); "
-                "the worker files it in the graph in the next minute (LOFT_DEMO=0 skips this)",
-                err=True,
-            )
+    stack, was_running = _start_stores(settings, ensure_stack)
+    settings = stack.settings
+    _offer_demo(settings)
 
     from devstack.supervisor import Supervisor
 
     # an embedded server that dies is started again; the API and the worker reconnect
     supervisor = Supervisor(neo4j=stack.neo4j, postgres=stack.postgres).start()
-    worker_proc = None
-    if worker:
-        env = os.environ | _env_of(settings)
-        worker_proc = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], env=env)
+    worker_proc = _start_worker(settings) if worker else None
+    _announce(settings, stack, host, port, open_api=open_api)
+    try:
+        _serve(settings, host, port)
+    finally:
+        supervisor.stop()
+        if worker_proc is not None:
+            _stop_worker(worker_proc)
+        _stop_started(stack, was_running)
+        typer.secho("LOFT memory stopped", err=True)
 
-    http = settings.neo4j_http_port if settings.neo4j_uri and stack is not None and stack.neo4j else None
+
+def _start_stores(settings: Settings, ensure_stack: Callable[[Settings], Stack]) -> tuple[Stack, dict[str, bool]]:
+    """The embedded stores (started unless configured or running) at the current schema;
+    also which of them were running already."""
+    from service.stores import migrate_all
+
+    before = with_local_stack(settings)
+    was_running = {"postgres": before.database_url is not None, "neo4j": before.neo4j_uri is not None}
+    t0 = time.monotonic()
+    try:  # store and devstack errors carry their own explanation
+        stack = ensure_stack(settings)
+    except Exception as exc:
+        _fail(exc)
+    try:
+        applied = asyncio.run(migrate_all(stack.settings))
+    except Exception as exc:
+        _stop_started(stack, was_running)  # leave nothing running that this call started
+        _fail(exc)
+    log.info("stores ready in %.1f s (migrations applied: %s)", time.monotonic() - t0, applied)
+    return stack, was_running
+
+
+def _offer_demo(settings: Settings) -> None:
+    """In development, load the demo shop into empty stores (LOFT_DEMO=0 skips it)."""
+    if settings.env != "development" or not settings.demo_on_empty:
+        return
+    loaded = asyncio.run(_demo_if_empty(settings))
+    if loaded:
+        typer.secho(
+            f"Empty stores: loaded the demo shop ({loaded['customers']} customers, {loaded['orders']} orders); "
+            "the worker files it in the graph in the next minute (LOFT_DEMO=0 skips this)",
+            err=True,
+        )
+
+
+def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
+    env = os.environ | _env_of(settings)
+    return subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], env=env)
+
+
+def _stop_worker(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def _announce(settings: Settings, stack: Stack, host: str, port: int, *, open_api: bool) -> None:
+    """Where the chat page, the API's docs, its status and the Neo4j Browser are."""
+    http = settings.neo4j_http_port if settings.neo4j_uri and stack.neo4j else None
     banner = f"LOFT memory: chat http://{host}:{port}/  ·  API docs http://{host}:{port}/docs  ·  status http://{host}:{port}/memory/status"
     if http:
         banner += f"  ·  Neo4j Browser http://127.0.0.1:{http}/browser/ (user neo4j, password: loftmem env)"
@@ -138,31 +174,19 @@ def up(
             fg=typer.colors.YELLOW,
             err=True,
         )
-    try:
-        _serve(settings, host, port)
-    finally:
-        supervisor.stop()
-        if worker_proc is not None:
-            worker_proc.send_signal(signal.SIGTERM)
-            try:
-                worker_proc.wait(15)
-            except subprocess.TimeoutExpired:
-                worker_proc.kill()
-        _stop_started(stack, was_running)
-        typer.secho("LOFT memory stopped", err=True)
 
 
 async def _demo_if_empty(settings: Settings) -> dict[str, int] | None:
     """Write the demo shop's rows when there is no customer yet; the worker files them."""
     from devstack import demo
-    from service.postgres import users
+    from service.core.memory import Memory as Core
+    from service.retrieval import Retriever
     from service.runtime import Runtime
 
     rt = await Runtime.open(settings, pool_size=2)
     try:
-        async with rt.pool.acquire() as conn:
-            if await users.count(conn) > 0:
-                return None
+        if await Core(rt, Retriever(rt)).customer_count() > 0:
+            return None
         return await demo.load(rt, drain=False)
     finally:
         await rt.close()
@@ -406,11 +430,7 @@ def export(
     from pathlib import Path
 
     from loft_memory.models import USER_ID_PATTERN
-    from service.core import audit
-    from service.core import export as exporting
     from service.core.principal import CLI
-    from service.errors import NotFound
-    from service.postgres import users
 
     _logging()
     if not re.fullmatch(USER_ID_PATTERN, user):
@@ -418,19 +438,15 @@ def export(
 
     target = Path(out).open("wb") if out else sys.stdout.buffer  # noqa: SIM115 (closed below)
 
-    async def work(rt: Runtime) -> int:
-        await users.refuse_while_erasing(rt.pool, user)
-        if await users.get(rt.pool, user) is None:
-            raise NotFound(f"no customer '{user}'")
-        await audit.record(rt.pool, rt.erasure_key, CLI, "export", user)
+    async def work(core: Memory) -> int:
         written = 0
-        async for chunk in exporting.stream(rt, user):
+        async for chunk in await core.export(user, by=CLI):
             target.write(chunk)  # a command-line tool: nothing else waits on this loop
             written += len(chunk)
         return written
 
     try:
-        written = _with_runtime(work)
+        written = _with_core(work)
     finally:
         if out:
             target.close()
@@ -516,11 +532,11 @@ def catalog_load(
     """Load the catalog (sku, name, category, style, material, colour, brand, price, in_stock, consumable):
     all or nothing, with a summary of added, changed and discontinued products."""
     _logging(False)
+    from dataclasses import asdict
     from pathlib import Path
 
     from rich.progress import Progress
 
-    from graph import catalog as graph_catalog
     from service.catalog import feed as catalog_feed
 
     path = Path(file)
@@ -531,28 +547,19 @@ def catalog_load(
         report = {
             "error": "validation_error",
             "detail": f"{len(parsed.errors)} bad line(s) in {path.name}; nothing was loaded",
-            "lines": [e.as_dict() for e in parsed.errors],
+            "lines": [asdict(e) for e in parsed.errors],
         }
         typer.echo(json.dumps(report, indent=2))
         raise typer.Exit(1)
 
-    async def work(rt: Runtime) -> catalog_feed.Summary:
-        database = rt.settings.neo4j_database
-        existing = await graph_catalog.feed_existing(rt.graph, database=database)
-        summary = catalog_feed.diff(existing, parsed.products, full=not partial)
-        if not dry_run:
-            with Progress(transient=True) as bar:
-                task = bar.add_task(f"loading {len(parsed.products)} products", total=len(parsed.products))
-                await graph_catalog.feed_load(
-                    rt.graph,
-                    parsed.products,
-                    summary.discontinued,
-                    database=database,
-                    progress=lambda n: bar.advance(task, n),
-                )
-        return summary
+    async def work(core: Memory) -> catalog_feed.Summary:
+        if dry_run:
+            return await core.load_catalog(parsed.products, full=not partial, dry_run=True)
+        with Progress(transient=True) as bar:
+            task = bar.add_task(f"loading {len(parsed.products)} products", total=len(parsed.products))
+            return await core.load_catalog(parsed.products, full=not partial, progress=lambda n: bar.advance(task, n))
 
-    summary = _with_runtime(work)
+    summary = _with_core(work)
     out = {"file": str(path), "products": len(parsed.products), "dry_run": dry_run, **summary.counts()}
     out["examples"] = {k: v[:10] for k, v in vars(summary).items() if v and k != "unchanged"}
     typer.echo(json.dumps(out))

@@ -116,8 +116,13 @@ def ensure_export(model_dir: Path, cache_dir: Path = DEFAULT_CACHE) -> tuple[Pat
 
 
 def _export_into(model_dir: Path, out: Path) -> None:
+    _trace(model_dir, out / MODEL_FILE)
+    _write_reference(model_dir, out)
+
+
+def _trace(model_dir: Path, model_file: Path) -> None:
+    """The transformer's token embeddings as an ONNX graph (pooling stays in numpy)."""
     import torch
-    from sentence_transformers import SentenceTransformer
     from transformers import AutoModel, AutoTokenizer
 
     # eager attention traces to plain MatMul/Softmax with the padding mask as data
@@ -149,7 +154,7 @@ def _export_into(model_dir: Path, out: Path) -> None:
         torch.onnx.export(
             TokenEmbeddings(bert),
             args,
-            str(out / MODEL_FILE),
+            str(model_file),
             input_names=list(INPUT_NAMES),
             output_names=[OUTPUT_NAME],
             dynamic_axes=dynamic,
@@ -158,7 +163,13 @@ def _export_into(model_dir: Path, out: Path) -> None:
             dynamo=False,
         )
 
-    # the reference: what the torch path (sentence-transformers) gives for the fixed set
+
+def _write_reference(model_dir: Path, out: Path) -> None:
+    """What the torch path (sentence-transformers) gives for the fixed sentences, and the
+    versions it came from: the exported model is checked against both."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
     st = SentenceTransformer(str(model_dir), device="cpu")
     with torch.inference_mode():
         reference = st.encode(

@@ -34,7 +34,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from fastapi import Request
@@ -127,13 +127,16 @@ def _load_file(path: Path) -> list[ApiKey]:
     ]
 
 
-def _key(name: Any, role: Any, *, secret: Any = None, secret_sha256: Any = None, customer: Any = None) -> ApiKey:
+def _key(
+    name: object, role: object, *, secret: object = None, secret_sha256: object = None, customer: object = None
+) -> ApiKey:
+    """One configured key, checked (the values are as the configuration gave them: any type)."""
     from loft_memory.models import USER_ID_PATTERN
 
     if not isinstance(name, str) or not _NAME.match(name):
         raise ConfigurationError(f"API key name {name!r} must match {_NAME.pattern}")
     try:
-        role = Role(role)
+        granted = Role(role if isinstance(role, str) else "")
     except ValueError as exc:
         raise ConfigurationError(f"key '{name}': role must be one of {', '.join(Role)}") from exc
     if secret_sha256 is not None:
@@ -149,12 +152,12 @@ def _key(name: Any, role: Any, *, secret: Any = None, secret_sha256: Any = None,
         raise ConfigurationError(
             f"key '{name}': the secret must be at least {MIN_SECRET_CHARS} printable ASCII characters"
         )
-    if role is Role.CUSTOMER:
+    if granted is Role.CUSTOMER:
         if not isinstance(customer, str) or not re.fullmatch(USER_ID_PATTERN, customer):
             raise ConfigurationError(f"key '{name}': a customer key needs 'customer', a valid customer identifier")
     elif customer is not None:
         raise ConfigurationError(f"key '{name}': only customer keys are bound to a customer")
-    return ApiKey(name, role, hashed, customer)
+    return ApiKey(name, granted, hashed, customer)
 
 
 def presented_secret(request: Request) -> bytes | None:

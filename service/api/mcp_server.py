@@ -56,14 +56,15 @@ from loft_memory.models import (
 )
 from service.api.access import KeyRing, presented_secret
 from service.api.middleware import note_customer
-from service.core import audit, consent
+from service.core import consent
+from service.core.erasure import Receipt
 from service.core.memory import Memory
 from service.core.principal import LOCAL, Principal, Role
 from service.errors import LoftError
 from service.outages import is_outage
-from service.postgres import users
 from service.retrieval import Retriever
 from service.runtime import Runtime
+from service.settings import Settings
 
 log = logging.getLogger("loft.mcp")
 
@@ -178,10 +179,10 @@ def _caller(ctx: Context) -> Caller:
 
 async def _reading(ctx: Context) -> tuple[Caller, Memory]:
     """The caller, once their customer is not being erased (the same 409 as the REST
-    routes: :func:`service.postgres.users.refuse_while_erasing`), and the process's core."""
+    routes: :meth:`Memory.refuse_while_erasing`), and the process's core."""
     who = _caller(ctx)
     core = _server(ctx).resources()
-    await _run(users.refuse_while_erasing(core.rt.pool, who.customer))
+    await _run(core.refuse_while_erasing(who.customer))
     return who, core
 
 
@@ -192,15 +193,8 @@ def _request_id(ctx: Context) -> str | None:
 
 
 async def _audited_read(ctx: Context, who: Caller, core: Memory, tool: str) -> None:
-    """A context read's audit entry (service.core.audit), naming the tool."""
-    await audit.record_read(
-        core.rt.pool,
-        core.rt.erasure_key,
-        who.principal,
-        who.customer,
-        request_id=_request_id(ctx),
-        detail={"tool": tool},
-    )
+    """A context read's audit entry, naming the tool (:meth:`Memory.audit_read`)."""
+    await core.audit_read(who.customer, by=who.principal, request_id=_request_id(ctx), tool=tool)
 
 
 async def _run(work: Awaitable[T]) -> T:
@@ -375,14 +369,7 @@ async def set_memory_mode(
     changed = await _run(
         core.set_memory_mode(who.customer, mode, by=who.principal, request_id=_request_id(ctx), tool="set_memory_mode")
     )
-    receipt = changed.receipt
-    erased = (
-        ErasureResult(
-            receipt_id=receipt.receipt_id, status=receipt.status, counts=dict(receipt.counts), error=receipt.error
-        )
-        if receipt is not None
-        else None
-    )
+    erased = _erasure_result(changed.receipt) if changed.receipt is not None else None
     return MemoryModeResult(mode=changed.mode, erased=erased)
 
 
@@ -404,6 +391,11 @@ async def delete_all_memories(
     if not confirm:
         raise ToolError("validation_error: pass confirm=true to erase this customer (irreversible)")
     receipt = await _run(_server(ctx).resources().erase(who.customer, by=who.principal, request_id=_request_id(ctx)))
+    return _erasure_result(receipt)
+
+
+def _erasure_result(receipt: Receipt) -> ErasureResult:
+    """An erasure's receipt as a tool answers it."""
     return ErasureResult(
         receipt_id=receipt.receipt_id, status=receipt.status, counts=dict(receipt.counts), error=receipt.error
     )
@@ -484,7 +476,7 @@ def http_transport(server: MCPServer, host: str) -> None:
     server.streamable_http_app(stateless_http=True, json_response=True, transport_security=security, host=host)
 
 
-async def serve_stdio(settings: Any, user: str, *, admin: bool = False) -> None:
+async def serve_stdio(settings: Settings, user: str, *, admin: bool = False) -> None:
     """``loftmem mcp --user <id>``: one customer's memory over stdin/stdout."""
     from service.core.erasure import ErasureListener
 

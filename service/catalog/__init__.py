@@ -17,7 +17,6 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel
 
@@ -29,6 +28,9 @@ _SEP_CHARS = " -"
 _SEP_RE = r"[\s\-]*"
 _NORM_DROP = re.compile(r"[\s\-_.'’]+")
 _WORD = re.compile(r"[\w'’-]+")
+
+# a character (or "\0": a separator) -> the rest; "" marks a word's end
+_Trie = dict[str, "_Trie"]
 
 
 class Product(BaseModel):
@@ -61,6 +63,21 @@ class Vocab(BaseModel):
     kind: str | None = None
 
 
+class Brand(BaseModel):
+    name: str
+
+
+class CatalogFile(BaseModel):
+    """``data/catalog.json``: the shared vocabularies and the products."""
+
+    categories: list[Category]
+    styles: list[Vocab]
+    materials: list[Vocab]
+    colors: list[Vocab]
+    brands: list[Brand]
+    products: list[Product]
+
+
 def _norm(text: str) -> str:
     """Lookup key for a matched span: lower case, separators and apostrophes dropped."""
     return _NORM_DROP.sub("", text.lower())
@@ -91,7 +108,7 @@ def _trie_regex(words: Iterable[str]) -> str:
     Greedy: at each node the longer continuations are tried before stopping, so the
     longest synonym wins. Spaces/hyphens in a word become an optional separator class.
     """
-    trie: dict[str, Any] = {}
+    trie: _Trie = {}
     for word in words:
         node = trie
         word = word.lower()
@@ -106,7 +123,7 @@ def _trie_regex(words: Iterable[str]) -> str:
             i += 1
         node[""] = {}
 
-    def build(node: dict[str, Any]) -> str:
+    def build(node: _Trie) -> str:
         ends = "" in node
         branches = []
         for ch in sorted(k for k in node if k):
@@ -153,67 +170,86 @@ class _Matcher:
 
 
 class Catalog:
-    def __init__(self, data: dict[str, Any]) -> None:
-        self.products: list[Product] = [Product.model_validate(p) for p in data["products"]]
-        self.category_info: dict[str, Category] = {c["name"]: Category.model_validate(c) for c in data["categories"]}
-        self.style_info = {s["name"]: Vocab.model_validate(s) for s in data["styles"]}
-        self.material_info = {m["name"]: Vocab.model_validate(m) for m in data["materials"]}
-        self.color_info = {c["name"]: Vocab.model_validate(c) for c in data["colors"]}
+    def __init__(self, data: CatalogFile) -> None:
+        self.products: list[Product] = data.products
+        self.category_info: dict[str, Category] = {c.name: c for c in data.categories}
+        self.style_info = {s.name: s for s in data.styles}
+        self.material_info = {m.name: m for m in data.materials}
+        self.color_info = {c.name: c for c in data.colors}
         self.categories: list[str] = list(self.category_info)
         self.styles: list[str] = list(self.style_info)
         self.materials: list[str] = list(self.material_info)
         self.colors: list[str] = list(self.color_info)
-        self.brands: list[str] = [b["name"] for b in data["brands"]]
+        self.brands: list[str] = [b.name for b in data.brands]
         self._by_sku = {p.sku: p for p in self.products}
         self._brand_names = {b.lower(): b for b in self.brands}
-
         # parent -> all descendants (a "sofa" search includes sectionals and loveseats)
-        self._descendants: dict[str, set[str]] = {c: {c} for c in self.categories}
-        for c in self.categories:
-            parent = self.category_info[c].parent
-            seen = set()
-            while parent and parent in self._descendants and parent not in seen:
-                seen.add(parent)
-                self._descendants[parent].add(c)
-                parent = self.category_info[parent].parent
+        self._descendants = self._category_tree()
 
-        cat_syns: dict[str, str] = {}
-        for info in self.category_info.values():
-            for s in [info.name, *info.synonyms]:
-                s = s.lower()
-                cat_syns.setdefault(s, info.name)
-                cat_syns.setdefault(_plural_phrase(s), info.name)
-        self._categories = _Matcher(cat_syns)
+        category_synonyms = self._category_synonyms()
+        self._categories = _Matcher(category_synonyms)
         self._styles = _Matcher(self._synonyms(self.style_info.values()))
         self._materials = _Matcher(self._synonyms(self.material_info.values()))
         self._colors = _Matcher(self._synonyms(self.color_info.values()))
-        brand_syns: dict[str, str] = {}
-        for b in self.brands:
-            brand_syns[b] = b
-            brand_syns[b.replace("&", "and")] = b
-            first = b.split()[0]
-            if first.lower() not in ("casa", "atelier") and len(b.split()) > 1:
-                brand_syns.setdefault(first, b)  # "Marlowe" for "Marlowe House"
-        self._brands = _Matcher(brand_syns)
-        product_names: dict[str, str] = {}
-        for p in self.products:
-            product_names[p.name] = p.sku
-            product_names.setdefault(_plural_phrase(p.name.lower()), p.sku)  # "two Noor Dining Armchairs"
-        self._product_names = _Matcher(product_names)
+        self._brands = _Matcher(self._brand_synonyms())
+        self._product_names = _Matcher(self._product_name_synonyms())
 
-        # "the Harlow sectional": a product's first word followed (within two words) by a
-        # category word; resolved against products of that first word in that category.
-        # Words are split by spaces and hyphens, and a word may hold a few hyphens of its own
-        # ("mid-century"): each blank and hyphen run is read once (possessive), so a run of
-        # hyphens is never split between words in every possible way.
         self._by_first: dict[str, list[Product]] = {}
         for p in self.products:
             self._by_first.setdefault(p.name.split()[0].lower(), []).append(p)
-        self._first_word_pattern = re.compile(
+        self._first_word_pattern = self._first_word_then_category(category_synonyms)
+
+    def _category_tree(self) -> dict[str, set[str]]:
+        """Each category with every category under it (a cycle in the file stops the walk)."""
+        descendants: dict[str, set[str]] = {c: {c} for c in self.categories}
+        for c in self.categories:
+            parent = self.category_info[c].parent
+            seen = set()
+            while parent and parent in descendants and parent not in seen:
+                seen.add(parent)
+                descendants[parent].add(c)
+                parent = self.category_info[parent].parent
+        return descendants
+
+    def _category_synonyms(self) -> dict[str, str]:
+        """A category's name and synonyms, each also in the plural, -> the category."""
+        found: dict[str, str] = {}
+        for info in self.category_info.values():
+            for s in [info.name, *info.synonyms]:
+                s = s.lower()
+                found.setdefault(s, info.name)
+                found.setdefault(_plural_phrase(s), info.name)
+        return found
+
+    def _brand_synonyms(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for b in self.brands:
+            found[b] = b
+            found[b.replace("&", "and")] = b
+            first = b.split()[0]
+            if first.lower() not in ("casa", "atelier") and len(b.split()) > 1:
+                found.setdefault(first, b)  # "Marlowe" for "Marlowe House"
+        return found
+
+    def _product_name_synonyms(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for p in self.products:
+            found[p.name] = p.sku
+            found.setdefault(_plural_phrase(p.name.lower()), p.sku)  # "two Noor Dining Armchairs"
+        return found
+
+    def _first_word_then_category(self, category_synonyms: dict[str, str]) -> re.Pattern[str]:
+        """A product's first word followed (within two words) by a category word ("the
+        Harlow sectional"); resolved against products of that first word in that category.
+
+        Words are split by spaces and hyphens, and a word may hold a few hyphens of its own
+        ("mid-century"): each blank and hyphen run is read once (possessive), so a run of
+        hyphens is never split between words in every possible way."""
+        return re.compile(
             r"(?<!\w)("
             + _trie_regex(self._by_first)
             + r")(?:[\s\-]++[\w'’]++(?:-[\w'’]++){0,3}?){0,2}?[\s\-]++("
-            + _trie_regex(cat_syns)
+            + _trie_regex(category_synonyms)
             + r")(?!\w)",
             re.IGNORECASE,
         )
@@ -374,12 +410,7 @@ class Catalog:
             if category is None:
                 found = self.match_categories(text)
                 category = found[0] if found else None
-            wishes = {
-                "style": self.match_styles(text),
-                "material": self.match_materials(text),
-                "color": self.match_colors(text),
-                "brand": [b.lower() for b in self.match_brands(text)],
-            }
+            wishes = self._wishes(text)
             keywords = {w.lower() for w in _WORD.findall(text) if len(w) > 3}
         pool = self.products
         if category is not None:
@@ -387,36 +418,54 @@ class Catalog:
             pool = [p for p in pool if p.category in under]
         if max_price is not None:
             pool = [p for p in pool if p.price <= max_price]
-
-        scored: list[tuple[Product, float, list[str]]] = []
-        for p in pool:
-            score = 0.0
-            reasons: list[str] = []
-            for weight, spec in ((2.0, wishes), (1.0, prefer or {})):
-                for attribute, values in spec.items():
-                    for v in values or []:
-                        if attribute in ATTRIBUTES and self._has(p, attribute, v):
-                            score += weight
-                            reason = self._reason(attribute, v)
-                            if reason not in reasons:
-                                reasons.append(reason)
-            for attribute, values in (avoid or {}).items():
-                for v in values or []:
-                    if attribute in ATTRIBUTES and self._has(p, attribute, v):
-                        score -= 2.0
-                        reasons.append(f"has {self._reason(attribute, v)} (avoided)")
-            if keywords:
-                words = {w.lower() for w in _WORD.findall(f"{p.name} {p.description}")}
-                hits = len(keywords & words)
-                score += 0.1 * min(hits, 5)
-            if max_price is not None:
-                reasons.append(f"within budget (${p.price:,.0f})")
-            scored.append((p, round(score, 3), reasons))
+        wanted = ((2.0, wishes), (1.0, prefer or {}))
+        scored = [(p, *self._score(p, wanted, avoid or {}, keywords, max_price)) for p in pool]
         scored.sort(key=lambda t: (-t[1], t[0].sku))
         return scored[: max(limit, 0)]
+
+    def _wishes(self, text: str) -> dict[str, list[str]]:
+        """What a text asks for, by attribute."""
+        return {
+            "style": self.match_styles(text),
+            "material": self.match_materials(text),
+            "color": self.match_colors(text),
+            "brand": [b.lower() for b in self.match_brands(text)],
+        }
+
+    def _score(
+        self,
+        p: Product,
+        wanted: Iterable[tuple[float, dict[str, list[str]]]],
+        avoid: dict[str, list[str]],
+        keywords: set[str],
+        max_price: float | None,
+    ) -> tuple[float, list[str]]:
+        """One product's score and the reasons for it (see :meth:`find`)."""
+        score = 0.0
+        reasons: list[str] = []
+        for weight, spec in wanted:
+            for attribute, values in spec.items():
+                for v in values or []:
+                    if attribute in ATTRIBUTES and self._has(p, attribute, v):
+                        score += weight
+                        reason = self._reason(attribute, v)
+                        if reason not in reasons:
+                            reasons.append(reason)
+        for attribute, values in avoid.items():
+            for v in values or []:
+                if attribute in ATTRIBUTES and self._has(p, attribute, v):
+                    score -= 2.0
+                    reasons.append(f"has {self._reason(attribute, v)} (avoided)")
+        if keywords:
+            words = {w.lower() for w in _WORD.findall(f"{p.name} {p.description}")}
+            hits = len(keywords & words)
+            score += 0.1 * min(hits, 5)
+        if max_price is not None:
+            reasons.append(f"within budget (${p.price:,.0f})")
+        return round(score, 3), reasons
 
 
 @functools.cache
 def _load(path: Path) -> Catalog:
     with open(path, encoding="utf-8") as f:
-        return Catalog(json.load(f))
+        return Catalog(CatalogFile.model_validate(json.load(f)))

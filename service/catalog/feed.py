@@ -22,9 +22,10 @@ import csv
 import json
 import math
 import re
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 SKU = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 FIELDS = ("sku", "name", "category", "style", "material", "colour", "brand", "price", "in_stock", "consumable")
@@ -33,19 +34,37 @@ _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f", ""}
 
 
+# a line as read: a JSON object, or a CSV row by its header
+Record = Mapping[str, object]
+
+
+class FeedProduct(TypedDict):
+    """A checked line: one product as the graph's upsert takes it (a map of parameters)."""
+
+    sku: str
+    name: str
+    category: str
+    styles: list[str]
+    materials: list[str]
+    colors: list[str]
+    brand: str | None
+    price: float
+    in_stock: bool
+    consumable: bool
+
+
 @dataclass
 class LineError:
+    """What is wrong with one line (``line`` 0: with the file as a whole)."""
+
     line: int
     sku: str | None
     errors: list[str]
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"line": self.line, "sku": self.sku, "errors": self.errors}
-
 
 @dataclass
 class Parsed:
-    products: list[dict[str, Any]] = field(default_factory=list)
+    products: list[FeedProduct] = field(default_factory=list)
     errors: list[LineError] = field(default_factory=list)
 
 
@@ -60,14 +79,14 @@ class Summary:
         return {k: len(v) for k, v in vars(self).items()}
 
 
-def _values(raw: Any) -> list[str]:
+def _values(raw: object) -> list[str]:
     if raw is None:
         return []
     items = raw if isinstance(raw, list) else str(raw).split("|")
     return [str(x).strip().lower() for x in items if str(x).strip()]
 
 
-def _bool(raw: Any) -> bool | None:
+def _bool(raw: object) -> bool | None:
     if isinstance(raw, bool):
         return raw
     if raw is None:
@@ -76,7 +95,7 @@ def _bool(raw: Any) -> bool | None:
     return True if text in _TRUE else False if text in _FALSE else None
 
 
-def check(record: dict[str, Any], line: int) -> tuple[dict[str, Any] | None, LineError | None]:
+def check(record: Record, line: int) -> tuple[FeedProduct | None, LineError | None]:
     """One product from one line, or what is wrong with the line."""
     errors: list[str] = []
     sku = str(record.get("sku") or "").strip()
@@ -107,18 +126,19 @@ def check(record: dict[str, Any], line: int) -> tuple[dict[str, Any] | None, Lin
     if errors:
         return None, LineError(line, sku or None, errors)
     brand = str(record.get("brand") or "").strip() or None
-    return {
-        "sku": sku,
-        "name": name,
-        "category": category,
-        "styles": _values(record.get("style")),
-        "materials": _values(record.get("material")),
-        "colors": _values(record.get("colour", record.get("color"))),
-        "brand": brand,
-        "price": round(price or 0.0, 2),
-        "in_stock": bool(in_stock),
-        "consumable": bool(consumable),
-    }, None
+    product = FeedProduct(
+        sku=sku,
+        name=name,
+        category=category,
+        styles=_values(record.get("style")),
+        materials=_values(record.get("material")),
+        colors=_values(record.get("colour", record.get("color"))),
+        brand=brand,
+        price=round(price or 0.0, 2),
+        in_stock=bool(in_stock),
+        consumable=bool(consumable),
+    )
+    return product, None
 
 
 def read(path: Path) -> Parsed:
@@ -144,7 +164,7 @@ def read(path: Path) -> Parsed:
     return out
 
 
-def _records(path: Path):  # type: ignore[no-untyped-def]
+def _records(path: Path) -> Iterator[tuple[int, Record, str | None]]:
     with open(path, encoding="utf-8", newline="") as f:
         if path.suffix.lower() == ".csv":
             reader = csv.DictReader(f)
@@ -169,7 +189,7 @@ def _records(path: Path):  # type: ignore[no-untyped-def]
             yield n, record, None
 
 
-def diff(existing: dict[str, dict[str, Any]], incoming: list[dict[str, Any]], *, full: bool) -> Summary:
+def diff(existing: Mapping[str, Mapping[str, object]], incoming: Sequence[FeedProduct], *, full: bool) -> Summary:
     """What a load changes: ``existing`` maps SKU to the stored product (with ``discontinued``)."""
     summary = Summary()
     for p in incoming:
@@ -188,7 +208,7 @@ def diff(existing: dict[str, dict[str, Any]], incoming: list[dict[str, Any]], *,
     return summary
 
 
-def _norm(value: Any) -> Any:
+def _norm(value: object) -> object:
     if isinstance(value, list):
         return sorted(str(v) for v in value)
     if isinstance(value, float | int) and not isinstance(value, bool):

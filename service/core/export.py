@@ -37,7 +37,8 @@ import datetime as dt
 import decimal
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +56,9 @@ BATCH_ROWS = 1000
 OMITTED_TYPES = frozenset({"vector", "tsvector", "bytea"})
 # the customer's queued work: counted by erasure as "jobs" (its own erase_user job aside)
 QUEUE_TABLE = "jobs"
+
+# a table's row, a node or a relationship: column or property -> what the driver returned
+Row = dict[str, object]
 
 # every column of these tables with its type, in one catalog read (information_schema
 # costs a query plan per table)
@@ -102,7 +106,33 @@ async def tables(conn: asyncpg.Connection) -> list[Table]:
 async def stream(rt: Runtime, user: str, *, exported_at: dt.datetime | None = None) -> AsyncIterator[bytes]:
     """The export document of ``user``, in pieces."""
     at = exported_at or dt.datetime.now(dt.UTC)
-    manifest_pg: dict[str, int] = {}
+    rows: dict[str, int] = {}
+    async with aclosing(_postgres(rt, user, at, rows)) as pieces:
+        async for piece in pieces:
+            yield piece
+    database = rt.settings.neo4j_database
+    labels = dict.fromkeys(PER_USER_LABELS, 0)
+    nodes, relationships = _Tally(), _Tally()
+    yield b'}, "neo4j": {"nodes": ['
+    found = _counting_labels(graph_export.nodes(rt.graph, user, database=database), labels)
+    async with aclosing(_encoded(found, frozenset(), nodes)) as pieces:
+        async for piece in pieces:
+            yield piece
+    yield b'], "relationships": ['
+    touching = graph_export.relationships(rt.graph, user, database=database)
+    async with aclosing(_encoded(touching, frozenset(), relationships)) as pieces:
+        async for piece in pieces:
+            yield piece
+    manifest = {
+        "postgres": rows,
+        "neo4j": {"nodes": nodes.n, "relationships": relationships.n, "labels": labels},
+    }
+    yield b']}, "manifest": ' + json.dumps(manifest).encode() + b"}\n"
+
+
+async def _postgres(rt: Runtime, user: str, at: dt.datetime, counts: dict[str, int]) -> AsyncGenerator[bytes]:
+    """The document's head and its ``postgres`` member (open: the graph's follows), every
+    table from one snapshot; ``counts`` gets the rows sent per table."""
     conn = await asyncpg.connect(
         rt.settings.database_url,
         timeout=10,
@@ -121,59 +151,51 @@ async def stream(rt: Runtime, user: str, *, exported_at: dt.datetime | None = No
             yield json.dumps(head)[:-1].encode() + b', "postgres": {'
             for i, table in enumerate(listed):
                 yield (b", " if i else b"") + json.dumps(table.name).encode() + b": ["
-                n = 0
-                batch: list[dict[str, Any]] = []
-                async for record in conn.cursor(table.select, user, prefetch=BATCH_ROWS):
-                    batch.append(dict(record))
-                    if len(batch) >= BATCH_ROWS:
-                        yield await asyncio.to_thread(_encode_rows, batch, table.json_columns, n == 0)
-                        n, batch = n + len(batch), []
-                if batch:
-                    yield await asyncio.to_thread(_encode_rows, batch, table.json_columns, n == 0)
-                    n += len(batch)
-                manifest_pg[table.name] = n
+                sent = _Tally()
+                records = (dict(r) async for r in conn.cursor(table.select, user, prefetch=BATCH_ROWS))
+                async with aclosing(_encoded(records, table.json_columns, sent)) as pieces:
+                    async for piece in pieces:
+                        yield piece
+                counts[table.name] = sent.n
                 yield b"]"
     finally:
         await conn.close()
 
-    labels = dict.fromkeys(PER_USER_LABELS, 0)
-    yield b'}, "neo4j": {"nodes": ['
-    nodes: list[dict[str, Any]] = []
-    sent = 0
-    async for label, node in graph_export.nodes(rt.graph, user, database=rt.settings.neo4j_database):
+
+@dataclass
+class _Tally:
+    """How many rows a part of the document holds, counted as they are sent."""
+
+    n: int = 0
+
+
+async def _encoded(rows: AsyncIterable[Row], json_columns: frozenset[str], sent: _Tally) -> AsyncGenerator[bytes]:
+    """``rows`` as the members of a JSON array, encoded a batch at a time in a worker thread."""
+    batch: list[Row] = []
+    async for row in rows:
+        batch.append(row)
+        if len(batch) >= BATCH_ROWS:
+            yield await asyncio.to_thread(_encode_rows, batch, json_columns, sent.n == 0)
+            sent.n, batch = sent.n + len(batch), []
+    if batch:
+        yield await asyncio.to_thread(_encode_rows, batch, json_columns, sent.n == 0)
+        sent.n += len(batch)
+
+
+async def _counting_labels(nodes: AsyncIterable[tuple[str, Row]], labels: dict[str, int]) -> AsyncIterator[Row]:
+    async for label, node in nodes:
         labels[label] += 1
-        nodes.append(node)
-        if len(nodes) >= BATCH_ROWS:
-            yield await asyncio.to_thread(_encode_rows, nodes, frozenset(), sent == 0)
-            sent, nodes = sent + len(nodes), []
-    if nodes:
-        yield await asyncio.to_thread(_encode_rows, nodes, frozenset(), sent == 0)
-        sent += len(nodes)
-    yield b'], "relationships": ['
-    rels: list[dict[str, Any]] = []
-    relationships = 0
-    async for rel in graph_export.relationships(rt.graph, user, database=rt.settings.neo4j_database):
-        rels.append(rel)
-        if len(rels) >= BATCH_ROWS:
-            yield await asyncio.to_thread(_encode_rows, rels, frozenset(), relationships == 0)
-            relationships, rels = relationships + len(rels), []
-    if rels:
-        yield await asyncio.to_thread(_encode_rows, rels, frozenset(), relationships == 0)
-        relationships += len(rels)
-    manifest = {
-        "postgres": manifest_pg,
-        "neo4j": {"nodes": sent, "relationships": relationships, "labels": labels},
-    }
-    yield b']}, "manifest": ' + json.dumps(manifest).encode() + b"}\n"
+        yield node
 
 
-def _encode_rows(rows: Iterable[dict[str, Any]], json_columns: frozenset[str], first: bool) -> bytes:
+def _encode_rows(rows: Iterable[Row], json_columns: frozenset[str], first: bool) -> bytes:
     """Rows as the comma-separated members of a JSON array (a leading comma unless first)."""
     parts = []
     for row in rows:
         for column in json_columns & row.keys():
-            if isinstance(row[column], str):
-                row[column] = json.loads(row[column])
+            value = row[column]
+            if isinstance(value, str):
+                row[column] = json.loads(value)
         parts.append(json.dumps(row, default=_plain, ensure_ascii=False))
     return (b"" if first else b", ") + ", ".join(parts).encode()
 

@@ -13,14 +13,18 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import asyncpg
 
+from graph import catalog as graph_catalog
 from graph import reads as graph_reads
 from loft_memory.models import (
+    AuditAction,
+    AuditEntry,
+    AuditPage,
     CustomerGraph,
     CustomerSummary,
     EntitySearchResponse,
@@ -39,7 +43,9 @@ from loft_memory.models import (
     SessionPage,
 )
 from service import facts
+from service.catalog import feed as catalog_feed
 from service.core import audit, consent, erasure, graph_view, recommendations, turns
+from service.core import export as customer_export
 from service.core.principal import Principal
 from service.core.profile import customer_profile
 from service.errors import InvalidInput, NotFound, StoreUnavailable
@@ -363,6 +369,103 @@ class Memory:
             detail["receipt_id"] = str(changed.receipt.receipt_id)
         await audit.record(self.rt.pool, self.rt.erasure_key, by, "consent", user, request_id=request_id, detail=detail)
         return changed
+
+    # -- a customer's rights: the export and the audit trail ---------------------------------
+
+    async def refuse_while_erasing(self, user: str) -> None:
+        """409 while the customer's erasure is pending: a door about one customer asks first."""
+        await users.refuse_while_erasing(self.rt.pool, user)
+
+    async def export(self, user: str, *, by: Principal, request_id: str | None = None) -> AsyncIterator[bytes]:
+        """Everything both stores hold about the customer, as one JSON document read and sent
+        in pieces (see :mod:`service.core.export`). The refusals (409 while an erasure is
+        pending, 404 for a customer never seen) and the audit entry come before the first
+        byte: a door that gets the stream has nothing left to check."""
+        await self.refuse_while_erasing(user)
+        if await users.get(self.rt.pool, user) is None:
+            raise NotFound(f"no customer '{user}'")
+        await audit.record(self.rt.pool, self.rt.erasure_key, by, "export", user, request_id=request_id)
+        return customer_export.stream(self.rt, user)
+
+    async def audit_trail(
+        self,
+        *,
+        customer: str | None = None,
+        action: AuditAction | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> AuditPage:
+        """Who read, exported, erased, changed consent or deleted memories, newest first,
+        filtered; ``cursor`` (a page's ``next_cursor``) continues the list it came from."""
+        for name, value in (("since", since), ("until", until)):
+            if value is not None and value.tzinfo is None:
+                raise InvalidInput(f"{name} needs a time zone (e.g. 2026-01-31T00:00:00Z)")
+        # a cursor continues the list it came from: the filters are part of what it signs
+        bounds = (since.isoformat() if since else "", until.isoformat() if until else "")
+        listed = "\x00".join(("audit", customer or "", action or "", *bounds))
+        before = decode_cursor(self.rt.erasure_key, listed, cursor, int) if cursor else None
+        found = await audit.page(
+            self.rt.pool,
+            self.rt.erasure_key,
+            customer=customer,
+            action=action,
+            since=since,
+            until=until,
+            before=before,
+            limit=limit + 1,
+        )
+        page, more = found[:limit], len(found) > limit
+        return AuditPage(
+            entries=[AuditEntry.model_validate(e, from_attributes=True) for e in page],
+            next_cursor=encode_cursor(self.rt.erasure_key, listed, page[-1].at, page[-1].id) if more else None,
+        )
+
+    async def audit_read(
+        self,
+        user: str,
+        *,
+        by: Principal,
+        request_id: str | None = None,
+        tool: str | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        """A context read's audit entry (``at``: the read's time; ``tool``: the MCP tool that
+        read). It never fails the read: a failure is counted and logged
+        (:func:`service.core.audit.record_read`)."""
+        detail = {"tool": tool} if tool is not None else None
+        await audit.record_read(
+            self.rt.pool, self.rt.erasure_key, by, user, request_id=request_id, detail=detail, at=at
+        )
+
+    # -- the shop ------------------------------------------------------------------------------
+
+    async def customer_count(self) -> int:
+        """How many customers the service holds."""
+        async with self.rt.pool.acquire() as conn:
+            return await users.count(conn)
+
+    async def load_catalog(
+        self,
+        products: Sequence[catalog_feed.FeedProduct],
+        *,
+        full: bool,
+        dry_run: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> catalog_feed.Summary:
+        """Load a checked catalog feed (:mod:`service.catalog.feed`) into the shared graph in
+        one transaction, all or nothing, and say what it changed: added, changed, unchanged,
+        and (``full``: the feed is the whole catalog) discontinued. ``dry_run`` only says."""
+        database = self.rt.settings.neo4j_database
+        existing = await graph_catalog.feed_existing(self.rt.graph, database=database)
+        summary = catalog_feed.diff(existing, products, full=full)
+        if not dry_run:
+            rows = [dict(p) for p in products]
+            await graph_catalog.feed_load(
+                self.rt.graph, rows, summary.discontinued, database=database, progress=progress
+            )
+        return summary
 
 
 def _json(value: object) -> dict[str, Any]:

@@ -12,8 +12,6 @@ from fastapi.responses import JSONResponse
 from starlette.background import BackgroundTask
 
 from loft_memory.models import (
-    MAX_QUERY_CHARS,
-    QUESTION_TIME_EXAMPLES,
     USER_ID_PATTERN,
     ContextResponse,
     CustomerGraph,
@@ -24,21 +22,19 @@ from loft_memory.models import (
     MemoryDeleted,
     MemoryHistory,
     MemoryPage,
-    QuestionTime,
     RecommendationsResponse,
     SafeText,
     SampleDataRequest,
     SampleDataResponse,
 )
 from service.api.access import allow, identify, own_origin
+from service.api.deps import ContextQuery, context_query, not_being_erased, runtime
 from service.api.deps import core as memory_core
-from service.api.deps import not_being_erased, runtime
 from service.api.middleware import note_customer, request_id_of
-from service.core import audit, sample
+from service.core import sample
 from service.core.memory import Memory
 from service.core.principal import ADMIN_ONLY, ANY_ROLE, Principal
 from service.errors import Forbidden
-from service.retrieval import PRESETS
 from service.runtime import Runtime
 
 # every route here is about one customer: chat and admin keys for any, a customer key
@@ -59,44 +55,22 @@ UserPath = Path(pattern=USER_ID_PATTERN, description="the customer's identifier"
 async def context(
     request: Request,
     user_identifier: str = UserPath,
-    query: Annotated[
-        SafeText,
-        Query(
-            max_length=MAX_QUERY_CHARS,
-            description="the customer's message or question",
-            examples=["which sofa did I like?", "what did I order for 9999-12-31?", "and on 0001-01-01?"],
-        ),
-    ] = "",
-    budget: int = Query(1000, ge=50, le=16000, description="tokens (characters / 4)"),
-    session_id: uuid.UUID | None = Query(None, description="the current session: its recent turns are included"),
-    preset: str = Query("default", description=f"retrieval preset: {', '.join(PRESETS)}"),
-    explain: bool = Query(False, description="include each item's score parts"),
-    as_of: Annotated[
-        QuestionTime | None,
-        Query(
-            description="when the question is asked (ISO 8601 with a time zone, between 1970-01-01 and tomorrow; "
-            "default now): periods and relative dates it names ('last May', 'two weeks ago') are resolved against "
-            "it, in its time zone, and recency counts from it",
-            examples=QUESTION_TIME_EXAMPLES,
-        ),
-    ] = None,
+    asked: ContextQuery = Depends(context_query),
     core: Memory = Depends(memory_core),
 ) -> JSONResponse:
     result = await core.context(
-        user_identifier, query, budget=budget, session_id=session_id, preset=preset, as_of=as_of
+        user_identifier,
+        asked.query,
+        budget=asked.budget,
+        session_id=asked.session_id,
+        preset=asked.preset,
+        as_of=asked.as_of,
     )
     # the audit entry is written once the answer is out (stamped with the read's time)
-    entry = BackgroundTask(
-        audit.record_read,
-        core.rt.pool,
-        core.rt.erasure_key,
-        identify(request),
-        user_identifier,
-        request_id=request_id_of(request.scope),
-        at=datetime.now(UTC),
-    )
+    by, rid = identify(request), request_id_of(request.scope)
+    entry = BackgroundTask(core.audit_read, user_identifier, by=by, request_id=rid, at=datetime.now(UTC))
     # plain JSON types already: skip FastAPI's recursive encoder on the hot path
-    return JSONResponse(result.as_dict(explain=explain), background=entry)
+    return JSONResponse(result.as_dict(explain=asked.explain), background=entry)
 
 
 @router.get(

@@ -4,31 +4,16 @@ changed what (admin), the export of everything held about a customer, and their 
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from loft_memory.models import (
-    USER_ID_PATTERN,
-    AuditAction,
-    AuditEntry,
-    AuditPage,
-    Consent,
-    ConsentRequest,
-    CustomerExport,
-)
+from loft_memory.models import USER_ID_PATTERN, AuditPage, Consent, ConsentRequest, CustomerExport
 from service.api.access import allow, identify
+from service.api.deps import AuditQuery, audit_query, not_being_erased
 from service.api.deps import core as memory_core
-from service.api.deps import not_being_erased, runtime
 from service.api.middleware import request_id_of
-from service.core import audit, export
 from service.core.memory import Memory
 from service.core.principal import ADMIN_ONLY, ANY_ROLE, Role
-from service.errors import InvalidInput, NotFound
-from service.pagination import decode_cursor, encode_cursor
-from service.postgres import users
-from service.runtime import Runtime
 
 router = APIRouter(prefix="/memory", tags=["privacy"])
 
@@ -39,43 +24,16 @@ router = APIRouter(prefix="/memory", tags=["privacy"])
     summary="The audit trail: who read, exported, erased, changed consent or deleted memories, newest first",
     dependencies=[Depends(allow(*ADMIN_ONLY))],
 )
-async def audit_trail(
-    customer: str | None = Query(
-        None,
-        pattern=USER_ID_PATTERN,
-        description="only this customer's entries (hashed by the server with the erasure key; never stored in clear)",
-    ),
-    action: AuditAction | None = Query(None, description="only entries of this action"),
-    since: datetime | None = Query(None, description="entries at or after this time (ISO 8601 with a time zone)"),
-    until: datetime | None = Query(None, description="entries before this time (ISO 8601 with a time zone)"),
-    limit: int = Query(100, ge=1, le=500),
-    cursor: str | None = Query(None, max_length=200, description="next_cursor of the previous page"),
-    rt: Runtime = Depends(runtime),
-) -> AuditPage:
+async def audit_trail(asked: AuditQuery = Depends(audit_query), core: Memory = Depends(memory_core)) -> AuditPage:
     """Open to admins while a customer's erasure is pending: the trail holds nothing of
     the customer but the keyed hash, and shows the erasure itself."""
-    for name, value in (("since", since), ("until", until)):
-        if value is not None and value.tzinfo is None:
-            raise InvalidInput(f"{name} needs a time zone (e.g. 2026-01-31T00:00:00Z)")
-    # a cursor continues the list it came from: the filters are part of what it signs
-    listed = "\x00".join(
-        ("audit", customer or "", action or "", since.isoformat() if since else "", until.isoformat() if until else "")
-    )
-    before = decode_cursor(rt.erasure_key, listed, cursor, int) if cursor else None
-    found = await audit.page(
-        rt.pool,
-        rt.erasure_key,
-        customer=customer,
-        action=action,
-        since=since,
-        until=until,
-        before=before,
-        limit=limit + 1,
-    )
-    page, more = found[:limit], len(found) > limit
-    return AuditPage(
-        entries=[AuditEntry.model_validate(e, from_attributes=True) for e in page],
-        next_cursor=encode_cursor(rt.erasure_key, listed, page[-1].at, page[-1].id) if more else None,
+    return await core.audit_trail(
+        customer=asked.customer,
+        action=asked.action,
+        since=asked.since,
+        until=asked.until,
+        limit=asked.limit,
+        cursor=asked.cursor,
     )
 
 
@@ -88,25 +46,17 @@ async def audit_trail(
 async def export_customer(
     request: Request,
     user_identifier: str = Path(pattern=USER_ID_PATTERN, description="the customer's identifier"),
-    rt: Runtime = Depends(runtime),
+    core: Memory = Depends(memory_core),
 ) -> StreamingResponse:
     """Admin keys, and a customer key for its own customer (a chat key may not: the export
     is the customer's right, not the chat's). The document is streamed as it is read
     (``docs/export.schema.json``); its ``manifest`` counts rows per table and nodes per
     label under the keys an erasure receipt uses. The audit entry is written before the
     first byte."""
-    if await users.get(rt.pool, user_identifier) is None:
-        raise NotFound(f"no customer '{user_identifier}'")
-    await audit.record(
-        rt.pool,
-        rt.erasure_key,
-        identify(request),
-        "export",
-        user_identifier,
-        request_id=request_id_of(request.scope),
-    )
+    by, rid = identify(request), request_id_of(request.scope)
+    document = await core.export(user_identifier, by=by, request_id=rid)
     return StreamingResponse(
-        export.stream(rt, user_identifier),
+        document,
         media_type="application/json",
         headers={"Content-Disposition": f'attachment; filename="loft-export-{user_identifier}.json"'},
     )
