@@ -271,17 +271,87 @@ class PreferenceFact(BaseModel):
     source_message_ids: list[int] | None = None
 
 
+class PurchaseFact(BaseModel):
+    """A PURCHASED relationship: from the order feed (``order_id``) or said in chat."""
+
+    sku: str | None = None
+    name: str | None = None
+    category: str | None = None
+    price: float | None = None
+    qty: int | None = None
+    order_id: str | int | None = None
+    at: datetime | None = None
+    source_message_ids: list[int] | None = None
+
+
+class InterestFact(BaseModel):
+    """An ASKED_ABOUT or VIEWED relationship to a product or a category."""
+
+    rel: str = Field(description="ASKED_ABOUT or VIEWED")
+    sku: str | None = None
+    name: str | None = None
+    mentions: int | None = None
+    at: datetime | None = None
+    source_message_ids: list[int] | None = None
+
+
+class EntityRelation(BaseModel):
+    type: str = Field(description="the RELATED_TO relationship's type, e.g. SIBLING_OF")
+    other: str | None = Field(description="the other entity's name")
+
+
+class EntityFact(BaseModel):
+    """A person or thing the customer mentioned."""
+
+    key: str
+    name: str | None = None
+    type: str | None = None
+    relation: str | None = Field(default=None, description="how it relates to the customer (sister, dog, …)")
+    summary: str | None = None
+    event_at: datetime | None = None
+    mentions: int | None = None
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    source_message_ids: list[int] | None = None
+    related: list[EntityRelation] | None = Field(
+        default=None, description="its relationships to the other entities listed (in the summary)"
+    )
+
+
+class MemoryFact(BaseModel):
+    """A long-term memory as the summary lists it."""
+
+    id: str
+    kind: str
+    content: str
+    importance: float
+    created_at: datetime
+    valid_from: datetime
+    valid_to: datetime | None
+    superseded_by: str | None
+    source_message_ids: list[int]
+
+
+class SessionSummaryFact(BaseModel):
+    """A quiet session's summary as the customer summary lists it."""
+
+    session_id: str
+    summary: str
+    key_entities: list[str]
+    last_message_at: datetime | None
+
+
 class CustomerSummary(BaseModel):
     user_identifier: str
     name: str | None
     customer_since: datetime
     preferences: list[PreferenceFact]
-    purchases: list[dict[str, Any]]
-    interests: list[dict[str, Any]]
-    entities: list[dict[str, Any]]
+    purchases: list[PurchaseFact]
+    interests: list[InterestFact]
+    entities: list[EntityFact]
     recent_topics: list[str]
-    memories: list[dict[str, Any]]
-    summaries: list[dict[str, Any]]
+    memories: list[MemoryFact]
+    summaries: list[SessionSummaryFact]
     stats: dict[str, int]
     tiers: dict[str, bool]
     errors: dict[str, str]

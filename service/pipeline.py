@@ -221,7 +221,7 @@ async def commit(rt: Runtime, plan: Plan, *, refresh_snapshots: bool = True) -> 
             forgotten = await ltm.forgotten_facts(conn, [f.user_id for f in facts]) if facts else {}
             facts = [graph_writes.without_forgotten(f, forgotten.get(f.user_id, {})) for f in facts]
             if facts:
-                async with rt.graph.session(database=rt.settings.neo4j_database) as session:
+                async with rt.graph_store.session() as session:
                     await asyncio.wait_for(
                         session.execute_write(graph_writes.write_facts, facts), GRAPH_WRITE_TIMEOUT_S
                     )
@@ -235,7 +235,7 @@ async def commit(rt: Runtime, plan: Plan, *, refresh_snapshots: bool = True) -> 
                 # from the snapshot written here (still inside the fence)
                 versions = await users.bump_graph_version(conn, [f.user_id for f in facts])
                 if refresh_snapshots and rt.settings.graph_snapshots:
-                    await graph_snapshots.refresh(conn, rt.graph, versions)
+                    await graph_snapshots.refresh(conn, rt.graph_store, versions)
 
 
 def _named(item: Planned) -> str | None:
@@ -396,7 +396,7 @@ async def ingest_orders(rt: Runtime, order_ids: list[str]) -> None:
             {k: v for k, v in r.items() if k != "paid"} | {"price": round(r["paid"] / r["qty"], 2)}
             for r in rows.values()
         ]
-        async with rt.graph.session(database=rt.settings.neo4j_database) as session:
+        async with rt.graph_store.session() as session:
             facts = await asyncio.wait_for(
                 session.execute_write(graph_writes.write_orders, batch), GRAPH_WRITE_TIMEOUT_S
             )
@@ -405,4 +405,4 @@ async def ingest_orders(rt: Runtime, order_ids: list[str]) -> None:
         await co_purchases.count_orders(conn, counted, facts)
         versions = await users.bump_graph_version(conn, sorted({r["user_id"] for r in batch}))
         if rt.settings.graph_snapshots:
-            await graph_snapshots.refresh(conn, rt.graph, versions)
+            await graph_snapshots.refresh(conn, rt.graph_store, versions)

@@ -271,7 +271,7 @@ async def _graph(rt: Runtime, conn: Conn, user: str, message_ids: list[int], ord
     """The facts these messages and orders were the last sources of, deleted in Neo4j
     (inside the caller's transaction: a failure rolls the batch back), then the
     customer's graph version and snapshot move on."""
-    async with rt.graph.session(database=rt.settings.neo4j_database) as session:
+    async with rt.graph_store.session() as session:
         cited = (
             await asyncio.wait_for(session.execute_read(graph_retention.citing, user, message_ids), GRAPH_TIMEOUT_S)
             if message_ids
@@ -290,5 +290,5 @@ async def _graph(rt: Runtime, conn: Conn, user: str, message_ids: list[int], ord
     if any(deleted.values()):
         versions = await users.bump_graph_version(conn, [user])
         if rt.settings.graph_snapshots:
-            await graph_snapshots.refresh(conn, rt.graph, versions)
+            await graph_snapshots.refresh(conn, rt.graph_store, versions)
     return deleted

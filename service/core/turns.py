@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from loft_memory.models import ChatResponse
+from loft_memory.models import ChatResponse, ContextResponse
 from service.core import chat, consent
 from service.core.chat import Piece
 from service.errors import Conflict, NotFound
@@ -54,17 +54,17 @@ class Turn:
     context: Context | None = None
     turns: list[dict[str, str]] | None = None
     said: Extraction | None = None
-    _shown: dict[str, Any] | None = None  # the context as the answer shows it (built once)
+    _shown: ContextResponse | None = None  # the context as the answer shows it (built once)
 
     @property
     def llm(self) -> bool:
         return self.rt.llm is not None
 
-    def shown(self) -> dict[str, Any]:
-        """The context as JSON (the prompt reads it, the answer carries it)."""
+    def shown(self) -> ContextResponse:
+        """The context as the answer carries it."""
         assert self.context is not None
         if self._shown is None:
-            self._shown = self.context.as_dict()
+            self._shown = ContextResponse.model_validate(self.context.as_dict())
         return self._shown
 
     async def answer(self) -> ChatResponse:
@@ -113,9 +113,9 @@ class Turn:
             memory_mode=self.mode,
         )
 
-    def _reply_args(self) -> tuple[str, str, dict[str, Any], list[dict[str, str]]]:
+    def _reply_args(self) -> tuple[str, str, str, list[dict[str, str]]]:
         assert self.context is not None
-        return self.request.user, self.request.message, self.shown(), self.turns or []
+        return self.request.user, self.request.message, self.context.text, self.turns or []
 
 
 async def start(rt: Runtime, retr: Retriever, req: TurnRequest) -> Turn:

@@ -44,7 +44,7 @@ async def post_order(
     body: OrderRequest, user_identifier: str = UserPath, rt: Runtime = Depends(runtime)
 ) -> JSONResponse:
     skus = [line.sku for line in body.lines]
-    known = await graph_catalog.known_skus(rt.graph, skus, database=rt.settings.neo4j_database)
+    known = await graph_catalog.known_skus(rt.graph_store, skus)
     unknown = sorted(set(skus) - known)
     if unknown:
         raise InvalidInput(f"unknown SKU(s): {', '.join(unknown)}; nothing was recorded")

@@ -90,7 +90,7 @@ async def _postgres_alive(rt: Runtime) -> dict[str, Any]:
 
 
 async def _neo4j_alive(rt: Runtime) -> dict[str, Any]:
-    await rt.graph.execute_query("RETURN 1", database_=rt.settings.neo4j_database)
+    await rt.graph_store.driver.execute_query("RETURN 1", database_=rt.graph_store.database)
     return {"ok": True}
 
 
@@ -102,7 +102,7 @@ async def _postgres_details(rt: Runtime) -> dict[str, Any]:
 
 
 async def _neo4j_details(rt: Runtime) -> dict[str, Any]:
-    info = await graph_reads.server_info(rt.graph)
+    info = await graph_reads.server_info(rt.graph_store)
     return {"ok": True, "version": info["version"], "edition": info["edition"]}
 
 
@@ -114,7 +114,7 @@ async def _postgres_counts(rt: Runtime) -> dict[str, Any]:
 
 
 async def _neo4j_counts(rt: Runtime) -> dict[str, Any]:
-    return {"ok": True, "stats": await graph_reads.stats(rt.graph)}
+    return {"ok": True, "stats": await graph_reads.stats(rt.graph_store)}
 
 
 async def _nothing() -> dict[str, Any]:
