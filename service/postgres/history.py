@@ -91,6 +91,7 @@ SELECT id, role, speaker, content, created_at FROM (
 
 # -- the worker's reads and writes -------------------------------------------------------------
 
+STORED_BY_EXTERNAL_ID = "SELECT id, created_at FROM messages WHERE user_identifier = $1 AND external_id = $2"
 BY_ID = """
 SELECT id, session_id, user_identifier, role, speaker, content, created_at
 FROM messages WHERE id = ANY($1::bigint[]) ORDER BY id
@@ -182,6 +183,19 @@ class NewMessage:
 
 
 @dataclass(frozen=True)
+class QueuedMessage:
+    """A stored message as the worker files it (:data:`BY_ID`'s columns)."""
+
+    id: int
+    session_id: uuid.UUID
+    user_identifier: str
+    role: str
+    speaker: str | None
+    content: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class StoredMessage:
     id: int
     created_at: datetime
@@ -258,8 +272,29 @@ async def add_messages(
     ``max_speakers`` most recently introduced are kept (in one batch, the last to speak count
     as the most recent): every context matches its question against them, so an import of
     thousands of made-up speakers must not make every context of that customer slow."""
-    # the session must still be the customer's (it may have been erased meanwhile); the
-    # key-share lock keeps it until this transaction commits
+    await _claim_session(conn, user_identifier, session_id, messages, tombstone_key)
+    stored: list[StoredMessage] = []
+    now = datetime.now(UTC)
+    latest = None
+    for message in messages:
+        at = message.created_at or now
+        one = await _insert(conn, user_identifier, session_id, message, at, lane)
+        stored.append(one)
+        if one.created:
+            latest = max(latest, at) if latest else at
+    await _add_speakers(conn, user_identifier, messages, max_speakers)
+    if latest is not None:
+        await conn.execute(TOUCH_SESSION, session_id, latest)
+        await arm_summary(conn, user_identifier, session_id, latest, summary_idle_s)
+    return stored
+
+
+async def _claim_session(
+    conn: Conn, user_identifier: str, session_id: uuid.UUID, messages: list[NewMessage], tombstone_key: bytes | None
+) -> None:
+    """The session must still be the customer's (it may have been erased meanwhile): the
+    key-share lock keeps it until this transaction commits. With ``tombstone_key``, an
+    ``external_id`` of the customer's erased history is refused (410)."""
     await users.lock_shared(conn, user_identifier)
     if await conn.fetchval(SESSION_OF_USER, session_id, user_identifier) is None:
         raise NotFound(f"session {session_id} does not exist (or the customer was erased meanwhile)")
@@ -267,44 +302,41 @@ async def add_messages(
         await tombstones.refuse_replays(
             conn, tombstone_key, user_identifier, messages=[m.external_id for m in messages]
         )
-    stored: list[StoredMessage] = []
-    now = datetime.now(UTC)
-    latest = None
-    for message in messages:
-        at = message.created_at or now
-        row = await conn.fetchrow(
-            INSERT_MESSAGE,
-            session_id,
-            user_identifier,
-            message.role,
-            message.speaker,
-            message.content,
-            message.external_id,
-            at,
-            json.dumps(message.metadata or {}),
-        )
-        if row is None:  # duplicate external_id: already stored and queued
-            existing = await conn.fetchrow(
-                "SELECT id, created_at FROM messages WHERE user_identifier = $1 AND external_id = $2",
-                user_identifier,
-                message.external_id,
-            )
-            assert existing is not None  # the conflict that skipped the insert is this row
-            stored.append(StoredMessage(existing["id"], existing["created_at"], False))
-            continue
-        stored.append(StoredMessage(row["id"], row["created_at"], True))
-        latest = max(latest, at) if latest else at
-        await queue.enqueue(
-            conn, "ingest_message", user_identifier, ingest_key(row["id"]), {"message_id": row["id"]}, lane=lane
-        )
+
+
+async def _insert(
+    conn: Conn, user_identifier: str, session_id: uuid.UUID, message: NewMessage, at: datetime, lane: queue.Lane
+) -> StoredMessage:
+    """Store one message and queue its ingestion; one whose ``external_id`` is stored
+    already is found (``created`` False) and not queued again."""
+    row = await conn.fetchrow(
+        INSERT_MESSAGE,
+        session_id,
+        user_identifier,
+        message.role,
+        message.speaker,
+        message.content,
+        message.external_id,
+        at,
+        json.dumps(message.metadata or {}),
+    )
+    if row is None:  # duplicate external_id: already stored and queued
+        existing = await conn.fetchrow(STORED_BY_EXTERNAL_ID, user_identifier, message.external_id)
+        assert existing is not None  # the conflict that skipped the insert is this row
+        return StoredMessage(existing["id"], existing["created_at"], False)
+    await queue.enqueue(
+        conn, "ingest_message", user_identifier, ingest_key(row["id"]), {"message_id": row["id"]}, lane=lane
+    )
+    return StoredMessage(row["id"], row["created_at"], True)
+
+
+async def _add_speakers(conn: Conn, user_identifier: str, messages: list[NewMessage], max_speakers: int) -> None:
+    """The names of the people who speak in ``messages`` join the customer's ``speakers``
+    (the last to speak count as the most recently introduced)."""
     last_said = {m.speaker: i for i, m in enumerate(messages) if m.speaker}
     if last_said:
         speakers = sorted(last_said, key=last_said.__getitem__)[-max_speakers:]
         await conn.execute(ADD_SPEAKERS, user_identifier, speakers, max_speakers)
-    if latest is not None:
-        await conn.execute(TOUCH_SESSION, session_id, latest)
-        await arm_summary(conn, user_identifier, session_id, latest, summary_idle_s)
-    return stored
 
 
 def ingest_key(message_id: int) -> str:
@@ -396,8 +428,9 @@ async def counts(conn: Conn) -> dict[str, int]:
     return _counts(await conn.fetchrow(COUNTS))
 
 
-async def messages_by_id(conn: Conn, ids: list[int]) -> list[dict[str, Any]]:
-    return [dict(r) for r in await conn.fetch(BY_ID, ids)]
+async def messages_by_id(conn: Conn, ids: list[int]) -> list[QueuedMessage]:
+    """The messages of ``ids`` that still exist, in order (an erased one is simply missing)."""
+    return [QueuedMessage(**r) for r in await conn.fetch(BY_ID, ids)]
 
 
 async def lock_live_messages(conn: Conn, ids: list[int]) -> set[int]:
