@@ -145,6 +145,21 @@ class ChatResponse(BaseModel):
     )
 
 
+class ChatStreamStart(BaseModel):
+    """The ``start`` event of a streamed chat turn: the turn is stored."""
+
+    session_id: uuid.UUID
+    message_id: int | None
+    llm: bool
+    replayed: bool
+
+
+class ChatStreamToken(BaseModel):
+    """A ``token`` event: the next piece of the reply."""
+
+    text: str
+
+
 class ImportMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: Role

@@ -57,7 +57,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from graph import erasure as graph_erasure
 from graph import writes as graph_writes
-from loft_memory.models import ErasureReceipt
+from loft_memory.models import ErasureReceipt, SessionMessage
 from service.errors import InvalidInput
 from service.outages import is_outage
 from service.postgres import co_purchases, graph_snapshots, history, queue, tombstones, users
@@ -631,7 +631,7 @@ class SessionForgotten:
 
 @dataclass(frozen=True)
 class TurnForgotten:
-    message: dict[str, Any]  # the turn as it was (what a client popping it gets back)
+    message: SessionMessage  # the turn as it was (what a client popping it gets back)
     passages: int
     summaries: int  # the session's summary, when it was written from this turn
     jobs: int  # its ingestion, if still queued

@@ -36,7 +36,6 @@ from loft_memory.models import (
     MemoryPage,
     MessageDeleted,
     SessionDeleted,
-    SessionMessage,
     SessionMessagesPage,
     SessionPage,
 )
@@ -136,7 +135,7 @@ class Memory:
             key=self.rt.erasure_key,
             per_session=self.rt.settings.session_list_messages,
         )
-        return SessionPage.model_validate({"user_identifier": user, "sessions": found, "next_cursor": next_cursor})
+        return SessionPage(user_identifier=user, sessions=found, next_cursor=next_cursor)
 
     async def session_messages(
         self, user: str, session_id: uuid.UUID, *, limit: int = 50, cursor: str | None = None
@@ -148,7 +147,7 @@ class Memory:
         return SessionMessagesPage(
             user_identifier=user,
             session_id=session_id,
-            messages=[SessionMessage(**m) for m in messages],
+            messages=messages,
             next_cursor=older,
         )
 
@@ -173,7 +172,7 @@ class Memory:
         if forgotten is None:
             raise NotFound(f"no message {message_id} in session {session_id}")
         return MessageDeleted(
-            message=SessionMessage(**forgotten.message),
+            message=forgotten.message,
             passages=forgotten.passages,
             summaries=forgotten.summaries,
             jobs=forgotten.jobs,

@@ -68,8 +68,8 @@ async def customer_profile(
     topics = list({t.lower(): t for t in reversed(topics)}.values())[::-1][:8]  # first spelling of each, in order
     return CustomerSummary(
         user_identifier=user,
-        name=known.name or row["display_name"],
-        customer_since=row["created_at"],
+        name=known.name or row.display_name,
+        customer_since=row.created_at,
         preferences=[_preference(p) for p in sorted(preferences, key=lambda p: (-(p.strength or 0), str(p.value)))],
         purchases=graph.purchases,
         interests=graph.interests,

@@ -32,7 +32,7 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from graph import retention as graph_retention
 from service.core import erasure
@@ -164,13 +164,23 @@ async def due(rt: Runtime) -> bool:
     return not await rt.pool.fetchval(RECENT_SWEEP, float(rt.settings.retention_sweep_s))
 
 
-async def sweep(rt: Runtime, policy: Policy | None = None, *, customers: Sequence[str] | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Swept:
+    """What one sweep removed: rows per kind, from how many customers (``sweep_id``: its row
+    in ``retention_sweeps``; None when no retention is configured)."""
+
+    sweep_id: int | None
+    customers: int
+    counts: dict[str, int]
+
+
+async def sweep(rt: Runtime, policy: Policy | None = None, *, customers: Sequence[str] | None = None) -> Swept:
     """One sweep over every customer (or only ``customers``: an operator's targeted run);
     returns (and logs in ``retention_sweeps``) what it removed."""
     policy = policy or Policy.of(rt.settings)
     totals: Counter[str] = Counter()
     if not policy.active:
-        return {"customers": 0, "counts": {}}
+        return Swept(None, 0, {})
     sweep_id = await rt.pool.fetchval(START, json.dumps(asdict(policy)))
     handled, error = 0, None
     try:
@@ -206,7 +216,7 @@ async def sweep(rt: Runtime, policy: Policy | None = None, *, customers: Sequenc
             PRIVACY_REMOVED.labels(f"retention_{what}").inc(n)
         if counts:
             log.info("retention sweep %s: %d customers, removed %s", sweep_id, handled, counts)
-    return {"sweep_id": sweep_id, "customers": handled, "counts": counts}
+    return Swept(sweep_id, handled, counts)
 
 
 async def _customer(rt: Runtime, user: str, policy: Policy) -> Counter[str]:

@@ -17,7 +17,6 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from loft_memory.models import ChatResponse, ContextResponse
 from service.core import chat, consent
@@ -204,30 +203,32 @@ async def _replay_of(
     return await _replay(rt, retr, req, earlier, mode)
 
 
-async def _replay(rt: Runtime, retr: Retriever, req: TurnRequest, earlier: dict[str, Any], mode: consent.Mode) -> Turn:
+async def _replay(
+    rt: Runtime, retr: Retriever, req: TurnRequest, earlier: history.ClientTurn, mode: consent.Mode
+) -> Turn:
     """A retry of a turn already stored: its stored answer, with the context as it is now."""
-    if earlier["content"] != req.message:
+    if earlier.content != req.message:
         raise Conflict("this message_id / Idempotency-Key was already used for a different message")
     async with rt.pool.acquire() as conn:
-        answer = await history.message_by_external_id(conn, req.user, history.reply_key(earlier["id"]))
+        answer = await history.message_by_external_id(conn, req.user, history.reply_key(earlier.id))
     if answer is None:
         raise Conflict("this turn is still being answered; retry in a moment")
     context = await retr.context(
         req.user,
         req.message,
         budget=req.budget,
-        session_id=earlier["session_id"],
-        exclude_message_ids=frozenset({earlier["id"]}),
+        session_id=earlier.session_id,
+        exclude_message_ids=frozenset({earlier.id}),
         track_access=False,
     )
     replayed = ChatResponse(
-        session_id=earlier["session_id"],
-        message_id=earlier["id"],
-        reply=answer["content"],
-        reply_message_id=answer["id"],
+        session_id=earlier.session_id,
+        message_id=earlier.id,
+        reply=answer.content,
+        reply_message_id=answer.id,
         context=context.as_dict(),
         llm=rt.llm is not None,
         replayed=True,
         memory_mode=mode,
     )
-    return Turn(rt, req, earlier["session_id"], earlier["id"], replayed=replayed, context=context, mode=mode)
+    return Turn(rt, req, earlier.session_id, earlier.id, replayed=replayed, context=context, mode=mode)

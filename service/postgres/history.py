@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from loft_memory.models import Session, SessionMessage
 from service.errors import NotFound
 from service.pagination import decode_cursor, encode_cursor
 from service.postgres import queue, tombstones, users
@@ -397,9 +398,20 @@ def reply_key(message_id: int) -> str:
     return f"reply:{message_id}"
 
 
-async def message_by_external_id(conn: Conn, user_identifier: str, external_id: str) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class ClientTurn:
+    """A message stored under a client's id (:data:`BY_EXTERNAL_ID`'s columns)."""
+
+    id: int
+    session_id: uuid.UUID
+    role: str
+    content: str
+    created_at: datetime
+
+
+async def message_by_external_id(conn: Conn, user_identifier: str, external_id: str) -> ClientTurn | None:
     row = await conn.fetchrow(BY_EXTERNAL_ID, user_identifier, external_id)
-    return dict(row) if row else None
+    return ClientTurn(**row) if row else None
 
 
 async def session_owner(conn: Conn, session_id: uuid.UUID) -> str | None:
@@ -455,7 +467,7 @@ async def list_sessions(
     cursor: str | None,
     key: bytes,
     per_session: int,
-) -> tuple[list[dict[str, Any]], str | None]:
+) -> tuple[list[Session], str | None]:
     """A page of the customer's sessions, newest first, each with its newest ``per_session``
     turns (in order) and, when it has older ones, the cursor of :func:`session_page` that
     reads them: one listing never holds more than ``limit * per_session`` turns."""
@@ -478,16 +490,14 @@ async def list_sessions(
         newest = by_session.get(s["id"], [])
         shown = newest[:per_session][::-1]
         out.append(
-            {
-                "id": str(s["id"]),
-                "channel": s["channel"],
-                "started_at": s["started_at"],
-                "last_message_at": s["last_message_at"],
-                "messages": [_message(m) for m in shown],
-                "messages_cursor": _older(key, user_identifier, s["id"], shown[0])
-                if len(newest) > per_session
-                else None,
-            }
+            Session(
+                id=s["id"],
+                channel=s["channel"],
+                started_at=s["started_at"],
+                last_message_at=s["last_message_at"],
+                messages=[_message(m) for m in shown],
+                messages_cursor=_older(key, user_identifier, s["id"], shown[0]) if len(newest) > per_session else None,
+            )
         )
     next_cursor = (
         encode_cursor(key, _sessions_list(user_identifier), page[-1]["last_message_at"], page[-1]["id"])
@@ -499,7 +509,7 @@ async def list_sessions(
 
 async def session_page(
     pool: asyncpg.Pool, user_identifier: str, session_id: uuid.UUID, *, limit: int, cursor: str | None, key: bytes
-) -> tuple[list[dict[str, Any]], str | None]:
+) -> tuple[list[SessionMessage], str | None]:
     """A session's turns older than ``cursor`` (its newest without one), at most ``limit``,
     in order, and the cursor of the page before them (None at the session's start).
     Another customer's session is not found, exactly as a session that does not exist."""
@@ -530,15 +540,15 @@ def _older(key: bytes, user_identifier: str, session_id: uuid.UUID, oldest_shown
     )
 
 
-def _message(m: asyncpg.Record) -> dict[str, Any]:
-    return {
-        "id": m["id"],
-        "role": m["role"],
-        "speaker": m["speaker"],
-        "content": m["content"],
-        "external_id": m["external_id"],
-        "created_at": m["created_at"],
-    }
+def _message(m: asyncpg.Record) -> SessionMessage:
+    return SessionMessage(
+        id=m["id"],
+        role=m["role"],
+        speaker=m["speaker"],
+        content=m["content"],
+        external_id=m["external_id"],
+        created_at=m["created_at"],
+    )
 
 
 async def recent_turns(conn: Conn, user_identifier: str, session_id: uuid.UUID, limit: int) -> list[asyncpg.Record]:
@@ -559,7 +569,7 @@ async def lock_session(conn: Conn, user_identifier: str, session_id: uuid.UUID) 
 
 async def lock_message(
     conn: Conn, user_identifier: str, session_id: uuid.UUID, message_id: int
-) -> dict[str, Any] | None:
+) -> SessionMessage | None:
     """Lock one turn of the customer's session for deletion; None when there is no such turn."""
     row = await conn.fetchrow(LOCK_MESSAGE, message_id, session_id, user_identifier)
     return None if row is None else _message(row)
