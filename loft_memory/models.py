@@ -613,15 +613,48 @@ class MessageDeleted(BaseModel):
     jobs: int = Field(description="its ingestion, dropped if it was still queued (0 or 1)")
 
 
+class StoreStatus(BaseModel):
+    """One store's health as an admin sees it."""
+
+    model_config = ConfigDict(extra="allow")
+    ok: bool
+    error: str | None = Field(default=None, description="why it did not answer (its kind, never its message)")
+    version: str | None = None
+    pgvector: str | None = Field(default=None, description="PostgreSQL: the pgvector extension's version")
+    edition: str | None = Field(default=None, description="Neo4j: community or enterprise")
+    stats_error: str | None = Field(default=None, description="why its counts are missing (the store answered)")
+
+
+class EmbedderStatus(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    model: str
+    dim: int
+
+
+class LlmStatus(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    enabled: bool
+    model: str | None
+
+
+class StatusStats(BaseModel):
+    """Counts per store (reused for ``LOFT_STATUS_STATS_TTL_S``) and the queue's (always fresh)."""
+
+    model_config = ConfigDict(extra="allow")
+    postgres: dict[str, int] | None = Field(default=None, description="rows per kind")
+    jobs: dict[str, int] | None = Field(default=None, description="jobs per state: ready, scheduled, running, failed")
+    neo4j: dict[str, int] | None = Field(default=None, description="nodes and relationships per kind")
+
+
 class StatusResponse(BaseModel):
     """ok / degraded / down; the rest only for an admin key."""
 
     model_config = ConfigDict(extra="allow")
     status: Literal["ok", "degraded", "down"]
-    stores: dict[str, dict[str, Any]] | None = None
-    embedder: dict[str, Any] | None = None
-    llm: dict[str, Any] | None = None
-    stats: dict[str, Any] | None = None
+    stores: dict[str, StoreStatus] | None = None
+    embedder: EmbedderStatus | None = None
+    llm: LlmStatus | None = None
+    stats: StatusStats | None = None
 
 
 class ErrorResponse(BaseModel):

@@ -378,6 +378,29 @@ def _facts(
 # -- orders from the order feed ---------------------------------------------------------------
 
 
+@dataclass
+class _Bought:
+    """One SKU of one order: its lines' quantities and what was paid for them, summed."""
+
+    user_id: str
+    order_id: str
+    sku: str
+    at: datetime
+    qty: int = 0
+    paid: float = 0.0
+
+    def for_graph(self) -> dict[str, object]:
+        """The row :func:`graph.writes.write_orders` takes (the mean unit price)."""
+        return {
+            "user_id": self.user_id,
+            "order_id": self.order_id,
+            "sku": self.sku,
+            "qty": self.qty,
+            "at": self.at,
+            "price": round(self.paid / self.qty, 2),
+        }
+
+
 async def ingest_orders(rt: Runtime, order_ids: list[str]) -> None:
     """Write stored orders to the graph as PURCHASED (``source: 'order'``), under the same
     fence as messages: the customers' and the orders' rows are locked, so an order erased
@@ -390,29 +413,18 @@ async def ingest_orders(rt: Runtime, order_ids: list[str]) -> None:
             return
         alive_users = await users.lock_live(conn, [x["user_identifier"] for x in lines])
         alive_orders = await orders.lock_live(conn, [x["order_id"] for x in lines])
-        rows: dict[tuple[str, str], dict[str, Any]] = {}
+        rows: dict[tuple[str, str], _Bought] = {}
         for x in lines:
             if x["user_identifier"] not in alive_users or x["order_id"] not in alive_orders:
                 continue
             row = rows.setdefault(
-                (x["order_id"], x["sku"]),
-                {
-                    "user_id": x["user_identifier"],
-                    "order_id": x["order_id"],
-                    "sku": x["sku"],
-                    "qty": 0,
-                    "paid": 0.0,
-                    "at": x["placed_at"],
-                },
+                (x["order_id"], x["sku"]), _Bought(x["user_identifier"], x["order_id"], x["sku"], x["placed_at"])
             )
-            row["qty"] += x["qty"]
-            row["paid"] += float(x["unit_price"]) * x["qty"]
+            row.qty += x["qty"]
+            row.paid += float(x["unit_price"]) * x["qty"]
         if not rows:
             return
-        batch = [
-            {k: v for k, v in r.items() if k != "paid"} | {"price": round(r["paid"] / r["qty"], 2)}
-            for r in rows.values()
-        ]
+        batch = [r.for_graph() for r in rows.values()]
         async with rt.graph_store.session() as session:
             facts = await asyncio.wait_for(
                 session.execute_write(graph_writes.write_orders, batch), GRAPH_WRITE_TIMEOUT_S
@@ -420,6 +432,6 @@ async def ingest_orders(rt: Runtime, order_ids: list[str]) -> None:
         # the co-purchase statistics, in the same fence and transaction (idempotent per order and SKU)
         counted = [x for x in lines if x["user_identifier"] in alive_users and x["order_id"] in alive_orders]
         await co_purchases.count_orders(conn, counted, facts)
-        versions = await users.bump_graph_version(conn, sorted({r["user_id"] for r in batch}))
+        versions = await users.bump_graph_version(conn, sorted({r.user_id for r in rows.values()}))
         if rt.settings.graph_snapshots:
             await graph_snapshots.refresh(conn, rt.graph_store, versions)

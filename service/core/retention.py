@@ -287,11 +287,11 @@ async def _graph(rt: Runtime, conn: Conn, user: str, message_ids: list[int], ord
             if message_ids
             else []
         )
-        sources = sorted({i for c in cited for i in (c["sources"] or [])})
+        sources = sorted({i for c in cited for i in c.sources})
         kept = {r["id"] for r in await conn.fetch(STILL_THERE, sources)} if sources else set()
-        gone = [c for c in cited if not kept.intersection(c["sources"] or [])]
-        nodes = [c["id"] for c in gone if c["kind"] == "node"]
-        relationships = [c["id"] for c in gone if c["kind"] == "relationship"]
+        gone = [c for c in cited if not kept.intersection(c.sources)]
+        nodes = [c.id for c in gone if c.kind == "node"]
+        relationships = [c.id for c in gone if c.kind == "relationship"]
         if not (nodes or relationships or order_ids):
             return {}
         deleted: dict[str, int] = await asyncio.wait_for(

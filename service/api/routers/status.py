@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from graph import reads as graph_reads
-from loft_memory.models import StatusResponse
+from loft_memory.models import EmbedderStatus, LlmStatus, StatusResponse, StatusStats, StoreStatus
 from service.api.access import optional_principal
 from service.api.deps import runtime
 from service.core.principal import Role
@@ -49,14 +49,14 @@ class StoreHealth:
     stats: dict[str, int] | None = None
     stats_error: str | None = None
 
-    def shown(self) -> dict[str, object]:
+    def shown(self) -> StoreStatus:
         """As the status answer lists it (its counts are listed apart, under ``stats``)."""
         if not self.ok:
-            return {"ok": False, "error": self.error}
+            return StoreStatus(ok=False, error=self.error)
         shown: dict[str, object] = {"ok": True, **self.about}
         if self.stats_error is not None:
             shown["stats_error"] = self.stats_error
-        return shown
+        return StoreStatus.model_validate(shown)
 
 
 @dataclass
@@ -188,20 +188,21 @@ async def status(request: Request, rt: Runtime = Depends(runtime)) -> JSONRespon
         return JSONResponse({"status": overall}, status_code=200 if overall == "ok" else 503)
     pg, neo = await health.details(rt)
     overall = _overall(pg, neo)
-    body = {
-        "status": overall,
-        "stores": {"postgres": pg.shown(), "neo4j": neo.shown()},
-        "embedder": {"model": rt.embedder.model_name, "dim": rt.embedder.dim},
-        "llm": {"enabled": rt.llm is not None, "model": rt.settings.llm_model if rt.llm is not None else None},
-        "stats": _stats(pg, neo),
-    }
-    return JSONResponse(body, status_code=200 if overall == "ok" else 503)
+    body = StatusResponse(
+        status=overall,
+        stores={"postgres": pg.shown(), "neo4j": neo.shown()},
+        embedder=EmbedderStatus(model=rt.embedder.model_name, dim=rt.embedder.dim),
+        llm=LlmStatus(enabled=rt.llm is not None, model=rt.settings.llm_model if rt.llm is not None else None),
+        stats=_stats(pg, neo),
+    )
+    # only what was set: a store lists the details it has
+    return JSONResponse(body.model_dump(mode="json", exclude_unset=True), status_code=200 if overall == "ok" else 503)
 
 
-def _stats(pg: StoreHealth, neo: StoreHealth) -> dict[str, object]:
+def _stats(pg: StoreHealth, neo: StoreHealth) -> StatusStats:
     stats: dict[str, object] = {}
     if pg.ok:
         stats |= {"postgres": pg.stats or {}, "jobs": pg.jobs}
     if neo.ok:
         stats |= {"neo4j": neo.stats or {}}
-    return stats
+    return StatusStats.model_validate(stats)
