@@ -286,7 +286,23 @@ class PreferenceFact(BaseModel):
     source_message_ids: list[int] | None = None
 
 
-class PurchaseFact(BaseModel):
+class _Record(BaseModel):
+    """A fact a client reads by attribute; ``fact["name"]`` and ``fact.get("name")`` also
+    work, for code written when these were plain JSON objects."""
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in type(self).model_fields and key not in (self.model_extra or {}):
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+
+class PurchaseFact(_Record):
     """A PURCHASED relationship: from the order feed (``order_id``) or said in chat."""
 
     sku: str | None = None
@@ -299,7 +315,7 @@ class PurchaseFact(BaseModel):
     source_message_ids: list[int] | None = None
 
 
-class InterestFact(BaseModel):
+class InterestFact(_Record):
     """An ASKED_ABOUT or VIEWED relationship to a product or a category."""
 
     rel: str = Field(description="ASKED_ABOUT or VIEWED")
@@ -310,12 +326,12 @@ class InterestFact(BaseModel):
     source_message_ids: list[int] | None = None
 
 
-class EntityRelation(BaseModel):
+class EntityRelation(_Record):
     type: str = Field(description="the RELATED_TO relationship's type, e.g. SIBLING_OF")
     other: str | None = Field(description="the other entity's name")
 
 
-class EntityFact(BaseModel):
+class EntityFact(_Record):
     """A person or thing the customer mentioned."""
 
     key: str
@@ -333,7 +349,7 @@ class EntityFact(BaseModel):
     )
 
 
-class MemoryFact(BaseModel):
+class MemoryFact(_Record):
     """A long-term memory as the summary lists it."""
 
     id: str
@@ -347,7 +363,7 @@ class MemoryFact(BaseModel):
     source_message_ids: list[int]
 
 
-class SessionSummaryFact(BaseModel):
+class SessionSummaryFact(_Record):
     """A quiet session's summary as the customer summary lists it."""
 
     session_id: str
