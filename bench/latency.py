@@ -316,7 +316,7 @@ class Population:
             # retriever's snapshot of the graph is read back at it (service.postgres.graph_snapshots)
             async with rt.pool.acquire() as conn, conn.transaction():
                 versions = await users_table.bump_graph_version(conn, chunk)
-                await graph_snapshots.refresh(conn, rt.graph, versions)
+                await graph_snapshots.refresh(conn, rt.graph_store, versions)
             self.users += chunk
             self.memories += len(mems)
             log(f"population: {len(self.users)} customers, {self.memories} memories")

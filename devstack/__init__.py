@@ -8,7 +8,6 @@ Both are idempotent: a server already running for the data dir is reused.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from pydantic import SecretStr
 
@@ -33,7 +32,7 @@ class Stack:
 
 def ensure_stack(settings: Settings, *, start_postgres: bool = True, start_neo4j: bool = True) -> Stack:
     """Start the embedded servers the environment did not configure; return resolved settings."""
-    update: dict[str, Any] = {}
+    update: dict[str, str | SecretStr] = {}
     pg = neo = None
     private_dir(settings.data_dir)  # store files and generated passwords: this user's only
     if settings.database_url is None and start_postgres:
@@ -56,7 +55,7 @@ def ensure_stack(settings: Settings, *, start_postgres: bool = True, start_neo4j
 
 def running_stack(settings: Settings) -> Settings:
     """Settings for servers already running under the data dir (no start), for `loftmem env`."""
-    update: dict[str, Any] = {}
+    update: dict[str, str | SecretStr] = {}
     if settings.database_url is None:
         url = EmbeddedPostgres(settings.data_dir / "postgres").running_url()
         if url:

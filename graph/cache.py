@@ -30,36 +30,47 @@ from typing import Any
 
 import numpy as np
 
+from graph.facts import CustomerFacts, FactsRead
+from loft_memory.models import EntityFact
 from vectors.embedder import DIM
 
 
 @dataclass(frozen=True)
 class CustomerGraph:
+    """A customer's facts at one graph version, with their entities' embeddings as one
+    matrix (a row per ``customer.entities`` item, normalised)."""
+
     version: int
-    facts: dict[str, Any] | None  # None: no Customer node yet
-    entities: list[dict[str, Any]]
-    matrix: np.ndarray  # entity embeddings, one row each (normalised)
+    customer: CustomerFacts | None  # None: no Customer node yet
+    matrix: np.ndarray
 
     @classmethod
-    def build(cls, version: int, facts: dict[str, Any] | None) -> CustomerGraph:
-        entities = list((facts or {}).get("entities") or [])
-        if entities:
-            matrix = np.asarray([e.pop("embedding") for e in entities], dtype=np.float32)
+    def build(cls, version: int, read: FactsRead | None) -> CustomerGraph:
+        if read is None:
+            return cls(version, None, np.zeros((0, DIM), dtype=np.float32))
+        if read.embeddings:
+            matrix = np.asarray(read.embeddings, dtype=np.float32)
             matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
         else:
             matrix = np.zeros((0, DIM), dtype=np.float32)
-        return cls(version, facts, entities, matrix)
+        return cls(version, read.facts, matrix)
 
-    def view(self, embedding: np.ndarray | None, hits: int) -> dict[str, Any] | None:
-        """The facts plus the ``hits`` entities nearest the query (what the retriever reads)."""
-        if self.facts is None:
-            return None
-        matched: list[dict[str, Any]] = []
-        if embedding is not None and hits and len(self.entities):
-            scores = self.matrix @ embedding.astype(np.float32)
-            for i in np.argsort(-scores)[:hits]:
-                matched.append(self.entities[int(i)] | {"score": float(scores[i])})
-        return {k: v for k, v in self.facts.items() if k != "entities"} | {"matched": matched}
+    @property
+    def entities(self) -> list[EntityFact]:
+        return self.customer.entities if self.customer is not None else []
+
+    @property
+    def facts(self) -> dict[str, Any] | None:
+        """The facts but the entities as plain JSON values, for callers that read them as
+        a mapping (prefer :attr:`customer`)."""
+        return None if self.customer is None else self.customer.model_dump(exclude={"entities"})
+
+    def nearest(self, embedding: np.ndarray | None, hits: int) -> list[tuple[EntityFact, float]]:
+        """The ``hits`` entities nearest the query, best first, with their cosine scores."""
+        if embedding is None or not hits or not len(self.entities):
+            return []
+        scores = self.matrix @ embedding.astype(np.float32)
+        return [(self.entities[int(i)], float(scores[i])) for i in np.argsort(-scores)[:hits]]
 
 
 MAX_FLOORS = 4096  # erasures remembered; a racing request lasts seconds, not thousands of erasures
@@ -74,8 +85,8 @@ ITEM_BYTES = 2048
 def approximate_bytes(entry: CustomerGraph) -> int:
     """What ``entry`` holds in memory, roughly: the embedding matrix exactly, and
     ``ITEM_BYTES`` per entity and per fact."""
-    facts = entry.facts or {}
-    rows = len(entry.entities) + sum(len(v) for k, v in facts.items() if isinstance(v, list) and k != "entities")
+    facts = entry.customer
+    rows = len(facts.preferences) + len(facts.purchases) + len(facts.interests) + len(facts.entities) if facts else 0
     return entry.matrix.nbytes + ITEM_BYTES * (rows + 1)
 
 
@@ -102,8 +113,8 @@ class GraphCache:
             self._entries.move_to_end(user)
             return held[0]
 
-    def put(self, user: str, version: int, facts: dict[str, Any] | None) -> CustomerGraph:
-        return self.put_entry(user, CustomerGraph.build(version, facts))
+    def put(self, user: str, version: int, read: FactsRead | None) -> CustomerGraph:
+        return self.put_entry(user, CustomerGraph.build(version, read))
 
     def put_entry(self, user: str, entry: CustomerGraph) -> CustomerGraph:
         """Keep ``entry`` (built from a graph read or a snapshot) unless a newer copy is held,

@@ -14,6 +14,7 @@ from typing import Any
 
 from neo4j import AsyncDriver, AsyncManagedTransaction, Query
 
+from graph.driver import GraphStore
 from graph.schema import VOCABULARY_LABELS
 
 log = logging.getLogger("loft.graph.catalog")
@@ -87,10 +88,10 @@ KNOWN_SKUS = "UNWIND $skus AS sku MATCH (p:Product {sku: sku}) RETURN collect(p.
 KNOWN_SKUS_TIMEOUT_S = 10.0  # the server ends the read after this long (an order's SKUs: index lookups)
 
 
-async def known_skus(driver: AsyncDriver, skus: list[str], *, database: str) -> set[str]:
+async def known_skus(store: GraphStore, skus: list[str]) -> set[str]:
     """The SKUs of ``skus`` that the catalog in Neo4j knows (discontinued ones included)."""
-    records, _, _ = await driver.execute_query(
-        Query(KNOWN_SKUS, timeout=KNOWN_SKUS_TIMEOUT_S), skus=sorted(set(skus)), database_=database, routing_="r"
+    records, _, _ = await store.driver.execute_query(
+        Query(KNOWN_SKUS, timeout=KNOWN_SKUS_TIMEOUT_S), skus=sorted(set(skus)), database_=store.database, routing_="r"
     )
     return set(records[0]["known"])
 

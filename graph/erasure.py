@@ -26,9 +26,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from neo4j import AsyncDriver, AsyncSession
+from neo4j import AsyncSession
 from neo4j.exceptions import Neo4jError, TransientError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from graph.driver import GraphStore
 
 log = logging.getLogger("loft.erasure")
 
@@ -131,9 +133,9 @@ async def run_again_if_transient(session: AsyncSession, query: str, **params: An
     raise AssertionError("unreachable: the retry re-raises")
 
 
-async def erase_customer(driver: AsyncDriver, user_id: str, *, database: str) -> GraphErasure:
+async def erase_customer(store: GraphStore, user_id: str) -> GraphErasure:
     """Delete the customer's nodes and relationships, then verify nothing is left."""
-    async with driver.session(database=database) as session:
+    async with store.session() as session:
         (counted,) = await run_again_if_transient(session, COUNT, user_id=user_id)
         (vocabulary,) = await run_again_if_transient(session, VOCABULARY, user_id=user_id)
         for query in (DELETE_CUSTOMER_RELATIONSHIPS, DELETE_ENTITIES, DELETE_CUSTOMER):

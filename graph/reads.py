@@ -14,10 +14,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from neo4j import AsyncDriver, Query
+from neo4j import Query
 from neo4j.time import Date, DateTime
 
+from graph.driver import GraphStore
+from graph.facts import CustomerFacts, FactsRead, GraphRows
 from graph.schema import VOCABULARY_LABELS
+from loft_memory.models import EntityHit
 
 # The customer's current (or, for the profile, also closed) preferences, purchases and
 # interests: shared by the profile read and the retriever's hot-path read.
@@ -164,18 +167,18 @@ RETURN customers, entities, products, preferences, purchases, relations
 SERVER_INFO = "CALL dbms.components() YIELD name, versions, edition RETURN name, versions[0] AS version, edition"
 
 
-DATABASE = "neo4j"
 # the server ends any of these reads that runs longer (callers also wait_for less than this)
 READ_TIMEOUT_S = 10.0
 
 
-async def _read(driver: AsyncDriver, query: str, **params: Any) -> list[dict[str, Any]]:
+async def _read(store: GraphStore, query: str, **params: Any) -> list[dict[str, Any]]:
     """An auto-commit read: one round trip, about half the latency of ``execute_query``'s
     managed transaction (BEGIN/RUN/COMMIT) on the hot path. The server ends it after
-    :data:`READ_TIMEOUT_S` (a caller's ``wait_for`` only stops waiting for it)."""
-    async with driver.session(database=DATABASE, default_access_mode="READ") as session:
+    :data:`READ_TIMEOUT_S` (a caller's ``wait_for`` only stops waiting for it). Records
+    come back as dicts with native temporal values: the edge the models below parse."""
+    async with store.session(read=True) as session:
         result = await session.run(Query(query, timeout=READ_TIMEOUT_S), params)
-        return [dict(r) async for r in result]
+        return [native(dict(r)) async for r in result]
 
 
 # one customer's read is bounded, however much they have said or bought: a huge customer
@@ -185,74 +188,73 @@ ENTITY_LIMIT = 500
 
 
 async def neighbourhood(
-    driver: AsyncDriver, user_id: str, *, include_closed: bool = False, entity_limit: int = 50
-) -> dict[str, Any] | None:
+    store: GraphStore, user_id: str, *, include_closed: bool = False, entity_limit: int = 50
+) -> CustomerFacts | None:
+    """The customer's facts with every entity's relationships (``related``) and first
+    mention, and with ``include_closed`` their closed preferences too."""
     records = await _read(
-        driver,
+        store,
         NEIGHBOURHOOD,
         user_id=user_id,
         include_closed=include_closed,
         entity_limit=entity_limit,
         fact_limit=FACT_LIMIT,
     )
-    return native(dict(records[0])) if records else None
+    return CustomerFacts.model_validate(records[0]) if records else None
 
 
 GRAPH_LABELS = ("Product", "Entity", *VOCABULARY_LABELS)
 
 
 async def customer_graph(
-    driver: AsyncDriver, user_id: str, *, limit: int = 40, include_closed: bool = False
-) -> dict[str, Any] | None:
-    """The customer's neighbourhood as ``{name, facts, catalog, entities, related}`` rows
-    (``None`` for an unknown customer); :func:`service.core.graph_view` shapes it into nodes and
-    edges."""
+    store: GraphStore, user_id: str, *, limit: int = 40, include_closed: bool = False
+) -> GraphRows | None:
+    """The customer's neighbourhood (``None`` for an unknown customer);
+    :func:`service.core.graph_view.shape` draws it as nodes and edges."""
     records = await _read(
-        driver, GRAPH, user_id=user_id, limit=limit, include_closed=include_closed, labels=list(GRAPH_LABELS)
+        store, GRAPH, user_id=user_id, limit=limit, include_closed=include_closed, labels=list(GRAPH_LABELS)
     )
-    return native(dict(records[0])) if records else None
+    return GraphRows.model_validate(records[0]) if records else None
 
 
-async def customer_facts(driver: AsyncDriver, user_id: str) -> dict[str, Any] | None:
+async def customer_facts(store: GraphStore, user_id: str) -> FactsRead | None:
     """The retriever's read: current facts and the most recently mentioned entities."""
     records = await _read(
-        driver, CUSTOMER_FACTS, user_id=user_id, include_closed=False, fact_limit=FACT_LIMIT, entity_limit=ENTITY_LIMIT
+        store, CUSTOMER_FACTS, user_id=user_id, include_closed=False, fact_limit=FACT_LIMIT, entity_limit=ENTITY_LIMIT
     )
-    return native(dict(records[0])) if records else None
+    return FactsRead.parse(records[0]) if records else None
 
 
-async def customers_facts(driver: AsyncDriver, user_ids: list[str]) -> dict[str, dict[str, Any] | None]:
+async def customers_facts(store: GraphStore, user_ids: list[str]) -> dict[str, FactsRead | None]:
     """:func:`customer_facts` for many customers in one read; ``None`` for one with no
     Customer node (yet, or any more)."""
     records = await _read(
-        driver,
+        store,
         CUSTOMERS_FACTS,
         user_ids=user_ids,
         include_closed=False,
         fact_limit=FACT_LIMIT,
         entity_limit=ENTITY_LIMIT,
     )
-    found: dict[str, dict[str, Any] | None] = dict.fromkeys(user_ids)
+    found: dict[str, FactsRead | None] = dict.fromkeys(user_ids)
     for record in records:
-        facts = native(record)
-        found[facts.pop("user_id")] = facts
+        found[record["user_id"]] = FactsRead.parse(record)
     return found
 
 
-async def search_entities(
-    driver: AsyncDriver, user_id: str, embedding: list[float], limit: int = 10
-) -> list[dict[str, Any]]:
-    records = await _read(driver, ENTITY_SEARCH, user_id=user_id, embedding=embedding, limit=limit)
-    return [native(dict(r)) for r in records]
+async def search_entities(store: GraphStore, user_id: str, embedding: list[float], limit: int = 10) -> list[EntityHit]:
+    """The customer's entities nearest ``embedding``, with their relationships."""
+    records = await _read(store, ENTITY_SEARCH, user_id=user_id, embedding=embedding, limit=limit)
+    return [EntityHit.model_validate(r) for r in records]
 
 
-async def stats(driver: AsyncDriver) -> dict[str, int]:
-    records = await _read(driver, STATS)
-    return dict(records[0])
+async def stats(store: GraphStore) -> dict[str, int]:
+    records = await _read(store, STATS)
+    return {k: int(v) for k, v in records[0].items()}
 
 
-async def server_info(driver: AsyncDriver) -> dict[str, str]:
-    records = await _read(driver, SERVER_INFO)
+async def server_info(store: GraphStore) -> dict[str, str]:
+    records = await _read(store, SERVER_INFO)
     record = records[0]
     return {"name": record["name"], "version": record["version"], "edition": record["edition"]}
 

@@ -12,7 +12,7 @@ order. Shared nodes (products, the catalog's vocabulary) are never deleted here.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from neo4j import AsyncManagedTransaction
 
@@ -50,9 +50,18 @@ RETURN count(*) AS n
 """
 
 
-async def citing(tx: AsyncManagedTransaction, user_id: str, message_ids: list[int]) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Citing:
+    """A node or relationship of the customer's that cites messages (``sources``)."""
+
+    kind: str  # node | relationship
+    id: str  # its element id
+    sources: list[int]
+
+
+async def citing(tx: AsyncManagedTransaction, user_id: str, message_ids: list[int]) -> list[Citing]:
     result = await tx.run(CITING, user_id=user_id, ids=message_ids)
-    return [record.data() async for record in result]
+    return [Citing(r["kind"], r["id"], list(r["sources"] or [])) async for r in result]
 
 
 async def delete(

@@ -17,7 +17,7 @@ status and the ``request_id`` to quote. Each call is described once (:class:`Cal
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO, Generic, TypeVar
@@ -51,6 +51,8 @@ from loft_memory.models import (
 )
 
 M = TypeVar("M", bound=BaseModel)
+V = TypeVar("V")
+QueryValue = str | int | float | bool  # a query parameter's value
 
 
 class ApiError(Exception):
@@ -71,7 +73,7 @@ class Call(Generic[M]):
     method: str
     path: str
     model: type[M]
-    params: dict[str, Any] | None = None
+    params: Mapping[str, QueryValue] | None = None
     json: Any = None
     ok: tuple[int, ...] = (200,)
     headers: dict[str, str] = field(default_factory=dict)
@@ -97,8 +99,13 @@ def _error(response: httpx.Response) -> ApiError:
     )
 
 
-def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
+def _drop_none(values: Mapping[str, V | None]) -> dict[str, V]:
     return {k: v for k, v in values.items() if v is not None}
+
+
+def _query(values: Mapping[str, QueryValue | None]) -> dict[str, QueryValue]:
+    """Query parameters, without those not given."""
+    return _drop_none(values)
 
 
 class Calls:
@@ -138,7 +145,7 @@ class Calls:
 
     @staticmethod
     def sessions(user: str, *, limit: int = 20, cursor: str | None = None) -> Call[SessionPage]:
-        return Call("GET", f"/v1/sessions/{user}", SessionPage, params=_drop_none({"limit": limit, "cursor": cursor}))
+        return Call("GET", f"/v1/sessions/{user}", SessionPage, params=_query({"limit": limit, "cursor": cursor}))
 
     @staticmethod
     def session_messages(
@@ -148,7 +155,7 @@ class Calls:
             "GET",
             f"/v1/sessions/{user}/{session_id}/messages",
             SessionMessagesPage,
-            params=_drop_none({"limit": limit, "cursor": cursor}),
+            params=_query({"limit": limit, "cursor": cursor}),
         )
 
     @staticmethod
@@ -170,7 +177,7 @@ class Calls:
         explain: bool = False,
         as_of: datetime | None = None,
     ) -> Call[ContextResponse]:
-        params = _drop_none(
+        params = _query(
             {
                 "query": query,
                 "budget": budget,
@@ -196,14 +203,14 @@ class Calls:
     def recommendations(
         user: str, *, limit: int = 10, category: str | None = None, max_price: float | None = None
     ) -> Call[RecommendationsResponse]:
-        params = _drop_none({"limit": limit, "category": category, "max_price": max_price})
+        params = _query({"limit": limit, "category": category, "max_price": max_price})
         return Call("GET", f"/memory/user/{user}/recommendations", RecommendationsResponse, params=params)
 
     @staticmethod
     def memories(
         user: str, *, limit: int = 50, cursor: str | None = None, include_superseded: bool = False
     ) -> Call[MemoryPage]:
-        params = _drop_none(
+        params = _query(
             {"limit": limit, "cursor": cursor, "include_superseded": "true" if include_superseded else None}
         )
         return Call("GET", f"/memory/user/{user}/memories", MemoryPage, params=params)
@@ -234,7 +241,7 @@ class Calls:
         limit: int = 100,
         cursor: str | None = None,
     ) -> Call[AuditPage]:
-        params = _drop_none(
+        params = _query(
             {
                 "customer": customer,
                 "action": action,

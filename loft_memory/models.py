@@ -145,6 +145,21 @@ class ChatResponse(BaseModel):
     )
 
 
+class ChatStreamStart(BaseModel):
+    """The ``start`` event of a streamed chat turn: the turn is stored."""
+
+    session_id: uuid.UUID
+    message_id: int | None
+    llm: bool
+    replayed: bool
+
+
+class ChatStreamToken(BaseModel):
+    """A ``token`` event: the next piece of the reply."""
+
+    text: str
+
+
 class ImportMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: Role
@@ -271,17 +286,103 @@ class PreferenceFact(BaseModel):
     source_message_ids: list[int] | None = None
 
 
+class _Record(BaseModel):
+    """A fact a client reads by attribute; ``fact["name"]`` and ``fact.get("name")`` also
+    work, for code written when these were plain JSON objects."""
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in type(self).model_fields and key not in (self.model_extra or {}):
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+
+class PurchaseFact(_Record):
+    """A PURCHASED relationship: from the order feed (``order_id``) or said in chat."""
+
+    sku: str | None = None
+    name: str | None = None
+    category: str | None = None
+    price: float | None = None
+    qty: int | None = None
+    order_id: str | int | None = None
+    at: datetime | None = None
+    source_message_ids: list[int] | None = None
+
+
+class InterestFact(_Record):
+    """An ASKED_ABOUT or VIEWED relationship to a product or a category."""
+
+    rel: str = Field(description="ASKED_ABOUT or VIEWED")
+    sku: str | None = None
+    name: str | None = None
+    mentions: int | None = None
+    at: datetime | None = None
+    source_message_ids: list[int] | None = None
+
+
+class EntityRelation(_Record):
+    type: str = Field(description="the RELATED_TO relationship's type, e.g. SIBLING_OF")
+    other: str | None = Field(description="the other entity's name")
+
+
+class EntityFact(_Record):
+    """A person or thing the customer mentioned."""
+
+    key: str
+    name: str | None = None
+    type: str | None = None
+    relation: str | None = Field(default=None, description="how it relates to the customer (sister, dog, …)")
+    summary: str | None = None
+    event_at: datetime | None = None
+    mentions: int | None = None
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    source_message_ids: list[int] | None = None
+    related: list[EntityRelation] | None = Field(
+        default=None, description="its relationships to the other entities listed (in the summary)"
+    )
+
+
+class MemoryFact(_Record):
+    """A long-term memory as the summary lists it."""
+
+    id: str
+    kind: str
+    content: str
+    importance: float
+    created_at: datetime
+    valid_from: datetime
+    valid_to: datetime | None
+    superseded_by: str | None
+    source_message_ids: list[int]
+
+
+class SessionSummaryFact(_Record):
+    """A quiet session's summary as the customer summary lists it."""
+
+    session_id: str
+    summary: str
+    key_entities: list[str]
+    last_message_at: datetime | None
+
+
 class CustomerSummary(BaseModel):
     user_identifier: str
     name: str | None
     customer_since: datetime
     preferences: list[PreferenceFact]
-    purchases: list[dict[str, Any]]
-    interests: list[dict[str, Any]]
-    entities: list[dict[str, Any]]
+    purchases: list[PurchaseFact]
+    interests: list[InterestFact]
+    entities: list[EntityFact]
     recent_topics: list[str]
-    memories: list[dict[str, Any]]
-    summaries: list[dict[str, Any]]
+    memories: list[MemoryFact]
+    summaries: list[SessionSummaryFact]
     stats: dict[str, int]
     tiers: dict[str, bool]
     errors: dict[str, str]
@@ -528,15 +629,48 @@ class MessageDeleted(BaseModel):
     jobs: int = Field(description="its ingestion, dropped if it was still queued (0 or 1)")
 
 
+class StoreStatus(BaseModel):
+    """One store's health as an admin sees it."""
+
+    model_config = ConfigDict(extra="allow")
+    ok: bool
+    error: str | None = Field(default=None, description="why it did not answer (its kind, never its message)")
+    version: str | None = None
+    pgvector: str | None = Field(default=None, description="PostgreSQL: the pgvector extension's version")
+    edition: str | None = Field(default=None, description="Neo4j: community or enterprise")
+    stats_error: str | None = Field(default=None, description="why its counts are missing (the store answered)")
+
+
+class EmbedderStatus(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    model: str
+    dim: int
+
+
+class LlmStatus(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    enabled: bool
+    model: str | None
+
+
+class StatusStats(BaseModel):
+    """Counts per store (reused for ``LOFT_STATUS_STATS_TTL_S``) and the queue's (always fresh)."""
+
+    model_config = ConfigDict(extra="allow")
+    postgres: dict[str, int] | None = Field(default=None, description="rows per kind")
+    jobs: dict[str, int] | None = Field(default=None, description="jobs per state: ready, scheduled, running, failed")
+    neo4j: dict[str, int] | None = Field(default=None, description="nodes and relationships per kind")
+
+
 class StatusResponse(BaseModel):
     """ok / degraded / down; the rest only for an admin key."""
 
     model_config = ConfigDict(extra="allow")
     status: Literal["ok", "degraded", "down"]
-    stores: dict[str, dict[str, Any]] | None = None
-    embedder: dict[str, Any] | None = None
-    llm: dict[str, Any] | None = None
-    stats: dict[str, Any] | None = None
+    stores: dict[str, StoreStatus] | None = None
+    embedder: EmbedderStatus | None = None
+    llm: LlmStatus | None = None
+    stats: StatusStats | None = None
 
 
 class ErrorResponse(BaseModel):

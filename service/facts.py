@@ -26,10 +26,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from graph import reads as graph_reads
 from graph.cache import CustomerGraph
+from graph.facts import CustomerFacts
+from loft_memory.models import EntityFact
 from service.errors import StoreUnavailable
 from service.outages import is_outage
 from service.postgres import graph_snapshots
@@ -55,6 +56,9 @@ def describe(exc: BaseException) -> str:
     return f"Neo4j is unavailable ({type(exc).__name__})"
 
 
+NO_FACTS = CustomerFacts()
+
+
 @dataclass(frozen=True)
 class Known:
     """A customer's facts at one graph version. ``graph`` is None when there is no such
@@ -65,16 +69,17 @@ class Known:
     error: str | None = None
 
     @property
-    def facts(self) -> dict[str, Any]:
-        return (self.graph.facts if self.graph is not None else None) or {}
+    def facts(self) -> CustomerFacts:
+        """The facts (empty when there are none to show)."""
+        held = self.graph.customer if self.graph is not None else None
+        return held if held is not None else NO_FACTS
 
     @property
     def name(self) -> str | None:
-        name = self.facts.get("name")
-        return str(name) if name else None
+        return self.facts.name or None
 
     @property
-    def entities(self) -> list[dict[str, Any]]:
+    def entities(self) -> list[EntityFact]:
         return self.graph.entities if self.graph is not None else []
 
     def knows_fact(self, rel: str, key: object) -> bool:
@@ -83,15 +88,15 @@ class Known:
         return (rel, str(key)) in self._fact_keys()
 
     def knows_entity(self, key: object) -> bool:
-        return any(e.get("key") == key for e in self.entities)
+        return any(e.key == key for e in self.entities)
 
     def _fact_keys(self) -> set[tuple[str, str]]:
         keys: set[tuple[str, str]] = set()
-        for p in self.facts.get("preferences") or []:
-            keys |= {(p["rel"], str(v)) for v in (p.get("value"), p.get("sku")) if v is not None}
-        keys |= {("PURCHASED", str(p["sku"])) for p in self.facts.get("purchases") or [] if p.get("sku")}
-        for i in self.facts.get("interests") or []:
-            keys |= {(i["rel"], str(v)) for v in (i.get("sku"), i.get("name")) if v is not None}
+        for p in self.facts.preferences:
+            keys |= {(p.rel, str(v)) for v in (p.value, p.sku) if v is not None}
+        keys |= {("PURCHASED", str(p.sku)) for p in self.facts.purchases if p.sku}
+        for i in self.facts.interests:
+            keys |= {(i.rel, str(v)) for v in (i.sku, i.name) if v is not None}
         return keys
 
 
@@ -119,7 +124,7 @@ async def graph_at(rt: Runtime, user: str, at: graph_snapshots.GraphState) -> Cu
     if not breaker.allow():
         raise StoreUnavailable("neo4j", "Neo4j was unreachable moments ago (circuit open); skipped")
     try:
-        facts = await asyncio.wait_for(graph_reads.customer_facts(rt.graph, user), GRAPH_TIMEOUT_S)
+        facts = await asyncio.wait_for(graph_reads.customer_facts(rt.graph_store, user), GRAPH_TIMEOUT_S)
     except Exception as exc:
         if is_outage(exc):
             breaker.failure()  # the store is away; a timeout of one slow read is not

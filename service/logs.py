@@ -14,7 +14,6 @@ import json
 import logging
 import re
 from datetime import UTC, datetime
-from typing import Any
 
 # fields a record may carry (``extra=``) that the JSON formatter writes as their own keys
 FIELDS = ("request_id", "method", "route", "status", "duration_ms", "customer", "key", "tool", "transport")
@@ -40,7 +39,7 @@ class JsonFormatter(logging.Formatter):
     """``{"ts", "level", "logger", "msg", …fields}`` on one line; exceptions as ``exc``."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
+        entry: dict[str, object] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,

@@ -207,7 +207,7 @@ async def _queue_families(rt: Runtime) -> list[Metric]:
 async def _neo4j_up(rt: Runtime) -> None:
     from graph import reads as graph_reads
 
-    await graph_reads.server_info(rt.graph)
+    await graph_reads.server_info(rt.graph_store)
 
 
 async def scrape(rt: Runtime) -> bytes:

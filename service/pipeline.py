@@ -68,7 +68,7 @@ class MessageResult:
 class Planned:
     """One message, ready to write."""
 
-    row: dict[str, Any]
+    row: history.QueuedMessage
     vector: np.ndarray
     extraction: Extraction | None  # None: extraction failed (reported in the results)
     spans: list[passages.Passage] = field(default_factory=list)  # a long message's passages, with their vectors
@@ -83,24 +83,24 @@ class Plan:
     results: dict[int, MessageResult]
 
 
-async def extract(rt: Runtime, message: dict[str, Any]) -> tuple[Extraction, str]:
+async def extract(rt: Runtime, message: history.QueuedMessage) -> tuple[Extraction, str]:
     """Facts of one message: (extraction, which extractor produced it). The rules run in the
     process's CPU pool (``Runtime.cpu``): a long message never holds the worker's event loop,
     so its other lanes (and the leases' heartbeats) keep going."""
-    at, speaker, role = message["created_at"], message["speaker"], message["role"]
+    at, speaker, role = message.created_at, message.speaker, message.role
     if rt.llm is not None and rt.settings.extractor == "llm" and role == "user":
         from service.extraction.llm import LLMExtractor
 
         try:
             return await LLMExtractor(rt.llm, rt.settings.llm_model, rt.catalog).extract(
-                message["content"], at=at, speaker=speaker, role=role
+                message.content, at=at, speaker=speaker, role=role
             ), "llm"
         except Exception as exc:  # any LLM failure: fall back to the rules, keep going
-            log.warning("LLM extraction failed for message %s (%s); using the rule-based extractor", message["id"], exc)
+            log.warning("LLM extraction failed for message %s (%s); using the rule-based extractor", message.id, exc)
             kind = "rules-fallback"
     else:
         kind = "rules"
-    return await rt.cpu_long(rt.rules.extract, message["content"], at=at, speaker=speaker, role=role), kind
+    return await rt.cpu_long(rt.rules.extract, message.content, at=at, speaker=speaker, role=role), kind
 
 
 async def ingest_messages(
@@ -131,52 +131,68 @@ async def prepare(rt: Runtime, message_ids: list[int]) -> Plan:
     results = {mid: MessageResult(mid, True) for mid in message_ids}  # erased messages: nothing to do
     if not rows:
         return Plan([], results)
+    items = await _embedded(rt, rows)
+    await _extract_all(rt, items, results)
+    await _derive(rt, items)
+    return Plan(items, results)
 
-    # a message its embedding does not see whole is split into passages; those past the
-    # covered head are embedded in the same batch, the head ones take the message's vector
-    # (what was said, not who said it: a turn is embedded without its speaker's name, and a
-    # question without the names of the history's speakers; see service.retrieval.retriever)
-    to_embed = [r["content"] for r in rows]
-    split = [passages.for_message(r["content"], rt.embedder.covered(r["content"])) for r in rows]
+
+async def _embedded(rt: Runtime, rows: list[history.QueuedMessage]) -> list[Planned]:
+    """The batch's messages with their vectors and, for a long one, its passages'.
+
+    A message its embedding does not see whole is split into passages; those past the
+    covered head are embedded in the same batch, the head ones take the message's vector
+    (what was said, not who said it: a turn is embedded without its speaker's name, and a
+    question without the names of the history's speakers; see service.retrieval.retriever)."""
+    to_embed = [r.content for r in rows]
+    split = [passages.for_message(r.content, rt.embedder.covered(r.content)) for r in rows]
     for r, sp in zip(rows, split, strict=True):
-        to_embed += [passages.embedding_text(r["content"], p) for p in sp.to_embed]
+        to_embed += [passages.embedding_text(r.content, p) for p in sp.to_embed]
     embedded = await _embed_distinct(rt, to_embed)
     vectors, passage_vectors = embedded[: len(rows)], embedded[len(rows) :]
+    items: list[Planned] = []
+    offset = 0
+    for row, vector, sp in zip(rows, vectors, split, strict=False):
+        own = passage_vectors[offset : offset + len(sp.to_embed)]
+        offset += len(sp.to_embed)
+        items.append(Planned(row, vector, None, sp.passages, np.concatenate([np.tile(vector, (sp.head, 1)), own])))
+    return items
 
-    # LLM calls overlap, a few at a time; the rules take a millisecond for a chat-sized message,
-    # and a batch mines one message at a time (in the CPU pool: a batch of long messages holds one
-    # thread, and the other lane's batches find theirs)
+
+async def _extract_all(rt: Runtime, items: list[Planned], results: dict[int, MessageResult]) -> None:
+    """Each item's extraction; a failed one is reported in ``results`` (and left None).
+
+    LLM calls overlap, a few at a time; the rules take a millisecond for a chat-sized message,
+    and a batch mines one message at a time (in the CPU pool: a batch of long messages holds one
+    thread, and the other lane's batches find theirs)."""
     llm = rt.llm is not None and rt.settings.extractor == "llm"
     limit = asyncio.Semaphore(LLM_CONCURRENCY if llm else 1)
 
-    async def extract_one(row: dict[str, Any]) -> tuple[Extraction, str]:
+    async def extract_one(row: history.QueuedMessage) -> tuple[Extraction, str]:
         async with limit:
             return await extract(rt, row)
 
-    outcomes = await asyncio.gather(*(extract_one(r) for r in rows), return_exceptions=True)
-    items: list[Planned] = []
-    offset = 0
-    for row, vector, outcome, sp in zip(rows, vectors, outcomes, split, strict=False):
-        own = passage_vectors[offset : offset + len(sp.to_embed)]
-        offset += len(sp.to_embed)
-        item = Planned(row, vector, None, sp.passages, np.concatenate([np.tile(vector, (sp.head, 1)), own]))
-        items.append(item)
+    outcomes = await asyncio.gather(*(extract_one(i.row) for i in items), return_exceptions=True)
+    for item, outcome in zip(items, outcomes, strict=False):
+        row = item.row
         if isinstance(outcome, BaseException):
-            log.error("extraction failed for message %s: %r", row["id"], outcome)
-            results[row["id"]] = MessageResult(
-                row["id"], False, f"extraction failed: {outcome.__class__.__name__}: {outcome}"
+            log.error("extraction failed for message %s: %r", row.id, outcome)
+            results[row.id] = MessageResult(
+                row.id, False, f"extraction failed: {outcome.__class__.__name__}: {outcome}"
             )
             continue
         item.extraction = outcome[0]
 
-    # one embedding batch for every memory candidate and entity of the batch
+
+async def _derive(rt: Runtime, items: list[Planned]) -> None:
+    """Each extraction's memories and graph facts, with one embedding batch for every memory
+    candidate and entity of the batch."""
     texts: list[str] = []
     for item in items:
         if item.extraction is not None:
             texts += [m.text for m in item.extraction.memories]
             texts += [_entity_text(e) for e in item.extraction.entities]
     side = await _embed_distinct(rt, texts)
-
     cursor = 0
     for item in items:
         ex = item.extraction
@@ -188,7 +204,6 @@ async def prepare(rt: Runtime, message_ids: list[int]) -> Plan:
         cursor += len(ex.entities)
         item.memories = _memories(item.row, ex, mem_vecs)
         item.facts = _facts(rt, item.row, ex, ent_vecs)
-    return Plan(items, results)
 
 
 async def commit(rt: Runtime, plan: Plan, *, refresh_snapshots: bool = True) -> None:
@@ -198,18 +213,18 @@ async def commit(rt: Runtime, plan: Plan, *, refresh_snapshots: bool = True) -> 
     async with rt.pool.acquire() as conn:
         async with conn.transaction():
             live = await _fence(rt, conn, plan.items)
-            await history.store_embeddings(conn, [(i.row["id"], i.vector) for i in live])
+            await history.store_embeddings(conn, [(i.row.id, i.vector) for i in live])
             for item in live:
                 if item.spans and item.passage_vectors is not None:
                     row = item.row
                     await passages.store(
-                        conn, row["user_identifier"], row["id"], row["content"], item.spans, item.passage_vectors
+                        conn, row.user_identifier, row.id, row.content, item.spans, item.passage_vectors
                     )
             for item in live:
                 if item.extraction is None:
                     continue
                 for memory in item.memories:
-                    await ltm.add_memory(conn, item.row["user_identifier"], memory)
+                    await ltm.add_memory(conn, item.row.user_identifier, memory)
             await _rearm_summaries(rt, conn, live)
 
         if not any(i.facts for i in plan.items) and not any(_named(i) for i in plan.items):
@@ -221,7 +236,7 @@ async def commit(rt: Runtime, plan: Plan, *, refresh_snapshots: bool = True) -> 
             forgotten = await ltm.forgotten_facts(conn, [f.user_id for f in facts]) if facts else {}
             facts = [graph_writes.without_forgotten(f, forgotten.get(f.user_id, {})) for f in facts]
             if facts:
-                async with rt.graph.session(database=rt.settings.neo4j_database) as session:
+                async with rt.graph_store.session() as session:
                     await asyncio.wait_for(
                         session.execute_write(graph_writes.write_facts, facts), GRAPH_WRITE_TIMEOUT_S
                     )
@@ -229,18 +244,18 @@ async def commit(rt: Runtime, plan: Plan, *, refresh_snapshots: bool = True) -> 
             # door shows it before every door can (service.facts)
             for item in live:
                 if name := _named(item):
-                    await users.set_display_name(conn, item.row["user_identifier"], name)
+                    await users.set_display_name(conn, item.row.user_identifier, name)
             if facts:
                 # after the graph commit: API processes holding an older copy will re-read it,
                 # from the snapshot written here (still inside the fence)
                 versions = await users.bump_graph_version(conn, [f.user_id for f in facts])
                 if refresh_snapshots and rt.settings.graph_snapshots:
-                    await graph_snapshots.refresh(conn, rt.graph, versions)
+                    await graph_snapshots.refresh(conn, rt.graph_store, versions)
 
 
 def _named(item: Planned) -> str | None:
     """The name a customer gave for themselves in this turn, if any."""
-    if item.extraction is None or item.row["role"] != "user":
+    if item.extraction is None or item.row.role != "user":
         return None
     return item.extraction.customer_name or None
 
@@ -250,8 +265,8 @@ async def _rearm_summaries(rt: Runtime, conn: Conn, items: list[Planned]) -> Non
     waited for them): arm it again now that they are in."""
     latest: dict[tuple[str, uuid.UUID], datetime] = {}
     for item in items:
-        key = (item.row["user_identifier"], item.row["session_id"])
-        latest[key] = max(latest.get(key, item.row["created_at"]), item.row["created_at"])
+        key = (item.row.user_identifier, item.row.session_id)
+        latest[key] = max(latest.get(key, item.row.created_at), item.row.created_at)
     for (user, session_id), at in latest.items():
         await history.arm_summary(conn, user, session_id, at, rt.settings.summary_idle_s)
 
@@ -259,9 +274,9 @@ async def _rearm_summaries(rt: Runtime, conn: Conn, items: list[Planned]) -> Non
 async def _fence(rt: Runtime, conn: Conn, items: list[Planned]) -> list[Planned]:
     """Lock the customers and messages of a batch; the items whose message still exists
     and whose customer is remembered in full (memory mode: :mod:`service.core.consent`)."""
-    alive_users = await consent.lock_remembered(conn, rt.erasure_key, [i.row["user_identifier"] for i in items])
-    alive_ids = await history.lock_live_messages(conn, [i.row["id"] for i in items])
-    return [i for i in items if i.row["id"] in alive_ids and i.row["user_identifier"] in alive_users]
+    alive_users = await consent.lock_remembered(conn, rt.erasure_key, [i.row.user_identifier for i in items])
+    alive_ids = await history.lock_live_messages(conn, [i.row.id for i in items])
+    return [i for i in items if i.row.id in alive_ids and i.row.user_identifier in alive_users]
 
 
 async def _embed_distinct(rt: Runtime, texts: list[str]) -> np.ndarray:
@@ -293,7 +308,7 @@ def _preference(rt: Runtime, pref: Preference) -> dict[str, Any]:
     return out
 
 
-def _memories(row: dict[str, Any], ex: Extraction, vectors: np.ndarray) -> list[ltm.NewMemory]:
+def _memories(row: history.QueuedMessage, ex: Extraction, vectors: np.ndarray) -> list[ltm.NewMemory]:
     out = []
     for candidate, vector in zip(ex.memories, vectors, strict=False):
         subject, replaces, fact_keys = None, False, []
@@ -311,17 +326,19 @@ def _memories(row: dict[str, Any], ex: Extraction, vectors: np.ndarray) -> list[
                 content=candidate.text,
                 embedding=vector,
                 importance=candidate.importance,
-                valid_from=candidate.at or row["created_at"],
-                source_message_ids=[row["id"]],
+                valid_from=candidate.at or row.created_at,
+                source_message_ids=[row.id],
                 subject=subject,
                 replaces=replaces,
-                metadata={"fact_keys": fact_keys, "session_id": str(row["session_id"])},
+                metadata={"fact_keys": fact_keys, "session_id": str(row.session_id)},
             )
         )
     return out
 
 
-def _facts(rt: Runtime, row: dict[str, Any], ex: Extraction, entity_vectors: np.ndarray) -> graph_writes.MessageFacts:
+def _facts(
+    rt: Runtime, row: history.QueuedMessage, ex: Extraction, entity_vectors: np.ndarray
+) -> graph_writes.MessageFacts:
     entities = []
     keys_by_name: dict[str, str] = {}
     for entity, vector in zip(ex.entities, entity_vectors, strict=False):
@@ -346,10 +363,10 @@ def _facts(rt: Runtime, row: dict[str, Any], ex: Extraction, entity_vectors: np.
         if source and target and source != target:
             relations.append({"source_key": source, "target_key": target, "type": rel.type})
     return graph_writes.MessageFacts(
-        user_id=row["user_identifier"],
-        message_id=row["id"],
-        at=row["created_at"],
-        customer_name=ex.customer_name if row["role"] == "user" else None,
+        user_id=row.user_identifier,
+        message_id=row.id,
+        at=row.created_at,
+        customer_name=ex.customer_name if row.role == "user" else None,
         preferences=[_preference(rt, p) for p in ex.preferences],
         purchases=[p.model_dump() for p in ex.purchases],
         interests=[i.model_dump() for i in ex.interests],
@@ -359,6 +376,29 @@ def _facts(rt: Runtime, row: dict[str, Any], ex: Extraction, entity_vectors: np.
 
 
 # -- orders from the order feed ---------------------------------------------------------------
+
+
+@dataclass
+class _Bought:
+    """One SKU of one order: its lines' quantities and what was paid for them, summed."""
+
+    user_id: str
+    order_id: str
+    sku: str
+    at: datetime
+    qty: int = 0
+    paid: float = 0.0
+
+    def for_graph(self) -> dict[str, object]:
+        """The row :func:`graph.writes.write_orders` takes (the mean unit price)."""
+        return {
+            "user_id": self.user_id,
+            "order_id": self.order_id,
+            "sku": self.sku,
+            "qty": self.qty,
+            "at": self.at,
+            "price": round(self.paid / self.qty, 2),
+        }
 
 
 async def ingest_orders(rt: Runtime, order_ids: list[str]) -> None:
@@ -373,36 +413,25 @@ async def ingest_orders(rt: Runtime, order_ids: list[str]) -> None:
             return
         alive_users = await users.lock_live(conn, [x["user_identifier"] for x in lines])
         alive_orders = await orders.lock_live(conn, [x["order_id"] for x in lines])
-        rows: dict[tuple[str, str], dict[str, Any]] = {}
+        rows: dict[tuple[str, str], _Bought] = {}
         for x in lines:
             if x["user_identifier"] not in alive_users or x["order_id"] not in alive_orders:
                 continue
             row = rows.setdefault(
-                (x["order_id"], x["sku"]),
-                {
-                    "user_id": x["user_identifier"],
-                    "order_id": x["order_id"],
-                    "sku": x["sku"],
-                    "qty": 0,
-                    "paid": 0.0,
-                    "at": x["placed_at"],
-                },
+                (x["order_id"], x["sku"]), _Bought(x["user_identifier"], x["order_id"], x["sku"], x["placed_at"])
             )
-            row["qty"] += x["qty"]
-            row["paid"] += float(x["unit_price"]) * x["qty"]
+            row.qty += x["qty"]
+            row.paid += float(x["unit_price"]) * x["qty"]
         if not rows:
             return
-        batch = [
-            {k: v for k, v in r.items() if k != "paid"} | {"price": round(r["paid"] / r["qty"], 2)}
-            for r in rows.values()
-        ]
-        async with rt.graph.session(database=rt.settings.neo4j_database) as session:
+        batch = [r.for_graph() for r in rows.values()]
+        async with rt.graph_store.session() as session:
             facts = await asyncio.wait_for(
                 session.execute_write(graph_writes.write_orders, batch), GRAPH_WRITE_TIMEOUT_S
             )
         # the co-purchase statistics, in the same fence and transaction (idempotent per order and SKU)
         counted = [x for x in lines if x["user_identifier"] in alive_users and x["order_id"] in alive_orders]
         await co_purchases.count_orders(conn, counted, facts)
-        versions = await users.bump_graph_version(conn, sorted({r["user_id"] for r in batch}))
+        versions = await users.bump_graph_version(conn, sorted({r.user_id for r in rows.values()}))
         if rt.settings.graph_snapshots:
-            await graph_snapshots.refresh(conn, rt.graph, versions)
+            await graph_snapshots.refresh(conn, rt.graph_store, versions)

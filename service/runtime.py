@@ -18,6 +18,7 @@ import asyncpg
 from neo4j import AsyncDriver
 
 from graph.cache import GraphCache
+from graph.driver import GraphStore
 from service.breaker import CircuitBreaker
 from service.postgres.db import create_pool
 from service.settings import Settings
@@ -41,7 +42,7 @@ T = TypeVar("T")
 class Runtime:
     settings: Settings
     pool: asyncpg.Pool
-    graph: AsyncDriver
+    graph_store: GraphStore  # Neo4j: the driver and the database every graph read and write uses
     embedder: Embedder
     catalog: Catalog
     llm: AsyncOpenAI | None = None
@@ -80,6 +81,12 @@ class Runtime:
             return await self.cpu(fn, *args, **kwargs)
 
     @property
+    def graph(self) -> AsyncDriver:
+        """The Neo4j driver alone, for callers that still pass the database themselves
+        (prefer :attr:`graph_store`)."""
+        return self.graph_store.driver
+
+    @property
     def rules(self) -> RuleExtractor:
         """The deterministic extractor (compiled once per process)."""
         if self._rules is None:
@@ -113,10 +120,7 @@ class Runtime:
         pool = await create_pool(settings.database_url, max_size=pool_size)
         # not verified: the API must start (degraded) while Neo4j is down and recover
         # by itself when it returns
-        graph = await open_graph(settings, verify=False)
-        from graph import reads as graph_reads
-
-        graph_reads.DATABASE = settings.neo4j_database
+        graph = GraphStore(await open_graph(settings, verify=False), settings.neo4j_database)
         llm = None
         if settings.llm_enabled and settings.openai_api_key is not None:
             from openai import AsyncOpenAI
@@ -161,7 +165,7 @@ class Runtime:
             self._lag_watch.cancel()
         if self._cpu_pool is not None:
             self._cpu_pool.shutdown(wait=False, cancel_futures=True)
-        await self.graph.close()
+        await self.graph_store.close()
         await self.pool.close()
         if self.llm is not None:
             await self.llm.close()

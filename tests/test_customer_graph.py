@@ -3,6 +3,7 @@ page's graph view), read from Neo4j."""
 
 from __future__ import annotations
 
+from graph.facts import GraphRows
 from service.core.graph_view import shape
 
 
@@ -63,7 +64,7 @@ def test_shape_names_each_node_once_and_drops_dangling_links():
         "entities": [{"key": "person:emma", "name": "Emma", "type": "person", "relation": "sister"}],
         "related": [{"source": "person:emma", "target": "place:boston", "type": "LIVES_IN"}],  # Boston not shown
     }
-    out = shape("u1", rows)
+    out = shape("u1", GraphRows.model_validate(rows)).model_dump()
     assert [n["id"] for n in out["nodes"]] == ["customer", "Product:P-1", "Category:sofa", "Entity:person:emma"]
     assert out["nodes"][0]["name"] == "u1" and out["nodes"][3]["kind"] == "person"
     assert [(e["source"], e["type"], e["target"]) for e in out["edges"]] == [

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from graph.driver import GraphStore
 from tests.conftest import ROOT
 
 # words only the erased customer ever used (and their identifier): none may survive
@@ -678,7 +679,7 @@ def test_a_large_customer_is_counted_and_verified_without_collecting_their_ids(s
 
     async def erase():
         async with AsyncGraphDatabase.driver(settings.neo4j_uri, auth=auth) as driver:
-            return await graph_erasure.erase_customer(driver, who, database=settings.neo4j_database)
+            return await graph_erasure.erase_customer(GraphStore(driver, settings.neo4j_database), who)
 
     done = asyncio.run(erase())
     assert done.nodes == 3001 and done.relationships == expected
@@ -703,7 +704,7 @@ def test_a_request_in_flight_never_puts_an_erased_customer_back_into_a_cache(ser
         await listener.start()
         try:
             state = await graph_snapshots.state(rt.pool, user, None)  # what the request read
-            facts = await graph_reads.customer_facts(rt.graph, user)
+            facts = await graph_reads.customer_facts(rt.graph_store, user)
             assert state.version is not None and facts is not None
             rt.graph_cache.put(user, state.version, copy.deepcopy(facts))  # (a put takes the embeddings)
             rt.embedder.embed_query(f"where is {A_WORDS[3]}?", user=user)

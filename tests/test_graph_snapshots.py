@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from graph.cache import CustomerGraph
+from graph.facts import FactsRead
 from service.postgres import graph_snapshots
 
 
@@ -47,11 +48,12 @@ def test_the_worker_writes_the_snapshot_at_the_version_it_moves_to(service, api,
     snap = _snapshot(stack, user)
     assert snap is not None and snap["version"] == _version(stack, user) > 0
     decoded = graph_snapshots.decode(snap["version"], snap["facts"], snap["entities"])
-    assert decoded.facts is not None and decoded.facts["name"] == "Odile"
-    assert any(p["value"].lower() == "coastal" for p in decoded.facts["preferences"]), decoded.facts
-    assert isinstance(decoded.facts["first_seen"], datetime) and decoded.facts["first_seen"].tzinfo is not None
+    facts = decoded.customer
+    assert facts is not None and facts.name == "Odile"
+    assert any(str(p.value).lower() == "coastal" for p in facts.preferences), facts
+    assert isinstance(facts.first_seen, datetime) and facts.first_seen.tzinfo is not None
     # one normalised embedding per entity, in the facts' order, equal to the graph's
-    names = [e["name"] for e in decoded.entities]
+    names = [e.name for e in decoded.entities]
     assert "Biscuit" in names, names
     assert decoded.matrix.shape == (len(names), 384)
     stored = stack.cypher("MATCH (e:Entity {user_id: $user, name: 'Biscuit'}) RETURN e.embedding AS v", user=user)[0][
@@ -101,7 +103,9 @@ def test_encoding_keeps_timestamps_entities_and_an_empty_graph():
         "name": "Odile",
         "first_seen": at,
         "last_seen": at,
-        "preferences": [{"rel": "PREFERS", "value": "coastal", "valid_from": at, "valid_to": None}],
+        "preferences": [
+            {"rel": "PREFERS", "attribute": "style", "value": "coastal", "valid_from": at, "valid_to": None}
+        ],
         "purchases": [],
         "interests": [],
         "entities": [
@@ -121,18 +125,19 @@ def test_encoding_keeps_timestamps_entities_and_an_empty_graph():
             },
         ],
     }
-    graph = CustomerGraph.build(7, facts)
+    graph = CustomerGraph.build(7, FactsRead.parse(facts))
     back = graph_snapshots.decode(7, *graph_snapshots.encode(graph))
-    assert back.version == 7 and back.facts is not None
-    assert back.facts["first_seen"] == at and back.facts["preferences"][0]["valid_from"] == at
-    assert back.facts["preferences"][0]["valid_to"] is None
-    assert [e["name"] for e in back.entities] == ["Biscuit", "Emma"] and back.entities[1]["event_at"] == at
+    assert back.version == 7 and back.customer is not None and back.customer == graph.customer
+    assert back.customer.first_seen == at and back.customer.preferences[0].valid_from == at
+    assert back.customer.preferences[0].valid_to is None
+    assert [e.name for e in back.entities] == ["Biscuit", "Emma"] and back.entities[1].event_at == at
     assert np.allclose(back.matrix, graph.matrix) and np.isclose(back.matrix[1, 1], 1.0)  # normalised
     query = np.zeros(384, dtype=np.float32)
     query[1] = 1.0
-    assert back.view(query, 1) == graph.view(query, 1)
+    assert back.nearest(query, 1) == graph.nearest(query, 1)
+    assert [(e.name, round(score, 4)) for e, score in back.nearest(query, 2)] == [("Emma", 1.0), ("Biscuit", 0.0)]
     empty = graph_snapshots.decode(3, *graph_snapshots.encode(CustomerGraph.build(3, None)))
-    assert empty.facts is None and empty.view(query, 5) is None
+    assert empty.customer is None and empty.nearest(query, 5) == []
 
 
 def _graph(version: int, entities: int) -> CustomerGraph:
@@ -144,7 +149,7 @@ def _graph(version: int, entities: int) -> CustomerGraph:
             for i in range(entities)
         ],
     }
-    return CustomerGraph.build(version, facts)
+    return CustomerGraph.build(version, FactsRead.parse(facts))
 
 
 def test_the_graph_cache_is_bounded_by_bytes_not_by_customers():

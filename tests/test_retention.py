@@ -78,8 +78,8 @@ def test_a_backdated_import_is_swept_from_both_stores_and_the_rest_is_untouched(
             await rt.close()
 
     done = asyncio.run(run())
-    counts = done["counts"]
-    assert done["customers"] == 1  # only the customer with expired data was visited
+    counts = done.counts
+    assert done.customers == 1  # only the customer with expired data was visited
     assert counts["messages"] == 2 and counts["orders"] == 1 and counts["order_lines"] == 1
     assert counts["graph_nodes"] >= 2 and counts["graph_purchases"] == 1
     assert PRIVACY_REMOVED.labels("retention_messages")._value.get() - removed_before == 2
@@ -99,7 +99,7 @@ def test_a_backdated_import_is_swept_from_both_stores_and_the_rest_is_untouched(
     assert stack.sql("SELECT graph_version FROM users WHERE user_identifier = $1", user)[0]["graph_version"] > version
 
     (log,) = stack.sql(
-        "SELECT policy, customers, counts, error, finished_at FROM retention_sweeps WHERE id = $1", done["sweep_id"]
+        "SELECT policy, customers, counts, error, finished_at FROM retention_sweeps WHERE id = $1", done.sweep_id
     )
     assert json.loads(log["counts"]) == counts and log["customers"] == 1 and log["error"] is None
     assert json.loads(log["policy"]) == {
@@ -148,7 +148,7 @@ def test_a_sweep_is_due_once_per_interval_and_only_when_configured(stack):
         try:
             assert not await due(plain)  # nothing configured: never
             done = await sweep(rt_hourly, customers=[])
-            assert done["customers"] == 0 and done["counts"] == {}
+            assert done.customers == 0 and done.counts == {}
             assert not await due(rt_hourly)  # one sweep per interval, across workers
             await asyncio.sleep(1.2)
             assert await due(rt_second)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from openai import AsyncStream
 from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
+from loft_memory.models import CustomerSummary, EntityFact, MemoryFact, PreferenceFact, PurchaseFact
 from service.catalog import Catalog
 from service.core import recommendations
 from service.core.profile import customer_profile
@@ -56,15 +57,16 @@ async def reply(
     rt: Runtime,
     user: str,
     message: str,
-    context: dict[str, Any],
+    context: str,
     history: list[dict[str, str]],
     *,
     said: Extraction | None = None,
     known: Known | None = None,
 ) -> str:
-    """The assistant's answer. ``said``: the facts of this very message (so the answer
-    uses them even before the worker has filed them); ``known``: the customer's facts the
-    context was built from (the reply says what the context says)."""
+    """The assistant's answer from ``context``, the context's prompt text. ``said``: the
+    facts of this very message (so the answer uses them even before the worker has filed
+    them); ``known``: the customer's facts the context was built from (the reply says what
+    the context says)."""
     if rt.llm is not None:
         try:
             return await _llm_reply(rt, user, message, context, history)
@@ -95,14 +97,12 @@ def recommendations_text(recs: dict[str, Any]) -> str:
 
 
 async def _prompt(
-    rt: Runtime, user: str, message: str, context: dict[str, Any], history: list[dict[str, str]]
+    rt: Runtime, user: str, message: str, context: str, history: list[dict[str, str]]
 ) -> list[ChatCompletionMessageParam]:
     """The messages for the model: the system prompt with the context and this customer's
     recommendations, the last turns, and this message."""
     recs = await _recommendations(rt, user)
-    system = SYSTEM_PROMPT.format(
-        context=context.get("text") or "(nothing yet)", recommendations=recommendations_text(recs)
-    )
+    system = SYSTEM_PROMPT.format(context=context or "(nothing yet)", recommendations=recommendations_text(recs))
     messages: list[ChatCompletionMessageParam] = [{"role": "system", "content": system}]
     messages += [
         {"role": "assistant", "content": turn["content"]}
@@ -114,9 +114,7 @@ async def _prompt(
     return messages
 
 
-async def _llm_reply(
-    rt: Runtime, user: str, message: str, context: dict[str, Any], history: list[dict[str, str]]
-) -> str:
+async def _llm_reply(rt: Runtime, user: str, message: str, context: str, history: list[dict[str, str]]) -> str:
     assert rt.llm is not None
     messages = await _prompt(rt, user, message, context, history)
     response = await rt.llm.chat.completions.create(model=rt.settings.llm_model, messages=messages, temperature=0.3)
@@ -156,7 +154,7 @@ async def reply_stream(
     rt: Runtime,
     user: str,
     message: str,
-    context: dict[str, Any],
+    context: str,
     history: list[dict[str, str]],
     *,
     said: Extraction | None = None,
@@ -183,7 +181,7 @@ async def reply_stream(
 
 
 async def _llm_stream(
-    rt: Runtime, user: str, message: str, context: dict[str, Any], history: list[dict[str, str]]
+    rt: Runtime, user: str, message: str, context: str, history: list[dict[str, str]]
 ) -> AsyncIterator[str]:
     """The model's tokens as its server streams them; leading whitespace is held back so
     that an answer of only whitespace counts as empty."""
@@ -236,7 +234,7 @@ async def offline_reply(
     the catalog, time the event loop owes every other request."""
     if said is None:
         said = await rt.cpu_long(rt.rules.extract, message, at=datetime.now(UTC), role="user")
-    profile = _with_turn(await customer_profile(rt, user, known=known) or {}, said)
+    profile = _with_turn(_Profile.of(await customer_profile(rt, user, known=known)), said)
     asked = await rt.cpu_long(_read, rt.catalog, message)
     if asked.remember:
         return _remember(profile) + "\n\n" + OFFLINE_NOTE
@@ -251,12 +249,12 @@ async def offline_reply(
     return _acknowledge(profile, asked.greeting, said) + "\n\n" + OFFLINE_NOTE
 
 
-def _suggestions(profile: dict[str, Any], recs: dict[str, Any], category: str | None) -> str:
+def _suggestions(profile: _Profile, recs: dict[str, Any], category: str | None) -> str:
     items = recs.get("items") or []
     if not items:
         what = f" {category}" if category else ""
         return f"I don't have{what} suggestions for you yet. Tell me what you like, and I'll find some."
-    name = profile.get("name")
+    name = profile.name
     lines = [
         (
             "Some ideas for you" + (f", {name}" if name else "") + f" ({recs['explanation'][:1].lower()}"
@@ -270,19 +268,19 @@ def _suggestions(profile: dict[str, Any], recs: dict[str, Any], category: str | 
     return "\n".join(lines)
 
 
-def _current(profile: dict[str, Any], polarity: str) -> dict[str, list[str]]:
+def _current(profile: _Profile, polarity: str) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
-    for p in profile.get("preferences") or []:
-        if p["polarity"] == polarity and p.get("valid_to") is None:
-            out.setdefault(p["attribute"], []).append(str(p["value"]))
+    for p in profile.preferences:
+        if p.polarity == polarity and p.valid_to is None:
+            out.setdefault(p.attribute, []).append(str(p.value))
     return out
 
 
-def _remember(profile: dict[str, Any]) -> str:
-    if not profile:
+def _remember(profile: _Profile) -> str:
+    if not profile.known:
         return "I don't have anything saved about you yet. Tell me what you're looking for and I'll remember it."
     lines = []
-    name = profile.get("name")
+    name = profile.name
     lines.append(f"You're {name}." if name else "I don't know your name yet.")
     likes = _current(profile, "prefers")
     dislikes = _current(profile, "dislikes")
@@ -292,20 +290,15 @@ def _remember(profile: dict[str, Any]) -> str:
         lines.append(
             "You're not keen on " + "; ".join(f"{', '.join(v)} {_label(a)}" for a, v in dislikes.items()) + "."
         )
-    purchases = profile.get("purchases") or []
-    if purchases:
-        lines.append("You bought " + ", ".join(p["name"] for p in purchases[:5]) + ".")
-    if profile.get("recent_topics"):
-        lines.append("Recently we talked about " + ", ".join(profile["recent_topics"][:5]) + ".")
-    people = [e for e in profile.get("entities") or [] if e.get("type") in ("person", "pet", "room", "place")]
+    if profile.purchases:
+        lines.append("You bought " + ", ".join(str(p.name) for p in profile.purchases[:5]) + ".")
+    if profile.recent_topics:
+        lines.append("Recently we talked about " + ", ".join(profile.recent_topics[:5]) + ".")
+    people = [e for e in profile.entities if e.type in ("person", "pet", "room", "place")]
     if people:
-        lines.append(
-            "You mentioned " + ", ".join(f"{e['name']} ({e['relation'] or e['type']})" for e in people[:5]) + "."
-        )
-    if len(lines) == 1 and not name:
-        memories = profile.get("memories") or []
-        if memories:
-            lines.append("I remember: " + " ".join(m["content"] for m in memories[:3]))
+        lines.append("You mentioned " + ", ".join(f"{e.name} ({e.relation or e.type})" for e in people[:5]) + ".")
+    if len(lines) == 1 and not name and profile.memories:
+        lines.append("I remember: " + " ".join(m.content for m in profile.memories[:3]))
     return " ".join(lines)
 
 
@@ -320,7 +313,7 @@ def _label(attribute: str) -> str:
     }.get(attribute, attribute)
 
 
-def _products(rt: Runtime, profile: dict[str, Any], category: str, message: str) -> str:
+def _products(rt: Runtime, profile: _Profile, category: str, message: str) -> str:
     prefer = _current(profile, "prefers")
     avoid = _current(profile, "dislikes")
     budget = prefer.pop("budget", None)
@@ -334,7 +327,7 @@ def _products(rt: Runtime, profile: dict[str, Any], category: str, message: str)
     label = category + ("s" if not category.endswith("s") else "")
     if not found:
         return f"I couldn't find any {label} in the catalog right now."
-    name = profile.get("name")
+    name = profile.name
     intro = f"Here are some {label}" + (f" picked for you, {name}" if name else "") + ":"
     lines = [intro]
     for product, _, reasons in found:
@@ -343,33 +336,57 @@ def _products(rt: Runtime, profile: dict[str, Any], category: str, message: str)
     return "\n".join(lines)
 
 
-def _with_turn(profile: dict[str, Any], said: Extraction) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Profile:
+    """What the offline answer knows of the customer (``known``: anything at all)."""
+
+    known: bool = False
+    name: str | None = None
+    preferences: tuple[PreferenceFact, ...] = ()
+    purchases: tuple[PurchaseFact, ...] = ()
+    recent_topics: tuple[str, ...] = ()
+    entities: tuple[EntityFact, ...] = ()
+    memories: tuple[MemoryFact, ...] = ()
+
+    @classmethod
+    def of(cls, summary: CustomerSummary | None) -> _Profile:
+        if summary is None:
+            return cls()
+        return cls(
+            True,
+            summary.name,
+            tuple(summary.preferences),
+            tuple(summary.purchases),
+            tuple(summary.recent_topics),
+            tuple(summary.entities),
+            tuple(summary.memories),
+        )
+
+
+def _with_turn(profile: _Profile, said: Extraction) -> _Profile:
     """The profile as it will be once this turn is filed: its name and preferences on top."""
     if said.is_empty():
         return profile
-    out = dict(profile)
-    if said.customer_name:
-        out["name"] = said.customer_name
-    prefs = list(out.get("preferences") or [])
+    prefs = list(profile.preferences)
     for p in said.preferences:
         if p.replaces:  # "actually I prefer walnut now": the other current values go
-            prefs = [q for q in prefs if not (q["attribute"] == p.attribute and q["polarity"] == p.polarity)]
-        prefs = [q for q in prefs if not (q["attribute"] == p.attribute and str(q["value"]) == p.value)]
+            prefs = [q for q in prefs if not (q.attribute == p.attribute and q.polarity == p.polarity)]
+        prefs = [q for q in prefs if not (q.attribute == p.attribute and str(q.value) == p.value)]
         prefs.append(
-            {
-                "attribute": p.attribute,
-                "value": p.value,
-                "polarity": p.polarity,
-                "strength": p.strength,
-                "valid_to": None,
-            }
+            PreferenceFact(
+                rel="PREFERS" if p.polarity == "prefers" else "DISLIKES",
+                polarity=p.polarity,
+                attribute=p.attribute,
+                value=p.value,
+                strength=p.strength,
+                valid_to=None,
+            )
         )
-    out["preferences"] = prefs
-    return out
+    return replace(profile, known=True, name=said.customer_name or profile.name, preferences=tuple(prefs))
 
 
-def _acknowledge(profile: dict[str, Any], greeting: bool, facts: Extraction) -> str:
-    name = facts.customer_name or profile.get("name")
+def _acknowledge(profile: _Profile, greeting: bool, facts: Extraction) -> str:
+    name = facts.customer_name or profile.name
     parts = []
     if greeting or facts.customer_name:
         parts.append(

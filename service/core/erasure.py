@@ -57,7 +57,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from graph import erasure as graph_erasure
 from graph import writes as graph_writes
-from loft_memory.models import ErasureReceipt
+from loft_memory.models import ErasureReceipt, SessionMessage
 from service.errors import InvalidInput
 from service.outages import is_outage
 from service.postgres import co_purchases, graph_snapshots, history, queue, tombstones, users
@@ -295,9 +295,7 @@ async def attempt(
         except asyncpg.LockNotAvailableError:
             return await _pending(rt, receipt_id, LOCKED, store_unavailable=False)
     try:
-        graph = await asyncio.wait_for(
-            graph_erasure.erase_customer(rt.graph, user, database=rt.settings.neo4j_database), graph_timeout_s
-        )
+        graph = await asyncio.wait_for(graph_erasure.erase_customer(rt.graph_store, user), graph_timeout_s)
     except Exception as exc:
         outage = _is_outage(exc)
         if outage:
@@ -608,7 +606,7 @@ async def forget_memory(
             await audit(conn)
         closed = 0
         if deleted.fact_keys and live:
-            async with rt.graph.session(database=rt.settings.neo4j_database) as session:
+            async with rt.graph_store.session() as session:
                 closed = await asyncio.wait_for(
                     session.execute_write(graph_writes.forget_preferences, user, deleted.fact_keys, datetime.now(UTC)),
                     FORGET_TIMEOUT_S,
@@ -616,7 +614,7 @@ async def forget_memory(
             if closed:
                 versions = await users.bump_graph_version(conn, [user])
                 if rt.settings.graph_snapshots:
-                    await graph_snapshots.refresh(conn, rt.graph, versions)
+                    await graph_snapshots.refresh(conn, rt.graph_store, versions)
     return MemoryForgotten(memory_id, deleted.events_scrubbed, closed)
 
 
@@ -633,7 +631,7 @@ class SessionForgotten:
 
 @dataclass(frozen=True)
 class TurnForgotten:
-    message: dict[str, Any]  # the turn as it was (what a client popping it gets back)
+    message: SessionMessage  # the turn as it was (what a client popping it gets back)
     passages: int
     summaries: int  # the session's summary, when it was written from this turn
     jobs: int  # its ingestion, if still queued

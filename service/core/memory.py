@@ -27,6 +27,8 @@ from loft_memory.models import (
     AuditPage,
     CustomerGraph,
     CustomerSummary,
+    EntityFact,
+    EntityHit,
     EntitySearchResponse,
     ImportRequest,
     ImportResponse,
@@ -38,7 +40,6 @@ from loft_memory.models import (
     MemoryPage,
     MessageDeleted,
     SessionDeleted,
-    SessionMessage,
     SessionMessagesPage,
     SessionPage,
 )
@@ -140,7 +141,7 @@ class Memory:
             key=self.rt.erasure_key,
             per_session=self.rt.settings.session_list_messages,
         )
-        return SessionPage.model_validate({"user_identifier": user, "sessions": found, "next_cursor": next_cursor})
+        return SessionPage(user_identifier=user, sessions=found, next_cursor=next_cursor)
 
     async def session_messages(
         self, user: str, session_id: uuid.UUID, *, limit: int = 50, cursor: str | None = None
@@ -152,7 +153,7 @@ class Memory:
         return SessionMessagesPage(
             user_identifier=user,
             session_id=session_id,
-            messages=[SessionMessage(**m) for m in messages],
+            messages=messages,
             next_cursor=older,
         )
 
@@ -177,7 +178,7 @@ class Memory:
         if forgotten is None:
             raise NotFound(f"no message {message_id} in session {session_id}")
         return MessageDeleted(
-            message=SessionMessage(**forgotten.message),
+            message=forgotten.message,
             passages=forgotten.passages,
             summaries=forgotten.summaries,
             jobs=forgotten.jobs,
@@ -206,14 +207,14 @@ class Memory:
         profile = await customer_profile(self.rt, user, include_history=include_history, details=True)
         if profile is None:
             raise NotFound(f"no customer '{user}'")
-        return CustomerSummary.model_validate(profile)
+        return profile
 
     async def graph_view(self, user: str, *, limit: int = 40, include_history: bool = False) -> CustomerGraph:
         """The customer's neighbourhood as nodes and edges, cut to the facts at their version."""
         known = await facts.read(self.rt, user)
         try:
             rows = await asyncio.wait_for(
-                graph_reads.customer_graph(self.rt.graph, user, limit=limit, include_closed=include_history),
+                graph_reads.customer_graph(self.rt.graph_store, user, limit=limit, include_closed=include_history),
                 GRAPH_VIEW_TIMEOUT_S,
             )
         except TimeoutError as exc:  # the store that was slow is named, not PostgreSQL
@@ -222,7 +223,7 @@ class Memory:
             raise NotFound(f"no customer '{user}' in the graph")
         if known.error is not None:  # the facts at the customer's version could not be read
             raise StoreUnavailable("neo4j", known.error)
-        return CustomerGraph.model_validate(graph_view.shape(user, graph_view.at_version(rows, known)))
+        return graph_view.shape(user, graph_view.at_version(rows, known))
 
     async def search_entities(self, user: str, query: str, limit: int = 10) -> EntitySearchResponse:
         """The customer's entities nearest ``query``, with their relationships; while Neo4j is
@@ -232,18 +233,18 @@ class Memory:
         known = await facts.read(self.rt, user)
         try:
             found = await asyncio.wait_for(
-                graph_reads.search_entities(self.rt.graph, user, [float(x) for x in vector], limit),
+                graph_reads.search_entities(self.rt.graph_store, user, [float(x) for x in vector], limit),
                 ENTITY_SEARCH_TIMEOUT_S,
             )
         except Exception as exc:
             if not (is_outage(exc) or isinstance(exc, TimeoutError)):
                 raise
-            hits = (known.graph.view(vector, limit) or {}).get("matched", []) if known.graph else []
+            hits = known.graph.nearest(vector, limit) if known.graph else []
             held = "answered from the customer's graph facts at their current version"
             return EntitySearchResponse(
                 query=query,
                 user_identifier=user,
-                entities=[_entity_hit(e) for e in hits],
+                entities=[_entity_hit(e, score) for e, score in hits],
                 tiers={"neo4j": False},
                 errors={
                     "neo4j": "Neo4j is unavailable; "
@@ -251,8 +252,8 @@ class Memory:
                 },
             )
         if known.error is None:  # what Neo4j holds ahead of the version waits, as in every door
-            found = [e for e in found if known.knows_entity(e["key"])]
-        return EntitySearchResponse.model_validate({"query": query, "user_identifier": user, "entities": found})
+            found = [e for e in found if known.knows_entity(e.key)]
+        return EntitySearchResponse(query=query, user_identifier=user, entities=found)
 
     async def recommend(
         self, user: str, *, limit: int = 10, category: str | None = None, max_price: float | None = None
@@ -491,7 +492,18 @@ def _memory(m: Mapping[str, Any] | asyncpg.Record) -> LongTermMemory:
     )
 
 
-def _entity_hit(e: dict[str, Any]) -> dict[str, Any]:
+def _entity_hit(e: EntityFact, score: float) -> EntityHit:
     """An entity of the customer's facts as entity search answers it (no relationships)."""
-    keys = ("key", "name", "type", "summary", "event_at", "score", "relation", "mentions", "last_seen")
-    return {k: e.get(k) for k in keys} | {"source_message_ids": e.get("source_message_ids"), "relationships": []}
+    return EntityHit(
+        key=e.key,
+        name=e.name,
+        type=e.type,
+        summary=e.summary,
+        event_at=e.event_at,
+        score=score,
+        relation=e.relation,
+        mentions=e.mentions,
+        last_seen=e.last_seen,
+        source_message_ids=e.source_message_ids,
+        relationships=[],
+    )

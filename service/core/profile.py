@@ -18,9 +18,11 @@ from typing import Any
 import asyncpg
 
 from graph import reads as graph_reads
+from graph.facts import CustomerFacts, Preference
 from graph.schema import POLARITY_OF
+from loft_memory.models import CustomerSummary, EntityFact, MemoryFact, PreferenceFact, SessionSummaryFact
 from service import facts
-from service.facts import Known
+from service.facts import NO_FACTS, Known
 from service.postgres import history, users
 from service.runtime import Runtime
 from vectors import memories as ltm
@@ -34,7 +36,7 @@ DETAILS_TIMEOUT_S = 2.0
 
 async def customer_profile(
     rt: Runtime, user: str, *, include_history: bool = False, details: bool = False, known: Known | None = None
-) -> dict[str, Any] | None:
+) -> CustomerSummary | None:
     """``known``: the customer's facts already read for this request (a chat turn's context
     read them); ``details``: also what only Neo4j holds (see the module's docstring)."""
     async with rt.pool.acquire() as conn:
@@ -49,81 +51,76 @@ async def customer_profile(
     if known is None:
         known = await facts.read(rt, user)
     graph = known.facts
-    entities = [dict(e) for e in known.entities[:ENTITIES]]
-    preferences = list(graph.get("preferences") or [])
+    entities = known.entities[:ENTITIES]
+    preferences = list(graph.preferences)
     graph_error = known.error
     if details and known.error is None:
-        graph_error = await _details(rt, user, known, entities, preferences, include_history=include_history)
-    topics: list[str] = [i["name"] for i in graph.get("interests") or []]
+        try:
+            extra = await _details(rt, user, include_history=include_history)
+        except Exception as exc:  # the versioned facts stand; the tier is reported missing
+            graph_error = facts.describe(exc)
+        else:
+            preferences += _closed(extra, preferences) if include_history else []
+            entities = _related(entities, extra, {e.name for e in known.entities})
+    topics: list[str] = [i.name for i in graph.interests if i.name]
     for r in recent:
         topics.extend(rt.catalog.match_categories(r["content"]))
     topics = list({t.lower(): t for t in reversed(topics)}.values())[::-1][:8]  # first spelling of each, in order
-    return {
-        "user_identifier": user,
-        "name": known.name or row["display_name"],
-        "customer_since": row["created_at"],
-        "preferences": [
-            _preference(p) for p in sorted(preferences, key=lambda p: (-(p.get("strength") or 0), str(p["value"])))
-        ],
-        "purchases": graph.get("purchases") or [],
-        "interests": graph.get("interests") or [],
-        "entities": entities,
-        "recent_topics": topics,
-        "memories": [_memory(m) for m in memories],
-        "summaries": [_summary(x) for x in summaries],
-        "stats": counts,
-        "tiers": {"postgres": True, "neo4j": graph_error is None},
-        "errors": {"neo4j": graph_error} if graph_error else {},
-    }
+    return CustomerSummary(
+        user_identifier=user,
+        name=known.name or row.display_name,
+        customer_since=row.created_at,
+        preferences=[_preference(p) for p in sorted(preferences, key=lambda p: (-(p.strength or 0), str(p.value)))],
+        purchases=graph.purchases,
+        interests=graph.interests,
+        entities=entities,
+        recent_topics=topics,
+        memories=[_memory(m) for m in memories],
+        summaries=[_summary(x) for x in summaries],
+        stats=counts,
+        tiers={"postgres": True, "neo4j": graph_error is None},
+        errors={"neo4j": graph_error} if graph_error else {},
+    )
 
 
-async def _details(
-    rt: Runtime,
-    user: str,
-    known: Known,
-    entities: list[dict[str, Any]],
-    preferences: list[dict[str, Any]],
-    *,
-    include_history: bool,
-) -> str | None:
-    """Add what only Neo4j holds to the versioned facts (in place): the entities'
-    relationships and (``include_history``) closed preferences. Returns why the graph tier
-    could not answer, if it could not."""
+async def _details(rt: Runtime, user: str, *, include_history: bool) -> CustomerFacts:
+    """What only Neo4j holds: the entities' relationships and (``include_history``) closed
+    preferences. Raises when the graph tier could not answer (logged unless it is away)."""
     try:
         extra = await asyncio.wait_for(
-            graph_reads.neighbourhood(rt.graph, user, include_closed=include_history), DETAILS_TIMEOUT_S
+            graph_reads.neighbourhood(rt.graph_store, user, include_closed=include_history), DETAILS_TIMEOUT_S
         )
-    except Exception as exc:  # the versioned facts stand; the tier is reported missing
+    except Exception as exc:
         if not facts.unreachable(exc):
             log.error("graph read failed for a summary (%s)", type(exc).__name__)
-        return facts.describe(exc)
-    preferences += _closed(extra or {}, preferences) if include_history else []
-    _relate(entities, extra or {}, {e.get("name") for e in known.entities})
-    return None
+        raise
+    return extra or NO_FACTS
 
 
-def _closed(extra: dict[str, Any], current: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _closed(extra: CustomerFacts, current: list[Preference]) -> list[Preference]:
     """The closed preferences of a Neo4j read, but for one the versioned facts still hold
     as current (closed in Neo4j ahead of the version)."""
-    held = {(p["rel"], p.get("value"), p.get("valid_from")) for p in current}
-    return [
-        p
-        for p in extra.get("preferences") or []
-        if p.get("valid_to") is not None and (p["rel"], p.get("value"), p.get("valid_from")) not in held
-    ]
+    held = {(p.rel, p.value, p.valid_from) for p in current}
+    return [p for p in extra.preferences if p.valid_to is not None and (p.rel, p.value, p.valid_from) not in held]
 
 
-def _relate(entities: list[dict[str, Any]], extra: dict[str, Any], names: set[Any]) -> None:
-    """Give each entity its relationships (and first mention) from a Neo4j read, keeping
+def _related(entities: list[EntityFact], extra: CustomerFacts, names: set[str | None]) -> list[EntityFact]:
+    """Each entity with its relationships (and first mention) from a Neo4j read, keeping
     only relationships to the entities the versioned facts name (``names``)."""
-    read = {e["key"]: e for e in extra.get("entities") or []}
+    read = {e.key: e for e in extra.entities}
+    out = []
     for e in entities:
-        found = read.get(e.get("key"), {})
-        e["first_seen"] = found.get("first_seen")
-        e["related"] = [r for r in found.get("related") or [] if r.get("other") in names]
+        found = read.get(e.key)
+        related = [r for r in (found.related or []) if r.other in names] if found else []
+        out.append(e.model_copy(update={"first_seen": found.first_seen if found else None, "related": related}))
+    return out
 
 
-PREFERENCE_KEYS = (
+def _preference(p: Preference) -> PreferenceFact:
+    return PreferenceFact.model_validate(p.model_dump(include=PREFERENCE_KEYS) | {"polarity": POLARITY_OF[p.rel]})
+
+
+PREFERENCE_KEYS = {
     "rel",
     "attribute",
     "value",
@@ -133,31 +130,27 @@ PREFERENCE_KEYS = (
     "valid_from",
     "valid_to",
     "source_message_ids",
-)
+}
 
 
-def _preference(p: dict[str, Any]) -> dict[str, Any]:
-    return {k: p.get(k) for k in PREFERENCE_KEYS} | {"polarity": POLARITY_OF[p["rel"]]}
+def _memory(m: Mapping[str, Any] | asyncpg.Record) -> MemoryFact:
+    return MemoryFact(
+        id=str(m["id"]),
+        kind=m["kind"],
+        content=m["content"],
+        importance=m["importance"],
+        created_at=m["created_at"],
+        valid_from=m["valid_from"],
+        valid_to=m["valid_to"],
+        superseded_by=str(m["superseded_by"]) if m["superseded_by"] else None,
+        source_message_ids=list(m["source_message_ids"]),
+    )
 
 
-def _memory(m: Mapping[str, Any] | asyncpg.Record) -> dict[str, Any]:
-    return {
-        "id": str(m["id"]),
-        "kind": m["kind"],
-        "content": m["content"],
-        "importance": m["importance"],
-        "created_at": m["created_at"],
-        "valid_from": m["valid_from"],
-        "valid_to": m["valid_to"],
-        "superseded_by": str(m["superseded_by"]) if m["superseded_by"] else None,
-        "source_message_ids": list(m["source_message_ids"]),
-    }
-
-
-def _summary(x: Mapping[str, Any] | asyncpg.Record) -> dict[str, Any]:
-    return {
-        "session_id": str(x["session_id"]),
-        "summary": x["summary"],
-        "key_entities": list(x["key_entities"]),
-        "last_message_at": x["last_message_at"],
-    }
+def _summary(x: Mapping[str, Any] | asyncpg.Record) -> SessionSummaryFact:
+    return SessionSummaryFact(
+        session_id=str(x["session_id"]),
+        summary=x["summary"],
+        key_entities=list(x["key_entities"]),
+        last_message_at=x["last_message_at"],
+    )

@@ -32,7 +32,7 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from graph import retention as graph_retention
 from service.core import erasure
@@ -164,13 +164,23 @@ async def due(rt: Runtime) -> bool:
     return not await rt.pool.fetchval(RECENT_SWEEP, float(rt.settings.retention_sweep_s))
 
 
-async def sweep(rt: Runtime, policy: Policy | None = None, *, customers: Sequence[str] | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Swept:
+    """What one sweep removed: rows per kind, from how many customers (``sweep_id``: its row
+    in ``retention_sweeps``; None when no retention is configured)."""
+
+    sweep_id: int | None
+    customers: int
+    counts: dict[str, int]
+
+
+async def sweep(rt: Runtime, policy: Policy | None = None, *, customers: Sequence[str] | None = None) -> Swept:
     """One sweep over every customer (or only ``customers``: an operator's targeted run);
     returns (and logs in ``retention_sweeps``) what it removed."""
     policy = policy or Policy.of(rt.settings)
     totals: Counter[str] = Counter()
     if not policy.active:
-        return {"customers": 0, "counts": {}}
+        return Swept(None, 0, {})
     sweep_id = await rt.pool.fetchval(START, json.dumps(asdict(policy)))
     handled, error = 0, None
     try:
@@ -206,7 +216,7 @@ async def sweep(rt: Runtime, policy: Policy | None = None, *, customers: Sequenc
             PRIVACY_REMOVED.labels(f"retention_{what}").inc(n)
         if counts:
             log.info("retention sweep %s: %d customers, removed %s", sweep_id, handled, counts)
-    return {"sweep_id": sweep_id, "customers": handled, "counts": counts}
+    return Swept(sweep_id, handled, counts)
 
 
 async def _customer(rt: Runtime, user: str, policy: Policy) -> Counter[str]:
@@ -271,17 +281,17 @@ async def _graph(rt: Runtime, conn: Conn, user: str, message_ids: list[int], ord
     """The facts these messages and orders were the last sources of, deleted in Neo4j
     (inside the caller's transaction: a failure rolls the batch back), then the
     customer's graph version and snapshot move on."""
-    async with rt.graph.session(database=rt.settings.neo4j_database) as session:
+    async with rt.graph_store.session() as session:
         cited = (
             await asyncio.wait_for(session.execute_read(graph_retention.citing, user, message_ids), GRAPH_TIMEOUT_S)
             if message_ids
             else []
         )
-        sources = sorted({i for c in cited for i in (c["sources"] or [])})
+        sources = sorted({i for c in cited for i in c.sources})
         kept = {r["id"] for r in await conn.fetch(STILL_THERE, sources)} if sources else set()
-        gone = [c for c in cited if not kept.intersection(c["sources"] or [])]
-        nodes = [c["id"] for c in gone if c["kind"] == "node"]
-        relationships = [c["id"] for c in gone if c["kind"] == "relationship"]
+        gone = [c for c in cited if not kept.intersection(c.sources)]
+        nodes = [c.id for c in gone if c.kind == "node"]
+        relationships = [c.id for c in gone if c.kind == "relationship"]
         if not (nodes or relationships or order_ids):
             return {}
         deleted: dict[str, int] = await asyncio.wait_for(
@@ -290,5 +300,5 @@ async def _graph(rt: Runtime, conn: Conn, user: str, message_ids: list[int], ord
     if any(deleted.values()):
         versions = await users.bump_graph_version(conn, [user])
         if rt.settings.graph_snapshots:
-            await graph_snapshots.refresh(conn, rt.graph, versions)
+            await graph_snapshots.refresh(conn, rt.graph_store, versions)
     return deleted

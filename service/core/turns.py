@@ -17,9 +17,8 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from loft_memory.models import ChatResponse
+from loft_memory.models import ChatResponse, ContextResponse
 from service.core import chat, consent
 from service.core.chat import Piece
 from service.errors import Conflict, NotFound
@@ -54,17 +53,17 @@ class Turn:
     context: Context | None = None
     turns: list[dict[str, str]] | None = None
     said: Extraction | None = None
-    _shown: dict[str, Any] | None = None  # the context as the answer shows it (built once)
+    _shown: ContextResponse | None = None  # the context as the answer shows it (built once)
 
     @property
     def llm(self) -> bool:
         return self.rt.llm is not None
 
-    def shown(self) -> dict[str, Any]:
-        """The context as JSON (the prompt reads it, the answer carries it)."""
+    def shown(self) -> ContextResponse:
+        """The context as the answer carries it."""
         assert self.context is not None
         if self._shown is None:
-            self._shown = self.context.as_dict()
+            self._shown = ContextResponse.model_validate(self.context.as_dict())
         return self._shown
 
     async def answer(self) -> ChatResponse:
@@ -113,9 +112,9 @@ class Turn:
             memory_mode=self.mode,
         )
 
-    def _reply_args(self) -> tuple[str, str, dict[str, Any], list[dict[str, str]]]:
+    def _reply_args(self) -> tuple[str, str, str, list[dict[str, str]]]:
         assert self.context is not None
-        return self.request.user, self.request.message, self.shown(), self.turns or []
+        return self.request.user, self.request.message, self.context.text, self.turns or []
 
 
 async def start(rt: Runtime, retr: Retriever, req: TurnRequest) -> Turn:
@@ -204,30 +203,32 @@ async def _replay_of(
     return await _replay(rt, retr, req, earlier, mode)
 
 
-async def _replay(rt: Runtime, retr: Retriever, req: TurnRequest, earlier: dict[str, Any], mode: consent.Mode) -> Turn:
+async def _replay(
+    rt: Runtime, retr: Retriever, req: TurnRequest, earlier: history.ClientTurn, mode: consent.Mode
+) -> Turn:
     """A retry of a turn already stored: its stored answer, with the context as it is now."""
-    if earlier["content"] != req.message:
+    if earlier.content != req.message:
         raise Conflict("this message_id / Idempotency-Key was already used for a different message")
     async with rt.pool.acquire() as conn:
-        answer = await history.message_by_external_id(conn, req.user, history.reply_key(earlier["id"]))
+        answer = await history.message_by_external_id(conn, req.user, history.reply_key(earlier.id))
     if answer is None:
         raise Conflict("this turn is still being answered; retry in a moment")
     context = await retr.context(
         req.user,
         req.message,
         budget=req.budget,
-        session_id=earlier["session_id"],
-        exclude_message_ids=frozenset({earlier["id"]}),
+        session_id=earlier.session_id,
+        exclude_message_ids=frozenset({earlier.id}),
         track_access=False,
     )
     replayed = ChatResponse(
-        session_id=earlier["session_id"],
-        message_id=earlier["id"],
-        reply=answer["content"],
-        reply_message_id=answer["id"],
+        session_id=earlier.session_id,
+        message_id=earlier.id,
+        reply=answer.content,
+        reply_message_id=answer.id,
         context=context.as_dict(),
         llm=rt.llm is not None,
         replayed=True,
         memory_mode=mode,
     )
-    return Turn(rt, req, earlier["session_id"], earlier["id"], replayed=replayed, context=context, mode=mode)
+    return Turn(rt, req, earlier.session_id, earlier.id, replayed=replayed, context=context, mode=mode)

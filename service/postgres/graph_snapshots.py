@@ -23,33 +23,28 @@ So the facts are also kept here, beside the ``users.graph_version`` they were re
   write that does not refresh it, a failed refresh), the retriever reads Neo4j as before
   and writes the snapshot back off the hot path, so it heals itself.
 
-Facts are JSON (timestamps as ISO 8601, read back as aware datetimes); the entity
-embeddings a float32 matrix in one ``bytea``, one 384-wide row per entity in the facts'
-order. The rows are derived data about one customer and are erased with them
+Facts are the JSON of :class:`graph.facts.CustomerFacts` (timestamps as ISO 8601, read
+back as aware datetimes); the entity embeddings a float32 matrix in one ``bytea``, one
+384-wide row per entity in the facts' order. The rows are derived data about one customer and are erased with them
 (``service.core.erasure.TABLES``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
 import numpy as np
-from neo4j import AsyncDriver
 
 from graph import reads as graph_reads
 from graph.cache import CustomerGraph
+from graph.driver import GraphStore
+from graph.facts import CustomerFacts
 from vectors.embedder import DIM
 from vectors.pg import Conn, Executor
 
 log = logging.getLogger("loft.graph_snapshots")
-
-# the keys under which graph facts hold timestamps (graph.reads returns datetimes there)
-TEMPORAL_KEYS = frozenset({"first_seen", "last_seen", "valid_from", "valid_to", "at", "event_at"})
 
 # the version, and the snapshot only when it is at that version and the caller's copy is
 # not: one round trip either way, and no payload when the caller's cache is current
@@ -102,34 +97,31 @@ async def state(conn: Executor, user: str, cached_version: int | None, *, with_s
     version, speakers = int(row["version"]), tuple(row["speakers"])
     if not with_snapshot or row["facts"] is None:
         return GraphState(version, None, speakers)
-    return GraphState(version, decode(version, row["facts"], row["entities"]), speakers)
+    try:
+        snapshot = decode(version, row["facts"], row["entities"])
+    except ValueError as exc:  # a snapshot this code cannot read: the graph is read instead
+        log.warning("graph snapshot not readable: %r", exc)
+        return GraphState(version, None, speakers)
+    return GraphState(version, snapshot, speakers)
 
 
 def encode(graph: CustomerGraph) -> tuple[str, bytes]:
     """The snapshot's ``facts`` (JSON; entities without their embeddings) and ``entities`` columns."""
-    facts = None if graph.facts is None else {k: v for k, v in graph.facts.items() if k != "entities"}
-    if facts is not None:
-        facts["entities"] = graph.entities
-    return json.dumps(facts, default=_json_default, separators=(",", ":")), graph.matrix.astype("<f4").tobytes()
+    facts = "null" if graph.customer is None else graph.customer.model_dump_json()
+    return facts, graph.matrix.astype("<f4").tobytes()
 
 
 def decode(version: int, facts_json: str, entities: bytes) -> CustomerGraph:
     """A snapshot's columns back as the cache entry the graph read would have built."""
-    loaded = json.loads(facts_json)
-    if loaded is None:  # no Customer node at that version
-        return CustomerGraph.build(version, None)
-    facts: dict[str, Any] = _timestamps(loaded)
-    for key, value in facts.items():
-        if isinstance(value, list):
-            facts[key] = [_timestamps(v) if isinstance(v, dict) else v for v in value]
+    facts = None if facts_json == "null" else CustomerFacts.model_validate_json(facts_json)
     matrix = np.frombuffer(entities, dtype="<f4").reshape(-1, DIM)
-    listed = facts.pop("entities", None) or []
+    listed = facts.entities if facts is not None else []
     if len(listed) != len(matrix):
         raise ValueError(f"graph snapshot: {len(listed)} entities but {len(matrix)} embeddings")
-    return CustomerGraph(version, facts, listed, matrix)
+    return CustomerGraph(version, facts, matrix)
 
 
-async def refresh(conn: Conn, graph_driver: AsyncDriver, versions: Mapping[str, int]) -> int:
+async def refresh(conn: Conn, store: GraphStore, versions: Mapping[str, int]) -> int:
     """Read the graph facts of these customers (one Neo4j read) and store them at their new
     versions. Call inside the transaction that bumped the versions, after the graph write.
     A failed read is logged and leaves the old snapshots (at an older version, so unused):
@@ -137,17 +129,13 @@ async def refresh(conn: Conn, graph_driver: AsyncDriver, versions: Mapping[str, 
     if not versions:
         return 0
     try:
-        found = await graph_reads.customers_facts(graph_driver, sorted(versions))
+        found = await graph_reads.customers_facts(store, sorted(versions))
     except Exception as exc:  # the graph write committed; the snapshot is only an optimisation
         log.warning("graph snapshots not refreshed for %d customers: %r", len(versions), exc)
         return 0
     rows = []
-    for user, facts in found.items():
-        try:
-            payload, matrix = encode(CustomerGraph.build(versions[user], facts))
-        except (TypeError, ValueError) as exc:  # a value JSON cannot hold: that customer reads the graph
-            log.warning("graph snapshot of one customer not stored: %r", exc)
-            continue
+    for user, read in found.items():
+        payload, matrix = encode(CustomerGraph.build(versions[user], read))
         rows.append((user, versions[user], payload, matrix))
     await conn.executemany(UPSERT, rows)
     return len(rows)
@@ -164,17 +152,3 @@ async def write_back(conn: Executor, user: str, graph: CustomerGraph) -> None:
 
 async def count(conn: Executor) -> int:
     return int(await conn.fetchval(COUNT))
-
-
-def _json_default(value: object) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"graph snapshot: cannot store a {type(value).__name__}")
-
-
-def _timestamps(d: dict[str, Any]) -> dict[str, Any]:
-    for key in TEMPORAL_KEYS.intersection(d):
-        value = d[key]
-        if isinstance(value, str):
-            d[key] = datetime.fromisoformat(value)
-    return d

@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from loft_memory.models import Session, SessionMessage
 from service.errors import NotFound
 from service.pagination import decode_cursor, encode_cursor
 from service.postgres import queue, tombstones, users
@@ -91,6 +92,7 @@ SELECT id, role, speaker, content, created_at FROM (
 
 # -- the worker's reads and writes -------------------------------------------------------------
 
+STORED_BY_EXTERNAL_ID = "SELECT id, created_at FROM messages WHERE user_identifier = $1 AND external_id = $2"
 BY_ID = """
 SELECT id, session_id, user_identifier, role, speaker, content, created_at
 FROM messages WHERE id = ANY($1::bigint[]) ORDER BY id
@@ -182,6 +184,19 @@ class NewMessage:
 
 
 @dataclass(frozen=True)
+class QueuedMessage:
+    """A stored message as the worker files it (:data:`BY_ID`'s columns)."""
+
+    id: int
+    session_id: uuid.UUID
+    user_identifier: str
+    role: str
+    speaker: str | None
+    content: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class StoredMessage:
     id: int
     created_at: datetime
@@ -258,8 +273,29 @@ async def add_messages(
     ``max_speakers`` most recently introduced are kept (in one batch, the last to speak count
     as the most recent): every context matches its question against them, so an import of
     thousands of made-up speakers must not make every context of that customer slow."""
-    # the session must still be the customer's (it may have been erased meanwhile); the
-    # key-share lock keeps it until this transaction commits
+    await _claim_session(conn, user_identifier, session_id, messages, tombstone_key)
+    stored: list[StoredMessage] = []
+    now = datetime.now(UTC)
+    latest = None
+    for message in messages:
+        at = message.created_at or now
+        one = await _insert(conn, user_identifier, session_id, message, at, lane)
+        stored.append(one)
+        if one.created:
+            latest = max(latest, at) if latest else at
+    await _add_speakers(conn, user_identifier, messages, max_speakers)
+    if latest is not None:
+        await conn.execute(TOUCH_SESSION, session_id, latest)
+        await arm_summary(conn, user_identifier, session_id, latest, summary_idle_s)
+    return stored
+
+
+async def _claim_session(
+    conn: Conn, user_identifier: str, session_id: uuid.UUID, messages: list[NewMessage], tombstone_key: bytes | None
+) -> None:
+    """The session must still be the customer's (it may have been erased meanwhile): the
+    key-share lock keeps it until this transaction commits. With ``tombstone_key``, an
+    ``external_id`` of the customer's erased history is refused (410)."""
     await users.lock_shared(conn, user_identifier)
     if await conn.fetchval(SESSION_OF_USER, session_id, user_identifier) is None:
         raise NotFound(f"session {session_id} does not exist (or the customer was erased meanwhile)")
@@ -267,44 +303,41 @@ async def add_messages(
         await tombstones.refuse_replays(
             conn, tombstone_key, user_identifier, messages=[m.external_id for m in messages]
         )
-    stored: list[StoredMessage] = []
-    now = datetime.now(UTC)
-    latest = None
-    for message in messages:
-        at = message.created_at or now
-        row = await conn.fetchrow(
-            INSERT_MESSAGE,
-            session_id,
-            user_identifier,
-            message.role,
-            message.speaker,
-            message.content,
-            message.external_id,
-            at,
-            json.dumps(message.metadata or {}),
-        )
-        if row is None:  # duplicate external_id: already stored and queued
-            existing = await conn.fetchrow(
-                "SELECT id, created_at FROM messages WHERE user_identifier = $1 AND external_id = $2",
-                user_identifier,
-                message.external_id,
-            )
-            assert existing is not None  # the conflict that skipped the insert is this row
-            stored.append(StoredMessage(existing["id"], existing["created_at"], False))
-            continue
-        stored.append(StoredMessage(row["id"], row["created_at"], True))
-        latest = max(latest, at) if latest else at
-        await queue.enqueue(
-            conn, "ingest_message", user_identifier, ingest_key(row["id"]), {"message_id": row["id"]}, lane=lane
-        )
+
+
+async def _insert(
+    conn: Conn, user_identifier: str, session_id: uuid.UUID, message: NewMessage, at: datetime, lane: queue.Lane
+) -> StoredMessage:
+    """Store one message and queue its ingestion; one whose ``external_id`` is stored
+    already is found (``created`` False) and not queued again."""
+    row = await conn.fetchrow(
+        INSERT_MESSAGE,
+        session_id,
+        user_identifier,
+        message.role,
+        message.speaker,
+        message.content,
+        message.external_id,
+        at,
+        json.dumps(message.metadata or {}),
+    )
+    if row is None:  # duplicate external_id: already stored and queued
+        existing = await conn.fetchrow(STORED_BY_EXTERNAL_ID, user_identifier, message.external_id)
+        assert existing is not None  # the conflict that skipped the insert is this row
+        return StoredMessage(existing["id"], existing["created_at"], False)
+    await queue.enqueue(
+        conn, "ingest_message", user_identifier, ingest_key(row["id"]), {"message_id": row["id"]}, lane=lane
+    )
+    return StoredMessage(row["id"], row["created_at"], True)
+
+
+async def _add_speakers(conn: Conn, user_identifier: str, messages: list[NewMessage], max_speakers: int) -> None:
+    """The names of the people who speak in ``messages`` join the customer's ``speakers``
+    (the last to speak count as the most recently introduced)."""
     last_said = {m.speaker: i for i, m in enumerate(messages) if m.speaker}
     if last_said:
         speakers = sorted(last_said, key=last_said.__getitem__)[-max_speakers:]
         await conn.execute(ADD_SPEAKERS, user_identifier, speakers, max_speakers)
-    if latest is not None:
-        await conn.execute(TOUCH_SESSION, session_id, latest)
-        await arm_summary(conn, user_identifier, session_id, latest, summary_idle_s)
-    return stored
 
 
 def ingest_key(message_id: int) -> str:
@@ -365,9 +398,20 @@ def reply_key(message_id: int) -> str:
     return f"reply:{message_id}"
 
 
-async def message_by_external_id(conn: Conn, user_identifier: str, external_id: str) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class ClientTurn:
+    """A message stored under a client's id (:data:`BY_EXTERNAL_ID`'s columns)."""
+
+    id: int
+    session_id: uuid.UUID
+    role: str
+    content: str
+    created_at: datetime
+
+
+async def message_by_external_id(conn: Conn, user_identifier: str, external_id: str) -> ClientTurn | None:
     row = await conn.fetchrow(BY_EXTERNAL_ID, user_identifier, external_id)
-    return dict(row) if row else None
+    return ClientTurn(**row) if row else None
 
 
 async def session_owner(conn: Conn, session_id: uuid.UUID) -> str | None:
@@ -396,8 +440,9 @@ async def counts(conn: Conn) -> dict[str, int]:
     return _counts(await conn.fetchrow(COUNTS))
 
 
-async def messages_by_id(conn: Conn, ids: list[int]) -> list[dict[str, Any]]:
-    return [dict(r) for r in await conn.fetch(BY_ID, ids)]
+async def messages_by_id(conn: Conn, ids: list[int]) -> list[QueuedMessage]:
+    """The messages of ``ids`` that still exist, in order (an erased one is simply missing)."""
+    return [QueuedMessage(**r) for r in await conn.fetch(BY_ID, ids)]
 
 
 async def lock_live_messages(conn: Conn, ids: list[int]) -> set[int]:
@@ -422,7 +467,7 @@ async def list_sessions(
     cursor: str | None,
     key: bytes,
     per_session: int,
-) -> tuple[list[dict[str, Any]], str | None]:
+) -> tuple[list[Session], str | None]:
     """A page of the customer's sessions, newest first, each with its newest ``per_session``
     turns (in order) and, when it has older ones, the cursor of :func:`session_page` that
     reads them: one listing never holds more than ``limit * per_session`` turns."""
@@ -445,16 +490,14 @@ async def list_sessions(
         newest = by_session.get(s["id"], [])
         shown = newest[:per_session][::-1]
         out.append(
-            {
-                "id": str(s["id"]),
-                "channel": s["channel"],
-                "started_at": s["started_at"],
-                "last_message_at": s["last_message_at"],
-                "messages": [_message(m) for m in shown],
-                "messages_cursor": _older(key, user_identifier, s["id"], shown[0])
-                if len(newest) > per_session
-                else None,
-            }
+            Session(
+                id=s["id"],
+                channel=s["channel"],
+                started_at=s["started_at"],
+                last_message_at=s["last_message_at"],
+                messages=[_message(m) for m in shown],
+                messages_cursor=_older(key, user_identifier, s["id"], shown[0]) if len(newest) > per_session else None,
+            )
         )
     next_cursor = (
         encode_cursor(key, _sessions_list(user_identifier), page[-1]["last_message_at"], page[-1]["id"])
@@ -466,7 +509,7 @@ async def list_sessions(
 
 async def session_page(
     pool: asyncpg.Pool, user_identifier: str, session_id: uuid.UUID, *, limit: int, cursor: str | None, key: bytes
-) -> tuple[list[dict[str, Any]], str | None]:
+) -> tuple[list[SessionMessage], str | None]:
     """A session's turns older than ``cursor`` (its newest without one), at most ``limit``,
     in order, and the cursor of the page before them (None at the session's start).
     Another customer's session is not found, exactly as a session that does not exist."""
@@ -497,15 +540,15 @@ def _older(key: bytes, user_identifier: str, session_id: uuid.UUID, oldest_shown
     )
 
 
-def _message(m: asyncpg.Record) -> dict[str, Any]:
-    return {
-        "id": m["id"],
-        "role": m["role"],
-        "speaker": m["speaker"],
-        "content": m["content"],
-        "external_id": m["external_id"],
-        "created_at": m["created_at"],
-    }
+def _message(m: asyncpg.Record) -> SessionMessage:
+    return SessionMessage(
+        id=m["id"],
+        role=m["role"],
+        speaker=m["speaker"],
+        content=m["content"],
+        external_id=m["external_id"],
+        created_at=m["created_at"],
+    )
 
 
 async def recent_turns(conn: Conn, user_identifier: str, session_id: uuid.UUID, limit: int) -> list[asyncpg.Record]:
@@ -526,7 +569,7 @@ async def lock_session(conn: Conn, user_identifier: str, session_id: uuid.UUID) 
 
 async def lock_message(
     conn: Conn, user_identifier: str, session_id: uuid.UUID, message_id: int
-) -> dict[str, Any] | None:
+) -> SessionMessage | None:
     """Lock one turn of the customer's session for deletion; None when there is no such turn."""
     row = await conn.fetchrow(LOCK_MESSAGE, message_id, session_id, user_identifier)
     return None if row is None else _message(row)

@@ -23,6 +23,7 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from loft_memory.models import OrderLineOut, OrderRecord
 from service.errors import Conflict
 from service.postgres import queue, tombstones, users
 
@@ -152,18 +153,18 @@ async def lines_of(conn: Conn, order_ids: list[str]) -> list[dict[str, Any]]:
     return [dict(r) for r in await conn.fetch(LINES_OF, order_ids)]
 
 
-async def list_for(conn: Conn | asyncpg.Pool, user: str, limit: int) -> list[dict[str, Any]]:
+async def list_for(conn: Conn | asyncpg.Pool, user: str, limit: int) -> list[OrderRecord]:
     out = []
     for r in await conn.fetch(LIST, user, limit):
         lines = json.loads(r["lines"]) if isinstance(r["lines"], str) else r["lines"]
         out.append(
-            {
-                "order_id": r["order_id"],
-                "placed_at": r["placed_at"],
-                "received_at": r["received_at"],
-                "total": float(r["total"]),
-                "lines": [{**x, "unit_price": float(x["unit_price"])} for x in lines],
-            }
+            OrderRecord(
+                order_id=r["order_id"],
+                placed_at=r["placed_at"],
+                received_at=r["received_at"],
+                total=float(r["total"]),
+                lines=[OrderLineOut(sku=x["sku"], qty=x["qty"], unit_price=float(x["unit_price"])) for x in lines],
+            )
         )
     return out
 

@@ -13,7 +13,8 @@ Every statement on ``users`` lives here. Two locks make erasure safe by construc
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
 
 from service.errors import Conflict
 from service.postgres import queue
@@ -90,9 +91,19 @@ async def lock_live(conn: Conn, users: list[str]) -> set[str]:
     return {r["user_identifier"] for r in await conn.fetch(LOCK_LIVE, sorted(set(users)))}
 
 
-async def get(conn: Executor, user: str) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class Customer:
+    """A customer's row (:data:`GET`'s columns)."""
+
+    user_identifier: str
+    display_name: str | None
+    created_at: datetime
+    graph_version: int
+
+
+async def get(conn: Executor, user: str) -> Customer | None:
     row = await conn.fetchrow(GET, user)
-    return dict(row) if row else None
+    return Customer(**row) if row else None
 
 
 async def bump_graph_version(conn: Conn, users: list[str]) -> dict[str, int]:

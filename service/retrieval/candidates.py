@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import numpy as np
 
+from graph.facts import CustomerFacts, Preference
 from graph.schema import POLARITY_OF, fact_key
-from loft_memory.models import ItemKind
+from loft_memory.models import EntityFact, InterestFact, ItemKind, PurchaseFact
 from service.extraction.dates import MONTH_NAMES
 from service.retrieval.config import CHARS_PER_TOKEN
 from service.text import STOPWORDS, content_terms
@@ -477,99 +478,96 @@ def summary(r: Row, limit: int, terms: set[str]) -> Candidate:
     )
 
 
-def entity(r: Row) -> Candidate:
-    relation = f", {r['relation']}" if r.get("relation") else ""
-    when = f", {day(r['event_at'])}" if r.get("event_at") else ""
+def entity(e: EntityFact) -> Candidate:
+    relation = f", {e.relation}" if e.relation else ""
+    when = f", {day(e.event_at)}" if e.event_at else ""
     related = ""
-    rels = r.get("related") or r.get("relationships")
-    if rels:
-        related = "; " + ", ".join(
-            f"{x['type'].lower().replace('_', ' ')} {x.get('other') or x.get('name')}" for x in rels[:3]
-        )
+    if e.related:
+        related = "; " + ", ".join(f"{x.type.lower().replace('_', ' ')} {x.other}" for x in e.related[:3])
     return Candidate(
-        key=f"entity:{r['key']}",
+        key=f"entity:{e.key}",
         kind="entity",
         section="entities",
-        text=f"{r['name']} ({r['type']}{relation}{when}; mentioned {r.get('mentions') or 1}×){related}",
-        timestamp=r.get("last_seen"),
+        text=f"{e.name} ({e.type}{relation}{when}; mentioned {e.mentions or 1}×){related}",
+        timestamp=e.last_seen,
         # an entity points at the turns that mention it; those are pulled in as their own items
         message_ids=[],
-        graph_path=f"(:Customer)-[:MENTIONED]->(:Entity {{key: '{r['key']}'}})",
+        graph_path=f"(:Customer)-[:MENTIONED]->(:Entity {{key: '{e.key}'}})",
         importance=0.5,
-        mention_ids=list(r.get("source_message_ids") or []),
+        mention_ids=list(e.source_message_ids or []),
     )
 
 
-def profile(facts: Mapping[str, Any], terms: set[str]) -> list[Candidate]:
+def profile(facts: CustomerFacts, terms: set[str]) -> list[Candidate]:
     """The customer's graph facts as candidates, best first: the name, then by strength and
     by how many of the query's words they share."""
     ranked: list[tuple[float, Candidate]] = []
-    if facts.get("name"):
+    if facts.name:
         ranked.append((10.0, _name(facts)))
-    ranked += [_preference(p, terms) for p in facts.get("preferences") or []]
-    ranked += [_purchase(p, terms) for p in facts.get("purchases") or []]
-    ranked += [_interest(i, terms) for i in facts.get("interests") or []]
+    ranked += [_preference(p, terms) for p in facts.preferences]
+    ranked += [_purchase(p, terms) for p in facts.purchases]
+    ranked += [_interest(i, terms) for i in facts.interests]
     ranked.sort(key=lambda x: -x[0])
     return [c for _, c in ranked]
 
 
-def _name(facts: Mapping[str, Any]) -> Candidate:
+def _name(facts: CustomerFacts) -> Candidate:
     return Candidate(
         key="profile:name",
         kind="profile",
         section="profile",
-        text=f"Name: {facts['name']} (customer since {day(facts.get('first_seen'))})",
-        timestamp=facts.get("first_seen"),
+        text=f"Name: {facts.name} (customer since {day(facts.first_seen)})",
+        timestamp=facts.first_seen,
         graph_path="(:Customer)",
         importance=1.0,
         pinned=True,
     )
 
 
-def _preference(p: Row, terms: set[str]) -> tuple[float, Candidate]:
-    verb = "likes" if p["rel"] == "PREFERS" else "dislikes"
-    since = day(p.get("valid_from"))
+def _preference(p: Preference, terms: set[str]) -> tuple[float, Candidate]:
+    verb = "likes" if p.rel == "PREFERS" else "dislikes"
+    since = day(p.valid_from)
     c = Candidate(
-        key=f"pref:{p['rel']}:{p['attribute']}:{p['value']}",
+        key=f"pref:{p.rel}:{p.attribute}:{p.value}",
         kind="preference",
         section="preferences",
-        text=f"{verb} {p['attribute']}: {p['value']} (strength {p['strength']:.1f}, {p['mentions']}× since {since})",
-        timestamp=p.get("last_seen"),
-        message_ids=list(p.get("source_message_ids") or [])[-5:],
-        graph_path=f"(:Customer)-[:{p['rel']}]->({p['value']})",
-        importance=0.5 + 0.5 * (p.get("strength") or 0.5),
-        fact_keys=(fact_key(POLARITY_OF[p["rel"]], p["attribute"], p["value"]),),
+        text=f"{verb} {p.attribute}: {p.value} (strength {p.strength:.1f}, {p.mentions}× since {since})",
+        timestamp=p.last_seen,
+        message_ids=list(p.source_message_ids or [])[-5:],
+        graph_path=f"(:Customer)-[:{p.rel}]->({p.value})",
+        importance=0.5 + 0.5 * (p.strength or 0.5),
+        fact_keys=(fact_key(POLARITY_OF[p.rel], p.attribute, p.value),),
     )
-    overlap = len(terms & content_terms(f"{p['attribute']} {p['value']}"))
-    return (p.get("strength") or 0.5) + overlap, c
+    overlap = len(terms & content_terms(f"{p.attribute} {p.value}"))
+    return (p.strength or 0.5) + overlap, c
 
 
-def _purchase(p: Row, terms: set[str]) -> tuple[float, Candidate]:
-    price = f", ${p['price']:,.0f}" if p.get("price") else ""
-    sku = f" ({p['sku']})" if p.get("sku") else ""
+def _purchase(p: PurchaseFact, terms: set[str]) -> tuple[float, Candidate]:
+    price = f", ${p.price:,.0f}" if p.price else ""
+    sku = f" ({p.sku})" if p.sku else ""
     c = Candidate(
-        key=f"purchase:{p.get('sku') or p['name']}:{(p.get('source_message_ids') or [0])[0]}",
+        key=f"purchase:{p.sku or p.name}:{(p.source_message_ids or [0])[0]}",
         kind="purchase",
         section="purchases",
-        text=f"[{day(p.get('at'))}] bought {p['name']}{sku}{price}",
-        timestamp=p.get("at"),
-        message_ids=list(p.get("source_message_ids") or []),
-        graph_path=f"(:Customer)-[:PURCHASED]->({p.get('sku') or p['name']})",
+        text=f"[{day(p.at)}] bought {p.name}{sku}{price}",
+        timestamp=p.at,
+        message_ids=list(p.source_message_ids or []),
+        graph_path=f"(:Customer)-[:PURCHASED]->({p.sku or p.name})",
         importance=0.8,
     )
-    overlap = len(terms & content_terms(f"{p['name']} {p.get('category') or ''} bought purchase order"))
+    overlap = len(terms & content_terms(f"{p.name} {p.category or ''} bought purchase order"))
     return 0.8 + overlap, c
 
 
-def _interest(i: Row, terms: set[str]) -> tuple[float, Candidate]:
+def _interest(i: InterestFact, terms: set[str]) -> tuple[float, Candidate]:
     c = Candidate(
-        key=f"interest:{i['name']}",
+        key=f"interest:{i.name}",
         kind="interest",
         section="interests",
-        text=f"[{day(i.get('at'))}] asked about {i['name']} ({i['mentions']}×)",
-        timestamp=i.get("at"),
-        message_ids=list(i.get("source_message_ids") or [])[-3:],
-        graph_path=f"(:Customer)-[:{i['rel']}]->({i['name']})",
+        text=f"[{day(i.at)}] asked about {i.name} ({i.mentions}×)",
+        timestamp=i.at,
+        message_ids=list(i.source_message_ids or [])[-3:],
+        graph_path=f"(:Customer)-[:{i.rel}]->({i.name})",
         importance=0.4,
     )
-    return 0.3 + len(terms & content_terms(i["name"])), c
+    return 0.3 + len(terms & content_terms(i.name or "")), c

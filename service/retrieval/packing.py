@@ -70,66 +70,86 @@ def pack(candidates: Iterable[Candidate], budget: int, config: RetrievalConfig) 
     long one, already a window around what matched, is left as it is). With
     ``mmr_weight``, the unpinned candidates are chosen by their score discounted for how
     close they are to what is already packed (:func:`diverse_order`)."""
-    limit = budget * CHARS_PER_TOKEN
-    used = 0
-    sections_used: set[str] = set()
-    groups_used: set[tuple[str, str]] = set()
-    covered: dict[int, set[str]] = {}  # message id -> the content words of the packed items citing it
-    facts: set[str] = set()
-    session_limit = int(limit * config.session_share)
-    # past this much of the budget, a turn is listed by its opening (more turns, each shorter)
-    short_from = limit * config.short_items_after if config.short_item_chars else limit + 1
-    session_used = 0
-    packed: list[Candidate] = []
+    packer = _Packer(budget * CHARS_PER_TOKEN, config)
+    order = packing_order(candidates)
+    if config.mmr_weight <= 0:
+        for c in order:
+            packer.take(c)
+        return packer.packed
+    fixed = [c for c in order if c.pinned or c.kind == "turn"]
+    for c in fixed:
+        packer.take(c)
+    rest = [c for c in order if not (c.pinned or c.kind == "turn")]
+    diverse_order(rest, [c for c in packer.packed if c.embedding is not None], config, packer.take)
+    return packer.packed
 
-    def take(c: Candidate) -> bool:
-        nonlocal used, session_used
-        if c.fact_keys and set(c.fact_keys) <= facts:
-            return False  # the same fact from another tier is already in
-        if (
+
+class _Packer:
+    """The greedy packing's state: what is packed, what it costs, what it already says."""
+
+    def __init__(self, limit: int, config: RetrievalConfig) -> None:
+        self.limit = limit
+        self.config = config
+        self.used = 0
+        self.sections_used: set[str] = set()
+        self.groups_used: set[tuple[str, str]] = set()
+        self.covered: dict[int, set[str]] = {}  # message id -> the content words of the packed items citing it
+        self.facts: set[str] = set()
+        self.session_limit = int(limit * config.session_share)
+        # past this much of the budget, a turn is listed by its opening (more turns, each shorter)
+        self.short_from = limit * config.short_items_after if config.short_item_chars else limit + 1
+        self.session_used = 0
+        self.packed: list[Candidate] = []
+
+    def take(self, c: Candidate) -> bool:
+        """Pack ``c`` if it says something new and fits; whether it was packed."""
+        if self._redundant(c):
+            return False
+        if c.kind == "message" and self.used >= self.short_from and not c.clipped:
+            short = shortened(c.text, self.config.short_item_chars)
+            if short is not c.text:
+                c = replace(c, text=short)  # the candidate itself stays whole (packing is pure)
+        cost = self._cost(c)
+        if self.used + cost > self.limit:
+            return False
+        if c.kind == "turn":
+            if self.session_used + cost > self.session_limit:
+                return False
+            self.session_used += cost
+        self._add(c, cost)
+        return True
+
+    def _redundant(self, c: Candidate) -> bool:
+        """The same fact from another tier, or a turn the packed items already say, is in."""
+        if c.fact_keys and set(c.fact_keys) <= self.facts:
+            return True
+        covered = self.covered
+        return bool(
             c.message_ids
             and c.kind in COVERABLE
             and all(m in covered for m in c.message_ids)
             and (c.kind != "message" or says_most_of(set().union(*(covered[m] for m in c.message_ids)), c.text))
-        ):
-            return False
-        if c.kind == "message" and used >= short_from and not c.clipped:
-            short = shortened(c.text, config.short_item_chars)
-            if short is not c.text:
-                c = replace(c, text=short)  # the candidate itself stays whole (packing is pure)
+        )
+
+    def _cost(self, c: Candidate) -> int:
+        """Its characters once rendered, with a heading it would open."""
         cost = len(c.text) + 3  # "- " and newline
-        if c.section not in sections_used:
+        if c.section not in self.sections_used:
             cost += len(SECTION_TITLES[c.section]) + 5  # "## " + title + newline (+ blank line)
-        if c.group and (c.section, c.group) not in groups_used:
+        if c.group and (c.section, c.group) not in self.groups_used:
             cost += len(c.group) + 5  # "### " + day + newline
-        if used + cost > limit:
-            return False
-        if c.kind == "turn":
-            if session_used + cost > session_limit:
-                return False
-            session_used += cost
-        packed.append(c)
-        used += cost
-        sections_used.add(c.section)
+        return cost
+
+    def _add(self, c: Candidate, cost: int) -> None:
+        self.packed.append(c)
+        self.used += cost
+        self.sections_used.add(c.section)
         if c.group:
-            groups_used.add((c.section, c.group))
+            self.groups_used.add((c.section, c.group))
         words = stems(c.text)
         for m in c.message_ids:
-            covered[m] = covered.get(m, set()) | words
-        facts.update(c.fact_keys)
-        return True
-
-    order = packing_order(candidates)
-    if config.mmr_weight <= 0:
-        for c in order:
-            take(c)
-        return packed
-    fixed = [c for c in order if c.pinned or c.kind == "turn"]
-    for c in fixed:
-        take(c)
-    rest = [c for c in order if not (c.pinned or c.kind == "turn")]
-    diverse_order(rest, [c for c in packed if c.embedding is not None], config, take)
-    return packed
+            self.covered[m] = self.covered.get(m, set()) | words
+        self.facts.update(c.fact_keys)
 
 
 def shortened(text: str, limit: int) -> str:

@@ -31,6 +31,8 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -47,6 +49,21 @@ from service.text import SpeakerCache, content_terms
 from vectors import memories as ltm
 
 log = logging.getLogger("loft.retriever")
+
+
+class Stopwatch:
+    """A context's stage timings in milliseconds, in the order the stages ran."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        mark = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.ms[name] = (time.perf_counter() - mark) * 1000
 
 
 @dataclass(frozen=True)
@@ -103,51 +120,65 @@ class Retriever:
         started = time.perf_counter()
         query = query.strip()[:MAX_QUERY_CHARS]  # the same clip on every route
         asked = as_of or datetime.now(UTC)
-        mark = time.perf_counter()
-        ticket = self.rt.speaker_names.ticket()  # an erasure from here on: its names are not kept
-        graph_state = await self._graph_state(user)
-        timings = {"state": (time.perf_counter() - mark) * 1000}
-        # the most recently introduced, however many an older history kept
-        speakers = graph_state.speakers[-self.rt.settings.max_speakers :]
-        mark = time.perf_counter()
-        # who a question is about is weighed by who said what (``other_speaker_weight``); its
-        # embedding asks what was said: a speaker's name would pull in all their small talk
-        question = await self.rt.cpu(read_question, query, asked, user, speakers, self.rt.speaker_names, ticket)
-        timings["read"] = (time.perf_counter() - mark) * 1000
-        mark = time.perf_counter()
-        embedding = await self.rt.embedder.aembed_query(question.what, user=user) if query else None
-        timings["embed"] = (time.perf_counter() - mark) * 1000
-        period = question.period
-        req = sources.Request(user, query, question.terms, embedding, session_id, config, budget, period, speakers)
-
+        watch = Stopwatch()
+        graph_state, question, req = await self._read(user, query, asked, session_id, config, budget, watch)
         found = await sources.gather(self.rt, req, graph_state)
-        timings |= found.timings
-        mark = time.perf_counter()
-        candidates = fusion.fuse(found.ranked, config)
-        fuse_ms = (time.perf_counter() - mark) * 1000
-
-        mark = time.perf_counter()
-        await self._expand(req, candidates, found.mentioned)
-        timings["expand"] = (time.perf_counter() - mark) * 1000
-
-        mark = time.perf_counter()
+        watch.ms |= found.timings
         # recency counts from the time asked, or for a question with no time from the customer's newest turn
-        reference = as_of or found.latest or asked
-        fusion.score(candidates, config, reference, period, question.now, question.named)
-        timings["fuse"] = fuse_ms + (time.perf_counter() - mark) * 1000
-
-        mark = time.perf_counter()
-        packed = packing.pack(packing.excluding(candidates.values(), exclude_message_ids), budget, config)
-        text, sections = packing.render(packed)
-        timings["pack"] = (time.perf_counter() - mark) * 1000
+        candidates = await self._ranked(req, question, found, as_of or found.latest or asked, watch)
+        with watch.step("pack"):
+            packed = packing.pack(packing.excluding(candidates.values(), exclude_message_ids), budget, config)
+            text, sections = packing.render(packed)
         items = [c.as_item() for c in packed]
         if track_access:
             self._track_access(user, packed)
         took = (time.perf_counter() - started) * 1000
-        metrics.observe_context(timings, found.tiers)
-        timings = {k: round(v, 2) for k, v in timings.items()}
+        metrics.observe_context(watch.ms, found.tiers)
+        timings = {k: round(v, 2) for k, v in watch.ms.items()}
         known = facts.Known(graph_state.version, found.graph, found.errors.get("graph"))
         return Context(text, sections, items, found.tiers, took, budget, preset, found.errors, timings, known)
+
+    async def _read(
+        self,
+        user: str,
+        query: str,
+        asked: datetime,
+        session_id: uuid.UUID | None,
+        config: RetrievalConfig,
+        budget: int,
+        watch: Stopwatch,
+    ) -> tuple[GraphState, Question, sources.Request]:
+        """The customer's graph state and speakers, the question read, its embedding: what
+        the sources are asked with."""
+        with watch.step("state"):
+            ticket = self.rt.speaker_names.ticket()  # an erasure from here on: its names are not kept
+            graph_state = await self._graph_state(user)
+        # the most recently introduced, however many an older history kept
+        speakers = graph_state.speakers[-self.rt.settings.max_speakers :]
+        with watch.step("read"):
+            # who a question is about is weighed by who said what (``other_speaker_weight``); its
+            # embedding asks what was said: a speaker's name would pull in all their small talk
+            question = await self.rt.cpu(read_question, query, asked, user, speakers, self.rt.speaker_names, ticket)
+        with watch.step("embed"):
+            embedding = await self.rt.embedder.aembed_query(question.what, user=user) if query else None
+        req = sources.Request(
+            user, query, question.terms, embedding, session_id, config, budget, question.period, speakers
+        )
+        return graph_state, question, req
+
+    async def _ranked(
+        self, req: sources.Request, question: Question, found: sources.Found, reference: datetime, watch: Stopwatch
+    ) -> dict[str, Candidate]:
+        """The sources' candidates fused, expanded and scored (``reference``: "now" for recency)."""
+        mark = time.perf_counter()
+        candidates = fusion.fuse(found.ranked, req.config)
+        fuse_ms = (time.perf_counter() - mark) * 1000
+        with watch.step("expand"):
+            await self._expand(req, candidates, found.mentioned)
+        mark = time.perf_counter()
+        fusion.score(candidates, req.config, reference, req.period, question.now, question.named)
+        watch.ms["fuse"] = fuse_ms + (time.perf_counter() - mark) * 1000
+        return candidates
 
     async def _graph_state(self, user: str) -> GraphState:
         """The customer's graph version, snapshot and speakers (read before the query is

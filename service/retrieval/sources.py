@@ -162,16 +162,15 @@ async def graph(rt: Runtime, req: Request, state: graph_snapshots.GraphState) ->
     if entry is None:
         return Found()
     hits = req.config.graph_entities.limit if req.config.graph_entities.enabled else 0
-    view = entry.view(req.embedding, hits)
-    if not view:
+    if entry.customer is None:
         return Found(graph=entry)
     return Found(
         graph=entry,
-        mentioned=[e["source_message_ids"] for e in entry.entities if e.get("source_message_ids")],
+        mentioned=[e.source_message_ids for e in entry.entities if e.source_message_ids],
         ranked={
-            "graph_profile": make.profile(view, req.terms),
+            "graph_profile": make.profile(entry.customer, req.terms),
             "graph_entities": [
-                _scored(make.entity(r), "graph_entities", r["score"]) for r in view.get("matched") or []
+                _scored(make.entity(e), "graph_entities", score) for e, score in entry.nearest(req.embedding, hits)
             ],
         },
     )

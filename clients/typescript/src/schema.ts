@@ -804,29 +804,21 @@ export interface components {
              */
             customer_since: string;
             /** Entities */
-            entities: {
-                [key: string]: unknown;
-            }[];
+            entities: components["schemas"]["EntityFact"][];
             /** Errors */
             errors: {
                 [key: string]: string;
             };
             /** Interests */
-            interests: {
-                [key: string]: unknown;
-            }[];
+            interests: components["schemas"]["InterestFact"][];
             /** Memories */
-            memories: {
-                [key: string]: unknown;
-            }[];
+            memories: components["schemas"]["MemoryFact"][];
             /** Name */
             name: string | null;
             /** Preferences */
             preferences: components["schemas"]["PreferenceFact"][];
             /** Purchases */
-            purchases: {
-                [key: string]: unknown;
-            }[];
+            purchases: components["schemas"]["PurchaseFact"][];
             /** Recent Topics */
             recent_topics: string[];
             /** Stats */
@@ -834,15 +826,56 @@ export interface components {
                 [key: string]: number;
             };
             /** Summaries */
-            summaries: {
-                [key: string]: unknown;
-            }[];
+            summaries: components["schemas"]["SessionSummaryFact"][];
             /** Tiers */
             tiers: {
                 [key: string]: boolean;
             };
             /** User Identifier */
             user_identifier: string;
+        };
+        /** EmbedderStatus */
+        EmbedderStatus: {
+            /** Dim */
+            dim: number;
+            /** Model */
+            model: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * EntityFact
+         * @description A person or thing the customer mentioned.
+         */
+        EntityFact: {
+            /** Event At */
+            event_at?: string | null;
+            /** First Seen */
+            first_seen?: string | null;
+            /** Key */
+            key: string;
+            /** Last Seen */
+            last_seen?: string | null;
+            /** Mentions */
+            mentions?: number | null;
+            /** Name */
+            name?: string | null;
+            /**
+             * Related
+             * @description its relationships to the other entities listed (in the summary)
+             */
+            related?: components["schemas"]["EntityRelation"][] | null;
+            /**
+             * Relation
+             * @description how it relates to the customer (sister, dog, …)
+             */
+            relation?: string | null;
+            /** Source Message Ids */
+            source_message_ids?: number[] | null;
+            /** Summary */
+            summary?: string | null;
+            /** Type */
+            type?: string | null;
         };
         /** EntityHit */
         EntityHit: {
@@ -868,6 +901,19 @@ export interface components {
             summary?: string | null;
             /** Type */
             type: string | null;
+        };
+        /** EntityRelation */
+        EntityRelation: {
+            /**
+             * Other
+             * @description the other entity's name
+             */
+            other: string | null;
+            /**
+             * Type
+             * @description the RELATED_TO relationship's type, e.g. SIBLING_OF
+             */
+            type: string;
         };
         /** EntityRelationship */
         EntityRelationship: {
@@ -1165,6 +1211,36 @@ export interface components {
             session_id: string;
         };
         /**
+         * InterestFact
+         * @description An ASKED_ABOUT or VIEWED relationship to a product or a category.
+         */
+        InterestFact: {
+            /** At */
+            at?: string | null;
+            /** Mentions */
+            mentions?: number | null;
+            /** Name */
+            name?: string | null;
+            /**
+             * Rel
+             * @description ASKED_ABOUT or VIEWED
+             */
+            rel: string;
+            /** Sku */
+            sku?: string | null;
+            /** Source Message Ids */
+            source_message_ids?: number[] | null;
+        };
+        /** LlmStatus */
+        LlmStatus: {
+            /** Enabled */
+            enabled: boolean;
+            /** Model */
+            model: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
          * LongTermMemory
          * @description One long-term memory: a standalone statement derived from the customer's messages.
          */
@@ -1266,6 +1342,36 @@ export interface components {
             new_content: string | null;
             /** Old Content */
             old_content: string | null;
+        };
+        /**
+         * MemoryFact
+         * @description A long-term memory as the summary lists it.
+         */
+        MemoryFact: {
+            /** Content */
+            content: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Id */
+            id: string;
+            /** Importance */
+            importance: number;
+            /** Kind */
+            kind: string;
+            /** Source Message Ids */
+            source_message_ids: number[];
+            /** Superseded By */
+            superseded_by: string | null;
+            /**
+             * Valid From
+             * Format: date-time
+             */
+            valid_from: string;
+            /** Valid To */
+            valid_to: string | null;
         };
         /** MemoryHistory */
         MemoryHistory: {
@@ -1472,6 +1578,28 @@ export interface components {
              */
             message_ids: number[];
         };
+        /**
+         * PurchaseFact
+         * @description A PURCHASED relationship: from the order feed (``order_id``) or said in chat.
+         */
+        PurchaseFact: {
+            /** At */
+            at?: string | null;
+            /** Category */
+            category?: string | null;
+            /** Name */
+            name?: string | null;
+            /** Order Id */
+            order_id?: string | number | null;
+            /** Price */
+            price?: number | null;
+            /** Qty */
+            qty?: number | null;
+            /** Sku */
+            sku?: string | null;
+            /** Source Message Ids */
+            source_message_ids?: number[] | null;
+        };
         /** Recommendation */
         Recommendation: {
             /** Category */
@@ -1674,22 +1802,27 @@ export interface components {
             user_identifier: string;
         };
         /**
+         * SessionSummaryFact
+         * @description A quiet session's summary as the customer summary lists it.
+         */
+        SessionSummaryFact: {
+            /** Key Entities */
+            key_entities: string[];
+            /** Last Message At */
+            last_message_at: string | null;
+            /** Session Id */
+            session_id: string;
+            /** Summary */
+            summary: string;
+        };
+        /**
          * StatusResponse
          * @description ok / degraded / down; the rest only for an admin key.
          */
         StatusResponse: {
-            /** Embedder */
-            embedder?: {
-                [key: string]: unknown;
-            } | null;
-            /** Llm */
-            llm?: {
-                [key: string]: unknown;
-            } | null;
-            /** Stats */
-            stats?: {
-                [key: string]: unknown;
-            } | null;
+            embedder?: components["schemas"]["EmbedderStatus"] | null;
+            llm?: components["schemas"]["LlmStatus"] | null;
+            stats?: components["schemas"]["StatusStats"] | null;
             /**
              * Status
              * @enum {string}
@@ -1697,10 +1830,69 @@ export interface components {
             status: "ok" | "degraded" | "down";
             /** Stores */
             stores?: {
-                [key: string]: {
-                    [key: string]: unknown;
-                };
+                [key: string]: components["schemas"]["StoreStatus"];
             } | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * StatusStats
+         * @description Counts per store (reused for ``LOFT_STATUS_STATS_TTL_S``) and the queue's (always fresh).
+         */
+        StatusStats: {
+            /**
+             * Jobs
+             * @description jobs per state: ready, scheduled, running, failed
+             */
+            jobs?: {
+                [key: string]: number;
+            } | null;
+            /**
+             * Neo4J
+             * @description nodes and relationships per kind
+             */
+            neo4j?: {
+                [key: string]: number;
+            } | null;
+            /**
+             * Postgres
+             * @description rows per kind
+             */
+            postgres?: {
+                [key: string]: number;
+            } | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * StoreStatus
+         * @description One store's health as an admin sees it.
+         */
+        StoreStatus: {
+            /**
+             * Edition
+             * @description Neo4j: community or enterprise
+             */
+            edition?: string | null;
+            /**
+             * Error
+             * @description why it did not answer (its kind, never its message)
+             */
+            error?: string | null;
+            /** Ok */
+            ok: boolean;
+            /**
+             * Pgvector
+             * @description PostgreSQL: the pgvector extension's version
+             */
+            pgvector?: string | null;
+            /**
+             * Stats Error
+             * @description why its counts are missing (the store answered)
+             */
+            stats_error?: string | null;
+            /** Version */
+            version?: string | null;
         } & {
             [key: string]: unknown;
         };

@@ -15,15 +15,22 @@ reply when it retries with the same id.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
 
-from loft_memory.models import ChatRequest, ChatResponse, ErrorResponse, IdempotencyKey
+from loft_memory.models import (
+    ChatRequest,
+    ChatResponse,
+    ChatStreamStart,
+    ChatStreamToken,
+    ErrorResponse,
+    IdempotencyKey,
+)
 from service.api.access import StreamSlot, allow
 from service.api.deps import core as memory_core
 from service.api.middleware import note_customer, request_id_of
@@ -103,7 +110,7 @@ async def chat_turn(
         return _maybe_stream(body, request, turn.replayed)
     if not body.stream:
         return await turn.answer()
-    start = {"session_id": str(turn.session_id), "message_id": turn.message_id, "llm": turn.llm, "replayed": False}
+    start = ChatStreamStart(session_id=turn.session_id, message_id=turn.message_id, llm=turn.llm, replayed=False)
     return _event_stream(request, start, _streamed(turn))
 
 
@@ -115,10 +122,10 @@ def _streamed(turn: Turn) -> _Produce:
         async for piece in turn.stream():
             if piece.reset:
                 parts.clear()
-                emit("reset", {})
+                emit("reset", None)
             elif piece.text:
                 parts.append(piece.text)
-                emit("token", {"text": piece.text})
+                emit("token", ChatStreamToken(text=piece.text))
         return await turn.store("".join(parts).strip())
 
     return produce
@@ -126,34 +133,34 @@ def _streamed(turn: Turn) -> _Produce:
 
 # --- server-sent events ------------------------------------------------------------------
 
-_Emit = Callable[[str, dict[str, Any]], None]  # queue an event for the client
+_Emit = Callable[[str, BaseModel | None], None]  # queue an event for the client (None: an empty one)
 _Produce = Callable[[_Emit], Awaitable[ChatResponse]]
 
 
-def _sse(event: str, data: dict[str, Any]) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n".encode()
+def _sse(event: str, data: BaseModel | None) -> bytes:
+    return f"event: {event}\ndata: {'{}' if data is None else data.model_dump_json()}\n\n".encode()
 
 
-def _error_event(request: Request, exc: Exception) -> dict[str, Any]:
+def _error_event(request: Request, exc: Exception) -> ErrorResponse:
     """The error boundary's JSON for a failure after the stream started (its status is sent)."""
     rid = request_id_of(request.scope) or None
     if isinstance(exc, LoftError):
-        return {"error": exc.code, "detail": exc.detail, "request_id": rid}
+        return ErrorResponse(error=exc.code, detail=exc.detail, request_id=rid)
     if is_outage(exc) or isinstance(exc, TimeoutError):
-        return {"error": "store_unavailable", "detail": "a store is unavailable; retry shortly", "request_id": rid}
-    return {
-        "error": "internal_error",
-        "detail": f"an internal error occurred; quote request id {rid} when reporting it",
-        "request_id": rid,
-    }
+        return ErrorResponse(error="store_unavailable", detail="a store is unavailable; retry shortly", request_id=rid)
+    return ErrorResponse(
+        error="internal_error",
+        detail=f"an internal error occurred; quote request id {rid} when reporting it",
+        request_id=rid,
+    )
 
 
-def _event_stream(request: Request, start: dict[str, Any], produce: _Produce) -> StreamingResponse:
+def _event_stream(request: Request, start: ChatStreamStart, produce: _Produce) -> StreamingResponse:
     """Run ``produce(emit)`` in a task of its own (it finishes and stores the reply even if the
     client leaves) and relay what it emits, then ``done`` with its ``ChatResponse``."""
-    events: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+    events: asyncio.Queue[tuple[str, BaseModel | None]] = asyncio.Queue()
 
-    def emit(event: str, data: dict[str, Any]) -> None:
+    def emit(event: str, data: BaseModel | None) -> None:
         events.put_nowait((event, data))
 
     async def run() -> None:
@@ -163,7 +170,7 @@ def _event_stream(request: Request, start: dict[str, Any], produce: _Produce) ->
             log.exception("streamed reply failed rid=%s", request_id_of(request.scope))
             emit("error", _error_event(request, exc))
         else:
-            emit("done", response.model_dump(mode="json"))
+            emit("done", response)
 
     task = asyncio.create_task(run())
     _REPLYING.add(task)
@@ -192,15 +199,12 @@ def _maybe_stream(body: ChatRequest, request: Request, response: ChatResponse) -
     """A replayed turn: as JSON, or (``stream``) as one ``token`` with the stored reply."""
     if not body.stream:
         return response
-    start = {
-        "session_id": str(response.session_id),
-        "message_id": response.message_id,
-        "llm": response.llm,
-        "replayed": True,
-    }
+    start = ChatStreamStart(
+        session_id=response.session_id, message_id=response.message_id, llm=response.llm, replayed=True
+    )
 
     async def produce(emit: _Emit) -> ChatResponse:
-        emit("token", {"text": response.reply})
+        emit("token", ChatStreamToken(text=response.reply))
         return response
 
     return _event_stream(request, start, produce)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import cast
 
 import asyncpg
 from fastapi import APIRouter, Depends, Path, Query
@@ -44,7 +44,7 @@ async def post_order(
     body: OrderRequest, user_identifier: str = UserPath, rt: Runtime = Depends(runtime)
 ) -> JSONResponse:
     skus = [line.sku for line in body.lines]
-    known = await graph_catalog.known_skus(rt.graph, skus, database=rt.settings.neo4j_database)
+    known = await graph_catalog.known_skus(rt.graph_store, skus)
     unknown = sorted(set(skus) - known)
     if unknown:
         raise InvalidInput(f"unknown SKU(s): {', '.join(unknown)}; nothing was recorded")
@@ -77,5 +77,5 @@ async def list_orders(
     user_identifier: str = UserPath,
     limit: int = Query(50, ge=1, le=200),
     rt: Runtime = Depends(runtime),
-) -> dict[str, Any]:
-    return {"user_identifier": user_identifier, "orders": await orders.list_for(rt.pool, user_identifier, limit)}
+) -> OrderPage:
+    return OrderPage(user_identifier=user_identifier, orders=await orders.list_for(rt.pool, user_identifier, limit))

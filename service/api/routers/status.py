@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable
-from typing import Any
+from dataclasses import dataclass, field
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from graph import reads as graph_reads
-from loft_memory.models import StatusResponse
+from loft_memory.models import EmbedderStatus, LlmStatus, StatusResponse, StatusStats, StoreStatus
 from service.api.access import optional_principal
 from service.api.deps import runtime
 from service.core.principal import Role
@@ -37,95 +37,126 @@ SELECT current_setting('server_version') AS version,
 """
 
 
+@dataclass
+class StoreHealth:
+    """One store's answer: ``ok``, or why not (``error``); for an admin, its version, the
+    queue's counts (PostgreSQL) and the table or node counts (or why they are missing)."""
+
+    ok: bool
+    error: str | None = None
+    about: dict[str, str | None] = field(default_factory=dict)  # version, pgvector or edition
+    jobs: dict[str, int] | None = None
+    stats: dict[str, int] | None = None
+    stats_error: str | None = None
+
+    def shown(self) -> StoreStatus:
+        """As the status answer lists it (its counts are listed apart, under ``stats``)."""
+        if not self.ok:
+            return StoreStatus(ok=False, error=self.error)
+        shown: dict[str, object] = {"ok": True, **self.about}
+        if self.stats_error is not None:
+            shown["stats_error"] = self.stats_error
+        return StoreStatus.model_validate(shown)
+
+
+@dataclass
+class _Counted:
+    """Both stores' counts, as computed at ``at`` (monotonic)."""
+
+    at: float
+    postgres: StoreHealth
+    neo4j: StoreHealth
+
+
 class Health:
     """One process's view of the stores' health: probes shared by concurrent callers, and
     the admins' statistics computed one at a time and reused for ``stats_ttl_s``."""
 
     def __init__(self, stats_ttl_s: float) -> None:
         self.stats_ttl_s = stats_ttl_s
-        self._probe: asyncio.Future[tuple[dict[str, Any], dict[str, Any]]] | None = None
+        self._probe: asyncio.Future[tuple[StoreHealth, StoreHealth]] | None = None
         self._stats_lock = asyncio.Lock()
-        self._stats: tuple[float, dict[str, Any]] | None = None
+        self._stats: _Counted | None = None
 
-    async def probe(self, rt: Runtime) -> tuple[dict[str, Any], dict[str, Any]]:
-        """``(postgres, neo4j)``: each ``{"ok": True}`` or ``{"ok": False, "error": …}``. A
-        caller who asks while a probe runs gets that probe's answer."""
+    async def probe(self, rt: Runtime) -> tuple[StoreHealth, StoreHealth]:
+        """``(postgres, neo4j)``, each ok or not. A caller who asks while a probe runs gets
+        that probe's answer."""
         if self._probe is None or self._probe.done():
             self._probe = asyncio.ensure_future(
                 asyncio.gather(_check("postgres", _postgres_alive(rt)), _check("neo4j", _neo4j_alive(rt)))
             )
         return await asyncio.shield(self._probe)
 
-    async def details(self, rt: Runtime) -> tuple[dict[str, Any], dict[str, Any]]:
+    async def details(self, rt: Runtime) -> tuple[StoreHealth, StoreHealth]:
         """What an admin sees: versions, the queue's counts (always fresh: they say whether
         the worker has caught up) and the table counts (reused while recent)."""
         async with self._stats_lock:
             pg, neo = await asyncio.gather(
                 _check("postgres", _postgres_details(rt)), _check("neo4j", _neo4j_details(rt))
             )
-            if not pg["ok"]:
+            if not pg.ok:
                 return pg, neo
             cached = self._stats
-            if cached is None or time.monotonic() - cached[0] > self.stats_ttl_s:
-                counted = await asyncio.gather(
+            if cached is None or time.monotonic() - cached.at > self.stats_ttl_s:
+                pg_counts, neo_counts = await asyncio.gather(
                     _check("postgres statistics", _postgres_counts(rt)),
-                    _check("neo4j statistics", _neo4j_counts(rt)) if neo["ok"] else _nothing(),
+                    _check("neo4j statistics", _neo4j_counts(rt)) if neo.ok else _nothing(),
                 )
-                cached = (time.monotonic(), {"postgres": counted[0], "neo4j": counted[1]})
-                if counted[0]["ok"] and counted[1]["ok"]:
+                cached = _Counted(time.monotonic(), pg_counts, neo_counts)
+                if pg_counts.ok and neo_counts.ok:
                     self._stats = cached
-            for store, part in (("postgres", pg), ("neo4j", neo)):
-                counted_here = cached[1][store]
-                if part["ok"] and counted_here["ok"]:
-                    part["stats"] = counted_here["stats"]
-                elif part["ok"]:  # slow counts are not an outage: the store answered
-                    part["stats_error"] = counted_here["error"]
+            for part, counted in ((pg, cached.postgres), (neo, cached.neo4j)):
+                if part.ok and counted.ok:
+                    part.stats = counted.stats
+                elif part.ok:  # slow counts are not an outage: the store answered
+                    part.stats_error = counted.error
             return pg, neo
 
 
-async def _postgres_alive(rt: Runtime) -> dict[str, Any]:
+async def _postgres_alive(rt: Runtime) -> StoreHealth:
     async with rt.pool.acquire(timeout=CHECK_TIMEOUT_S) as conn:
         await conn.fetchval("SELECT 1")
-    return {"ok": True}
+    return StoreHealth(True)
 
 
-async def _neo4j_alive(rt: Runtime) -> dict[str, Any]:
-    await rt.graph.execute_query("RETURN 1", database_=rt.settings.neo4j_database)
-    return {"ok": True}
+async def _neo4j_alive(rt: Runtime) -> StoreHealth:
+    await rt.graph_store.driver.execute_query("RETURN 1", database_=rt.graph_store.database)
+    return StoreHealth(True)
 
 
-async def _postgres_details(rt: Runtime) -> dict[str, Any]:
+async def _postgres_details(rt: Runtime) -> StoreHealth:
     async with rt.pool.acquire(timeout=CHECK_TIMEOUT_S) as conn:
-        info = dict(await conn.fetchrow(PG_INFO) or {})
+        info = await conn.fetchrow(PG_INFO)
         jobs = await queue.counts(conn)
-    return {"ok": True, "version": info["version"], "pgvector": info["pgvector"], "jobs": jobs}
+    assert info is not None  # one row, always
+    return StoreHealth(True, about={"version": info["version"], "pgvector": info["pgvector"]}, jobs=jobs)
 
 
-async def _neo4j_details(rt: Runtime) -> dict[str, Any]:
-    info = await graph_reads.server_info(rt.graph)
-    return {"ok": True, "version": info["version"], "edition": info["edition"]}
+async def _neo4j_details(rt: Runtime) -> StoreHealth:
+    info = await graph_reads.server_info(rt.graph_store)
+    return StoreHealth(True, about={"version": info["version"], "edition": info["edition"]})
 
 
-async def _postgres_counts(rt: Runtime) -> dict[str, Any]:
+async def _postgres_counts(rt: Runtime) -> StoreHealth:
     async with rt.pool.acquire(timeout=CHECK_TIMEOUT_S) as conn:
         stats = {"users": await users.count(conn)} | await history.counts(conn) | await ltm.counts(conn)
         stats["summaries"] = await vector_summaries.count(conn)
-    return {"ok": True, "stats": stats}
+    return StoreHealth(True, stats=stats)
 
 
-async def _neo4j_counts(rt: Runtime) -> dict[str, Any]:
-    return {"ok": True, "stats": await graph_reads.stats(rt.graph)}
+async def _neo4j_counts(rt: Runtime) -> StoreHealth:
+    return StoreHealth(True, stats=await graph_reads.stats(rt.graph_store))
 
 
-async def _nothing() -> dict[str, Any]:
-    return {"ok": False, "error": "not counted"}
+async def _nothing() -> StoreHealth:
+    return StoreHealth(False, "not counted")
 
 
-async def _check(name: str, probe: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+async def _check(name: str, probe: Awaitable[StoreHealth]) -> StoreHealth:
     try:
         return await asyncio.wait_for(probe, CHECK_TIMEOUT_S)
     except Exception as exc:  # any failure of a store is reported, not raised
-        return {"ok": False, "error": f"{name} is unavailable ({_kind(exc)})"}
+        return StoreHealth(False, f"{name} is unavailable ({_kind(exc)})")
 
 
 def _kind(exc: BaseException) -> str:
@@ -133,10 +164,10 @@ def _kind(exc: BaseException) -> str:
     return "no answer in time" if isinstance(exc, TimeoutError) else type(exc).__name__
 
 
-def _overall(pg: dict[str, Any], neo: dict[str, Any]) -> str:
-    if pg["ok"] and neo["ok"]:
+def _overall(pg: StoreHealth, neo: StoreHealth) -> str:
+    if pg.ok and neo.ok:
         return "ok"
-    return "degraded" if pg["ok"] else "down"  # without Neo4j chat still answers from PostgreSQL
+    return "degraded" if pg.ok else "down"  # without Neo4j chat still answers from PostgreSQL
 
 
 @router.get(
@@ -157,16 +188,21 @@ async def status(request: Request, rt: Runtime = Depends(runtime)) -> JSONRespon
         return JSONResponse({"status": overall}, status_code=200 if overall == "ok" else 503)
     pg, neo = await health.details(rt)
     overall = _overall(pg, neo)
-    stats: dict[str, Any] = {}
-    if pg["ok"]:
-        stats |= {"postgres": pg.pop("stats", {}), "jobs": pg.pop("jobs")}
-    if neo["ok"]:
-        stats |= {"neo4j": neo.pop("stats", {})}
-    body = {
-        "status": overall,
-        "stores": {"postgres": pg, "neo4j": neo},
-        "embedder": {"model": rt.embedder.model_name, "dim": rt.embedder.dim},
-        "llm": {"enabled": rt.llm is not None, "model": rt.settings.llm_model if rt.llm is not None else None},
-        "stats": stats,
-    }
-    return JSONResponse(body, status_code=200 if overall == "ok" else 503)
+    body = StatusResponse(
+        status=overall,
+        stores={"postgres": pg.shown(), "neo4j": neo.shown()},
+        embedder=EmbedderStatus(model=rt.embedder.model_name, dim=rt.embedder.dim),
+        llm=LlmStatus(enabled=rt.llm is not None, model=rt.settings.llm_model if rt.llm is not None else None),
+        stats=_stats(pg, neo),
+    )
+    # only what was set: a store lists the details it has
+    return JSONResponse(body.model_dump(mode="json", exclude_unset=True), status_code=200 if overall == "ok" else 503)
+
+
+def _stats(pg: StoreHealth, neo: StoreHealth) -> StatusStats:
+    stats: dict[str, object] = {}
+    if pg.ok:
+        stats |= {"postgres": pg.stats or {}, "jobs": pg.jobs}
+    if neo.ok:
+        stats |= {"neo4j": neo.stats or {}}
+    return StatusStats.model_validate(stats)
