@@ -521,18 +521,7 @@ async def measure(
         out[f"ratio_hits_to_popularity{suffix}"] = round(sys_hits / pop, 2) if pop else None
     out |= _ab_ratios({name: scored[name].ms for name in systems}, "held_back")
 
-    owned = {c.user: len({x.sku for o in c.orders for x in o.lines}) for c in people}
-    biggest = sorted(people, key=lambda c: -owned[c.user])[: args.largest]
-    times: dict[str, list[float]] = {name: [] for name in systems}
-    for n, c in enumerate(biggest):
-        for name, _, ms in await _ask(rt, c.user, systems, n):
-            times[name].append(ms)
-    out["largest_customers"] = {
-        "customers": len(biggest),
-        "owned_products": [owned[c.user] for c in biggest[:5]],
-        **{k: v for name, ms in times.items() for k, v in _named_latency(name, ms).items()},
-        **_ab_ratios(times, "largest"),
-    }
+    out["largest_customers"], biggest = await largest_customers(rt, people, systems, args.largest)
     if args.profile:
         sample = biggest[:5] + random.Random(args.seed + 1).sample(people, min(args.profile, len(people)))
         out["profile"] = {name: await profile(rt, sample, tuning) for name, tuning in systems.items()}
@@ -540,6 +529,25 @@ async def measure(
         out["every_customer"] = await every_customer(rt, people, systems)
     out["load_average_after"] = _load_average()
     return out
+
+
+async def largest_customers(
+    rt: Any, people: list[Any], systems: dict[str, Any], largest: int
+) -> tuple[dict[str, Any], list[Any]]:
+    """The customers owning most, asked one by one (under each tuning)."""
+    owned = {c.user: len({x.sku for o in c.orders for x in o.lines}) for c in people}
+    biggest = sorted(people, key=lambda c: -owned[c.user])[:largest]
+    times: dict[str, list[float]] = {name: [] for name in systems}
+    for n, c in enumerate(biggest):
+        for name, _, ms in await _ask(rt, c.user, systems, n):
+            times[name].append(ms)
+    out = {
+        "customers": len(biggest),
+        "owned_products": [owned[c.user] for c in biggest[:5]],
+        **{k: v for name, ms in times.items() for k, v in _named_latency(name, ms).items()},
+        **_ab_ratios(times, "largest"),
+    }
+    return out, biggest
 
 
 def _systems(ab: str) -> dict[str, Any]:
