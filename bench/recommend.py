@@ -58,11 +58,12 @@ import asyncio
 import itertools
 import json
 import math
+import os
 import random
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -469,29 +470,30 @@ async def heap(rt: Any) -> dict[str, Any]:
 
 
 async def measure(
-    rt: Any, people: list[Any], held: dict[str, Any], *, every: bool, largest: int, seed: int
+    rt: Any, people: list[Any], held: dict[str, Any], args: argparse.Namespace, *, every: bool
 ) -> dict[str, Any]:
     """Quality and latency of the system and the baselines; the largest customers; with
-    ``every``, every customer asked once with the heap read along the way."""
+    ``every``, every customer asked once with the heap read along the way. With ``--ab``,
+    the system is asked under each tuning, alternating which goes first per customer, so
+    the machine's load weighs on both alike."""
     from service.core import recommendations
 
     t0 = time.perf_counter()
     base = Baselines(people, held)
     log(f"  baselines ready ({_s(t0)} s)")
-    for c in random.Random(seed).sample(people, min(20, len(people))):  # plans and caches warm
-        await recommendations.recommend(rt, c.user, limit=K)
-    scored = {
-        name: Scored() for name in ("system", "popularity", "item_knn", "item_knn_crowd", "item_knn_lift", "repeat")
-    }
+    systems = _systems(args.ab)
+    for c in random.Random(args.seed).sample(people, min(20, len(people))):  # plans and caches warm
+        for tuning in systems.values():
+            await recommendations.recommend(rt, c.user, limit=K, tuning=tuning)
+    scored = {name: Scored() for name in systems}
+    scored |= {name: Scored() for name in ("popularity", "item_knn", "item_knn_crowd", "item_knn_lift", "repeat")}
     degraded = cold = 0
-    for user, order in held.items():  # the system first: numpy's threads never share its calls
+    for n, (user, order) in enumerate(held.items()):  # the system first: numpy's threads never share its calls
         wanted = {x.sku for x in order.lines}
-        t = time.perf_counter()
-        answer = await recommendations.recommend(rt, user, limit=K)
-        ms = (time.perf_counter() - t) * 1000
-        scored["system"].add(wanted, [i["sku"] for i in answer["items"]], ms)
-        degraded += bool(answer["degraded"])
-        cold += bool(answer["cold_start"])
+        for name, answer, ms in await _ask(rt, user, systems, n):
+            scored[name].add(wanted, [i["sku"] for i in answer["items"]], ms)
+            degraded += bool(answer["degraded"])
+            cold += bool(answer["cold_start"])
     for user, order in held.items():
         wanted = {x.sku for x in order.lines}
         for name, baseline in (
@@ -505,59 +507,178 @@ async def measure(
             got = baseline(user)
             scored[name].add(wanted, got, (time.perf_counter() - t) * 1000)
     out: dict[str, Any] = {
+        "load_average": _load_average(),
         "held_back_customers": len(held),
         "degraded_answers": degraded,
         "cold_start_answers": cold,
         **{name: s.as_dict() for name, s in scored.items()},
     }
-    sys_hits = scored["system"].hits
-    out["ratio_hits_to_item_knn"] = round(sys_hits / scored["item_knn"].hits, 2) if scored["item_knn"].hits else None
-    out["ratio_hits_to_popularity"] = (
-        round(sys_hits / scored["popularity"].hits, 2) if scored["popularity"].hits else None
-    )
+    for name in systems:
+        sys_hits = scored[name].hits
+        suffix = "" if name == "system" else f"_{name}"
+        knn, pop = scored["item_knn"].hits, scored["popularity"].hits
+        out[f"ratio_hits_to_item_knn{suffix}"] = round(sys_hits / knn, 2) if knn else None
+        out[f"ratio_hits_to_popularity{suffix}"] = round(sys_hits / pop, 2) if pop else None
+    out |= _ab_ratios({name: scored[name].ms for name in systems}, "held_back")
 
+    out["largest_customers"], biggest = await largest_customers(rt, people, systems, args.largest)
+    if args.profile:
+        sample = biggest[:5] + random.Random(args.seed + 1).sample(people, min(args.profile, len(people)))
+        out["profile"] = {name: await profile(rt, sample, tuning) for name, tuning in systems.items()}
+    if every:
+        out["every_customer"] = await every_customer(rt, people, systems)
+    out["load_average_after"] = _load_average()
+    return out
+
+
+async def largest_customers(
+    rt: Any, people: list[Any], systems: dict[str, Any], largest: int
+) -> tuple[dict[str, Any], list[Any]]:
+    """The customers owning most, asked one by one (under each tuning)."""
     owned = {c.user: len({x.sku for o in c.orders for x in o.lines}) for c in people}
     biggest = sorted(people, key=lambda c: -owned[c.user])[:largest]
-    ms = []
-    for c in biggest:
-        t = time.perf_counter()
-        answer = await recommendations.recommend(rt, c.user, limit=K)
-        ms.append((time.perf_counter() - t) * 1000)
-        degraded += bool(answer["degraded"])
-    out["largest_customers"] = {
+    times: dict[str, list[float]] = {name: [] for name in systems}
+    for n, c in enumerate(biggest):
+        for name, _, ms in await _ask(rt, c.user, systems, n):
+            times[name].append(ms)
+    out = {
         "customers": len(biggest),
         "owned_products": [owned[c.user] for c in biggest[:5]],
-        **_latency(ms),
+        **{k: v for name, ms in times.items() for k, v in _named_latency(name, ms).items()},
+        **_ab_ratios(times, "largest"),
+    }
+    return out, biggest
+
+
+def _systems(ab: str) -> dict[str, Any]:
+    """The system's tunings to ask: the default (``system``), or the ``--ab`` ones by name."""
+    from service.core import recommendations
+
+    if not ab:
+        return {"system": recommendations.TUNING}
+    return {name: tunings()[name] for name in ab.split(",")}
+
+
+async def _ask(rt: Any, user: str, systems: dict[str, Any], n: int) -> list[tuple[str, dict[str, Any], float]]:
+    """The customer asked under each tuning, the n-th customer starting with the (n mod k)-th."""
+    from service.core import recommendations
+
+    names = list(systems)
+    names = names[n % len(names) :] + names[: n % len(names)]
+    out = []
+    for name in names:
+        t = time.perf_counter()
+        answer = await recommendations.recommend(rt, user, limit=K, tuning=systems[name])
+        out.append((name, answer, (time.perf_counter() - t) * 1000))
+    return out
+
+
+def _named_latency(name: str, ms: list[float]) -> dict[str, float]:
+    prefix = "" if name == "system" else f"{name}_"
+    return {f"{prefix}{k}": v for k, v in _latency(ms).items()}
+
+
+def _ab_ratios(times: dict[str, list[float]], what: str) -> dict[str, Any]:
+    """The second tuning's p50 and p95 over the first's (below 1: the second is faster)."""
+    if len(times) != 2:
+        return {}
+    (a, ms_a), (b, ms_b) = times.items()
+    la, lb = _latency(ms_a), _latency(ms_b)
+    return {
+        f"ratio_{what}_p50_{b}_to_{a}": round(lb["p50_ms"] / max(la["p50_ms"], 1e-9), 3),
+        f"ratio_{what}_p95_{b}_to_{a}": round(lb["p95_ms"] / max(la["p95_ms"], 1e-9), 3),
     }
 
-    if every:
-        checkpoints = [await heap(rt)]
-        ms, slow, late = [], 0, 0
-        step = max(len(people) // 10, 1)
-        t0 = time.perf_counter()
-        for n, c in enumerate(people, start=1):
-            t = time.perf_counter()
-            answer = await recommendations.recommend(rt, c.user, limit=K)
-            ms.append((time.perf_counter() - t) * 1000)
+
+def _load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+async def every_customer(rt: Any, people: list[Any], systems: dict[str, Any]) -> dict[str, Any]:
+    """Every customer asked once (under each tuning), Neo4j's heap read ten times on the way."""
+    checkpoints = [await heap(rt)]
+    times: dict[str, list[float]] = {name: [] for name in systems}
+    late = 0
+    step = max(len(people) // 10, 1)
+    t0 = time.perf_counter()
+    load_before = _load_average()
+    for n, c in enumerate(people, start=1):
+        for name, answer, ms in await _ask(rt, c.user, systems, n):
+            times[name].append(ms)
             late += bool(answer["degraded"])
-            if n % step == 0:
-                checkpoints.append(await heap(rt) | {"asked": n})
-                log(f"  asked {n} customers ({_s(t0)} s): {checkpoints[-1]}")
-        slow = sum(m > 250 for m in ms)
-        first, last = checkpoints[0], checkpoints[-1]
-        out["every_customer"] = {
-            "asked": len(ms),
-            **_latency(ms),
-            "slower_than_250ms": slow,
-            "degraded_answers": late,
-            "heap": checkpoints,
-            "old_gen_used_mb": [c["old_gen_used_mb"] for c in checkpoints],
-            "old_gen_after_gc_mb": [c["old_gen_after_gc_mb"] for c in checkpoints],
-            "gc_old_count_during": last.get("gc_old_count", 0) - first.get("gc_old_count", 0),
-            "gc_young_ms_during": last.get("gc_young_ms", 0) - first.get("gc_young_ms", 0),
-            "gc_old_ms_during": last.get("gc_old_ms", 0) - first.get("gc_old_ms", 0),
-        }
+        if n % step == 0:
+            checkpoints.append(await heap(rt) | {"asked": n})
+            log(f"  asked {n} customers ({_s(t0)} s): {checkpoints[-1]}")
+    first, last = checkpoints[0], checkpoints[-1]
+    out: dict[str, Any] = {"asked": len(people), "seconds": _s(t0), "load_average": [load_before, _load_average()]}
+    for name, spent in times.items():
+        out |= _named_latency(name, spent)
+        key = "slower_than_250ms" if name == "system" else f"{name}_slower_than_250ms"
+        out[key] = sum(m > 250 for m in spent)
+    return out | {
+        **_ab_ratios(times, "every"),
+        "degraded_answers": late,
+        "heap": checkpoints,
+        "old_gen_used_mb": [c["old_gen_used_mb"] for c in checkpoints],
+        "old_gen_after_gc_mb": [c["old_gen_after_gc_mb"] for c in checkpoints],
+        "gc_old_count_during": last.get("gc_old_count", 0) - first.get("gc_old_count", 0),
+        "gc_young_ms_during": last.get("gc_young_ms", 0) - first.get("gc_young_ms", 0),
+        "gc_old_ms_during": last.get("gc_old_ms", 0) - first.get("gc_old_ms", 0),
+    }
+
+
+# the store calls one request makes, timed by :func:`profile` (module, attribute)
+PHASES = (
+    ("service.postgres.co_purchases", "for_customer"),
+    ("service.postgres.co_purchases", "stats_of"),
+    ("service.postgres.queue", "erasure_pending"),
+    ("graph.recommend", "check"),
+)
+
+
+async def profile(rt: Any, people: list[Any], tuning: Any) -> dict[str, Any]:
+    """Where one request's time goes: each store call's median and p95 (ms), and the rest
+    (Python: scoring, sentences, pool acquisition), over ``people`` asked one by one."""
+    import importlib
+
+    from service.core import recommendations
+
+    spent: dict[str, list[float]] = {}
+    originals = []
+    for module_name, attr in PHASES:
+        module = importlib.import_module(module_name)
+        if not hasattr(module, attr):
+            continue
+        original = getattr(module, attr)
+        originals.append((module, attr, original))
+        setattr(module, attr, _timed(original, spent.setdefault(f"{module_name.rsplit('.', 1)[-1]}.{attr}", [])))
+    totals, rest = [], []
+    try:
+        for c in people:
+            before = {k: len(v) for k, v in spent.items()}
+            t = time.perf_counter()
+            await recommendations.recommend(rt, c.user, limit=K, tuning=tuning)
+            total = (time.perf_counter() - t) * 1000
+            totals.append(total)
+            rest.append(total - sum(sum(v[before[k] :]) for k, v in spent.items()))
+    finally:
+        for module, attr, original in originals:
+            setattr(module, attr, original)
+    out: dict[str, Any] = {"requests": len(people), "total": _latency(totals), "python_and_waits": _latency(rest)}
+    for name, ms in spent.items():
+        out[name] = {"calls": len(ms), **_latency(ms)}
     return out
+
+
+def _timed(fn: Any, into: list[float]) -> Any:
+    async def timed(*args: Any, **kwargs: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return await fn(*args, **kwargs)
+        finally:
+            into.append((time.perf_counter() - t) * 1000)
+
+    return timed
 
 
 async def statistics_size(rt: Any) -> dict[str, Any]:
@@ -569,6 +690,29 @@ async def statistics_size(rt: Any) -> dict[str, Any]:
         )
         out[table] = {"mb": round(row["bytes"] / 2**20, 1), "rows": int(row["rows"])}
     return out
+
+
+def _stack_args(args: argparse.Namespace, name: str) -> dict[str, Any]:
+    """A throwaway stack, or with ``--store`` one kept under it for the next run."""
+    store = args.store / name if args.store else None
+    return {"heap": args.heap, "extra_env": {"LOFT_WORKER_BATCH": "256"}, "store": store}
+
+
+async def _loaded(rt: Any, people: list[Any], held: dict[str, Any]) -> dict[str, Any] | None:
+    """What a kept stack holds already (None: nothing yet, load it); a stack holding another
+    number of orders than the population's (a load cut short) is refused."""
+    orders = int(await rt.pool.fetchval("SELECT count(*) FROM orders"))
+    if not orders:
+        return None
+    expected = sum(len(c.orders) for c in people) - len(held)
+    if orders != expected:
+        raise SystemExit(f"the kept stack holds {orders} orders, not {expected}: delete it and load again")
+    jobs = int(await rt.pool.fetchval("SELECT count(*) FROM jobs"))
+    if jobs:
+        from service.worker import Worker
+
+        await Worker(rt).drain(timeout=14_400)
+    return {"orders": orders, "reused": True}
 
 
 # -- the populations ------------------------------------------------------------------------------
@@ -585,13 +729,15 @@ async def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed)  # the same held-back customers as earlier versions of this benchmark
     eligible = [c for c in people if len(c.orders) >= 2]
     held = {c.user: c.orders[-1] for c in rng.sample(eligible, min(evaluate, len(eligible)))}
-    async with bench_stack(heap=args.heap, extra_env={"LOFT_WORKER_BATCH": "256"}) as settings:
+    async with bench_stack(**_stack_args(args, f"demo-{customers}-{args.seed}")) as settings:
         rt = await Runtime.open(settings, pool_size=4)
         try:
-            log(f"demo: loading {customers} customers ({len(held)} with their last order held back)")
-            loaded = await load(rt, people, held, args.chat_share, args.seed)
+            loaded = await _loaded(rt, people, held)
+            if loaded is None:
+                log(f"demo: loading {customers} customers ({len(held)} with their last order held back)")
+                loaded = await load(rt, people, held, args.chat_share, args.seed)
             log(f"demo: loaded {loaded}")
-            quality = await measure(rt, people, held, every=False, largest=args.largest, seed=args.seed)
+            quality = {} if args.load_only else await measure(rt, people, held, args, every=False)
             stats = await statistics_size(rt)
         finally:
             await rt.close()
@@ -636,15 +782,18 @@ async def run_realistic(args: argparse.Namespace) -> dict[str, Any]:
         },
     }
     log(f"realistic: {shape}")
-    async with bench_stack(heap=args.heap, extra_env={"LOFT_WORKER_BATCH": "256"}) as settings:
+    store = f"realistic-{customers}-{args.products}-{args.seed}"
+    async with bench_stack(**_stack_args(args, store)) as settings:
         rt = await Runtime.open(settings, pool_size=4)
         try:
-            shape["catalog"] = await load_catalog(rt, catalog)
-            log(f"realistic: catalog {shape['catalog']}; loading orders ({len(held)} held back)")
-            shape["load"] = await load(rt, people, held, 0.0, args.seed)
+            shape["load"] = await _loaded(rt, people, held)
+            if shape["load"] is None:
+                shape["catalog"] = await load_catalog(rt, catalog)
+                log(f"realistic: catalog {shape['catalog']}; loading orders ({len(held)} held back)")
+                shape["load"] = await load(rt, people, held, 0.0, args.seed)
             log(f"realistic: loaded {shape['load']}")
             shape["statistics"] = await statistics_size(rt)
-            quality = await measure(rt, people, held, every=not args.skip_every, largest=args.largest, seed=args.seed)
+            quality = {} if args.load_only else await measure(rt, people, held, args, every=not args.skip_every)
         finally:
             await rt.close()
     return {"population": shape, **quality}
@@ -745,8 +894,8 @@ async def compare_stores(args: argparse.Namespace) -> dict[str, Any]:
             read_pg: list[float] = []
             read_neo: list[float] = []
             for c in sample:
-                mine = await orders.recent_products(rt.pool, c.user, orders=recommendations.RECENT_ORDERS)
-                seeds = recommendations.seeds(mine)
+                found = await recommendations.from_orders(rt.pool, c.user, min_crowd=5, timeout=10.0)
+                seeds = {m.sku: 1.0 for m in found.mine if m.seed}
                 t = time.perf_counter()
                 await co_purchases.neighbours(rt.pool, seeds, min_customers=5, exclude=set(), limit=150)
                 read_pg.append((time.perf_counter() - t) * 1000)
@@ -834,6 +983,21 @@ GOALS = {
 }
 
 
+TUNING_NAMES = ("all", "top30", "top50", "top80")
+
+
+def tunings() -> dict[str, Any]:
+    """The tunings ``--ab`` may compare, by name: how many ranked candidates the graph checks."""
+    from service.core.recommendations import TUNING
+
+    return {
+        "all": replace(TUNING, graph_pool=None),  # every candidate PostgreSQL finds (the former path)
+        "top30": replace(TUNING, graph_pool=30),
+        "top50": replace(TUNING, graph_pool=50),
+        "top80": replace(TUNING, graph_pool=80),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--demo-customers", type=int, default=10_000)
@@ -850,6 +1014,21 @@ def main() -> None:
     parser.add_argument("--skip-every", action="store_true", help="do not ask every realistic customer")
     parser.add_argument(
         "--compare-stores", type=int, default=0, metavar="N", help="only compare the stores on N orders"
+    )
+    parser.add_argument(
+        "--store",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="keep each population's stack under DIR and reuse it on the next run (loaded once)",
+    )
+    parser.add_argument("--load-only", action="store_true", help="with --store: load the populations, measure nothing")
+    parser.add_argument("--profile", type=int, default=0, metavar="N", help="time the phases of N customers' requests")
+    parser.add_argument(
+        "--ab",
+        default="",
+        metavar="A,B",
+        help=f"ask the system under these tunings, interleaved per customer (of {', '.join(TUNING_NAMES)})",
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON (always on stdout)")
     args = parser.parse_args()

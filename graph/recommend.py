@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -184,6 +185,30 @@ def plan_again(driver: AsyncDriver, *, database: str) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class CoPurchase:
+    """One of the customer's own products a candidate was bought with: by how many customers."""
+
+    sku: str
+    name: str | None
+    customers: int
+
+
+@dataclass(frozen=True)
+class Match:
+    """A current preference a product meets (``strength`` 0..1, as the customer said it)."""
+
+    attribute: str  # style, category, material, color, brand or product
+    name: str
+    strength: float | None = None
+
+
+@dataclass(frozen=True)
+class Like:
+    attribute: str
+    name: str
+
+
 @dataclass
 class Candidate:
     """One product that passed every filter, with the evidence the score is built from."""
@@ -194,8 +219,8 @@ class Candidate:
     price: float | None
     buyers: int  # distinct customers who ordered it (popularity)
     co_weight: float = 0.0  # the customer's products' weighted cosine to it (0 without purchases)
-    via: list[dict[str, Any]] = field(default_factory=list)  # [{sku, name, customers}] of the customer's own products
-    matched: list[dict[str, Any]] = field(default_factory=list)  # [{attribute, name, strength}] preferences met
+    via: list[CoPurchase] = field(default_factory=list)  # of the customer's own products, strongest first
+    matched: list[Match] = field(default_factory=list)  # preferences met
     budget: float | None = None
     consumable: bool = False
     repeat: float = 0.0  # a consumable the customer buys again: how regularly and how lately (0..1)
@@ -208,7 +233,20 @@ class CustomerBasis:
     known: bool
     name: str | None
     owned: int
-    likes: list[dict[str, Any]]
+    likes: list[Like]
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A candidate that passed the graph's filters, as the graph knows it."""
+
+    sku: str
+    name: str
+    category: str | None
+    price: float | None
+    consumable: bool
+    owned: bool  # claimed in chat
+    matched: tuple[Match, ...]
 
 
 @dataclass
@@ -217,7 +255,7 @@ class GraphCheck:
 
     basis: CustomerBasis
     budget: float | None
-    items: dict[str, dict[str, Any]]  # sku -> {name, category, price, consumable, owned (claimed in chat), matched}
+    items: dict[str, Checked]
     names: dict[str, str]  # sku -> name, of the products asked for in ``named``
 
 
@@ -244,7 +282,23 @@ async def check(
         r = await result.single(strict=True)
     global _planned
     _planned = True
-    basis = CustomerBasis(bool(r["known"]), r["name"], int(r["owned"] or 0), list(r["likes"]))
+    likes = [Like(x["attribute"], x["name"]) for x in r["likes"]]
+    basis = CustomerBasis(bool(r["known"]), r["name"], int(r["owned"] or 0), likes)
     budget = float(r["budget"]) if r["budget"] is not None else None
-    items = {x["sku"]: dict(x) for x in r["items"]}
+    items = {x["sku"]: _checked(x) for x in r["items"]}
     return GraphCheck(basis, budget, items, {x["sku"]: x["name"] for x in r["names"]})
+
+
+def _checked(x: Mapping[str, Any]) -> Checked:
+    return Checked(
+        sku=x["sku"],
+        name=x["name"],
+        category=x["category"],
+        price=float(x["price"]) if x["price"] is not None else None,
+        consumable=bool(x["consumable"]),
+        owned=bool(x["owned"]),
+        matched=tuple(
+            Match(m["attribute"], m["name"], float(m["strength"]) if m["strength"] is not None else None)
+            for m in x["matched"]
+        ),
+    )

@@ -114,3 +114,43 @@ def test_an_erased_customer_leaves_the_statistics(service, api, stack):
     assert _buyers(stack, [a, b, c]) == {a: 4, b: 4}
     assert _neighbours(stack, a) == {} and _neighbours(stack, b) == {}  # below the minimum support now
     assert stack.sql("SELECT count(*) AS n FROM order_lines WHERE user_identifier = $1", who[0])[0]["n"] == 0
+
+
+def test_a_customers_seeds_are_bounded_recent_and_frequent(service, api, stack):
+    """The statement that reads a customer's products chooses the seeds: half the most
+    recently bought, half the most often bought, of the recent orders only."""
+    tag = uuid.uuid4().hex[:6].upper()
+    sku = make_products(stack, tag, {f"P{i}": {"category": "rug"} for i in range(10)})
+    user = f"sd-{tag}"
+    first = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)
+    for k in range(10):  # order k holds P{k}; P0 is bought again in orders 1-3, P1 in 2-3
+        again = [sku["P0"]] * (1 <= k <= 3) + [sku["P1"]] * (2 <= k <= 3)
+        order(api, user, f"{user}-{k}", [sku[f"P{k}"], *again], at=first + timedelta(days=k))
+    service.wait_idle()
+
+    async def read(recent_orders: int) -> co_purchases.Candidates:
+        from service.runtime import Runtime
+
+        rt = await Runtime.open(stack.settings, pool_size=2)
+        try:
+            return await co_purchases.for_customer(
+                rt.pool,
+                user,
+                recent_orders=recent_orders,
+                seeds=4,
+                min_customers=5,
+                neighbours=10,
+                categories=2,
+                per_category=3,
+                popular=3,
+            )
+        finally:
+            await rt.close()
+
+    found = asyncio.run(read(200))
+    assert {m.sku for m in found.mine if m.seed} == {sku["P9"], sku["P8"], sku["P0"], sku["P1"]}
+    assert found.mine[0].sku == sku["P9"] and found.mine[0].ago == 0 and found.of_orders == 10
+    assert {m.sku: m.orders for m in found.mine}[sku["P0"]] == 4
+    five = asyncio.run(read(5))  # the five latest orders only: P0 and P1 are not read at all
+    assert {m.sku for m in five.mine} == {sku[f"P{k}"] for k in range(5, 10)} and five.of_orders == 5
+    assert {m.sku for m in five.mine if m.seed} == {sku["P9"], sku["P8"], sku["P7"], sku["P6"]}

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from graph.recommend import Candidate, CustomerBasis
+from graph.recommend import Candidate, CoPurchase, CustomerBasis, Like, Match
 from service.core import recommendations as rec
 
 # -- pure scoring and wording -------------------------------------------------------------------
@@ -24,8 +24,8 @@ def _cand(sku: str, **kw) -> Candidate:
     return Candidate(**(base | kw))
 
 
-def _via(sku: str, name: str, customers: int) -> dict:
-    return {"sku": sku, "name": name, "customers": customers}
+def _via(sku: str, name: str, customers: int) -> CoPurchase:
+    return CoPurchase(sku, name, customers)
 
 
 def test_co_purchase_outranks_popularity_and_is_explained():
@@ -34,7 +34,7 @@ def test_co_purchase_outranks_popularity_and_is_explained():
         _cand("A", buyers=90),
         _cand("B", buyers=3, co_weight=4.0, via=[_via("S", "Arlo Sofa", 12)]),
     ]
-    out = rec.rank(basis, found, "sarah", limit=10, min_crowd=5)
+    out = rec.rank(basis, found, "sarah", limit=10, min_crowd=5).model_dump()
     assert [i["sku"] for i in out["items"]] == ["B", "A"]
     assert out["cold_start"] is False
     first = out["items"][0]
@@ -54,18 +54,16 @@ def test_preferences_and_budget_become_sentences():
         "W",
         price=2400.0,
         budget=3000.0,
-        matched=[{"attribute": "material", "name": "walnut", "strength": 0.8}],
+        matched=[Match("material", "walnut", 0.8)],
     )
-    texts = [r["text"] for r in rec.reasons(c, cold=False, min_crowd=5)]
+    texts = [r.text for r in rec.reasons(c, cold=False, min_crowd=5)]
     assert "matches your preference for walnut" in texts
     assert "within your $3,000 budget" in texts
 
 
 def test_cold_start_is_said_to_be_one():
-    basis = CustomerBasis(known=True, name=None, owned=0, likes=[{"attribute": "style", "name": "modern"}])
-    out = rec.rank(
-        basis, [_cand("A", matched=[{"attribute": "style", "name": "modern", "strength": 0.7}])], "x", limit=5
-    )
+    basis = CustomerBasis(known=True, name=None, owned=0, likes=[Like("style", "modern")])
+    out = rec.rank(basis, [_cand("A", matched=[Match("style", "modern", 0.7)])], "x", limit=5).model_dump()
     assert out["cold_start"] is True
     assert out["explanation"] == "No purchases yet: popular in your preferred styles (modern)"
     kinds = {r["kind"] for r in out["items"][0]["reasons"]}
@@ -76,7 +74,7 @@ def test_a_crowd_smaller_than_the_minimum_is_never_stated():
     basis = CustomerBasis(known=True, name="Ann", owned=3, likes=[])
     small = _cand("B", co_weight=2.0, buyers=40, via=[_via("S", "Arlo Sofa", 4), _via("T", "Brio Table", 1)])
     large = _cand("C", co_weight=1.0, buyers=40, via=[_via("S", "Arlo Sofa", 4), _via("T", "Brio Table", 7)])
-    out = rec.rank(basis, [small, large], "ann", limit=10, min_crowd=5)
+    out = rec.rank(basis, [small, large], "ann", limit=10, min_crowd=5).model_dump()
     by_sku = {i["sku"]: i for i in out["items"]}
     said = [r for r in by_sku["B"]["reasons"] if r["kind"] == "co_purchase"]
     assert said == []  # 4 and 1 customers: dropped, not stated
@@ -84,8 +82,8 @@ def test_a_crowd_smaller_than_the_minimum_is_never_stated():
     assert [r["customers"] for r in by_sku["C"]["reasons"] if r["kind"] == "co_purchase"] == [7]
     assert by_sku["C"]["path"][2]["key"] == "co-buyers:7"
     # a product bought by fewer customers than the crowd is not called popular either
-    rare = _cand("D", buyers=2, matched=[{"attribute": "style", "name": "modern", "strength": 0.7}])
-    assert all(r["kind"] != "popular" for r in rec.reasons(rare, cold=True, min_crowd=5))
+    rare = _cand("D", buyers=2, matched=[Match("style", "modern", 0.7)])
+    assert all(r.kind != "popular" for r in rec.reasons(rare, cold=True, min_crowd=5))
 
 
 def test_consumables_come_back_and_repeat_scores_regular_recent_buys_higher():
@@ -97,7 +95,7 @@ def test_consumables_come_back_and_repeat_scores_regular_recent_buys_higher():
     once = _cand("NAPKIN", consumable=True, repeat=rec.repeat_score(1, 6, 4), orders=1)
     best = _cand("LAMP", co_weight=1.0, via=[_via("S", "Arlo Sofa", 9)])
     weaker = _cand("VASE", co_weight=0.3, via=[_via("S", "Arlo Sofa", 6)])
-    out = rec.rank(basis, [weaker, once, again, best], "x", limit=5, min_crowd=5)
+    out = rec.rank(basis, [weaker, once, again, best], "x", limit=5, min_crowd=5).model_dump()
     # bought in five of six orders, lately: before the best co-purchase; bought once, long ago: after it
     assert [i["sku"] for i in out["items"]] == ["CANDLE", "LAMP", "NAPKIN", "VASE"]
     candle = out["items"][0]
@@ -105,12 +103,26 @@ def test_consumables_come_back_and_repeat_scores_regular_recent_buys_higher():
     assert candle["path"][-1]["key"] == "CANDLE" and "PURCHASED" in candle["path_text"]
 
 
-def test_seeds_are_bounded_recent_and_frequent():
-    mine = [{"sku": f"S{i:03d}", "orders": 1, "ago": i} for i in range(500)]
-    mine[400]["orders"] = 9  # old but bought again and again
-    chosen = rec.seeds(mine, limit=10)
-    assert len(chosen) == 10
-    assert {"S000", "S004", "S400"} <= set(chosen) and "S300" not in chosen
+def test_the_graph_checks_the_best_candidates_postgresql_knows_first():
+    from service.postgres.co_purchases import Candidates, Neighbour, OwnProduct, ProductStats, Via
+
+    pg = Candidates(
+        mine=[OwnProduct("CANDLE", 5, 0, 6, True), OwnProduct("SOFA", 1, 1, 6, True)],
+        neighbours=[
+            Neighbour("LAMP", 0.9, 40, (Via("SOFA", 12),)),
+            Neighbour("RUG", 0.3, 400, (Via("SOFA", 6),)),
+            Neighbour("VASE", 0.2, 9, (Via("SOFA", 5),)),
+        ],
+        consumables={"CANDLE": ProductStats("CANDLE", 80, consumable=True, price=9.0)},
+        best=[
+            ProductStats("SOFA", 500, category="sofa", price=2000.0),  # owned, not bought again
+            ProductStats("CHAIR", 300, category="sofa", price=700.0),
+        ],
+        popular=[ProductStats("MUG", 900, price=5.0)],  # the shop's: only for customers without categories
+    )
+    # a consumable bought in five of six orders lately, then co-purchase, then popularity
+    assert rec.graph_pool(pg, max_price=None) == ["CANDLE", "LAMP", "RUG", "VASE", "CHAIR"]
+    assert "CHAIR" not in rec.graph_pool(pg, max_price=500.0)  # its last known price is over the cap
 
 
 def test_timeouts_and_memory_limits_are_told_from_other_errors():
@@ -225,6 +237,29 @@ def test_co_purchases_explained_excluding_owned_disliked_and_out_of_stock(servic
     assert {i["category"] for i in tables.json()["items"]} <= {"coffee table"}
     assert all(i["price"] <= 620 for i in tables.json()["items"])
     assert sku["OAK"] in [i["sku"] for i in tables.json()["items"]], tables.text
+
+
+def test_candidates_the_graph_turns_down_make_room_for_the_next_ones(service, stack, api, user, shop):
+    """The graph checks the best candidates first; when its filters leave too few, the
+    next as many are checked (here one at a time: the second best is out of stock)."""
+    tag, sku = shop
+    order(api, user, f"mine-{tag}", [sku["SOFA"]])
+    service.wait_idle()
+
+    async def ask(tuning: rec.Tuning) -> dict:
+        from service.runtime import Runtime
+
+        rt = await Runtime.open(stack.settings, pool_size=2)
+        try:
+            return await rec.recommend(rt, user, limit=2, tuning=tuning)
+        finally:
+            await rt.close()
+
+    one_by_one = asyncio.run(ask(rec.Tuning(graph_pool=2)))  # [OAK, GONE], then [LONE, VELVET]
+    skus = [i["sku"] for i in one_by_one["items"]]
+    assert len(skus) == 2 and skus[0] == sku["OAK"] and sku["GONE"] not in skus, skus
+    assert one_by_one["degraded"] is False
+    assert asyncio.run(ask(rec.Tuning(graph_pool=None)))["items"] == one_by_one["items"]
 
 
 def test_a_stated_budget_caps_every_suggestion(service, api, user, shop):

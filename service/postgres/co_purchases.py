@@ -44,7 +44,7 @@ from typing import Any
 
 import asyncpg
 
-from service.postgres import orders
+from service.postgres import orders, queue
 from vectors.pg import Conn
 
 # the fewest distinct customers behind a stored neighbour: LOFT_MIN_CROWD's default, so a
@@ -117,48 +117,70 @@ WHERE r <= $3
 """
 RESET_CHANGES = "UPDATE product_stats SET changes = 0, mass_refreshed = mass WHERE sku = ANY($1::text[])"
 
-# -- reads for recommendations (bounded: by the seeds, by LIMITs) ------------------------------
+# -- reads for recommendations (bounded: by the customer's recent orders, the seeds, LIMITs) ----
 
-# Every candidate PostgreSQL knows for one customer, in one round trip: the neighbours of
-# their seed products (summed, weighted, not owned, bought with a seed by at least $4
-# customers), their consumables, the best sellers of the categories they buy in most, and
-# the shop's best sellers.
-CANDIDATES = """
-WITH seeds AS (
-  SELECT * FROM unnest($1::text[], $2::float8[]) AS s(sku, weight)
-), owned AS (
-  SELECT DISTINCT unnest($3::text[]) AS sku
+# Everything PostgreSQL knows for one customer, in one round trip: whether their erasure is
+# pending (``queue.PENDING_ERASURE``), their products of their $2
+# most recent orders (``orders.RECENT_PRODUCTS``), the $3 seeds among them (half the most
+# recently bought, half the most often bought), the neighbours of the seeds (cosine summed,
+# not owned, bought with a seed by at least $4 customers, the best $5), the best sellers of
+# the $6 categories they own most ($7 each) and the shop's $8 best sellers.
+FOR_CUSTOMER = f"""
+WITH mine AS MATERIALIZED (
+{orders.RECENT_PRODUCTS.strip()}
+), recent AS (
+  SELECT sku FROM mine ORDER BY ago, orders DESC, sku LIMIT $3 / 2
+), seeds AS (
+  SELECT sku FROM recent
+  UNION ALL
+  (SELECT sku FROM mine WHERE sku NOT IN (SELECT sku FROM recent)
+   ORDER BY orders DESC, ago, sku LIMIT $3 - (SELECT count(*) FROM recent))
 ), near AS (
-  SELECT n.neighbour AS sku, sum(n.score * s.weight) AS score,
-         array_agg(n.sku ORDER BY n.score * s.weight DESC, n.sku) AS via
+  SELECT n.neighbour AS sku, sum(n.score) AS score, array_agg(n.sku ORDER BY n.score DESC, n.sku) AS via
   FROM seeds s JOIN product_neighbours n ON n.sku = s.sku
-  WHERE n.customers >= $4 AND NOT EXISTS (SELECT 1 FROM owned o WHERE o.sku = n.neighbour)
+  WHERE n.customers >= $4 AND NOT EXISTS (SELECT 1 FROM mine o WHERE o.sku = n.neighbour)
   GROUP BY n.neighbour
   ORDER BY score DESC, n.neighbour
   LIMIT $5
-), mine AS (
-  SELECT p.* FROM owned o JOIN product_stats p USING (sku)
+), owned AS (
+  SELECT m.sku, m.orders, m.ago, m.of_orders, m.sku IN (SELECT sku FROM seeds) AS seed, p.customers,
+         p.name, p.category, coalesce(p.consumable, false) AS consumable, p.price, p.facets
+  FROM mine m LEFT JOIN product_stats p USING (sku)
 ), cats AS (
-  SELECT category FROM mine WHERE category IS NOT NULL
+  SELECT category FROM owned WHERE category IS NOT NULL
   GROUP BY category ORDER BY count(*) DESC, category LIMIT $6
 )
-SELECT 'near' AS kind, p.sku, x.score, x.via[1:2] AS via,
+-- a row when the customer's erasure is pending (nothing may be recommended to them)
+SELECT 'erasing' AS kind, NULL::text AS sku, NULL::int AS orders, NULL::int AS ago, NULL::int AS of_orders,
+       NULL::boolean AS seed, NULL::float8 AS score, NULL::text[] AS via, NULL::int[] AS via_customers,
+       NULL::int AS customers, NULL::text AS name, NULL::text AS category, NULL::boolean AS consumable,
+       NULL::numeric AS price, NULL::text[] AS facets
+WHERE ({queue.PENDING_ERASURE})
+UNION ALL
+SELECT 'own' AS kind, sku, orders, ago, of_orders, seed, NULL::float8 AS score, NULL::text[] AS via,
+       NULL::int[] AS via_customers, customers,
+       -- a consumable's facts: it may be offered again (the rest only counts as owned)
+       CASE WHEN consumable THEN name END AS name, CASE WHEN consumable THEN category END AS category,
+       consumable, CASE WHEN consumable THEN price END AS price, CASE WHEN consumable THEN facets END AS facets
+FROM owned
+UNION ALL
+SELECT 'near', p.sku, NULL, NULL, NULL, NULL, x.score, x.via[1:2],
        -- the two strongest paths' counts as they are now (a list may be a little older)
        ARRAY(SELECT coalesce(q.customers, 0)
              FROM unnest(x.via[1:2]) WITH ORDINALITY AS u(v, i)
              LEFT JOIN product_pairs q ON q.sku = least(u.v, x.sku) AND q.other = greatest(u.v, x.sku)
-             ORDER BY u.i) AS via_customers,
+             ORDER BY u.i),
        p.customers, p.name, p.category, p.consumable, p.price, p.facets
 FROM near x JOIN product_stats p ON p.sku = x.sku
 UNION ALL
-SELECT 'mine', sku, NULL, NULL, NULL, customers, name, category, consumable, price, facets FROM mine WHERE consumable
-UNION ALL
-SELECT 'best', b.sku, NULL, NULL, NULL, b.customers, b.name, b.category, b.consumable, b.price, b.facets
+SELECT 'best', b.sku, NULL, NULL, NULL, NULL, NULL, NULL, NULL, b.customers, b.name, b.category, b.consumable,
+       b.price, b.facets
 FROM cats CROSS JOIN LATERAL (
   SELECT * FROM product_stats s WHERE s.category = cats.category ORDER BY s.customers DESC, s.sku LIMIT $7
 ) b
 UNION ALL
-(SELECT 'popular', sku, NULL, NULL, NULL, customers, name, category, consumable, price, facets
+(SELECT 'popular', sku, NULL, NULL, NULL, NULL, NULL, NULL, NULL, customers, name, category, consumable, price,
+        facets
  FROM product_stats ORDER BY customers DESC, sku LIMIT $8)
 """
 NEIGHBOURS_OF = """
@@ -290,12 +312,110 @@ def _price(value: Any) -> Decimal | None:
 # -- reads ---------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
+class ProductStats:
+    """What the statistics know of a product: its distinct customers and what the catalog
+    said of it when it was last ordered (``facets``: ``"attribute:value"``)."""
+
+    sku: str
+    customers: int
+    name: str | None = None
+    category: str | None = None
+    consumable: bool = False
+    price: float | None = None
+    facets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Via:
+    """One of the customer's products a candidate is a neighbour of, and how many
+    customers bought both."""
+
+    sku: str
+    customers: int
+
+
+@dataclass(frozen=True)
 class Neighbour:
     sku: str
-    score: float  # the seeds' weighted cosine, summed
+    score: float  # the seeds' cosine to it, summed
     buyers: int  # distinct customers who bought it
-    via: list[dict[str, Any]]  # the customer's products it is a neighbour of: {sku, customers}, best first
+    via: tuple[Via, ...]  # the customer's products it is a neighbour of, best first
+
+
+@dataclass(frozen=True)
+class OwnProduct:
+    """A product of the customer's recent orders: in how many of them (``orders``), how
+    many orders ago last (0: the latest), of how many read; a seed or not."""
+
+    sku: str
+    orders: int
+    ago: int
+    of_orders: int
+    seed: bool = False
+
+
+@dataclass
+class Candidates:
+    """What PostgreSQL offers for one customer (see :data:`FOR_CUSTOMER`)."""
+
+    erasing: bool = False  # the customer's erasure is pending
+    mine: list[OwnProduct] = field(default_factory=list)  # most recently bought first
+    neighbours: list[Neighbour] = field(default_factory=list)
+    consumables: dict[str, ProductStats] = field(default_factory=dict)  # the customer's, by SKU
+    best: list[ProductStats] = field(default_factory=list)  # of the categories they buy in most
+    popular: list[ProductStats] = field(default_factory=list)  # of the shop
+
+    @property
+    def of_orders(self) -> int:
+        return self.mine[0].of_orders if self.mine else 0
+
+
+async def for_customer(
+    conn: Conn | asyncpg.Pool,
+    user: str,
+    *,
+    recent_orders: int,
+    seeds: int,
+    min_customers: int,
+    neighbours: int,
+    categories: int,
+    per_category: int,
+    popular: int,
+    timeout: float | None = None,
+) -> Candidates:
+    """The customer's products of their ``recent_orders`` latest orders and every candidate
+    for them, in one statement (bounded by its limits)."""
+    rows = await conn.fetch(
+        FOR_CUSTOMER,
+        user,
+        recent_orders,
+        seeds,
+        min_customers,
+        neighbours,
+        categories,
+        per_category,
+        popular,
+        timeout=timeout,
+    )
+    out = Candidates()
+    for r in rows:
+        kind = r["kind"]
+        if kind == "erasing":
+            out.erasing = True
+        elif kind == "own":
+            out.mine.append(OwnProduct(r["sku"], r["orders"], r["ago"], r["of_orders"], r["seed"]))
+            if r["consumable"]:
+                out.consumables[r["sku"]] = _stats(r)
+        elif kind == "near":
+            via = tuple(Via(v, int(n)) for v, n in zip(r["via"], r["via_customers"], strict=True))
+            out.neighbours.append(Neighbour(r["sku"], float(r["score"]), int(r["customers"]), via))
+        elif kind == "best":
+            out.best.append(_stats(r))
+        else:
+            out.popular.append(_stats(r))
+    out.mine.sort(key=lambda m: (m.ago, -m.orders, m.sku))
+    return out
 
 
 async def neighbours(
@@ -324,86 +444,30 @@ async def neighbours(
         via[r["sku"]].append((part, r["via"], int(r["customers"])))
     best = sorted(score, key=lambda s: (-score[s], s))[:limit]
     return [
-        Neighbour(
-            s,
-            score[s],
-            buyers[s],
-            [{"sku": v, "customers": n} for _, v, n in sorted(via[s], key=lambda t: (-t[0], t[1]))],
-        )
+        Neighbour(s, score[s], buyers[s], tuple(Via(v, n) for _, v, n in sorted(via[s], key=lambda t: (-t[0], t[1]))))
         for s in best
     ]
 
 
 async def stats_of(
     conn: Conn | asyncpg.Pool, skus: list[str], *, timeout: float | None = None
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, ProductStats]:
     rows = await conn.fetch(STATS_OF, sorted(set(skus)), timeout=timeout)
     return {r["sku"]: _stats(r) for r in rows}
 
 
-async def best_sellers(conn: Conn | asyncpg.Pool, *, limit: int, timeout: float | None = None) -> list[dict[str, Any]]:
+async def best_sellers(conn: Conn | asyncpg.Pool, *, limit: int, timeout: float | None = None) -> list[ProductStats]:
     """The shop's most bought products (by distinct customers)."""
     return [_stats(r) for r in await conn.fetch(BEST_SELLERS, limit, timeout=timeout)]
 
 
-@dataclass
-class Candidates:
-    """What PostgreSQL offers for one customer (see ``CANDIDATES``)."""
-
-    neighbours: list[Neighbour] = field(default_factory=list)
-    consumables: dict[str, dict[str, Any]] = field(default_factory=dict)  # the customer's, by SKU
-    best: list[dict[str, Any]] = field(default_factory=list)  # of the categories they buy in most
-    popular: list[dict[str, Any]] = field(default_factory=list)  # of the shop
-
-
-async def candidates(
-    conn: Conn | asyncpg.Pool,
-    seeds: Mapping[str, float],
-    owned: list[str],
-    *,
-    min_customers: int,
-    neighbours: int,
-    categories: int,
-    per_category: int,
-    popular: int,
-    timeout: float | None = None,
-) -> Candidates:
-    """Every candidate for a customer whose ``seeds`` (SKU -> weight) lead to neighbours and
-    who owns ``owned``, in one statement (bounded by its limits)."""
-    rows = await conn.fetch(
-        CANDIDATES,
-        list(seeds),
-        list(seeds.values()),
-        owned,
-        min_customers,
-        neighbours,
-        categories,
-        per_category,
-        popular,
-        timeout=timeout,
+def _stats(r: asyncpg.Record) -> ProductStats:
+    return ProductStats(
+        sku=r["sku"],
+        customers=int(r["customers"] or 0),
+        name=r["name"],
+        category=r["category"],
+        consumable=bool(r["consumable"]),
+        price=float(r["price"]) if r["price"] is not None else None,
+        facets=tuple(r["facets"] or ()),
     )
-    out = Candidates()
-    for r in rows:
-        kind = r["kind"]
-        if kind == "near":
-            via = [{"sku": v, "customers": int(n)} for v, n in zip(r["via"], r["via_customers"], strict=True)]
-            out.neighbours.append(Neighbour(r["sku"], float(r["score"]), int(r["customers"]), via))
-        elif kind == "mine":
-            out.consumables[r["sku"]] = _stats(r)
-        elif kind == "best":
-            out.best.append(_stats(r))
-        else:
-            out.popular.append(_stats(r))
-    return out
-
-
-def _stats(r: asyncpg.Record) -> dict[str, Any]:
-    return {
-        "sku": r["sku"],
-        "customers": int(r["customers"]),
-        "name": r["name"],
-        "category": r["category"],
-        "consumable": bool(r["consumable"]),
-        "price": float(r["price"]) if r["price"] is not None else None,
-        "facets": list(r["facets"] or []),
-    }
