@@ -282,15 +282,19 @@ def _entity_text(entity: Entity) -> str:
     return f"{entity.name} ({entity.type}{relation})"
 
 
-def _preference(rt: Runtime, pref: Preference) -> dict[str, Any]:
+def _preference(rt: Runtime, pref: Preference) -> graph_writes.PreferenceFact:
     """A preference for the graph: a value the catalog knows points at its shared node
     (under the catalog's own name); any other value stays the customer's own."""
-    out: dict[str, Any] = pref.model_dump()
     canonical = rt.catalog.canonical(pref.attribute, pref.value)
-    out["shared"] = canonical is not None
-    if canonical is not None:
-        out["value"] = canonical
-    return out
+    return graph_writes.PreferenceFact(
+        attribute=pref.attribute,
+        value=canonical if canonical is not None else pref.value,
+        polarity=pref.polarity,
+        strength=pref.strength,
+        confidence=pref.confidence,
+        replaces=pref.replaces,
+        shared=canonical is not None,
+    )
 
 
 def _memories(row: dict[str, Any], ex: Extraction, vectors: np.ndarray) -> list[ltm.NewMemory]:
@@ -329,30 +333,41 @@ def _facts(rt: Runtime, row: dict[str, Any], ex: Extraction, entity_vectors: np.
         keys_by_name[entity.name.lower()] = key
         summary = f"{entity.name} — {entity.relation}" if entity.relation else None
         entities.append(
-            {
-                "key": key,
-                "type": entity.type,
-                "name": entity.name,
-                "relation": entity.relation,
-                "summary": summary,
-                "at": entity.at,
-                "embedding": vector.tolist(),
-            }
+            graph_writes.EntityFact(
+                key=key,
+                type=entity.type,
+                name=entity.name,
+                relation=entity.relation,
+                summary=summary,
+                at=entity.at,
+                embedding=vector.tolist(),
+            )
         )
     relations = []
     for rel in ex.relations:
         source = keys_by_name.get(rel.source.lower())
         target = keys_by_name.get(rel.target.lower())
         if source and target and source != target:
-            relations.append({"source_key": source, "target_key": target, "type": rel.type})
+            relations.append(graph_writes.RelationFact(source_key=source, target_key=target, type=rel.type))
     return graph_writes.MessageFacts(
         user_id=row["user_identifier"],
         message_id=row["id"],
         at=row["created_at"],
         customer_name=ex.customer_name if row["role"] == "user" else None,
         preferences=[_preference(rt, p) for p in ex.preferences],
-        purchases=[p.model_dump() for p in ex.purchases],
-        interests=[i.model_dump() for i in ex.interests],
+        purchases=[
+            graph_writes.PurchaseFact(
+                product_name=p.product_name,
+                sku=p.sku,
+                category=p.category,
+                quantity=p.quantity,
+                price=p.price,
+                order_id=p.order_id,
+                at=p.at,
+            )
+            for p in ex.purchases
+        ],
+        interests=[graph_writes.InterestFact(sku=i.sku, category=i.category, kind=i.kind) for i in ex.interests],
         entities=entities,
         relations=relations,
     )
@@ -393,7 +408,14 @@ async def ingest_orders(rt: Runtime, order_ids: list[str]) -> None:
         if not rows:
             return
         batch = [
-            {k: v for k, v in r.items() if k != "paid"} | {"price": round(r["paid"] / r["qty"], 2)}
+            graph_writes.OrderLineRow(
+                user_id=r["user_id"],
+                order_id=r["order_id"],
+                sku=r["sku"],
+                qty=r["qty"],
+                price=round(r["paid"] / r["qty"], 2),
+                at=r["at"],
+            )
             for r in rows.values()
         ]
         async with rt.graph.session(database=rt.settings.neo4j_database) as session:
