@@ -205,11 +205,10 @@ async def commit(rt: Runtime, plan: Plan, *, refresh_snapshots: bool = True) -> 
                     await passages.store(
                         conn, row["user_identifier"], row["id"], row["content"], item.spans, item.passage_vectors
                     )
-            for item in live:
-                if item.extraction is None:
-                    continue
-                for memory in item.memories:
-                    await ltm.add_memory(conn, item.row["user_identifier"], memory)
+            # the batch's memories in message order, filed as one by one, written in one statement
+            await ltm.add_memories(
+                conn, [(i.row["user_identifier"], m) for i in live if i.extraction is not None for m in i.memories]
+            )
             await _rearm_summaries(rt, conn, live)
 
         if not any(i.facts for i in plan.items) and not any(_named(i) for i in plan.items):
