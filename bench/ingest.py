@@ -446,6 +446,7 @@ async def ab(settings, users: int, per_user: int, seed: int, *, rounds: int, war
     from service.runtime import Runtime
 
     baseline = Baseline()
+    load_before = list(os.getloadavg())
     rt = await Runtime.open(settings, role="worker")
     runs: dict[str, list[dict]] = {name: [] for name in ARMS}
     try:
@@ -468,7 +469,7 @@ async def ab(settings, users: int, per_user: int, seed: int, *, rounds: int, war
                 runs[name].append(run)
     finally:
         await rt.close()
-    return _ab_summary(runs, baseline.rev, users * per_user)
+    return _ab_summary(runs, baseline.rev, users * per_user) | {"load_average_before": load_before}
 
 
 def _ab_summary(runs: dict[str, list[dict]], rev: str, messages: int) -> dict:
@@ -502,7 +503,7 @@ def _ab_summary(runs: dict[str, list[dict]], rev: str, messages: int) -> dict:
         "baseline": rev,
         "messages_per_population": messages,
         "rounds": len(runs["before"]),
-        "load_average": list(os.getloadavg()),
+        "load_average_after": list(os.getloadavg()),
         "arms": arms,
         "over_before": ratios,
     }

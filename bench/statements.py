@@ -14,6 +14,7 @@ above, ``prepare`` the embedding and extraction.
 from __future__ import annotations
 
 import importlib
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -42,7 +43,8 @@ PG_METHODS = ("execute", "executemany", "fetch", "fetchrow", "fetchval")
 def statement_names() -> dict[str, str]:
     """Every module-level string constant of the modules that run statements, by its text."""
     names: dict[str, str] = {}
-    for module_name in MODULES:
+    baselines = [name for name in sys.modules if name.startswith("_baseline_")]  # bench.write_paths
+    for module_name in [*MODULES, *baselines]:
         try:
             module = importlib.import_module(module_name)
         except ImportError:
