@@ -41,6 +41,17 @@
    several products: about 1,300 characters on average, median 1,100. ``texts``
    reports their length distribution. The embedder reads at most 256 tokens
    of each text (``max_seq_length``), but tokenises all of it.
+   ``--warm-users N`` drains N other customers first, unmeasured (a warm server: query
+   plans, JIT, caches). ``--profile`` adds ``profile``: every statement of the drain by
+   name, count and milliseconds per batch and per message, with the Neo4j process's CPU per
+   Cypher statement and per commit, and the pipeline's ``prepare`` and ``commit``
+   (:mod:`bench.statements`).
+
+   ``--ab-rounds N`` instead measures the worker's write path against the one before
+   batching (:mod:`bench.write_paths`: ``before``, one statement per kind of fact and 2-3
+   round trips per memory; ``graph``, the graph write batched; ``graph+memories``, today's),
+   a fresh population per arm and round in a rotating order after a warm-up with each:
+   medians per arm, each arm over ``before``, and the load average.
 2. Chat: ``POST /v1/chat`` over HTTP against ``loftmem serve`` (no LLM, no worker
    running, so this is API time: store the turn, build context, offline reply, store it),
    sequential; p50/p95 in milliseconds. ``--chats 0`` skips it.
@@ -53,6 +64,7 @@ import asyncio
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import time
@@ -317,46 +329,74 @@ async def store_turns(rt, user: str, turns: list[tuple[str, str]], start: dateti
             )
 
 
-async def ingest(settings, users: int, per_user: int, seed: int, *, long: bool = False) -> dict:
+async def store_population(rt, users: int, per_user: int, rng: random.Random, *, long: bool) -> tuple[list[str], float]:
+    """Store ``users`` new customers' turns through the import path: (texts, seconds)."""
+    start = datetime.now(UTC) - timedelta(days=30)
+    texts: list[str] = []
+    t0 = time.perf_counter()
+    for u in range(users):
+        user = f"ingest-{u}-{uuid.uuid4().hex[:6]}"
+        if long:
+            turns = long_messages_for(rng, rt.catalog, per_user)
+            session_size = 20  # sessions of 20 turns, as in a chat: each gets its summary
+        else:
+            turns = [("user", m) for m in messages_for(rng, rt.catalog, per_user)]
+            session_size = len(turns)
+        texts += [t for _, t in turns]
+        await store_turns(rt, user, turns, start, session_size)
+    return texts, time.perf_counter() - t0
+
+
+async def measured_drain(rt, settings, messages: int, *, profile: bool) -> tuple[float, dict, dict | None]:
+    """Drain the queue with one in-process worker: (seconds, CPU per message by process,
+    the statements' profile if asked)."""
     from bench.procstat import CpuMeter, describe, neo4j_group, postgres_group, self_group
-    from service.runtime import Runtime
+    from bench.statements import StatementMeter
     from service.worker import Worker
+
+    async with rt.pool.acquire() as conn:
+        pg = await postgres_group(conn)
+    neo4j = neo4j_group(settings.neo4j_uri)
+    cpu_meter = CpuMeter({"worker": self_group("worker"), "postgres": pg, "neo4j": neo4j})
+    statements = StatementMeter(neo4j) if profile else None
+    if statements is not None:
+        statements.install()
+    before = cpu_meter.snapshot()
+    t0 = time.perf_counter()
+    try:
+        await Worker(rt).drain(timeout=3 * 3600)
+    finally:
+        if statements is not None:
+            statements.restore()
+    drain_s = time.perf_counter() - t0
+    cpu = cpu_meter.report(before, cpu_meter.snapshot(), messages)
+    log(describe("drain", cpu, unit="message"))
+    cpu = {k.replace("request", "message"): v for k, v in cpu.items()}
+    report = statements.report(messages, int(statements.phases["prepare"][0])) if statements else None
+    return drain_s, cpu, report
+
+
+async def ingest(
+    settings, users: int, per_user: int, seed: int, *, long: bool = False, profile: bool = False, warm_users: int = 0
+) -> dict:
+    from service.runtime import Runtime
 
     rt = await Runtime.open(settings, role="worker")
     try:
         rng = random.Random(seed)
-        start = datetime.now(UTC) - timedelta(days=30)
-        texts: list[str] = []
-        t0 = time.perf_counter()
-        for u in range(users):
-            user = f"ingest-{u}-{uuid.uuid4().hex[:6]}"
-            if long:
-                turns = long_messages_for(rng, rt.catalog, per_user)
-                session_size = 20  # sessions of 20 turns, as in a chat: each gets its summary
-            else:
-                turns = [("user", m) for m in messages_for(rng, rt.catalog, per_user)]
-                session_size = len(turns)
-            texts += [t for _, t in turns]
-            await store_turns(rt, user, turns, start, session_size)
-        stored_s = time.perf_counter() - t0
-        async with rt.pool.acquire() as conn:
-            pg = await postgres_group(conn)
-        cpu_meter = CpuMeter({"worker": self_group("worker"), "postgres": pg, "neo4j": neo4j_group(settings.neo4j_uri)})
-        worker = Worker(rt)
+        if warm_users:  # a warm server: Neo4j's plans and JIT, PostgreSQL's caches
+            warm, _ = await store_population(rt, warm_users, per_user, random.Random(seed + 1000), long=long)
+            log(f"ingest: warming up with {len(warm)} messages…")
+            await measured_drain(rt, settings, len(warm), profile=False)
+        texts, stored_s = await store_population(rt, users, per_user, rng, long=long)
         log(
             f"ingest: {len(texts)} messages stored in {stored_s:.1f} s ({json.dumps(text_stats(texts))}); draining the queue…"
         )
         embed_meter = EmbedMeter(rt.embedder)
-        before = cpu_meter.snapshot()
-        t0 = time.perf_counter()
         try:
-            await worker.drain(timeout=3 * 3600)
+            drain_s, cpu, statements = await measured_drain(rt, settings, len(texts), profile=profile)
         finally:
             embed_meter.restore()
-        drain_s = time.perf_counter() - t0
-        cpu = cpu_meter.report(before, cpu_meter.snapshot(), len(texts))
-        log(describe("drain", cpu, unit="message"))
-        cpu = {k.replace("request", "message"): v for k, v in cpu.items()}
         # the bound: the embedder alone, every call of the drain replayed as it was made;
         # best of two, since whatever else runs on a shared machine only ever slows it down
         replayed = [embed_meter.replay() for _ in range(2)]
@@ -393,9 +433,80 @@ async def ingest(settings, users: int, per_user: int, seed: int, *, long: bool =
             "cpu": cpu,
             "memories": counts["memories"],
             "summaries": counts["summaries"],
-        }
+        } | ({"profile": statements} if statements else {})
     finally:
         await rt.close()
+
+
+async def ab(settings, users: int, per_user: int, seed: int, *, rounds: int, warm_users: int, profile: bool) -> dict:
+    """The write paths of ``bench.write_paths.ARMS`` side by side: after a warm-up drain with
+    each, ``rounds`` rounds of one fresh population per arm, in an order that rotates every
+    round (the stores grow as the run goes on). Medians per arm, and each arm over ``before``."""
+    from bench.write_paths import ARMS, Baseline, arm
+    from service.runtime import Runtime
+
+    baseline = Baseline()
+    load_before = list(os.getloadavg())
+    rt = await Runtime.open(settings, role="worker")
+    runs: dict[str, list[dict]] = {name: [] for name in ARMS}
+    try:
+        rng = random.Random(seed)
+        for name in ARMS:
+            with arm(name, baseline):
+                warm, _ = await store_population(rt, warm_users, per_user, rng, long=False)
+                log(f"ab: warming up {name} with {len(warm)} messages…")
+                await measured_drain(rt, settings, len(warm), profile=False)
+        for r in range(rounds):
+            order = ARMS[r % len(ARMS) :] + ARMS[: r % len(ARMS)]
+            for name in order:
+                texts, _ = await store_population(rt, users, per_user, rng, long=False)
+                with arm(name, baseline):
+                    drain_s, cpu, statements = await measured_drain(rt, settings, len(texts), profile=profile)
+                run = {"messages_per_s": round(len(texts) / drain_s, 1), "cpu": cpu} | (
+                    {"profile": statements} if statements else {}
+                )
+                log(f"ab: round {r + 1} {name}: {run['messages_per_s']} messages/s")
+                runs[name].append(run)
+    finally:
+        await rt.close()
+    return _ab_summary(runs, baseline.rev, users * per_user) | {"load_average_before": load_before}
+
+
+def _ab_summary(runs: dict[str, list[dict]], rev: str, messages: int) -> dict:
+    def median(values: list[float]) -> float:
+        return round(statistics.median(values), 2)
+
+    arms = {}
+    for name, got in runs.items():
+        cpu = {
+            k: median([g["cpu"]["cpu_ms_per_message"][k] for g in got if g["cpu"]["cpu_ms_per_message"][k] is not None])
+            for k in got[0]["cpu"]["cpu_ms_per_message"]
+        }
+        arms[name] = {
+            "messages_per_s": median([g["messages_per_s"] for g in got]),
+            "messages_per_s_runs": [g["messages_per_s"] for g in got],
+            "cpu_ms_per_message": cpu,
+            "other_ms_per_message": median([g["cpu"]["other_ms_per_message"] for g in got]),
+        } | ({"profile": got[-1]["profile"]} if "profile" in got[-1] else {})
+    base = arms["before"]
+    ratios = {
+        name: {
+            "messages_per_s": round(a["messages_per_s"] / base["messages_per_s"], 3),
+            "cpu_ms_per_message": {
+                k: round(v / base["cpu_ms_per_message"][k], 3) if base["cpu_ms_per_message"].get(k) else None
+                for k, v in a["cpu_ms_per_message"].items()
+            },
+        }
+        for name, a in arms.items()
+    }
+    return {
+        "baseline": rev,
+        "messages_per_population": messages,
+        "rounds": len(runs["before"]),
+        "load_average_after": list(os.getloadavg()),
+        "arms": arms,
+        "over_before": ratios,
+    }
 
 
 def chat_latency(settings, n: int) -> dict:
@@ -459,7 +570,32 @@ def chat_latency(settings, n: int) -> dict:
 async def main_async(args) -> dict:
     async with bench_stack() as settings:
         per_user = args.messages_per_user or (200 if args.long else 20)
-        result = {"ingest": await ingest(settings, args.users, per_user, args.seed, long=args.long)}
+        if args.ab_rounds:
+            warm = args.warm_users or 10
+            result = {
+                "ab": await ab(
+                    settings,
+                    args.users,
+                    per_user,
+                    args.seed,
+                    rounds=args.ab_rounds,
+                    warm_users=warm,
+                    profile=args.profile,
+                )
+            }
+            log(f"ab: {json.dumps(result['ab'])}")
+            return result
+        result = {
+            "ingest": await ingest(
+                settings,
+                args.users,
+                per_user,
+                args.seed,
+                long=args.long,
+                profile=args.profile,
+                warm_users=args.warm_users,
+            )
+        }
         log(f"ingest: {json.dumps(result['ingest'])}")
         if args.chats:
             result["chat"] = await asyncio.to_thread(chat_latency, settings, args.chats)
@@ -474,6 +610,11 @@ def main() -> None:
     parser.add_argument("--long", action="store_true", help="long messages: pasted text, long questions and answers")
     parser.add_argument("--chats", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--warm-users", type=int, default=0, help="drain this many customers first, unmeasured")
+    parser.add_argument(
+        "--ab-rounds", type=int, default=0, help="drain the write paths before and after batching side by side"
+    )
+    parser.add_argument("--profile", action="store_true", help="time every statement of the drain (bench.statements)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     result = asyncio.run(main_async(args))

@@ -10,15 +10,61 @@ Writes are idempotent per source message: a retried job finds its message id in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import NotRequired, TypedDict
 
 from neo4j import AsyncManagedTransaction, unit_of_work
 
 from graph.schema import PREFERENCE_TYPES, RELATION_TYPES, TARGET_LABELS, entity_key, fact_key
 from vectors.embedder import DIM
 from vectors.memories import fact_hash
+
+
+class PreferenceFact(TypedDict):
+    """A stance on a value (``service.extraction.Preference``); ``shared``: the value names
+    a catalog node (under the catalog's own name), else it stays the customer's own."""
+
+    attribute: str
+    value: str
+    polarity: str  # a key of ``PREFERENCE_TYPES``
+    strength: NotRequired[float]
+    confidence: NotRequired[float]
+    replaces: NotRequired[bool]
+    shared: NotRequired[bool]
+
+
+class PurchaseFact(TypedDict):
+    product_name: str
+    sku: NotRequired[str | None]
+    category: NotRequired[str | None]
+    quantity: NotRequired[int]
+    price: NotRequired[float | None]
+    order_id: NotRequired[str | None]
+    at: NotRequired[datetime | None]
+
+
+class InterestFact(TypedDict):
+    sku: NotRequired[str | None]
+    category: NotRequired[str | None]
+    kind: NotRequired[str]
+
+
+class EntityFact(TypedDict):
+    key: str  # ``graph.schema.entity_key``
+    type: str
+    name: str
+    relation: NotRequired[str | None]
+    summary: NotRequired[str | None]
+    at: NotRequired[datetime | None]  # when what it names happens (an event's date)
+    embedding: NotRequired[list[float] | None]
+
+
+class RelationFact(TypedDict):
+    source_key: str
+    target_key: str
+    type: str  # one of ``RELATION_TYPES``
 
 
 @dataclass
@@ -29,21 +75,17 @@ class MessageFacts:
     message_id: int
     at: datetime
     customer_name: str | None = None
-    preferences: list[dict[str, Any]] = field(
-        default_factory=list
-    )  # attribute, value, polarity, strength, confidence, replaces
-    purchases: list[dict[str, Any]] = field(
-        default_factory=list
-    )  # sku|None, product_name, category, quantity, price, order_id, at
-    interests: list[dict[str, Any]] = field(default_factory=list)  # sku|None, category|None, kind
-    entities: list[dict[str, Any]] = field(default_factory=list)  # key, type, name, relation, at, embedding
-    relations: list[dict[str, Any]] = field(default_factory=list)  # source_key, target_key, type
+    preferences: list[PreferenceFact] = field(default_factory=list)
+    purchases: list[PurchaseFact] = field(default_factory=list)
+    interests: list[InterestFact] = field(default_factory=list)
+    entities: list[EntityFact] = field(default_factory=list)
+    relations: list[RelationFact] = field(default_factory=list)
 
 
 # -- customer -------------------------------------------------------------------------------
 
 MERGE_CUSTOMERS = """
-UNWIND $rows AS row
+UNWIND $customers AS row
 MERGE (c:Customer {user_id: row.user_id})
   ON CREATE SET c.created_at = row.at, c.first_seen = row.at
 SET c.last_seen = CASE WHEN c.last_seen IS NULL OR c.last_seen < row.at THEN row.at ELSE c.last_seen END,
@@ -66,7 +108,7 @@ SET c.last_seen = CASE WHEN c.last_seen IS NULL OR c.last_seen < row.at THEN row
 # ones (a retry, a late import) never closes a newer fact nor re-opens one a newer
 # message closed; what it says is recorded as history (closed when a newer fact ended it).
 UPSERT_PREFERENCES = """
-UNWIND $rows AS row
+UNWIND $preferences AS row
 CALL (row) {
   MATCH (c:Customer {user_id: row.user_id})
   CALL (row) {
@@ -142,7 +184,7 @@ CALL (row) {
 # id is added, ``mentioned_in_chat``) instead of creating a second PURCHASED: one purchase,
 # counted once. (The order feed applies the same rule the other way round: WRITE_ORDER_LINES.)
 MERGE_PURCHASES = """
-UNWIND $rows AS row
+UNWIND $purchases AS row
 MATCH (c:Customer {user_id: row.user_id})
 CALL (row) {
   OPTIONAL MATCH (p:Product {sku: row.sku})
@@ -198,8 +240,29 @@ RETURN p.sku AS sku, p.name AS name, p.category AS category, coalesce(p.consumab
 """
 
 
+class OrderLineRow(TypedDict):
+    """An order's lines of one SKU, quantities summed, at their mean unit price."""
+
+    user_id: str
+    order_id: str
+    sku: str
+    qty: int
+    price: float
+    at: datetime
+
+
+class ProductFacts(TypedDict):
+    """What the catalog says of a product (``WRITE_ORDER_LINES``' answer)."""
+
+    name: str | None
+    category: str | None
+    consumable: bool
+    price: float | None
+    facets: list[str]
+
+
 @unit_of_work(timeout=60.0)
-async def write_orders(tx: AsyncManagedTransaction, rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+async def write_orders(tx: AsyncManagedTransaction, rows: list[OrderLineRow]) -> dict[str, ProductFacts]:
     """Order lines ``{user_id, order_id, sku, qty, price, at}`` as PURCHASED, in one transaction.
     Returns what the catalog says of each product written (``{sku: {name, category,
     consumable, price, facets}}``; a SKU the graph does not know is missing), for the co-purchase
@@ -207,11 +270,16 @@ async def write_orders(tx: AsyncManagedTransaction, rows: list[dict[str, Any]]) 
     if not rows:
         return {}
     result = await tx.run(WRITE_ORDER_LINES, rows=rows)
-    return {r["sku"]: {k: r[k] for k in ("name", "category", "consumable", "price", "facets")} async for r in result}
+    return {
+        r["sku"]: ProductFacts(
+            name=r["name"], category=r["category"], consumable=r["consumable"], price=r["price"], facets=r["facets"]
+        )
+        async for r in result
+    }
 
 
 MERGE_INTERESTS = """
-UNWIND $rows AS row
+UNWIND $interests AS row
 MATCH (c:Customer {user_id: row.user_id})
 CALL (row) {
   MATCH (p:Product {sku: row.sku}) RETURN p AS target
@@ -230,7 +298,7 @@ SET r.mentions = CASE WHEN row.message_id IN r.source_message_ids THEN r.mention
 # -- entities -------------------------------------------------------------------------------
 
 MERGE_ENTITIES = """
-UNWIND $rows AS row
+UNWIND $entities AS row
 MATCH (c:Customer {user_id: row.user_id})
 MERGE (e:Entity {user_id: row.user_id, key: row.key})
   ON CREATE SET e.first_seen = row.at, e.name = row.name, e.type = row.type
@@ -252,7 +320,7 @@ SET m.mentions = CASE WHEN row.message_id IN m.source_message_ids THEN m.mention
 """
 
 MERGE_RELATED = """
-UNWIND $rows AS row
+UNWIND $relations AS row
 MATCH (a:Entity {user_id: row.user_id, key: row.source_key})
 MATCH (b:Entity {user_id: row.user_id, key: row.target_key})
 MERGE (a)-[r:RELATED_TO {type: row.type}]->(b)
@@ -268,107 +336,185 @@ SET r.source_message_ids = CASE WHEN row.message_id IN r.source_message_ids THEN
 # otherwise stall every other writer of the same nodes)
 WRITE_TIMEOUT_S = 60.0
 
+# A batch's facts in one statement: each section a unit subquery over its own rows, in this
+# order (customers first: every other section MATCHes them). The statement runs with one
+# driving row, so each section ends before the next one starts and sees all its writes,
+# as the sections' statements one after another did in the same transaction.
+WRITE_FACTS = "\n".join(
+    f"CALL () {{\n{section.strip()}\n}}"
+    for section in (
+        MERGE_CUSTOMERS,
+        UPSERT_PREFERENCES,
+        MERGE_PURCHASES,
+        MERGE_INTERESTS,
+        MERGE_ENTITIES,
+        MERGE_RELATED,
+    )
+)
+
+
+class CustomerRow(TypedDict):
+    user_id: str
+    at: datetime
+    name: str | None
+
+
+class _FactRow(TypedDict):
+    user_id: str
+    message_id: int
+    at: datetime
+
+
+class PreferenceRow(_FactRow):
+    label: str  # from ``TARGET_LABELS``, or "Entity" for a value the catalog does not know
+    attribute: str
+    value: str  # the catalog node's key, or the customer's Entity key
+    name: str
+    rel: str  # from ``PREFERENCE_TYPES``
+    replaces: bool
+    strength: float
+    confidence: float
+
+
+class PurchaseRow(_FactRow):
+    key: str
+    sku: str | None
+    name: str
+    category: str | None
+    quantity: int
+    price: float | None
+    order_id: str | None
+
+
+class InterestRow(_FactRow):
+    sku: str | None
+    category: str | None
+    kind: str
+
+
+class EntityRow(_FactRow):
+    key: str
+    name: str
+    type: str
+    relation: str | None
+    summary: str | None
+    event_at: datetime | None
+    embedding: list[float] | None
+
+
+class RelatedRow(_FactRow):
+    source_key: str
+    target_key: str
+    type: str
+
+
+class FactRows(TypedDict):
+    """The parameters of ``WRITE_FACTS``: a batch's rows, section by section, in message order."""
+
+    customers: list[CustomerRow]
+    preferences: list[PreferenceRow]
+    purchases: list[PurchaseRow]
+    interests: list[InterestRow]
+    entities: list[EntityRow]
+    relations: list[RelatedRow]
+
 
 @unit_of_work(timeout=WRITE_TIMEOUT_S)
-async def write_facts(tx: AsyncManagedTransaction, batch: list[MessageFacts]) -> None:
-    """Apply a batch of messages' facts in one transaction, in message order."""
+async def write_facts(tx: AsyncManagedTransaction, batch: Sequence[MessageFacts]) -> None:
+    """Apply a batch of messages' facts in one transaction and one statement, in message order."""
     if not batch:
         return
-    await tx.run(
-        MERGE_CUSTOMERS,
-        rows=[{"user_id": f.user_id, "at": f.at, "name": f.customer_name} for f in batch],
+    await (await tx.run(WRITE_FACTS, **fact_rows(batch))).consume()
+
+
+def fact_rows(batch: Sequence[MessageFacts]) -> FactRows:
+    return FactRows(
+        customers=[CustomerRow(user_id=f.user_id, at=f.at, name=f.customer_name) for f in batch],
+        preferences=[_preference_row(f, p) for f in batch for p in f.preferences],
+        purchases=[_purchase_row(f, p) for f in batch for p in f.purchases],
+        interests=[_interest_row(f, i) for f in batch for i in f.interests if i.get("sku") or i.get("category")],
+        entities=_entity_rows(batch),
+        relations=[
+            RelatedRow(user_id=f.user_id, message_id=f.message_id, at=f.at, **r)
+            for f in batch
+            for r in f.relations
+            if r["type"] in RELATION_TYPES
+        ],
     )
-    preferences = [_preference_row(f, p) for f in batch for p in f.preferences]
-    if preferences:
-        await tx.run(UPSERT_PREFERENCES, rows=preferences)
-    purchases = [
-        {
-            "user_id": f.user_id,
-            "message_id": f.message_id,
-            "key": p.get("sku") or entity_key("thing", p["product_name"]),
-            "sku": p.get("sku"),
-            "name": p["product_name"],
-            "category": p.get("category"),
-            "quantity": p.get("quantity", 1),
-            "price": p.get("price"),
-            "order_id": p.get("order_id"),
-            "at": p.get("at") or f.at,
-        }
-        for f in batch
-        for p in f.purchases
-    ]
-    if purchases:
-        await tx.run(MERGE_PURCHASES, rows=purchases)
-    interests = [
-        {
-            "user_id": f.user_id,
-            "message_id": f.message_id,
-            "sku": i.get("sku"),
-            "category": i.get("category"),
-            "kind": i.get("kind", "asked_about"),
-            "at": f.at,
-        }
-        for f in batch
-        for i in f.interests
-        if i.get("sku") or i.get("category")
-    ]
-    if interests:
-        await tx.run(MERGE_INTERESTS, rows=interests)
-    entities = [
-        {
-            "user_id": f.user_id,
-            "message_id": f.message_id,
-            "key": e["key"],
-            "name": e["name"],
-            "type": e["type"],
-            "relation": e.get("relation"),
-            "summary": e.get("summary"),
-            "event_at": e.get("at"),
-            "embedding": e.get("embedding"),
-            "at": f.at,
-        }
-        for f in batch
-        for e in f.entities
-    ]
-    if entities:
-        # an entity named in several messages of the batch gets its embedding once, from its
-        # last mention (what the rows one by one would leave): one vector-index update, and
-        # 384 floats sent once instead of per mention
-        last = {(row["user_id"], row["key"]): i for i, row in enumerate(entities) if row["embedding"] is not None}
-        for i, row in enumerate(entities):
-            if last.get((row["user_id"], row["key"]), i) != i:
-                row["embedding"] = None
-        await tx.run(MERGE_ENTITIES, rows=entities)
-    related = [
-        {"user_id": f.user_id, "message_id": f.message_id, "at": f.at, **r}
-        for f in batch
-        for r in f.relations
-        if r["type"] in RELATION_TYPES
-    ]
-    if related:
-        await tx.run(MERGE_RELATED, rows=related)
 
 
-def _preference_row(facts: MessageFacts, pref: dict[str, Any]) -> dict[str, Any]:
+def _preference_row(facts: MessageFacts, pref: PreferenceFact) -> PreferenceRow:
     """``pref["shared"]`` (set by the pipeline from the catalog) says the value names a
     catalog node; anything else is kept on a per-customer Entity."""
     attribute = pref["attribute"]
     shared = attribute in TARGET_LABELS and bool(pref.get("shared"))
-    label = TARGET_LABELS[attribute][0] if shared else "Entity"
-    value = pref["value"] if shared else entity_key(attribute, pref["value"])
-    return {
-        "user_id": facts.user_id,
-        "message_id": facts.message_id,
-        "at": facts.at,
-        "label": label,
-        "attribute": attribute,
-        "value": value,
-        "name": pref["value"],
-        "rel": PREFERENCE_TYPES[pref["polarity"]],
-        "replaces": bool(pref.get("replaces")),
-        "strength": float(pref.get("strength", 0.6)),
-        "confidence": float(pref.get("confidence", 0.7)),
-    }
+    return PreferenceRow(
+        user_id=facts.user_id,
+        message_id=facts.message_id,
+        at=facts.at,
+        label=TARGET_LABELS[attribute][0] if shared else "Entity",
+        attribute=attribute,
+        value=pref["value"] if shared else entity_key(attribute, pref["value"]),
+        name=pref["value"],
+        rel=PREFERENCE_TYPES[pref["polarity"]],
+        replaces=bool(pref.get("replaces")),
+        strength=float(pref.get("strength", 0.6)),
+        confidence=float(pref.get("confidence", 0.7)),
+    )
+
+
+def _purchase_row(facts: MessageFacts, purchase: PurchaseFact) -> PurchaseRow:
+    sku = purchase.get("sku")
+    return PurchaseRow(
+        user_id=facts.user_id,
+        message_id=facts.message_id,
+        at=purchase.get("at") or facts.at,
+        key=sku or entity_key("thing", purchase["product_name"]),
+        sku=sku,
+        name=purchase["product_name"],
+        category=purchase.get("category"),
+        quantity=purchase.get("quantity", 1),
+        price=purchase.get("price"),
+        order_id=purchase.get("order_id"),
+    )
+
+
+def _interest_row(facts: MessageFacts, interest: InterestFact) -> InterestRow:
+    return InterestRow(
+        user_id=facts.user_id,
+        message_id=facts.message_id,
+        at=facts.at,
+        sku=interest.get("sku"),
+        category=interest.get("category"),
+        kind=interest.get("kind", "asked_about"),
+    )
+
+
+def _entity_rows(batch: Sequence[MessageFacts]) -> list[EntityRow]:
+    """Every mention, in message order; an entity named in several messages of the batch gets
+    its embedding once, from its last mention (what the rows one by one would leave): one
+    vector-index update, and 384 floats sent once instead of per mention."""
+    rows = [
+        EntityRow(
+            user_id=f.user_id,
+            message_id=f.message_id,
+            at=f.at,
+            key=e["key"],
+            name=e["name"],
+            type=e["type"],
+            relation=e.get("relation"),
+            summary=e.get("summary"),
+            event_at=e.get("at"),
+            embedding=e.get("embedding"),
+        )
+        for f in batch
+        for e in f.entities
+    ]
+    last = {(row["user_id"], row["key"]): i for i, row in enumerate(rows) if row["embedding"] is not None}
+    for i, row in enumerate(rows):
+        if last.get((row["user_id"], row["key"]), i) != i:
+            row["embedding"] = None
+    return rows
 
 
 # -- forgetting a preference ------------------------------------------------------------------
@@ -429,55 +575,19 @@ WARM_UP_USER = "(warm up)"  # no customer can have this identifier: the API refu
 
 @unit_of_work(timeout=WRITE_TIMEOUT_S)
 async def warm_up(tx: AsyncManagedTransaction) -> None:
-    """Plan every write query once with a row of the right shape for a customer that does
-    not exist (nothing is written), so a fresh worker's first batch is not slow."""
-    at = datetime.now(UTC)
-    base = {"user_id": WARM_UP_USER, "message_id": 0, "at": at}
-    await tx.run(
-        UPSERT_PREFERENCES,
-        rows=[
-            base
-            | {
-                "label": "Style",
-                "attribute": "style",
-                "value": "modern",
-                "name": "modern",
-                "rel": "PREFERS",
-                "replaces": False,
-                "strength": 0.5,
-                "confidence": 0.5,
-            }
-        ],
+    """Plan the write statement once with a row of the right shape in every section for a
+    customer that does not exist (nothing is written: every section MATCHes the customer
+    first, and the customers' section is empty), so a fresh worker's first batch is not slow."""
+    facts = MessageFacts(
+        WARM_UP_USER,
+        0,
+        datetime.now(UTC),
+        preferences=[PreferenceFact(attribute="style", value="modern", polarity="prefers", shared=True)],
+        purchases=[PurchaseFact(product_name="x")],
+        interests=[InterestFact(category="sofa")],
+        entities=[EntityFact(key="person:x", type="person", name="x", embedding=[0.0] * DIM)],
+        relations=[RelationFact(source_key="a", target_key="b", type="RELATED_TO")],
     )
-    await tx.run(
-        MERGE_PURCHASES,
-        rows=[
-            base
-            | {
-                "key": "thing:x",
-                "sku": None,
-                "name": "x",
-                "category": None,
-                "quantity": 1,
-                "price": None,
-                "order_id": None,
-            }
-        ],
-    )
-    await tx.run(MERGE_INTERESTS, rows=[base | {"sku": None, "category": "sofa", "kind": "asked_about"}])
-    await tx.run(
-        MERGE_ENTITIES,
-        rows=[
-            base
-            | {
-                "key": "person:x",
-                "name": "x",
-                "type": "person",
-                "relation": None,
-                "summary": None,
-                "event_at": None,
-                "embedding": [0.0] * DIM,
-            }
-        ],
-    )
-    await tx.run(MERGE_RELATED, rows=[base | {"source_key": "a", "target_key": "b", "type": "RELATED_TO"}])
+    rows = fact_rows([facts])
+    rows["customers"] = []
+    await (await tx.run(WRITE_FACTS, **rows)).consume()

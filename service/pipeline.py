@@ -35,7 +35,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import numpy as np
 
@@ -220,11 +219,10 @@ async def commit(rt: Runtime, plan: Plan, *, refresh_snapshots: bool = True) -> 
                     await passages.store(
                         conn, row.user_identifier, row.id, row.content, item.spans, item.passage_vectors
                     )
-            for item in live:
-                if item.extraction is None:
-                    continue
-                for memory in item.memories:
-                    await ltm.add_memory(conn, item.row.user_identifier, memory)
+            # the batch's memories in message order, filed as one by one, written in one statement
+            await ltm.add_memories(
+                conn, [(i.row.user_identifier, m) for i in live if i.extraction is not None for m in i.memories]
+            )
             await _rearm_summaries(rt, conn, live)
 
         if not any(i.facts for i in plan.items) and not any(_named(i) for i in plan.items):
@@ -297,15 +295,19 @@ def _entity_text(entity: Entity) -> str:
     return f"{entity.name} ({entity.type}{relation})"
 
 
-def _preference(rt: Runtime, pref: Preference) -> dict[str, Any]:
+def _preference(rt: Runtime, pref: Preference) -> graph_writes.PreferenceFact:
     """A preference for the graph: a value the catalog knows points at its shared node
     (under the catalog's own name); any other value stays the customer's own."""
-    out: dict[str, Any] = pref.model_dump()
     canonical = rt.catalog.canonical(pref.attribute, pref.value)
-    out["shared"] = canonical is not None
-    if canonical is not None:
-        out["value"] = canonical
-    return out
+    return graph_writes.PreferenceFact(
+        attribute=pref.attribute,
+        value=canonical if canonical is not None else pref.value,
+        polarity=pref.polarity,
+        strength=pref.strength,
+        confidence=pref.confidence,
+        replaces=pref.replaces,
+        shared=canonical is not None,
+    )
 
 
 def _memories(row: history.QueuedMessage, ex: Extraction, vectors: np.ndarray) -> list[ltm.NewMemory]:
@@ -346,30 +348,41 @@ def _facts(
         keys_by_name[entity.name.lower()] = key
         summary = f"{entity.name} — {entity.relation}" if entity.relation else None
         entities.append(
-            {
-                "key": key,
-                "type": entity.type,
-                "name": entity.name,
-                "relation": entity.relation,
-                "summary": summary,
-                "at": entity.at,
-                "embedding": vector.tolist(),
-            }
+            graph_writes.EntityFact(
+                key=key,
+                type=entity.type,
+                name=entity.name,
+                relation=entity.relation,
+                summary=summary,
+                at=entity.at,
+                embedding=vector.tolist(),
+            )
         )
     relations = []
     for rel in ex.relations:
         source = keys_by_name.get(rel.source.lower())
         target = keys_by_name.get(rel.target.lower())
         if source and target and source != target:
-            relations.append({"source_key": source, "target_key": target, "type": rel.type})
+            relations.append(graph_writes.RelationFact(source_key=source, target_key=target, type=rel.type))
     return graph_writes.MessageFacts(
         user_id=row.user_identifier,
         message_id=row.id,
         at=row.created_at,
         customer_name=ex.customer_name if row.role == "user" else None,
         preferences=[_preference(rt, p) for p in ex.preferences],
-        purchases=[p.model_dump() for p in ex.purchases],
-        interests=[i.model_dump() for i in ex.interests],
+        purchases=[
+            graph_writes.PurchaseFact(
+                product_name=p.product_name,
+                sku=p.sku,
+                category=p.category,
+                quantity=p.quantity,
+                price=p.price,
+                order_id=p.order_id,
+                at=p.at,
+            )
+            for p in ex.purchases
+        ],
+        interests=[graph_writes.InterestFact(sku=i.sku, category=i.category, kind=i.kind) for i in ex.interests],
         entities=entities,
         relations=relations,
     )
@@ -389,16 +402,16 @@ class _Bought:
     qty: int = 0
     paid: float = 0.0
 
-    def for_graph(self) -> dict[str, object]:
+    def for_graph(self) -> graph_writes.OrderLineRow:
         """The row :func:`graph.writes.write_orders` takes (the mean unit price)."""
-        return {
-            "user_id": self.user_id,
-            "order_id": self.order_id,
-            "sku": self.sku,
-            "qty": self.qty,
-            "at": self.at,
-            "price": round(self.paid / self.qty, 2),
-        }
+        return graph_writes.OrderLineRow(
+            user_id=self.user_id,
+            order_id=self.order_id,
+            sku=self.sku,
+            qty=self.qty,
+            at=self.at,
+            price=round(self.paid / self.qty, 2),
+        )
 
 
 async def ingest_orders(rt: Runtime, order_ids: list[str]) -> None:

@@ -22,94 +22,93 @@ import hashlib
 import json
 import re
 import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TypedDict
 
 import asyncpg
 import numpy as np
+from pgvector import Vector
 
 from vectors.pg import Conn, Executor
 
 NEAR_DUPLICATE = 0.93
+NEAR_ROWS = 16  # a candidate's memories at or above NEAR_DUPLICATE looked at, nearest first
 
-# the memory a new one would join, in one round trip: the customer's memory with the same
-# content hash, else (unless $4: a replacing memory never merges by similarity) their
-# nearest current memory if it is a near-duplicate. MATERIALIZED keeps the planner on the
-# per-user rows instead of the global HNSW index.
-FIND_SAME_OR_NEAR = """
-WITH forgotten AS (
-  SELECT 1 FROM memory_events
-  WHERE user_identifier = $1 AND event = 'delete' AND detail ? 'forgotten'
-    AND (detail->'forgotten'->>'through_message_id')::bigint >= $6
-    AND (detail->'forgotten'->>'content_hash' = $2 OR detail->'forgotten'->'facts' ?| $7::text[])
-  LIMIT 1
-),
-same AS (
-  SELECT id, content, source_message_ids FROM long_term_memories
-  WHERE user_identifier = $1 AND content_hash = $2 LIMIT 1
-),
-mine AS MATERIALIZED (
-  SELECT id, content, source_message_ids, embedding FROM long_term_memories
-  WHERE user_identifier = $1 AND valid_to IS NULL AND NOT $4 AND NOT EXISTS (SELECT 1 FROM same)
-),
-near AS (
-  SELECT id, content, source_message_ids, 1 - (embedding <=> $3) AS similarity FROM mine
-  ORDER BY embedding <=> $3 LIMIT 1
+# What a batch of candidates (``$1``: their order) would join or close, in one round trip:
+#   forgotten    the candidate repeats a memory the customer deleted, from a message sent before;
+#   duplicate    the customer's memory with the same content hash (current or not);
+#   near         the customer's memories at or above ``$9`` of similarity, current or not (a
+#                memory the batch re-opens counts again), unless the candidate replaces;
+#   subject      the current memories of every subject the batch names (ord NULL).
+# Whether a memory is current is decided as the batch is filed (:class:`_Filing`), in order.
+# The near scan reads the customer's rows (``ltm_user_idx``): ordering by the similarity
+# expression, not by ``embedding <=> x``, keeps the planner off the global HNSW index.
+LOOK_UP = """
+WITH c AS (
+  SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::vector[], $5::bool[], $6::bigint[], $7::text[],
+                       $8::text[])
+    AS c(ord, user_identifier, content_hash, embedding, replaces, through, facts, subject)
 )
-SELECT NULL::uuid AS id, NULL AS content, NULL::bigint[] AS source_message_ids, 'forgotten' AS reason FROM forgotten
+SELECT c.ord, 'forgotten' AS reason, NULL::uuid AS id, NULL AS user_identifier, NULL AS content,
+       NULL::bigint[] AS source_message_ids, NULL::timestamptz AS valid_from, NULL::timestamptz AS valid_to,
+       NULL AS subject, false AS replaces, NULL::float8 AS similarity
+FROM c
+WHERE EXISTS (
+  SELECT 1 FROM memory_events e
+  WHERE e.user_identifier = c.user_identifier AND e.event = 'delete' AND e.detail ? 'forgotten'
+    AND (e.detail->'forgotten'->>'through_message_id')::bigint >= c.through
+    AND (e.detail->'forgotten'->>'content_hash' = c.content_hash OR e.detail->'forgotten'->'facts' ?| c.facts::text[])
+)
 UNION ALL
-SELECT id, content, source_message_ids, 'duplicate' AS reason FROM same
+SELECT c.ord, 'duplicate', m.id, m.user_identifier, m.content, m.source_message_ids, m.valid_from, m.valid_to,
+       m.subject, coalesce((m.metadata->>'replaces')::boolean, false), NULL
+FROM c JOIN long_term_memories m ON m.user_identifier = c.user_identifier AND m.content_hash = c.content_hash
 UNION ALL
-SELECT id, content, source_message_ids, 'near_duplicate' FROM near WHERE similarity >= $5
+SELECT c.ord, 'near', n.* FROM c CROSS JOIN LATERAL (
+  SELECT m.id, m.user_identifier, m.content, m.source_message_ids, m.valid_from, m.valid_to, m.subject,
+         coalesce((m.metadata->>'replaces')::boolean, false), 1 - (m.embedding <=> c.embedding) AS similarity
+  FROM long_term_memories m
+  WHERE m.user_identifier = c.user_identifier AND NOT c.replaces AND 1 - (m.embedding <=> c.embedding) >= $9
+  ORDER BY similarity DESC LIMIT $10
+) n
+UNION ALL
+SELECT NULL, 'subject', m.id, m.user_identifier, m.content, m.source_message_ids, m.valid_from, m.valid_to,
+       m.subject, coalesce((m.metadata->>'replaces')::boolean, false), NULL
+FROM (SELECT DISTINCT user_identifier, subject FROM c WHERE subject IS NOT NULL) s
+JOIN long_term_memories m ON m.user_identifier = s.user_identifier AND m.subject = s.subject AND m.valid_to IS NULL
 """
 
-# a new memory and its ``add`` event, in one round trip
-INSERT = """
+# What a filed batch changes, in one round trip: its new memories (as the batch leaves
+# them), the changes to the customer's other memories (sources joined, importance raised,
+# closed or re-opened), and every history event, in the order they happened.
+WRITE = """
 WITH added AS (
-  INSERT INTO long_term_memories (id, user_identifier, kind, content, subject, embedding, importance,
-                                  valid_from, source_message_ids, content_hash, metadata)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb)
-  RETURNING id, user_identifier, content
+  INSERT INTO long_term_memories (id, user_identifier, kind, content, subject, embedding, importance, valid_from,
+                                  valid_to, superseded_by, source_message_ids, content_hash, metadata)
+  SELECT id, user_identifier, kind, content, subject, embedding, importance, valid_from, valid_to, superseded_by,
+         source_message_ids::bigint[], content_hash, metadata::jsonb
+  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::vector[], $7::real[],
+              $8::timestamptz[], $9::timestamptz[], $10::uuid[], $11::text[], $12::text[], $13::text[])
+    AS n(id, user_identifier, kind, content, subject, embedding, importance, valid_from, valid_to, superseded_by,
+         source_message_ids, content_hash, metadata)
+),
+changed AS (
+  UPDATE long_term_memories m
+  SET source_message_ids = (SELECT array_agg(DISTINCT x ORDER BY x)
+                            FROM unnest(m.source_message_ids || u.source_message_ids::bigint[]) x),
+      importance = greatest(m.importance, u.importance), updated_at = now(),
+      valid_to = u.valid_to, superseded_by = u.superseded_by
+  FROM unnest($14::uuid[], $15::text[], $16::real[], $17::timestamptz[], $18::uuid[])
+    AS u(id, source_message_ids, importance, valid_to, superseded_by)
+  WHERE m.id = u.id
 )
 INSERT INTO memory_events (memory_id, user_identifier, event, old_content, new_content, detail)
-SELECT id, user_identifier, 'add', NULL, content, $12::jsonb FROM added
-"""
-
-# a repeated statement strengthens the memory; it is current again only if it was said
-# at or after the time it had been superseded (an older replay never re-opens it). Its
-# ``update`` event goes in the same round trip.
-ABSORB = """
-WITH absorbed AS (
-  UPDATE long_term_memories
-  SET source_message_ids = (SELECT array_agg(DISTINCT x ORDER BY x) FROM unnest(source_message_ids || $2::bigint[]) x),
-      importance = greatest(importance, $3), updated_at = now(),
-      superseded_by = CASE WHEN valid_to IS NOT NULL AND $4 >= valid_to THEN NULL ELSE superseded_by END,
-      valid_to = CASE WHEN valid_to IS NOT NULL AND $4 >= valid_to THEN NULL ELSE valid_to END
-  WHERE id = $1
-  RETURNING id
-)
-INSERT INTO memory_events (memory_id, user_identifier, event, old_content, new_content, detail)
-SELECT id, $5, 'update', $6, $6, $7::jsonb FROM absorbed
-"""
-
-# what a replacing memory closes: the current memories of its subject that are older
-CURRENT_OF_SUBJECT = """
-SELECT id, content FROM long_term_memories
-WHERE user_identifier = $1 AND subject = $2 AND valid_to IS NULL AND id <> $3 AND valid_from < $4
-"""
-
-# a memory replayed late: the newer replacing memory of its subject that had already
-# superseded what it says, if any
-NEWER_REPLACEMENT = """
-SELECT id, content, valid_from FROM long_term_memories
-WHERE user_identifier = $1 AND subject = $2 AND valid_to IS NULL AND valid_from > $3
-  AND (metadata->>'replaces')::boolean
-ORDER BY valid_from LIMIT 1
-"""
-
-SUPERSEDE = """
-UPDATE long_term_memories SET valid_to = $2, superseded_by = $3, updated_at = now() WHERE id = $1
+SELECT memory_id, user_identifier, event, old_content, new_content, detail::jsonb
+FROM unnest($19::uuid[], $20::text[], $21::text[], $22::text[], $23::text[], $24::text[]) WITH ORDINALITY
+  AS e(memory_id, user_identifier, event, old_content, new_content, detail, ord)
+ORDER BY ord
 """
 
 EVENT = """
@@ -178,6 +177,12 @@ WHERE m.user_identifier = t.user_identifier AND m.id = t.id
 """
 
 
+class MemoryMetadata(TypedDict, total=False):
+    fact_keys: list[str]  # the preferences the memory states (``graph.schema.fact_key``)
+    session_id: str  # the session it was said in
+    replaces: bool  # set when it is stored: an explicit change of mind
+
+
 @dataclass
 class NewMemory:
     kind: str
@@ -188,7 +193,7 @@ class NewMemory:
     source_message_ids: list[int]
     subject: str | None = None
     replaces: bool = False
-    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata: MemoryMetadata = field(default_factory=lambda: MemoryMetadata())
 
 
 def content_hash(text: str) -> str:
@@ -207,93 +212,275 @@ class Deleted:
     fact_keys: list[str]  # the preferences the memory stated
 
 
-async def add_memory(conn: Conn, user_identifier: str, memory: NewMemory) -> tuple[uuid.UUID | None, str]:
-    """Add, absorb or supersede (call inside a transaction). Returns (id, what happened);
-    (None, "forgotten") for a memory the customer had deleted, from a message sent before."""
-    digest = content_hash(memory.content)
+Outcome = tuple[uuid.UUID | None, str]
+
+
+async def add_memory(conn: Conn, user_identifier: str, memory: NewMemory) -> Outcome:
+    """Add, absorb or supersede one memory (call inside a transaction); see :func:`add_memories`."""
+    (outcome,) = await add_memories(conn, [(user_identifier, memory)])
+    return outcome
+
+
+async def add_memories(conn: Conn, batch: Sequence[tuple[str, NewMemory]]) -> list[Outcome]:
+    """File a batch of customers' memory candidates, in order, as if one by one: each is
+    added, joins the memory it repeats (absorbed) or supersedes the memories it replaces,
+    seeing what the ones before it did. Call inside a transaction. Two round trips for the
+    whole batch: what the candidates could join or close is read first (``LOOK_UP``), the
+    batch is filed in memory (:class:`_Filing`), and its rows and history go in one statement
+    (``WRITE``). Returns (id, what happened) per candidate: "added", "added_superseded" (said
+    before a change of mind filed first), "superseded" (it closed others), "updated",
+    "unchanged" (a retried job), or (None, "forgotten") for a memory the customer had
+    deleted, from a message sent before."""
+    if not batch:
+        return []
+    filing = _Filing(await _look_up(conn, batch))
+    outcomes = [filing.file(i, user, memory) for i, (user, memory) in enumerate(batch)]
+    await _write(conn, filing)
+    return outcomes
+
+
+@dataclass
+class _Stored:
+    """A memory as the batch being filed leaves it."""
+
+    id: uuid.UUID
+    user_identifier: str
+    content: str
+    source_message_ids: list[int]
+    valid_from: datetime
+    valid_to: datetime | None
+    subject: str | None
+    replaces: bool
+    superseded_by: uuid.UUID | None = None
+    importance: float | None = None  # raised to (None: unchanged)
+    new: NewMemory | None = None  # a memory this batch adds
+    digest: str = ""
+    changed: bool = False
+
+
+@dataclass(frozen=True)
+class _Event:
+    memory_id: uuid.UUID
+    user_identifier: str
+    event: str
+    old_content: str | None
+    new_content: str | None
+    detail: Mapping[str, object]
+
+
+@dataclass
+class _Found:
+    """What ``LOOK_UP`` found for a batch."""
+
+    forgotten: set[int] = field(default_factory=set)
+    duplicate: dict[int, uuid.UUID] = field(default_factory=dict)
+    near: dict[int, list[tuple[uuid.UUID, float]]] = field(default_factory=dict)
+    stored: dict[uuid.UUID, _Stored] = field(default_factory=dict)
+    digests: list[str] = field(default_factory=list)
+
+
+async def _look_up(conn: Conn, batch: Sequence[tuple[str, NewMemory]]) -> _Found:
+    found = _Found(digests=[content_hash(m.content) for _, m in batch])
     rows = await conn.fetch(
-        FIND_SAME_OR_NEAR,
-        user_identifier,
-        digest,
-        memory.embedding,
-        memory.replaces,
+        LOOK_UP,
+        list(range(len(batch))),
+        [user for user, _ in batch],
+        found.digests,
+        [Vector(m.embedding) for _, m in batch],  # an array inside an array would be read as rows
+        [m.replaces for _, m in batch],
+        [max(m.source_message_ids, default=0) for _, m in batch],
+        [_pg_array(fact_hash(k) for k in m.metadata.get("fact_keys") or []) for _, m in batch],
+        [m.subject for _, m in batch],
         NEAR_DUPLICATE,
-        max(memory.source_message_ids, default=0),
-        [fact_hash(k) for k in memory.metadata.get("fact_keys") or []],
+        NEAR_ROWS,
     )
-    if any(r["reason"] == "forgotten" for r in rows):
-        return None, "forgotten"
-    same = rows[0] if rows else None
-    if same is not None:
-        reason = same["reason"]  # "duplicate" or "near_duplicate"
-        if set(memory.source_message_ids) <= set(same["source_message_ids"]):
-            return same["id"], "unchanged"  # a retried job: this message was already absorbed
-        await conn.execute(
-            ABSORB,
-            same["id"],
-            memory.source_message_ids,
-            memory.importance,
-            memory.valid_from,
-            user_identifier,
-            same["content"],
-            json.dumps(
-                {"reason": reason, "candidate": memory.content, "source_message_ids": memory.source_message_ids}
+    for r in rows:
+        if r["reason"] == "forgotten":
+            found.forgotten.add(r["ord"])
+            continue
+        found.stored.setdefault(
+            r["id"],
+            _Stored(
+                r["id"],
+                r["user_identifier"],
+                r["content"],
+                list(r["source_message_ids"]),
+                r["valid_from"],
+                r["valid_to"],
+                r["subject"],
+                r["replaces"],
             ),
         )
-        closed = await _supersede(conn, user_identifier, same["id"], memory) if memory.replaces else 0
-        return same["id"], "updated" if not closed else "superseded"
-
-    memory_id = uuid.uuid4()
-    metadata = memory.metadata | ({"replaces": True} if memory.replaces else {})
-    await conn.execute(
-        INSERT,
-        memory_id,
-        user_identifier,
-        memory.kind,
-        memory.content,
-        memory.subject,
-        memory.embedding,
-        memory.importance,
-        memory.valid_from,
-        memory.source_message_ids,
-        digest,
-        json.dumps(metadata),
-        json.dumps({"source_message_ids": memory.source_message_ids}),
-    )
-    if memory.subject:
-        newer = await conn.fetchrow(NEWER_REPLACEMENT, user_identifier, memory.subject, memory.valid_from)
-        if newer is not None:  # said before a change of mind that was filed first
-            await conn.execute(SUPERSEDE, memory_id, newer["valid_from"], newer["id"])
-            await conn.execute(
-                EVENT,
-                memory_id,
-                user_identifier,
-                "supersede",
-                memory.content,
-                newer["content"],
-                json.dumps({"superseded_by": str(newer["id"]), "replayed": True}),
-            )
-            return memory_id, "added_superseded"
-    closed = await _supersede(conn, user_identifier, memory_id, memory) if memory.replaces else 0
-    return memory_id, "superseded" if closed else "added"
+        if r["reason"] == "duplicate":
+            found.duplicate[r["ord"]] = r["id"]
+        elif r["reason"] == "near":
+            found.near.setdefault(r["ord"], []).append((r["id"], float(r["similarity"])))
+    return found
 
 
-async def _supersede(conn: Conn, user_identifier: str, new_id: uuid.UUID, memory: NewMemory) -> int:
-    if not memory.subject:
-        return 0
-    old = await conn.fetch(CURRENT_OF_SUBJECT, user_identifier, memory.subject, new_id, memory.valid_from)
-    for row in old:
-        await conn.execute(SUPERSEDE, row["id"], memory.valid_from, new_id)
-        await conn.execute(
-            EVENT,
-            row["id"],
-            user_identifier,
-            "supersede",
-            row["content"],
+class _Filing:
+    """A batch filed in order against what ``LOOK_UP`` found and what the batch did so far."""
+
+    def __init__(self, found: _Found) -> None:
+        self.found = found
+        self.stored = found.stored
+        self.events: list[_Event] = []
+
+    def file(self, i: int, user: str, memory: NewMemory) -> Outcome:
+        if i in self.found.forgotten:
+            return None, "forgotten"
+        digest = self.found.digests[i]
+        same, reason = self._same(user, digest, i), "duplicate"
+        if same is None and not memory.replaces:
+            same, reason = self._near(user, memory, i), "near_duplicate"
+        if same is None:
+            return self._add(user, memory, digest)
+        if set(memory.source_message_ids) <= set(same.source_message_ids):
+            return same.id, "unchanged"  # a retried job: this message was already absorbed
+        self._absorb(same, memory, reason)
+        closed = self._supersede(same.id, memory) if memory.replaces else 0
+        return same.id, "updated" if not closed else "superseded"
+
+    def _same(self, user: str, digest: str, i: int) -> _Stored | None:
+        if i in self.found.duplicate:
+            return self.stored[self.found.duplicate[i]]
+        for row in self.stored.values():
+            if row.new is not None and row.user_identifier == user and row.digest == digest:
+                return row
+        return None
+
+    def _near(self, user: str, memory: NewMemory, i: int) -> _Stored | None:
+        """The customer's nearest current memory, if it is a near-duplicate."""
+        scored = [(self.stored[mid], sim) for mid, sim in self.found.near.get(i, [])]
+        for row in self.stored.values():
+            if row.new is not None and row.user_identifier == user:
+                scored.append((row, _cosine(memory.embedding, row.new.embedding)))
+        current = [(row, sim) for row, sim in scored if row.valid_to is None and sim >= NEAR_DUPLICATE]
+        return max(current, key=lambda x: x[1])[0] if current else None
+
+    def _absorb(self, row: _Stored, memory: NewMemory, reason: str) -> None:
+        """A repeated statement strengthens the memory; it is current again only if it was said
+        at or after the time it had been superseded (an older replay never re-opens it)."""
+        detail = {"reason": reason, "candidate": memory.content, "source_message_ids": memory.source_message_ids}
+        self.events.append(_Event(row.id, row.user_identifier, "update", row.content, row.content, detail))
+        row.source_message_ids = sorted(set(row.source_message_ids) | set(memory.source_message_ids))
+        row.importance = max(row.importance or 0.0, memory.importance)
+        if row.valid_to is not None and memory.valid_from >= row.valid_to:
+            row.valid_to, row.superseded_by = None, None
+        row.changed = True
+
+    def _add(self, user: str, memory: NewMemory, digest: str) -> Outcome:
+        row = _Stored(
+            uuid.uuid4(),
+            user,
             memory.content,
-            json.dumps({"superseded_by": str(new_id), "source_message_ids": memory.source_message_ids}),
+            sorted(set(memory.source_message_ids)),
+            memory.valid_from,
+            None,
+            memory.subject,
+            memory.replaces,
+            importance=memory.importance,
+            new=memory,
+            digest=digest,
         )
-    return len(old)
+        self.stored[row.id] = row
+        added = {"source_message_ids": memory.source_message_ids}
+        self.events.append(_Event(row.id, user, "add", None, memory.content, added))
+        newer = self._newer_replacement(row) if memory.subject else None
+        if newer is not None:  # said before a change of mind that was filed first
+            row.valid_to, row.superseded_by = newer.valid_from, newer.id
+            replayed = {"superseded_by": str(newer.id), "replayed": True}
+            self.events.append(_Event(row.id, user, "supersede", memory.content, newer.content, replayed))
+            return row.id, "added_superseded"
+        closed = self._supersede(row.id, memory) if memory.replaces else 0
+        return row.id, "superseded" if closed else "added"
+
+    def _of_subject(self, user: str, subject: str | None) -> list[_Stored]:
+        return [
+            r for r in self.stored.values() if r.user_identifier == user and r.subject == subject and r.valid_to is None
+        ]
+
+    def _newer_replacement(self, row: _Stored) -> _Stored | None:
+        """The newer replacing memory of its subject that had already superseded what it says."""
+        newer = [
+            r
+            for r in self._of_subject(row.user_identifier, row.subject)
+            if r.id != row.id and r.replaces and r.valid_from > row.valid_from
+        ]
+        return min(newer, key=lambda r: r.valid_from) if newer else None
+
+    def _supersede(self, new_id: uuid.UUID, memory: NewMemory) -> int:
+        """Close the current memories of the subject that are older than ``memory``."""
+        if not memory.subject:
+            return 0
+        user = self.stored[new_id].user_identifier
+        old = sorted(
+            (r for r in self._of_subject(user, memory.subject) if r.id != new_id and r.valid_from < memory.valid_from),
+            key=lambda r: (r.valid_from, str(r.id)),
+        )
+        for row in old:
+            row.valid_to, row.superseded_by, row.changed = memory.valid_from, new_id, True
+            detail = {"superseded_by": str(new_id), "source_message_ids": memory.source_message_ids}
+            self.events.append(_Event(row.id, user, "supersede", row.content, memory.content, detail))
+        return len(old)
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    norms = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float(np.dot(a, b)) / norms if norms else 0.0
+
+
+def _pg_array(values: Iterable[object]) -> str:
+    """A PostgreSQL array literal of numbers or hex digests (nothing that needs quoting)."""
+    return "{" + ",".join(str(v) for v in values) + "}"
+
+
+async def _write(conn: Conn, filing: _Filing) -> None:
+    added = [r for r in filing.stored.values() if r.new is not None]
+    changed = [r for r in filing.stored.values() if r.new is None and r.changed]
+    if not filing.events:
+        return
+    await conn.execute(WRITE, *_added_columns(added), *_changed_columns(changed), *_event_columns(filing.events))
+
+
+def _added_columns(rows: list[_Stored]) -> list[list[object]]:
+    news = [(r, r.new) for r in rows if r.new is not None]
+    return [
+        [r.id for r, _ in news],
+        [r.user_identifier for r, _ in news],
+        [m.kind for _, m in news],
+        [m.content for _, m in news],
+        [m.subject for _, m in news],
+        [Vector(m.embedding) for _, m in news],
+        [r.importance for r, _ in news],
+        [m.valid_from for _, m in news],
+        [r.valid_to for r, _ in news],
+        [r.superseded_by for r, _ in news],
+        [_pg_array(r.source_message_ids) for r, _ in news],
+        [r.digest for r, _ in news],
+        [json.dumps(m.metadata | ({"replaces": True} if m.replaces else {})) for _, m in news],
+    ]
+
+
+def _changed_columns(rows: list[_Stored]) -> list[list[object]]:
+    return [
+        [r.id for r in rows],
+        [_pg_array(r.source_message_ids) for r in rows],
+        [r.importance for r in rows],
+        [r.valid_to for r in rows],
+        [r.superseded_by for r in rows],
+    ]
+
+
+def _event_columns(events: list[_Event]) -> list[list[object]]:
+    return [
+        [e.memory_id for e in events],
+        [e.user_identifier for e in events],
+        [e.event for e in events],
+        [e.old_content for e in events],
+        [e.new_content for e in events],
+        [json.dumps(e.detail) for e in events],
+    ]
 
 
 async def history(conn: Executor, user_identifier: str, memory_id: uuid.UUID) -> list[asyncpg.Record]:
