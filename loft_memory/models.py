@@ -287,8 +287,8 @@ class PreferenceFact(BaseModel):
 
 
 class _Record(BaseModel):
-    """A fact a client reads by attribute; ``fact["name"]`` and ``fact.get("name")`` also
-    work, for code written when these were plain JSON objects."""
+    """A part of an answer a client reads by attribute; ``part["name"]`` and
+    ``part.get("name")`` also work, for code written when these were plain JSON objects."""
 
     def __getitem__(self, key: str) -> Any:
         if key not in type(self).model_fields and key not in (self.model_extra or {}):
@@ -629,7 +629,7 @@ class MessageDeleted(BaseModel):
     jobs: int = Field(description="its ingestion, dropped if it was still queued (0 or 1)")
 
 
-class StoreStatus(BaseModel):
+class StoreStatus(_Record):
     """One store's health as an admin sees it."""
 
     model_config = ConfigDict(extra="allow")
@@ -641,19 +641,19 @@ class StoreStatus(BaseModel):
     stats_error: str | None = Field(default=None, description="why its counts are missing (the store answered)")
 
 
-class EmbedderStatus(BaseModel):
+class EmbedderStatus(_Record):
     model_config = ConfigDict(extra="allow")
     model: str
     dim: int
 
 
-class LlmStatus(BaseModel):
+class LlmStatus(_Record):
     model_config = ConfigDict(extra="allow")
     enabled: bool
     model: str | None
 
 
-class StatusStats(BaseModel):
+class StatusStats(_Record):
     """Counts per store (reused for ``LOFT_STATUS_STATS_TTL_S``) and the queue's (always fresh)."""
 
     model_config = ConfigDict(extra="allow")

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import pytest
 
 from graph.driver import GraphStore
+from graph.facts import CustomerFacts, FactsRead
 from tests.conftest import ROOT
 
 # words only the erased customer ever used (and their identifier): none may survive
@@ -291,7 +292,7 @@ def test_every_process_drops_an_erased_customer_from_its_caches(stack):
         try:
             rt.embedder.embed_query(f"where is {A_WORDS[3]}?", user="cached-a")
             rt.embedder.embed_query("what sofas do you have?", user="cached-b")
-            rt.graph_cache.put("cached-a", 1, {"name": A_WORDS[0]})
+            rt.graph_cache.put("cached-a", 1, FactsRead(CustomerFacts(name=A_WORDS[0]), []))
             await rt.pool.execute("SELECT pg_notify($1, $2)", CHANNEL, "cached-a")
             deadline = time.monotonic() + 5
             while rt.graph_cache.get("cached-a", 1) is not None:

@@ -60,6 +60,7 @@ def test_a_graph_read_is_ended_by_its_timeout(stack, monkeypatch):
     from neo4j import AsyncGraphDatabase
 
     from graph import reads
+    from graph.driver import GraphStore
 
     monkeypatch.setattr(reads, "READ_TIMEOUT_S", 0.5)
 
@@ -67,7 +68,7 @@ def test_a_graph_read_is_ended_by_its_timeout(stack, monkeypatch):
         s = stack.settings
         driver = AsyncGraphDatabase.driver(s.neo4j_uri, auth=(s.neo4j_user, s.neo4j_password.get_secret_value()))
         try:
-            await reads._read(driver, LONG)
+            await reads._read(GraphStore(driver, s.neo4j_database), LONG)
         finally:
             await driver.close()
 

@@ -112,7 +112,7 @@ def test_a_backdated_import_is_swept_from_both_stores_and_the_rest_is_untouched(
 
 
 def test_unset_kinds_are_kept_and_a_sweep_without_settings_does_nothing(service, api, stack, user):
-    from service.core.retention import Policy, sweep
+    from service.core.retention import Policy, Swept, sweep
 
     old = datetime(2021, 3, 4, 10, 0, tzinfo=UTC)
     _import(api, user, OLD_WORDS, old)
@@ -120,16 +120,16 @@ def test_unset_kinds_are_kept_and_a_sweep_without_settings_does_nothing(service,
     service.wait_idle()
     before = _manifest(api, user)
 
-    async def run(policy: Policy) -> dict:
+    async def run(policy: Policy) -> Swept:
         rt = await _runtime(stack)
         try:
             return await sweep(rt, policy, customers=[user])
         finally:
             await rt.close()
 
-    assert asyncio.run(run(Policy())) == {"customers": 0, "counts": {}}
+    assert asyncio.run(run(Policy())) == Swept(None, 0, {})
     only_orders = asyncio.run(run(Policy(orders_days=YEAR)))
-    assert only_orders["counts"] == {"graph_purchases": 1, "order_lines": 1, "orders": 1}
+    assert only_orders.counts == {"graph_purchases": 1, "order_lines": 1, "orders": 1}
     after = _manifest(api, user)
     assert after["postgres"]["messages"] == before["postgres"]["messages"]
     assert after["neo4j"]["nodes"] == before["neo4j"]["nodes"]
