@@ -26,7 +26,6 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -58,12 +57,6 @@ class CustomerGraph:
     @property
     def entities(self) -> list[EntityFact]:
         return self.customer.entities if self.customer is not None else []
-
-    @property
-    def facts(self) -> dict[str, Any] | None:
-        """The facts but the entities as plain JSON values, for callers that read them as
-        a mapping (prefer :attr:`customer`)."""
-        return None if self.customer is None else self.customer.model_dump(exclude={"entities"})
 
     def nearest(self, embedding: np.ndarray | None, hits: int) -> list[tuple[EntityFact, float]]:
         """The ``hits`` entities nearest the query, best first, with their cosine scores."""

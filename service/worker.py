@@ -513,7 +513,7 @@ async def warm_up(rt: Runtime) -> None:
     started = time.perf_counter()
     await rt.embedder.aembed(["warming up the embedder", "a second, longer sentence to warm up batching too"])
     try:
-        async with rt.graph.session(database=rt.settings.neo4j_database) as session:
+        async with rt.graph_store.session() as session:
             await session.execute_write(graph_writes.warm_up)
     except Exception as exc:
         log.info("graph warm-up skipped: %s", type(exc).__name__)

@@ -46,7 +46,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +54,7 @@ import asyncpg
 from neo4j.exceptions import Neo4jError
 
 from graph import recommend as graph_recommend
+from graph.facts import Preference
 from graph.recommend import Candidate, CoPurchase, CustomerBasis, GraphCheck, Match
 from loft_memory.models import PathNode, Recommendation, RecommendationReason, RecommendationsResponse
 from service.errors import Conflict
@@ -521,20 +522,20 @@ class Limits:
     budget: float | None = None
 
 
-def snapshot_limits(preferences: list[dict[str, Any]]) -> Limits:
+def snapshot_limits(preferences: Sequence[Preference]) -> Limits:
     """The current dislikes and the first budget among a snapshot's preferences."""
     out = Limits()
     for p in preferences:
-        if p.get("valid_to") is not None:
+        if p.valid_to is not None:
             continue
-        if p.get("rel") == "DISLIKES":
-            out.disliked.add(f"{p.get('attribute')}:{p.get('value')}")
-            if p.get("sku"):
-                out.disliked.add(f"product:{p['sku']}")
-        elif p.get("attribute") == "budget" and out.budget is None:
+        if p.rel == "DISLIKES":
+            out.disliked.add(f"{p.attribute}:{p.value}")
+            if p.sku:
+                out.disliked.add(f"product:{p.sku}")
+        elif p.attribute == "budget" and out.budget is None:
             try:
-                out.budget = float(p["value"])
-            except (KeyError, TypeError, ValueError):
+                out.budget = float(p.value) if p.value is not None else None
+            except (TypeError, ValueError):
                 out.budget = None
     return out
 
@@ -587,7 +588,7 @@ async def degraded(
         pool = pg.best or pg.popular
         if not pool:
             pool = await co_purchases.best_sellers(conn, limit=POPULAR_POOL, timeout=rt.settings.recommend_timeout_s)
-    limits = snapshot_limits(((snapshot.facts or {}).get("preferences") or []) if snapshot else [])
+    limits = snapshot_limits(snapshot.customer.preferences if snapshot and snapshot.customer else [])
     found = best_sellers_left(
         pool,
         owned=owned,
