@@ -34,10 +34,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import asyncpg
+
 from loft_memory.models import MAX_QUERY_CHARS
 from service import facts, metrics
 from service.errors import StoreUnavailable
-from service.postgres import users
+from service.postgres import db, users
 from service.postgres.graph_snapshots import GraphState
 from service.retrieval import fusion, packing, sources
 from service.retrieval.candidates import Candidate, Context
@@ -97,15 +99,18 @@ class Retriever:
         exclude_message_ids: frozenset[int] = frozenset(),
         track_access: bool = True,
         as_of: datetime | None = None,
+        replica: bool = False,
     ) -> Context:
         """The context for ``query`` asked at ``as_of`` (default now): the time periods and
-        relative dates the question names ("last May", "two weeks ago") are resolved against."""
+        relative dates the question names ("last May", "two weeks ago") are resolved against.
+        ``replica``: read from the read replica, once it has replayed every write before this
+        request (``service.postgres.db.read_pool``); else from the primary."""
         started = time.perf_counter()
         query = query.strip()[:MAX_QUERY_CHARS]  # the same clip on every route
         asked = as_of or datetime.now(UTC)
         mark = time.perf_counter()
         ticket = self.rt.speaker_names.ticket()  # an erasure from here on: its names are not kept
-        graph_state = await self._graph_state(user)
+        graph_state, pool = await self._graph_state(user, replica)
         timings = {"state": (time.perf_counter() - mark) * 1000}
         # the most recently introduced, however many an older history kept
         speakers = graph_state.speakers[-self.rt.settings.max_speakers :]
@@ -118,7 +123,9 @@ class Retriever:
         embedding = await self.rt.embedder.aembed_query(question.what, user=user) if query else None
         timings["embed"] = (time.perf_counter() - mark) * 1000
         period = question.period
-        req = sources.Request(user, query, question.terms, embedding, session_id, config, budget, period, speakers)
+        req = sources.Request(
+            user, query, question.terms, embedding, session_id, config, budget, period, speakers, pool
+        )
 
         found = await sources.gather(self.rt, req, graph_state)
         timings |= found.timings
@@ -149,11 +156,12 @@ class Retriever:
         known = facts.Known(graph_state.version, found.graph, found.errors.get("graph"))
         return Context(text, sections, items, found.tiers, took, budget, preset, found.errors, timings, known)
 
-    async def _graph_state(self, user: str) -> GraphState:
+    async def _graph_state(self, user: str, replica: bool) -> tuple[GraphState, asyncpg.Pool]:
         """The customer's graph version, snapshot and speakers (read before the query is
-        embedded: the speakers' names are taken out of it)."""
+        embedded: the speakers' names are taken out of it), and the pool the read went to."""
         try:
-            return await facts.state(self.rt, user)
+            pool = await db.read_pool(self.rt.pool, self.rt.replica) if replica else self.rt.pool
+            return await facts.state(self.rt, user, pool), pool
         except Exception as exc:  # PostgreSQL is down: the context cannot be built
             if facts.unreachable(exc):
                 raise StoreUnavailable("postgres", sources.POSTGRES_DOWN) from exc
