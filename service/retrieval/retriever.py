@@ -103,8 +103,7 @@ class Retriever:
     ) -> Context:
         """The context for ``query`` asked at ``as_of`` (default now): the time periods and
         relative dates the question names ("last May", "two weeks ago") are resolved against.
-        ``replica``: read from the read replica, once it has replayed every write before this
-        request (``service.postgres.db.read_pool``); else from the primary."""
+        ``replica``: read the replica once it has every earlier write (``db.read_pool``)."""
         started = time.perf_counter()
         query = query.strip()[:MAX_QUERY_CHARS]  # the same clip on every route
         asked = as_of or datetime.now(UTC)
