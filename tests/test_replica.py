@@ -94,7 +94,7 @@ def _ready(url: str) -> bool:
 @pytest.fixture(scope="module")
 def reading(stack, replica):
     # a generous wait: the shared machine's load must not turn a replica read into a primary one
-    svc = Service(stack, extra_env={"DATABASE_READ_URL": replica.url, "LOFT_REPLICA_WAIT_MS": "3000"})
+    svc = Service(stack, extra_env={"DATABASE_READ_URL": replica.url, "LOFT_REPLICA_WAIT_MS": "10000"})
     yield svc
     svc.stop()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import asyncpg
 from pgvector.asyncpg import register_vector
@@ -38,13 +39,22 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     cursors live in transactions, and LISTEN has its own connection (``ErasureListener``)."""
 
 
-async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+async def create_pool(
+    dsn: str, *, min_size: int = 2, max_size: int = 10, on_connect: Callable[[], None] | None = None
+) -> asyncpg.Pool:
+    """``on_connect``: called whenever the pool opens a connection."""
+
+    async def init(conn: asyncpg.Connection) -> None:
+        await _init_connection(conn)
+        if on_connect is not None:
+            on_connect()
+
     try:
         return await asyncpg.create_pool(
             dsn,
             min_size=min_size,
             max_size=max_size,
-            init=_init_connection,
+            init=init,
             reset=_keep_session,
             server_settings={"idle_in_transaction_session_timeout": IDLE_IN_TRANSACTION},
             command_timeout=STATEMENT_TIMEOUT_S,
@@ -97,10 +107,12 @@ class ReadReplica:
     from (or still in) an answer the replica gives; what moves to the replica is the work
     of the read, not its freshness. Replay only moves forward, so once one connection saw
     the position every connection of the same server sees at least as much: the URL must
-    name one server (not a balancer over several replicas)."""
+    name one server (not a balancer over several replicas). A new connection may reach a
+    restarted or replaced server, so the position seen is forgotten whenever one opens."""
 
-    def __init__(self, pool: asyncpg.Pool, *, max_wait_s: float) -> None:
-        self.pool = pool
+    pool: asyncpg.Pool
+
+    def __init__(self, *, max_wait_s: float) -> None:
         self.max_wait_s = max_wait_s
         self.replayed = -1  # the furthest position this process saw the replica replay
         self.served: dict[tuple[str, str], int] = {}  # (pool, why) -> reads
@@ -135,6 +147,9 @@ class ReadReplica:
                 return self._count(primary, "primary", "lagging")
             await asyncio.sleep(REPLAY_POLL_S)
 
+    def forget_position(self) -> None:
+        self.replayed = -1
+
     def _count(self, pool: asyncpg.Pool, served: str, why: str) -> asyncpg.Pool:
         self.served[served, why] = self.served.get((served, why), 0) + 1
         return pool
@@ -156,7 +171,9 @@ async def open_replica(dsn: str | None, *, max_size: int, max_wait_s: float) -> 
     up front: a process starts while its replica is away, and reads the primary meanwhile."""
     if not dsn:
         return None
-    return ReadReplica(await create_pool(dsn, min_size=0, max_size=max_size), max_wait_s=max_wait_s)
+    replica = ReadReplica(max_wait_s=max_wait_s)
+    replica.pool = await create_pool(dsn, min_size=0, max_size=max_size, on_connect=replica.forget_position)
+    return replica
 
 
 async def read_pool(primary: asyncpg.Pool, replica: ReadReplica | None) -> asyncpg.Pool:
