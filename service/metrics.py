@@ -210,6 +210,35 @@ async def _neo4j_up(rt: Runtime) -> None:
     await graph_reads.server_info(rt.graph_store)
 
 
+async def _replica_families(rt: Runtime, up: GaugeMetricFamily) -> list[Metric]:
+    """How far the read replica (``DATABASE_READ_URL``) is behind the primary, read at scrape
+    time, and where this process's context reads went (``served``: replica or primary; ``why``:
+    ``replayed`` / ``waited`` for the replica, ``lagging`` / ``unreachable`` /
+    ``not_a_replica`` for the primary)."""
+    assert rt.replica is not None
+    reads = CounterMetricFamily(
+        "loft_replica_reads", "Context reads by the pool that served them and why", labels=["served", "why"]
+    )
+    for (served, why), n in sorted(rt.replica.served.items()):
+        reads.add_metric([served, why], n)
+    try:
+        behind, age = await asyncio.wait_for(rt.replica.lag(rt.pool), SCRAPE_TIMEOUT_S)
+    except Exception as exc:
+        log.warning("metrics: the read replica did not answer (%s)", type(exc).__name__)
+        up.add_metric(["replica"], 0.0)
+        return [reads]
+    up.add_metric(["replica"], 1.0)
+    lag_bytes = GaugeMetricFamily(
+        "loft_replica_lag_bytes", "WAL the read replica has yet to replay (primary position - replayed position)"
+    )
+    lag_bytes.add_metric([], float(behind))
+    lag_seconds = GaugeMetricFamily(
+        "loft_replica_lag_seconds", "Age of the last transaction the read replica replayed, 0 when it is caught up"
+    )
+    lag_seconds.add_metric([], age)
+    return [reads, lag_bytes, lag_seconds]
+
+
 async def scrape(rt: Runtime) -> bytes:
     """Everything this process counts, plus the queue and the stores' health, as the
     Prometheus text format. A store that does not answer in time is reported down."""
@@ -230,6 +259,8 @@ async def scrape(rt: Runtime) -> bytes:
     breaker = GaugeMetricFamily("loft_graph_breaker_open", "1 while the retriever skips Neo4j after failures")
     breaker.add_metric([], 1.0 if rt.graph_breaker.open else 0.0)
     families.append(breaker)
+    if rt.replica is not None:
+        families += await _replica_families(rt, up)
     snapshot = CollectorRegistry(auto_describe=False)
     snapshot.register(_Snapshot(families))
     return generate_latest(REGISTRY) + generate_latest(snapshot)

@@ -20,7 +20,7 @@ from neo4j import AsyncDriver
 from graph.cache import GraphCache
 from graph.driver import GraphStore
 from service.breaker import CircuitBreaker
-from service.postgres.db import create_pool
+from service.postgres.db import ReadReplica, create_pool, open_replica
 from service.settings import Settings
 from service.stores import open_graph
 from service.text import SpeakerCache
@@ -47,6 +47,8 @@ class Runtime:
     catalog: Catalog
     llm: AsyncOpenAI | None = None
     erasure_key: bytes = b""
+    # DATABASE_READ_URL: a streaming replica for the context's reads (API processes only)
+    replica: ReadReplica | None = None
     # per-customer graph facts, valid only at the customer's current graph version
     graph_cache: GraphCache = field(default_factory=GraphCache)
     graph_breaker: CircuitBreaker = field(default_factory=lambda: CircuitBreaker("neo4j"))
@@ -118,6 +120,9 @@ class Runtime:
         if not (settings.database_url and settings.neo4j_uri):
             raise RuntimeError("resolve the stack before opening a runtime")
         pool = await create_pool(settings.database_url, max_size=pool_size)
+        wait_s = settings.replica_wait_ms / 1000
+        replica_dsn = settings.database_read_url if role == "api" else None
+        replica = await open_replica(replica_dsn, max_size=pool_size, max_wait_s=wait_s)
         # not verified: the API must start (degraded) while Neo4j is down and recover
         # by itself when it returns
         graph = GraphStore(await open_graph(settings, verify=False), settings.neo4j_database)
@@ -154,6 +159,7 @@ class Runtime:
             llm,
             erasure_key(settings),
             graph_cache=GraphCache(max_bytes=settings.graph_cache_mb * 2**20),
+            replica=replica,
         )
         # the process's event-loop lag, for /metrics (the API) and the worker's metrics port
         rt._lag_watch = asyncio.create_task(watch_event_loop(settings.loop_lag_interval_s))
@@ -167,5 +173,7 @@ class Runtime:
             self._cpu_pool.shutdown(wait=False, cancel_futures=True)
         await self.graph_store.close()
         await self.pool.close()
+        if self.replica is not None:
+            await self.replica.pool.close()
         if self.llm is not None:
             await self.llm.close()

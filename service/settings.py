@@ -32,6 +32,13 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
 
     database_url: str | None = Field(default=None, alias="DATABASE_URL")
+    # a PostgreSQL streaming replica of DATABASE_URL (one server, not a balancer) for the
+    # context's reads (service/postgres/db.py: ReadReplica); unset: everything reads the primary
+    database_read_url: str | None = Field(default=None, alias="DATABASE_READ_URL")
+    # a read sent to the replica waits at most this long for it to replay the primary's
+    # position at the read's start (so it sees every write before it, erasures included),
+    # then reads the primary instead
+    replica_wait_ms: float = Field(default=100.0, alias="LOFT_REPLICA_WAIT_MS", ge=0, le=10_000)
     neo4j_uri: str | None = Field(default=None, alias="NEO4J_URI")
     neo4j_user: str = Field(default="neo4j", alias="NEO4J_USER")
     neo4j_password: SecretStr | None = Field(default=None, alias="NEO4J_PASSWORD")

@@ -200,7 +200,7 @@ class Memory:
         if config is None:
             raise InvalidInput(f"unknown preset '{preset}'; use one of {', '.join(PRESETS)}")
         return await self.retriever.context(
-            user, query, budget=budget, session_id=session_id, config=config, preset=preset, as_of=as_of
+            user, query, budget=budget, session_id=session_id, config=config, preset=preset, as_of=as_of, replica=True
         )
 
     async def summary(self, user: str, *, include_history: bool = False) -> CustomerSummary:

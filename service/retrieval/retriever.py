@@ -36,10 +36,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import asyncpg
+
 from loft_memory.models import MAX_QUERY_CHARS
 from service import facts, metrics
 from service.errors import StoreUnavailable
-from service.postgres import users
+from service.postgres import db, users
 from service.postgres.graph_snapshots import GraphState
 from service.retrieval import fusion, packing, sources
 from service.retrieval.candidates import Candidate, Context
@@ -114,14 +116,16 @@ class Retriever:
         exclude_message_ids: frozenset[int] = frozenset(),
         track_access: bool = True,
         as_of: datetime | None = None,
+        replica: bool = False,
     ) -> Context:
         """The context for ``query`` asked at ``as_of`` (default now): the time periods and
-        relative dates the question names ("last May", "two weeks ago") are resolved against."""
+        relative dates the question names ("last May", "two weeks ago") are resolved against.
+        ``replica``: read the replica once it has every earlier write (``db.read_pool``)."""
         started = time.perf_counter()
         query = query.strip()[:MAX_QUERY_CHARS]  # the same clip on every route
         asked = as_of or datetime.now(UTC)
         watch = Stopwatch()
-        graph_state, question, req = await self._read(user, query, asked, session_id, config, budget, watch)
+        graph_state, question, req = await self._read(user, query, asked, session_id, config, budget, watch, replica)
         found = await sources.gather(self.rt, req, graph_state)
         watch.ms |= found.timings
         # recency counts from the time asked, or for a question with no time from the customer's newest turn
@@ -147,12 +151,13 @@ class Retriever:
         config: RetrievalConfig,
         budget: int,
         watch: Stopwatch,
+        replica: bool,
     ) -> tuple[GraphState, Question, sources.Request]:
         """The customer's graph state and speakers, the question read, its embedding: what
         the sources are asked with."""
         with watch.step("state"):
             ticket = self.rt.speaker_names.ticket()  # an erasure from here on: its names are not kept
-            graph_state = await self._graph_state(user)
+            graph_state, pool = await self._graph_state(user, replica)
         # the most recently introduced, however many an older history kept
         speakers = graph_state.speakers[-self.rt.settings.max_speakers :]
         with watch.step("read"):
@@ -162,7 +167,7 @@ class Retriever:
         with watch.step("embed"):
             embedding = await self.rt.embedder.aembed_query(question.what, user=user) if query else None
         req = sources.Request(
-            user, query, question.terms, embedding, session_id, config, budget, question.period, speakers
+            user, query, question.terms, embedding, session_id, config, budget, question.period, speakers, pool
         )
         return graph_state, question, req
 
@@ -180,11 +185,12 @@ class Retriever:
         watch.ms["fuse"] = fuse_ms + (time.perf_counter() - mark) * 1000
         return candidates
 
-    async def _graph_state(self, user: str) -> GraphState:
+    async def _graph_state(self, user: str, replica: bool) -> tuple[GraphState, asyncpg.Pool]:
         """The customer's graph version, snapshot and speakers (read before the query is
-        embedded: the speakers' names are taken out of it)."""
+        embedded: the speakers' names are taken out of it), and the pool the read went to."""
         try:
-            return await facts.state(self.rt, user)
+            pool = await db.read_pool(self.rt.pool, self.rt.replica) if replica else self.rt.pool
+            return await facts.state(self.rt, user, pool), pool
         except Exception as exc:  # PostgreSQL is down: the context cannot be built
             if facts.unreachable(exc):
                 raise StoreUnavailable("postgres", sources.POSTGRES_DOWN) from exc

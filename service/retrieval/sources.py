@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 import numpy as np
 
 from graph.cache import CustomerGraph
@@ -58,6 +59,7 @@ class Request:
     budget: int = 1000  # tokens: a long text is clipped to a share of it
     period: Period | None = None  # the [start, end) the question names
     speakers: tuple[str, ...] = ()  # the names of the people who speak in the history
+    pool: asyncpg.Pool | None = None  # where the reads go (None: the primary; see db.read_pool)
 
 
 @dataclass
@@ -111,7 +113,7 @@ async def postgres(rt: Runtime, req: Request) -> Found:
     limits = {
         name: getattr(config, name).limit if getattr(config, name).enabled else 0 for name in search.HYBRID_SOURCES
     }
-    async with rt.pool.acquire() as conn:
+    async with (req.pool or rt.pool).acquire() as conn:
         found = await search.hybrid(
             conn,
             req.user,
@@ -182,7 +184,7 @@ async def expand(
     """The turns the plan asks for, each with the hit it neighbours (None: a mentioned turn).
     A turn already among the candidates (``known``) keeps its form there, so it is not built again."""
     config = req.config
-    async with rt.pool.acquire() as conn:
+    async with (req.pool or rt.pool).acquire() as conn:
         rows = await search.expand(conn, req.user, plan.anchors, config.neighbour_width, plan.fetch)
     limit = item_chars(config, req.budget)
 
