@@ -63,7 +63,9 @@ def _dev_stack() -> ModuleType:
     """The embedded dev stack, which comes with a checkout of the repository (not the image)."""
     try:
         import devstack
-    except ImportError:
+    except ModuleNotFoundError as exc:
+        if exc.name != "devstack":  # the dev stack is there but broken: say so
+            raise
         _fail(LoftError("the embedded stores run from a checkout (`make run`); here, set DATABASE_URL and NEO4J_URI"))
     return devstack
 

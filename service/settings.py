@@ -219,6 +219,8 @@ def with_local_stack(settings: Settings) -> Settings:
     """
     try:
         from devstack import running_stack
-    except ImportError:
+    except ModuleNotFoundError as exc:
+        if exc.name != "devstack":  # the dev stack is there but broken: say so
+            raise
         return settings
     return running_stack(settings)
