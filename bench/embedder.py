@@ -23,6 +23,11 @@ queries embedded ``k`` per model call for each of ``--query-batch-sizes`` (inter
 round by round): CPU and wall milliseconds per query and the CPU ratio to one per call.
 This is what the API's natural batching of concurrent query embeddings buys
 (``vectors.embedder._QueryBatcher``).
+
+``query_precision``: the service's setting again, one query at a time (as ``query``),
+through the int8 query model against the fp32 one (``LOFT_EMBEDDER_QUERY_PRECISION``),
+interleaved round by round: CPU and wall per query, the ratio, and the cosine of each
+query's int8 vector to its fp32 one (min, p5, median).
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ import json
 import random
 import statistics
 import time
+
+import numpy as np
 
 from bench.common import log, percentiles
 from vectors.embedder import Embedder, Threading
@@ -81,12 +88,12 @@ def texts(rng: random.Random, n: int, lo: int, hi: int) -> list[str]:
     return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(lo, hi))) + f" #{i}" for i in range(n)]
 
 
-def query_round(e: Embedder, qs: list[str], gap_s: float) -> dict[str, float]:
+def query_round(e: Embedder, qs: list[str], gap_s: float, *, query: bool = False) -> dict[str, float]:
     walls = []
     cpu0 = time.process_time()
     for q in qs:
         t0 = time.perf_counter()
-        e.embed([q])
+        e.embed([q], query=query)
         walls.append((time.perf_counter() - t0) * 1000)
         time.sleep(gap_s)
     cpu = (time.process_time() - cpu0) * 1000 / len(qs)
@@ -153,7 +160,33 @@ def run(args: argparse.Namespace) -> dict:
         for k, v in per_size.items()
     }
     log(f"query batches (2 threads, no spinning): {json.dumps(out['query_batches'])}")
+    out["query_precision"] = precision(rng, args, service)
+    log(f"query precision: {json.dumps(out['query_precision'])}")
     return out
+
+
+def precision(rng: random.Random, args: argparse.Namespace, fp32: Embedder) -> dict:
+    """One query at a time through the int8 query model against the fp32 one."""
+    int8 = Embedder(backend="onnx", threads=CONFIGS["2 threads, no spinning"], query_precision="int8")
+    if int8.query_precision != "int8":
+        raise SystemExit("the int8 query model is unavailable (see the logged warning)")
+    rounds: dict[str, list[dict[str, float]]] = {"fp32": [], "int8": []}
+    for _ in range(args.repeats):
+        qs = texts(rng, args.queries, 4, 16)
+        rounds["fp32"].append(query_round(fp32, qs, args.gap_ms / 1000))  # fp32: the fp32 model either way
+        rounds["int8"].append(query_round(int8, qs, args.gap_ms / 1000, query=True))
+    qs = texts(rng, args.queries, 4, 16)
+    cos = np.sum(int8.embed(qs, query=True) * fp32.embed(qs), axis=1)
+    medians = {name: median_of(r) for name, r in rounds.items()}
+    return medians | {
+        "int8_over_fp32_cpu": round(medians["int8"]["cpu_ms"] / medians["fp32"]["cpu_ms"], 2),
+        "int8_over_fp32_wall": round(medians["int8"]["wall_p50_ms"] / medians["fp32"]["wall_p50_ms"], 2),
+        "cosine_to_fp32": {
+            "min": round(float(cos.min()), 4),
+            "p5": round(float(np.percentile(cos, 5)), 4),
+            "median": round(float(np.median(cos)), 4),
+        },
+    }
 
 
 def main() -> None:

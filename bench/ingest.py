@@ -246,9 +246,9 @@ class EmbedMeter:
         self._embed, self._aembed = embedder.embed, embedder.aembed
         meter = self
 
-        def embed(texts, *, batch_size: int = 32):
+        def embed(texts, *, batch_size: int = 32, query: bool = False):
             t0 = time.perf_counter()
-            out = meter._embed(texts, batch_size=batch_size)
+            out = meter._embed(texts, batch_size=batch_size, query=query)
             t1 = time.perf_counter()
             meter.calls.append((meter._site.get(), list(texts), batch_size, t1 - t0))
             meter.spans.append((t0, t1))

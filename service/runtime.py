@@ -148,6 +148,7 @@ class Runtime:
                 device=settings.embedder_device,
             ),
             query_batch=settings.embedder_query_batch,
+            query_precision=settings.embedder_query_precision,
         )
         watch_embedder(embedder)
         rt = cls(

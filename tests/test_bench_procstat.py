@@ -76,7 +76,7 @@ def test_the_embed_meter_times_every_call_labels_its_caller_and_replays_it():
         def __init__(self):
             self.seen: list[tuple[list[str], int]] = []
 
-        def embed(self, texts, *, batch_size=32):
+        def embed(self, texts, *, batch_size=32, query=False):
             self.seen.append((list(texts), batch_size))
             return np.zeros((len(texts), 384), dtype=np.float32)
 

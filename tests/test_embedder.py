@@ -119,7 +119,7 @@ def test_query_cache(onnx_embedder):
     again = onnx_embedder.embed_query(q.strip())
     assert again is first  # a cache hit returns the very same vector
     assert asyncio.run(onnx_embedder.aembed_query(q)) is first
-    direct = onnx_embedder.embed([q.strip()])[0]
+    direct = onnx_embedder.embed([q.strip()], query=True)[0]
     assert float(first @ direct) >= 0.99999
     batch = asyncio.run(onnx_embedder.aembed(["a", "b"]))
     assert batch.shape == (2, 384)
@@ -147,6 +147,41 @@ def test_onnx_file_reused(onnx_embedder, cache_dir):
     assert [p.name for p in first.export_dir.parent.iterdir()] == [first.export_dir.name]
 
 
+def test_queries_run_through_the_int8_model_made_once(onnx_embedder, cache_dir):
+    impl = onnx_embedder._impl
+    assert onnx_embedder.query_precision == "int8"
+    quantized = impl.export_dir / onnx_export.QUANTIZED_FILE
+    stamp = quantized.stat().st_mtime_ns
+    texts = [t for t in SENTENCES if t.strip()]
+    stored = onnx_embedder.embed(texts)  # what is stored: the fp32 model
+    asked = np.stack([onnx_embedder.embed_query(t, user="u-int8") for t in texts])
+    cosines = _cos(asked, stored)
+    assert cosines.min() >= 0.97, cosines.min()
+    questions = [i for i, t in enumerate(texts) if t.endswith("?")]
+    assert cosines[questions].min() >= 0.985  # a question searches what was stored as it would in fp32
+    assert cosines.max() < 0.99999  # and it is another model's vector, not the fp32 one
+    # another process finds the model made and uses it as it is
+    again = Embedder(backend="onnx", cache_dir=cache_dir)
+    assert again.query_precision == "int8"
+    assert quantized.stat().st_mtime_ns == stamp
+    assert not [p.name for p in impl.export_dir.iterdir() if p.name.startswith(".")]  # no temporary file left
+
+
+def test_fp32_queries_when_asked_or_when_the_int8_model_misses(cache_dir, monkeypatch, caplog):
+    q = "is the walnut sideboard still available?"
+    full = Embedder(backend="onnx", cache_dir=cache_dir, query_precision="fp32")
+    assert full.query_precision == "fp32"
+    assert float(full.embed_query(q) @ full.embed([q])[0]) >= 0.99999
+    monkeypatch.setattr(embedder_mod, "INT8_MIN_COSINE", 1.5)  # the int8 model cannot pass its check
+    with caplog.at_level(logging.WARNING, logger="vectors.embedder"):
+        missed = Embedder(backend="onnx", cache_dir=cache_dir)
+    assert (missed.backend, missed.query_precision) == ("onnx", "fp32")
+    assert any("int8 query model unavailable" in r.getMessage() for r in caplog.records)
+    assert float(missed.embed_query(q) @ missed.embed([q])[0]) >= 0.99999
+    with pytest.raises(ValueError, match="query precision"):
+        Embedder(backend="onnx", cache_dir=cache_dir, query_precision="fp16")
+
+
 def test_settings_pick_the_backend(cache_dir, monkeypatch):
     from pydantic import ValidationError
 
@@ -155,6 +190,13 @@ def test_settings_pick_the_backend(cache_dir, monkeypatch):
     monkeypatch.setenv("LOFT_EMBEDDER", "torch")
     assert Embedder(backend=Settings().embedder, cache_dir=cache_dir).backend == "torch"
     monkeypatch.setenv("LOFT_EMBEDDER", "nonsense")
+    with pytest.raises(ValidationError):
+        Settings()
+    monkeypatch.setenv("LOFT_EMBEDDER", "onnx")
+    assert Settings().embedder_query_precision == "int8"
+    monkeypatch.setenv("LOFT_EMBEDDER_QUERY_PRECISION", "fp32")
+    assert Settings().embedder_query_precision == "fp32"
+    monkeypatch.setenv("LOFT_EMBEDDER_QUERY_PRECISION", "fp16")
     with pytest.raises(ValidationError):
         Settings()
     with pytest.raises(ValueError):
@@ -228,7 +270,7 @@ def test_concurrent_queries_share_model_calls_and_keep_their_vectors(onnx_embedd
     used = onnx_embedder.stats["encode_calls"] - calls
     assert 1 <= used < len(set(questions)), used  # the first alone, the rest together
     assert onnx_embedder.stats["query_batches"] - batches == used
-    alone = np.stack([onnx_embedder.embed([q])[0] for q in questions])
+    alone = np.stack([onnx_embedder.embed([q], query=True)[0] for q in questions])
     assert _cos(np.stack(got), alone).min() >= 0.99999
     assert got[-1] is got[0]
     assert asyncio.run(onnx_embedder.aembed_query(questions[3], user="u-batch")) is got[3]  # cached as usual
@@ -239,10 +281,10 @@ def test_a_failed_model_call_fails_its_waiters_and_not_the_next_batch(onnx_embed
     real = onnx_embedder.embed
     failures = iter([RuntimeError("model call failed")])
 
-    def flaky(texts, *, batch_size=32):
+    def flaky(texts, *, batch_size=32, query=False):
         for exc in failures:
             raise exc
-        return real(texts, batch_size=batch_size)
+        return real(texts, batch_size=batch_size, query=query)
 
     monkeypatch.setattr(onnx_embedder, "embed", flaky)  # a fault in the model call, not a stand-in for it
 
@@ -278,8 +320,8 @@ def test_a_query_embedded_while_its_customer_is_forgotten_is_not_cached(onnx_emb
     onnx_embedder.clear()
     real = onnx_embedder.embed
 
-    def forgotten_meanwhile(texts, *, batch_size=32):
-        vectors = real(texts, batch_size=batch_size)
+    def forgotten_meanwhile(texts, *, batch_size=32, query=False):
+        vectors = real(texts, batch_size=batch_size, query=query)
         onnx_embedder.forget("eve")  # the erasure lands between the miss and the put
         return vectors
 

@@ -24,6 +24,15 @@ Two backends compute the same vectors:
   is logged once and the torch backend is used instead.
 * ``torch``: ``SentenceTransformer.encode``.
 
+Queries (:meth:`Embedder.embed_query`, :meth:`Embedder.aembed_query`) run through an int8
+copy of the ONNX model by default (``query_precision``; ``LOFT_EMBEDDER_QUERY_PRECISION``):
+every MatMul's weights quantized per channel (:func:`onnx_export.ensure_quantized`), 0.45x
+the CPU of the fp32 model per short query, its vectors at a cosine of about 0.99 to the fp32
+ones. What is stored (messages, passages, memories, summaries) is always embedded by the
+fp32 model, so the choice can change at any restart without re-embedding anything, and
+retrieval quality was measured unchanged on LoCoMo (docs/experiments/2026-12-06-int8-queries.md).
+The torch backend has no int8 model: its queries are fp32.
+
 The backend is chosen by the caller (the service passes ``LOFT_EMBEDDER=torch|onnx``
 from its settings; default ``onnx``); ``Embedder.backend`` tells which one is in use.
 
@@ -47,7 +56,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -64,6 +73,7 @@ MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 MAX_QUERY_BATCH = 8  # default queries per model call on the async path (see _QueryBatcher)
 DIM = 384
 VERIFY_MIN_COSINE = 0.9999
+INT8_MIN_COSINE = 0.97  # the int8 query model's check ("" and "hi" give 0.976 and 0.983; questions 0.989-0.998)
 
 log = logging.getLogger(__name__)
 _warned_fallback = False
@@ -103,6 +113,7 @@ def _warn_fallback_once(reason: BaseException) -> None:
 
 class _TorchBackend:
     name = "torch"
+    query_precision = "fp32"
 
     def __init__(self, model_dir: Path, threads: Threading) -> None:
         import torch
@@ -116,7 +127,7 @@ class _TorchBackend:
             self.device = "cpu"
         self._model = SentenceTransformer(str(model_dir), device=self.device)
 
-    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int, *, query: bool = False) -> np.ndarray:
         with self._torch.inference_mode():
             vectors = self._model.encode(
                 texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
@@ -129,7 +140,7 @@ class _OnnxBackend:
 
     device = "cpu"
 
-    def __init__(self, model_dir: Path, cache_dir: Path, threads: Threading) -> None:
+    def __init__(self, model_dir: Path, cache_dir: Path, threads: Threading, query_precision: str = "int8") -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -156,22 +167,43 @@ class _OnnxBackend:
             str(export_dir / onnx_export.MODEL_FILE), options, providers=["CPUExecutionProvider"]
         )
         self._input_names = {i.name for i in self._session.get_inputs()}
-        self._verify(np.load(export_dir / onnx_export.REFERENCE_FILE), onnx_export.VERIFY_SENTENCES)
+        reference = np.load(export_dir / onnx_export.REFERENCE_FILE)
+        self._verify(reference, onnx_export.VERIFY_SENTENCES)
+        self._query_session = self._session
+        self.query_precision = "fp32"
+        if query_precision == "int8":
+            self._load_int8(ort, options, reference)
 
-    def _verify(self, reference: np.ndarray, sentences: list[str]) -> None:
-        got = self.encode(sentences, batch_size=4)
+    def _load_int8(self, ort: Any, options: Any, reference: np.ndarray) -> None:
+        """Queries through the int8 model (:func:`onnx_export.ensure_quantized`), checked
+        like the fp32 one against sentence-transformers, to :data:`INT8_MIN_COSINE`; if it
+        cannot be made or loaded, or misses, queries use the fp32 model (logged)."""
+        try:
+            path = onnx_export.ensure_quantized(self.export_dir)
+            self._query_session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self.query_precision = "int8"
+            self._verify(reference, onnx_export.VERIFY_SENTENCES, query=True)
+        except Exception as exc:
+            self._query_session, self.query_precision = self._session, "fp32"
+            log.warning("int8 query model unavailable, queries use the fp32 model: %s: %s", type(exc).__name__, exc)
+
+    def _verify(self, reference: np.ndarray, sentences: list[str], *, query: bool = False) -> None:
+        got = self.encode(sentences, batch_size=4, query=query)
         if got.shape != reference.shape:
             raise RuntimeError(f"ONNX verification: shape {got.shape} != {reference.shape}")
         cosines = np.sum(got * reference, axis=1) / (
             np.linalg.norm(got, axis=1) * np.linalg.norm(reference, axis=1) + 1e-12
         )
-        if not np.all(cosines >= VERIFY_MIN_COSINE):
-            raise RuntimeError(f"ONNX verification: cosine to torch {cosines.min():.6f} < {VERIFY_MIN_COSINE}")
+        least = INT8_MIN_COSINE if query else VERIFY_MIN_COSINE
+        if not np.all(cosines >= least):
+            raise RuntimeError(f"ONNX verification: cosine to torch {cosines.min():.6f} < {least}")
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         return [e.ids for e in self._tokenizer.encode_batch(texts, add_special_tokens=True)]
 
-    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int, *, query: bool = False) -> np.ndarray:
+        """Normalised embeddings of ``texts``; ``query``: through the query model."""
+        session = self._query_session if query else self._session
         ids = self.tokenize(texts)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
         out = np.empty((len(ids), DIM), dtype=np.float32)
@@ -187,7 +219,7 @@ class _OnnxBackend:
             feeds = {"input_ids": input_ids, "attention_mask": mask}
             if "token_type_ids" in self._input_names:
                 feeds["token_type_ids"] = np.zeros_like(input_ids)
-            hidden = self._session.run(None, feeds)[0]
+            hidden = session.run(None, feeds)[0]
             out[chunk] = _mean_pool_normalise(hidden, mask)
         return out
 
@@ -233,21 +265,25 @@ class Embedder:
         cache_dir: Path | None = None,
         threads: Threading = Threading(),
         query_batch: int = MAX_QUERY_BATCH,
+        query_precision: str = "int8",
     ) -> None:
         wanted = backend.strip().lower()
+        if query_precision not in ("int8", "fp32"):
+            raise ValueError(f"the query precision must be 'int8' or 'fp32', not {query_precision!r}")
         if wanted not in ("onnx", "torch"):
             raise ValueError(f"the embedder backend must be 'onnx' or 'torch', not {wanted!r}")
         model_dir = _model_dir()
         impl: _OnnxBackend | _TorchBackend | None = None
         if wanted == "onnx":
             try:
-                impl = _OnnxBackend(model_dir, cache_dir or onnx_export.DEFAULT_CACHE, threads)
+                impl = _OnnxBackend(model_dir, cache_dir or onnx_export.DEFAULT_CACHE, threads, query_precision)
             except Exception as exc:  # any failure: export, session, verification
                 _warn_fallback_once(exc)
         if impl is None:
             impl = _TorchBackend(model_dir, threads)
         self._impl = impl
         self.backend: str = impl.name
+        self.query_precision: str = impl.query_precision  # what queries run through: int8 or fp32
         self.device: str = impl.device
         self.threads = threads
         self._cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()  # (customer, query)
@@ -277,14 +313,15 @@ class Embedder:
         self.query_batch = max(1, query_batch)  # 1: every query its own model call
         self._window_lock = threading.Lock()
 
-    def embed(self, texts: list[str], *, batch_size: int = 32) -> np.ndarray:
-        """Normalised float32 embeddings, one row per text."""
+    def embed(self, texts: list[str], *, batch_size: int = 32, query: bool = False) -> np.ndarray:
+        """Normalised float32 embeddings, one row per text; ``query``: through the query
+        model (int8 unless ``query_precision`` is fp32), for searching what was stored."""
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32)
         with self._lock:
             self.stats["encode_calls"] += 1
             self.stats["texts"] += len(texts)
-            return self._impl.encode(list(texts), batch_size)
+            return self._impl.encode(list(texts), batch_size, query=query)
 
     def covered(self, text: str) -> int:
         """How many leading characters of ``text`` its embedding sees: the model reads at
@@ -325,7 +362,7 @@ class Embedder:
             if hit is not None:
                 return hit
             tick = self._ticks
-        vector: np.ndarray = self.embed([key[1]])[0]
+        vector: np.ndarray = self.embed([key[1]], query=True)[0]
         self._remember(key, vector, tick)
         return vector
 
@@ -429,7 +466,7 @@ class _QueryBatcher:
                 # the same text of two customers in one call: embedded once (they wait alike)
                 row = {text: i for i, text in enumerate(dict.fromkeys(text for _, text in keys))}
                 try:
-                    distinct = await asyncio.to_thread(self.embedder.embed, list(row), batch_size=len(row))
+                    distinct = await asyncio.to_thread(self.embedder.embed, list(row), batch_size=len(row), query=True)
                     vectors = [distinct[row[text]] for _, text in keys]
                 except Exception as exc:  # every waiter gets the failure, the next batch still runs
                     for waiters in futures:
@@ -451,6 +488,9 @@ def get_embedder(
     cache_dir: Path | None = None,
     threads: Threading = Threading(),
     query_batch: int = MAX_QUERY_BATCH,
+    query_precision: str = "int8",
 ) -> Embedder:
     """One model per process (loading it takes a few seconds)."""
-    return Embedder(backend=backend, cache_dir=cache_dir, threads=threads, query_batch=query_batch)
+    return Embedder(
+        backend=backend, cache_dir=cache_dir, threads=threads, query_batch=query_batch, query_precision=query_precision
+    )

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -31,6 +32,7 @@ OPSET = 17
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAME = "last_hidden_state"
 MODEL_FILE = "model.onnx"
+QUANTIZED_FILE = "model-int8.onnx"  # the query model: weights of every MatMul in int8, per channel
 REFERENCE_FILE = "reference.npy"
 META_FILE = "meta.json"
 
@@ -113,6 +115,47 @@ def ensure_export(model_dir: Path, cache_dir: Path = DEFAULT_CACHE) -> tuple[Pat
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target, True
+
+
+def ensure_quantized(target: Path) -> Path:
+    """The int8 copy of ``target``'s model (:data:`QUANTIZED_FILE`), made once beside it:
+    ONNX Runtime's dynamic quantization of every MatMul's weights, per output channel (the
+    activations are quantized at run time). Queries only: it costs 0.45x the fp32 model's
+    CPU per short query, and its vectors keep a cosine of at least 0.99 to the fp32 ones
+    (median 0.995 over 400 LoCoMo questions); per-tensor weights, or quantizing the
+    embedding lookups too, fell to 0.95 (docs/experiments/2026-12-06-int8-queries.md).
+    Written under a temporary name and renamed into place, like the export."""
+    model = target / QUANTIZED_FILE
+    if model.is_file():
+        return model
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    fd, name = tempfile.mkstemp(prefix=".int8.", suffix=".onnx", dir=target)
+    os.close(fd)
+    quiet = _Quiet()
+    root = logging.getLogger()
+    root.addFilter(quiet)  # its advice to pre-process the graph, which fails for this model
+    try:
+        quantize_dynamic(
+            target / MODEL_FILE,
+            name,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            op_types_to_quantize=["MatMul"],
+        )
+        os.chmod(name, 0o644)
+        os.replace(name, model)  # atomic: another process's copy is as good as ours
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    finally:
+        root.removeFilter(quiet)
+    return model
+
+
+class _Quiet(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
 
 
 def _export_into(model_dir: Path, out: Path) -> None:
