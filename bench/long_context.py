@@ -30,6 +30,7 @@ import statistics
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from bench.common import bench_stack, log, percentiles
 from bench.ingest import long_messages_for, messages_for, store_turns
@@ -47,18 +48,28 @@ QUESTIONS = [
 RELATIONS = ["sister", "husband", "wife", "son", "daughter", "friend", "partner", "dog"]
 
 
-async def populate(rt, users: int, per_user: int, long: bool, rng: random.Random) -> list[str]:
+async def populate(rt, users: int, per_user: int, long: bool, rng: random.Random, kept: str | None) -> list[str]:
+    """Store the population's customers; with ``kept`` (a kept store's run: the seed), a
+    customer already stored under its name is reused. The turns are drawn either way, so
+    the questions that follow are the same."""
     start = datetime.now(UTC) - timedelta(days=60)
     made = []
     for u in range(users):
-        user = f"{'long' if long else 'short'}-{u}-{uuid.uuid4().hex[:6]}"
+        name = "long" if long else "short"
+        user = f"{name}-{u}-{kept}-{per_user}" if kept else f"{name}-{u}-{uuid.uuid4().hex[:6]}"
         turns = (
             long_messages_for(rng, rt.catalog, per_user)
             if long
             else [("user", m) for m in messages_for(rng, rt.catalog, per_user)]
         )
-        await store_turns(rt, user, turns, start, 20)
         made.append(user)
+        if kept:
+            stored = await rt.pool.fetchval("SELECT count(*) FROM messages WHERE user_identifier = $1", user)
+            if stored == len(turns):
+                continue
+            if stored:
+                raise SystemExit(f"{user} holds {stored} of {len(turns)} turns; delete the store")
+        await store_turns(rt, user, turns, start, 20)
     return made
 
 
@@ -67,13 +78,14 @@ async def run(args: argparse.Namespace) -> dict:
     from service.runtime import Runtime
     from service.worker import Worker
 
-    async with bench_stack() as settings:
+    async with bench_stack(store=args.store) as settings:
         rt = await Runtime.open(settings)
         try:
             rng = random.Random(args.seed)
             t0 = time.perf_counter()
-            long_users = await populate(rt, args.users, args.messages_per_user, True, rng)
-            short_users = await populate(rt, args.users, args.messages_per_user, False, rng)
+            kept = f"s{args.seed}" if args.store else None
+            long_users = await populate(rt, args.users, args.messages_per_user, True, rng, kept)
+            short_users = await populate(rt, args.users, args.messages_per_user, False, rng, kept)
             log(f"stored {2 * args.users * args.messages_per_user} messages; draining through the worker…")
             await Worker(rt).drain(timeout=3 * 3600)
             log(f"populations ready in {time.perf_counter() - t0:.0f} s")
@@ -118,6 +130,12 @@ def main() -> None:
     parser.add_argument("--messages-per-user", type=int, default=240)
     parser.add_argument("--questions", type=int, default=60, help="questions asked of each population")
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--store",
+        type=Path,
+        help="keep the stack and the customers in this directory and reuse them on the next run "
+        "(stop it with LOFT_DATA_DIR=<store> loftmem stop)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     result = asyncio.run(run(args))
