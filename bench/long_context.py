@@ -1,6 +1,7 @@
 """Context latency for customers whose history is long messages, beside chat-length ones.
 
     python -m bench.long_context --json [--users 2 --messages-per-user 240 --questions 60]
+    python -m bench.long_context --json --store /tmp/lc-store --ab   # kept stores, an A/B in one run
 
 Two populations are stored through the import path and drained by one in-process worker
 (embeddings, passages, extraction, graph, memories, summaries), in the same stores:
@@ -18,6 +19,13 @@ process's CPU milliseconds per context, and the median of each stage
 (``Context.timings``: embed, postgres, graph, expand, fuse, pack), so the difference says
 where a long history costs. The graph cache is cleared before every question, and every
 question is new to the query-embedding cache. ``long_over_short`` gives the ratios.
+
+``--store DIR`` keeps the stack and the customers in DIR and leaves its servers running:
+the next run with the same DIR, seed and sizes reuses them (a change to ingestion needs a
+new DIR). ``--ab`` also asks every question with each candidate's text made when the
+candidate is made (``eager_text``: the code before texts were made on first read),
+alternating which goes first, and reports that under ``eager_text`` with
+``long_lazy_over_eager``.
 """
 
 from __future__ import annotations
@@ -29,6 +37,8 @@ import random
 import statistics
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -91,37 +101,76 @@ async def run(args: argparse.Namespace) -> dict:
             log(f"populations ready in {time.perf_counter() - t0:.0f} s")
             retriever = Retriever(rt)
             products = [p.name for p in rt.catalog.products]
-            samples: dict[str, dict[str, list[float]]] = {"long": {}, "short": {}}
+            modes = ("lazy", "eager") if args.ab else ("lazy",)
+            samples: dict[str, dict[str, dict[str, list[float]]]] = {m: {"long": {}, "short": {}} for m in modes}
             for i in range(args.questions):
                 q = rng.choice(QUESTIONS).format(p=rng.choice(products), r=rng.choice(RELATIONS))
                 for name, pool in (("long", long_users), ("short", short_users)):
-                    user = pool[i % len(pool)]
-                    rt.graph_cache.clear()
-                    question = f"{q} ({name} {i})"  # new to the query-embedding cache
-                    c0, w0 = time.process_time(), time.perf_counter()
-                    ctx = await retriever.context(user, question, budget=1000, track_access=False)
-                    wall, cpu = (time.perf_counter() - w0) * 1000, (time.process_time() - c0) * 1000
-                    got = samples[name]
-                    got.setdefault("wall_ms", []).append(wall)
-                    got.setdefault("cpu_ms", []).append(cpu)
-                    got.setdefault("items", []).append(len(ctx.items))
-                    for stage, ms in ctx.timings.items():
-                        got.setdefault(f"stage_{stage}_ms", []).append(ms)
+                    for mode in modes if i % 2 == 0 else modes[::-1]:  # each first every other question
+                        rt.graph_cache.clear()
+                        question = f"{q} ({name} {i} {mode})"  # new to the query-embedding cache
+                        with eager_text() if mode == "eager" else nullcontext():
+                            await _measure(retriever, pool[i % len(pool)], question, samples[mode][name])
             out: dict = {"users_per_population": args.users, "messages_per_user": args.messages_per_user}
-            for name, got in samples.items():
-                out[name] = {"context": percentiles(got["wall_ms"])} | {
-                    k: round(statistics.median(v), 2) for k, v in got.items() if k != "wall_ms"
+            out |= _summary(samples["lazy"])
+            if args.ab:
+                out["eager_text"] = _summary(samples["eager"])
+                eager = out["eager_text"]["long"]
+                out["long_lazy_over_eager"] = {
+                    "p50": round(out["long"]["context"]["p50"] / eager["context"]["p50"], 2),
+                    "cpu": round(out["long"]["cpu_ms"] / eager["cpu_ms"], 2),
                 }
-                log(f"{name}: {json.dumps(out[name])}")
-            out["long_over_short"] = {
-                "p50": round(out["long"]["context"]["p50"] / out["short"]["context"]["p50"], 2),
-                "p95": round(out["long"]["context"]["p95"] / out["short"]["context"]["p95"], 2),
-                "cpu": round(out["long"]["cpu_ms"] / out["short"]["cpu_ms"], 2),
-            }
-            log(f"long over short: {json.dumps(out['long_over_short'])}")
+                log(f"eager text: {json.dumps(out['eager_text'])}")
+                log(f"long, lazy over eager: {json.dumps(out['long_lazy_over_eager'])}")
             return out
         finally:
             await rt.close()
+
+
+async def _measure(retriever, user: str, question: str, got: dict[str, list[float]]) -> None:
+    c0, w0 = time.process_time(), time.perf_counter()
+    ctx = await retriever.context(user, question, budget=1000, track_access=False)
+    wall, cpu = (time.perf_counter() - w0) * 1000, (time.process_time() - c0) * 1000
+    got.setdefault("wall_ms", []).append(wall)
+    got.setdefault("cpu_ms", []).append(cpu)
+    got.setdefault("items", []).append(len(ctx.items))
+    for stage, ms in ctx.timings.items():
+        got.setdefault(f"stage_{stage}_ms", []).append(ms)
+
+
+def _summary(samples: dict[str, dict[str, list[float]]]) -> dict:
+    """Each population's percentiles and medians, and the long one's over the short one's."""
+    out: dict = {}
+    for name, got in samples.items():
+        out[name] = {"context": percentiles(got["wall_ms"])} | {
+            k: round(statistics.median(v), 2) for k, v in got.items() if k != "wall_ms"
+        }
+        log(f"{name}: {json.dumps(out[name])}")
+    out["long_over_short"] = {
+        "p50": round(out["long"]["context"]["p50"] / out["short"]["context"]["p50"], 2),
+        "p95": round(out["long"]["context"]["p95"] / out["short"]["context"]["p95"], 2),
+        "cpu": round(out["long"]["cpu_ms"] / out["short"]["cpu_ms"], 2),
+    }
+    log(f"long over short: {json.dumps(out['long_over_short'])}")
+    return out
+
+
+@contextmanager
+def eager_text() -> Iterator[None]:
+    """The baseline of ``--ab``: every candidate's text made when the candidate is made (in
+    the CPU pool, with the rows), as it was before a text was made on first read."""
+    from service.retrieval.candidates import Text
+
+    lazy = Text.__set__
+
+    def eager(self: Text, obj: object, value: str | Callable[[], str]) -> None:
+        lazy(self, obj, value if isinstance(value, str) else value())
+
+    Text.__set__ = eager  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Text.__set__ = lazy  # type: ignore[method-assign]
 
 
 def main() -> None:
@@ -135,6 +184,12 @@ def main() -> None:
         type=Path,
         help="keep the stack and the customers in this directory and reuse them on the next run "
         "(stop it with LOFT_DATA_DIR=<store> loftmem stop)",
+    )
+    parser.add_argument(
+        "--ab",
+        action="store_true",
+        help="also measure every question with each candidate's text made when the candidate is "
+        "(the baseline, alternating), under eager_text",
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
