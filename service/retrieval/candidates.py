@@ -392,7 +392,7 @@ def message(r: Row, limit: int, terms: set[str]) -> Candidate:
         speaker=r["speaker"],
         embedding=_embedding(r),
         clipped=len(r["content"]) > limit,
-        least=len(r["speaker"] or r["role"]) + 2,
+        least=len(_who(r)) + 2,
     )
 
 
@@ -435,7 +435,12 @@ def _said(r: Row, limit: int, terms: set[str]) -> str:
     text = without_small_talk(clip(r["content"], limit, terms, _focus(r)))
     if r["speaker"] or r["role"] == "assistant":
         text = without_closing_questions(text)
-    return f"{r['speaker'] or r['role']}: {text}"
+    return f"{_who(r)}: {text}"
+
+
+def _who(r: Row) -> str:
+    """Who said a turn, as its text names them: the speaker, else the role."""
+    return str(r["speaker"] or r["role"])
 
 
 # the questions a text closes with, after a sentence that ends otherwise (``END_MARKS``

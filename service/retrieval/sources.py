@@ -11,9 +11,11 @@
   matched entity (``vectors.search.expand``).
 
 The SQL and Cypher live with the modules that own those stores; this module only calls
-them and turns their rows into candidates (in the process's CPU pool: a turn of 32 KB is
-clipped to a window around what matched, work that grows with its length). PostgreSQL is
-the tier the context cannot do without; the graph costs its candidates, never the answer.
+them and turns their rows into candidates, in the process's CPU pool. A candidate's text
+(a turn of 32 KB clipped to a window around what matched, work that grows with its
+length) is made later, when scoring or packing first reads it (``retriever.choose``, in
+the pool too). PostgreSQL is the tier the context cannot do without; the graph costs its
+candidates, never the answer.
 """
 
 from __future__ import annotations
