@@ -15,6 +15,7 @@ from service.retrieval.fusion import (
     asks_now,
     boost,
     fuse,
+    lift_memories,
     period_of,
     plan_expansion,
     score,
@@ -237,6 +238,29 @@ def test_a_memory_ranks_at_least_as_high_as_its_source_turn():
     score(candidates, DEFAULT, NOW, None)
     assert memory.score == turn.score and memory.parts["source_turn"] > 0
     assert "source_turn" not in unrelated.parts  # its turn is not a candidate
+
+
+def test_a_memory_ranked_above_its_turn_keeps_its_score_unread():
+    """Whether a memory says most of its turn matters only when the turn ranks higher: a
+    memory above its turn is left as it is, and neither text (a long turn's clip) is made."""
+    read: list[str] = []
+
+    def unread(key: str):
+        def make() -> str:
+            read.append(key)
+            return "Ana: I bought a walnut sideboard!"
+
+        return make
+
+    turn, memory = msg(9), mem("a", ids=[9])
+    turn.text, memory.text = unread("turn"), unread("memory")
+    candidates = fuse({"memories_vector": [memory], "messages_text": [turn]}, DEFAULT)
+    score(candidates, DEFAULT, NOW, None)
+    assert memory.score > turn.score and "source_turn" not in memory.parts
+    assert read == []
+    memory.score = turn.score / 2  # ranked below it: the texts are compared
+    lift_memories(candidates)
+    assert memory.score == turn.score and sorted(read) == ["memory", "turn"]
 
 
 def test_a_memory_holding_part_of_its_turn_ranks_just_below_it():

@@ -126,3 +126,38 @@ def test_passages_go_with_their_customer(api, stack, user, long_history):
     r = api.delete(f"/memory/user/{user}")
     assert r.status_code in (200, 202), r.text
     assert stack.sql("SELECT count(*) FROM message_passages WHERE user_identifier = $1", user)[0][0] == 0
+
+
+def test_a_long_message_is_clipped_off_the_event_loop(stack, user, long_history, monkeypatch):
+    """A turn's text is made when fusion or packing first reads it, and clipping it grows
+    with its length: it happens in the CPU pool, never on the event loop, and the context
+    still shows the lines that answer."""
+    import asyncio
+    import threading
+
+    from service.retrieval import Retriever
+    from service.retrieval import candidates as made
+    from service.runtime import Runtime
+
+    threads: list[int] = []
+    clip = made.clip
+
+    def recorded(*args, **kwargs):
+        threads.append(threading.get_ident())
+        return clip(*args, **kwargs)
+
+    monkeypatch.setattr(made, "clip", recorded)
+    _, _, question, answer = CASES[0]
+
+    async def scenario() -> tuple[str, int]:
+        rt = await Runtime.open(stack.settings, pool_size=2)
+        try:
+            ctx = await Retriever(rt).context(user, question, budget=1000, track_access=False)
+            return ctx.text, threading.get_ident()
+        finally:
+            await rt.close()
+
+    text, loop_thread = asyncio.run(scenario())
+    assert answer in text, text
+    assert threads, "no text was clipped"
+    assert loop_thread not in threads, "a text was clipped on the event loop"

@@ -15,7 +15,15 @@ from service.retrieval import DEFAULT
 from service.retrieval.candidates import Candidate, day, message_key, without_closing_questions, without_small_talk
 from service.retrieval.candidates import message as from_row
 from service.retrieval.config import CHARS_PER_TOKEN
-from service.retrieval.packing import SECTION_ORDER, SECTION_TITLES, excluding, pack, render, shortened
+from service.retrieval.packing import (
+    SECTION_ORDER,
+    SECTION_TITLES,
+    excluding,
+    pack,
+    packing_order,
+    render,
+    shortened,
+)
 
 UTC = UTC
 T0 = datetime(2023, 5, 2, 10, 0, tzinfo=UTC)
@@ -360,3 +368,93 @@ def test_a_shortened_turn_is_an_opening_of_it_within_the_limit(text, limit):
     else:
         assert out.endswith(" …") and text.startswith(out[:-2]) and len(out) <= limit + 2
     assert text.endswith(without_small_talk(text))  # any text: small talk only ever cut from the front
+
+
+# -- texts made on first read ----------------------------------------------------------------------
+
+
+class Made:
+    """Lazy texts that remember which were made."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+
+    def text(self, key: str, text: str):
+        def make() -> str:
+            self.keys.append(key)
+            return text
+
+        return make
+
+
+def test_a_text_is_made_only_when_packing_may_need_it():
+    """Once the budget is spent, a candidate that cannot fit whatever its text says is
+    passed over unread: a long turn's text (its clip) is never made. The context is the one
+    the same candidates give with their texts made beforehand."""
+    made = Made()
+    first, second = "user: " + "a" * 300, "user: " + "b" * 200
+    cost = len(SECTION_TITLES["conversation"]) + 5 + len(day(T0)) + 5 + len(first) + 3 + len(second) + 3
+    budget = (cost + 5) // CHARS_PER_TOKEN  # room for the first two and at most a few characters
+    texts = [first, second] + [f"user: turn {i} " + "c" * 300 for i in range(2, 8)]
+    turns = [replace(message(i, 1.0 - i / 100), least=len("user: "), clipped=True) for i in range(8)]
+    eager = [replace(t, text=text) for t, text in zip(turns, texts, strict=True)]
+    for t, text in zip(turns, texts, strict=True):
+        t.text = made.text(t.key, text)
+    packed = pack(turns, budget, DEFAULT)
+    assert keys(packed) == [message_key(0), message_key(1)]
+    assert made.keys == [message_key(0), message_key(1)], "texts of turns that could not fit were made"
+    assert [(c.key, c.text) for c in pack(eager, budget, DEFAULT)] == [(c.key, c.text) for c in packed]
+
+
+def test_the_packing_order_reads_texts_only_to_break_ties():
+    made = Made()
+    turns = [message(i, 0.5 if i in (3, 5) else 1.0 - i / 100) for i in range(8)]
+    for t in turns:
+        t.text = made.text(t.key, f"user: turn {8 - int(t.key.split(':')[1])}")
+    order = packing_order(turns)
+    assert sorted(made.keys) == [message_key(3), message_key(5)]
+    assert order == sorted(turns, key=_full_key)
+
+
+def _full_key(c: Candidate) -> tuple[bool, float, bool, datetime, str, str]:
+    """The packing order's definition: by pin, score, form, age, then text and key."""
+    return (not c.pinned, -c.score, c.kind == "message", c.timestamp or T0 - timedelta(days=10**5), c.text, c.key)
+
+
+_KINDS = ("message", "memory", "interest", "turn")
+
+
+@st.composite
+def _candidates(draw) -> list[Candidate]:
+    out = []
+    for i in range(draw(st.integers(0, 14))):
+        kind = draw(st.sampled_from(_KINDS))
+        at = T0 + timedelta(days=draw(st.integers(0, 2)))
+        mid = draw(st.integers(0, 5))
+        text = draw(st.sampled_from(["", "I like oak.", "I like oak a lot, and walnut too."]) | st.text(max_size=60))
+        prefix = "user: " if kind in ("message", "turn") else ""
+        c = cand(kind, f"{kind}:{i}", draw(st.sampled_from([0.1, 0.2, 0.3])), text=prefix + text, at=at, ids=[mid])
+        c.text, c.least, c.clipped = prefix + text, len(prefix), draw(st.booleans())
+        out.append(c)
+    return out
+
+
+@given(candidates=_candidates(), budget=st.integers(5, 120))
+@settings(max_examples=400, deadline=None, derandomize=True)
+def test_texts_made_on_first_read_pack_as_texts_made_beforehand(candidates, budget):
+    """The order is the definition's; what is packed, and how, is what the same candidates
+    give with every text made beforehand."""
+    lazy = [replace(c, text=(lambda t: lambda: t)(c.text)) for c in candidates]
+    assert [c.key for c in packing_order(lazy)] == [c.key for c in sorted(candidates, key=_full_key_turns)]
+    lazy = [replace(c, text=(lambda t: lambda: t)(c.text)) for c in candidates]
+    assert [(c.key, c.text) for c in pack(lazy, budget, DEFAULT)] == [
+        (c.key, c.text) for c in pack(candidates, budget, DEFAULT)
+    ]
+
+
+def _full_key_turns(c: Candidate) -> tuple[int, object]:
+    """:func:`packing_order` by its definition: pinned first, the session's turns newest
+    first, then :func:`_full_key`."""
+    if c.kind == "turn":
+        return (1, (-(c.timestamp or T0).timestamp(), _full_key(c)))
+    return (0 if c.pinned else 2, _full_key(c))

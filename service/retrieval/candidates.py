@@ -2,8 +2,11 @@
 reads (:class:`ContextItem` with its :class:`Provenance`, in a :class:`ContextResponse`),
 and how a store's row becomes a candidate.
 
-A candidate's text is final when it is made: dated, clipped to the sentences that match
-the query, phrased for the prompt. Fusion and packing only score, choose and order.
+A candidate's text is final once made: dated, clipped to the sentences that match the
+query, phrased for the prompt. Fusion and packing only score, choose and order. A turn's,
+a memory's or a summary's text is made on first use (:class:`Text`): a request gathers
+~150 candidates, and clipping a long turn is work that grows with its length, wasted on the
+many that are ranked out before packing reads them.
 The public models (``ContextResponse``, ``ContextItem``, ``Provenance``) are the wire
 contract's, in ``loft_memory.models``.
 """
@@ -14,10 +17,10 @@ import json
 import math
 import re
 from bisect import bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import asyncpg
 import numpy as np
@@ -37,6 +40,30 @@ if TYPE_CHECKING:
 Row = Mapping[str, Any] | asyncpg.Record  # an asyncpg record or a graph read's dict
 
 
+class Text:
+    """A candidate's ``text`` (a data descriptor): set to a string, or to a function that
+    makes it, called on first read and its result kept. Whoever reads a candidate's text
+    may thus clip a long turn: do it off the event loop (``Runtime.cpu``)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = f"_{name}"
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> Text: ...
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> str: ...
+    def __get__(self, obj: object | None, owner: type | None = None) -> str | Text:
+        if obj is None:
+            raise AttributeError(self.slot)  # a required field: no default
+        value: str | Callable[[], str] = obj.__dict__[self.slot]
+        if not isinstance(value, str):
+            value = obj.__dict__[self.slot] = value()
+        return value
+
+    def __set__(self, obj: object, value: str | Callable[[], str]) -> None:
+        obj.__dict__[self.slot] = value
+
+
 @dataclass
 class Candidate:
     """One thing the context could say, with where it came from and how it scored."""
@@ -44,8 +71,8 @@ class Candidate:
     key: str  # one candidate per key, whichever sources found it ("message:12", "memory:<uuid>", …)
     kind: ItemKind
     section: str
-    text: str
     timestamp: datetime | None
+    text: Text = Text()  # required (Text.__get__ gives no default): a string, or made on first read
     message_ids: list[int] = field(default_factory=list)
     memory_id: str | None = None
     graph_path: str | None = None
@@ -61,6 +88,7 @@ class Candidate:
     embedding: np.ndarray | None = None  # the stored embedding, when asked for (packing's diversity)
     group: str | None = None  # conversation turns are listed under a "### <day>" heading
     clipped: bool = False  # a turn too long to list whole, listed as a window around what matched
+    least: int = 0  # what ``len(text)`` is at least, known before the text is made (a turn's "who: ")
 
     @property
     def fused(self) -> float:
@@ -338,7 +366,7 @@ def memory(r: Row, limit: int, terms: set[str]) -> Candidate:
         key=f"memory:{r['id']}",
         kind="memory",
         section="memories",
-        text=f"[{day(r['ts'])}] {clip(r['content'], limit, terms)}",
+        text=lambda: f"[{day(r['ts'])}] {clip(r['content'], limit, terms)}",
         timestamp=r["ts"],
         message_ids=list(r["source_message_ids"]),
         memory_id=str(r["id"]),
@@ -349,14 +377,13 @@ def memory(r: Row, limit: int, terms: set[str]) -> Candidate:
 
 
 def message(r: Row, limit: int, terms: set[str]) -> Candidate:
-    who = r["speaker"] or r["role"]
     at = r["ts"] if "ts" in r else r["created_at"]
     mid = int(r["id"])
     return Candidate(
         key=message_key(mid),
         kind="message",
         section="conversation",
-        text=f"{who}: {_what_was_said(r, limit, terms)}",
+        text=lambda: _said(r, limit, terms),
         timestamp=at,
         group=day(at),
         message_ids=[mid],
@@ -365,6 +392,7 @@ def message(r: Row, limit: int, terms: set[str]) -> Candidate:
         speaker=r["speaker"],
         embedding=_embedding(r),
         clipped=len(r["content"]) > limit,
+        least=len(_who(r)) + 2,
     )
 
 
@@ -400,12 +428,19 @@ def without_small_talk(text: str) -> str:
     return rest if start and rest and not _small_talk(rest) else text
 
 
-def _what_was_said(r: Row, limit: int, terms: set[str]) -> str:
-    """A turn's text as packed: clipped around what matched, without the small talk it opens
-    with and, for a turn the customer did not write (a named speaker's in an imported
-    dialogue, the assistant's), without the questions it closes with."""
+def _said(r: Row, limit: int, terms: set[str]) -> str:
+    """A turn's text as packed: who said it, then what, clipped around what matched, without
+    the small talk it opens with and, for a turn the customer did not write (a named
+    speaker's in an imported dialogue, the assistant's), without the questions it closes with."""
     text = without_small_talk(clip(r["content"], limit, terms, _focus(r)))
-    return without_closing_questions(text) if r["speaker"] or r["role"] == "assistant" else text
+    if r["speaker"] or r["role"] == "assistant":
+        text = without_closing_questions(text)
+    return f"{_who(r)}: {text}"
+
+
+def _who(r: Row) -> str:
+    """Who said a turn, as its text names them: the speaker, else the role."""
+    return str(r["speaker"] or r["role"])
 
 
 # the questions a text closes with, after a sentence that ends otherwise (``END_MARKS``
@@ -461,8 +496,9 @@ def _focus(r: Row) -> tuple[int, int] | None:
 def turn(r: Row, limit: int, terms: set[str]) -> Candidate:
     """A turn of the current session: pinned, dated inline rather than under a day heading."""
     c = message(r, limit, terms)
+    dated = f"[{c.group}] "
     c.kind, c.section, c.pinned = "turn", "session", True
-    c.text, c.group = f"[{c.group}] {c.text}", None
+    c.text, c.group, c.least = lambda: dated + _said(r, limit, terms), None, len(dated) + c.least
     return c
 
 
@@ -471,7 +507,7 @@ def summary(r: Row, limit: int, terms: set[str]) -> Candidate:
         key=f"summary:{r['id']}",
         kind="summary",
         section="summaries",
-        text=clip(r["content"], limit * 2, terms),
+        text=lambda: clip(r["content"], limit * 2, terms),
         timestamp=r["ts"],
         message_ids=list(r["source_message_ids"]),
         embedding=_embedding(r),

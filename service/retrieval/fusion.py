@@ -264,10 +264,12 @@ def lift_memories(candidates: Mapping[str, Candidate]) -> None:
             best = max(sources, key=lambda s: s.score, default=None)
             if best is None:
                 continue
-            if says_most_of(stems(c.text), best.text):
-                target = max(best.score, c.score)
-            else:  # unless it ranked above its turn on its own
-                target = best.score * PARTIAL_MEMORY if c.score <= best.score else c.score
+            if c.score > best.score:  # ranked above its turn on its own: kept (no text read)
+                target = c.score
+            elif says_most_of(stems(c.text), best.text):
+                target = best.score
+            else:
+                target = best.score * PARTIAL_MEMORY
             if target != c.score:
                 c.parts["source_turn"] = target - c.score
                 c.score = target

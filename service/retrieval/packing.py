@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
+from itertools import groupby
 
 import numpy as np
 
@@ -49,17 +50,28 @@ def packing_order(candidates: Iterable[Candidate]) -> list[Candidate]:
     """Pinned items first (the profile, then the session's turns newest first, so the latest
     survive a small budget), then by score; on equal scores the compact forms (memories,
     graph facts) before raw turns."""
-    order = sorted(candidates, key=_packing_key)
+    order = _ranked(candidates)
     turns = sorted((c for c in order if c.kind == "turn"), key=lambda c: c.timestamp or _UNDATED, reverse=True)
     order = [c for c in order if c.kind != "turn"]
     return [c for c in order if c.pinned] + turns + [c for c in order if not c.pinned]
 
 
-def _packing_key(c: Candidate) -> tuple[bool, float, bool, datetime, str, str]:
+def _ranked(candidates: Iterable[Candidate]) -> list[Candidate]:
+    """Sorted by ``_rank``, then by text and key: never by a random id (a memory's is a
+    UUID), so the same history gives the same context however often it is re-ingested.
+    Only candidates that tie on ``_rank`` are compared by text, so no other's is made."""
+    order = sorted(candidates, key=_rank)
+    out: list[Candidate] = []
+    for _, run in groupby(order, key=_rank):
+        tied = list(run)
+        out += sorted(tied, key=lambda c: (c.text, c.key)) if len(tied) > 1 else tied
+    return out
+
+
+def _rank(c: Candidate) -> tuple[bool, float, bool, datetime]:
     """Pinned first, then by score; on equal scores the compact forms (memories, graph facts)
-    before raw turns, then the older, then by text: never by a random id (a memory's is a
-    UUID), so the same history gives the same context however often it is re-ingested."""
-    return (not c.pinned, -c.score, c.kind == "message", c.timestamp or _UNDATED, c.text, c.key)
+    before raw turns, then the older."""
+    return (not c.pinned, -c.score, c.kind == "message", c.timestamp or _UNDATED)
 
 
 def pack(candidates: Iterable[Candidate], budget: int, config: RetrievalConfig) -> list[Candidate]:
@@ -102,13 +114,18 @@ class _Packer:
         self.packed: list[Candidate] = []
 
     def take(self, c: Candidate) -> bool:
-        """Pack ``c`` if it says something new and fits; whether it was packed."""
+        """Pack ``c`` if it says something new and fits; whether it was packed. Its text is
+        read only when it might fit: most candidates come once the budget is nearly spent,
+        and their text (a long turn clipped) is then never made."""
+        short = c.kind == "message" and self.used >= self.short_from and not c.clipped
+        if self.used + self._headings(c) + 3 + (0 if short else c.least) > self.limit:
+            return False
         if self._redundant(c):
             return False
-        if c.kind == "message" and self.used >= self.short_from and not c.clipped:
-            short = shortened(c.text, self.config.short_item_chars)
-            if short is not c.text:
-                c = replace(c, text=short)  # the candidate itself stays whole (packing is pure)
+        if short:
+            text = shortened(c.text, self.config.short_item_chars)
+            if text is not c.text:
+                c = replace(c, text=text)  # the candidate itself stays whole (packing is pure)
         cost = self._cost(c)
         if self.used + cost > self.limit:
             return False
@@ -133,7 +150,11 @@ class _Packer:
 
     def _cost(self, c: Candidate) -> int:
         """Its characters once rendered, with a heading it would open."""
-        cost = len(c.text) + 3  # "- " and newline
+        return len(c.text) + 3 + self._headings(c)  # "- " and newline
+
+    def _headings(self, c: Candidate) -> int:
+        """The characters of the headings ``c`` would open."""
+        cost = 0
         if c.section not in self.sections_used:
             cost += len(SECTION_TITLES[c.section]) + 5  # "## " + title + newline (+ blank line)
         if c.group and (c.section, c.group) not in self.groups_used:

@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 
@@ -95,6 +96,37 @@ def read_question(
     )
 
 
+@dataclass(frozen=True)
+class Chosen:
+    """What a context says: the candidates packed, the prompt text and its sections, the
+    items, and the milliseconds of scoring and packing."""
+
+    packed: list[Candidate]
+    text: str
+    sections: dict[str, list[str]]
+    items: list[dict[str, Any]]
+    ms: dict[str, float]
+
+
+def choose(
+    candidates: dict[str, Candidate],
+    req: sources.Request,
+    question: Question,
+    reference: datetime,
+    exclude: frozenset[int],
+) -> Chosen:
+    """The candidates scored (``reference``: "now" for recency), the best packed into the
+    budget and rendered. In the CPU pool (``Runtime.cpu``): scoring and
+    packing read candidates' texts, and a long turn's is clipped when first read."""
+    watch = Stopwatch()
+    with watch.step("score"):
+        fusion.score(candidates, req.config, reference, req.period, question.now, question.named)
+    with watch.step("pack"):
+        packed = packing.pack(packing.excluding(candidates.values(), exclude), req.budget, req.config)
+        text, sections = packing.render(packed)
+    return Chosen(packed, text, sections, [c.as_item() for c in packed], watch.ms)
+
+
 class Retriever:
     """Builds the context for a chat turn; one per process (it holds the runtime)."""
 
@@ -128,19 +160,20 @@ class Retriever:
         graph_state, question, req = await self._read(user, query, asked, session_id, config, budget, watch, replica)
         found = await sources.gather(self.rt, req, graph_state)
         watch.ms |= found.timings
+        candidates, fuse_ms = await self._ranked(req, found, watch)
         # recency counts from the time asked, or for a question with no time from the customer's newest turn
-        candidates = await self._ranked(req, question, found, as_of or found.latest or asked, watch)
-        with watch.step("pack"):
-            packed = packing.pack(packing.excluding(candidates.values(), exclude_message_ids), budget, config)
-            text, sections = packing.render(packed)
-        items = [c.as_item() for c in packed]
+        reference = as_of or found.latest or asked
+        chosen = await self.rt.cpu(choose, candidates, req, question, reference, exclude_message_ids)
+        watch.ms |= {"fuse": fuse_ms + chosen.ms["score"], "pack": chosen.ms["pack"]}
         if track_access:
-            self._track_access(user, packed)
+            self._track_access(user, chosen.packed)
         took = (time.perf_counter() - started) * 1000
         metrics.observe_context(watch.ms, found.tiers)
         timings = {k: round(v, 2) for k, v in watch.ms.items()}
         known = facts.Known(graph_state.version, found.graph, found.errors.get("graph"))
-        return Context(text, sections, items, found.tiers, took, budget, preset, found.errors, timings, known)
+        return Context(
+            chosen.text, chosen.sections, chosen.items, found.tiers, took, budget, preset, found.errors, timings, known
+        )
 
     async def _read(
         self,
@@ -172,18 +205,15 @@ class Retriever:
         return graph_state, question, req
 
     async def _ranked(
-        self, req: sources.Request, question: Question, found: sources.Found, reference: datetime, watch: Stopwatch
-    ) -> dict[str, Candidate]:
-        """The sources' candidates fused, expanded and scored (``reference``: "now" for recency)."""
+        self, req: sources.Request, found: sources.Found, watch: Stopwatch
+    ) -> tuple[dict[str, Candidate], float]:
+        """The sources' candidates fused and expanded, and the milliseconds fusing took."""
         mark = time.perf_counter()
         candidates = fusion.fuse(found.ranked, req.config)
         fuse_ms = (time.perf_counter() - mark) * 1000
         with watch.step("expand"):
             await self._expand(req, candidates, found.mentioned)
-        mark = time.perf_counter()
-        fusion.score(candidates, req.config, reference, req.period, question.now, question.named)
-        watch.ms["fuse"] = fuse_ms + (time.perf_counter() - mark) * 1000
-        return candidates
+        return candidates, fuse_ms
 
     async def _graph_state(self, user: str, replica: bool) -> tuple[GraphState, asyncpg.Pool]:
         """The customer's graph version, snapshot and speakers (read before the query is

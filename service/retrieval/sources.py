@@ -11,9 +11,11 @@
   matched entity (``vectors.search.expand``).
 
 The SQL and Cypher live with the modules that own those stores; this module only calls
-them and turns their rows into candidates (in the process's CPU pool: a turn of 32 KB is
-clipped to a window around what matched, work that grows with its length). PostgreSQL is
-the tier the context cannot do without; the graph costs its candidates, never the answer.
+them and turns their rows into candidates, in the process's CPU pool. A candidate's text
+(a turn of 32 KB clipped to a window around what matched, work that grows with its
+length) is made later, when scoring or packing first reads it (``retriever.choose``, in
+the pool too). PostgreSQL is the tier the context cannot do without; the graph costs its
+candidates, never the answer.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import logging
 import time
 import uuid
 from collections.abc import Coroutine, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -133,8 +135,8 @@ async def postgres(rt: Runtime, req: Request) -> Found:
 def _candidates(rows: Mapping[str, list[Any]], limit: int, terms: set[str]) -> dict[str, list[Candidate]]:
     """The hybrid statement's rows as candidates, each source's best first."""
     ranked: dict[str, list[Candidate]] = {}
-    # a row several sources found is built (and its text clipped) once: fusion keeps the
-    # first source's form (this order is its order) and only adds the others' scores
+    # a row several sources found is one candidate, holding each source's raw score (in this
+    # order: fusion's), and its text is made once
     built: dict[tuple[object, str], Candidate] = {}
     for source, build in (
         ("memories_vector", make.memory),
@@ -148,9 +150,9 @@ def _candidates(rows: Mapping[str, list[Any]], limit: int, terms: set[str]) -> d
         ranked[source] = []
         for r in rows[source]:
             key = (build, r["id"])
-            first = built.get(key)
-            c = replace(first, raw={}, parts={}) if first is not None else build(r, limit, terms)
-            built.setdefault(key, c)
+            c = built.get(key)
+            if c is None:
+                c = built[key] = build(r, limit, terms)
             ranked[source].append(_scored(c, source, r["score"]))
     ranked["recent_turns"] = [make.turn(r, limit, terms) for r in rows["recent_turns"]]
     return ranked
