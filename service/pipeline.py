@@ -265,8 +265,7 @@ async def _rearm_summaries(rt: Runtime, conn: Conn, items: list[Planned]) -> Non
     for item in items:
         key = (item.row.user_identifier, item.row.session_id)
         latest[key] = max(latest.get(key, item.row.created_at), item.row.created_at)
-    for (user, session_id), at in latest.items():
-        await history.arm_summary(conn, user, session_id, at, rt.settings.summary_idle_s)
+    await history.arm_summaries(conn, latest, rt.settings.summary_idle_s)
 
 
 async def _fence(rt: Runtime, conn: Conn, items: list[Planned]) -> list[Planned]:

@@ -712,6 +712,57 @@ def test_rearming_a_parked_summary_gives_it_a_clean_slate(service, stack):
     assert dict(row) == {"status": "queued", "crashes": 0, "attempts": 0, "revivals": 0}
 
 
+def test_many_summaries_armed_in_one_statement_as_one_by_one(service, stack):
+    """The worker re-arms a batch's sessions in one statement: a new summary is queued, a
+    running one is marked to run again, a parked one revived, and a later run_after kept."""
+    user = f"m-{uuid.uuid4().hex[:6]}"
+    now = datetime.now(UTC)
+    later = now + timedelta(hours=1)
+
+    async def scenario(pool):
+        keys = {name: f"summary:{uuid.uuid4()}" for name in ("new", "running", "parked", "later")}
+        async with pool.acquire() as conn:
+            for name in ("running", "parked", "later"):
+                await queue.enqueue(
+                    conn,
+                    "summarize_session",
+                    user,
+                    keys[name],
+                    {"session_id": name},
+                    debounce=True,
+                    run_after=later if name == "later" else now,
+                )
+        await pool.execute(
+            "UPDATE jobs SET status = 'running', locked_by = 'w1' WHERE dedupe_key = $1", keys["running"]
+        )
+        await pool.execute(
+            "UPDATE jobs SET status = 'failed', attempts = 3, crashes = 2 WHERE dedupe_key = $1", keys["parked"]
+        )
+        async with pool.acquire() as conn:
+            await queue.enqueue_debounced(
+                conn,
+                "summarize_session",
+                [queue.Debounced(user, key, {"session_id": name}, now) for name, key in keys.items()],
+            )
+        rows = await pool.fetch(
+            "SELECT dedupe_key, status, rearmed, attempts, crashes, run_after FROM jobs WHERE user_identifier = $1",
+            user,
+        )
+        await pool.execute("DELETE FROM jobs WHERE user_identifier = $1", user)
+        by_name = {name: next(r for r in rows if r["dedupe_key"] == key) for name, key in keys.items()}
+        return {
+            name: (r["status"], r["rearmed"], r["attempts"], r["crashes"], r["run_after"])
+            for name, r in by_name.items()
+        }
+
+    with paused(service):
+        got = _with_pool(stack, scenario)
+    assert got["new"][:4] == ("queued", False, 0, 0)
+    assert got["running"][:2] == ("running", True)
+    assert got["parked"][:4] == ("queued", False, 0, 0)
+    assert got["later"][4] == later  # a later run_after is kept, not pulled forward
+
+
 def test_parked_jobs_are_revived_by_a_slow_sweep_a_bounded_number_of_times(service, stack):
     """A parked ingestion job goes back after REVIVE_AFTER, doubled with each revival, with
     a few attempts; one that crashed a worker twice runs alone; after MAX_REVIVALS it stays

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -367,6 +368,17 @@ async def arm_summary(
         run_after=run_after,
         debounce=True,
     )
+
+
+async def arm_summaries(conn: Conn, sessions: Mapping[tuple[str, uuid.UUID], datetime], summary_idle_s: float) -> None:
+    """:func:`arm_summary` for many sessions ((customer, session) -> its latest message's
+    time) in one statement."""
+    now, idle = datetime.now(UTC), timedelta(seconds=summary_idle_s)
+    jobs = [
+        queue.Debounced(user, summary_key(session_id), {"session_id": str(session_id)}, max(now, latest + idle))
+        for (user, session_id), latest in sessions.items()
+    ]
+    await queue.enqueue_debounced(conn, "summarize_session", jobs)
 
 
 async def unembedded_ids(conn: Conn, session_id: uuid.UUID, limit: int = 50) -> list[int]:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -89,6 +90,23 @@ ON CONFLICT (dedupe_key) DO NOTHING
 ENQUEUE_DEBOUNCED = """
 INSERT INTO jobs (kind, user_identifier, dedupe_key, payload, run_after, lane)
 VALUES ($1, $2, $3, $4::jsonb, $5, $6)
+ON CONFLICT (dedupe_key) DO UPDATE
+   SET run_after = greatest(jobs.run_after, excluded.run_after),
+       rearmed = jobs.rearmed OR jobs.status = 'running',
+       status = CASE WHEN jobs.status = 'failed' THEN 'queued' ELSE jobs.status END,
+       attempts = CASE WHEN jobs.status = 'failed' THEN 0 ELSE jobs.attempts END,
+       crashes = CASE WHEN jobs.status = 'failed' THEN 0 ELSE jobs.crashes END,
+       revivals = CASE WHEN jobs.status = 'failed' THEN 0 ELSE jobs.revivals END,
+       updated_at = now()
+"""
+
+# the same for many jobs of one kind in one statement (their keys distinct), in key order:
+# two transactions re-arming overlapping sets lock them in the same order
+ENQUEUE_DEBOUNCED_MANY = """
+INSERT INTO jobs (kind, user_identifier, dedupe_key, payload, run_after, lane)
+SELECT $1, t.user_identifier, t.dedupe_key, t.payload::jsonb, t.run_after, $6
+FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[]) AS t(user_identifier, dedupe_key, payload, run_after)
+ORDER BY t.dedupe_key
 ON CONFLICT (dedupe_key) DO UPDATE
    SET run_after = greatest(jobs.run_after, excluded.run_after),
        rearmed = jobs.rearmed OR jobs.status = 'running',
@@ -356,6 +374,32 @@ async def enqueue(
         dedupe_key,
         json.dumps(payload),
         run_after,
+        lane,
+    )
+
+
+@dataclass(frozen=True)
+class Debounced:
+    """One job to (re)arm with :func:`enqueue_debounced`."""
+
+    user_identifier: str
+    dedupe_key: str
+    payload: dict[str, Any]
+    run_after: datetime
+
+
+async def enqueue_debounced(conn: Conn, kind: str, jobs: Sequence[Debounced], *, lane: Lane = "live") -> None:
+    """:func:`enqueue` with ``debounce`` for many jobs of one ``kind`` in one statement (their
+    ``dedupe_key`` distinct)."""
+    if not jobs:
+        return
+    await conn.execute(
+        ENQUEUE_DEBOUNCED_MANY,
+        kind,
+        [j.user_identifier for j in jobs],
+        [j.dedupe_key for j in jobs],
+        [json.dumps(j.payload) for j in jobs],
+        [j.run_after for j in jobs],
         lane,
     )
 
