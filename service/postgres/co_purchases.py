@@ -137,8 +137,12 @@ WITH mine AS MATERIALIZED (
    ORDER BY orders DESC, ago, sku LIMIT $3 - (SELECT count(*) FROM recent))
 ), near AS (
   SELECT n.neighbour AS sku, sum(n.score) AS score, array_agg(n.sku ORDER BY n.score DESC, n.sku) AS via
-  FROM seeds s JOIN product_neighbours n ON n.sku = s.sku
-  WHERE n.customers >= $4 AND NOT EXISTS (SELECT 1 FROM mine o WHERE o.sku = n.neighbour)
+  FROM seeds s CROSS JOIN LATERAL (
+    -- one index range per seed (a product keeps at most NEIGHBOURS): never the whole table
+    SELECT x.sku, x.neighbour, x.score FROM product_neighbours x
+    WHERE x.sku = s.sku AND x.customers >= $4 LIMIT {NEIGHBOURS}
+  ) n
+  WHERE NOT EXISTS (SELECT 1 FROM mine o WHERE o.sku = n.neighbour)
   GROUP BY n.neighbour
   ORDER BY score DESC, n.neighbour
   LIMIT $5
