@@ -61,8 +61,10 @@ CALL (c) {{
   WITH t LIMIT $dislike_limit
   RETURN collect(t) AS disliked
 }}
-// what they said in chat they bought (the order feed's purchases the caller knows already)
+// what they said in chat they bought (the order feed's purchases the caller knows already):
+// not looked for when none was ever filed for them (graph.writes: said_purchases)
 CALL (c) {{
+  WITH c WHERE coalesce(c.said_purchases, true)
   MATCH (c)-[r:PURCHASED]->(o:Product) WHERE r.source = 'chat'
   RETURN collect(o) AS claimed
 }}
