@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import itertools
 import json
 import math
@@ -462,10 +463,11 @@ async def heap(rt: Any) -> dict[str, Any]:
         "old_gen_used_mb": mb(old["attributes"]["Usage"]),
         "old_gen_after_gc_mb": mb(old["attributes"]["CollectionUsage"]),
     }
-    for gc in await query(COLLECTORS):
-        kind = "old" if "Old" in gc["name"] else "young" if "Young" in gc["name"] else "other"
-        out[f"gc_{kind}_count"] = gc["attributes"]["CollectionCount"]["value"]
-        out[f"gc_{kind}_ms"] = gc["attributes"]["CollectionTime"]["value"]
+    for collector in await query(COLLECTORS):
+        name = collector["name"]
+        kind = "old" if "Old" in name else "young" if "Young" in name else "other"
+        out[f"gc_{kind}_count"] = collector["attributes"]["CollectionCount"]["value"]
+        out[f"gc_{kind}_ms"] = collector["attributes"]["CollectionTime"]["value"]
     return out
 
 
@@ -481,6 +483,10 @@ async def measure(
     t0 = time.perf_counter()
     base = Baselines(people, held)
     log(f"  baselines ready ({_s(t0)} s)")
+    # the population and the baselines live as long as the run: out of the collector's way,
+    # or its full collections (60-230 ms over them) land inside the requests being timed
+    gc.collect()
+    gc.freeze()
     systems = _systems(args.ab)
     for c in random.Random(args.seed).sample(people, min(20, len(people))):  # plans and caches warm
         for tuning in systems.values():
