@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import itertools
 import json
 import math
@@ -462,10 +463,11 @@ async def heap(rt: Any) -> dict[str, Any]:
         "old_gen_used_mb": mb(old["attributes"]["Usage"]),
         "old_gen_after_gc_mb": mb(old["attributes"]["CollectionUsage"]),
     }
-    for gc in await query(COLLECTORS):
-        kind = "old" if "Old" in gc["name"] else "young" if "Young" in gc["name"] else "other"
-        out[f"gc_{kind}_count"] = gc["attributes"]["CollectionCount"]["value"]
-        out[f"gc_{kind}_ms"] = gc["attributes"]["CollectionTime"]["value"]
+    for collector in await query(COLLECTORS):
+        name = collector["name"]
+        kind = "old" if "Old" in name else "young" if "Young" in name else "other"
+        out[f"gc_{kind}_count"] = collector["attributes"]["CollectionCount"]["value"]
+        out[f"gc_{kind}_ms"] = collector["attributes"]["CollectionTime"]["value"]
     return out
 
 
@@ -481,6 +483,10 @@ async def measure(
     t0 = time.perf_counter()
     base = Baselines(people, held)
     log(f"  baselines ready ({_s(t0)} s)")
+    # the population and the baselines live as long as the run: out of the collector's way,
+    # or its full collections (60-230 ms over them) land inside the requests being timed
+    gc.collect()
+    gc.freeze()
     systems = _systems(args.ab)
     for c in random.Random(args.seed).sample(people, min(20, len(people))):  # plans and caches warm
         for tuning in systems.values():
@@ -595,11 +601,16 @@ def _load_average() -> list[float]:
 
 
 async def every_customer(rt: Any, people: list[Any], systems: dict[str, Any]) -> dict[str, Any]:
-    """Every customer asked once (under each tuning), Neo4j's heap read ten times on the way."""
+    """Every customer asked once (under each tuning), Neo4j's heap read ten times on the way,
+    and the CPU each process spent per request (``cpu``: this process, which runs the
+    service's code in process, PostgreSQL and Neo4j, from ``/proc``; with ``--ab``, of every
+    tuning together)."""
     checkpoints = [await heap(rt)]
     times: dict[str, list[float]] = {name: [] for name in systems}
     late = 0
     step = max(len(people) // 10, 1)
+    meter = await _cpu_meter(rt)
+    cpu_before = meter.snapshot()
     t0 = time.perf_counter()
     load_before = _load_average()
     for n, c in enumerate(people, start=1):
@@ -609,8 +620,10 @@ async def every_customer(rt: Any, people: list[Any], systems: dict[str, Any]) ->
         if n % step == 0:
             checkpoints.append(await heap(rt) | {"asked": n})
             log(f"  asked {n} customers ({_s(t0)} s): {checkpoints[-1]}")
+    cpu = meter.report(cpu_before, meter.snapshot(), len(people) * len(systems))
     first, last = checkpoints[0], checkpoints[-1]
     out: dict[str, Any] = {"asked": len(people), "seconds": _s(t0), "load_average": [load_before, _load_average()]}
+    out["cpu"] = {k: cpu[k] for k in ("requests", "cpu_ms_per_request", "other_ms_per_request", "cores_busy")}
     for name, spent in times.items():
         out |= _named_latency(name, spent)
         key = "slower_than_250ms" if name == "system" else f"{name}_slower_than_250ms"
@@ -625,6 +638,16 @@ async def every_customer(rt: Any, people: list[Any], systems: dict[str, Any]) ->
         "gc_young_ms_during": last.get("gc_young_ms", 0) - first.get("gc_young_ms", 0),
         "gc_old_ms_during": last.get("gc_old_ms", 0) - first.get("gc_old_ms", 0),
     }
+
+
+async def _cpu_meter(rt: Any) -> Any:
+    """CPU by process: this one (the service's code runs in it), PostgreSQL's and Neo4j's."""
+    from bench.procstat import CpuMeter, neo4j_group, postgres_group, self_group
+
+    async with rt.pool.acquire() as conn:
+        postgres = await postgres_group(conn)
+    neo4j = neo4j_group(rt.settings.neo4j_uri) if rt.settings.neo4j_uri else None
+    return CpuMeter({"service": self_group("service"), "postgres": postgres, "neo4j": neo4j})
 
 
 # the store calls one request makes, timed by :func:`profile` (module, attribute)

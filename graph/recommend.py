@@ -61,8 +61,10 @@ CALL (c) {{
   WITH t LIMIT $dislike_limit
   RETURN collect(t) AS disliked
 }}
-// what they said in chat they bought (the order feed's purchases the caller knows already)
+// what they said in chat they bought (the order feed's purchases the caller knows already):
+// not looked for when none was ever filed for them (graph.writes: said_purchases)
 CALL (c) {{
+  WITH c WHERE coalesce(c.said_purchases, true)
   MATCH (c)-[r:PURCHASED]->(o:Product) WHERE r.source = 'chat'
   RETURN collect(o) AS claimed
 }}
@@ -90,7 +92,7 @@ WITH c, likes, disliked, claimed, budget, matching,
 // one row whatever happens (a subquery that aggregates): the candidates that pass every filter
 CALL (c, matching, disliked, claimed, likes, price_cap) {{
   UNWIND $skus + matching AS sku
-  WITH DISTINCT sku
+  WITH DISTINCT sku WHERE sku <> ''
   MATCH (p:Product {{sku: sku}})
   WHERE coalesce(p.in_stock, true) AND NOT coalesce(p.discontinued, false) AND NOT p IN disliked
     AND (price_cap IS NULL OR p.price <= price_cap)
@@ -114,6 +116,7 @@ CALL (c, matching, disliked, claimed, likes, price_cap) {{
 // the names of the customer's own products that explain a candidate
 CALL () {{
   UNWIND $named AS sku
+  WITH sku WHERE sku <> ''
   MATCH (p:Product {{sku: sku}})
   RETURN collect({{sku: p.sku, name: p.name}}) AS names
 }}
@@ -128,7 +131,7 @@ RETURN c IS NOT NULL AS known, c.name AS name, COUNT {{ (c)-[:PURCHASED]->() }} 
 # buckets* (a string's or a list's length: 0, 1, up to 10, up to 100, up to 1000, ...); each
 # new key costs a plan (a second or two on a busy machine, counted in the transaction's time).
 # So every call sends one shape: the customer's identifier and the category as short lists,
-# "no price cap" as -1, and the lists of SKUs padded with '' (no product has it) into one
+# "no price cap" as -1, and the lists of SKUs padded with '' (dropped before any lookup) into one
 # bucket. The first call of a process still allows for planning (``first_call_timeout``).
 # A server that restarted has no plan: a request that times out then has the plan made in
 # the background (``plan_again``) so the next requests find it.

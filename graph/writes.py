@@ -87,7 +87,7 @@ class MessageFacts:
 MERGE_CUSTOMERS = """
 UNWIND $customers AS row
 MERGE (c:Customer {user_id: row.user_id})
-  ON CREATE SET c.created_at = row.at, c.first_seen = row.at
+  ON CREATE SET c.created_at = row.at, c.first_seen = row.at, c.said_purchases = false
 SET c.last_seen = CASE WHEN c.last_seen IS NULL OR c.last_seen < row.at THEN row.at ELSE c.last_seen END,
     c.name = coalesce(row.name, c.name)
 """
@@ -183,6 +183,10 @@ CALL (row) {
 # same product for this customer, the mention joins that order's relationship (its message
 # id is added, ``mentioned_in_chat``) instead of creating a second PURCHASED: one purchase,
 # counted once. (The order feed applies the same rule the other way round: WRITE_ORDER_LINES.)
+# The customer's ``said_purchases`` becomes true: one was filed for them (it stays true when
+# the purchase goes again). False on a customer created without one, so a read of what they
+# said they bought skips a customer of hundreds of ordered products instead of scanning them
+# (``graph.recommend``); missing (a customer written before the flag): not known, read.
 MERGE_PURCHASES = """
 UNWIND $purchases AS row
 MATCH (c:Customer {user_id: row.user_id})
@@ -203,7 +207,7 @@ CALL (c, target) {
 FOREACH (_ IN CASE WHEN ordered IS NULL THEN [1] ELSE [] END |
   MERGE (c)-[r:PURCHASED {message_id: row.message_id, item: row.key}]->(target)
   SET r.at = row.at, r.order_id = row.order_id, r.qty = row.quantity, r.price = row.price, r.source = 'chat',
-      r.source_message_ids = [row.message_id])
+      r.source_message_ids = [row.message_id], c.said_purchases = true)
 FOREACH (o IN CASE WHEN ordered IS NULL THEN [] ELSE [ordered] END |
   SET o.mentioned_in_chat = true,
       o.source_message_ids = CASE WHEN row.message_id IN coalesce(o.source_message_ids, []) THEN o.source_message_ids
@@ -217,8 +221,12 @@ FOREACH (o IN CASE WHEN ordered IS NULL THEN [] ELSE [ordered] END |
 WRITE_ORDER_LINES = """
 UNWIND $rows AS row
 MERGE (c:Customer {user_id: row.user_id})
-  ON CREATE SET c.created_at = row.at, c.first_seen = row.at
-SET c.last_seen = CASE WHEN c.last_seen IS NULL OR c.last_seen < row.at THEN row.at ELSE c.last_seen END
+  ON CREATE SET c.created_at = row.at, c.first_seen = row.at, c.said_purchases = false
+SET c.last_seen = CASE WHEN c.last_seen IS NULL OR c.last_seen < row.at THEN row.at ELSE c.last_seen END,
+    // a customer written before the flag: known from their next order on
+    c.said_purchases = CASE WHEN c.said_purchases IS NULL
+                            THEN EXISTS { (c)-[s:PURCHASED]->() WHERE s.source = 'chat' }
+                            ELSE c.said_purchases END
 WITH c, row
 MATCH (p:Product {sku: row.sku})
 MERGE (c)-[r:PURCHASED {order_id: row.order_id, item: row.sku}]->(p)

@@ -345,6 +345,45 @@ def test_a_purchase_claimed_in_chat_is_never_evidence_for_another_customer(servi
     assert {sofa.sku, table.sku}.isdisjoint(i["sku"] for i in theirs["items"])  # what they say they own
 
 
+def test_a_purchase_said_in_chat_by_a_customer_of_the_order_feed_is_left_out(service, api, stack, user):
+    """A customer the order feed created has nothing said in chat, so the graph does not look
+    for it (``said_purchases`` false); once they say they bought a product their orders lead
+    to, it is not suggested any more. A customer node written before the flag is read the
+    old way, and their next order sets the flag again."""
+    from service.catalog import Catalog
+
+    products = Catalog.load().products
+    sofa = next(p for p in products if p.category == "sofa")
+    table = next(p for p in products if p.category == "coffee table")
+    tag = uuid.uuid4().hex[:6]
+    for i in range(6):
+        order(api, f"pair-{tag}-{i}", f"pair-{tag}-{i}", [sofa.sku, table.sku])
+    order(api, user, f"sofa-{tag}", [sofa.sku])
+    service.wait_idle()
+
+    def flag() -> object:
+        return stack.cypher("MATCH (c:Customer {user_id: $u}) RETURN c.said_purchases AS f", u=user)[0]["f"]
+
+    def suggested() -> list[str]:
+        body = api.get(f"/memory/user/{user}/recommendations", params={"limit": 50}).json()
+        assert body["degraded"] is False
+        return [i["sku"] for i in body["items"]]
+
+    assert flag() is False
+    assert table.sku in suggested()  # bought with the sofa by six customers
+    said = api.post("/v1/chat", json={"user_identifier": user, "message": f"I bought the {table.name}."})
+    assert said.status_code == 200
+    service.wait_idle()
+    assert flag() is True
+    assert table.sku not in suggested()
+
+    stack.cypher("MATCH (c:Customer {user_id: $u}) REMOVE c.said_purchases", u=user)
+    assert table.sku not in suggested()  # not known: read
+    order(api, user, f"again-{tag}", [sofa.sku])
+    service.wait_idle()
+    assert flag() is True
+
+
 def test_a_customer_owning_500_products_gets_a_full_answer(service, api, stack, user):
     """Bounded work: 500 products of their own (ten orders of 50) are no reason to fail or to
     degrade; the answer leaves every one of them out and says why it suggests the rest."""
