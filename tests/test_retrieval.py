@@ -338,6 +338,8 @@ def test_a_question_is_embedded_without_the_speakers_it_names(service, api, user
     assert named and named == unnamed, (named, unnamed)
     # a name nobody in the history has stays in the question
     assert nearness("Which bookcase does Zoe's study have?") != named
-    # the turns themselves are embedded as said, without "Tom: " in front
+    # the turns themselves are embedded as said, without "Tom: " in front: asked in its own
+    # words, a turn is as near as the int8 question model gets to the fp32 vector of those
+    # words (0.99+; with "Tom: " stored it would be ~0.80)
     said = "The study gets the morning sun."
-    assert nearness(said)[f"Tom: {said}"] == pytest.approx(1.0, abs=1e-4)
+    assert nearness(said)[f"Tom: {said}"] >= 0.99
