@@ -6,10 +6,11 @@
 -- through the TOAST index. What moves out now is the text itself (content, summary), read
 -- only for the rows a search returns.
 --
--- Metadata only: no table is rewritten and no row changes here. Rows written or updated
--- from now on are stored this way; rows already out of line stay so until their table is
--- rewritten (VACUUM FULL, or pg_repack online: see docs/operations.md). Both layouts give
--- the same results.
+-- Metadata only: no table is rewritten here (each ALTER holds an ACCESS EXCLUSIVE lock for
+-- an instant, once the statements running on its table end). Rows inserted from now on, and
+-- values written anew, are stored this way; a value already out of line stays there (an
+-- UPDATE that leaves it as it is keeps its TOAST pointer) until its table is rewritten:
+-- VACUUM FULL, or pg_repack online (docs/operations.md). Both layouts give the same results.
 ALTER TABLE messages ALTER COLUMN embedding SET STORAGE MAIN, ALTER COLUMN tsv SET STORAGE MAIN;
 ALTER TABLE message_passages ALTER COLUMN embedding SET STORAGE MAIN, ALTER COLUMN tsv SET STORAGE MAIN;
 ALTER TABLE long_term_memories ALTER COLUMN embedding SET STORAGE MAIN, ALTER COLUMN tsv SET STORAGE MAIN;
