@@ -161,3 +161,46 @@ def test_a_long_message_is_clipped_off_the_event_loop(stack, user, long_history,
     assert answer in text, text
     assert threads, "no text was clipped"
     assert loop_thread not in threads, "a text was clipped on the event loop"
+
+
+# the tables a context searches, and the columns it ranks their rows on
+SEARCHED = ("messages", "message_passages", "long_term_memories", "conversation_summaries")
+RANKED_ON = ("embedding", "tsv")
+
+
+def test_the_columns_a_search_ranks_on_are_stored_in_the_row(stack):
+    rows = stack.sql(
+        "SELECT c.relname, a.attname, a.attstorage::text AS attstorage FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+        "WHERE c.relname = ANY($1::text[]) AND c.relkind = 'r' AND a.attname = ANY($2::text[]) "
+        "AND NOT a.attisdropped",
+        list(SEARCHED),
+        list(RANKED_ON),
+    )
+    # 'm' (MAIN): compressed or moved out of line only when the row would not fit in a page
+    assert {(r["relname"], r["attname"]): r["attstorage"] for r in rows} == {
+        (table, column): "m" for table in SEARCHED for column in RANKED_ON
+    }
+
+
+def test_a_long_turn_keeps_its_embedding_and_terms_in_its_row(stack, user, long_history):
+    """A turn over the TOAST threshold moves its text out of line, not what it is ranked on."""
+    turns = stack.sql(
+        "SELECT id, length(content) AS len, pg_column_size(m.*) AS row_bytes, "
+        "pg_column_toast_chunk_id(embedding) AS embedding, pg_column_toast_chunk_id(tsv) AS tsv "
+        "FROM messages m WHERE user_identifier = $1 ORDER BY id",
+        user,
+    )
+    passages = stack.sql(
+        "SELECT message_id, ordinal, pg_column_toast_chunk_id(embedding) AS embedding, "
+        "pg_column_toast_chunk_id(tsv) AS tsv FROM message_passages WHERE user_identifier = $1",
+        user,
+    )
+    by_id = {r["id"]: r for r in turns}
+    assert set(by_id) == set(long_history)
+    # the 900-character turn: its text, terms and embedding together are over the ~2 kB threshold
+    wide = by_id[long_history[-2]]
+    assert wide["len"] > 900 and wide["row_bytes"] > 2_032, wide
+    assert [r for r in turns if r["embedding"] is not None] == []
+    assert wide["tsv"] is None, wide
+    assert len(passages) > 20
+    assert [r for r in passages if r["embedding"] is not None or r["tsv"] is not None] == []
