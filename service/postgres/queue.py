@@ -87,9 +87,7 @@ ON CONFLICT (dedupe_key) DO NOTHING
 # summaries: re-arm the job so it runs once the session has been quiet for a while; a
 # job that is running now is marked to run again when it finishes; a parked one is
 # revived with a clean slate (its crashes too: else its next lease expiry would park it)
-ENQUEUE_DEBOUNCED = """
-INSERT INTO jobs (kind, user_identifier, dedupe_key, payload, run_after, lane)
-VALUES ($1, $2, $3, $4::jsonb, $5, $6)
+_REARM = """
 ON CONFLICT (dedupe_key) DO UPDATE
    SET run_after = greatest(jobs.run_after, excluded.run_after),
        rearmed = jobs.rearmed OR jobs.status = 'running',
@@ -99,23 +97,23 @@ ON CONFLICT (dedupe_key) DO UPDATE
        revivals = CASE WHEN jobs.status = 'failed' THEN 0 ELSE jobs.revivals END,
        updated_at = now()
 """
+ENQUEUE_DEBOUNCED = (
+    """
+INSERT INTO jobs (kind, user_identifier, dedupe_key, payload, run_after, lane)
+VALUES ($1, $2, $3, $4::jsonb, $5, $6)"""
+    + _REARM
+)
 
 # the same for many jobs of one kind in one statement (their keys distinct), in key order:
 # two transactions re-arming overlapping sets lock them in the same order
-ENQUEUE_DEBOUNCED_MANY = """
+ENQUEUE_DEBOUNCED_MANY = (
+    """
 INSERT INTO jobs (kind, user_identifier, dedupe_key, payload, run_after, lane)
 SELECT $1, t.user_identifier, t.dedupe_key, t.payload::jsonb, t.run_after, $6
 FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[]) AS t(user_identifier, dedupe_key, payload, run_after)
-ORDER BY t.dedupe_key
-ON CONFLICT (dedupe_key) DO UPDATE
-   SET run_after = greatest(jobs.run_after, excluded.run_after),
-       rearmed = jobs.rearmed OR jobs.status = 'running',
-       status = CASE WHEN jobs.status = 'failed' THEN 'queued' ELSE jobs.status END,
-       attempts = CASE WHEN jobs.status = 'failed' THEN 0 ELSE jobs.attempts END,
-       crashes = CASE WHEN jobs.status = 'failed' THEN 0 ELSE jobs.crashes END,
-       revivals = CASE WHEN jobs.status = 'failed' THEN 0 ELSE jobs.revivals END,
-       updated_at = now()
-"""
+ORDER BY t.dedupe_key"""
+    + _REARM
+)
 
 # a worker's beat: up_since restarts when the previous beat is older than $2 (the worker
 # could not reach PostgreSQL in between, or was stalled)
