@@ -204,6 +204,10 @@ class _OnnxBackend:
     def encode(self, texts: list[str], batch_size: int, *, query: bool = False) -> np.ndarray:
         """Normalised embeddings of ``texts``; ``query``: through the query model."""
         session = self._query_session if query else self._session
+        if query and session is not self._session:
+            # the int8 model quantizes its activations per call, from the range of the whole
+            # batch: a question runs alone, so its vector never depends on what it came with
+            batch_size = 1
         ids = self.tokenize(texts)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
         out = np.empty((len(ids), DIM), dtype=np.float32)
@@ -436,10 +440,11 @@ class _QueryBatcher:
     the cache starts a model call at once (no waiting when the process is idle); queries
     that miss while it runs queue up and go together in the next call, up to
     ``MAX_QUERY_BATCH``. Under load several requests share one model call and one thread
-    hand-off: per query, 4 short queries in one call cost 0.82x the CPU of one alone and 8
-    cost 0.78x (``python -m bench.embedder --queries 96 --batches 1``, on a loaded machine;
-    docs/benchmarks.md). A query's vector in a batch equals its vector
-    alone to float rounding (the padding is masked)."""
+    hand-off: per query, through the fp32 model, 4 short queries in one call cost 0.82x the
+    CPU of one alone and 8 cost 0.78x (``python -m bench.embedder --queries 96 --batches 1``,
+    on a loaded machine; docs/benchmarks.md). A query's vector in a batch equals its vector
+    alone to float rounding (the padding is masked); through the int8 model the queries of
+    one call share the thread hand-off and each runs the model alone (see ``encode``)."""
 
     def __init__(self, embedder: Embedder, loop: asyncio.AbstractEventLoop) -> None:
         self.embedder = embedder
