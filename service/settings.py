@@ -110,7 +110,7 @@ class Settings(BaseSettings):
     embedder_spinning: bool = Field(default=False, alias="LOFT_EMBEDDER_SPINNING")
     # at most this many concurrent query embeddings share one model call (1: one each)
     embedder_query_batch: int = Field(default=8, alias="LOFT_EMBEDDER_QUERY_BATCH", ge=1, le=64)
-    # questions are embedded by an int8 copy of the model (0.45x the CPU, cosine ~0.99 to
+    # questions are embedded by an int8 copy of the model (about half the CPU, cosine ~0.99 to
     # fp32; what is stored is always fp32, so this may change at any restart); fp32: the full model
     embedder_query_precision: Literal["int8", "fp32"] = Field(default="int8", alias="LOFT_EMBEDDER_QUERY_PRECISION")
     # the torch backend's device ("cuda" where there is one; falls back to the CPU)

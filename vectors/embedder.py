@@ -26,7 +26,7 @@ Two backends compute the same vectors:
 
 Queries (:meth:`Embedder.embed_query`, :meth:`Embedder.aembed_query`) run through an int8
 copy of the ONNX model by default (``query_precision``; ``LOFT_EMBEDDER_QUERY_PRECISION``):
-every MatMul's weights quantized per channel (:func:`onnx_export.ensure_quantized`), 0.45x
+every MatMul's weights quantized per channel (:func:`onnx_export.ensure_quantized`), 0.45–0.53x
 the CPU of the fp32 model per short query, its vectors at a cosine of about 0.99 to the fp32
 ones. What is stored (messages, passages, memories, summaries) is always embedded by the
 fp32 model, so the choice can change at any restart without re-embedding anything, and

@@ -120,7 +120,7 @@ def ensure_export(model_dir: Path, cache_dir: Path = DEFAULT_CACHE) -> tuple[Pat
 def ensure_quantized(target: Path) -> Path:
     """The int8 copy of ``target``'s model (:data:`QUANTIZED_FILE`), made once beside it:
     ONNX Runtime's dynamic quantization of every MatMul's weights, per output channel (the
-    activations are quantized at run time). Queries only: it costs 0.45x the fp32 model's
+    activations are quantized at run time). Queries only: it costs about half (0.45–0.53x) the fp32 model's
     CPU per short query, and its vectors keep a cosine of at least 0.99 to the fp32 ones
     (median 0.995 over 400 LoCoMo questions); per-tensor weights, or quantizing the
     embedding lookups too, fell to 0.95 (docs/experiments/2026-12-06-int8-queries.md).
