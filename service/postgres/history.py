@@ -358,21 +358,12 @@ async def arm_summary(
 
     Armed when messages arrive and again when the worker has ingested them, so a summary that
     ran while some of its messages were still being ingested is written again with them."""
-    run_after = max(datetime.now(UTC), latest + timedelta(seconds=summary_idle_s))
-    await queue.enqueue(
-        conn,
-        "summarize_session",
-        user_identifier,
-        summary_key(session_id),
-        {"session_id": str(session_id)},
-        run_after=run_after,
-        debounce=True,
-    )
+    await arm_summaries(conn, {(user_identifier, session_id): latest}, summary_idle_s)
 
 
 async def arm_summaries(conn: Conn, sessions: Mapping[tuple[str, uuid.UUID], datetime], summary_idle_s: float) -> None:
     """:func:`arm_summary` for many sessions ((customer, session) -> its latest message's
-    time) in one statement."""
+    time) in one statement: the worker re-arms a whole batch's sessions at once."""
     now, idle = datetime.now(UTC), timedelta(seconds=summary_idle_s)
     jobs = [
         queue.Debounced(user, summary_key(session_id), {"session_id": str(session_id)}, max(now, latest + idle))
