@@ -156,9 +156,11 @@ def test_queries_run_through_the_int8_model_made_once(onnx_embedder, cache_dir):
     stored = onnx_embedder.embed(texts)  # what is stored: the fp32 model
     asked = np.stack([onnx_embedder.embed_query(t, user="u-int8") for t in texts])
     cosines = _cos(asked, stored)
-    assert cosines.min() >= 0.97, cosines.min()
+    # int8 results differ by CPU: on an AVX2 one without VNNI (where ONNX Runtime's u8 x s8
+    # products can saturate) "ok" gives 0.9695, these questions 0.984, LoCoMo's 0.988 or more
+    assert cosines.min() >= 0.96, cosines.min()
     questions = [i for i, t in enumerate(texts) if t.endswith("?")]
-    assert cosines[questions].min() >= 0.985  # a question searches what was stored as it would in fp32
+    assert cosines[questions].min() >= 0.98  # a question searches what was stored as it would in fp32
     assert cosines.max() < 0.99999  # and it is another model's vector, not the fp32 one
     # another process finds the model made and uses it as it is
     again = Embedder(backend="onnx", cache_dir=cache_dir)
