@@ -49,9 +49,11 @@
 
    ``--ab-rounds N`` instead measures the worker's write path against the one before
    batching (:mod:`bench.write_paths`: ``before``, one statement per kind of fact and 2-3
-   round trips per memory; ``graph``, the graph write batched; ``graph+memories``, today's),
+   round trips per memory; ``graph``, the graph write batched; ``lists``, both batched but
+   the graph statement's rows in six list parameters; ``graph+memories``, today's),
    a fresh population per arm and round in a rotating order after a warm-up with each:
-   medians per arm, each arm over ``before``, and the load average.
+   medians per arm, each arm over ``before``, and the load average. ``--cold-plans``
+   clears Neo4j's query caches before each measured drain (a fresh server's planning).
 2. Chat: ``POST /v1/chat`` over HTTP against ``loftmem serve`` (no LLM, no worker
    running, so this is API time: store the turn, build context, offline reply, store it),
    sequential; p50/p95 in milliseconds. ``--chats 0`` skips it.
@@ -438,10 +440,15 @@ async def ingest(
         await rt.close()
 
 
-async def ab(settings, users: int, per_user: int, seed: int, *, rounds: int, warm_users: int, profile: bool) -> dict:
+async def ab(
+    settings, users: int, per_user: int, seed: int, *, rounds: int, warm_users: int, profile: bool, cold_plans: bool
+) -> dict:
     """The write paths of ``bench.write_paths.ARMS`` side by side: after a warm-up drain with
     each, ``rounds`` rounds of one fresh population per arm, in an order that rotates every
-    round (the stores grow as the run goes on). Medians per arm, and each arm over ``before``."""
+    round (the stores grow as the run goes on). Medians per arm, and each arm over ``before``.
+    ``cold_plans``: Neo4j's query caches are cleared before every measured drain, so each
+    arm plans its statements again (as on a fresh server, or after the graph's statistics
+    moved)."""
     from bench.write_paths import ARMS, Baseline, arm
     from service.runtime import Runtime
 
@@ -460,6 +467,8 @@ async def ab(settings, users: int, per_user: int, seed: int, *, rounds: int, war
             order = ARMS[r % len(ARMS) :] + ARMS[: r % len(ARMS)]
             for name in order:
                 texts, _ = await store_population(rt, users, per_user, rng, long=False)
+                if cold_plans:
+                    await _clear_query_caches(rt)
                 with arm(name, baseline):
                     drain_s, cpu, statements = await measured_drain(rt, settings, len(texts), profile=profile)
                 run = {"messages_per_s": round(len(texts) / drain_s, 1), "cpu": cpu} | (
@@ -469,7 +478,15 @@ async def ab(settings, users: int, per_user: int, seed: int, *, rounds: int, war
                 runs[name].append(run)
     finally:
         await rt.close()
-    return _ab_summary(runs, baseline.rev, users * per_user) | {"load_average_before": load_before}
+    return _ab_summary(runs, baseline.rev, users * per_user) | {
+        "load_average_before": load_before,
+        "cold_plans": cold_plans,
+    }
+
+
+async def _clear_query_caches(rt) -> None:
+    async with rt.graph.session(database=rt.settings.neo4j_database) as session:
+        await (await session.run("CALL db.clearQueryCaches()")).consume()
 
 
 def _ab_summary(runs: dict[str, list[dict]], rev: str, messages: int) -> dict:
@@ -581,6 +598,7 @@ async def main_async(args) -> dict:
                     rounds=args.ab_rounds,
                     warm_users=warm,
                     profile=args.profile,
+                    cold_plans=args.cold_plans,
                 )
             }
             log(f"ab: {json.dumps(result['ab'])}")
@@ -615,6 +633,9 @@ def main() -> None:
         "--ab-rounds", type=int, default=0, help="drain the write paths before and after batching side by side"
     )
     parser.add_argument("--profile", action="store_true", help="time every statement of the drain (bench.statements)")
+    parser.add_argument(
+        "--cold-plans", action="store_true", help="with --ab-rounds: clear Neo4j's query caches before every drain"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     result = asyncio.run(main_async(args))

@@ -22,6 +22,9 @@ from typing import Any
 
 # the last commit whose worker wrote one statement per kind of fact and 2-3 per memory
 BASELINE = "bfa0857"
+# the last commit whose one graph statement took its rows in six list parameters (a plan per
+# mix of section sizes: ``graph.writes.WRITE_FACTS``)
+LISTS = "edb743d"
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -38,28 +41,32 @@ def _load(rev: str, path: str, name: str) -> ModuleType:
 
 
 class Baseline:
-    def __init__(self, rev: str = BASELINE) -> None:
+    def __init__(self, rev: str = BASELINE, lists: str = LISTS) -> None:
         self.rev = rev
         self.writes = _load(rev, "graph/writes.py", "_baseline_graph_writes")
         self.memories = _load(rev, "vectors/memories.py", "_baseline_memories")
+        self.list_writes = _load(lists, "graph/writes.py", "_lists_graph_writes")
 
     async def add_memories_one_by_one(self, conn: Any, batch: Sequence[tuple[str, Any]]) -> list[Any]:
         return [await self.memories.add_memory(conn, user, memory) for user, memory in batch]
 
 
-ARMS = ("before", "graph", "graph+memories")  # what is batched in each arm
+ARMS = ("before", "graph", "lists", "graph+memories")  # what is batched in each arm
 
 
 @contextmanager
 def arm(name: str, baseline: Baseline) -> Iterator[None]:
     """Run the pipeline with the arm's write path: ``before`` (neither batched), ``graph``
-    (the graph write batched, memories one by one), ``graph+memories`` (today's)."""
+    (the graph write batched, memories one by one), ``lists`` (both batched, the graph
+    statement's rows in six list parameters as of ``LISTS``), ``graph+memories`` (today's)."""
     from graph import writes
     from vectors import memories
 
     patches: list[tuple[ModuleType, str, Callable[..., Any]]] = []
     if name in ("before",):
         patches.append((writes, "write_facts", baseline.writes.write_facts))
+    if name in ("lists",):
+        patches.append((writes, "write_facts", baseline.list_writes.write_facts))
     if name in ("before", "graph"):
         patches.append((memories, "add_memories", baseline.add_memories_one_by_one))
     saved = [(module, attr, getattr(module, attr)) for module, attr, _ in patches]

@@ -10,6 +10,7 @@ Writes are idempotent per source message: a retried job finds its message id in
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -344,12 +345,26 @@ SET r.source_message_ids = CASE WHEN row.message_id IN r.source_message_ids THEN
 # otherwise stall every other writer of the same nodes)
 WRITE_TIMEOUT_S = 60.0
 
+
+def _rows_of_batch(section: str) -> str:
+    """A section's ``UNWIND $name AS row`` read from the one map parameter instead:
+    ``UNWIND $batch.name AS row``."""
+    return re.sub(r"^UNWIND \$(\w+) AS row$", r"UNWIND $batch.\1 AS row", section.strip(), count=1, flags=re.M)
+
+
 # A batch's facts in one statement: each section a unit subquery over its own rows, in this
 # order (customers first: every other section MATCHes them). The statement runs with one
 # driving row, so each section ends before the next one starts and sees all its writes,
 # as the sections' statements one after another did in the same transaction.
+#
+# Its rows come in one map parameter, ``$batch`` (``FactRows``), not six lists: Neo4j keys
+# a cached plan by the query text and its parameters' types, and a list's type carries its
+# size's order of magnitude (empty, 1, 2-9, 10-99, ...). Six lists made a new plan for
+# every mix of section sizes a batch happened to have, and this statement takes a second
+# or more of the server's CPU to plan; a map's type does not depend on what it holds, so
+# the statement is planned once (and again only when the graph's statistics move).
 WRITE_FACTS = "\n".join(
-    f"CALL () {{\n{section.strip()}\n}}"
+    f"CALL () {{\n{_rows_of_batch(section)}\n}}"
     for section in (
         MERGE_CUSTOMERS,
         UPSERT_PREFERENCES,
@@ -432,7 +447,7 @@ async def write_facts(tx: AsyncManagedTransaction, batch: Sequence[MessageFacts]
     """Apply a batch of messages' facts in one transaction and one statement, in message order."""
     if not batch:
         return
-    await (await tx.run(WRITE_FACTS, **fact_rows(batch))).consume()
+    await (await tx.run(WRITE_FACTS, batch=fact_rows(batch))).consume()
 
 
 def fact_rows(batch: Sequence[MessageFacts]) -> FactRows:
@@ -583,9 +598,10 @@ WARM_UP_USER = "(warm up)"  # no customer can have this identifier: the API refu
 
 @unit_of_work(timeout=WRITE_TIMEOUT_S)
 async def warm_up(tx: AsyncManagedTransaction) -> None:
-    """Plan the write statement once with a row of the right shape in every section for a
-    customer that does not exist (nothing is written: every section MATCHes the customer
-    first, and the customers' section is empty), so a fresh worker's first batch is not slow."""
+    """Plan the write statement (one plan for every batch: ``WRITE_FACTS``) with a row of
+    the right shape in every section for a customer that does not exist (nothing is written:
+    every section MATCHes the customer first, and the customers' section is empty), so a
+    fresh worker's first batch is not slow."""
     facts = MessageFacts(
         WARM_UP_USER,
         0,
@@ -598,4 +614,4 @@ async def warm_up(tx: AsyncManagedTransaction) -> None:
     )
     rows = fact_rows([facts])
     rows["customers"] = []
-    await (await tx.run(WRITE_FACTS, **rows)).consume()
+    await (await tx.run(WRITE_FACTS, batch=rows)).consume()

@@ -277,6 +277,51 @@ def test_an_entity_named_in_several_messages_of_a_batch_keeps_its_last_embedding
     assert [round(x, 3) for x in row["embedding"][:2]] == [0.0, 1.0]
 
 
+def test_the_graph_write_is_planned_once_whatever_the_sizes_of_a_batch_sections(stack, user):
+    """Neo4j keys a cached plan by the parameters' types, and a list's type says its size's
+    order of magnitude: batches whose sections differ in size (empty, 1, 2-9, 10-99, 100+
+    rows) must still share one plan of the write statement (it costs a second or more of the
+    server's CPU to plan). Counted by what clearing the query caches removes."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from graph import writes
+    from service.runtime import Runtime
+
+    def facts(i: int, preferences: int, relations: int) -> writes.MessageFacts:
+        pref = writes.PreferenceFact(attribute="style", value="modern", polarity="prefers", shared=True)
+        rel = writes.RelationFact(source_key="person:a", target_key="person:b", type="FRIEND_OF")
+        return writes.MessageFacts(
+            f"{user}-{i}", i, datetime.now(UTC), preferences=[pref] * preferences, relations=[rel] * relations
+        )
+
+    async def cached_after(batches: list[list[writes.MessageFacts]]) -> str:
+        rt = await Runtime.open(stack.settings, pool_size=2)
+        try:
+            async with rt.graph.session(database=rt.settings.neo4j_database) as session:
+                await (await session.run("CALL db.clearQueryCaches()")).consume()
+                for batch in batches:
+                    await session.execute_write(writes.write_facts, batch)
+                record = await (await session.run("CALL db.clearQueryCaches()")).single(strict=True)
+                return str(record["value"])
+        finally:
+            await rt.close()
+
+    one = asyncio.run(cached_after([[facts(1, 1, 1)]]))
+    mixed = asyncio.run(
+        cached_after(
+            [
+                [facts(1, 1, 1)],
+                [facts(i, 3, 0) for i in range(12)],
+                [facts(2, 0, 2)],
+                [facts(i, 2, 0) for i in range(150)],
+            ]
+        )
+    )
+    assert "of 1 queries" in one
+    assert mixed == one
+
+
 def test_a_summary_mentions_what_is_capitalised_inside_a_sentence():
     # a capital at a sentence's start is grammar, not a name: "Yep!", "Congrats", "Awesome"
     found = key_entities(
