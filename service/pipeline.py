@@ -70,8 +70,8 @@ class Planned:
     row: history.QueuedMessage
     vector: np.ndarray
     extraction: Extraction | None  # None: extraction failed (reported in the results)
-    spans: list[passages.Passage] = field(default_factory=list)  # a long message's passages, with their vectors
-    passage_vectors: np.ndarray | None = None
+    split: passages.Split = field(default_factory=passages.Split)  # a long message's passages
+    passage_vectors: np.ndarray | None = None  # those past the head's (``Split.to_embed``)
     memories: list[ltm.NewMemory] = field(default_factory=list)
     facts: graph_writes.MessageFacts | None = None
 
@@ -140,9 +140,10 @@ async def _embedded(rt: Runtime, rows: list[history.QueuedMessage]) -> list[Plan
     """The batch's messages with their vectors and, for a long one, its passages'.
 
     A message its embedding does not see whole is split into passages; those past the
-    covered head are embedded in the same batch, the head ones take the message's vector
-    (what was said, not who said it: a turn is embedded without its speaker's name, and a
-    question without the names of the history's speakers; see service.retrieval.retriever)."""
+    covered head are embedded in the same batch (the head ones are stored without a vector:
+    the message's own stands for them). What was said is embedded, not who said it: a turn
+    without its speaker's name, and a question without the names of the history's speakers
+    (see service.retrieval.retriever)."""
     to_embed = [r.content for r in rows]
     split = [passages.for_message(r.content, rt.embedder.covered(r.content)) for r in rows]
     for r, sp in zip(rows, split, strict=True):
@@ -154,7 +155,7 @@ async def _embedded(rt: Runtime, rows: list[history.QueuedMessage]) -> list[Plan
     for row, vector, sp in zip(rows, vectors, split, strict=False):
         own = passage_vectors[offset : offset + len(sp.to_embed)]
         offset += len(sp.to_embed)
-        items.append(Planned(row, vector, None, sp.passages, np.concatenate([np.tile(vector, (sp.head, 1)), own])))
+        items.append(Planned(row, vector, None, sp, own))
     return items
 
 
@@ -214,10 +215,10 @@ async def commit(rt: Runtime, plan: Plan, *, refresh_snapshots: bool = True) -> 
             live = await _fence(rt, conn, plan.items)
             await history.store_embeddings(conn, [(i.row.id, i.vector) for i in live])
             for item in live:
-                if item.spans and item.passage_vectors is not None:
+                if item.split.passages and item.passage_vectors is not None:
                     row = item.row
                     await passages.store(
-                        conn, row.user_identifier, row.id, row.content, item.spans, item.passage_vectors
+                        conn, row.user_identifier, row.id, row.content, item.split, item.passage_vectors
                     )
             # the batch's memories in message order, filed as one by one, written in one statement
             await ltm.add_memories(

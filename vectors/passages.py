@@ -9,10 +9,12 @@ indexed on its own; the retriever scores the message by its best passage and cli
 text around that passage (``vectors.search`` reads this table in its hybrid statement).
 
 Only the passages that reach past the covered head are embedded. The head's passages
-(``Split.head`` of them) are stored with the message's own embedding, which already
-stands for that text: they cost no model call, keep the head addressable for clipping,
-and let full-text ranking per passage cover the whole message. (On a tie the retriever
-prefers the message itself, so a head passage never wins the vector ranking.)
+(``Split.head`` of them) are stored without an embedding (NULL): the message's own already
+stands for that text, so a copy could never win the vector ranking. They cost no model
+call, keep the head addressable for clipping, and let full-text ranking per passage cover
+the whole message. (Rows written before migration 0023 hold a copy of the message's
+embedding instead; on a tie the retriever prefers the message itself, so the results are
+the same.)
 
 Every statement on ``message_passages`` lives here. Rows index into ``messages.content``
 (``start_char``/``end_char``) instead of copying it; they go with their message
@@ -22,8 +24,7 @@ Every statement on ``message_passages`` lives here. Rows index into ``messages.c
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -65,7 +66,7 @@ class Split:
     """A message's passages; the first ``head`` of them lie inside the text its own
     embedding covers, so they take the message's vector instead of one of their own."""
 
-    passages: list[Passage]
+    passages: list[Passage] = field(default_factory=list)
     head: int = 0
 
     @property
@@ -78,7 +79,7 @@ def for_message(text: str, covered: int, size: int = PASSAGE_CHARS) -> Split:
     none when that is all of it (its own embedding and tsv serve), else all of them
     (full-text ranking covers the whole message), the head ones marked."""
     if covered >= len(text.rstrip()):
-        return Split([])
+        return Split()
     passages = split(text, size)
     return Split(passages, sum(1 for p in passages if p.end <= covered))
 
@@ -126,23 +127,17 @@ def embedding_text(content: str, p: Passage) -> str:
     return content[p.start : p.end]
 
 
-async def store(
-    conn: Conn,
-    user: str,
-    message_id: int,
-    content: str,
-    passages: Sequence[Passage],
-    vectors: np.ndarray,
-) -> None:
-    """Write a message's passages with their embeddings, one row of ``vectors`` per passage
-    (idempotent: a retried job adds nothing)."""
-    if not passages:
+async def store(conn: Conn, user: str, message_id: int, content: str, split: Split, vectors: np.ndarray) -> None:
+    """Write a message's passages: the head ones without an embedding, the others with one
+    row of ``vectors`` each, in order (idempotent: a retried job adds nothing)."""
+    if not split.passages:
         return
+    own: list[np.ndarray | None] = [None] * split.head + list(vectors)
     await conn.executemany(
         INSERT,
         [
             (message_id, p.ordinal, user, p.start, p.end, v, content[p.start : p.end])
-            for p, v in zip(passages, vectors, strict=True)
+            for p, v in zip(split.passages, own, strict=True)
         ],
     )
 

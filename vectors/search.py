@@ -10,7 +10,7 @@ them, which natural questions rarely satisfy) and ranks hits by BM25 with binary
 frequency, using per-customer document frequencies (``user_terms``, kept by the worker).
 
 A long message is also searched passage by passage (``vectors.passages``; the passages
-of the head its own embedding covers carry that embedding): it ranks by its best passage
+of the head its own embedding covers have no embedding: the message's stands for them): it ranks by its best passage
 when that beats the whole, and the row says which passage it was
 (``passage_start``/``passage_end``, NULL when the message ranked as a whole), so its
 text can be clipped around it.
@@ -94,15 +94,16 @@ UNION ALL
         CASE WHEN $15 THEN m.embedding END
  FROM mem m, q WHERE q.query IS NOT NULL AND m.tsv @@ q.query ORDER BY 11 DESC, m.valid_from, m.content LIMIT $5)
 UNION ALL
--- a message scores as its own embedding or its best passage's, whichever is nearer
--- (a head passage carries the message's own vector: on a tie the message itself wins)
+-- a message scores as its own embedding or its best passage's, whichever is nearer (a head
+-- passage has no embedding of its own, or, written before 0023, a copy of the message's:
+-- on a tie the message itself wins)
 (SELECT 'messages_vector', m.id::text, 'message', m.content, m.speaker, m.role, m.created_at, 0.5, ARRAY[m.id], NULL,
         v.score, m.session_id, v.start_char, v.end_char, CASE WHEN $15 THEN m.embedding END
  FROM (SELECT DISTINCT ON (id) id, score, start_char, end_char FROM (
          SELECT id, 1 - (embedding <=> $2) AS score, NULL::int AS start_char, NULL::int AS end_char
          FROM msg WHERE embedding IS NOT NULL
          UNION ALL
-         SELECT message_id, 1 - (embedding <=> $2), start_char, end_char FROM pas
+         SELECT message_id, 1 - (embedding <=> $2), start_char, end_char FROM pas WHERE embedding IS NOT NULL
        ) s ORDER BY id, score DESC, start_char NULLS FIRST) v
  JOIN msg m ON m.id = v.id
  WHERE $6 > 0 ORDER BY v.score DESC, m.id LIMIT $6)
