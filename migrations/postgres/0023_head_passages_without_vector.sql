@@ -4,5 +4,5 @@
 -- and computed its distance. Passages past the head keep their own embedding.
 --
 -- Metadata only. Rows written before keep their copies and give the same results; to slim
--- them, see docs/operations.md ("Head passages written before 0023").
+-- them, see docs/operations.md ("Table storage after an upgrade").
 ALTER TABLE message_passages ALTER COLUMN embedding DROP NOT NULL;
