@@ -120,10 +120,11 @@ def ensure_export(model_dir: Path, cache_dir: Path = DEFAULT_CACHE) -> tuple[Pat
 def ensure_quantized(target: Path) -> Path:
     """The int8 copy of ``target``'s model (:data:`QUANTIZED_FILE`), made once beside it:
     ONNX Runtime's dynamic quantization of every MatMul's weights, per output channel (the
-    activations are quantized at run time). Queries only: it costs about half (0.45–0.53x) the fp32 model's
-    CPU per short query, and its vectors keep a cosine of at least 0.99 to the fp32 ones
-    (median 0.995 over 400 LoCoMo questions); per-tensor weights, or quantizing the
-    embedding lookups too, fell to 0.95 (docs/experiments/2026-12-06-int8-queries.md).
+    activations are quantized at run time). Queries only: it costs about half (0.45–0.53x)
+    the fp32 model's CPU per short query, and its vectors keep a cosine of about 0.99 to the
+    fp32 ones (LoCoMo questions: min 0.986–0.988, median 0.993–0.995, by CPU); per-tensor
+    weights, or quantizing the embedding lookups too, fell to 0.95
+    (docs/experiments/2026-12-06-int8-queries.md).
     Written under a temporary name and renamed into place, like the export."""
     model = target / QUANTIZED_FILE
     if model.is_file():

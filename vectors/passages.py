@@ -64,7 +64,7 @@ class Passage:
 @dataclass(frozen=True)
 class Split:
     """A message's passages; the first ``head`` of them lie inside the text its own
-    embedding covers, so they take the message's vector instead of one of their own."""
+    embedding covers, so they store no vector: the message's stands for them."""
 
     passages: list[Passage] = field(default_factory=list)
     head: int = 0

@@ -10,8 +10,8 @@ them, which natural questions rarely satisfy) and ranks hits by BM25 with binary
 frequency, using per-customer document frequencies (``user_terms``, kept by the worker).
 
 A long message is also searched passage by passage (``vectors.passages``; the passages
-of the head its own embedding covers have no embedding: the message's stands for them): it ranks by its best passage
-when that beats the whole, and the row says which passage it was
+of the head its own embedding covers have no embedding: the message's stands for them): it
+ranks by its best passage when that beats the whole, and the row says which passage it was
 (``passage_start``/``passage_end``, NULL when the message ranked as a whole), so its
 text can be clipped around it.
 """
