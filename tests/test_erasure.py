@@ -445,10 +445,14 @@ def test_an_erasure_that_finds_the_rows_held_is_pending_and_the_customer_is_refu
     """The customer's row is held (as a worker's fence holds it across a graph write) past
     the lock timeout: the erasure answers a pending receipt instead of a 500, deletes nothing
     yet, every REST route and MCP tool answers 409 for the customer, and the worker erases
-    everything once the row is free."""
+    everything once the row is free. The routes answer while an erasure attempt holds the
+    customer's erasure lock (as a worker's attempt does while it waits for the rows): a
+    write is refused at once, never queued behind that wait (it used to end as a 504 when
+    the wait outlasted the statement time limit)."""
     import asyncpg
 
     from service.core import erasure
+    from service.postgres import users
 
     memory_id = _customer_with_a_graph(api, service, user)
 
@@ -460,19 +464,28 @@ def test_an_erasure_that_finds_the_rows_held_is_pending_and_the_customer_is_refu
         try:
             await holder.execute("SELECT 1 FROM users WHERE user_identifier = $1 FOR NO KEY UPDATE", user)
             receipt = await erasure.erase(rt, user, lock_timeout_s=1.0)
+            # an attempt in flight: the erasure lock taken, the rows waited for
+            attempt = await asyncpg.connect(stack.settings.database_url)
+            trying = attempt.transaction()
+            await trying.start()
+            await attempt.execute(users.EXCLUSIVE_LOCK, users.CUSTOMER_LOCK, user)
             # nothing is deleted yet, but nothing of the customer is served or stored either
             still = await rt.pool.fetchval("SELECT count(*) FROM messages WHERE user_identifier = $1", user)
             codes = await asyncio.to_thread(_every_read_and_write, api, user, memory_id)
             tools = await _every_tool(service.base, user, memory_id)
+            held = not await rt.pool.fetchval(users.TRY_SHARED_LOCK, users.CUSTOMER_LOCK, user)
+            await trying.rollback()
+            await attempt.close()
         finally:
             await fence.rollback()
             await holder.close()
             await rt.close()
-        return receipt, still, codes, tools
+        return receipt, still, codes, tools, held
 
-    receipt, still, codes, tools = asyncio.run(scenario())
+    receipt, still, codes, tools, held = asyncio.run(scenario())
     assert receipt.status == "pending" and "held by other work" in receipt.error, receipt
     assert still >= 4
+    assert held  # every answer came while the attempt still held the lock
     assert codes == dict.fromkeys(codes, 409), codes
     assert all("conflict" in text and "being erased" in text for text in tools.values()), tools
 

@@ -87,8 +87,7 @@ async def lock_remembered(conn: Conn, key: bytes, customers: list[str]) -> set[s
 async def change(rt: Runtime, user: str, mode: Mode) -> Changed:
     """Set the customer's mode; lowering it erases them (the receipt is returned)."""
     async with rt.pool.acquire() as conn, conn.transaction():
-        await users.lock_shared(conn, user)
-        await users.refuse_while_erasing(conn, user)
+        await users.hold_unless_erasing(conn, user)
         await conn.fetchval(LOCK_CUSTOMER, user)  # waits for a worker batch holding the row
         before = await mode_of(conn, rt.erasure_key, user)
         await conn.execute(SET, subject_hash(rt.erasure_key, user), mode)

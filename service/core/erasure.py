@@ -74,8 +74,10 @@ log = logging.getLogger("loft.erasure")
 
 CHANNEL = "loft_erasure"
 # how long an erasure waits for the customer's rows (a worker's fence may hold them for
-# a graph write); past it the erasure is left to a worker, which waits again
-LOCK_TIMEOUT_S = 30.0
+# a graph write); past it the erasure is left to a worker, which waits again. Well below
+# the statement time limit (service.postgres.db.STATEMENT_TIMEOUT_S): the lock's wait ends
+# first, as a pending receipt, and so does that of a request queued behind the erasure
+LOCK_TIMEOUT_S = 10.0
 GRAPH_TIMEOUT_S = 60.0
 # the API finishes the Neo4j part inline; the worker steps in only if it could not
 FINISH_BY_WORKER_AFTER = timedelta(seconds=30)

@@ -21,8 +21,9 @@ from service.postgres import queue
 from vectors.pg import Conn, Executor
 
 # (classid, objid) advisory locks; this classid is the "customer" namespace
-_CUSTOMER_LOCK = 0x4C4F
+CUSTOMER_LOCK = 0x4C4F
 SHARED_LOCK = "SELECT pg_advisory_xact_lock_shared($1, hashtext($2))"
+TRY_SHARED_LOCK = "SELECT pg_try_advisory_xact_lock_shared($1, hashtext($2))"
 SHARED_LOCKS = "SELECT pg_advisory_xact_lock_shared($1, hashtext(u)) FROM unnest($2::text[]) AS u ORDER BY u"
 EXCLUSIVE_LOCK = "SELECT pg_advisory_xact_lock($1, hashtext($2))"
 
@@ -47,12 +48,12 @@ async def lock_shared(conn: Conn, user: str) -> None:
     """Hold off an erasure of ``user`` until this transaction ends. Every transaction that
     writes the customer's rows from the API takes it first, so an erasure (which takes
     it exclusively, then the customer's row) never meets them half-way: no deadlock."""
-    await conn.execute(SHARED_LOCK, _CUSTOMER_LOCK, user)
+    await conn.execute(SHARED_LOCK, CUSTOMER_LOCK, user)
 
 
 async def lock_shared_many(conn: Conn, users: list[str]) -> None:
     """:func:`lock_shared` for many customers in one round trip (in a fixed order)."""
-    await conn.execute(SHARED_LOCKS, _CUSTOMER_LOCK, sorted(set(users)))
+    await conn.execute(SHARED_LOCKS, CUSTOMER_LOCK, sorted(set(users)))
 
 
 async def refuse_while_erasing(conn: Executor, user: str) -> None:
@@ -67,10 +68,22 @@ async def refuse_while_erasing(conn: Executor, user: str) -> None:
         )
 
 
+async def hold_unless_erasing(conn: Conn, user: str) -> None:
+    """:func:`lock_shared`, then :func:`refuse_while_erasing`: what a request that writes the
+    customer takes first. An erasure holds the lock exclusively while it runs, and a pending
+    one (a worker's attempt) may hold it while it waits for the customer's rows, up to the
+    erasure's lock timeout. A request that finds the lock taken and the erasure pending is
+    refused at once (409) rather than queued behind it; one that finds an erasure running
+    inline (not committed, so not pending yet) waits for it, which ends within that timeout."""
+    if not await conn.fetchval(TRY_SHARED_LOCK, CUSTOMER_LOCK, user):
+        await refuse_while_erasing(conn, user)
+        await lock_shared(conn, user)
+    await refuse_while_erasing(conn, user)
+
+
 async def ensure(conn: Conn, user: str) -> None:
     """Create the customer if new (call inside the transaction that stores their data)."""
-    await lock_shared(conn, user)
-    await refuse_while_erasing(conn, user)
+    await hold_unless_erasing(conn, user)
     # a customer who exists is not inserted again: the INSERT's uniqueness check waits for
     # any transaction that is updating their row (the worker filing their facts), and a
     # chat turn must not wait for the worker
@@ -81,7 +94,7 @@ async def ensure(conn: Conn, user: str) -> None:
 async def lock_for_erasure(conn: Conn, user: str) -> bool:
     """Exclusive: no customer creation or derived write for ``user`` until commit.
     Returns whether the customer row exists."""
-    await conn.execute(EXCLUSIVE_LOCK, _CUSTOMER_LOCK, user)
+    await conn.execute(EXCLUSIVE_LOCK, CUSTOMER_LOCK, user)
     return await conn.fetchval(LOCK_FOR_ERASURE, user) is not None
 
 
