@@ -11,10 +11,11 @@ import pytest
 from loft_memory import ApiError
 from tests.conftest import paused
 
-# only the session that is deleted ever says these words
-ONLY_HERE = ["Zorblattine", "Quintessarix"]
+# only the session that is deleted ever says these words (and no other test file: the
+# erasure tests scan every table for their own made-up words)
+ONLY_HERE = ["Xyphandrine", "Quintessarix"]
 LONG = " ".join(
-    f"Sentence {i} of a long pasted note about the Zorblattine cabinet and its {i % 5} drawers." for i in range(60)
+    f"Sentence {i} of a long pasted note about the Xyphandrine cabinet and its {i % 5} drawers." for i in range(60)
 )
 
 
@@ -48,8 +49,8 @@ def test_deleting_a_session_forgets_its_transcript_and_keeps_what_was_learned(se
     service.wait_idle()
     assert stack.sql("SELECT count(*) AS n FROM message_passages WHERE message_id = $1", ids[2])[0]["n"] > 0
     assert stack.sql("SELECT count(*) AS n FROM conversation_summaries WHERE session_id = $1", session)[0]["n"] == 1
-    before = _terms(stack, user, "zorblattin", "love")
-    assert before["zorblattin"] == 2 and before["love"] == 2
+    before = _terms(stack, user, "xyphandrin", "love")
+    assert before["xyphandrin"] == 2 and before["love"] == 2
     memories = {m.id for m in loft.memories(user).memories}
     assert memories, "the session taught the memory something"
 
@@ -69,7 +70,7 @@ def test_deleting_a_session_forgets_its_transcript_and_keeps_what_was_learned(se
     keys = [f"ingest:{i}" for i in ids] + [f"summary:{session}"]
     assert stack.sql("SELECT count(*) AS n FROM jobs WHERE dedupe_key = ANY($1::text[])", keys)[0]["n"] == 0
     # a word only the session said leaves the term statistics; a shared one counts it no more
-    assert _terms(stack, user, "zorblattin", "love") == {"love": 1}
+    assert _terms(stack, user, "xyphandrin", "love") == {"love": 1}
     # nothing of the transcript is quoted by the context any more; the memory learned stays
     ctx = loft.context(user, f"What did my cousin {ONLY_HERE[1]} recommend?", budget=2000)
     assert not any(set(i.provenance.message_ids) & set(ids) for i in ctx.items if i.kind in ("turn", "message"))

@@ -598,7 +598,7 @@ async def forget_memory(
     it, and if Neo4j cannot be reached nothing is deleted (503; retry). ``audit`` writes
     the audit entry in the same transaction: no deletion without its entry."""
     async with rt.pool.acquire() as conn, conn.transaction():
-        await users.lock_shared(conn, user)
+        await users.hold_unless_erasing(conn, user)
         live = await users.lock_live(conn, [user])  # before the memory's row: the worker's order
         through = await history.newest_message_id(conn)
         deleted = await ltm.delete(conn, user, memory_id, through_message_id=through)
@@ -654,7 +654,7 @@ async def forget_session(rt: Runtime, user: str, session_id: uuid.UUID) -> Sessi
     so a worker batch either committed before (its memories stay) or finds the turns gone
     and writes nothing; a turn being added to the session meanwhile finds it gone (404)."""
     async with rt.pool.acquire() as conn, conn.transaction():
-        await users.lock_shared(conn, user)
+        await users.hold_unless_erasing(conn, user)
         if not await users.lock_live(conn, [user]):
             return None
         ids = await history.lock_session(conn, user, session_id)
@@ -675,7 +675,7 @@ async def forget_turn(rt: Runtime, user: str, session_id: uuid.UUID, message_id:
     statistics and its queued ingestion go; the session's summary goes if it was written from
     this turn, and is written again (without it) once the session is quiet."""
     async with rt.pool.acquire() as conn, conn.transaction():
-        await users.lock_shared(conn, user)
+        await users.hold_unless_erasing(conn, user)
         if not await users.lock_live(conn, [user]):
             return None
         message = await history.lock_message(conn, user, session_id, message_id)
