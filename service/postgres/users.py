@@ -72,9 +72,11 @@ async def hold_unless_erasing(conn: Conn, user: str) -> None:
     """:func:`lock_shared`, then :func:`refuse_while_erasing`: what a request that writes the
     customer takes first. An erasure holds the lock exclusively while it runs, and a pending
     one (a worker's attempt) may hold it while it waits for the customer's rows, up to the
-    erasure's lock timeout. A request that finds the lock taken and the erasure pending is
-    refused at once (409) rather than queued behind it; one that finds an erasure running
-    inline (not committed, so not pending yet) waits for it, which ends within that timeout."""
+    erasure's lock timeout. A request that finds the lock taken (or asked for) and the
+    erasure pending is refused at once (409) rather than queued behind it; one that finds an
+    erasure running inline (not committed, so not pending yet) waits for it as before: its
+    wait for the rows ends within that timeout, then the request is refused while that
+    erasure is pending, and goes on for a customer who starts empty once it is complete."""
     if not await conn.fetchval(TRY_SHARED_LOCK, CUSTOMER_LOCK, user):
         await refuse_while_erasing(conn, user)
         await lock_shared(conn, user)
