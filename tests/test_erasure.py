@@ -459,13 +459,13 @@ def test_an_erasure_that_finds_the_rows_held_is_pending_and_the_customer_is_refu
     async def scenario():
         rt = await _runtime(stack)
         holder = await asyncpg.connect(stack.settings.database_url)
+        attempt = await asyncpg.connect(stack.settings.database_url)
         fence = holder.transaction()
         await fence.start()
         try:
             await holder.execute("SELECT 1 FROM users WHERE user_identifier = $1 FOR NO KEY UPDATE", user)
             receipt = await erasure.erase(rt, user, lock_timeout_s=1.0)
             # an attempt in flight: the erasure lock taken, the rows waited for
-            attempt = await asyncpg.connect(stack.settings.database_url)
             trying = attempt.transaction()
             await trying.start()
             await attempt.execute(users.EXCLUSIVE_LOCK, users.CUSTOMER_LOCK, user)
@@ -474,9 +474,8 @@ def test_an_erasure_that_finds_the_rows_held_is_pending_and_the_customer_is_refu
             codes = await asyncio.to_thread(_every_read_and_write, api, user, memory_id)
             tools = await _every_tool(service.base, user, memory_id)
             held = not await rt.pool.fetchval(users.TRY_SHARED_LOCK, users.CUSTOMER_LOCK, user)
-            await trying.rollback()
-            await attempt.close()
         finally:
+            await attempt.close()  # its lock goes with it, whatever failed above
             await fence.rollback()
             await holder.close()
             await rt.close()
